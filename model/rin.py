@@ -1,0 +1,131 @@
+"""The Recurrent Interaction Network (Sun et al., EMNLP 2020), sections 4-5.
+
+Word (+ POS) embeddings -> input dropout -> BiLSTM gives shared features H.
+Each of ``rounds`` interaction layers predicts entity tags y_e = softmax(Ce(He))
+and relation evidence y_r(i) = max_j sigmoid(Wr relu(Wm [h_i; h_j]) + br) from
+the previous He/Hr, then feeds them back: He = GRU_e(y_e, H), Hr = GRU_r(y_r, H),
+H = H + He + Hr. Final predictions come from He and Hr of the last layer
+(He = Hr = H when ``rounds`` is 0: RIN without interaction).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from model.pair_scorer import PairBCE, PairMax, pair_logits
+from utils.vocab import PAD_ID, UNK_ID
+
+
+@dataclass
+class RINConfig:
+    """Sizes and switches of the network; saved in every run's ``config.json``."""
+
+    vocab_size: int
+    num_pos: int
+    num_tags: int
+    num_relations: int
+    emb_dim: int = 100
+    pos_dim: int = 10
+    rnn_hidden: int = 50  # per direction, so H is 2 * rnn_hidden wide
+    pair_hidden: int = 100
+    rounds: int = 4
+    input_dropout: float = 0.1
+    word_dropout: float = 0.04
+    er_feedback: bool = True
+    rc_feedback: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Outputs:
+    """Final-layer outputs: tag logits and the two pair projections of Hr."""
+
+    tag_logits: torch.Tensor  # (B, n, tags)
+    pair_left: torch.Tensor  # A h_i + b_m, (B, n, pair_hidden)
+    pair_right: torch.Tensor  # B h_j, (B, n, pair_hidden)
+
+
+class RIN(nn.Module):
+    def __init__(self, config: RINConfig, embedding: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.config = config
+        hidden = 2 * config.rnn_hidden
+        self.word_embedding = nn.Embedding(config.vocab_size, config.emb_dim, padding_idx=PAD_ID)
+        if embedding is not None:
+            if embedding.shape != (config.vocab_size, config.emb_dim):
+                raise ValueError(f"embedding of shape {embedding.shape} does not fit "
+                                 f"vocab_size={config.vocab_size}, emb_dim={config.emb_dim}")
+            self.word_embedding.weight.data.copy_(torch.from_numpy(embedding))
+        self.pos_embedding = (nn.Embedding(config.num_pos, config.pos_dim, padding_idx=PAD_ID)
+                              if config.pos_dim > 0 else None)
+        self.input_dropout = nn.Dropout(config.input_dropout)
+        self.encoder = nn.LSTM(config.emb_dim + config.pos_dim, config.rnn_hidden,
+                               batch_first=True, bidirectional=True)
+        self.tag_classifier = nn.Linear(hidden, config.num_tags)  # Ce
+        self.pair_left = nn.Linear(hidden, config.pair_hidden)  # Wm's half for h_i, with Wm's bias
+        self.pair_right = nn.Linear(hidden, config.pair_hidden, bias=False)  # Wm's half for h_j
+        self.relation_classifier = nn.Linear(config.pair_hidden, config.num_relations)  # Wr, br
+        self.entity_gru = nn.GRUCell(config.num_tags, hidden)  # GRU_e
+        self.relation_gru = nn.GRUCell(config.num_relations, hidden)  # GRU_r
+
+    def encode(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Shared features H (B, n, 2 * rnn_hidden); padding never reaches a real token."""
+        if self.training and self.config.word_dropout > 0:
+            drop = torch.rand(word_ids.shape, device=word_ids.device) < self.config.word_dropout
+            word_ids = word_ids.masked_fill(drop & (word_ids != PAD_ID), UNK_ID)
+        inputs = self.word_embedding(word_ids)
+        if self.pos_embedding is not None:
+            inputs = torch.cat([inputs, self.pos_embedding(pos_ids)], dim=-1)
+        inputs = self.input_dropout(inputs)
+        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        features, _ = self.encoder(packed)
+        features, _ = pad_packed_sequence(features, batch_first=True, total_length=word_ids.shape[1])
+        return features
+
+    def forward(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, mask: torch.Tensor,
+                lengths: torch.Tensor) -> Outputs:
+        shared = self.encode(word_ids, pos_ids, lengths)
+        entity_state = relation_state = shared
+        weight, bias = self.relation_classifier.weight, self.relation_classifier.bias
+        for _ in range(self.config.rounds):
+            tag_probs = torch.softmax(self.tag_classifier(entity_state), dim=-1)
+            relation_evidence = torch.sigmoid(PairMax.apply(
+                self.pair_left(relation_state), self.pair_right(relation_state), weight, bias, mask))
+            flat_shared = shared.flatten(0, 1)
+            entity_state = self.entity_gru(tag_probs.flatten(0, 1), flat_shared).view_as(shared)
+            relation_state = self.relation_gru(relation_evidence.flatten(0, 1), flat_shared).view_as(shared)
+            update = shared
+            if self.config.er_feedback:
+                update = update + entity_state
+            if self.config.rc_feedback:
+                update = update + relation_state
+            shared = update
+        return Outputs(self.tag_classifier(entity_state), self.pair_left(relation_state),
+                       self.pair_right(relation_state))
+
+    def loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ER loss, RC loss): sums over real tokens / real cells, divided by the batch size."""
+        out = self(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
+        size = batch.word_ids.shape[0]
+        er_loss = F.cross_entropy(out.tag_logits[batch.mask], batch.tag_ids[batch.mask], reduction="sum")
+        cell_mask = batch.mask[:, :, None] & batch.mask[:, None, :]
+        rc_loss = PairBCE.apply(out.pair_left, out.pair_right, self.relation_classifier.weight,
+                                self.relation_classifier.bias, batch.relation_targets, cell_mask)
+        return er_loss / size, rc_loss / size
+
+    @torch.no_grad()
+    def predict(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, mask: torch.Tensor,
+                lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tag ids (B, n) and relation probabilities (B, n, n, R), zero outside real cells."""
+        out = self(word_ids, pos_ids, mask, lengths)
+        probs = torch.sigmoid(pair_logits(out.pair_left, out.pair_right, self.relation_classifier.weight,
+                                          self.relation_classifier.bias))
+        cell_mask = mask[:, :, None, None] & mask[:, None, :, None]
+        return out.tag_logits.argmax(dim=-1), probs * cell_mask

@@ -1,0 +1,1 @@
+"""Data, vocabulary, tagging, scoring and training helpers for RIN."""

@@ -1,0 +1,272 @@
+"""Read RIN-format files, locate entities and relations, and batch them as tensors.
+
+A RIN file holds one JSON object per line (a single JSON array is accepted too):
+``{"sentText": [tokens], "relationMentions": [{"em1Text": [..], "em2Text": [..],
+"label": str}], "en_list": [[tokens], ..], "pos": [tags]}``. ``em1Text`` and
+``em2Text`` name the LAST token of each entity; ``en_list`` gives whole entities.
+Every repair or skip is recorded in a :class:`LoadReport` with file, line and reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from utils.tagging import Span, select_non_overlapping, spans_to_tags
+
+log = logging.getLogger(__name__)
+
+Triple = tuple[Span, str, Span]  # (subject span, relation, object span)
+
+
+class DataError(ValueError):
+    """Input that cannot be read at all: the message names file, line and reason."""
+
+
+@dataclass
+class LoadReport:
+    """Counts of every repair and skip, with the first few places each happened."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    max_examples: int = 5
+
+    def add(self, reason: str, where: str, detail: str = "") -> None:
+        self.counts[reason] += 1
+        places = self.examples.setdefault(reason, [])
+        if len(places) < self.max_examples:
+            places.append(f"{where}: {detail}" if detail else where)
+
+    def merge(self, other: LoadReport) -> None:
+        for reason, places in other.examples.items():
+            for place in places:
+                if len(self.examples.setdefault(reason, [])) < self.max_examples:
+                    self.examples[reason].append(place)
+        self.counts.update(other.counts)
+
+    def log(self, title: str) -> None:
+        for reason, count in sorted(self.counts.items()):
+            log.warning("%s: %d x %s, e.g. %s", title, count, reason, "; ".join(self.examples[reason]))
+
+    def as_dict(self) -> dict:
+        return {reason: {"count": count, "examples": self.examples[reason]}
+                for reason, count in sorted(self.counts.items())}
+
+
+@dataclass
+class Sentence:
+    """One sentence with gold entities (BIOES-compatible) and gold triples."""
+
+    tokens: list[str]
+    pos: list[str] | None
+    entities: list[Span]
+    triples: list[Triple]
+    where: str = ""
+
+
+def read_json_records(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)`` from a JSON-lines file or a single JSON array."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{error.lineno}: malformed JSON array: {error.msg}") from None
+        yield from enumerate(items, start=1)
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: malformed JSON: {error.msg}") from None
+
+
+def find_occurrences(tokens: Sequence[str], phrase: Sequence[str]) -> list[Span]:
+    """All spans where ``phrase`` occurs in ``tokens``."""
+    width = len(phrase)
+    if width == 0:
+        return []
+    first = phrase[0]
+    return [(i, i + width) for i, token in enumerate(tokens[: len(tokens) - width + 1])
+            if token == first and list(tokens[i : i + width]) == list(phrase)]
+
+
+def locate_mention(mention: Sequence[str], tokens: Sequence[str], entity_spans: Sequence[Span]
+                   ) -> tuple[Span | None, str | None]:
+    """Find the span of a relation argument given by (at least) its last token.
+
+    Prefers the whole mention if it has several tokens, then an ``en_list``
+    entity ending with the word, then the word's first occurrence. Returns the
+    span and a problem (``"ambiguous ..."``/``"not found"``) or ``None``.
+    """
+    word = mention[-1]
+    candidates = find_occurrences(tokens, mention) if len(mention) > 1 else []
+    if not candidates:
+        candidates = [span for span in entity_spans if tokens[span[1] - 1] == word]
+    if not candidates:
+        candidates = [(i, i + 1) for i, token in enumerate(tokens) if token == word]
+    if not candidates:
+        return None, "not found"
+    ends = {span[1] for span in candidates}
+    if len(ends) > 1:
+        return candidates[0], f"ambiguous: {word!r} ends {len(ends)} candidate spans, took the first"
+    return candidates[0], None
+
+
+def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | None:
+    """Turn one RIN JSON object into a :class:`Sentence`; ``None`` when skipped."""
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    for key in ("sentText", "relationMentions", "en_list"):
+        if key not in record:
+            raise DataError(f"{where}: missing field {key!r}")
+    tokens = record["sentText"]
+    if isinstance(tokens, str):
+        tokens = tokens.split()
+    if not tokens:
+        report.add("empty sentence skipped", where)
+        return None
+    pos = record.get("pos")
+    if pos is not None and len(pos) != len(tokens):
+        raise DataError(f"{where}: {len(pos)} POS tags for {len(tokens)} tokens")
+
+    entity_spans: list[Span] = []
+    for entity in record["en_list"]:
+        found = find_occurrences(tokens, entity)
+        if not found:
+            report.add("en_list entity not in sentence", where, " ".join(entity))
+        entity_spans.extend(found)
+
+    triples: list[Triple] = []
+    for mention in record["relationMentions"]:
+        try:
+            first, second, label = mention["em1Text"], mention["em2Text"], mention["label"]
+        except (KeyError, TypeError):
+            raise DataError(f"{where}: relation mention without em1Text/em2Text/label: {mention}") from None
+        spans = []
+        for argument in (first, second):
+            argument = argument.split() if isinstance(argument, str) else argument
+            span, problem = locate_mention(argument, tokens, entity_spans)
+            if problem:
+                report.add(f"relation argument {problem.split(':')[0]}", where,
+                           f"{' '.join(argument)!r} ({label})")
+            spans.append(span)
+        if None in spans:
+            continue  # counted above as "relation argument not found"
+        triples.append((spans[0], label, spans[1]))
+
+    kept, dropped = select_non_overlapping(entity_spans + [s for t in triples for s in (t[0], t[2])])
+    for span, winner in dropped:
+        report.add("overlapping entity dropped from BIOES tags", where,
+                   f"{' '.join(tokens[span[0]:span[1]])!r} lost to {' '.join(tokens[winner[0]:winner[1]])!r}")
+    return Sentence(tokens=list(tokens), pos=pos, entities=kept, triples=triples, where=where)
+
+
+def load_sentences(path: str | Path) -> tuple[list[Sentence], LoadReport]:
+    """Read a RIN file; raise :class:`DataError` on unreadable input, report the rest."""
+    report = LoadReport()
+    sentences = []
+    for number, record in read_json_records(path):
+        sentence = parse_record(record, f"{path}:{number}", report)
+        if sentence is not None:
+            sentences.append(sentence)
+    return sentences, report
+
+
+@dataclass
+class Example:
+    """A sentence as id arrays; ``cells`` holds (i, j, relation id) for every gold triple."""
+
+    word_ids: np.ndarray
+    pos_ids: np.ndarray
+    tag_ids: np.ndarray
+    cells: np.ndarray
+
+
+def encode(sentences: Sequence[Sentence], vocab, labels, report: LoadReport | None = None) -> list[Example]:
+    """Map sentences to ids; a relation unknown to ``labels`` stays gold but gets no cell."""
+    tag_index = {tag: i for i, tag in enumerate(labels.tags)}
+    relation_index = {rel: i for i, rel in enumerate(labels.relations)}
+    examples = []
+    for sentence in sentences:
+        cells = []
+        for subject, relation, obj in sentence.triples:
+            if relation not in relation_index:
+                if report is not None:
+                    report.add("relation type unknown to the model (kept as gold, cannot be predicted)",
+                               sentence.where, relation)
+                continue
+            cells.append((subject[1] - 1, obj[1] - 1, relation_index[relation]))
+        tags = spans_to_tags(len(sentence.tokens), sentence.entities)
+        examples.append(Example(
+            word_ids=np.asarray(vocab.ids(sentence.tokens), dtype=np.int64),
+            pos_ids=np.asarray(labels.pos_ids(sentence.pos, len(sentence.tokens)), dtype=np.int64),
+            tag_ids=np.asarray([tag_index[t] for t in tags], dtype=np.int64),
+            cells=np.asarray(sorted(set(cells)), dtype=np.int64).reshape(-1, 3),
+        ))
+    return examples
+
+
+@dataclass
+class Batch:
+    """Padded tensors for a batch; ``mask`` marks real tokens."""
+
+    word_ids: torch.Tensor  # (B, n)
+    pos_ids: torch.Tensor  # (B, n)
+    tag_ids: torch.Tensor  # (B, n)
+    mask: torch.Tensor  # (B, n) bool
+    lengths: torch.Tensor  # (B,) on CPU, for packing
+    relation_targets: torch.Tensor | None  # (B, n, n, R) float 0/1; None when not needed
+    indices: list[int]  # positions of these examples in the dataset
+
+
+def collate(examples: Sequence[Example], indices: Sequence[int], num_relations: int,
+            device: torch.device, with_targets: bool = True) -> Batch:
+    """Pad a batch with vectorised NumPy and build the dense relation targets on ``device``."""
+    lengths = np.fromiter((len(e.word_ids) for e in examples), dtype=np.int64, count=len(examples))
+    size, width = len(examples), int(lengths.max())
+    words = np.zeros((size, width), dtype=np.int64)
+    pos = np.zeros((size, width), dtype=np.int64)
+    tags = np.zeros((size, width), dtype=np.int64)
+    for row, example in enumerate(examples):
+        n = len(example.word_ids)
+        words[row, :n], pos[row, :n], tags[row, :n] = example.word_ids, example.pos_ids, example.tag_ids
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    cell_rows = np.repeat(np.arange(size), [len(e.cells) for e in examples])
+    cells = np.concatenate([e.cells for e in examples]) if len(cell_rows) else np.zeros((0, 3), np.int64)
+    targets = torch.zeros((size, width, width, num_relations), device=device) if with_targets else None
+    if with_targets and len(cell_rows):
+        index = torch.from_numpy(np.column_stack([cell_rows, cells])).to(device)
+        targets[index[:, 0], index[:, 1], index[:, 2], index[:, 3]] = 1.0
+    as_tensor = lambda array: torch.from_numpy(array).to(device)  # noqa: E731
+    return Batch(word_ids=as_tensor(words), pos_ids=as_tensor(pos), tag_ids=as_tensor(tags),
+                 mask=as_tensor(mask), lengths=torch.from_numpy(lengths), relation_targets=targets,
+                 indices=list(indices))
+
+
+def bucketed_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None
+                     ) -> list[list[int]]:
+    """Group indices into batches of similar length, every index exactly once.
+
+    With a generator (training) the order inside equal lengths and the order of
+    the batches are shuffled; without one (evaluation) it is deterministic.
+    """
+    lengths_t = torch.as_tensor(list(lengths), dtype=torch.float64)
+    if generator is not None:
+        jitter = torch.rand(len(lengths_t), generator=generator, dtype=torch.float64)
+        order = torch.argsort(lengths_t + jitter, stable=True).tolist()
+    else:
+        order = torch.argsort(lengths_t, stable=True).tolist()
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if generator is not None:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches

@@ -1,0 +1,108 @@
+"""Decode triples from model outputs and score them (ours and the official counting).
+
+Our scorer compares unique triples per sentence. Partial match keys a triple by
+(last subject token, relation, last object token); exact match by (subject
+span, relation, object span). The official RIN counting (``official_score``)
+counts relation cells (i, j, r) instead and, in exact mode, accepts a correct
+cell only when the predicted tags contain both gold entities exactly.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from utils.tagging import Span, tags_to_spans
+
+Triple = tuple[Span, str, Span]
+MODES = ("partial", "exact")
+
+
+@dataclass
+class Extraction:
+    """What the model found in one sentence."""
+
+    entities: list[Span]
+    triples: list[Triple]
+    probabilities: list[float]
+
+
+def decode(tags: Sequence[str], cells: Iterable[tuple[int, int, int, float]], relations: Sequence[str]
+           ) -> Extraction:
+    """Turn predicted tags and cells (i, j, relation id, probability) into triples.
+
+    Each cell is one triple; its subject is the predicted entity ending at token
+    i, or token i alone when none ends there; likewise the object at token j.
+    """
+    entities = tags_to_spans(tags)
+    ending_at = {end - 1: (start, end) for start, end in entities}
+    triples, probabilities = [], []
+    for i, j, relation, probability in sorted(cells):
+        triples.append((ending_at.get(i, (i, i + 1)), relations[relation], ending_at.get(j, (j, j + 1))))
+        probabilities.append(float(probability))
+    return Extraction(entities=entities, triples=triples, probabilities=probabilities)
+
+
+def triple_key(triple: Triple, mode: str) -> tuple:
+    subject, relation, obj = triple
+    if mode == "partial":
+        return subject[1] - 1, relation, obj[1] - 1
+    if mode == "exact":
+        return subject, relation, obj
+    raise ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
+
+
+def prf(correct: int, predicted: int, gold: int) -> dict[str, float | int]:
+    precision = correct / predicted if predicted else 0.0
+    recall = correct / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1,
+            "correct": correct, "predicted": predicted, "gold": gold}
+
+
+def score(predicted: Sequence[Iterable[Triple]], gold: Sequence[Iterable[Triple]], mode: str
+          ) -> dict[str, float | int]:
+    """Micro P/R/F1 over unique triples per sentence."""
+    correct = n_predicted = n_gold = 0
+    for pred_triples, gold_triples in zip(predicted, gold, strict=True):
+        pred_keys = {triple_key(t, mode) for t in pred_triples}
+        gold_keys = {triple_key(t, mode) for t in gold_triples}
+        correct += len(pred_keys & gold_keys)
+        n_predicted += len(pred_keys)
+        n_gold += len(gold_keys)
+    return prf(correct, n_predicted, n_gold)
+
+
+def official_score(predicted: Sequence[Extraction], gold: Sequence[Iterable[Triple]], mode: str
+                   ) -> dict[str, float | int]:
+    """The official repository's counting: relation cells (i, j, r).
+
+    A predicted cell is correct when a gold triple has the same last tokens and
+    relation; in exact mode that gold triple's two entity spans must also be
+    among the predicted entities.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
+    correct = n_predicted = n_gold = 0
+    for extraction, gold_triples in zip(predicted, gold, strict=True):
+        gold_triples = list(gold_triples)
+        gold_cells = {triple_key(t, "partial") for t in gold_triples}
+        pred_cells = {triple_key(t, "partial") for t in extraction.triples}
+        entities = set(extraction.entities)
+        for cell in pred_cells & gold_cells:
+            if mode == "partial" or any(triple_key(t, "partial") == cell and t[0] in entities and t[2] in entities
+                                        for t in gold_triples):
+                correct += 1
+        n_predicted += len(pred_cells)
+        n_gold += len(gold_cells)
+    return prf(correct, n_predicted, n_gold)
+
+
+def score_all(predicted: Sequence[Extraction], gold: Sequence[Iterable[Triple]], scorer: str = "ours"
+              ) -> dict[str, dict]:
+    """Both match modes with the chosen scorer (``ours`` or ``official``)."""
+    gold = [list(g) for g in gold]
+    if scorer == "official":
+        return {mode: official_score(predicted, gold, mode) for mode in MODES}
+    if scorer == "ours":
+        return {mode: score([p.triples for p in predicted], gold, mode) for mode in MODES}
+    raise ValueError(f"unknown scorer {scorer!r}; use 'ours' or 'official'")
