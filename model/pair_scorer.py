@@ -2,12 +2,12 @@
 
 Splitting ``Wm [h_i; h_j]`` into ``A h_i + B h_j`` lets the pair tensor be formed
 by broadcasting two (B, n, d) projections. The two autograd functions below
-never keep the (B, n, n, d) pair tensor for backward; they compute it in row
-chunks and recompute what the backward pass needs:
+never keep the (B, n, n, d) pair tensor for backward; they build it a few
+sentences at a time and recompute what the backward pass needs:
 
 * :class:`PairMax` returns ``max_j logits_ij`` per relation (the interaction
   layers' ``y_r(i)``, as a logit) and keeps only the arg-max, so its backward
-  touches one pair per (sentence, token, relation).
+  scores only the distinct winning pairs.
 * :class:`PairBCE` returns the summed binary cross-entropy over all real cells,
   computed from logits, and keeps only d(loss)/d(logits) (B, n, n, R).
 """
@@ -19,21 +19,31 @@ import torch.nn.functional as F
 CHUNK_ELEMENTS = 1 << 22  # pair-tensor elements per chunk (16 MB in float32)
 
 
-def _row_chunks(left: torch.Tensor, right: torch.Tensor) -> list[slice]:
-    batch, length, hidden = right.shape
-    rows = max(1, CHUNK_ELEMENTS // max(1, batch * length * hidden))
-    return [slice(start, start + rows) for start in range(0, left.shape[1], rows)]
+def _sentence_chunks(left: torch.Tensor) -> list[slice]:
+    """Slices of whole sentences whose pair tensor holds about CHUNK_ELEMENTS values."""
+    batch, length, hidden = left.shape
+    size = max(1, CHUNK_ELEMENTS // max(1, length * length * hidden))
+    return [slice(start, start + size) for start in range(0, batch, size)]
 
 
-def _pairs(left: torch.Tensor, right: torch.Tensor, rows: slice) -> torch.Tensor:
-    """relu(A h_i + B h_j) for the rows ``rows``: (B, rows, n, d)."""
-    return torch.relu(left[:, rows, None, :] + right[:, None, :, :])
+def _pairs(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """relu(A h_i + B h_j) for every (i, j): (b, n, n, d)."""
+    return (left[:, :, None, :] + right[:, None, :, :]).relu_()
+
+
+def _scores_into(out: torch.Tensor, pairs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``out[...] = pairs @ weight.T + bias`` written straight into ``out`` (contiguous)."""
+    torch.addmm(bias, pairs.flatten(0, 2), weight.T, out=out.view(-1, weight.shape[0]))
+    return out
 
 
 def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """All pair logits (B, n, n, R), chunked; used for decoding (no gradient needed)."""
-    return torch.cat([F.linear(_pairs(left, right, rows), weight, bias)
-                      for rows in _row_chunks(left, right)], dim=1)
+    """All pair logits (B, n, n, R); used for decoding (no gradient)."""
+    batch, length, _ = left.shape
+    logits = left.new_empty(batch, length, length, weight.shape[0])
+    for part in _sentence_chunks(left):
+        _scores_into(logits[part], _pairs(left[part], right[part]), weight, bias)
+    return logits
 
 
 class PairMax(torch.autograd.Function):
@@ -41,32 +51,38 @@ class PairMax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, left, right, weight, bias, mask):  # noqa: D102
-        blocked = ~mask[:, None, :, None]  # padded j never wins the max
-        values, winners = [], []
-        for rows in _row_chunks(left, right):
-            logits = F.linear(_pairs(left, right, rows), weight, bias).masked_fill(blocked, float("-inf"))
-            value, winner = logits.max(dim=2)
-            values.append(value)
-            winners.append(winner)
-        winner = torch.cat(winners, dim=1)  # (B, n, R)
+        batch, length, _ = left.shape
+        values = left.new_empty(batch, length, weight.shape[0])
+        winner = torch.empty(values.shape, dtype=torch.long, device=left.device)
+        for part in _sentence_chunks(left):
+            logits = _scores_into(left.new_empty(*left[part].shape[:2], length, weight.shape[0]),
+                                  _pairs(left[part], right[part]), weight, bias)
+            logits.masked_fill_(~mask[part, None, :, None], float("-inf"))  # padded j never wins
+            torch.max(logits, dim=2, out=(values[part], winner[part]))
         ctx.save_for_backward(left, right, weight, winner)
-        return torch.cat(values, dim=1)
+        return values
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
+        # Only the winning cell of each (sentence, i, r) gets a gradient. Score the
+        # distinct winning pairs (b, i, j) once each: at most B*n*min(n, R) of them.
         left, right, weight, winner = ctx.saved_tensors
         batch, length, relations = winner.shape
-        hidden = left.shape[-1]
-        flat_winner = winner.reshape(batch, length * relations)
-        chosen_right = right.gather(1, flat_winner[..., None].expand(-1, -1, hidden))
-        chosen_right = chosen_right.view(batch, length, relations, hidden)
-        pair = torch.relu(left[:, :, None, :] + chosen_right)  # (B, n, R, d)
-        grad_weight = torch.einsum("bir,bird->rd", grad, pair)
+        rows = torch.arange(batch * length, device=winner.device).repeat_interleave(relations)
+        cell_ids = rows * length + winner.flatten()
+        used = torch.zeros(batch * length * length, dtype=torch.bool, device=winner.device)
+        used[cell_ids] = True  # a dense map instead of torch.unique: no sort
+        pair_ids = used.nonzero().squeeze(1)
+        slot = (torch.cumsum(used, 0) - 1)[cell_ids]
+        sentence, i, j = pair_ids // (length * length), (pair_ids // length) % length, pair_ids % length
+        pair = torch.relu(left[sentence, i] + right[sentence, j])  # (U, d)
+        cell_grad = grad.new_zeros(len(pair_ids), relations)
+        cell_grad[slot, torch.arange(relations, device=grad.device).repeat(batch * length)] = grad.flatten()
+        grad_weight = cell_grad.T @ pair
         grad_bias = grad.sum(dim=(0, 1))
-        grad_pair = grad[..., None] * weight[None, None] * (pair > 0)
-        grad_left = grad_pair.sum(dim=2)
-        grad_right = torch.zeros_like(right).scatter_add_(
-            1, flat_winner[..., None].expand(-1, -1, hidden), grad_pair.view(batch, length * relations, hidden))
+        grad_pair = torch.ops.aten.threshold_backward(cell_grad @ weight, pair, 0.0)
+        grad_left = torch.zeros_like(left).index_put_((sentence, i), grad_pair, accumulate=True)
+        grad_right = torch.zeros_like(right).index_put_((sentence, j), grad_pair, accumulate=True)
         return grad_left, grad_right, grad_weight, grad_bias, None
 
 
@@ -75,29 +91,30 @@ class PairBCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, left, right, weight, bias, targets, cell_mask):  # noqa: D102
-        total = left.new_zeros(())
-        grad_logits = torch.empty_like(targets)
-        weights = cell_mask[..., None].to(targets.dtype)
-        for rows in _row_chunks(left, right):
-            logits = F.linear(_pairs(left, right, rows), weight, bias)
-            target, keep = targets[:, rows], weights[:, rows]
-            total += (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * keep).sum()
-            grad_logits[:, rows] = (torch.sigmoid(logits) - target) * keep
+        total = left.new_zeros((), dtype=torch.promote_types(left.dtype, torch.float32))
+        grad_logits = torch.empty_like(targets)  # holds the logits, then d(loss)/d(logits)
+        keep = cell_mask[..., None]
+        for part in _sentence_chunks(left):
+            logits = _scores_into(grad_logits[part], _pairs(left[part], right[part]), weight, bias)
+            target, keep_part = targets[part], keep[part]
+            # BCE from logits: softplus(z) - y z, summed over real cells
+            total += F.softplus(logits).addcmul_(logits, target, value=-1.0).mul_(keep_part).sum(dtype=total.dtype)
+            logits.sigmoid_().sub_(target).mul_(keep_part)
         ctx.save_for_backward(left, right, weight, grad_logits)
         return total
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         left, right, weight, grad_logits = ctx.saved_tensors
-        grad_left = torch.zeros_like(left)
-        grad_right = torch.zeros_like(right)
+        grad_left = torch.empty_like(left)
+        grad_right = torch.empty_like(right)
         grad_weight = torch.zeros_like(weight)
-        for rows in _row_chunks(left, right):
-            pair = _pairs(left, right, rows)
-            chunk_grad = grad_logits[:, rows] * grad
+        for part in _sentence_chunks(left):
+            pair = _pairs(left[part], right[part])
+            chunk_grad = grad_logits[part]
             grad_weight += chunk_grad.flatten(0, 2).T @ pair.flatten(0, 2)
-            grad_pair = (chunk_grad @ weight) * (pair > 0)
-            grad_left[:, rows] = grad_pair.sum(dim=2)
-            grad_right += grad_pair.sum(dim=1)
-        grad_bias = grad_logits.sum(dim=(0, 1, 2)) * grad
-        return grad_left, grad_right, grad_weight, grad_bias, None, None
+            grad_pair = torch.ops.aten.threshold_backward(chunk_grad @ weight, pair, 0.0)
+            grad_left[part] = grad_pair.sum(dim=2)
+            grad_right[part] = grad_pair.sum(dim=1)
+        grad_bias = grad_logits.sum(dim=(0, 1, 2))
+        return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None

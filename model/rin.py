@@ -45,11 +45,10 @@ class RINConfig:
 
 @dataclass
 class Outputs:
-    """Final-layer outputs: tag logits and the two pair projections of Hr."""
+    """Final-layer outputs: tag logits and the features the pair scorer reads."""
 
-    tag_logits: torch.Tensor  # (B, n, tags)
-    pair_left: torch.Tensor  # A h_i + b_m, (B, n, pair_hidden)
-    pair_right: torch.Tensor  # B h_j, (B, n, pair_hidden)
+    tag_logits: torch.Tensor  # (B, n, tags), from He
+    relation_state: torch.Tensor  # Hr (B, n, 2 * rnn_hidden)
 
 
 class RIN(nn.Module):
@@ -74,6 +73,20 @@ class RIN(nn.Module):
         self.relation_classifier = nn.Linear(config.pair_hidden, config.num_relations)  # Wr, br
         self.entity_gru = nn.GRUCell(config.num_tags, hidden)  # GRU_e
         self.relation_gru = nn.GRUCell(config.num_relations, hidden)  # GRU_r
+        self.pair_dtype: torch.dtype | None = None  # None = the parameters' dtype; bfloat16 = mixed precision
+
+    def set_precision(self, precision: str) -> None:
+        """``fp32`` (default) or ``bf16``: the dtype of the pair scorer, where nearly all time goes."""
+        dtypes = {"fp32": None, "bf16": torch.bfloat16}
+        if precision not in dtypes:
+            raise ValueError(f"precision must be one of {sorted(dtypes)}, not {precision!r}")
+        self.pair_dtype = dtypes[precision]
+
+    def _pair_inputs(self, relation_state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A h_i + b_m, B h_j, Wr and br in the pair scorer's dtype."""
+        tensors = (self.pair_left(relation_state), self.pair_right(relation_state),
+                   self.relation_classifier.weight, self.relation_classifier.bias)
+        return tensors if self.pair_dtype is None else tuple(t.to(self.pair_dtype) for t in tensors)
 
     def encode(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Shared features H (B, n, 2 * rnn_hidden); padding never reaches a real token."""
@@ -93,11 +106,10 @@ class RIN(nn.Module):
                 lengths: torch.Tensor) -> Outputs:
         shared = self.encode(word_ids, pos_ids, lengths)
         entity_state = relation_state = shared
-        weight, bias = self.relation_classifier.weight, self.relation_classifier.bias
         for _ in range(self.config.rounds):
             tag_probs = torch.softmax(self.tag_classifier(entity_state), dim=-1)
-            relation_evidence = torch.sigmoid(PairMax.apply(
-                self.pair_left(relation_state), self.pair_right(relation_state), weight, bias, mask))
+            max_logits = PairMax.apply(*self._pair_inputs(relation_state), mask)
+            relation_evidence = torch.sigmoid(max_logits.to(shared.dtype))
             flat_shared = shared.flatten(0, 1)
             entity_state = self.entity_gru(tag_probs.flatten(0, 1), flat_shared).view_as(shared)
             relation_state = self.relation_gru(relation_evidence.flatten(0, 1), flat_shared).view_as(shared)
@@ -107,8 +119,7 @@ class RIN(nn.Module):
             if self.config.rc_feedback:
                 update = update + relation_state
             shared = update
-        return Outputs(self.tag_classifier(entity_state), self.pair_left(relation_state),
-                       self.pair_right(relation_state))
+        return Outputs(self.tag_classifier(entity_state), relation_state)
 
     def loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(ER loss, RC loss): sums over real tokens / real cells, divided by the batch size."""
@@ -116,8 +127,8 @@ class RIN(nn.Module):
         size = batch.word_ids.shape[0]
         er_loss = F.cross_entropy(out.tag_logits[batch.mask], batch.tag_ids[batch.mask], reduction="sum")
         cell_mask = batch.mask[:, :, None] & batch.mask[:, None, :]
-        rc_loss = PairBCE.apply(out.pair_left, out.pair_right, self.relation_classifier.weight,
-                                self.relation_classifier.bias, batch.relation_targets, cell_mask)
+        rc_loss = PairBCE.apply(*self._pair_inputs(out.relation_state),
+                                batch.relation_targets.to(self.pair_dtype or out.relation_state.dtype), cell_mask)
         return er_loss / size, rc_loss / size
 
     @torch.no_grad()
@@ -125,7 +136,6 @@ class RIN(nn.Module):
                 lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Tag ids (B, n) and relation probabilities (B, n, n, R), zero outside real cells."""
         out = self(word_ids, pos_ids, mask, lengths)
-        probs = torch.sigmoid(pair_logits(out.pair_left, out.pair_right, self.relation_classifier.weight,
-                                          self.relation_classifier.bias))
+        probs = torch.sigmoid(pair_logits(*self._pair_inputs(out.relation_state)).to(out.tag_logits.dtype))
         cell_mask = mask[:, :, None, None] & mask[:, None, :, None]
         return out.tag_logits.argmax(dim=-1), probs * cell_mask

@@ -1,0 +1,29 @@
+"""Shared test fixtures: random examples and small models."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from model.rin import RIN, RINConfig
+from utils.loader import Example
+
+
+def random_examples(count: int, relations: int, seed: int, max_len: int = 12, vocab: int = 30,
+                    pos: int = 6) -> list[Example]:
+    rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(count):
+        n = int(rng.integers(1, max_len + 1))
+        cells = {(int(rng.integers(n)), int(rng.integers(n)), int(rng.integers(relations)))
+                 for _ in range(int(rng.integers(0, 4)))}
+        examples.append(Example(word_ids=rng.integers(2, vocab, n), pos_ids=rng.integers(2, pos, n),
+                                tag_ids=rng.integers(0, 5, n),
+                                cells=np.array(sorted(cells), dtype=np.int64).reshape(-1, 3)))
+    return examples
+
+
+def small_model(relations: int = 4, rounds: int = 2, seed: int = 0, **switches) -> RIN:
+    torch.manual_seed(seed)
+    sizes = {"emb_dim": 8, "pos_dim": 3, "rnn_hidden": 6, "pair_hidden": 7} | switches
+    config = RINConfig(vocab_size=30, num_pos=6, num_tags=5, num_relations=relations, rounds=rounds, **sizes)
+    return RIN(config)

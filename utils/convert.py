@@ -1,0 +1,151 @@
+"""Convert published triple releases (CasRel/HRL layout) into RIN records, reporting every change.
+
+Two kinds of release exist: whole-entity triples (NYT, WebNLG, NYT10, NYT11:
+exact match) and last-word triples (NYT*, WebNLG*: partial match). Both become
+RIN records whose relation mentions name the entities' last tokens and whose
+``en_list`` holds whole entities; last-word releases borrow whole entities from
+a span source (the exact release of the same sentence, then a named-entity
+span ending at the word, then the word alone).
+"""
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+
+from utils.loader import LoadReport, find_occurrences, parse_record
+from utils.tagging import Span
+
+MAX_ENTITY_TOKENS = 16
+
+
+def fold(text: str) -> str:
+    """Accent- and space-insensitive form: "Medellín" and "Medellin" fold alike."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c) and not c.isspace())
+
+
+def text_key(text: str) -> str:
+    """Key that matches a sentence across releases whatever their tokenisation ("N.J." vs "N.J .")."""
+    return fold(text)
+
+
+def find_entity(tokens: Sequence[str], entity: str, last_word: str | None = None) -> tuple[Span | None, str]:
+    """Locate ``entity`` (a string) in ``tokens``.
+
+    Tries the exact token sequence, then a span whose tokens spell the entity
+    once accents and spaces are ignored (this also bridges re-tokenisations).
+    With ``last_word`` only spans ending in that token count. Returns the first
+    span and how it was found (``exact``, ``folded``) or ``(None, "not found")``.
+    """
+    words = entity.split()
+    for span in find_occurrences(tokens, words):
+        if last_word is None or tokens[span[1] - 1] == last_word:
+            return span, "exact"
+    target = fold(entity)
+    if not target:
+        return None, "not found"
+    for end in range(1, len(tokens) + 1):
+        if last_word is not None and tokens[end - 1] != last_word:
+            continue
+        for start in range(end - 1, max(-1, end - 1 - MAX_ENTITY_TOKENS), -1):
+            spelled = fold("".join(tokens[start:end]))
+            if spelled == target:
+                return (start, end), "folded"
+            if len(spelled) >= len(target):
+                break
+    return None, "not found"
+
+
+SpanSource = Callable[[Sequence[str], str], tuple[Span | None, str]]
+
+
+def convert_sentence(text: str, triples: Sequence[Sequence[str]], last_word_release: bool, where: str,
+                     report: LoadReport, span_source: SpanSource | None = None) -> dict | None:
+    """One release item -> a RIN record (without POS), or ``None`` when nothing usable is left.
+
+    ``span_source(tokens, last_word)`` returns a whole-entity span ending at the
+    word and its origin, for last-word releases.
+    """
+    tokens = text.split()
+    if not tokens:
+        report.add("empty sentence dropped", where)
+        return None
+    unique = list(dict.fromkeys(tuple(t) for t in triples))
+    for _ in range(len(triples) - len(unique)):
+        report.add("duplicate triple removed", where)
+    mentions, entities = [], []
+    for subject, relation, obj in unique:
+        spans = []
+        for argument in (subject, obj):
+            if last_word_release:
+                if argument not in tokens:
+                    span, how = find_entity(tokens, argument)
+                    if span is None:
+                        report.add("last word not among the tokens: triple dropped", where, argument)
+                        spans.append(None)
+                        continue
+                    report.add("last word matched accent-insensitively", where, argument)
+                    argument = tokens[span[1] - 1]
+                if tokens.count(argument) > 1:
+                    report.add("last word occurs more than once (ambiguous position)", where, argument)
+                span, origin = span_source(tokens, argument) if span_source else (None, "word alone")
+                if span is None:
+                    index = tokens.index(argument)
+                    span, origin = (index, index + 1), "word alone"
+                report.add(f"entity span from {origin}", where)
+            else:
+                span, how = find_entity(tokens, argument)
+                if span is None:
+                    report.add("entity not found in the tokens: triple dropped", where, argument)
+                elif how == "folded":
+                    report.add("entity matched accent/space-insensitively", where, argument)
+            spans.append(span)
+        if None in spans:
+            continue
+        mentions.append({"em1Text": [tokens[spans[0][1] - 1]], "em2Text": [tokens[spans[1][1] - 1]],
+                         "label": relation})
+        entities.extend(tuple(tokens[s[0]:s[1]]) for s in spans)
+    if not mentions and triples:
+        report.add("sentence left without triples: dropped", where)
+        return None
+    return {"sentText": tokens, "relationMentions": mentions,
+            "en_list": [list(e) for e in dict.fromkeys(entities)]}
+
+
+class ExactReleaseSpans:
+    """Whole entities of an exact-match release, looked up by sentence text."""
+
+    def __init__(self, items: Iterable[dict]) -> None:
+        self.entities: dict[str, list[str]] = {}
+        for item in items:
+            bucket = self.entities.setdefault(text_key(item["text"]), [])
+            for subject, _, obj in item["triple_list"]:
+                bucket.extend(e for e in (subject, obj) if e not in bucket)
+
+    def __call__(self, tokens: Sequence[str], last_word: str) -> tuple[Span | None, str]:
+        candidates = self.entities.get(text_key(" ".join(tokens)), [])
+        for entity in sorted(candidates, key=len, reverse=True):
+            span, _ = find_entity(tokens, entity, last_word)
+            if span is not None:
+                return span, "exact release"
+        return None, "word alone"
+
+
+def check_record(record: dict, where: str) -> LoadReport:
+    """What the RIN loader will report on ``record`` (ambiguous positions, overlaps, ...)."""
+    report = LoadReport()
+    parse_record(record, where, report)
+    return report
+
+
+def split_statistics(records: Sequence[dict]) -> dict:
+    relations = Counter(m["label"] for r in records for m in r["relationMentions"])
+    return {
+        "sentences": len(records),
+        "triples": sum(len(r["relationMentions"]) for r in records),
+        "unique_triples": sum(len({(m["em1Text"][-1], m["label"], m["em2Text"][-1])
+                                   for m in r["relationMentions"]}) for r in records),
+        "entities": sum(len(r["en_list"]) for r in records),
+        "relation_types": len(relations),
+    }

