@@ -1,0 +1,383 @@
+"""Re-run the paper's tables: plan every training a table needs, run what is missing, report.
+
+    python reproduce.py --table 1 --dataset webnlg --jobs 2     # Table 1 (WebNLG columns)
+    python reproduce.py --table all --dataset webnlg             # Tables 1, 5 and Figure 3
+    python reproduce.py --report                                 # rewrite results/README.md only
+
+Runs are named by their settings (train.run_name). A run whose results.json
+exists is skipped, an unfinished one is resumed (train.py --resume), so the
+runner can be stopped and started again at any time. After each run its small
+summary (config.json, metrics.jsonl, results.json, runner.json) is copied to
+results/runs/<run_id>/; checkpoints stay in saved_models/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from train import ROOT, run_name
+from utils.helpers import read_json, setup_logging, write_json
+
+log = logging.getLogger("reproduce")
+SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json")
+FIGURE_ROUNDS = range(0, 9)
+
+# The paper's numbers (percent), WebNLG columns. Table 1: (P, R, F1); Table 5: exact-match F1.
+PAPER = {
+    "webnlg": {
+        ("partial", "RIN"): (87.6, 87.0, 87.3), ("partial", "w/o interaction"): (84.9, 86.3, 85.6),
+        ("exact", "RIN"): (77.3, 76.8, 77.0), ("exact", "w/o interaction"): (75.0, 73.3, 74.2),
+        ("table5", "RIN"): 77.0, ("table5", "w/o ER"): 76.4, ("table5", "w/o RC"): 76.0,
+        ("table5", "w/o interaction"): 74.2, ("table5", "w/o POS"): 76.6,
+    },
+    "nyt": {
+        ("partial", "RIN"): (87.2, 87.3, 87.3), ("partial", "w/o interaction"): (None, None, 83.5),
+        ("exact", "RIN"): (None, None, 84.7), ("exact", "w/o interaction"): (None, None, 76.9),
+        ("table5", "RIN"): 84.7, ("table5", "w/o ER"): 83.9, ("table5", "w/o RC"): 77.3,
+        ("table5", "w/o interaction"): 76.9, ("table5", "w/o POS"): 84.1,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training: its settings and its name."""
+
+    dataset: str
+    match: str
+    rounds: int
+    seed: int
+    no_er_feedback: bool = False
+    no_rc_feedback: bool = False
+    pos_dim: int = 10
+    select_on: str = "dev"
+
+    @property
+    def name(self) -> str:
+        return run_name(self.dataset, self.match, self.rounds, self.seed, self.no_er_feedback,
+                        self.no_rc_feedback, self.pos_dim, self.select_on)
+
+    def train_args(self) -> list[str]:
+        args = ["--dataset", self.dataset, "--match", self.match, "--rounds", str(self.rounds),
+                "--seed", str(self.seed), "--pos_dim", str(self.pos_dim), "--select_on", self.select_on]
+        return args + ["--no_er_feedback"] * self.no_er_feedback + ["--no_rc_feedback"] * self.no_rc_feedback
+
+
+@dataclass
+class Plan:
+    runs: list[Run] = field(default_factory=list)
+
+    def add(self, run: Run) -> None:
+        if run not in self.runs:
+            self.runs.append(run)
+
+
+def preset_rounds(dataset: str, match: str) -> int:
+    return read_json(ROOT / "presets" / f"{dataset}.json")[match]["rounds"]
+
+
+def ablations(dataset: str, seed: int) -> dict[str, Run]:
+    """Table 5's rows (exact match)."""
+    rounds = preset_rounds(dataset, "exact")
+    return {"RIN": Run(dataset, "exact", rounds, seed),
+            "w/o ER": Run(dataset, "exact", rounds, seed, no_er_feedback=True),
+            "w/o RC": Run(dataset, "exact", rounds, seed, no_rc_feedback=True),
+            "w/o interaction": Run(dataset, "exact", 0, seed),
+            "w/o POS": Run(dataset, "exact", rounds, seed, pos_dim=0)}
+
+
+def table1_rows(dataset: str, match: str, seed: int) -> dict[str, Run]:
+    return {"RIN": Run(dataset, match, preset_rounds(dataset, match), seed),
+            "w/o interaction": Run(dataset, match, 0, seed)}
+
+
+def plan_runs(table: str, dataset: str, seeds: list[int]) -> Plan:
+    """Every run ``table`` needs; seed-major, so each setting gets its first seed early."""
+    plan = Plan()
+    for seed in seeds:
+        if table in ("1", "all"):
+            for match in ("partial", "exact"):
+                for run in table1_rows(dataset, match, seed).values():
+                    plan.add(run)
+        if table in ("5", "all"):
+            for run in ablations(dataset, seed).values():
+                plan.add(run)
+        if table in ("fig3", "all"):
+            for match in ("partial", "exact"):
+                for rounds in FIGURE_ROUNDS:
+                    plan.add(Run(dataset, match, rounds, seed))
+    if table in ("1", "all"):  # what the official protocol (selection on test) adds: one seed per setting
+        for match in ("partial", "exact"):
+            for run in table1_rows(dataset, match, seeds[0]).values():
+                plan.add(Run(**{**run.__dict__, "select_on": "test"}))
+    return plan
+
+
+def copy_summary(run_dir: Path, results_dir: Path) -> None:
+    target = results_dir / "runs" / run_dir.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SUMMARY_FILES:
+        if (run_dir / name).exists():
+            shutil.copy(run_dir / name, target / name)
+
+
+def execute(run: Run, args: argparse.Namespace, threads: int) -> str:
+    """Train (or resume) one run in a subprocess; returns what happened."""
+    run_dir = Path(args.save_dir) / run.name
+    results_dir = Path(args.results_dir)
+    if (run_dir / "results.json").exists():
+        copy_summary(run_dir, results_dir)
+        return "done before"
+    resume = (run_dir / "config.json").exists()
+    command = [sys.executable, str(ROOT / "train.py")]
+    command += (["--resume", str(run_dir)] if resume else
+                [*run.train_args(), "--run_id", run.name, "--save_dir", args.save_dir,
+                 "--early_stop", str(args.early_stop), *(["--data_dir", args.data_dir] if args.data_dir else []),
+                 *shlex.split(args.train_args)])
+    command += ["--threads", str(threads)]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log.info("%s %s", "resume" if resume else "start", run.name)
+    start = time.time()
+    with open(run_dir / "stdout.log", "a") as out:
+        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    wall = time.time() - start
+    runner_file = results_dir / "runs" / run.name / "runner.json"
+    runner_file.parent.mkdir(parents=True, exist_ok=True)
+    history = read_json(runner_file) if runner_file.exists() else {"invocations": []}
+    history["invocations"].append({"resumed": resume, "wall_seconds": round(wall, 1), "exit_code": code,
+                                   "threads": threads, "ended": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    history["wall_seconds_total"] = round(sum(i["wall_seconds"] for i in history["invocations"]), 1)
+    write_json(runner_file, history)
+    copy_summary(run_dir, results_dir)
+    if args.commit:
+        commit_summary(results_dir / "runs" / run.name, run.name)
+    status = "finished" if code == 0 else f"stopped (exit {code}; see {run_dir / 'stdout.log'})"
+    log.info("%s: %s after %.0fs", run.name, status, wall)
+    return status
+
+
+def commit_summary(folder: Path, name: str) -> None:
+    for _ in range(5):  # another commit may hold the index lock for a moment
+        added = subprocess.run(["git", "add", str(folder)], cwd=ROOT, capture_output=True)
+        done = subprocess.run(["git", "commit", "-q", "-m", f"results: {name}", "--", str(folder)],
+                              cwd=ROOT, capture_output=True)
+        if added.returncode == 0 and done.returncode in (0, 1):
+            return
+        time.sleep(2)
+    log.warning("could not commit %s: %s", folder, done.stderr.decode().strip())
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def load_results(results_dir: Path) -> dict[str, dict]:
+    found = {}
+    for folder in sorted((results_dir / "runs").glob("*")):
+        if (folder / "results.json").exists():
+            found[folder.name] = read_json(folder / "results.json")
+            runner = folder / "runner.json"
+            found[folder.name]["wall_seconds"] = read_json(runner)["wall_seconds_total"] if runner.exists() else None
+    return found
+
+
+def aggregate(values: list[float]) -> tuple[float | None, float | None, int]:
+    """Mean and sample standard deviation (n - 1) in percent; std is None below two values."""
+    if not values:
+        return None, None, 0
+    percent = [100 * v for v in values]
+    std = statistics.stdev(percent) if len(percent) > 1 else None
+    return statistics.fmean(percent), std, len(percent)
+
+
+def cell(values: list[float]) -> str:
+    mean, std, count = aggregate(values)
+    if mean is None:
+        return "not run yet"
+    return f"{mean:.1f} ± {std:.1f}" if std is not None else f"{mean:.1f} (1 seed)"
+
+
+def diff(values: list[float], paper: float | None) -> str:
+    mean, std, _ = aggregate(values)
+    if mean is None or paper is None:
+        return ""
+    flag = " (> 1 std)" if std is not None and abs(mean - paper) > std else ""
+    return f"{mean - paper:+.1f}{flag}"
+
+
+def collect(results: dict, runs: list[Run], split: str, mode: str, metric: str, scorer: str = "ours") -> list[float]:
+    out = []
+    for run in runs:
+        result = results.get(run.name)
+        if result is not None:
+            scores = result[split] if scorer == "ours" else result["official_scorer"][split]
+            out.append(scores[mode][metric])
+    return out
+
+
+def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
+    results = load_results(results_dir)
+    paper = PAPER.get(dataset, {})
+    lines = [f"# Reproduction: {dataset}", "",
+             "Generated by `python reproduce.py --report`; every number below is read from the run summaries "
+             "in `runs/` (test split, best checkpoint selected on **dev** F1 of the run's match mode unless "
+             "said otherwise). Mean ± sample standard deviation over the seeds that have finished; "
+             "'(1 seed)' means no spread yet. Scores in percent.", ""]
+    for scorer, title in (("ours", "our scorer (unique triples)"), ("official", "the official cell counting")):
+        lines += [f"## Table 1 ({dataset}), {title}", "",
+                  "| match | model | seeds | P | R | F1 | paper P / R / F1 | F1 diff |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for match in ("partial", "exact"):
+            for label in ("RIN", "w/o interaction"):
+                runs = [table1_rows(dataset, match, s)[label] for s in seeds]
+                values = {m: collect(results, runs, "test", match, m, scorer) for m in ("precision", "recall", "f1")}
+                reference = paper.get((match, label), (None, None, None))
+                shown = " / ".join("-" if v is None else f"{v:.1f}" for v in reference)
+                lines.append(f"| {match} | {label} | {len(values['f1'])} | {cell(values['precision'])} | "
+                             f"{cell(values['recall'])} | {cell(values['f1'])} | {shown} | "
+                             f"{diff(values['f1'], reference[2])} |")
+        lines.append("")
+    lines += ["## Selection on dev vs. on test (the official code's protocol), first seed, test F1", "",
+              "| match | model | selected on dev | selected on test |", "|---|---|---|---|"]
+    for match in ("partial", "exact"):
+        for label, run in table1_rows(dataset, match, seeds[0]).items():
+            test_run = Run(**{**run.__dict__, "select_on": "test"})
+            lines.append(f"| {match} | {label} | {cell(collect(results, [run], 'test', match, 'f1'))} | "
+                         f"{cell(collect(results, [test_run], 'test', match, 'f1'))} |")
+    lines += ["", f"## Table 5 ({dataset}, exact match F1)", "",
+              "| model | seeds | F1 (ours) | F1 (official counting) | paper | diff |", "|---|---|---|---|---|---|"]
+    for label in ("RIN", "w/o ER", "w/o RC", "w/o interaction", "w/o POS"):
+        runs = [ablations(dataset, s)[label] for s in seeds]
+        ours = collect(results, runs, "test", "exact", "f1")
+        official = collect(results, runs, "test", "exact", "f1", "official")
+        reference = paper.get(("table5", label))
+        lines.append(f"| {label} | {len(ours)} | {cell(ours)} | {cell(official)} | "
+                     f"{'-' if reference is None else reference} | {diff(ours, reference)} |")
+    figure = draw_figure(dataset, seeds, results, results_dir)
+    lines += ["", f"## Figure 3 ({dataset}): F1 against the number of interaction layers K", ""]
+    lines += [f"![F1 against K]({figure.name})", ""] if figure else ["No finished runs for the figure yet.", ""]
+    lines += ["| K | partial F1 | exact F1 |", "|---|---|---|"]
+    for rounds in FIGURE_ROUNDS:
+        cells = [cell(collect(results, [Run(dataset, m, rounds, s) for s in seeds], "test", m, "f1"))
+                 for m in ("partial", "exact")]
+        lines.append(f"| {rounds} | {cells[0]} | {cells[1]} |")
+    finished = [r for r in results if r.startswith(dataset + "_")]
+    walls = [results[r]["wall_seconds"] for r in finished if results[r].get("wall_seconds")]
+    lines += ["", "## Runs", "", f"{len(finished)} finished runs; wall time per run "
+              + (f"{min(walls) / 60:.0f}-{max(walls) / 60:.0f} min." if walls else "not recorded."), "",
+              "| run | best epoch | epochs run | test partial F1 | test exact F1 | wall min |",
+              "|---|---|---|---|---|---|"]
+    for name in finished:
+        r = results[name]
+        wall = f"{r['wall_seconds'] / 60:.0f}" if r.get("wall_seconds") else "-"
+        lines.append(f"| {name} | {r['best_epoch']} | {r.get('epochs_run', '-')} "
+                     f"| {100 * r['test']['partial']['f1']:.1f} | {100 * r['test']['exact']['f1']:.1f} | {wall} |")
+    return "\n".join(lines) + "\n"
+
+
+def draw_figure(dataset: str, seeds: list[int], results: dict, results_dir: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for match, colour in (("partial", "tab:blue"), ("exact", "tab:red")):
+        points = []
+        for rounds in FIGURE_ROUNDS:
+            mean, std, _ = aggregate(collect(results, [Run(dataset, match, rounds, s) for s in seeds],
+                                             "test", match, "f1"))
+            if mean is not None:
+                points.append((rounds, mean, std or 0.0))
+        if points:
+            drawn = True
+            xs, ys, es = zip(*points, strict=True)
+            ax.errorbar(xs, ys, yerr=es, marker="o", color=colour, label=f"ours, {match}", capsize=3)
+        paper = PAPER.get(dataset, {})
+        paper_points = [(0, paper.get((match, "w/o interaction"), (None,) * 3)[2]),
+                        (preset_rounds(dataset, match), paper.get((match, "RIN"), (None,) * 3)[2])]
+        paper_points = [(k, v) for k, v in paper_points if v is not None]
+        if paper_points:
+            xs, ys = zip(*paper_points, strict=True)
+            ax.scatter(xs, ys, marker="*", s=120, color=colour, label=f"paper, {match} (Tables 1/5)")
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("interaction layers K")
+    ax.set_ylabel("test F1 (%)")
+    ax.set_title(f"{dataset}: F1 against K")
+    ax.legend(fontsize=8)
+    path = results_dir / f"figure3_{dataset}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(dataset: str, seeds: list[int], results_dir: Path) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / "README.md"
+    path.write_text(render_report(dataset, seeds, results_dir), encoding="utf-8")
+    log.info("wrote %s", path)
+    return path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", choices=("1", "5", "fig3", "all"), help="which table's runs to do")
+    parser.add_argument("--dataset", default="webnlg", help="dataset (default webnlg)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="seeds (default 1 2 3 4 5)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once; CPU threads are split between them")
+    parser.add_argument("--max_runs", type=int, help="stop after starting this many runs (for piecewise progress)")
+    parser.add_argument("--early_stop", type=int, default=30,
+                        help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
+    parser.add_argument("--train_args", default="", help="extra flags for train.py, e.g. '--precision bf16'")
+    parser.add_argument("--data_dir", help="passed to train.py (default: dataset/<dataset>)")
+    parser.add_argument("--save_dir", default=str(ROOT / "saved_models"), help="run folders (checkpoints)")
+    parser.add_argument("--results_dir", default=str(ROOT / "results"), help="summaries, report and figure")
+    parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
+    parser.add_argument("--dry_run", action="store_true", help="print the plan and what is done, run nothing")
+    parser.add_argument("--report", action="store_true", help="only rewrite results/README.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Plan | None:
+    args = parse_args(argv)
+    setup_logging()
+    results_dir = Path(args.results_dir)
+    if args.report or not args.table:
+        write_report(args.dataset, args.seeds, results_dir)
+        return None
+    plan = plan_runs(args.table, args.dataset, args.seeds)
+    todo = [r for r in plan.runs if not (Path(args.save_dir) / r.name / "results.json").exists()]
+    log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
+    if args.dry_run:
+        for run in plan.runs:
+            print(("todo " if run in todo else "done ") + run.name)
+        return plan
+    todo = todo[: args.max_runs] if args.max_runs else todo
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // args.jobs)
+    for run in plan.runs:
+        if run not in todo:
+            execute(run, args, threads)  # copies the summary of a finished run
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        outcomes = list(pool.map(lambda run: execute(run, args, threads), todo))
+    log.info("outcomes: %s", json.dumps(dict(zip([r.name for r in todo], outcomes, strict=True)), indent=1))
+    write_report(args.dataset, args.seeds, results_dir)
+    return plan
+
+
+if __name__ == "__main__":
+    main()
