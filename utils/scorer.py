@@ -62,6 +62,8 @@ def prf(correct: int, predicted: int, gold: int) -> dict[str, float | int]:
 def score(predicted: Sequence[Iterable[Triple]], gold: Sequence[Iterable[Triple]], mode: str
           ) -> dict[str, float | int]:
     """Micro P/R/F1 over unique triples per sentence."""
+    if mode not in MODES:
+        raise ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
     correct = n_predicted = n_gold = 0
     for pred_triples, gold_triples in zip(predicted, gold, strict=True):
         pred_keys = {triple_key(t, mode) for t in pred_triples}
@@ -106,3 +108,13 @@ def score_all(predicted: Sequence[Extraction], gold: Sequence[Iterable[Triple]],
     if scorer == "ours":
         return {mode: score([p.triples for p in predicted], gold, mode) for mode in MODES}
     raise ValueError(f"unknown scorer {scorer!r}; use 'ours' or 'official'")
+
+
+def triple_record(tokens: Sequence[str], triple: Triple, probability: float | None = None) -> dict:
+    """A triple as JSON: strings are the span's tokens joined by spaces; spans end-exclusive."""
+    (s_start, s_end), relation, (o_start, o_end) = triple
+    record = {"subject": " ".join(tokens[s_start:s_end]), "subject_span": [s_start, s_end], "relation": relation,
+              "object": " ".join(tokens[o_start:o_end]), "object_span": [o_start, o_end]}
+    if probability is not None:
+        record["probability"] = round(probability, 6)
+    return record

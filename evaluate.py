@@ -1,0 +1,75 @@
+"""Score a trained run on a split (or any RIN-format file) and write its predictions.
+
+    python evaluate.py --model_dir saved_models/webnlg_partial_K2_seed1 --split test
+    python evaluate.py --model_dir RUN --data my.json --out my_predictions.jsonl --scorer official
+
+Prints P/R/F1 in both match modes; writes one JSON line per input sentence, in
+input order: tokens, predicted triples (with probabilities), entities and gold.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from model import load_run
+from utils.helpers import configure_threads, pick_device, setup_logging, write_json
+from utils.scorer import score_all, triple_record
+from utils.trainer import extract, load_split
+
+log = logging.getLogger("evaluate")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
+    parser.add_argument("--split", default="test", help="split of the run's dataset (default test)")
+    parser.add_argument("--data", help="a RIN-format file to score instead of the run's split")
+    parser.add_argument("--out", help="predictions file (default: <model_dir>/predictions_<split>.jsonl)")
+    parser.add_argument("--scorer", choices=("ours", "official"), default="ours",
+                        help="ours: unique triples; official: the official repository's cell counting")
+    parser.add_argument("--threshold", type=float, default=0.5, help="relation probability threshold")
+    parser.add_argument("--batch_size", type=int, default=100, help="sentences per batch")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    setup_logging()
+    device = pick_device(args.device)
+    configure_threads(args.threads)
+    model_dir = Path(args.model_dir)
+    model, vocab, labels, config = load_run(model_dir, device)
+    path = Path(args.data) if args.data else Path(config["settings"]["data_dir"]) / f"{args.split}.json"
+    if not path.exists():
+        raise SystemExit(f"{path} does not exist: pass --data FILE")
+    name = path.stem if args.data else args.split
+    split = load_split(path, vocab, labels, name)
+    extractions = extract(model, split.examples, labels, device, args.batch_size, args.threshold, progress=True)
+    scores = {scorer: score_all(extractions, split.gold, scorer) for scorer in ("ours", "official")}
+    for mode, result in scores[args.scorer].items():
+        print(f"{name} {mode:7s} ({args.scorer} scorer): P {result['precision']:.4f}  R {result['recall']:.4f}  "
+              f"F1 {result['f1']:.4f}  ({result['correct']} correct / {result['predicted']} predicted / "
+              f"{result['gold']} gold)")
+    out = Path(args.out) if args.out else model_dir / f"predictions_{name}.jsonl"
+    with open(out, "w", encoding="utf-8") as handle:
+        for sentence, extraction in zip(split.sentences, extractions, strict=True):
+            handle.write(json.dumps({
+                "tokens": sentence.tokens,
+                "triples": [triple_record(sentence.tokens, t, p)
+                            for t, p in zip(extraction.triples, extraction.probabilities, strict=True)],
+                "entities": [[s, e] for s, e in extraction.entities],
+                "gold": [triple_record(sentence.tokens, t) for t in sentence.triples],
+            }, ensure_ascii=False) + "\n")
+    write_json(out.with_name(out.stem + "_scores.json"), {"data": str(path), "threshold": args.threshold,
+                                                          "scores": scores,
+                                                          "load_report": split.report.as_dict()})
+    log.info("predictions: %s", out)
+    return scores
+
+
+if __name__ == "__main__":
+    main()

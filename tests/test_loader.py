@@ -1,0 +1,125 @@
+"""Reading RIN files: official layout, positions, and every kind of bad input."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from utils.loader import DataError, bucketed_batches, collate, encode, load_sentences
+from utils.vocab import Labels, Vocab
+
+OFFICIAL_LINE = {  # the first line of the official RIN WebNLG test file, trimmed
+    "sentText": "Tim Brooke-Taylor was the star of Bananaman , created by Steve Bright .".split(),
+    "relationMentions": [{"em1Text": ["Bananaman"], "em2Text": ["Bright"], "label": "creator",
+                          "em1Label": "LOCATION", "em2Label": "PERSON"},
+                         {"em1Text": ["Bananaman"], "em2Text": ["Brooke-Taylor"], "label": "starring"}],
+    "pos": "NNP NNP VBD DT NN IN NNP , VBN IN NNP NNP .".split(),
+    "en_list": [["Tim", "Brooke-Taylor"], ["Bananaman"], ["Steve", "Bright"]],
+    "stan_ner": ["O"] * 13,
+}
+
+
+def write_lines(path, records):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+def test_official_line_loads_with_whole_spans(tmp_path):
+    sentences, report = load_sentences(write_lines(tmp_path / "a.json", [OFFICIAL_LINE]))
+    (sentence,) = sentences
+    assert sentence.entities == [(0, 2), (6, 7), (10, 12)]
+    assert sentence.triples == [((6, 7), "creator", (10, 12)), ((6, 7), "starring", (0, 2))]
+    assert not report.counts
+
+
+def test_json_array_is_accepted(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps([OFFICIAL_LINE, OFFICIAL_LINE]))
+    sentences, _ = load_sentences(path)
+    assert len(sentences) == 2
+    assert sentences[1].where.endswith(":2")
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    path = write_lines(tmp_path / "bad.json", [OFFICIAL_LINE, '{"sentText": [', OFFICIAL_LINE])
+    with pytest.raises(DataError, match=r"bad.json:2: malformed JSON"):
+        load_sentences(path)
+
+
+def test_missing_field(tmp_path):
+    record = {k: v for k, v in OFFICIAL_LINE.items() if k != "en_list"}
+    with pytest.raises(DataError, match=r":1: missing field 'en_list'"):
+        load_sentences(write_lines(tmp_path / "a.json", [record]))
+    broken = dict(OFFICIAL_LINE, relationMentions=[{"em1Text": ["Bananaman"]}])
+    with pytest.raises(DataError, match="without em1Text/em2Text/label"):
+        load_sentences(write_lines(tmp_path / "b.json", [broken]))
+    wrong_pos = dict(OFFICIAL_LINE, pos=["NN"])
+    with pytest.raises(DataError, match="1 POS tags for 13 tokens"):
+        load_sentences(write_lines(tmp_path / "c.json", [wrong_pos]))
+
+
+def test_empty_sentence_is_skipped_and_counted(tmp_path):
+    empty = {"sentText": [], "relationMentions": [], "en_list": []}
+    sentences, report = load_sentences(write_lines(tmp_path / "a.json", [empty, OFFICIAL_LINE]))
+    assert len(sentences) == 1
+    assert report.counts["empty sentence skipped"] == 1
+    assert report.examples["empty sentence skipped"] == [f"{tmp_path / 'a.json'}:1"]
+
+
+def test_entity_not_in_sentence_and_argument_not_found(tmp_path):
+    record = dict(OFFICIAL_LINE, en_list=OFFICIAL_LINE["en_list"] + [["Gotham"]],
+                  relationMentions=OFFICIAL_LINE["relationMentions"]
+                  + [{"em1Text": ["Nowhere"], "em2Text": ["Bright"], "label": "creator"}])
+    sentences, report = load_sentences(write_lines(tmp_path / "a.json", [record]))
+    assert report.counts["en_list entity not in sentence"] == 1
+    assert report.counts["relation argument not found"] == 1
+    assert len(sentences[0].triples) == 2  # the unfindable triple is dropped, and counted
+
+
+def test_ambiguous_position_takes_the_first_and_is_counted(tmp_path):
+    record = {"sentText": "Paris is big and Paris is old".split(), "en_list": [["Paris"]],
+              "relationMentions": [{"em1Text": ["Paris"], "em2Text": ["old"], "label": "r"}]}
+    sentences, report = load_sentences(write_lines(tmp_path / "a.json", [record]))
+    assert sentences[0].triples == [((0, 1), "r", (6, 7))]
+    assert report.counts["relation argument ambiguous"] == 1
+    assert sentences[0].entities == [(0, 1), (4, 5), (6, 7)]  # every occurrence is tagged
+
+
+def test_unknown_relation_at_test_stays_gold_without_a_cell(tmp_path):
+    sentences, _ = load_sentences(write_lines(tmp_path / "a.json", [OFFICIAL_LINE]))
+    vocab = Vocab.build([s.tokens for s in sentences])
+    labels = Labels.build(["creator"], ["NNP"])
+    from utils.loader import LoadReport
+
+    report = LoadReport()
+    (example,) = encode(sentences, vocab, labels, report)
+    assert example.cells.tolist() == [[6, 11, 0]]
+    assert len(sentences[0].triples) == 2
+    assert sum(report.counts.values()) == 1
+
+
+def test_collate_pads_and_places_targets():
+    sentences_tokens = [["a", "b", "c"], ["d"]]
+    vocab = Vocab.build(sentences_tokens)
+    from utils.loader import Example
+
+    examples = [Example(np.array(vocab.ids(t)), np.ones(len(t), dtype=np.int64), np.zeros(len(t), dtype=np.int64),
+                        np.array(c, dtype=np.int64).reshape(-1, 3))
+                for t, c in zip(sentences_tokens, [[(0, 2, 1)], []], strict=True)]
+    batch = collate(examples, [0, 1], 2, torch.device("cpu"))
+    assert batch.mask.tolist() == [[True, True, True], [True, False, False]]
+    assert batch.relation_targets.shape == (2, 3, 3, 2)
+    assert batch.relation_targets.sum() == 1 and batch.relation_targets[0, 0, 2, 1] == 1
+
+
+def test_bucketed_batches_cover_everything_once():
+    lengths = [5, 30, 6, 31, 7, 29, 8, 28, 50, 1]
+    generator = torch.Generator().manual_seed(0)
+    first = bucketed_batches(lengths, 3, generator)
+    second = bucketed_batches(lengths, 3, generator)
+    for batches in (first, second):
+        assert sorted(i for b in batches for i in b) == list(range(10))
+        for batch in batches:  # similar lengths share a batch
+            assert max(lengths[i] for i in batch) - min(lengths[i] for i in batch) <= 22
+    assert first != second  # reshuffled between epochs
+    assert bucketed_batches(lengths, 3, None) == bucketed_batches(lengths, 3, None)

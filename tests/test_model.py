@@ -1,0 +1,111 @@
+"""Padding invariance and what each ablation switch changes."""
+import pytest
+import torch
+from helpers import random_examples, small_model
+
+from utils.loader import collate
+
+CPU = torch.device("cpu")
+
+
+def outputs(model, examples):
+    batch = collate(examples, range(len(examples)), model.config.num_relations, CPU, with_targets=False)
+    out = model(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
+    tags, probs = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
+    return out, tags, probs
+
+
+@pytest.mark.parametrize("rounds", [0, 3])
+def test_padding_never_changes_a_real_token(rounds):
+    model = small_model(relations=4, rounds=rounds).eval()
+    examples = random_examples(6, 4, seed=3, max_len=15)
+    _, batch_tags, batch_probs = outputs(model, examples)
+    for row, example in enumerate(examples):
+        n = len(example.word_ids)
+        out, tags, probs = outputs(model, [example])
+        assert torch.equal(tags[0], batch_tags[row, :n])
+        assert torch.allclose(probs[0], batch_probs[row, :n, :n], atol=1e-6)
+        assert batch_probs[row, n:].abs().sum() == 0 and batch_probs[row, :, n:].abs().sum() == 0
+
+
+def perturbed(model, module_name):
+    """A copy of ``model`` whose ``module_name`` weights are changed."""
+    import copy
+
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for parameter in getattr(other, module_name).parameters():
+            parameter.add_(torch.randn_like(parameter))
+    return other
+
+
+def changes(model, module_name, examples):
+    """Which final outputs move when ``module_name`` changes: (tag logits, relation probs)."""
+    before_out, _, before_probs = outputs(model, examples)
+    after_out, _, after_probs = outputs(perturbed(model, module_name), examples)
+    return (not torch.allclose(before_out.tag_logits, after_out.tag_logits),
+            not torch.allclose(before_probs, after_probs))
+
+
+def test_full_model_couples_both_tasks():
+    model = small_model(rounds=2).eval()
+    examples = random_examples(4, 4, seed=1)
+    assert changes(model, "entity_gru", examples) == (True, True)
+    assert changes(model, "relation_gru", examples) == (True, True)
+
+
+def test_without_interaction_the_grus_do_nothing():
+    model = small_model(rounds=0).eval()
+    examples = random_examples(4, 4, seed=1)
+    assert changes(model, "entity_gru", examples) == (False, False)
+    assert changes(model, "relation_gru", examples) == (False, False)
+
+
+def test_without_er_feedback_entities_no_longer_reach_relations():
+    model = small_model(rounds=2, er_feedback=False).eval()
+    examples = random_examples(4, 4, seed=1)
+    assert changes(model, "entity_gru", examples) == (True, False)  # He still makes the ER prediction
+    assert changes(model, "relation_gru", examples) == (True, True)
+
+
+def test_without_rc_feedback_relations_no_longer_reach_entities():
+    model = small_model(rounds=2, rc_feedback=False).eval()
+    examples = random_examples(4, 4, seed=1)
+    assert changes(model, "relation_gru", examples) == (False, True)
+    assert changes(model, "entity_gru", examples) == (True, True)
+
+
+def test_without_pos_the_tags_are_ignored():
+    model = small_model(pos_dim=0).eval()
+    assert model.pos_embedding is None
+    examples = random_examples(3, 4, seed=2)
+    before = outputs(model, examples)[2]
+    for example in examples:
+        example.pos_ids = (example.pos_ids + 1) % 6
+    assert torch.equal(before, outputs(model, examples)[2])
+    with_pos = small_model(pos_dim=3).eval()
+    before = outputs(with_pos, examples)[2]
+    for example in examples:
+        example.pos_ids = (example.pos_ids + 1) % 6
+    assert not torch.equal(before, outputs(with_pos, examples)[2])
+
+
+def test_word_dropout_only_in_training():
+    model = small_model(word_dropout=0.5, input_dropout=0.0)
+    examples = random_examples(4, 4, seed=5)
+    batch = collate(examples, range(4), 4, CPU, with_targets=False)
+    model.eval()
+    first = model.encode(batch.word_ids, batch.pos_ids, batch.lengths)
+    assert torch.equal(first, model.encode(batch.word_ids, batch.pos_ids, batch.lengths))
+    model.train()
+    assert not torch.equal(first, model.encode(batch.word_ids, batch.pos_ids, batch.lengths))
+
+
+def test_bf16_pair_scorer_stays_close():
+    model = small_model(rounds=2).eval()
+    examples = random_examples(4, 4, seed=6)
+    reference = outputs(model, examples)[2]
+    model.set_precision("bf16")
+    assert (outputs(model, examples)[2] - reference).abs().max() < 0.05
+    with pytest.raises(ValueError):
+        model.set_precision("fp8")

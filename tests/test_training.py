@@ -1,0 +1,129 @@
+"""End to end on generated data: prepare_vocab -> train -> evaluate, reload, and resume after a kill."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from synthetic import write_synthetic_dataset
+
+import evaluate
+import prepare_vocab
+import train
+from model import load_run
+from utils.trainer import extract, load_split
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--lr", "0.005", "--rounds", "2", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"))
+    prepare_vocab.main(["--data_dir", str(folder), "--seed", "1"])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("runs")
+    results = train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(save_dir),
+                          "--run_id", "run", "--num_epoch", "12", *FAST])
+    return save_dir / "run", results
+
+
+def test_vocab_files(data_dir):
+    report = json.loads((data_dir / "vocab_report.json").read_text())
+    assert report["oov_rate"]["train"] == 0.0
+    assert "word2vec" in report["vectors"]
+    assert (data_dir / "embedding.npy").exists() and (data_dir / "labels.json").exists()
+
+
+def test_learns_synthetic_data(trained):
+    run_dir, results = trained
+    assert results["test"]["exact"]["f1"] >= 0.9, results
+    assert results["selected_on"] == "dev"
+    saved = json.loads((run_dir / "results.json").read_text())
+    for split in ("dev", "test"):
+        for mode in ("partial", "exact"):
+            assert set(saved[split][mode]) == {"precision", "recall", "f1"}
+            assert all(0.0 <= v <= 1.0 for v in saved[split][mode].values())
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 12
+    first = json.loads(lines[0])
+    assert {"epoch", "er_loss", "rc_loss", "dev", "train_seconds"} <= set(first)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["settings"]["rounds"] == 2 and config["model"]["rounds"] == 2
+
+
+def test_evaluate_round_trip_and_reload(trained, data_dir, tmp_path):
+    run_dir, results = trained
+    out = tmp_path / "predictions.jsonl"
+    scores = evaluate.main(["--model_dir", str(run_dir), "--split", "test", "--out", str(out), "--threads", "1"])
+    for mode in ("partial", "exact"):
+        assert scores["ours"][mode]["f1"] == pytest.approx(results["test"][mode]["f1"])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    test_lines = (data_dir / "test.json").read_text().splitlines()
+    assert len(records) == len(test_lines)
+    assert [r["tokens"] for r in records] == [json.loads(line)["sentText"] for line in test_lines]
+    triple = records[0]["gold"][0] if records[0]["gold"] else next(r["gold"][0] for r in records if r["gold"])
+    assert set(triple) == {"subject", "subject_span", "relation", "object", "object_span"}
+
+    # a reloaded checkpoint predicts exactly what the first load predicted
+    model, vocab, labels, _ = load_run(run_dir)
+    split = load_split(data_dir / "test.json", vocab, labels)
+    again, _, _, _ = load_run(run_dir)
+    first = extract(model, split.examples, labels, torch.device("cpu"))
+    second = extract(again, split.examples, labels, torch.device("cpu"))
+    assert [e.triples for e in first] == [e.triples for e in second]
+    assert [[(t["subject_span"], t["relation"], t["object_span"]) for t in r["triples"]] for r in records] == [
+        [([s[0], s[1]], rel, [o[0], o[1]]) for s, rel, o in e.triples] for e in first]
+
+
+def test_existing_run_is_not_overwritten(trained, data_dir):
+    run_dir, _ = trained
+    with pytest.raises(SystemExit, match="--resume"):
+        train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(run_dir.parent),
+                    "--run_id", "run", "--num_epoch", "1", *FAST])
+
+
+def test_select_on_test_is_labelled(data_dir, tmp_path):
+    results = train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
+                          "--num_epoch", "2", "--select_on", "test", *FAST])
+    assert results["selected_on"] == "test"
+    (run_dir,) = tmp_path.iterdir()
+    assert run_dir.name.endswith("_testsel_seed1")
+    assert "test" in json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+
+
+def test_resume_after_kill_gives_the_same_run(data_dir, tmp_path):
+    common = ["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
+              "--num_epoch", "6", "--seed", "3", *FAST]
+    straight = train.main([*common, "--run_id", "straight"])
+
+    command = [sys.executable, str(ROOT / "train.py"), *common, "--run_id", "killed"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (tmp_path / "killed" / "results.json").exists()
+
+    resumed = train.main(["--resume", str(tmp_path / "killed"), "--threads", "1"])
+    for split in ("dev", "test"):
+        assert resumed[split] == straight[split]
+    assert resumed["best_epoch"] == straight["best_epoch"]
+
+    def without_time(path):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        return [{k: v for k, v in row.items() if "seconds" not in k} for row in rows]
+
+    assert without_time(metrics) == without_time(tmp_path / "straight" / "metrics.jsonl")
