@@ -126,9 +126,9 @@ class ExactReleaseSpans:
     def __call__(self, tokens: Sequence[str], last_word: str) -> tuple[Span | None, str]:
         candidates = self.entities.get(text_key(" ".join(tokens)), [])
         for entity in sorted(candidates, key=len, reverse=True):
-            span, _ = find_entity(tokens, entity, last_word)
+            span, how = find_entity(tokens, entity, last_word)
             if span is not None:
-                return span, "exact release"
+                return span, "exact release" + (" (accent/space-insensitive match)" if how == "folded" else "")
         return None, "word alone"
 
 

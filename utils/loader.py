@@ -100,18 +100,19 @@ def find_occurrences(tokens: Sequence[str], phrase: Sequence[str]) -> list[Span]
             if token == first and list(tokens[i : i + width]) == list(phrase)]
 
 
-def locate_mention(mention: Sequence[str], tokens: Sequence[str], entity_spans: Sequence[Span]
+def locate_mention(mention: Sequence[str], tokens: Sequence[str], *span_pools: Sequence[Span]
                    ) -> tuple[Span | None, str | None]:
     """Find the span of a relation argument given by (at least) its last token.
 
-    Prefers the whole mention if it has several tokens, then an ``en_list``
-    entity ending with the word, then the word's first occurrence. Returns the
-    span and a problem (``"ambiguous ..."``/``"not found"``) or ``None``.
+    Prefers the whole mention if it has several tokens, then a span ending with
+    the word from each pool in turn (the taggable ``en_list`` entities, then all
+    of them), then the word's first occurrence. Returns the span and a problem
+    (``"ambiguous ..."``/``"not found"``) or ``None``.
     """
     word = mention[-1]
     candidates = find_occurrences(tokens, mention) if len(mention) > 1 else []
-    if not candidates:
-        candidates = [span for span in entity_spans if tokens[span[1] - 1] == word]
+    for pool in span_pools:
+        candidates = candidates or [span for span in pool if tokens[span[1] - 1] == word]
     if not candidates:
         candidates = [(i, i + 1) for i, token in enumerate(tokens) if token == word]
     if not candidates:
@@ -145,6 +146,7 @@ def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | Non
         if not found:
             report.add("en_list entity not in sentence", where, " ".join(entity))
         entity_spans.extend(found)
+    taggable, _ = select_non_overlapping(entity_spans)
 
     triples: list[Triple] = []
     for mention in record["relationMentions"]:
@@ -155,7 +157,7 @@ def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | Non
         spans = []
         for argument in (first, second):
             argument = argument.split() if isinstance(argument, str) else argument
-            span, problem = locate_mention(argument, tokens, entity_spans)
+            span, problem = locate_mention(argument, tokens, taggable, entity_spans)
             if problem:
                 report.add(f"relation argument {problem.split(':')[0]}", where,
                            f"{' '.join(argument)!r} ({label})")
@@ -164,7 +166,12 @@ def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | Non
             continue  # counted above as "relation argument not found"
         triples.append((spans[0], label, spans[1]))
 
-    kept, dropped = select_non_overlapping(entity_spans + [s for t in triples for s in (t[0], t[2])])
+    kept, dropped = select_non_overlapping(taggable + [s for t in triples for s in (t[0], t[2])])
+    _, dropped_entities = select_non_overlapping(entity_spans)
+    dropped += dropped_entities
+    for subject, label, obj in triples:
+        if subject not in kept or obj not in kept:
+            report.add("relation argument inside a longer entity (its tags cannot be learned)", where, label)
     for span, winner in dropped:
         report.add("overlapping entity dropped from BIOES tags", where,
                    f"{' '.join(tokens[span[0]:span[1]])!r} lost to {' '.join(tokens[winner[0]:winner[1]])!r}")
