@@ -9,7 +9,8 @@ sentences at a time and recompute what the backward pass needs:
   layers' ``y_r(i)``, as a logit) and keeps only the arg-max, so its backward
   scores only the distinct winning pairs.
 * :class:`PairBCE` returns the summed binary cross-entropy over all real cells,
-  computed from logits, and keeps only d(loss)/d(logits) (B, n, n, R).
+  computed from logits against boolean targets, and keeps only
+  d(loss)/d(logits) (B, n, n, R).
 """
 from __future__ import annotations
 
@@ -92,11 +93,11 @@ class PairBCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, left, right, weight, bias, targets, cell_mask):  # noqa: D102
         total = left.new_zeros((), dtype=torch.promote_types(left.dtype, torch.float32))
-        grad_logits = torch.empty_like(targets)  # holds the logits, then d(loss)/d(logits)
+        grad_logits = left.new_empty(targets.shape)  # holds the logits, then d(loss)/d(logits)
         keep = cell_mask[..., None]
         for part in _sentence_chunks(left):
             logits = _scores_into(grad_logits[part], _pairs(left[part], right[part]), weight, bias)
-            target, keep_part = targets[part], keep[part]
+            target, keep_part = targets[part].to(logits.dtype), keep[part]
             # BCE from logits: softplus(z) - y z, summed over real cells
             total += F.softplus(logits).addcmul_(logits, target, value=-1.0).mul_(keep_part).sum(dtype=total.dtype)
             logits.sigmoid_().sub_(target).mul_(keep_part)

@@ -22,7 +22,6 @@ def test_loss_and_gradients_match_oracle(rounds, switches):
     for seed in range(3):
         examples = random_examples(6, relations, seed=seed)
         batch = collate(examples, range(len(examples)), relations, torch.device("cpu"))
-        batch.relation_targets = batch.relation_targets.double()
         fast = model.loss(batch)
         fast_grads = gradients(model, fast[0] + fast[1])
         slow = reference_loss(model, examples)
@@ -40,7 +39,6 @@ def test_chunking_does_not_change_results(monkeypatch):
     model = small_model(relations, 2).double().eval()
     examples = random_examples(5, relations, seed=7)
     batch = collate(examples, range(5), relations, torch.device("cpu"))
-    batch.relation_targets = batch.relation_targets.double()
     whole = model.loss(batch)
     whole_grads = gradients(model, sum(whole))
     monkeypatch.setattr("model.pair_scorer.CHUNK_ELEMENTS", 1)

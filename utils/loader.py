@@ -232,7 +232,7 @@ class Batch:
     tag_ids: torch.Tensor  # (B, n)
     mask: torch.Tensor  # (B, n) bool
     lengths: torch.Tensor  # (B,) on CPU, for packing
-    relation_targets: torch.Tensor | None  # (B, n, n, R) float 0/1; None when not needed
+    relation_targets: torch.Tensor | None  # (B, n, n, R) bool; None when not needed
     indices: list[int]  # positions of these examples in the dataset
 
 
@@ -250,10 +250,11 @@ def collate(examples: Sequence[Example], indices: Sequence[int], num_relations: 
     mask = np.arange(width)[None, :] < lengths[:, None]
     cell_rows = np.repeat(np.arange(size), [len(e.cells) for e in examples])
     cells = np.concatenate([e.cells for e in examples]) if len(cell_rows) else np.zeros((0, 3), np.int64)
-    targets = torch.zeros((size, width, width, num_relations), device=device) if with_targets else None
+    targets = (torch.zeros((size, width, width, num_relations), dtype=torch.bool, device=device)
+               if with_targets else None)
     if with_targets and len(cell_rows):
         index = torch.from_numpy(np.column_stack([cell_rows, cells])).to(device)
-        targets[index[:, 0], index[:, 1], index[:, 2], index[:, 3]] = 1.0
+        targets[index[:, 0], index[:, 1], index[:, 2], index[:, 3]] = True
     as_tensor = lambda array: torch.from_numpy(array).to(device)  # noqa: E731
     return Batch(word_ids=as_tensor(words), pos_ids=as_tensor(pos), tag_ids=as_tensor(tags),
                  mask=as_tensor(mask), lengths=torch.from_numpy(lengths), relation_targets=targets,

@@ -1,0 +1,261 @@
+"""Side-by-side benchmark: the paper-literal oracle (model/reference.py) against the production path.
+
+    python bench.py                       # all settings, prints a table
+    python bench.py --json bench.json     # also writes the figures as JSON
+    python bench.py --settings webnlg_partial --batches 20
+
+Both paths run in this one process on the same batches and the same weights.
+Sentence lengths and triple counts come from the real releases in
+../shared/datasets (NYT: its dev+test distribution resampled to the 56,195
+training sentences, since NYT's training split is not available here; WebNLG:
+its real training split); word ids are random (vocabulary sizes below), which
+does not change the cost. Epoch time is extrapolated from a fixed random sample
+of each epoch's batches. Peak memory is the growth of the process's peak RSS
+during one training step on the longest batch (CPU; reset through
+/proc/self/clear_refs) or torch.cuda.max_memory_allocated (GPU).
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.reference import reference_loss
+from model.rin import RIN, RINConfig
+from utils.helpers import configure_threads, pick_device
+from utils.loader import Example, bucketed_batches, collate
+from utils.trainer import extract
+from utils.vocab import Labels
+
+ROOT = Path(__file__).resolve().parent
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+@dataclass(frozen=True)
+class Setting:
+    release_files: tuple[str, ...]
+    epoch_sentences: int
+    relations: int
+    rounds: int
+    vocab_size: int  # NYT: an estimate for the full training vocabulary; WebNLG: its real size
+
+
+SETTINGS = {
+    "nyt_partial": Setting(("casrel/NYT-star/val_triples.json", "casrel/NYT-star/test_triples.json"), 56195, 24, 4,
+                           80000),
+    "nyt_exact": Setting(("casrel/NYT-star/val_triples.json", "casrel/NYT-star/test_triples.json"), 56195, 24, 7,
+                         80000),
+    "webnlg_partial": Setting(("casrel/WebNLG-star/train_triples.json",), 5019, 170, 2, 3930),
+}
+
+
+def shapes(setting: Setting, seed: int) -> tuple[list[tuple[int, int]], str]:
+    """(length, triples) per training sentence, and where they came from."""
+    found = [SHARED / f for f in setting.release_files if (SHARED / f).exists()]
+    rng = random.Random(seed)
+    if found:
+        pool = [(len(item["text"].split()), len(item["triple_list"]))
+                for path in found for item in json.loads(path.read_text())]
+        origin = f"lengths from {', '.join(p.name for p in found)}"
+    else:
+        pool = [(max(3, int(rng.gauss(30, 12))), rng.randint(1, 4)) for _ in range(5000)]
+        origin = "GENERATED lengths (normal, mean 30, sd 12): the releases were not found"
+    if len(pool) == setting.epoch_sentences:
+        return pool, origin
+    resampled = [rng.choice(pool) for _ in range(setting.epoch_sentences)]
+    return resampled, origin + f", resampled to {setting.epoch_sentences}"
+
+
+def make_examples(sizes: list[tuple[int, int]], setting: Setting, seed: int) -> list[Example]:
+    rng = np.random.default_rng(seed)
+    examples = []
+    for length, triples in sizes:
+        cells = np.column_stack([rng.integers(0, length, triples), rng.integers(0, length, triples),
+                                 rng.integers(0, setting.relations, triples)])
+        examples.append(Example(word_ids=rng.integers(2, setting.vocab_size, length),
+                                pos_ids=rng.integers(2, 40, length), tag_ids=rng.integers(0, 5, length),
+                                cells=np.unique(cells, axis=0)))
+    return examples
+
+
+def peak_memory_mb(step: Callable[[], None], device: torch.device) -> float:
+    """Peak memory a call adds: CUDA allocator peak, or the rise of peak RSS on the CPU."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed memory back, so RSS starts low
+
+    def status(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+        raise RuntimeError(f"{field} not in /proc/self/status")
+
+    before = status("VmRSS:")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    step()
+    return (status("VmHWM:") - before) / 1024
+
+
+class Timer:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __call__(self, function: Callable[[], None]) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        function()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+
+def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: torch.device) -> dict:
+    sizes, origin = shapes(setting, args.seed)
+    examples = make_examples(sizes, setting, args.seed)
+    torch.manual_seed(args.seed)
+    config = RINConfig(vocab_size=setting.vocab_size, num_pos=40, num_tags=5, num_relations=setting.relations,
+                       rounds=setting.rounds)
+    model = RIN(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    timer = Timer(device)
+    rng = random.Random(args.seed)
+    batch_size = 50
+
+    def production_step(indices, precision="fp32"):
+        model.set_precision(precision)
+        batch = collate([examples[i] for i in indices], indices, setting.relations, device)
+        er, rc = model.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        (er + rc).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+
+    def oracle_step(indices):
+        model.set_precision("fp32")
+        er, rc = reference_loss(model, [examples[i] for i in indices])
+        optimizer.zero_grad(set_to_none=True)
+        (er + rc).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+
+    shuffled = list(range(len(examples)))
+    rng.shuffle(shuffled)
+    random_batches = [shuffled[i:i + batch_size] for i in range(0, len(shuffled), batch_size)]
+    bucketed = bucketed_batches([len(e.word_ids) for e in examples], batch_size, torch.Generator().manual_seed(1))
+    model.train()
+
+    def epoch_seconds(step, batches, count) -> float:
+        """Time ``count`` batches spread evenly over the epoch's batches sorted by padded size."""
+        ordered = sorted(batches, key=lambda b: max(len(examples[i].word_ids) for i in b))
+        count = min(count, len(ordered))
+        sample = [ordered[round(k * (len(ordered) - 1) / max(1, count - 1))] for k in range(count)]
+        step(sample[len(sample) // 2])  # warm-up
+        return sum(timer(lambda b=b: step(b)) for b in sample) / len(sample) * len(batches)
+
+    variants = {
+        "oracle (paper-literal, random batches)": lambda: epoch_seconds(
+            oracle_step, random_batches, args.oracle_batches),
+        "oracle + length buckets": lambda: epoch_seconds(oracle_step, bucketed, args.oracle_batches),
+        "production, random batches": lambda: epoch_seconds(production_step, random_batches, args.batches),
+        "production (length buckets)": lambda: epoch_seconds(production_step, bucketed, args.batches),
+        "production, bf16 pair scorer": lambda: epoch_seconds(
+            lambda b: production_step(b, "bf16"), bucketed, args.batches),
+    }
+    timings = {label: measure() for label, measure in variants.items()}
+
+    longest = sorted(range(len(examples)), key=lambda i: len(examples[i].word_ids))[-batch_size:]
+    production_memory = peak_memory_mb(lambda: production_step(longest), device)
+    oracle_memory = peak_memory_mb(lambda: oracle_step(longest), device)
+
+    result = {
+        "data": origin, "sentences": len(examples), "relations": setting.relations, "rounds": setting.rounds,
+        "epoch_seconds": timings["production (length buckets)"],
+        "oracle_epoch_seconds": timings["oracle (paper-literal, random batches)"],
+        "bf16_epoch_seconds": timings["production, bf16 pair scorer"],
+        "speedup": timings["oracle (paper-literal, random batches)"] / timings["production (length buckets)"],
+        "train_sentences_per_second": len(examples) / timings["production (length buckets)"],
+        "oracle_train_sentences_per_second": len(examples) / timings["oracle (paper-literal, random batches)"],
+        "peak_mem_mb": production_memory, "oracle_peak_mem_mb": oracle_memory,
+        "memory_ratio": oracle_memory / max(production_memory, 1e-9),
+        "longest_batch_tokens": len(examples[longest[-1]].word_ids),
+        "levers_epoch_seconds": timings,
+    }
+    if name == "nyt_partial":
+        result.update(inference(model, setting, args, device, timer))
+    return result
+
+
+def inference(model: RIN, setting: Setting, args: argparse.Namespace, device: torch.device, timer: Timer) -> dict:
+    """Sentences per second when extracting triples from NYT test (5,000 sentences), with decoding."""
+    test_file = SHARED / "casrel/NYT-star/test_triples.json"
+    sizes = ([(len(i["text"].split()), len(i["triple_list"])) for i in json.loads(test_file.read_text())]
+             if test_file.exists() else shapes(setting, args.seed)[0][:5000])
+    examples = make_examples(sizes, setting, args.seed + 1)
+    labels = Labels(relations=[f"r{i}" for i in range(setting.relations)], pos=["<PAD>", "<UNK>"],
+                    tags=["O", "B", "I", "E", "S"])
+    model.eval()
+    out = {}
+    for precision in ("fp32", "bf16"):
+        model.set_precision(precision)
+        extract(model, examples[:200], labels, device)  # warm-up
+        seconds = timer(lambda: extract(model, examples, labels, device, batch_size=100))
+        key = "inference_sentences_per_second" + ("" if precision == "fp32" else "_bf16")
+        out[key] = len(examples) / seconds
+    model.set_precision("fp32")
+    with torch.no_grad():
+        sample = [examples[i:i + 50] for i in range(0, 500, 50)]
+        seconds = timer(lambda: [reference_loss(model, batch) for batch in sample])
+    out["oracle_inference_sentences_per_second"] = 500 / seconds
+    model.train()
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--batches", type=int, default=40, help="production batches timed per variant")
+    parser.add_argument("--oracle_batches", type=int, default=6, help="oracle batches timed per variant")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args(argv)
+    device = pick_device(args.device)
+    threads = configure_threads(args.threads)
+    report = {"device": str(device), "threads": threads, "torch": torch.__version__}
+    for name in args.settings:
+        print(f"== {name} ...", flush=True)
+        result = report[name] = run_setting(name, SETTINGS[name], args, device)
+        print(f"   data: {result['data']}")
+        for label, seconds in result["levers_epoch_seconds"].items():
+            print(f"   {label:42s} {seconds:9.1f} s/epoch  ({result['sentences'] / seconds:7.1f} sentences/s)")
+        print(f"   speed-up over the oracle: {result['speedup']:.1f}x | peak memory on the longest batch "
+              f"({result['longest_batch_tokens']} tokens): {result['peak_mem_mb']:.0f} MB vs oracle "
+              f"{result['oracle_peak_mem_mb']:.0f} MB ({result['memory_ratio']:.1f}x less)")
+        for key in ("inference_sentences_per_second", "inference_sentences_per_second_bf16",
+                    "oracle_inference_sentences_per_second"):
+            if key in result:
+                print(f"   {key}: {result[key]:.0f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
