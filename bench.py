@@ -31,6 +31,7 @@ import torch
 
 from model.reference import reference_loss
 from model.rin import RIN, RINConfig
+from train import make_optimizer
 from utils.helpers import configure_threads, pick_device
 from utils.loader import Example, bucketed_batches, collate
 from utils.trainer import extract
@@ -132,7 +133,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
     config = RINConfig(vocab_size=setting.vocab_size, num_pos=40, num_tags=5, num_relations=setting.relations,
                        rounds=setting.rounds)
     model = RIN(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = make_optimizer(model, 1e-3)
     timer = Timer(device)
     rng = random.Random(args.seed)
     batch_size = 50

@@ -82,9 +82,10 @@ class PairMax(torch.autograd.Function):
         grad_weight = cell_grad.T @ pair
         grad_bias = grad.sum(dim=(0, 1))
         grad_pair = torch.ops.aten.threshold_backward(cell_grad @ weight, pair, 0.0)
-        grad_left = torch.zeros_like(left).index_put_((sentence, i), grad_pair, accumulate=True)
-        grad_right = torch.zeros_like(right).index_put_((sentence, j), grad_pair, accumulate=True)
-        return grad_left, grad_right, grad_weight, grad_bias, None
+        hidden = left.shape[-1]
+        grad_left = left.new_zeros(batch * length, hidden).index_add_(0, sentence * length + i, grad_pair)
+        grad_right = right.new_zeros(batch * length, hidden).index_add_(0, sentence * length + j, grad_pair)
+        return grad_left.view_as(left), grad_right.view_as(right), grad_weight, grad_bias, None
 
 
 class PairBCE(torch.autograd.Function):

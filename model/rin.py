@@ -133,8 +133,12 @@ class RIN(nn.Module):
     @torch.no_grad()
     def predict(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, mask: torch.Tensor,
                 lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tag ids (B, n) and relation probabilities (B, n, n, R), zero outside real cells."""
+        """Tag ids (B, n) and relation logits (B, n, n, R), -inf outside real cells.
+
+        Logits rather than probabilities: thresholding ``logit >= log(t / (1 - t))``
+        equals ``sigmoid(logit) >= t`` and spares a pass over the largest tensor.
+        """
         out = self(word_ids, pos_ids, mask, lengths)
-        probs = torch.sigmoid(pair_logits(*self._pair_inputs(out.relation_state)).to(out.tag_logits.dtype))
+        logits = pair_logits(*self._pair_inputs(out.relation_state)).to(out.tag_logits.dtype)
         cell_mask = mask[:, :, None, None] & mask[:, None, :, None]
-        return out.tag_logits.argmax(dim=-1), probs * cell_mask
+        return out.tag_logits.argmax(dim=-1), logits.masked_fill_(~cell_mask, float("-inf"))

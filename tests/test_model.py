@@ -11,8 +11,8 @@ CPU = torch.device("cpu")
 def outputs(model, examples):
     batch = collate(examples, range(len(examples)), model.config.num_relations, CPU, with_targets=False)
     out = model(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
-    tags, probs = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
-    return out, tags, probs
+    tags, logits = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
+    return out, tags, torch.sigmoid(logits)
 
 
 @pytest.mark.parametrize("rounds", [0, 3])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,13 +46,17 @@ def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: tor
             batch_size: int = 100, threshold: float = 0.5, progress: bool = False) -> list[Extraction]:
     """Run the model on ``examples`` (in length buckets) and decode, returned in input order."""
     model.eval()
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must lie strictly between 0 and 1, not {threshold}")
+    cutoff = math.log(threshold) - math.log1p(-threshold)  # sigmoid(z) >= t  <=>  z >= cutoff
     results: list[Extraction | None] = [None] * len(examples)
     batches = bucketed_batches([len(e.word_ids) for e in examples], batch_size, generator=None)
     for indices in tqdm(batches, desc="extract", disable=not progress, leave=False):
         batch = collate([examples[i] for i in indices], indices, len(labels.relations), device, with_targets=False)
-        tag_ids, probs = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
-        hits = (probs >= threshold).nonzero().tolist()
-        hit_probs = probs[probs >= threshold].tolist()
+        tag_ids, logits = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
+        above = logits >= cutoff
+        hits = above.nonzero().tolist()
+        hit_probs = torch.sigmoid(logits[above]).tolist()
         cells: list[list] = [[] for _ in indices]
         for (row, i, j, relation), probability in zip(hits, hit_probs, strict=True):
             cells[row].append((i, j, relation, probability))
