@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from model import load_run
+from utils.analysis import breakdown, breakdown_markdown
 from utils.helpers import configure_threads, pick_device, setup_logging, write_json
 from utils.scorer import score_all, triple_record
 from utils.trainer import extract, load_split
@@ -30,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scorer", choices=("ours", "official"), default="ours",
                         help="ours: unique triples; official: the official repository's cell counting")
     parser.add_argument("--threshold", type=float, default=0.5, help="relation probability threshold")
+    parser.add_argument("--breakdown", action="store_true", help="also F1 by overlap pattern, triples per "
+                        "sentence and relation, and ER scores: <out>_breakdown.json and .md")
     parser.add_argument("--batch_size", type=int, default=100, help="sentences per batch")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -67,6 +70,12 @@ def main(argv: list[str] | None = None) -> dict:
     write_json(out.with_name(out.stem + "_scores.json"), {"data": str(path), "threshold": args.threshold,
                                                           "scores": scores,
                                                           "load_report": split.report.as_dict()})
+    if args.breakdown:
+        result = breakdown(extractions, split.gold, [s.entities for s in split.sentences])
+        write_json(out.with_name(out.stem + "_breakdown.json"), result)
+        markdown = breakdown_markdown(result)
+        out.with_name(out.stem + "_breakdown.md").write_text(markdown, encoding="utf-8")
+        print(markdown)
     log.info("predictions: %s", out)
     return scores
 

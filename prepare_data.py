@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     tools = load_tools(args.spacy_model)
     report: dict = {"dataset": args.dataset, "source": args.source, "tagger": tools.name if tools else None,
+                    "spacy_model": args.spacy_model if tools else None,
                     "splits": {}, "missing": [], "changes": {}}
 
     def fetch(relative: str) -> Path | None:

@@ -11,7 +11,7 @@ from utils.vocab import Labels, Vocab
 
 RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
 
-__all__ = ["RIN", "RINConfig", "RUN_FORMAT", "load_run"]
+__all__ = ["RIN", "RINConfig", "RUN_FORMAT", "load_extractor", "load_run"]
 
 
 def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoint: str = "best.pt"
@@ -31,3 +31,10 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
     model.load_state_dict(state)
     model.to(device).eval()
     return model, Vocab.load(model_dir / "vocab.json"), Labels.load(model_dir / "labels.json"), config
+
+
+def load_extractor(model_dir: str | Path, **options):
+    """Triples from raw text with the run in ``model_dir``; see :class:`model.extractor.Extractor`."""
+    from model.extractor import Extractor
+
+    return Extractor(model_dir, **options)

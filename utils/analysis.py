@@ -1,0 +1,95 @@
+"""Where a model wins and loses: F1 by overlap pattern, by triples per sentence, per relation, and ER scores.
+
+Overlap patterns follow CasRel (Wei et al., 2020), on the gold triples of a
+sentence, with an entity identified by its last token (the unit the partial
+annotation gives): Normal (no two triples share an entity), EntityPairOverlap
+(two triples share both entities), SingleEntityOverlap (two triples share
+exactly one entity). A sentence can be both EPO and SEO.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+from utils.scorer import MODES, Extraction, Triple, prf, score
+from utils.tagging import Span
+
+COUNT_BUCKETS = ("1", "2", "3", "4", ">=5")
+
+
+def overlap_patterns(triples: Sequence[Triple]) -> set[str]:
+    """The CasRel patterns of a sentence's gold triples; empty for a sentence without triples."""
+    if not triples:
+        return set()
+    patterns = set()
+    pairs = {(s[1] - 1, o[1] - 1) for s, _, o in triples}
+    for (s1, o1), (s2, o2) in combinations(pairs, 2):
+        shared = len({s1, o1} & {s2, o2})
+        if {s1, o1} == {s2, o2}:
+            patterns.add("EntityPairOverlap")
+        elif shared == 1:
+            patterns.add("SingleEntityOverlap")
+    if len(pairs) < len({(s[1] - 1, r, o[1] - 1) for s, r, o in triples}):
+        patterns.add("EntityPairOverlap")  # one pair in several relations
+    return patterns or {"Normal"}
+
+
+def count_bucket(triples: Sequence[Triple]) -> str | None:
+    count = len({(s, r, o) for s, r, o in triples})
+    if count == 0:
+        return None
+    return str(count) if count < 5 else ">=5"
+
+
+def subset_scores(predicted: Sequence[Extraction], gold: Sequence[Sequence[Triple]], keep: Sequence[bool]) -> dict:
+    chosen = [i for i, k in enumerate(keep) if k]
+    return {"sentences": len(chosen)} | {
+        mode: score([predicted[i].triples for i in chosen], [gold[i] for i in chosen], mode) for mode in MODES}
+
+
+def entity_scores(predicted: Sequence[Extraction], gold_entities: Sequence[Sequence[Span]]) -> dict:
+    correct = n_pred = n_gold = 0
+    for extraction, entities in zip(predicted, gold_entities, strict=True):
+        pred, true = set(extraction.entities), set(entities)
+        correct, n_pred, n_gold = correct + len(pred & true), n_pred + len(pred), n_gold + len(true)
+    return prf(correct, n_pred, n_gold)
+
+
+def breakdown(predicted: Sequence[Extraction], gold: Sequence[Sequence[Triple]],
+              gold_entities: Sequence[Sequence[Span]]) -> dict:
+    """All breakdowns in both match modes; every score counts unique triples per sentence."""
+    patterns = [overlap_patterns(g) for g in gold]
+    buckets = [count_bucket(g) for g in gold]
+    relations = sorted({r for g in gold for _, r, _ in g} | {r for p in predicted for _, r, _ in p.triples})
+    per_relation = {}
+    for relation in relations:
+        per_relation[relation] = {mode: score([[t for t in p.triples if t[1] == relation] for p in predicted],
+                                              [[t for t in g if t[1] == relation] for g in gold], mode)
+                                  for mode in MODES}
+    return {
+        "overlap_pattern": {name: subset_scores(predicted, gold, [name in p for p in patterns])
+                            for name in ("Normal", "EntityPairOverlap", "SingleEntityOverlap")},
+        "triples_per_sentence": {name: subset_scores(predicted, gold, [b == name for b in buckets])
+                                 for name in COUNT_BUCKETS},
+        "relation": per_relation,
+        "entities": entity_scores(predicted, gold_entities),
+    }
+
+
+def breakdown_markdown(result: dict) -> str:
+    lines = []
+    for title, key in (("Overlap pattern", "overlap_pattern"), ("Gold triples per sentence", "triples_per_sentence"),
+                       ("Relation type", "relation")):
+        lines += [f"## {title}", "", "| group | sentences | partial P | partial R | partial F1 | exact P | exact R "
+                  "| exact F1 |", "|---|---|---|---|---|---|---|---|"]
+        for group, scores in result[key].items():
+            sentences = scores.get("sentences", "-")
+            cells = " | ".join(f"{100 * scores[m][k]:.1f}" for m in MODES for k in ("precision", "recall", "f1"))
+            lines.append(f"| {group} | {sentences} | {cells} |")
+        lines.append("")
+    entities = result["entities"]
+    lines += ["## Entity recognition (whole spans)", "",
+              f"P {100 * entities['precision']:.1f} | R {100 * entities['recall']:.1f} | "
+              f"F1 {100 * entities['f1']:.1f} ({entities['correct']} / {entities['predicted']} / {entities['gold']})",
+              ""]
+    return "\n".join(lines)
