@@ -136,9 +136,6 @@ def execute(run: Run, args: argparse.Namespace, threads: int) -> str:
     """Train (or resume) one run in a subprocess; returns what happened."""
     run_dir = Path(args.save_dir) / run.name
     results_dir = Path(args.results_dir)
-    if (run_dir / "results.json").exists():
-        copy_summary(run_dir, results_dir)
-        return "done before"
     resume = (run_dir / "config.json").exists()
     command = [sys.executable, str(ROOT / "train.py")]
     command += (["--resume", str(run_dir)] if resume else
@@ -360,18 +357,19 @@ def main(argv: list[str] | None = None) -> Plan | None:
         write_report(args.dataset, args.seeds, results_dir)
         return None
     plan = plan_runs(args.table, args.dataset, args.seeds)
-    todo = [r for r in plan.runs if not (Path(args.save_dir) / r.name / "results.json").exists()]
+    save_dir = Path(args.save_dir)
+    todo = [r for r in plan.runs if not (save_dir / r.name / "results.json").exists()]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
     if args.dry_run:
         for run in plan.runs:
             print(("todo " if run in todo else "done ") + run.name)
         return plan
+    for run in plan.runs:
+        if run not in todo:
+            copy_summary(save_dir / run.name, results_dir)
     todo = todo[: args.max_runs] if args.max_runs else todo
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = max(1, cores // args.jobs)
-    for run in plan.runs:
-        if run not in todo:
-            execute(run, args, threads)  # copies the summary of a finished run
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         outcomes = list(pool.map(lambda run: execute(run, args, threads), todo))
     log.info("outcomes: %s", json.dumps(dict(zip([r.name for r in todo], outcomes, strict=True)), indent=1))

@@ -1,0 +1,93 @@
+"""The experiment runner: plans, skips, resumes, aggregates and reports."""
+import json
+
+import pytest
+from synthetic import write_synthetic_dataset
+
+import prepare_vocab
+import reproduce
+
+
+def names(plan):
+    return [run.name for run in plan.runs]
+
+
+def test_plans_each_table():
+    table1 = names(reproduce.plan_runs("1", "webnlg", [1, 2]))
+    assert table1[:4] == ["webnlg_partial_K2_seed1", "webnlg_partial_K0_seed1", "webnlg_exact_K3_seed1",
+                          "webnlg_exact_K0_seed1"]
+    assert len(table1) == 4 * 2 + 4 and table1[-1] == "webnlg_exact_K0_testsel_seed1"
+    table5 = names(reproduce.plan_runs("5", "webnlg", [3]))
+    assert table5 == ["webnlg_exact_K3_seed3", "webnlg_exact_K3_noER_seed3", "webnlg_exact_K3_noRC_seed3",
+                      "webnlg_exact_K0_seed3", "webnlg_exact_K3_noPOS_seed3"]
+    figure = names(reproduce.plan_runs("fig3", "webnlg", [1]))
+    assert len(figure) == 18 and "webnlg_partial_K8_seed1" in figure
+    everything = names(reproduce.plan_runs("all", "webnlg", [1]))
+    # Table 1 (4) + Table 5's ablations (3) + Figure 3's other K (18 - 4) + test-selected (4): shared runs once
+    assert len(everything) == len(set(everything)) == 4 + 3 + 14 + 4
+    nyt = reproduce.plan_runs("5", "nyt", [1]).runs[0]
+    assert nyt.rounds == 7 and "--rounds" in nyt.train_args()
+
+
+def test_aggregate_by_hand():
+    mean, std, count = reproduce.aggregate([0.8, 0.9, 1.0])
+    assert (round(mean, 6), round(std, 6), count) == (90.0, 10.0, 3)
+    assert reproduce.aggregate([0.5]) == (50.0, None, 1)
+    assert reproduce.cell([0.8, 0.9, 1.0]) == "90.0 ± 10.0"
+    assert reproduce.cell([]) == "not run yet"
+    assert reproduce.diff([0.8, 0.9, 1.0], 75.0) == "+15.0 (> 1 std)"
+    assert reproduce.diff([0.8, 0.9, 1.0], 85.0) == "+5.0"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), sizes=(120, 30, 30))
+    prepare_vocab.main(["--data_dir", str(folder), "--wv_file", "none"])
+    return folder
+
+
+def test_runs_skips_and_resumes(data_dir, tmp_path):
+    common = ["--table", "1", "--dataset", "webnlg", "--seeds", "1", "--data_dir", str(data_dir),
+              "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
+              "--train_args", "--num_epoch 1 --eval_batch_size 50", "--jobs", "2"]
+    reproduce.main([*common, "--max_runs", "3"])
+    finished = sorted(p.parent.name for p in (tmp_path / "runs").glob("*/results.json"))
+    assert finished == sorted(["webnlg_partial_K2_seed1", "webnlg_partial_K0_seed1", "webnlg_exact_K3_seed1"])
+    summary = tmp_path / "results" / "runs" / "webnlg_partial_K2_seed1"
+    assert {p.name for p in summary.iterdir()} == {"config.json", "metrics.jsonl", "results.json", "runner.json"}
+    assert not list((tmp_path / "results" / "runs").glob("*/best.pt"))
+
+    # an interrupted run (results.json not yet written) is resumed, a finished one is not touched
+    (tmp_path / "runs" / "webnlg_partial_K0_seed1" / "results.json").unlink()
+    before = (tmp_path / "runs" / "webnlg_partial_K2_seed1" / "results.json").stat().st_mtime_ns
+    plan = reproduce.main([*common, "--max_runs", "1"])
+    assert len(plan.runs) == 8
+    runner = json.loads((tmp_path / "results" / "runs" / "webnlg_partial_K0_seed1" / "runner.json").read_text())
+    assert [i["resumed"] for i in runner["invocations"]] == [False, True]
+    assert all(i["exit_code"] == 0 for i in runner["invocations"])
+    assert (tmp_path / "runs" / "webnlg_partial_K2_seed1" / "results.json").stat().st_mtime_ns == before
+    report = (tmp_path / "results" / "README.md").read_text()
+    assert "| partial | RIN | 1 |" in report and "not run yet" in report
+
+
+def fake_result(folder, name, partial_f1, exact_f1):
+    run = folder / "runs" / name
+    run.mkdir(parents=True)
+    scores = {mode: {"precision": f, "recall": f, "f1": f} for mode, f in (("partial", partial_f1),
+                                                                          ("exact", exact_f1))}
+    run.joinpath("results.json").write_text(json.dumps({
+        "dev": scores, "test": scores, "official_scorer": {"dev": scores, "test": scores},
+        "best_epoch": 3, "selected_on": "dev", "epochs_run": 5}))
+
+
+def test_report_and_figure(tmp_path):
+    for seed, f1 in ((1, 0.86), (2, 0.88)):
+        fake_result(tmp_path, f"webnlg_partial_K2_seed{seed}", f1, f1 - 0.1)
+        fake_result(tmp_path, f"webnlg_exact_K3_seed{seed}", f1, f1 - 0.1)
+    fake_result(tmp_path, "webnlg_partial_K5_seed1", 0.8, 0.7)
+    path = reproduce.write_report("webnlg", [1, 2], tmp_path)
+    report = path.read_text()
+    assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.6 / 87.0 / 87.3 | -0.3 |" in report
+    assert "| RIN | 2 | 77.0 ± 1.4 | 77.0 ± 1.4 | 77.0 | +0.0 |" in report
+    assert "| 5 | 80.0 (1 seed) | not run yet |" in report
+    assert (tmp_path / "figure3_webnlg.png").stat().st_size > 1000
