@@ -227,6 +227,47 @@ def inference(model: RIN, setting: Setting, args: argparse.Namespace, device: to
     return out
 
 
+def equivalence(epochs: int, lr: float, seed: int, device: torch.device) -> dict:
+    """Train WebNLG twice from one initialisation, on the same batches with the same random draws:
+    once with the production loss, once with the oracle's. Dev F1 per epoch should agree within noise."""
+    from utils.trainer import evaluate, load_split
+    from utils.vocab import Vocab
+
+    data = ROOT / "dataset" / "webnlg"
+    if not (data / "vocab.json").exists():
+        raise SystemExit(f"{data} is not prepared: run prepare_data.py and prepare_vocab.py for webnlg first")
+    vocab, labels = Vocab.load(data / "vocab.json"), Labels.load(data / "labels.json")
+    train, dev = (load_split(data / f"{name}.json", vocab, labels) for name in ("train", "dev"))
+    embedding = np.load(data / "embedding.npy")
+    curves = {}
+    for path in ("production", "oracle"):
+        torch.manual_seed(seed)
+        model = RIN(RINConfig(vocab_size=len(vocab), num_pos=len(labels.pos), num_tags=len(labels.tags),
+                              num_relations=len(labels.relations), rounds=2), embedding).to(device)
+        optimizer = make_optimizer(model, lr)
+        generator = torch.Generator().manual_seed(seed)
+        curves[path] = []
+        for epoch in range(1, epochs + 1):
+            model.train()
+            start = time.perf_counter()
+            for indices in bucketed_batches([len(e.word_ids) for e in train.examples], 50, generator):
+                if path == "production":
+                    batch = collate([train.examples[i] for i in indices], indices, len(labels.relations), device)
+                    er, rc = model.loss(batch)
+                else:
+                    er, rc = reference_loss(model, [train.examples[i] for i in indices])
+                optimizer.zero_grad(set_to_none=True)
+                (er + rc).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                optimizer.step()
+            scores, _ = evaluate(model, dev, labels, device)
+            curves[path].append({"epoch": epoch, "dev_partial_f1": scores["partial"]["f1"],
+                                 "dev_exact_f1": scores["exact"]["f1"], "seconds": time.perf_counter() - start})
+            print(f"   {path:10s} epoch {epoch}: dev partial F1 {scores['partial']['f1']:.4f} "
+                  f"exact F1 {scores['exact']['f1']:.4f} ({curves[path][-1]['seconds']:.0f}s)", flush=True)
+    return {"epochs": epochs, "lr": lr, "seed": seed, "curves": curves}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
@@ -236,10 +277,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--equivalence", type=int, metavar="EPOCHS",
+                        help="instead of timing: train WebNLG (K=2) for EPOCHS with the production and the oracle "
+                        "loss on identical batches and compare dev F1")
+    parser.add_argument("--lr", type=float, default=2e-3, help="learning rate for --equivalence (default 2e-3)")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
     threads = configure_threads(args.threads)
     report = {"device": str(device), "threads": threads, "torch": torch.__version__}
+    if args.equivalence:
+        report["equivalence"] = equivalence(args.equivalence, args.lr, args.seed, device)
+        args.settings = []
     for name in args.settings:
         print(f"== {name} ...", flush=True)
         result = report[name] = run_setting(name, SETTINGS[name], args, device)
