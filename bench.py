@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
             if key in result:
                 print(f"   {key}: {result[key]:.0f}")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return report
 

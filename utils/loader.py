@@ -168,7 +168,7 @@ def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | Non
 
     kept, dropped = select_non_overlapping(taggable + [s for t in triples for s in (t[0], t[2])])
     _, dropped_entities = select_non_overlapping(entity_spans)
-    dropped += dropped_entities
+    dropped = list(dict.fromkeys(dropped + dropped_entities))
     for subject, label, obj in triples:
         if subject not in kept or obj not in kept:
             report.add("relation argument inside a longer entity (its tags cannot be learned)", where, label)
