@@ -208,3 +208,18 @@ def test_real_nyt_dev_and_test(tmp_path):
         sources = {k: v["count"] for k, v in report["changes"][split].items() if k.startswith("entity span from")}
         from_exact = sum(v for k, v in sources.items() if k.startswith("entity span from exact release"))
         assert from_exact > 0.99 * sum(sources.values())  # whole entities come from the exact release
+
+
+def test_retag_and_rebuild_test(release, tmp_path):
+    pytest.importorskip("spacy", reason="spaCy is an optional dependency")
+    base = ["--dataset", "webnlg", "--source", str(release), "--out"]
+    report = prepare_data.main([*base, str(tmp_path / "retag"), "--retag_test"])
+    official = json.loads((release / "rin/webnlg/test.json").read_text())
+    retagged = json.loads((tmp_path / "retag" / "webnlg" / "test.json").read_text())
+    assert retagged["sentText"] == official["sentText"] and retagged["en_list"] == official["en_list"]
+    assert retagged["relationMentions"] == official["relationMentions"]
+    assert retagged["pos"] != official["pos"] and len(retagged["pos"]) == 3  # spaCy's tags, same tokens
+    assert report["rebuilt_test_vs_official"]["pos_tag_agreement"] is not None
+    prepare_data.main([*base, str(tmp_path / "rebuilt"), "--rebuild_test"])
+    rebuilt = json.loads((tmp_path / "rebuilt" / "webnlg" / "test.json").read_text())
+    assert rebuilt["sentText"] == ["A", "B", "."] and "stan_ner" not in rebuilt
