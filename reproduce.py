@@ -281,7 +281,8 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
     running = sorted(p.name for p in (results_dir / "runs").glob(f"{dataset}_*")
                      if p.name not in results and (p / "metrics.jsonl").exists())
     if running:
-        lines += ["", "## Unfinished runs (reproduce.py resumes them from saved_models/ where that folder survives; a fresh clone restarts them)", ""]
+        lines += ["", "## Unfinished runs",
+                  "(resumed from saved_models/ where that folder survives; a fresh clone restarts them)", ""]
         for name in running:
             epochs = len((results_dir / "runs" / name / "metrics.jsonl").read_text().splitlines())
             lines.append(f"- {name}: {epochs} epochs done")
