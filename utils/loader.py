@@ -146,7 +146,7 @@ def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | Non
         if not found:
             report.add("en_list entity not in sentence", where, " ".join(entity))
         entity_spans.extend(found)
-    taggable, _ = select_non_overlapping(entity_spans)
+    taggable, dropped_entities = select_non_overlapping(entity_spans)
 
     triples: list[Triple] = []
     for mention in record["relationMentions"]:
@@ -167,7 +167,6 @@ def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | Non
         triples.append((spans[0], label, spans[1]))
 
     kept, dropped = select_non_overlapping(taggable + [s for t in triples for s in (t[0], t[2])])
-    _, dropped_entities = select_non_overlapping(entity_spans)
     dropped = list(dict.fromkeys(dropped + dropped_entities))
     for subject, label, obj in triples:
         if subject not in kept or obj not in kept:
