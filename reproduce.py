@@ -5,8 +5,9 @@
     python reproduce.py --report                                 # rewrite results/README.md only
 
 Runs are named by their settings (train.run_name). A run whose results.json
-exists is skipped, an unfinished one is resumed (train.py --resume), so the
-runner can be stopped and started again at any time. After each run its small
+exists (in saved_models/<run_id>/ or in its committed summary results/runs/<run_id>/,
+so a fresh clone does not redo finished work) is skipped, an unfinished one is
+resumed (train.py --resume), so the runner can be stopped and started again at any time. After each run its small
 summary (config.json, metrics.jsonl, results.json, runner.json) is copied to
 results/runs/<run_id>/; checkpoints stay in saved_models/.
 """
@@ -122,6 +123,10 @@ def plan_runs(table: str, dataset: str, seeds: list[int]) -> Plan:
             for run in table1_rows(dataset, match, seeds[0]).values():
                 plan.add(Run(**{**run.__dict__, "select_on": "test"}))
     return plan
+
+
+def is_finished(run: Run, save_dir: Path, results_dir: Path) -> bool:
+    return any((folder / run.name / "results.json").exists() for folder in (save_dir, results_dir / "runs"))
 
 
 def copy_summary(run_dir: Path, results_dir: Path) -> None:
@@ -375,14 +380,14 @@ def main(argv: list[str] | None = None) -> Plan | None:
         return None
     plan = plan_runs(args.table, args.dataset, args.seeds)
     save_dir = Path(args.save_dir)
-    todo = [r for r in plan.runs if not (save_dir / r.name / "results.json").exists()]
+    todo = [r for r in plan.runs if not is_finished(r, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
     if args.dry_run:
         for run in plan.runs:
             print(("todo " if run in todo else "done ") + run.name)
         return plan
     for run in plan.runs:
-        if run not in todo:
+        if run not in todo and (save_dir / run.name).exists():
             copy_summary(save_dir / run.name, results_dir)
     todo = todo[: args.max_runs] if args.max_runs else todo
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,5 +1,6 @@
 """The experiment runner: plans, skips, resumes, aggregates and reports."""
 import json
+import shutil
 
 import pytest
 from synthetic import write_synthetic_dataset
@@ -46,7 +47,7 @@ def data_dir(tmp_path_factory):
     return folder
 
 
-def test_runs_skips_and_resumes(data_dir, tmp_path):
+def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     common = ["--table", "1", "--dataset", "webnlg", "--seeds", "1", "--data_dir", str(data_dir),
               "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
               "--train_args", "--num_epoch 1 --eval_batch_size 50", "--jobs", "2"]
@@ -58,7 +59,8 @@ def test_runs_skips_and_resumes(data_dir, tmp_path):
     assert not list((tmp_path / "results" / "runs").glob("*/best.pt"))
 
     # an interrupted run (results.json not yet written) is resumed, a finished one is not touched
-    (tmp_path / "runs" / "webnlg_partial_K0_seed1" / "results.json").unlink()
+    for folder in (tmp_path / "runs", tmp_path / "results" / "runs"):
+        (folder / "webnlg_partial_K0_seed1" / "results.json").unlink()
     before = (tmp_path / "runs" / "webnlg_partial_K2_seed1" / "results.json").stat().st_mtime_ns
     plan = reproduce.main([*common, "--max_runs", "1"])
     assert len(plan.runs) == 8
@@ -68,6 +70,11 @@ def test_runs_skips_and_resumes(data_dir, tmp_path):
     assert (tmp_path / "runs" / "webnlg_partial_K2_seed1" / "results.json").stat().st_mtime_ns == before
     report = (tmp_path / "results" / "README.md").read_text()
     assert "| partial | RIN | 1 |" in report and "not run yet" in report
+
+    # a fresh clone has the committed summaries but no checkpoints: finished runs are not redone
+    shutil.rmtree(tmp_path / "runs")
+    reproduce.main([*common, "--max_runs", "0", "--dry_run"])
+    assert capsys.readouterr().out.count("done ") == 3
 
 
 def fake_result(folder, name, partial_f1, exact_f1):
