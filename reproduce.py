@@ -3,6 +3,7 @@
     python reproduce.py --table 1 --dataset webnlg --jobs 2     # Table 1 (WebNLG columns)
     python reproduce.py --table all --dataset webnlg             # Tables 1, 5 and Figure 3
     python reproduce.py --report                                 # rewrite results/README.md only
+    python reproduce.py --compare_test_pos                       # official vs spaCy test POS tags
 
 Runs are named by their settings (train.run_name). A run whose results.json
 exists (in saved_models/<run_id>/ or in its committed summary results/runs/<run_id>/,
@@ -26,6 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from train import ROOT, run_name
 from utils.helpers import read_json, setup_logging, write_json
@@ -180,6 +183,58 @@ def commit_summary(folder: Path, name: str) -> None:
     log.warning("could not commit %s: %s", folder, done.stderr.decode().strip())
 
 
+def compare_test_pos(dataset: str, save_dir: Path, results_dir: Path, retagged: Path) -> dict:
+    """Score every finished run (with POS features and a checkpoint) on its official test file and on
+    ``retagged`` (same sentences, POS from our tagger, as train/dev): which tags serve the model better?
+    Merged into results/test_pos_comparison.json, so runs whose checkpoints are gone keep their entry."""
+    from model import load_run
+    from utils.scorer import score_all
+    from utils.trainer import extract, load_split
+
+    path = results_dir / "test_pos_comparison.json"
+    shown = os.path.relpath(retagged, ROOT) if retagged.resolve().is_relative_to(ROOT) else str(retagged)
+    found = read_json(path) if path.exists() else {"retagged_test": shown, "runs": {}}
+    for run_dir in sorted(save_dir.glob(f"{dataset}_*")):
+        if not (run_dir / "results.json").exists() or not (run_dir / "best.pt").exists():
+            continue
+        model, vocab, labels, config = load_run(run_dir)
+        if config["model"]["pos_dim"] == 0:
+            continue
+        entry = {}
+        for name, test_file in (("official", Path(config["settings"]["data_dir"]) / "test.json"),
+                                ("retagged", retagged)):
+            split = load_split(test_file, vocab, labels, f"test ({name} POS)")
+            scores = score_all(extract(model, split.examples, labels, torch.device("cpu")), split.gold, "ours")
+            entry[name] = {mode: round(scores[mode]["f1"], 6) for mode in ("partial", "exact")}
+        found["runs"][run_dir.name] = entry
+        log.info("%s: test F1 with official POS %s, with retagged POS %s", run_dir.name, entry["official"],
+                 entry["retagged"])
+    write_json(path, found)
+    return found
+
+
+def test_pos_lines(results_dir: Path) -> list[str]:
+    path = results_dir / "test_pos_comparison.json"
+    if not path.exists():
+        return []
+    runs = read_json(path)["runs"]
+    lines = ["", "## Test POS tags: official (Stanford) vs. ours (spaCy, as in train/dev)", "",
+             "Written by `python reproduce.py --compare_test_pos`: each finished run's best checkpoint scored on "
+             "the official test file and on the same file with POS tags from our tagger (`prepare_data.py "
+             "--retag_test`). Test F1 of the run's match mode (percent).", "",
+             "| run | official POS | our POS | difference |", "|---|---|---|---|"]
+    differences = []
+    for name, entry in sorted(runs.items()):
+        mode = "exact" if "_exact_" in name else "partial"
+        official, retagged = 100 * entry["official"][mode], 100 * entry["retagged"][mode]
+        differences.append(retagged - official)
+        lines.append(f"| {name} | {official:.2f} | {retagged:.2f} | {retagged - official:+.2f} |")
+    mean, spread = statistics.fmean(differences), statistics.stdev(differences) if len(differences) > 1 else 0.0
+    lines += ["", f"Mean difference (ours - official) over {len(differences)} runs: {mean:+.2f} F1, "
+              f"standard deviation {spread:.2f}."]
+    return lines
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -282,6 +337,7 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
         cells = [cell(collect(results, [Run(dataset, m, rounds, s) for s in seeds], "test", m, "f1"))
                  for m in ("partial", "exact")]
         lines.append(f"| {rounds} | {cells[0]} | {cells[1]} |")
+    lines += test_pos_lines(results_dir)
     finished = [r for r in results if r.startswith(dataset + "_")]
     running = sorted(p.name for p in (results_dir / "runs").glob(f"{dataset}_*")
                      if p.name not in results and (p / "metrics.jsonl").exists())
@@ -368,6 +424,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
     parser.add_argument("--dry_run", action="store_true", help="print the plan and what is done, run nothing")
     parser.add_argument("--report", action="store_true", help="only rewrite results/README.md")
+    parser.add_argument("--compare_test_pos", action="store_true",
+                        help="score finished runs on the official test and on its retagged copy, then report")
+    parser.add_argument("--retagged_test", default=str(ROOT / "dataset" / "retagged" / "webnlg" / "test.json"),
+                        help="the retagged test file (built with prepare_data.py --retag_test when missing)")
     return parser.parse_args(argv)
 
 
@@ -375,7 +435,14 @@ def main(argv: list[str] | None = None) -> Plan | None:
     args = parse_args(argv)
     setup_logging()
     results_dir = Path(args.results_dir)
-    if args.report or not args.table:
+    if args.compare_test_pos:
+        retagged = Path(args.retagged_test)
+        if not retagged.exists():
+            import prepare_data
+
+            prepare_data.main(["--dataset", args.dataset, "--retag_test", "--out", str(retagged.parent.parent)])
+        compare_test_pos(args.dataset, Path(args.save_dir), results_dir, retagged)
+    if args.report or args.compare_test_pos or not args.table:
         write_report(args.dataset, args.seeds, results_dir)
         return None
     plan = plan_runs(args.table, args.dataset, args.seeds)

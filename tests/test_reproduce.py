@@ -71,6 +71,20 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     report = (tmp_path / "results" / "README.md").read_text()
     assert "| partial | RIN | 1 |" in report and "not run yet" in report
 
+    # the test-POS comparison: every finished run scored on the official test and on a retagged copy
+    records = [json.loads(line) for line in (data_dir / "test.json").read_text().splitlines()]
+    for record in records:
+        record["pos"] = ["NN"] * len(record["pos"])  # a deliberately poor tagger
+    retagged = tmp_path / "retagged_test.json"
+    retagged.write_text("".join(json.dumps(r) + "\n" for r in records))
+    reproduce.main([*common[:4], "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
+                    "--compare_test_pos", "--retagged_test", str(retagged)])
+    comparison = json.loads((tmp_path / "results" / "test_pos_comparison.json").read_text())["runs"]
+    assert sorted(comparison) == finished
+    for entry in comparison.values():
+        assert set(entry) == {"official", "retagged"} and 0 <= entry["retagged"]["partial"] <= 1
+    assert "## Test POS tags" in (tmp_path / "results" / "README.md").read_text()
+
     # a fresh clone has the committed summaries but no checkpoints: finished runs are not redone
     shutil.rmtree(tmp_path / "runs")
     reproduce.main([*common, "--max_runs", "0", "--dry_run"])
