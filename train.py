@@ -81,6 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                      help="dtype of the pair scorer: bf16 is faster on CPUs with AVX512-BF16/AMX and on GPUs, "
                      "at a small cost in precision (default fp32)")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the network's forward (model.compile(dynamic=True)); costs a few seconds "
+                     "per new batch shape first; see bench.py for what it gains on your machine")
     return parser.parse_args(argv)
 
 
@@ -171,6 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
     model, model_config = build_model(settings, vocab, labels, embedding)
     model.to(device)
     model.set_precision(settings.get("precision", "fp32"))
+    if settings.get("compile"):
+        model.compile(dynamic=True)  # in place: parameter names, so checkpoints, stay the same
     optimizer = make_optimizer(model, settings["lr"])
     generator = torch.Generator().manual_seed(settings["seed"])
     progress = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "finished": False,

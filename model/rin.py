@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from model.pair_scorer import PairBCE, PairMax, pair_logits
 from utils.vocab import PAD_ID, UNK_ID
@@ -51,6 +50,19 @@ class Outputs:
     relation_state: torch.Tensor  # Hr (B, n, 2 * rnn_hidden)
 
 
+def _gather_positions(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """values[b, positions[b, j]] for every (b, j)."""
+    return values.gather(1, positions[..., None].expand(-1, -1, values.shape[-1]))
+
+
+def _split_bidirectional_lstm(state: dict, prefix: str, *args) -> None:
+    """Checkpoints written before the split kept one bidirectional ``encoder``: rename its weights."""
+    for key in [k for k in state if k.startswith(prefix + "encoder.")]:
+        name = key[len(prefix + "encoder."):]
+        direction = "backward_lstm." if name.endswith("_reverse") else "forward_lstm."
+        state[prefix + direction + name.removesuffix("_reverse")] = state.pop(key)
+
+
 class RIN(nn.Module):
     def __init__(self, config: RINConfig, embedding: np.ndarray | None = None) -> None:
         super().__init__()
@@ -65,8 +77,11 @@ class RIN(nn.Module):
         self.pos_embedding = (nn.Embedding(config.num_pos, config.pos_dim, padding_idx=PAD_ID)
                               if config.pos_dim > 0 else None)
         self.input_dropout = nn.Dropout(config.input_dropout)
-        self.encoder = nn.LSTM(config.emb_dim + config.pos_dim, config.rnn_hidden,
-                               batch_first=True, bidirectional=True)
+        # The BiLSTM as two one-way LSTMs: the backward one reads each sentence reversed within its
+        # length, so padded batches need no packing (packing costs more than the LSTM itself on CPU).
+        self.forward_lstm = nn.LSTM(config.emb_dim + config.pos_dim, config.rnn_hidden, batch_first=True)
+        self.backward_lstm = nn.LSTM(config.emb_dim + config.pos_dim, config.rnn_hidden, batch_first=True)
+        self._register_load_state_dict_pre_hook(_split_bidirectional_lstm)
         self.tag_classifier = nn.Linear(hidden, config.num_tags)  # Ce
         self.pair_left = nn.Linear(hidden, config.pair_hidden)  # Wm's half for h_i, with Wm's bias
         self.pair_right = nn.Linear(hidden, config.pair_hidden, bias=False)  # Wm's half for h_j
@@ -96,11 +111,18 @@ class RIN(nn.Module):
         inputs = self.word_embedding(word_ids)
         if self.pos_embedding is not None:
             inputs = torch.cat([inputs, self.pos_embedding(pos_ids)], dim=-1)
-        inputs = self.input_dropout(inputs)
-        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        features, _ = self.encoder(packed)
-        features, _ = pad_packed_sequence(features, batch_first=True, total_length=word_ids.shape[1])
-        return features
+        return self.bilstm(self.input_dropout(inputs), lengths)
+
+    def bilstm(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The BiLSTM over right-padded ``inputs`` (B, n, in); zeros at padded positions."""
+        positions = torch.arange(inputs.shape[1], device=inputs.device)
+        real = positions < lengths[:, None]
+        # position j of sentence b reversed within its length (padding stays in place); its own inverse
+        reverse = torch.where(real, lengths[:, None] - 1 - positions, positions)
+        forward_features, _ = self.forward_lstm(inputs)
+        backward_features, _ = self.backward_lstm(_gather_positions(inputs, reverse))
+        features = torch.cat([forward_features, _gather_positions(backward_features, reverse)], dim=-1)
+        return features * real[..., None]
 
     def forward(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, mask: torch.Tensor,
                 lengths: torch.Tensor) -> Outputs:

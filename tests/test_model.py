@@ -109,3 +109,33 @@ def test_bf16_pair_scorer_stays_close():
     assert (outputs(model, examples)[2] - reference).abs().max() < 0.05
     with pytest.raises(ValueError):
         model.set_precision("fp8")
+
+
+def test_split_lstm_equals_a_packed_bidirectional_lstm():
+    """The encoder's two one-way LSTMs compute exactly the BiLSTM of the paper (and of older checkpoints)."""
+    model = small_model(relations=3, rounds=1).double().eval()
+    examples = random_examples(7, 3, seed=4)  # lengths differ: padding in most sentences
+    batch = collate(examples, range(7), 3, CPU, with_targets=False)
+    bilstm = torch.nn.LSTM(model.forward_lstm.input_size, model.config.rnn_hidden, batch_first=True,
+                           bidirectional=True).double()
+    for name, value in model.forward_lstm.state_dict().items():
+        getattr(bilstm, name).data.copy_(value)
+        getattr(bilstm, name + "_reverse").data.copy_(model.backward_lstm.state_dict()[name])
+    inputs = torch.randn(*batch.word_ids.shape, model.forward_lstm.input_size, dtype=torch.float64,
+                         requires_grad=True)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(inputs, batch.lengths, batch_first=True, enforce_sorted=False)
+    expected, _ = torch.nn.utils.rnn.pad_packed_sequence(bilstm(packed)[0], batch_first=True,
+                                                         total_length=inputs.shape[1])
+    got = model.bilstm(inputs, batch.lengths)
+    assert torch.allclose(got, expected, atol=1e-10)
+    weights = torch.randn_like(got)
+    assert torch.allclose(torch.autograd.grad((got * weights).sum(), inputs)[0],
+                          torch.autograd.grad((expected * weights).sum(), inputs)[0], atol=1e-10)
+
+    # a checkpoint written with one bidirectional ``encoder`` loads into the split encoder
+    state = {k: v for k, v in model.state_dict().items() if "_lstm." not in k}
+    state.update({"encoder." + k: v for k, v in bilstm.state_dict().items()})
+    fresh = small_model(relations=3, rounds=1, seed=9).double()
+    fresh.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values(),
+                                                 strict=True))

@@ -14,6 +14,7 @@ import evaluate
 import prepare_vocab
 import train
 from model import load_run
+from utils.loader import collate
 from utils.trainer import extract, load_split
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,3 +128,19 @@ def test_resume_after_kill_gives_the_same_run(data_dir, tmp_path):
         return [{k: v for k, v in row.items() if "seconds" not in k} for row in rows]
 
     assert without_time(metrics) == without_time(tmp_path / "straight" / "metrics.jsonl")
+
+
+def test_compiled_run_computes_the_same_and_reloads(data_dir, tmp_path):
+    """--compile changes how the forward runs, not what it computes; its checkpoints load without it."""
+    results = train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
+                          "--run_id", "compiled", "--compile", "--num_epoch", "1", *FAST])
+    assert json.loads((tmp_path / "compiled" / "config.json").read_text())["settings"]["compile"] is True
+    assert 0 <= results["test"]["partial"]["f1"] <= 1
+    model, vocab, labels, _ = load_run(tmp_path / "compiled")
+    split = load_split(data_dir / "dev.json", vocab, labels)
+    batch = collate(split.examples[:20], range(20), len(labels.relations), torch.device("cpu"))
+    eager = model.loss(batch)
+    model.compile(dynamic=True)
+    compiled = model.loss(batch)
+    for a, b in zip(eager, compiled, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5), (a, b)

@@ -230,7 +230,7 @@ class Batch:
     pos_ids: torch.Tensor  # (B, n)
     tag_ids: torch.Tensor  # (B, n)
     mask: torch.Tensor  # (B, n) bool
-    lengths: torch.Tensor  # (B,) on CPU, for packing
+    lengths: torch.Tensor  # (B,)
     relation_targets: torch.Tensor | None  # (B, n, n, R) bool; None when not needed
     indices: list[int]  # positions of these examples in the dataset
 
@@ -256,7 +256,7 @@ def collate(examples: Sequence[Example], indices: Sequence[int], num_relations: 
         targets[index[:, 0], index[:, 1], index[:, 2], index[:, 3]] = True
     as_tensor = lambda array: torch.from_numpy(array).to(device)  # noqa: E731
     return Batch(word_ids=as_tensor(words), pos_ids=as_tensor(pos), tag_ids=as_tensor(tags),
-                 mask=as_tensor(mask), lengths=torch.from_numpy(lengths), relation_targets=targets,
+                 mask=as_tensor(mask), lengths=as_tensor(lengths), relation_targets=targets,
                  indices=list(indices))
 
 

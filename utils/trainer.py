@@ -61,8 +61,7 @@ def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: tor
         for (row, i, j, relation), probability in zip(hits, hit_probs, strict=True):
             cells[row].append((i, j, relation, probability))
         tag_ids = tag_ids.tolist()
-        for row, index in enumerate(indices):
-            length = int(batch.lengths[row])
+        for row, (index, length) in enumerate(zip(indices, batch.lengths.tolist(), strict=True)):
             tags = [labels.tags[t] for t in tag_ids[row][:length]]
             results[index] = decode(tags, cells[row], labels.relations)
     return results  # type: ignore[return-value]
