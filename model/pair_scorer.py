@@ -58,7 +58,9 @@ class PairMax(torch.autograd.Function):
         for part in _sentence_chunks(left):
             logits = _scores_into(left.new_empty(*left[part].shape[:2], length, weight.shape[0]),
                                   _pairs(left[part], right[part]), weight, bias)
-            logits.masked_fill_(~mask[part, None, :, None], float("-inf"))  # padded j never wins
+            # padded j never wins; columns before the shortest sentence's length are real everywhere
+            shortest = int(mask[part].sum(dim=1).min())
+            logits[:, :, shortest:].masked_fill_(~mask[part, None, shortest:, None], float("-inf"))
             torch.max(logits, dim=2, out=(values[part], winner[part]))
         ctx.save_for_backward(left, right, weight, winner)
         return values
