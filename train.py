@@ -82,8 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="dtype of the pair scorer: bf16 is faster on CPUs with AVX512-BF16/AMX and on GPUs, "
                      "at a small cost in precision (default fp32)")
     run.add_argument("--compile", action="store_true",
-                     help="torch.compile the network's forward (model.compile(dynamic=True)); costs a few seconds "
-                     "per new batch shape first; see bench.py for what it gains on your machine")
+                     help="torch.compile the network's forward (model.compile(dynamic=True)); compiles again for "
+                     "new batch shapes; slower on the 2-core CPU we measured, so check bench.py on your machine")
     return parser.parse_args(argv)
 
 

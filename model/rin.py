@@ -78,7 +78,7 @@ class RIN(nn.Module):
                               if config.pos_dim > 0 else None)
         self.input_dropout = nn.Dropout(config.input_dropout)
         # The BiLSTM as two one-way LSTMs: the backward one reads each sentence reversed within its
-        # length, so padded batches need no packing (packing costs more than the LSTM itself on CPU).
+        # length, so padded batches need no packing (inference about 8% faster on CPU: README, Speed).
         self.forward_lstm = nn.LSTM(config.emb_dim + config.pos_dim, config.rnn_hidden, batch_first=True)
         self.backward_lstm = nn.LSTM(config.emb_dim + config.pos_dim, config.rnn_hidden, batch_first=True)
         self._register_load_state_dict_pre_hook(_split_bidirectional_lstm)
