@@ -8,9 +8,10 @@
 Runs are named by their settings (train.run_name). A run whose results.json
 exists (in saved_models/<run_id>/ or in its committed summary results/runs/<run_id>/,
 so a fresh clone does not redo finished work) is skipped, an unfinished one is
-resumed (train.py --resume), so the runner can be stopped and started again at any time. After each run its small
-summary (config.json, metrics.jsonl, results.json, runner.json) is copied to
-results/runs/<run_id>/; checkpoints stay in saved_models/.
+resumed (train.py --resume), so the runner can be stopped and started again at
+any time. After each run its small summary (config.json, metrics.jsonl,
+results.json, runner.json) is copied to results/runs/<run_id>/; checkpoints stay
+in saved_models/.
 """
 from __future__ import annotations
 
@@ -198,7 +199,7 @@ def compare_test_pos(dataset: str, save_dir: Path, results_dir: Path, retagged: 
         if not (run_dir / "results.json").exists() or not (run_dir / "best.pt").exists():
             continue
         model, vocab, labels, config = load_run(run_dir)
-        if config["model"]["pos_dim"] == 0:
+        if config["model"]["pos_dim"] == 0 or config["settings"]["dataset"] != dataset:
             continue
         entry = {}
         for name, test_file in (("official", Path(config["settings"]["data_dir"]) / "test.json"),
@@ -213,7 +214,7 @@ def compare_test_pos(dataset: str, save_dir: Path, results_dir: Path, retagged: 
     return found
 
 
-def test_pos_lines(results_dir: Path) -> list[str]:
+def pos_comparison_lines(results_dir: Path) -> list[str]:
     path = results_dir / "test_pos_comparison.json"
     if not path.exists():
         return []
@@ -337,7 +338,7 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
         cells = [cell(collect(results, [Run(dataset, m, rounds, s) for s in seeds], "test", m, "f1"))
                  for m in ("partial", "exact")]
         lines.append(f"| {rounds} | {cells[0]} | {cells[1]} |")
-    lines += test_pos_lines(results_dir)
+    lines += pos_comparison_lines(results_dir)
     finished = [r for r in results if r.startswith(dataset + "_")]
     running = sorted(p.name for p in (results_dir / "runs").glob(f"{dataset}_*")
                      if p.name not in results and (p / "metrics.jsonl").exists())
