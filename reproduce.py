@@ -29,8 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from train import ROOT, run_name
 from utils.helpers import read_json, setup_logging, write_json
 
@@ -189,23 +187,25 @@ def compare_test_pos(dataset: str, save_dir: Path, results_dir: Path, retagged: 
     ``retagged`` (same sentences, POS from our tagger, as train/dev): which tags serve the model better?
     Merged into results/test_pos_comparison.json, so runs whose checkpoints are gone keep their entry."""
     from model import load_run
+    from utils.helpers import pick_device
     from utils.scorer import score_all
     from utils.trainer import extract, load_split
 
     path = results_dir / "test_pos_comparison.json"
     shown = os.path.relpath(retagged, ROOT) if retagged.resolve().is_relative_to(ROOT) else str(retagged)
     found = read_json(path) if path.exists() else {"retagged_test": shown, "runs": {}}
+    device = pick_device(None)
     for run_dir in sorted(save_dir.glob(f"{dataset}_*")):
         if not (run_dir / "results.json").exists() or not (run_dir / "best.pt").exists():
             continue
-        model, vocab, labels, config = load_run(run_dir)
+        model, vocab, labels, config = load_run(run_dir, device)
         if config["model"]["pos_dim"] == 0 or config["settings"]["dataset"] != dataset:
             continue
         entry = {}
         for name, test_file in (("official", Path(config["settings"]["data_dir"]) / "test.json"),
                                 ("retagged", retagged)):
             split = load_split(test_file, vocab, labels, f"test ({name} POS)")
-            scores = score_all(extract(model, split.examples, labels, torch.device("cpu")), split.gold, "ours")
+            scores = score_all(extract(model, split.examples, labels, device), split.gold, "ours")
             entry[name] = {mode: round(scores[mode]["f1"], 6) for mode in ("partial", "exact")}
         found["runs"][run_dir.name] = entry
         log.info("%s: test F1 with official POS %s, with retagged POS %s", run_dir.name, entry["official"],
