@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.pair_kernels import set_pair_kernel
 from model.reference import reference_loss
 from model.rin import RIN, RINConfig
 from train import make_optimizer
@@ -143,8 +144,9 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
     compiled.compile(dynamic=True)  # what train.py --compile does
     compiled_optimizer = make_optimizer(compiled, 1e-3)
 
-    def production_step(indices, precision="fp32", net=model, net_optimizer=optimizer):
+    def production_step(indices, precision="fp32", net=model, net_optimizer=optimizer, kernel="auto"):
         net.set_precision(precision)
+        set_pair_kernel(kernel)
         batch = collate([examples[i] for i in indices], indices, setting.relations, device)
         er, rc = net.loss(batch)
         net_optimizer.zero_grad(set_to_none=True)
@@ -180,6 +182,8 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
         "oracle + length buckets": lambda: epoch_seconds(oracle_step, bucketed, args.oracle_batches),
         "production, random batches": lambda: epoch_seconds(production_step, random_batches, args.batches),
         "production (length buckets)": lambda: epoch_seconds(production_step, bucketed, args.batches),
+        "production, PyTorch pair scorer (no fused kernels)": lambda: epoch_seconds(
+            lambda b: production_step(b, kernel="torch"), bucketed, args.batches),
         "production, bf16 pair scorer": lambda: epoch_seconds(
             lambda b: production_step(b, "bf16"), bucketed, args.batches),
         "production + torch.compile (first compile excluded)": lambda: epoch_seconds(
@@ -196,6 +200,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
         "epoch_seconds": timings["production (length buckets)"],
         "oracle_epoch_seconds": timings["oracle (paper-literal, random batches)"],
         "bf16_epoch_seconds": timings["production, bf16 pair scorer"],
+        "torch_pair_scorer_epoch_seconds": timings["production, PyTorch pair scorer (no fused kernels)"],
         "compiled_epoch_seconds": timings["production + torch.compile (first compile excluded)"],
         "speedup": timings["oracle (paper-literal, random batches)"] / timings["production (length buckets)"],
         "train_sentences_per_second": len(examples) / timings["production (length buckets)"],
@@ -221,12 +226,15 @@ def inference(model: RIN, compiled: RIN, setting: Setting, args: argparse.Namesp
                     tags=["O", "B", "I", "E", "S"])
     compiled.load_state_dict(model.state_dict())  # the trained weights: as many cells above 0.5 as model's
     out = {}
-    for suffix, net, precision in (("", model, "fp32"), ("_bf16", model, "bf16"), ("_compiled", compiled, "fp32")):
+    for suffix, net, precision, kernel in (("", model, "fp32", "auto"), ("_torch_pair_scorer", model, "fp32", "torch"),
+                                           ("_bf16", model, "bf16", "auto"), ("_compiled", compiled, "fp32", "auto")):
         net.set_precision(precision)
+        set_pair_kernel(kernel)
         extract(net, examples[:200], labels, device)  # warm-up (and compilation)
         seconds = timer(lambda net=net: extract(net, examples, labels, device, batch_size=100))
         out["inference_sentences_per_second" + suffix] = len(examples) / seconds
     model.set_precision("fp32")
+    set_pair_kernel("auto")
     with torch.no_grad():
         sample = [examples[i:i + 50] for i in range(0, 500, 50)]
         seconds = timer(lambda: [reference_loss(model, batch) for batch in sample])
@@ -305,7 +313,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"   speed-up over the oracle: {result['speedup']:.1f}x | peak memory on the longest batch "
               f"({result['longest_batch_tokens']} tokens): {result['peak_mem_mb']:.0f} MB vs oracle "
               f"{result['oracle_peak_mem_mb']:.0f} MB ({result['memory_ratio']:.1f}x less)")
-        for key in ("inference_sentences_per_second", "inference_sentences_per_second_bf16",
+        for key in ("inference_sentences_per_second", "inference_sentences_per_second_torch_pair_scorer",
+                    "inference_sentences_per_second_bf16",
                     "inference_sentences_per_second_compiled", "oracle_inference_sentences_per_second"):
             if key in result:
                 print(f"   {key}: {result[key]:.0f}")

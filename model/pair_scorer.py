@@ -11,11 +11,17 @@ sentences at a time and recompute what the backward pass needs:
 * :class:`PairBCE` returns the summed binary cross-entropy over all real cells,
   computed from logits against boolean targets, and keeps only
   d(loss)/d(logits) (B, n, n, R).
+
+On the CPU in float32 the pair logits and their backward come from fused C++
+kernels that keep each relu(A h_i + B h_j) in registers (model/pair_kernels.py);
+elsewhere, or with ``--pair_kernel torch``, from the PyTorch code below.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from model import pair_kernels
 
 CHUNK_ELEMENTS = 1 << 22  # pair-tensor elements per chunk (16 MB in float32)
 
@@ -41,6 +47,8 @@ def _scores_into(out: torch.Tensor, pairs: torch.Tensor, weight: torch.Tensor, b
 def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """All pair logits (B, n, n, R); used for decoding (no gradient)."""
     batch, length, _ = left.shape
+    if pair_kernels.fused_applies(left):
+        return pair_kernels.pair_logits(left, right, weight, bias)[..., :length].transpose(2, 3)
     logits = left.new_empty(batch, length, length, weight.shape[0])
     for part in _sentence_chunks(left):
         _scores_into(logits[part], _pairs(left[part], right[part]), weight, bias)
@@ -52,6 +60,12 @@ class PairMax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, left, right, weight, bias, mask):  # noqa: D102
+        if pair_kernels.fused_applies(left):
+            values, winner = pair_kernels.pair_max(left, right, weight, bias, mask.sum(dim=1))
+            ctx.fused = True
+            ctx.save_for_backward(left, right, weight, winner)
+            return values
+        ctx.fused = False
         batch, length, _ = left.shape
         values = left.new_empty(batch, length, weight.shape[0])
         winner = torch.empty(values.shape, dtype=torch.long, device=left.device)
@@ -70,6 +84,9 @@ class PairMax(torch.autograd.Function):
         # Only the winning cell of each (sentence, i, r) gets a gradient. Score the
         # distinct winning pairs (b, i, j) once each: at most B*n*min(n, R) of them.
         left, right, weight, winner = ctx.saved_tensors
+        if ctx.fused:
+            grad_left, grad_right, grad_weight = pair_kernels.pair_max_backward(grad, winner, left, right, weight)
+            return grad_left, grad_right, grad_weight, grad.sum(dim=(0, 1)), None
         batch, length, relations = winner.shape
         rows = torch.arange(batch * length, device=winner.device).repeat_interleave(relations)
         cell_ids = rows * length + winner.flatten()
@@ -91,13 +108,18 @@ class PairMax(torch.autograd.Function):
 
 
 class PairBCE(torch.autograd.Function):
-    """Sum of BCE-with-logits over all real (i, j, r) cells."""
+    """Sum of BCE-with-logits over all real (i, j, r) cells; ``mask`` (B, n) marks real tokens."""
 
     @staticmethod
-    def forward(ctx, left, right, weight, bias, targets, cell_mask):  # noqa: D102
+    def forward(ctx, left, right, weight, bias, targets, mask):  # noqa: D102
+        ctx.fused = pair_kernels.fused_applies(left)
+        if ctx.fused:
+            total, grad_logits = _fused_bce(left, right, weight, bias, targets, mask)
+            ctx.save_for_backward(left, right, weight, grad_logits, mask.sum(dim=1))
+            return total
         total = left.new_zeros((), dtype=torch.promote_types(left.dtype, torch.float32))
         grad_logits = left.new_empty(targets.shape)  # holds the logits, then d(loss)/d(logits)
-        keep = cell_mask[..., None]
+        keep = (mask[:, :, None] & mask[:, None, :])[..., None]
         for part in _sentence_chunks(left):
             logits = _scores_into(grad_logits[part], _pairs(left[part], right[part]), weight, bias)
             target, keep_part = targets[part].to(logits.dtype), keep[part]
@@ -109,6 +131,11 @@ class PairBCE(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
+        if ctx.fused:
+            left, right, weight, grad_logits, lengths = ctx.saved_tensors
+            grad_left, grad_right, grad_weight = pair_kernels.pair_backward(grad_logits, left, right, weight, lengths)
+            grad_bias = grad_logits.sum(dim=(0, 1, 3))
+            return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None
         left, right, weight, grad_logits = ctx.saved_tensors
         grad_left = torch.empty_like(left)
         grad_right = torch.empty_like(right)
@@ -122,3 +149,16 @@ class PairBCE(torch.autograd.Function):
             grad_right[part] = grad_pair.sum(dim=1)
         grad_bias = grad_logits.sum(dim=(0, 1, 2))
         return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None
+
+
+def _fused_bce(left, right, weight, bias, targets, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss and d(loss)/d(logits) in the fused kernels' (B, n, R, np) layout, zero at padded cells."""
+    logits = pair_kernels.pair_logits(left, right, weight, bias)
+    padded_mask = F.pad(mask, (0, logits.shape[3] - mask.shape[1]))
+    keep = (mask[:, :, None, None] & padded_mask[:, None, None, :]).to(logits.dtype)
+    sentence, i, j, relation = targets.nonzero(as_tuple=True)  # positive cells, all real
+    # BCE from logits: softplus(z) over real cells, minus z at the positive ones
+    total = F.softplus(logits).mul_(keep).sum() - logits[sentence, i, relation, j].sum()
+    grad_logits = logits.sigmoid_().mul_(keep)
+    grad_logits[sentence, i, relation, j] -= 1.0
+    return total, grad_logits

@@ -1,0 +1,318 @@
+// Fused CPU kernels for RIN's pair scorer: logits_ij = Wr relu(a_i + b_j) + br, where a = A h + b_m and
+// b = B h (model/pair_scorer.py). PyTorch builds the (B, n, n, d) pair tensor in memory, then multiplies
+// it by Wr; here each relu(a_i + b_j) lives only in registers, so the work is bound by multiply-adds
+// instead of memory traffic. Written with GCC/Clang vector extensions (no intrinsics): -march=native
+// maps a `vec` to one AVX-512 register, two AVX2 registers, or NEON registers.
+//
+// Layouts (all float32, contiguous, built by model/pair_kernels.py):
+//   left       (B, n, d)        a_i, Wm's bias included
+//   right_t    (B, d, np)       b_j transposed, zero-padded to np (a multiple of LANES) positions
+//   right_p    (B, np, dp)      b_j zero-padded to np positions and dp (a multiple of LANES) features
+//   weight_t   (d, Rp)          Wr transposed, zero-padded to Rp (a multiple of 8) relations
+//   weight_p   (R, dp)          Wr zero-padded to dp features
+//   logits     (B, n, R, np)    pair logits with j fastest; the caller views them as (B, n, n, R)
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+constexpr int LANES = PAIR_LANES;
+using vec = float __attribute__((vector_size(LANES * sizeof(float))));
+using ivec = int32_t __attribute__((vector_size(LANES * sizeof(float))));
+using vec_u = float __attribute__((vector_size(LANES * sizeof(float)), aligned(sizeof(float))));
+
+inline vec load(const float* p) { return *reinterpret_cast<const vec_u*>(p); }
+inline void store(float* p, vec v) { *reinterpret_cast<vec_u*>(p) = v; }
+inline vec splat(float x) { return vec{} + x; }
+inline vec relu(vec v) { return v > vec{} ? v : vec{}; }
+
+// acc[r] = bias[r] + sum_k weight_t[k, r] relu(a[k] + right_t[k, j0:j0+LANES]) for RB relations.
+template <int RB>
+inline void score_block(const float* a, const float* right_t, int64_t np, const float* weight_t, int64_t rp,
+                        const float* bias, int64_t hidden, vec* acc) {
+#pragma GCC unroll 32
+  for (int r = 0; r < RB; ++r) acc[r] = splat(bias[r]);
+  for (int64_t k = 0; k < hidden; ++k) {
+    const vec pair = relu(load(right_t + k * np) + a[k]);
+    const float* w = weight_t + k * rp;
+#pragma GCC unroll 32
+    for (int r = 0; r < RB; ++r) acc[r] += pair * w[r];
+  }
+}
+
+// Calls visit(std::integral_constant<int, RB>, first relation) over blocks of 24 then 8 relations:
+// 24 accumulators plus a few temporaries fill the 32 vector registers of AVX-512.
+template <typename Visit>
+inline void for_each_relation_block(int64_t rp, Visit visit) {
+  int64_t r0 = 0;
+  for (; r0 + 24 <= rp; r0 += 24) visit(std::integral_constant<int, 24>{}, r0);
+  for (; r0 < rp; r0 += 8) visit(std::integral_constant<int, 8>{}, r0);
+}
+
+struct Shapes {
+  int64_t batch, length, hidden, np, relations, rp;
+};
+
+Shapes forward_shapes(const torch::Tensor& left, const torch::Tensor& right_t, const torch::Tensor& weight_t,
+                      int64_t relations) {
+  TORCH_CHECK(left.dim() == 3 && right_t.dim() == 3 && weight_t.dim() == 2, "pair kernels: bad ranks");
+  TORCH_CHECK(left.is_contiguous() && right_t.is_contiguous() && weight_t.is_contiguous(),
+              "pair kernels: inputs must be contiguous");
+  TORCH_CHECK(left.scalar_type() == torch::kFloat32, "pair kernels: float32 only");
+  const Shapes s{left.size(0), left.size(1), left.size(2), right_t.size(2), relations, weight_t.size(1)};
+  TORCH_CHECK(right_t.size(1) == s.hidden && weight_t.size(0) == s.hidden && s.np % LANES == 0 &&
+                  s.np >= s.length && s.rp % 8 == 0 && s.rp >= relations,
+              "pair kernels: inconsistent shapes");
+  return s;
+}
+
+// All pair logits, (B, n, R, np); positions j >= n hold scores of zero padding.
+torch::Tensor pair_logits(torch::Tensor left, torch::Tensor right_t, torch::Tensor weight_t, torch::Tensor bias,
+                          int64_t relations) {
+  const Shapes s = forward_shapes(left, right_t, weight_t, relations);
+  auto out = torch::empty({s.batch, s.length, s.relations, s.np}, left.options());
+  const float *a_all = left.data_ptr<float>(), *rt_all = right_t.data_ptr<float>();
+  const float *wt = weight_t.data_ptr<float>(), *bias_p = bias.data_ptr<float>();
+  float* out_all = out.data_ptr<float>();
+  at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const float* a = a_all + row * s.hidden;
+      const float* rt = rt_all + (row / s.length) * s.hidden * s.np;
+      float* out_row = out_all + row * s.relations * s.np;
+      for_each_relation_block(s.rp, [&](auto block, int64_t r0) {
+        constexpr int RB = decltype(block)::value;
+        vec acc[RB];
+        for (int64_t j0 = 0; j0 < s.np; j0 += LANES) {
+          score_block<RB>(a, rt + j0, s.np, wt + r0, s.rp, bias_p + r0, s.hidden, acc);
+          for (int r = 0; r < RB && r0 + r < s.relations; ++r) store(out_row + (r0 + r) * s.np + j0, acc[r]);
+        }
+      });
+    }
+  });
+  return out;
+}
+
+// max over real j of the pair logits and its arg-max, both (B, n, R); ties go to the smallest j.
+std::vector<torch::Tensor> pair_max(torch::Tensor left, torch::Tensor right_t, torch::Tensor weight_t,
+                                    torch::Tensor bias, torch::Tensor lengths, int64_t relations) {
+  const Shapes s = forward_shapes(left, right_t, weight_t, relations);
+  TORCH_CHECK(lengths.scalar_type() == torch::kInt64 && lengths.numel() == s.batch, "pair_max: bad lengths");
+  auto values = torch::empty({s.batch, s.length, s.relations}, left.options());
+  auto winner = torch::empty({s.batch, s.length, s.relations}, lengths.options());
+  const float *a_all = left.data_ptr<float>(), *rt_all = right_t.data_ptr<float>();
+  const float *wt = weight_t.data_ptr<float>(), *bias_p = bias.data_ptr<float>();
+  const int64_t* lens = lengths.data_ptr<int64_t>();
+  float* values_all = values.data_ptr<float>();
+  int64_t* winner_all = winner.data_ptr<int64_t>();
+  constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
+  ivec lane{};
+  for (int l = 0; l < LANES; ++l) lane[l] = l;
+  at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / s.length, length = lens[b];
+      const float* a = a_all + row * s.hidden;
+      const float* rt = rt_all + b * s.hidden * s.np;
+      for_each_relation_block(s.rp, [&](auto block, int64_t r0) {
+        constexpr int RB = decltype(block)::value;
+        vec acc[RB], best[RB];
+        ivec where[RB];
+        for (int r = 0; r < RB; ++r) {
+          best[r] = splat(NEG_INF);
+          where[r] = ivec{};
+        }
+        for (int64_t j0 = 0; j0 < length; j0 += LANES) {
+          score_block<RB>(a, rt + j0, s.np, wt + r0, s.rp, bias_p + r0, s.hidden, acc);
+          const ivec j = lane + static_cast<int32_t>(j0);
+          const ivec real = j < static_cast<int32_t>(length);
+          for (int r = 0; r < RB; ++r) {
+            const ivec better = real & (acc[r] > best[r]);
+            best[r] = better ? acc[r] : best[r];
+            where[r] = better ? j : where[r];
+          }
+        }
+        for (int r = 0; r < RB && r0 + r < s.relations; ++r) {
+          float value = NEG_INF;
+          int32_t index = 0;
+          for (int l = 0; l < LANES; ++l) {
+            if (best[r][l] > value || (best[r][l] == value && value != NEG_INF && where[r][l] < index)) {
+              value = best[r][l];
+              index = where[r][l];
+            }
+          }
+          values_all[row * s.relations + r0 + r] = value;
+          winner_all[row * s.relations + r0 + r] = index;
+        }
+      });
+    }
+  });
+  return {values, winner};
+}
+
+// Backward of sum(grad_logits * logits) for two pairs (i, j) and (i, j + 1) over KC vectors of features:
+// grad_pair = relu'(pair) * (grad_logits @ Wr) feeds grad_left[i], grad_right[j]; grad_weight += g pair^T.
+template <int KC>
+inline void backward_tile(const float* g0, const float* g1, int64_t g_stride, const float* a, const float* b0,
+                          const float* b1, const float* weight, int64_t w_stride, int64_t relations,
+                          float* grad_a, float* grad_b0, float* grad_b1, float* grad_weight) {
+  vec p0[KC], p1[KC], m0[KC], m1[KC];
+#pragma GCC unroll 8
+  for (int c = 0; c < KC; ++c) p0[c] = p1[c] = vec{};
+  for (int64_t r = 0; r < relations; ++r) {
+    const float x0 = g0[r * g_stride], x1 = g1[r * g_stride];
+#pragma GCC unroll 8
+    for (int c = 0; c < KC; ++c) {
+      const vec w = load(weight + r * w_stride + c * LANES);
+      p0[c] += w * x0;
+      p1[c] += w * x1;
+    }
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < KC; ++c) {
+    const vec av = load(a + c * LANES);
+    m0[c] = av + load(b0 + c * LANES);
+    m1[c] = av + load(b1 + c * LANES);
+    p0[c] = m0[c] > vec{} ? p0[c] : vec{};
+    p1[c] = m1[c] > vec{} ? p1[c] : vec{};
+    m0[c] = relu(m0[c]);
+    m1[c] = relu(m1[c]);
+    store(grad_a + c * LANES, load(grad_a + c * LANES) + p0[c] + p1[c]);
+    store(grad_b0 + c * LANES, load(grad_b0 + c * LANES) + p0[c]);
+    store(grad_b1 + c * LANES, load(grad_b1 + c * LANES) + p1[c]);
+  }
+  for (int64_t r = 0; r < relations; ++r) {
+    const float x0 = g0[r * g_stride], x1 = g1[r * g_stride];
+    float* gw = grad_weight + r * w_stride;
+#pragma GCC unroll 8
+    for (int c = 0; c < KC; ++c) store(gw + c * LANES, load(gw + c * LANES) + m0[c] * x0 + m1[c] * x1);
+  }
+}
+
+template <typename Visit>
+inline void for_each_feature_chunk(int64_t vectors, Visit visit) {
+  int64_t c0 = 0;
+  for (; c0 + 8 <= vectors; c0 += 8) visit(std::integral_constant<int, 8>{}, c0);
+  switch (vectors - c0) {
+    case 7: visit(std::integral_constant<int, 7>{}, c0); break;
+    case 6: visit(std::integral_constant<int, 6>{}, c0); break;
+    case 5: visit(std::integral_constant<int, 5>{}, c0); break;
+    case 4: visit(std::integral_constant<int, 4>{}, c0); break;
+    case 3: visit(std::integral_constant<int, 3>{}, c0); break;
+    case 2: visit(std::integral_constant<int, 2>{}, c0); break;
+    case 1: visit(std::integral_constant<int, 1>{}, c0); break;
+    default: break;
+  }
+}
+
+// Gradients of sum(grad_logits * logits) with respect to left, right and Wr. grad_logits must be zero at
+// padded cells (i or j >= length); the loops stop at each sentence's length.
+std::vector<torch::Tensor> pair_backward(torch::Tensor grad_logits, torch::Tensor left_p, torch::Tensor right_p,
+                                         torch::Tensor weight_p, torch::Tensor lengths) {
+  TORCH_CHECK(grad_logits.is_contiguous() && left_p.is_contiguous() && right_p.is_contiguous() &&
+                  weight_p.is_contiguous(),
+              "pair_backward: inputs must be contiguous");
+  const int64_t batch = left_p.size(0), length = left_p.size(1), dp = left_p.size(2);
+  const int64_t relations = weight_p.size(0), np = grad_logits.size(3);
+  TORCH_CHECK(dp % LANES == 0 && right_p.size(1) == np && right_p.size(2) == dp && weight_p.size(1) == dp &&
+                  grad_logits.size(0) == batch && grad_logits.size(1) == length &&
+                  grad_logits.size(2) == relations && np % 2 == 0 && np >= length,
+              "pair_backward: inconsistent shapes");
+  auto grad_left = torch::zeros_like(left_p);
+  auto grad_right = torch::zeros_like(right_p);
+  auto grad_weight = torch::zeros_like(weight_p);
+  const float *g_all = grad_logits.data_ptr<float>(), *a_all = left_p.data_ptr<float>();
+  const float *b_all = right_p.data_ptr<float>(), *w = weight_p.data_ptr<float>();
+  float *ga_all = grad_left.data_ptr<float>(), *gb_all = grad_right.data_ptr<float>();
+  float* gw_all = grad_weight.data_ptr<float>();
+  const int64_t* lens = lengths.data_ptr<int64_t>();
+  std::mutex merge;
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> gw_local(relations * dp, 0.0f);
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t real = lens[b];
+      for (int64_t i = 0; i < real; ++i) {
+        const int64_t row = b * length + i;
+        const float* g = g_all + row * relations * np;
+        for (int64_t j = 0; j < real; j += 2) {  // np is even and grad_logits is zero at j = real
+          for_each_feature_chunk(dp / LANES, [&](auto chunk, int64_t c0) {
+            constexpr int KC = decltype(chunk)::value;
+            const int64_t k = c0 * LANES;
+            const float* b0 = b_all + (b * np + j) * dp + k;
+            float* gb0 = gb_all + (b * np + j) * dp + k;
+            backward_tile<KC>(g + j, g + j + 1, np, a_all + row * dp + k, b0, b0 + dp, w + k, dp, relations,
+                              ga_all + row * dp + k, gb0, gb0 + dp, gw_local.data() + k);
+          });
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(merge);
+    for (int64_t x = 0; x < relations * dp; ++x) gw_all[x] += gw_local[x];
+  });
+  return {grad_left, grad_right, grad_weight};
+}
+
+// Backward of pair_max: each (i, r) passes grad[i, r] to its winning cell (i, winner[i, r], r) only, so
+// the cost per token is O(R d), not O(n R d): relu'(pair) * grad * Wr[r] goes to left[i] and right[winner].
+std::vector<torch::Tensor> pair_max_backward(torch::Tensor grad, torch::Tensor winner, torch::Tensor left_p,
+                                             torch::Tensor right_p, torch::Tensor weight_p) {
+  TORCH_CHECK(grad.is_contiguous() && winner.is_contiguous() && left_p.is_contiguous() && right_p.is_contiguous() &&
+                  weight_p.is_contiguous(),
+              "pair_max_backward: inputs must be contiguous");
+  const int64_t batch = left_p.size(0), length = left_p.size(1), dp = left_p.size(2);
+  const int64_t relations = weight_p.size(0);
+  TORCH_CHECK(dp % LANES == 0 && right_p.sizes() == left_p.sizes() && weight_p.size(1) == dp &&
+                  grad.sizes() == winner.sizes() && grad.size(0) == batch && grad.size(1) == length &&
+                  grad.size(2) == relations && grad.scalar_type() == torch::kFloat32 &&
+                  winner.scalar_type() == torch::kInt64,
+              "pair_max_backward: inconsistent shapes");
+  auto grad_left = torch::zeros_like(left_p);
+  auto grad_right = torch::zeros_like(right_p);
+  auto grad_weight = torch::zeros_like(weight_p);
+  const float *g_all = grad.data_ptr<float>(), *a_all = left_p.data_ptr<float>();
+  const float *b_all = right_p.data_ptr<float>(), *w = weight_p.data_ptr<float>();
+  const int64_t* winner_all = winner.data_ptr<int64_t>();
+  float *ga_all = grad_left.data_ptr<float>(), *gb_all = grad_right.data_ptr<float>();
+  float* gw_all = grad_weight.data_ptr<float>();
+  std::mutex merge;
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> gw_local(relations * dp, 0.0f);
+    for (int64_t row = begin * length; row < end * length; ++row) {
+      const float* a = a_all + row * dp;
+      float* ga = ga_all + row * dp;
+      for (int64_t r = 0; r < relations; ++r) {
+        const float g = g_all[row * relations + r];
+        if (g == 0.0f) continue;
+        const int64_t j = (row / length) * length + winner_all[row * relations + r];
+        const float* b = b_all + j * dp;
+        float* gb = gb_all + j * dp;
+        const float* wr = w + r * dp;
+        float* gw = gw_local.data() + r * dp;
+        for (int64_t k = 0; k < dp; k += LANES) {
+          const vec pair = load(a + k) + load(b + k);
+          const vec grad_pair = pair > vec{} ? load(wr + k) * g : vec{};
+          store(ga + k, load(ga + k) + grad_pair);
+          store(gb + k, load(gb + k) + grad_pair);
+          store(gw + k, load(gw + k) + relu(pair) * g);
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(merge);
+    for (int64_t x = 0; x < relations * dp; ++x) gw_all[x] += gw_local[x];
+  });
+  return {grad_left, grad_right, grad_weight};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("pair_logits", &pair_logits, "all pair logits (B, n, R, np)");
+  m.def("pair_max", &pair_max, "max over real j of the pair logits, and its arg-max");
+  m.def("pair_backward", &pair_backward, "gradients of sum(grad_logits * logits)");
+  m.def("pair_max_backward", &pair_max_backward, "gradients of pair_max's values");
+}
