@@ -13,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from model import load_run
+from model import load_run, pair_kernels
 from utils.analysis import breakdown, breakdown_markdown
 from utils.helpers import configure_threads, pick_device, setup_logging, write_json
 from utils.scorer import score_all, triple_record
@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=100, help="sentences per batch")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    pair_kernels.add_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging()
     device = pick_device(args.device)
     configure_threads(args.threads)
+    pair_kernels.set_pair_kernel(args.pair_kernel)
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)
     path = Path(args.data) if args.data else Path(config["settings"]["data_dir"]) / f"{args.split}.json"

@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from model import load_extractor
+from model import load_extractor, pair_kernels
 from utils.helpers import configure_threads, setup_logging
 
 log = logging.getLogger("predict")
@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=100, help="sentences per batch (default 100)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    pair_kernels.add_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     setup_logging()
     configure_threads(args.threads)
+    pair_kernels.set_pair_kernel(args.pair_kernel)
     try:
         extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,
                                    batch_size=args.batch_size, max_tokens=args.max_tokens,

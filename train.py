@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model import RIN, RUN_FORMAT, RINConfig
+from model import RIN, RUN_FORMAT, RINConfig, pair_kernels
 from utils.helpers import (
     atomic_torch_save,
     configure_threads,
@@ -81,6 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                      help="dtype of the pair scorer: bf16 is faster on CPUs with AVX512-BF16/AMX and on GPUs, "
                      "at a small cost in precision (default fp32)")
+    pair_kernels.add_argument(run)
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the network's forward (model.compile(dynamic=True)); compiles again for "
                      "new batch shapes; slower on the 2-core CPU we measured, so check bench.py on your machine")
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         run_dir = Path(args.resume)
         settings = read_json(run_dir / "config.json")["settings"]
         settings["device"], settings["threads"] = args.device or settings["device"], args.threads
+        settings["pair_kernel"] = args.pair_kernel  # how, not what, it computes: free to change on resume
     else:
         settings = resolve_settings(args)
         run_dir = Path(settings["save_dir"]) / settings["run_id"]
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging(run_dir / "train.log")
     device = pick_device(settings["device"])
     threads = configure_threads(settings["threads"])
+    pair_kernels.set_pair_kernel(settings["pair_kernel"])
     log.info("run %s on %s (%d CPU threads)%s", run_dir, device, threads, " [resumed]" if args.resume else "")
 
     data_dir = Path(settings["data_dir"])
@@ -174,6 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
     model, model_config = build_model(settings, vocab, labels, embedding)
     model.to(device)
     model.set_precision(settings.get("precision", "fp32"))
+    probe = torch.zeros(0, device=device, dtype=model.pair_dtype or torch.float32)
+    log.info("pair scorer: %s", "fused C++ kernels" if pair_kernels.fused_applies(probe) else "PyTorch")
     if settings.get("compile"):
         model.compile(dynamic=True)  # in place: parameter names, so checkpoints, stay the same
     optimizer = make_optimizer(model, settings["lr"])

@@ -13,6 +13,7 @@ build, else PyTorch), ``fused`` (fail when they cannot be used) or ``torch``.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import os
@@ -38,6 +39,13 @@ def set_pair_kernel(choice: str) -> None:
     if choice not in CHOICES:
         raise ValueError(f"pair kernel must be one of {CHOICES}, not {choice!r}")
     _choice = choice
+
+
+def add_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The ``--pair_kernel`` flag, shared by train.py, evaluate.py and predict.py."""
+    parser.add_argument("--pair_kernel", choices=CHOICES, default=_choice,
+                        help="pair scorer implementation: fused C++ kernels (float32 on CPU; built on first use), "
+                        "PyTorch, or auto = fused where they apply and build (default: $RIN_PAIR_KERNEL or auto)")
 
 
 def _cpu_flags() -> str:
@@ -114,9 +122,11 @@ def forward_inputs(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor
     return left.contiguous(), right_t, weight_t, F.pad(bias, (0, padded_relations - relations)).contiguous()
 
 
-def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """All pair logits as (B, n, R, np): j fastest, np >= n rounded up to the vector width."""
-    return build().pair_logits(*forward_inputs(left, right, weight, bias), weight.shape[0])
+def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                lengths: torch.Tensor) -> torch.Tensor:
+    """All pair logits as (B, n, R, np), -inf outside real cells: j fastest, np >= n rounded up to the vector
+    width."""
+    return build().pair_logits(*forward_inputs(left, right, weight, bias), lengths.contiguous(), weight.shape[0])
 
 
 def pair_max(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
@@ -145,7 +155,7 @@ def pair_backward(grad_logits: torch.Tensor, left: torch.Tensor, right: torch.Te
                   lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of ``sum(grad_logits * logits)`` for left, right and Wr.
 
-    ``grad_logits`` is (B, n, R, np) as :func:`pair_logits` returns, zero at padded cells.
+    ``grad_logits`` is (B, n, R, np) as :func:`pair_logits` returns, zero outside real cells.
     """
     length, hidden = left.shape[1:]
     left_p, right_p, weight_p = _pad_features(left, F.pad(right, (0, 0, 0, grad_logits.shape[3] - length)), weight)

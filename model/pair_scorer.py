@@ -44,15 +44,16 @@ def _scores_into(out: torch.Tensor, pairs: torch.Tensor, weight: torch.Tensor, b
     return out
 
 
-def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """All pair logits (B, n, n, R); used for decoding (no gradient)."""
+def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+    """All pair logits (B, n, n, R), -inf outside real cells; used for decoding (no gradient)."""
     batch, length, _ = left.shape
     if pair_kernels.fused_applies(left):
-        return pair_kernels.pair_logits(left, right, weight, bias)[..., :length].transpose(2, 3)
+        return pair_kernels.pair_logits(left, right, weight, bias, mask.sum(dim=1))[..., :length].transpose(2, 3)
     logits = left.new_empty(batch, length, length, weight.shape[0])
     for part in _sentence_chunks(left):
         _scores_into(logits[part], _pairs(left[part], right[part]), weight, bias)
-    return logits
+    return logits.masked_fill_(~(mask[:, :, None, None] & mask[:, None, :, None]), float("-inf"))
 
 
 class PairMax(torch.autograd.Function):
@@ -152,13 +153,11 @@ class PairBCE(torch.autograd.Function):
 
 
 def _fused_bce(left, right, weight, bias, targets, mask) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loss and d(loss)/d(logits) in the fused kernels' (B, n, R, np) layout, zero at padded cells."""
-    logits = pair_kernels.pair_logits(left, right, weight, bias)
-    padded_mask = F.pad(mask, (0, logits.shape[3] - mask.shape[1]))
-    keep = (mask[:, :, None, None] & padded_mask[:, None, None, :]).to(logits.dtype)
+    """The loss and d(loss)/d(logits) in the fused kernels' (B, n, R, np) layout, zero outside real cells."""
+    logits = pair_kernels.pair_logits(left, right, weight, bias, mask.sum(dim=1))  # -inf outside real cells
     sentence, i, j, relation = targets.nonzero(as_tuple=True)  # positive cells, all real
-    # BCE from logits: softplus(z) over real cells, minus z at the positive ones
-    total = F.softplus(logits).mul_(keep).sum() - logits[sentence, i, relation, j].sum()
-    grad_logits = logits.sigmoid_().mul_(keep)
+    # BCE from logits: softplus(z) - y z; softplus(-inf) = sigmoid(-inf) = 0 leaves padded cells out
+    total = F.softplus(logits).sum() - logits[sentence, i, relation, j].sum()
+    grad_logits = logits.sigmoid_()
     grad_logits[sentence, i, relation, j] -= 1.0
     return total, grad_logits

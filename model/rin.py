@@ -160,6 +160,5 @@ class RIN(nn.Module):
         equals ``sigmoid(logit) >= t`` and spares a pass over the largest tensor.
         """
         out = self(word_ids, pos_ids, mask, lengths)
-        logits = pair_logits(*self._pair_inputs(out.relation_state)).to(out.tag_logits.dtype)
-        cell_mask = mask[:, :, None, None] & mask[:, None, :, None]
-        return out.tag_logits.argmax(dim=-1), logits.masked_fill_(~cell_mask, float("-inf"))
+        logits = pair_logits(*self._pair_inputs(out.relation_state), mask).to(out.tag_logits.dtype)
+        return out.tag_logits.argmax(dim=-1), logits

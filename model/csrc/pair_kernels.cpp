@@ -10,11 +10,12 @@
 //   right_p    (B, np, dp)      b_j zero-padded to np positions and dp (a multiple of LANES) features
 //   weight_t   (d, Rp)          Wr transposed, zero-padded to Rp (a multiple of 8) relations
 //   weight_p   (R, dp)          Wr zero-padded to dp features
-//   logits     (B, n, R, np)    pair logits with j fastest; the caller views them as (B, n, n, R)
+//   logits     (B, n, R, np)    pair logits with j fastest, -inf outside real cells; viewed as (B, n, n, R)
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <mutex>
@@ -56,6 +57,14 @@ inline void for_each_relation_block(int64_t rp, Visit visit) {
   for (; r0 < rp; r0 += 8) visit(std::integral_constant<int, 8>{}, r0);
 }
 
+constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
+
+inline ivec lane_ids() {
+  ivec lane{};
+  for (int l = 0; l < LANES; ++l) lane[l] = l;
+  return lane;
+}
+
 struct Shapes {
   int64_t batch, length, hidden, np, relations, rp;
 };
@@ -73,37 +82,61 @@ Shapes forward_shapes(const torch::Tensor& left, const torch::Tensor& right_t, c
   return s;
 }
 
-// All pair logits, (B, n, R, np); positions j >= n hold scores of zero padding.
+void check_lengths(const torch::Tensor& lengths, const Shapes& s) {
+  TORCH_CHECK(lengths.scalar_type() == torch::kInt64 && lengths.is_contiguous() && lengths.numel() == s.batch,
+              "pair kernels: lengths must be a contiguous int64 tensor of one length per sentence");
+}
+
+// Logits of token i (left row a) against every j of its sentence into out_row (R, np); -inf at j >= length.
+inline void row_logits(const Shapes& s, const float* a, const float* rt, const float* wt, const float* bias,
+                       int64_t length, float* out_row) {
+  const int64_t computed = (length + LANES - 1) / LANES * LANES;
+  for (int64_t r = 0; r < s.relations; ++r) std::fill(out_row + r * s.np + computed, out_row + (r + 1) * s.np, NEG_INF);
+  const ivec lane = lane_ids();
+  for_each_relation_block(s.rp, [&](auto block, int64_t r0) {
+    constexpr int RB = decltype(block)::value;
+    vec acc[RB];
+    for (int64_t j0 = 0; j0 < computed; j0 += LANES) {
+      score_block<RB>(a, rt + j0, s.np, wt + r0, s.rp, bias + r0, s.hidden, acc);
+      const ivec real = lane + static_cast<int32_t>(j0) < static_cast<int32_t>(length);
+      for (int r = 0; r < RB && r0 + r < s.relations; ++r) {
+        store(out_row + (r0 + r) * s.np + j0, real ? acc[r] : splat(NEG_INF));
+      }
+    }
+  });
+}
+
+// All pair logits, (B, n, R, np), -inf outside real cells (i or j >= the sentence's length): the BCE and
+// the decoder then need no mask, and padded rows and columns cost nothing.
 torch::Tensor pair_logits(torch::Tensor left, torch::Tensor right_t, torch::Tensor weight_t, torch::Tensor bias,
-                          int64_t relations) {
+                          torch::Tensor lengths, int64_t relations) {
   const Shapes s = forward_shapes(left, right_t, weight_t, relations);
+  check_lengths(lengths, s);
   auto out = torch::empty({s.batch, s.length, s.relations, s.np}, left.options());
   const float *a_all = left.data_ptr<float>(), *rt_all = right_t.data_ptr<float>();
   const float *wt = weight_t.data_ptr<float>(), *bias_p = bias.data_ptr<float>();
+  const int64_t* lens = lengths.data_ptr<int64_t>();
   float* out_all = out.data_ptr<float>();
   at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      const float* a = a_all + row * s.hidden;
-      const float* rt = rt_all + (row / s.length) * s.hidden * s.np;
+      const int64_t b = row / s.length;
       float* out_row = out_all + row * s.relations * s.np;
-      for_each_relation_block(s.rp, [&](auto block, int64_t r0) {
-        constexpr int RB = decltype(block)::value;
-        vec acc[RB];
-        for (int64_t j0 = 0; j0 < s.np; j0 += LANES) {
-          score_block<RB>(a, rt + j0, s.np, wt + r0, s.rp, bias_p + r0, s.hidden, acc);
-          for (int r = 0; r < RB && r0 + r < s.relations; ++r) store(out_row + (r0 + r) * s.np + j0, acc[r]);
-        }
-      });
+      if (row % s.length < lens[b]) {
+        row_logits(s, a_all + row * s.hidden, rt_all + b * s.hidden * s.np, wt, bias_p, lens[b], out_row);
+      } else {
+        std::fill(out_row, out_row + s.relations * s.np, NEG_INF);
+      }
     }
   });
   return out;
 }
 
-// max over real j of the pair logits and its arg-max, both (B, n, R); ties go to the smallest j.
+// max over real j of the pair logits and its arg-max, both (B, n, R); ties go to the smallest j. Padded
+// rows i get their values too (as the PyTorch path), so the GRU input stays finite there.
 std::vector<torch::Tensor> pair_max(torch::Tensor left, torch::Tensor right_t, torch::Tensor weight_t,
                                     torch::Tensor bias, torch::Tensor lengths, int64_t relations) {
   const Shapes s = forward_shapes(left, right_t, weight_t, relations);
-  TORCH_CHECK(lengths.scalar_type() == torch::kInt64 && lengths.numel() == s.batch, "pair_max: bad lengths");
+  check_lengths(lengths, s);
   auto values = torch::empty({s.batch, s.length, s.relations}, left.options());
   auto winner = torch::empty({s.batch, s.length, s.relations}, lengths.options());
   const float *a_all = left.data_ptr<float>(), *rt_all = right_t.data_ptr<float>();
@@ -111,45 +144,17 @@ std::vector<torch::Tensor> pair_max(torch::Tensor left, torch::Tensor right_t, t
   const int64_t* lens = lengths.data_ptr<int64_t>();
   float* values_all = values.data_ptr<float>();
   int64_t* winner_all = winner.data_ptr<int64_t>();
-  constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
-  ivec lane{};
-  for (int l = 0; l < LANES; ++l) lane[l] = l;
   at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> logits(s.relations * s.np);
     for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row / s.length, length = lens[b];
-      const float* a = a_all + row * s.hidden;
-      const float* rt = rt_all + b * s.hidden * s.np;
-      for_each_relation_block(s.rp, [&](auto block, int64_t r0) {
-        constexpr int RB = decltype(block)::value;
-        vec acc[RB], best[RB];
-        ivec where[RB];
-        for (int r = 0; r < RB; ++r) {
-          best[r] = splat(NEG_INF);
-          where[r] = ivec{};
-        }
-        for (int64_t j0 = 0; j0 < length; j0 += LANES) {
-          score_block<RB>(a, rt + j0, s.np, wt + r0, s.rp, bias_p + r0, s.hidden, acc);
-          const ivec j = lane + static_cast<int32_t>(j0);
-          const ivec real = j < static_cast<int32_t>(length);
-          for (int r = 0; r < RB; ++r) {
-            const ivec better = real & (acc[r] > best[r]);
-            best[r] = better ? acc[r] : best[r];
-            where[r] = better ? j : where[r];
-          }
-        }
-        for (int r = 0; r < RB && r0 + r < s.relations; ++r) {
-          float value = NEG_INF;
-          int32_t index = 0;
-          for (int l = 0; l < LANES; ++l) {
-            if (best[r][l] > value || (best[r][l] == value && value != NEG_INF && where[r][l] < index)) {
-              value = best[r][l];
-              index = where[r][l];
-            }
-          }
-          values_all[row * s.relations + r0 + r] = value;
-          winner_all[row * s.relations + r0 + r] = index;
-        }
-      });
+      const int64_t b = row / s.length;
+      row_logits(s, a_all + row * s.hidden, rt_all + b * s.hidden * s.np, wt, bias_p, lens[b], logits.data());
+      for (int64_t r = 0; r < s.relations; ++r) {
+        const float* line = logits.data() + r * s.np;
+        const int64_t best = std::max_element(line, line + std::max<int64_t>(lens[b], 1)) - line;
+        values_all[row * s.relations + r] = line[best];
+        winner_all[row * s.relations + r] = best;
+      }
     }
   });
   return {values, winner};
@@ -211,7 +216,7 @@ inline void for_each_feature_chunk(int64_t vectors, Visit visit) {
 }
 
 // Gradients of sum(grad_logits * logits) with respect to left, right and Wr. grad_logits must be zero at
-// padded cells (i or j >= length); the loops stop at each sentence's length.
+// padded cells (i or j >= length), as it is after the BCE; the loops stop at each sentence's length.
 std::vector<torch::Tensor> pair_backward(torch::Tensor grad_logits, torch::Tensor left_p, torch::Tensor right_p,
                                          torch::Tensor weight_p, torch::Tensor lengths) {
   TORCH_CHECK(grad_logits.is_contiguous() && left_p.is_contiguous() && right_p.is_contiguous() &&

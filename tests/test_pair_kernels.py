@@ -1,0 +1,106 @@
+"""The fused C++ pair kernels compute what the PyTorch pair scorer computes (float32, CPU)."""
+import importlib.util
+import shutil
+
+import pytest
+import torch
+from helpers import random_examples, small_model
+
+from model import pair_kernels
+from model.pair_scorer import PairMax
+from utils.loader import collate
+
+
+def kernels_available() -> bool:
+    try:
+        pair_kernels.build()
+    except RuntimeError:
+        return False
+    return True
+
+
+needs_kernels = pytest.mark.skipif(not kernels_available(), reason="no C++ compiler or ninja here: the fused "
+                                   "pair kernels cannot be built (test_kernels_build says why)")
+
+
+@pytest.fixture(autouse=True)
+def restore_choice():
+    yield
+    pair_kernels.set_pair_kernel("auto")
+
+
+def test_kernels_build_where_a_compiler_is_present():
+    if shutil.which("c++") is None or importlib.util.find_spec("ninja") is None:
+        pytest.skip("no C++ compiler or no ninja: the PyTorch pair scorer is used")
+    pair_kernels.build()  # raises with the compiler's message when the build breaks
+
+
+def run_both(model, batch):
+    """Loss, gradients and predictions under the PyTorch and the fused pair scorer."""
+    outputs = {}
+    for choice in ("torch", "fused"):
+        pair_kernels.set_pair_kernel(choice)
+        model.zero_grad()
+        er_loss, rc_loss = model.loss(batch)
+        (er_loss + rc_loss).backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        tags, logits = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
+        outputs[choice] = (er_loss, rc_loss, grads, tags, logits)
+    return outputs["torch"], outputs["fused"]
+
+
+@needs_kernels
+@pytest.mark.parametrize("relations, rounds, sizes", [
+    (4, 2, {}),  # one block of 8 relations, 7 pair features (one padded vector)
+    (30, 3, {"pair_hidden": 20}),  # blocks of 24 + 8 relations
+    (57, 1, {"pair_hidden": 70}),  # 24 + 24 + 8 + 8; more than one chunk of feature vectors
+    (5, 0, {}),  # no interaction: only the BCE and the decoder use the kernels
+])
+def test_fused_kernels_match_pytorch(relations, rounds, sizes):
+    model = small_model(relations, rounds, **sizes).eval()
+    for seed in range(2):
+        examples = random_examples(7, relations, seed=seed, max_len=21)
+        examples[0] = random_examples(1, relations, seed=99, max_len=1)[0]  # a one-token sentence
+        batch = collate(examples, range(len(examples)), relations, torch.device("cpu"))
+        (er_a, rc_a, grads_a, tags_a, logits_a), (er_b, rc_b, grads_b, tags_b, logits_b) = run_both(model, batch)
+        assert torch.allclose(er_a, er_b, rtol=1e-5) and torch.allclose(rc_a, rc_b, rtol=1e-5)
+        assert grads_a.keys() == grads_b.keys()
+        for name in grads_a:
+            assert torch.allclose(grads_a[name], grads_b[name], rtol=1e-4, atol=1e-5), name
+        assert torch.equal(tags_a, tags_b)
+        assert torch.equal(torch.isinf(logits_a), torch.isinf(logits_b))
+        real = torch.isfinite(logits_a)
+        assert real.sum() == sum(len(e.word_ids) ** 2 for e in examples) * relations
+        assert torch.allclose(logits_a[real], logits_b[real], rtol=1e-5, atol=1e-5)
+
+
+@needs_kernels
+def test_pair_max_ignores_padding_and_breaks_ties_to_the_first_j():
+    torch.manual_seed(0)
+    left, right = torch.randn(2, 6, 7), torch.randn(2, 6, 7)
+    right[0, 3] = right[0, 1]  # j = 1 and j = 3 score the same in sentence 0
+    right[1, 4:] = 50.0  # padding of sentence 1 (length 4) would win every max
+    weight, bias = torch.randn(9, 7), torch.randn(9)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    pair_kernels.set_pair_kernel("fused")
+    values, winner = pair_kernels.pair_max(left, right, weight, bias, mask.sum(dim=1))
+    logits = (left[:, :, None] + right[:, None]).relu() @ weight.T + bias
+    expected = logits.masked_fill(~mask[:, None, :, None], float("-inf")).max(dim=2)
+    assert torch.allclose(values, expected.values, atol=1e-5)
+    assert torch.equal(winner, expected.indices)
+    assert (winner[1] < 4).all() and (winner[0] != 3).all()
+    grads = torch.autograd.grad(PairMax.apply(left.requires_grad_(), right.requires_grad_(), weight, bias,
+                                              mask).sum(), (left, right))
+    assert grads[1][1, 4:].abs().sum() == 0  # padding gets no gradient
+
+
+def test_choice_is_checked_and_respected():
+    with pytest.raises(ValueError):
+        pair_kernels.set_pair_kernel("fast")
+    pair_kernels.set_pair_kernel("torch")
+    assert not pair_kernels.fused_applies(torch.zeros(1))
+    pair_kernels.set_pair_kernel("auto")
+    assert not pair_kernels.fused_applies(torch.zeros(1, dtype=torch.float64))  # float64: PyTorch path
+    pair_kernels.set_pair_kernel("fused")
+    with pytest.raises(RuntimeError, match="float32 CPU"):
+        pair_kernels.fused_applies(torch.zeros(1, dtype=torch.float64))
