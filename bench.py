@@ -128,14 +128,44 @@ class Timer:
         return time.perf_counter() - start
 
 
-def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: torch.device) -> dict:
+def build(setting: Setting, args: argparse.Namespace, device: torch.device
+          ) -> tuple[list[Example], str, RIN, torch.optim.Optimizer]:
+    """The setting's training sentences, where their lengths came from, and a fresh model with Adam."""
     sizes, origin = shapes(setting, args.seed)
     examples = make_examples(sizes, setting, args.seed)
     torch.manual_seed(args.seed)
     config = RINConfig(vocab_size=setting.vocab_size, num_pos=40, num_tags=5, num_relations=setting.relations,
                        rounds=setting.rounds)
     model = RIN(config).to(device)
-    optimizer = make_optimizer(model, 1e-3)
+    return examples, origin, model, make_optimizer(model, 1e-3)
+
+
+def training_step(model: RIN, optimizer: torch.optim.Optimizer, examples: list[Example], indices: list[int],
+                  device: torch.device, precision: str = "fp32", kernel: str = "auto") -> None:
+    """One production step, as train.py takes it; each phase is labelled for the profiler."""
+    model.set_precision(precision)
+    set_pair_kernel(kernel)
+    with torch.profiler.record_function("phase: collate"):
+        batch = collate([examples[i] for i in indices], indices, model.config.num_relations, device)
+    with torch.profiler.record_function("phase: forward and loss"):
+        er, rc = model.loss(batch)
+    optimizer.zero_grad(set_to_none=True)
+    with torch.profiler.record_function("phase: backward"):
+        (er + rc).backward()
+    with torch.profiler.record_function("phase: gradient clipping and Adam"):
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+
+
+def spread_sample(batches: list[list[int]], examples: list[Example], count: int) -> list[list[int]]:
+    """``count`` batches spread evenly over ``batches`` sorted by padded length."""
+    ordered = sorted(batches, key=lambda b: max(len(examples[i].word_ids) for i in b))
+    count = min(count, len(ordered))
+    return [ordered[round(k * (len(ordered) - 1) / max(1, count - 1))] for k in range(count)]
+
+
+def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: torch.device) -> dict:
+    examples, origin, model, optimizer = build(setting, args, device)
     timer = Timer(device)
     rng = random.Random(args.seed)
     batch_size = 50
@@ -145,14 +175,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
     compiled_optimizer = make_optimizer(compiled, 1e-3)
 
     def production_step(indices, precision="fp32", net=model, net_optimizer=optimizer, kernel="auto"):
-        net.set_precision(precision)
-        set_pair_kernel(kernel)
-        batch = collate([examples[i] for i in indices], indices, setting.relations, device)
-        er, rc = net.loss(batch)
-        net_optimizer.zero_grad(set_to_none=True)
-        (er + rc).backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        net_optimizer.step()
+        training_step(net, net_optimizer, examples, indices, device, precision, kernel)
 
     def oracle_step(indices):
         model.set_precision("fp32")
@@ -169,10 +192,8 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
     model.train()
 
     def epoch_seconds(step, batches, count) -> float:
-        """Time ``count`` batches spread evenly over the epoch's batches sorted by padded size."""
-        ordered = sorted(batches, key=lambda b: max(len(examples[i].word_ids) for i in b))
-        count = min(count, len(ordered))
-        sample = [ordered[round(k * (len(ordered) - 1) / max(1, count - 1))] for k in range(count)]
+        """Time ``count`` batches spread evenly over the epoch, extrapolated to all of its batches."""
+        sample = spread_sample(batches, examples, count)
         step(sample[len(sample) // 2])  # warm-up
         return sum(timer(lambda b=b: step(b)) for b in sample) / len(sample) * len(batches)
 
@@ -243,9 +264,55 @@ def inference(model: RIN, compiled: RIN, setting: Setting, args: argparse.Namesp
     return out
 
 
-def equivalence(epochs: int, lr: float, seed: int, device: torch.device) -> dict:
-    """Train WebNLG twice from one initialisation, on the same batches with the same random draws:
-    once with the production loss, once with the oracle's. Dev F1 per epoch should agree within noise."""
+PHASES = ("phase: collate", "phase: forward and loss", "phase: backward", "phase: gradient clipping and Adam")
+
+
+def profile_setting(setting: Setting, args: argparse.Namespace, device: torch.device) -> dict:
+    """Where a production training step's time goes (torch.profiler over ``args.batches`` batches spread
+    over the epoch, after one warm-up): seconds per epoch by phase, and the costliest operators."""
+    from torch.profiler import ProfilerActivity, profile
+
+    examples, origin, model, optimizer = build(setting, args, device)
+    batches = bucketed_batches([len(e.word_ids) for e in examples], 50, torch.Generator().manual_seed(1))
+    sample = spread_sample(batches, examples, args.batches)
+    model.train()
+    training_step(model, optimizer, examples, sample[len(sample) // 2], device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        start = time.perf_counter()
+        for indices in sample:
+            training_step(model, optimizer, examples, indices, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+    scale = len(batches) / len(sample) / 1e6  # profiler microseconds -> seconds per epoch
+    averages = profiler.key_averages()
+    phases = {e.key.removeprefix("phase: "): e.cpu_time_total * scale for e in averages if e.key in PHASES}
+    operators = sorted((e for e in averages if e.key not in PHASES), key=lambda e: -e.self_cpu_time_total)
+    return {"data": origin, "epoch_seconds_profiled": wall * len(batches) / len(sample),
+            "phase_epoch_seconds": phases,
+            "operator_self_epoch_seconds": {e.key: e.self_cpu_time_total * scale for e in operators[:20]}}
+
+
+def print_profile(result: dict) -> None:
+    total = result["epoch_seconds_profiled"]
+    print(f"   data: {result['data']}")
+    print(f"   epoch under the profiler: {total:.1f} s; by phase (s/epoch, share):")
+    for phase, seconds in result["phase_epoch_seconds"].items():
+        print(f"     {phase:36s} {seconds:7.1f}  {seconds / total:5.1%}")
+    print("   costliest operators by self time (s/epoch, share); Pair* rows are the pair scorer's own code, "
+          "fused kernels included:")
+    for name, seconds in result["operator_self_epoch_seconds"].items():
+        print(f"     {name:36s} {seconds:7.1f}  {seconds / total:5.1%}")
+
+
+EQUIVALENCE_PATHS = {"production": "auto", "production_pytorch_pair_scorer": "torch", "oracle": "auto"}
+
+
+def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: list[str]) -> dict:
+    """Train WebNLG once per path from one initialisation, on the same batches with the same random draws:
+    the production loss (fused pair kernels where they apply), the production loss with the PyTorch pair
+    scorer, and the oracle's loss. Dev F1 per epoch should agree within noise."""
     from utils.trainer import evaluate, load_split
     from utils.vocab import Vocab
 
@@ -256,7 +323,8 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device) -> dict
     train, dev = (load_split(data / f"{name}.json", vocab, labels) for name in ("train", "dev"))
     embedding = np.load(data / "embedding.npy")
     curves = {}
-    for path in ("production", "oracle"):
+    for path in paths:
+        set_pair_kernel(EQUIVALENCE_PATHS[path])
         torch.manual_seed(seed)
         model = RIN(RINConfig(vocab_size=len(vocab), num_pos=len(labels.pos), num_tags=len(labels.tags),
                               num_relations=len(labels.relations), rounds=2), embedding).to(device)
@@ -267,7 +335,7 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device) -> dict
             model.train()
             start = time.perf_counter()
             for indices in bucketed_batches([len(e.word_ids) for e in train.examples], 50, generator):
-                if path == "production":
+                if path != "oracle":
                     batch = collate([train.examples[i] for i in indices], indices, len(labels.relations), device)
                     er, rc = model.loss(batch)
                 else:
@@ -279,7 +347,7 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device) -> dict
             scores, _ = evaluate(model, dev, labels, device)
             curves[path].append({"epoch": epoch, "dev_partial_f1": scores["partial"]["f1"],
                                  "dev_exact_f1": scores["exact"]["f1"], "seconds": time.perf_counter() - start})
-            print(f"   {path:10s} epoch {epoch}: dev partial F1 {scores['partial']['f1']:.4f} "
+            print(f"   {path:31s} epoch {epoch}: dev partial F1 {scores['partial']['f1']:.4f} "
                   f"exact F1 {scores['exact']['f1']:.4f} ({curves[path][-1]['seconds']:.0f}s)", flush=True)
     return {"epochs": epochs, "lr": lr, "seed": seed, "curves": curves}
 
@@ -294,15 +362,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--equivalence", type=int, metavar="EPOCHS",
-                        help="instead of timing: train WebNLG (K=2) for EPOCHS with the production and the oracle "
-                        "loss on identical batches and compare dev F1")
+                        help="instead of timing: train WebNLG (K=2) for EPOCHS with each of --paths on identical "
+                        "batches and compare dev F1")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of timing: run --batches production steps under torch.profiler and print "
+                        "where the time goes, by phase and by operator")
     parser.add_argument("--lr", type=float, default=2e-3, help="learning rate for --equivalence (default 2e-3)")
+    parser.add_argument("--paths", nargs="+", choices=list(EQUIVALENCE_PATHS), default=list(EQUIVALENCE_PATHS),
+                        help="what --equivalence trains (default: all three)")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
     threads = configure_threads(args.threads)
     report = {"device": str(device), "threads": threads, "torch": torch.__version__}
     if args.equivalence:
-        report["equivalence"] = equivalence(args.equivalence, args.lr, args.seed, device)
+        report["equivalence"] = equivalence(args.equivalence, args.lr, args.seed, device, args.paths)
+        args.settings = []
+    if args.profile:
+        for name in args.settings:
+            print(f"== {name}: profile of a production training step ...", flush=True)
+            report[name] = {"profile": profile_setting(SETTINGS[name], args, device)}
+            print_profile(report[name]["profile"])
         args.settings = []
     for name in args.settings:
         print(f"== {name} ...", flush=True)
