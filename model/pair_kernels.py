@@ -27,10 +27,14 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parent / "csrc" / "pair_kernels.cpp"
 CHOICES = ("auto", "fused", "torch")
+# Floats per vector in the build. 8, not 16, even with AVX-512: on this project's AMD EPYC (Zen 4) 8 measured
+# faster (less padding of j, same multiply-add throughput). RIN_PAIR_LANES=16 may suit other AVX-512 CPUs.
+LANES = int(os.environ.get("RIN_PAIR_LANES", 8))
 
 _choice = os.environ.get("RIN_PAIR_KERNEL", "auto")
 _module: ModuleType | None = None
 _build_error: str | None = None
+_warned = False
 
 
 def set_pair_kernel(choice: str) -> None:
@@ -67,16 +71,15 @@ def build() -> ModuleType:
         raise RuntimeError(_build_error)
     from torch.utils import cpp_extension
 
-    width = lanes()
-    key = hashlib.sha1(f"{_cpu_flags()} {width} {SOURCE.read_text()}".encode()).hexdigest()[:10]
-    log.info("loading the fused pair kernels (the first build on a machine takes about a minute)")
+    key = hashlib.sha1(f"{_cpu_flags()} {LANES} {SOURCE.read_text()}".encode()).hexdigest()[:10]
+    log.info("loading the fused pair kernels (compiled on first use, about 30 s here; cached after that)")
     try:
         _module = cpp_extension.load(
             name=f"rin_pair_kernels_{key}", sources=[str(SOURCE)],
-            extra_cflags=["-O3", "-march=native", "-fopenmp", f"-DPAIR_LANES={width}"],
+            extra_cflags=["-O3", "-march=native", "-fopenmp", f"-DPAIR_LANES={LANES}"],
             extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as error:  # compiler, ninja or linker missing: every failure means "use PyTorch"
-        _build_error = f"the fused pair kernels could not be built ({type(error).__name__}: {error})"
+        _build_error = f"the fused pair kernels could not be built ({type(error).__name__}: {str(error)[-2000:]})"
         raise RuntimeError(_build_error) from None
     return _module
 
@@ -90,14 +93,15 @@ def fused_applies(tensor: torch.Tensor) -> bool:
             raise RuntimeError(f"the fused pair kernels take float32 CPU tensors, not {tensor.dtype} on "
                                f"{tensor.device}; use --pair_kernel auto or torch")
         return False
+    global _warned
     try:
         build()
     except RuntimeError as error:
         if _choice == "fused":
             raise
-        if not getattr(fused_applies, "warned", False):
+        if not _warned:
             log.warning("%s; using the PyTorch pair scorer", error)
-            fused_applies.warned = True
+            _warned = True
         return False
     return True
 
@@ -106,17 +110,11 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def lanes() -> int:
-    """Floats per vector in the build (RIN_PAIR_LANES overrides). 8, not 16, even with AVX-512: on this
-    project's AMD EPYC (Zen 4) 8 measured faster (less padding of j, same multiply-add throughput)."""
-    return int(os.environ.get("RIN_PAIR_LANES", 8))
-
-
 def forward_inputs(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
                    ) -> tuple[torch.Tensor, ...]:
     """left, right transposed and padded to (B, d, np), Wr^T padded to (d, Rp), br padded to Rp."""
     length, relations = left.shape[1], weight.shape[0]
-    padded_length, padded_relations = _round_up(length, lanes()), _round_up(relations, 8)
+    padded_length, padded_relations = _round_up(length, LANES), _round_up(relations, 8)
     right_t = F.pad(right, (0, 0, 0, padded_length - length)).transpose(1, 2).contiguous()
     weight_t = F.pad(weight, (0, 0, 0, padded_relations - relations)).T.contiguous()
     return left.contiguous(), right_t, weight_t, F.pad(bias, (0, padded_relations - relations)).contiguous()
@@ -140,7 +138,7 @@ def pair_max(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias
 def _pad_features(*tensors: torch.Tensor) -> list[torch.Tensor]:
     """Zero-pad the last dimension to a multiple of the vector width."""
     hidden = tensors[0].shape[-1]
-    return [F.pad(t, (0, _round_up(hidden, lanes()) - hidden)).contiguous() for t in tensors]
+    return [F.pad(t, (0, _round_up(hidden, LANES) - hidden)).contiguous() for t in tensors]
 
 
 def pair_max_backward(grad: torch.Tensor, winner: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
