@@ -79,8 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     run.add_argument("--eval_batch_size", type=int, default=100, help="sentences per evaluation batch")
     run.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                     help="dtype of the pair scorer: bf16 is faster on CPUs with AVX512-BF16/AMX and on GPUs, "
-                     "at a small cost in precision (default fp32)")
+                     help="dtype of the pair scorer (default fp32). bf16 runs the PyTorch pair scorer, since the "
+                     "fused CPU kernels are float32: slower than the default on the CPU we measured, meant for GPUs")
     pair_kernels.add_argument(run)
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the network's forward (model.compile(dynamic=True)); compiles again for "

@@ -82,12 +82,12 @@ class PairMax(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
-        # Only the winning cell of each (sentence, i, r) gets a gradient. Score the
-        # distinct winning pairs (b, i, j) once each: at most B*n*min(n, R) of them.
         left, right, weight, winner = ctx.saved_tensors
         if ctx.fused:
             grad_left, grad_right, grad_weight = pair_kernels.pair_max_backward(grad, winner, left, right, weight)
             return grad_left, grad_right, grad_weight, grad.sum(dim=(0, 1)), None
+        # Only the winning cell of each (sentence, i, r) gets a gradient. Score the
+        # distinct winning pairs (b, i, j) once each: at most B*n*min(n, R) of them.
         batch, length, relations = winner.shape
         rows = torch.arange(batch * length, device=winner.device).repeat_interleave(relations)
         cell_ids = rows * length + winner.flatten()
