@@ -244,8 +244,12 @@ def load_results(results_dir: Path) -> dict[str, dict]:
     for folder in sorted((results_dir / "runs").glob("*")):
         if (folder / "results.json").exists():
             found[folder.name] = read_json(folder / "results.json")
-            runner = folder / "runner.json"
-            found[folder.name]["wall_seconds"] = read_json(runner)["wall_seconds_total"] if runner.exists() else None
+            # wall time of every epoch (training + dev/test evaluation), summed over all sessions; runner.json
+            # only holds invocations that ended normally, not those cut off by the end of a session
+            metrics = folder / "metrics.jsonl"
+            epochs = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+            found[folder.name]["wall_seconds"] = (sum(e.get("train_seconds", 0) + e.get("eval_seconds", 0)
+                                                      for e in epochs) or None)
     return found
 
 
@@ -349,7 +353,8 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
             epochs = len((results_dir / "runs" / name / "metrics.jsonl").read_text().splitlines())
             lines.append(f"- {name}: {epochs} epochs done")
     walls = [results[r]["wall_seconds"] for r in finished if results[r].get("wall_seconds")]
-    lines += ["", "## Runs", "", f"{len(finished)} finished runs; wall time per run "
+    lines += ["", "## Runs", "", f"{len(finished)} finished runs; wall time per run (its epochs' training and "
+              "evaluation, summed over sessions; one CPU thread, usually sharing the 2 cores with another run) "
               + (f"{min(walls) / 60:.0f}-{max(walls) / 60:.0f} min." if walls else "not recorded."), "",
               "| run | best epoch | epochs run | test partial F1 | test exact F1 | wall min |",
               "|---|---|---|---|---|---|"]
