@@ -106,8 +106,14 @@ def test_report_and_figure(tmp_path):
         fake_result(tmp_path, f"webnlg_partial_K2_seed{seed}", f1, f1 - 0.1)
         fake_result(tmp_path, f"webnlg_exact_K3_seed{seed}", f1, f1 - 0.1)
     fake_result(tmp_path, "webnlg_partial_K5_seed1", 0.8, 0.7)
+    # two sessions' epochs: (100 + 20) + (150 + 30) s = 5 min, whatever runner.json recorded
+    epochs = [{"epoch": 1, "train_seconds": 100, "eval_seconds": 20}, {"epoch": 2, "train_seconds": 150,
+                                                                       "eval_seconds": 30}]
+    (tmp_path / "runs" / "webnlg_partial_K5_seed1" / "metrics.jsonl").write_text(
+        "".join(json.dumps(e) + "\n" for e in epochs))
     path = reproduce.write_report("webnlg", [1, 2], tmp_path)
     report = path.read_text()
+    assert "| webnlg_partial_K5_seed1 | 3 | 5 | 80.0 | 70.0 | 5 |" in report
     assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.6 / 87.0 / 87.3 | -0.3 |" in report
     assert "| RIN | 2 | 77.0 ± 1.4 | 77.0 ± 1.4 | 77.0 | +0.0 |" in report
     assert "| 5 | 80.0 (1 seed) | not run yet |" in report
