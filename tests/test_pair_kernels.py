@@ -104,3 +104,23 @@ def test_choice_is_checked_and_respected():
     pair_kernels.set_pair_kernel("fused")
     with pytest.raises(RuntimeError, match="float32 CPU"):
         pair_kernels.fused_applies(torch.zeros(1, dtype=torch.float64))
+
+
+@needs_kernels
+def test_fused_gradients_are_repeatable_with_several_threads():
+    """Per-thread partial sums are added in a fixed order, so a step gives the same bits every time."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = small_model(30, 2, pair_hidden=20).eval()
+        examples = random_examples(16, 30, seed=5, max_len=30)
+        batch = collate(examples, range(len(examples)), 30, torch.device("cpu"))
+        pair_kernels.set_pair_kernel("fused")
+        runs = []
+        for _ in range(3):
+            model.zero_grad()
+            sum(model.loss(batch)).backward()
+            runs.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+        assert all(torch.equal(a, b) for run in runs[1:] for a, b in zip(runs[0], run, strict=True))
+    finally:
+        torch.set_num_threads(threads)

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <type_traits>
 #include <vector>
@@ -160,6 +161,27 @@ std::vector<torch::Tensor> pair_max(torch::Tensor left, torch::Tensor right_t, t
   return {values, winner};
 }
 
+// Per-chunk copies of grad_weight, summed in chunk order after the parallel loop: the same sum for the
+// same thread count whichever thread finishes first, so CPU training stays repeatable.
+class ChunkSums {
+ public:
+  explicit ChunkSums(int64_t size) : size_(size) {}
+  float* get(int64_t chunk_begin) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return chunks_.emplace(chunk_begin, std::vector<float>(size_, 0.0f)).first->second.data();
+  }
+  void sum_into(float* out) const {
+    for (const auto& chunk : chunks_) {
+      for (int64_t x = 0; x < size_; ++x) out[x] += chunk.second[x];
+    }
+  }
+
+ private:
+  int64_t size_;
+  std::mutex mutex_;
+  std::map<int64_t, std::vector<float>> chunks_;
+};
+
 // Backward of sum(grad_logits * logits) for two pairs (i, j) and (i, j + 1) over KC vectors of features:
 // grad_pair = relu'(pair) * (grad_logits @ Wr) feeds grad_left[i], grad_right[j]; grad_weight += g pair^T.
 template <int KC>
@@ -236,9 +258,9 @@ std::vector<torch::Tensor> pair_backward(torch::Tensor grad_logits, torch::Tenso
   float *ga_all = grad_left.data_ptr<float>(), *gb_all = grad_right.data_ptr<float>();
   float* gw_all = grad_weight.data_ptr<float>();
   const int64_t* lens = lengths.data_ptr<int64_t>();
-  std::mutex merge;
+  ChunkSums weight_sums(relations * dp);
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> gw_local(relations * dp, 0.0f);
+    float* gw_local = weight_sums.get(begin);
     for (int64_t b = begin; b < end; ++b) {
       const int64_t real = lens[b];
       for (int64_t i = 0; i < real; ++i) {
@@ -251,14 +273,13 @@ std::vector<torch::Tensor> pair_backward(torch::Tensor grad_logits, torch::Tenso
             const float* b0 = b_all + (b * np + j) * dp + k;
             float* gb0 = gb_all + (b * np + j) * dp + k;
             backward_tile<KC>(g + j, g + j + 1, np, a_all + row * dp + k, b0, b0 + dp, w + k, dp, relations,
-                              ga_all + row * dp + k, gb0, gb0 + dp, gw_local.data() + k);
+                              ga_all + row * dp + k, gb0, gb0 + dp, gw_local + k);
           });
         }
       }
     }
-    std::lock_guard<std::mutex> lock(merge);
-    for (int64_t x = 0; x < relations * dp; ++x) gw_all[x] += gw_local[x];
   });
+  weight_sums.sum_into(gw_all);
   return {grad_left, grad_right, grad_weight};
 }
 
@@ -284,9 +305,9 @@ std::vector<torch::Tensor> pair_max_backward(torch::Tensor grad, torch::Tensor w
   const int64_t* winner_all = winner.data_ptr<int64_t>();
   float *ga_all = grad_left.data_ptr<float>(), *gb_all = grad_right.data_ptr<float>();
   float* gw_all = grad_weight.data_ptr<float>();
-  std::mutex merge;
+  ChunkSums weight_sums(relations * dp);
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> gw_local(relations * dp, 0.0f);
+    float* gw_local = weight_sums.get(begin);
     for (int64_t row = begin * length; row < end * length; ++row) {
       const float* a = a_all + row * dp;
       float* ga = ga_all + row * dp;
@@ -297,7 +318,7 @@ std::vector<torch::Tensor> pair_max_backward(torch::Tensor grad, torch::Tensor w
         const float* b = b_all + j * dp;
         float* gb = gb_all + j * dp;
         const float* wr = w + r * dp;
-        float* gw = gw_local.data() + r * dp;
+        float* gw = gw_local + r * dp;
         for (int64_t k = 0; k < dp; k += LANES) {
           const vec pair = load(a + k) + load(b + k);
           const vec grad_pair = pair > vec{} ? load(wr + k) * g : vec{};
@@ -307,9 +328,8 @@ std::vector<torch::Tensor> pair_max_backward(torch::Tensor grad, torch::Tensor w
         }
       }
     }
-    std::lock_guard<std::mutex> lock(merge);
-    for (int64_t x = 0; x < relations * dp; ++x) gw_all[x] += gw_local[x];
   });
+  weight_sums.sum_into(gw_all);
   return {grad_left, grad_right, grad_weight};
 }
 
