@@ -71,12 +71,16 @@ def build() -> ModuleType:
         raise RuntimeError(_build_error)
     from torch.utils import cpp_extension
 
-    key = hashlib.sha1(f"{_cpu_flags()} {LANES} {SOURCE.read_text()}".encode()).hexdigest()[:10]
+    flags = _cpu_flags()
+    # relations scored at once: 24 accumulators fit AVX-512's 32 registers; with AVX2's 16, blocks of 8
+    # measured about 30% faster than 24 (the same code built with -march=haswell on this CPU)
+    block = 24 if "avx512f" in flags else 8
+    key = hashlib.sha1(f"{flags} {LANES} {block} {SOURCE.read_text()}".encode()).hexdigest()[:10]
     log.info("loading the fused pair kernels (compiled on first use, about 30 s here; cached after that)")
     try:
         _module = cpp_extension.load(
             name=f"rin_pair_kernels_{key}", sources=[str(SOURCE)],
-            extra_cflags=["-O3", "-march=native", "-fopenmp", f"-DPAIR_LANES={LANES}"],
+            extra_cflags=["-O3", "-march=native", "-fopenmp", f"-DPAIR_LANES={LANES}", f"-DPAIR_BLOCK={block}"],
             extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as error:  # compiler, ninja or linker missing: every failure means "use PyTorch"
         _build_error = f"the fused pair kernels could not be built ({type(error).__name__}: {str(error)[-2000:]})"

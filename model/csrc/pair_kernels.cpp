@@ -49,12 +49,13 @@ inline void score_block(const float* a, const float* right_t, int64_t np, const 
   }
 }
 
-// Calls visit(std::integral_constant<int, RB>, first relation) over blocks of 24 then 8 relations:
-// 24 accumulators plus a few temporaries fill the 32 vector registers of AVX-512.
+// Calls visit(std::integral_constant<int, RB>, first relation) over blocks of PAIR_BLOCK (a multiple of 8)
+// then 8 relations: 24 accumulators plus a few temporaries fill the 32 vector registers of AVX-512.
 template <typename Visit>
 inline void for_each_relation_block(int64_t rp, Visit visit) {
+  static_assert(PAIR_BLOCK % 8 == 0, "PAIR_BLOCK must be a multiple of 8");
   int64_t r0 = 0;
-  for (; r0 + 24 <= rp; r0 += 24) visit(std::integral_constant<int, 24>{}, r0);
+  for (; r0 + PAIR_BLOCK <= rp; r0 += PAIR_BLOCK) visit(std::integral_constant<int, PAIR_BLOCK>{}, r0);
   for (; r0 < rp; r0 += 8) visit(std::integral_constant<int, 8>{}, r0);
 }
 
