@@ -3,6 +3,8 @@
     python bench.py                       # all settings, prints a table
     python bench.py --json bench.json     # also writes the figures as JSON
     python bench.py --settings webnlg_partial --batches 20
+    python bench.py --profile --settings nyt_partial --batches 30   # where the time goes
+    python bench.py --equivalence 6 --threads 1   # same dev F1 with every path?
 
 Both paths run in this one process on the same batches and the same weights.
 Sentence lengths and triple counts come from the real releases in
