@@ -50,7 +50,8 @@ inline void score_block(const float* a, const float* right_t, int64_t np, const 
 }
 
 // Calls visit(std::integral_constant<int, RB>, first relation) over blocks of PAIR_BLOCK (a multiple of 8)
-// then 8 relations: 24 accumulators plus a few temporaries fill the 32 vector registers of AVX-512.
+// then 8 relations. model/pair_kernels.py picks 24 with AVX-512 (24 accumulators plus a few temporaries
+// fill its 32 vector registers) and 8 otherwise (AVX2 has 16).
 template <typename Visit>
 inline void for_each_relation_block(int64_t rp, Visit visit) {
   static_assert(PAIR_BLOCK % 8 == 0, "PAIR_BLOCK must be a multiple of 8");
