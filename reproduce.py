@@ -139,9 +139,43 @@ def copy_summary(run_dir: Path, results_dir: Path) -> None:
             shutil.copy(run_dir / name, target / name)
 
 
+def claim(run_dir: Path) -> bool:
+    """Take ``run_dir/runner.lock`` for this process, so two runners never train one run at once; a lock
+    left by a process that is gone (a runner killed with its session) is taken over."""
+    lock = run_dir / "runner.lock"
+    try:
+        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text().strip() or 0), 0)
+            return False  # its owner is alive
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)
+            return claim(run_dir)
+        except PermissionError:
+            return False  # alive, owned by another user
+    os.write(descriptor, str(os.getpid()).encode())
+    os.close(descriptor)
+    return True
+
+
 def execute(run: Run, args: argparse.Namespace, threads: int) -> str:
     """Train (or resume) one run in a subprocess; returns what happened."""
     run_dir = Path(args.save_dir) / run.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not claim(run_dir):
+        log.info("%s: skipped, another runner is training it (%s)", run.name, run_dir / "runner.lock")
+        return "skipped: another runner holds it"
+    try:
+        if is_finished(run, Path(args.save_dir), Path(args.results_dir)):
+            return "skipped: finished by another runner"
+        return train_run(run, run_dir, args, threads)
+    finally:
+        (run_dir / "runner.lock").unlink(missing_ok=True)
+
+
+def train_run(run: Run, run_dir: Path, args: argparse.Namespace, threads: int) -> str:
+    """train.py in a subprocess (a fresh start or --resume); records wall time and copies the summary."""
     results_dir = Path(args.results_dir)
     resume = (run_dir / "config.json").exists()
     command = [sys.executable, str(ROOT / "train.py")]
@@ -150,7 +184,6 @@ def execute(run: Run, args: argparse.Namespace, threads: int) -> str:
                  "--early_stop", str(args.early_stop), *(["--data_dir", args.data_dir] if args.data_dir else []),
                  *shlex.split(args.train_args)])
     command += ["--threads", str(threads)]
-    run_dir.mkdir(parents=True, exist_ok=True)
     log.info("%s %s", "resume" if resume else "start", run.name)
     start = time.time()
     with open(run_dir / "stdout.log", "a") as out:

@@ -1,6 +1,9 @@
 """The experiment runner: plans, skips, resumes, aggregates and reports."""
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from synthetic import write_synthetic_dataset
@@ -89,6 +92,15 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     shutil.rmtree(tmp_path / "runs")
     reproduce.main([*common, "--max_runs", "0", "--dry_run"])
     assert capsys.readouterr().out.count("done ") == 3
+
+
+def test_a_run_is_claimed_by_one_runner_at_a_time(tmp_path):
+    lock = tmp_path / "runner.lock"
+    assert reproduce.claim(tmp_path) and lock.read_text() == str(os.getpid())
+    assert not reproduce.claim(tmp_path)  # held by a live process (this one)
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(finished.stdout.strip())  # left behind by a runner that is gone
+    assert reproduce.claim(tmp_path) and lock.read_text() == str(os.getpid())
 
 
 def fake_result(folder, name, partial_f1, exact_f1):
