@@ -15,7 +15,7 @@ from pathlib import Path
 
 from model import load_run, pair_kernels
 from utils.analysis import breakdown, breakdown_markdown
-from utils.helpers import configure_threads, pick_device, setup_logging, write_json
+from utils.helpers import configure_threads, pick_device, resolve_project_path, setup_logging, write_json
 from utils.scorer import score_all, triple_record
 from utils.trainer import extract, load_split
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     pair_kernels.set_pair_kernel(args.pair_kernel)
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)
-    path = Path(args.data) if args.data else Path(config["settings"]["data_dir"]) / f"{args.split}.json"
+    path = Path(args.data) if args.data else resolve_project_path(config["settings"]["data_dir"]) / f"{args.split}.json"
     if not path.exists():
         raise SystemExit(f"{path} does not exist: pass --data FILE")
     name = path.stem if args.data else args.split

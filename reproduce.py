@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from train import ROOT, run_name
-from utils.helpers import read_json, setup_logging, write_json
+from utils.helpers import read_json, resolve_project_path, setup_logging, write_json
 
 log = logging.getLogger("reproduce")
 SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json")
@@ -235,7 +235,7 @@ def compare_test_pos(dataset: str, save_dir: Path, results_dir: Path, retagged: 
         if config["model"]["pos_dim"] == 0 or config["settings"]["dataset"] != dataset:
             continue
         entry = {}
-        for name, test_file in (("official", Path(config["settings"]["data_dir"]) / "test.json"),
+        for name, test_file in (("official", resolve_project_path(config["settings"]["data_dir"]) / "test.json"),
                                 ("retagged", retagged)):
             split = load_split(test_file, vocab, labels, f"test ({name} POS)")
             scores = score_all(extract(model, split.examples, labels, device), split.gold, "ours")

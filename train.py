@@ -25,7 +25,9 @@ from utils.helpers import (
     atomic_torch_save,
     configure_threads,
     pick_device,
+    project_relative,
     read_json,
+    resolve_project_path,
     set_seed,
     setup_logging,
     write_json,
@@ -106,7 +108,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     for key in PRESET_KEYS:
         if settings.get(key) is None:
             settings[key] = preset.get(args.match, {}).get(key, preset.get(key, BUILTIN[key]))
-    settings["data_dir"] = settings["data_dir"] or str(ROOT / "dataset" / args.dataset)
+    settings["data_dir"] = project_relative(settings["data_dir"] or ROOT / "dataset" / args.dataset)
     if not settings["run_id"]:
         settings["run_id"] = run_name(args.dataset, args.match, settings["rounds"], settings["seed"],
                                       no_er_feedback=settings["no_er_feedback"],
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     pair_kernels.set_pair_kernel(settings["pair_kernel"])
     log.info("run %s on %s (%d CPU threads)%s", run_dir, device, threads, " [resumed]" if args.resume else "")
 
-    data_dir = Path(settings["data_dir"])
+    data_dir = resolve_project_path(settings["data_dir"])
     for name in ("vocab.json", "labels.json", "embedding.npy"):
         if not (data_dir / name).exists():
             raise SystemExit(f"{data_dir / name} is missing: run "

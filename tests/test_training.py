@@ -144,3 +144,12 @@ def test_compiled_run_computes_the_same_and_reloads(data_dir, tmp_path):
     compiled = model.loss(batch)
     for a, b in zip(eager, compiled, strict=True):
         assert torch.allclose(a, b, rtol=1e-5), (a, b)
+
+
+def test_run_configs_keep_project_paths_relative(tmp_path):
+    """A run folder names its data relative to the project, so it can be resumed from another clone."""
+    from utils.helpers import PROJECT_ROOT, project_relative, resolve_project_path
+
+    assert project_relative(PROJECT_ROOT / "dataset" / "webnlg") == "dataset/webnlg"
+    assert resolve_project_path("dataset/webnlg") == PROJECT_ROOT / "dataset" / "webnlg"
+    assert project_relative(tmp_path) == str(tmp_path) and resolve_project_path(str(tmp_path)) == tmp_path

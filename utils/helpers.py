@@ -10,6 +10,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_relative(path: str | Path) -> str:
+    """``path`` relative to the project root when it lies inside it, else absolute, for run configs that
+    stay valid in another clone or checkout. Symlinks are kept, not followed."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(absolute)
+
+
+def resolve_project_path(path: str | Path) -> Path:
+    """The inverse of :func:`project_relative`: relative paths are taken from the project root."""
+    path = Path(path)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
 
 def pick_device(name: str | None = None) -> torch.device:
     """``name`` if given (``cpu``, ``cuda``, ``cuda:1``), else CUDA when available."""
