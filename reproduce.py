@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from train import ROOT, run_name
-from utils.helpers import read_json, resolve_project_path, setup_logging, write_json
+from utils.helpers import project_relative, read_json, resolve_project_path, setup_logging, write_json
 
 log = logging.getLogger("reproduce")
 SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json")
@@ -225,8 +225,7 @@ def compare_test_pos(dataset: str, save_dir: Path, results_dir: Path, retagged: 
     from utils.trainer import extract, load_split
 
     path = results_dir / "test_pos_comparison.json"
-    shown = os.path.relpath(retagged, ROOT) if retagged.resolve().is_relative_to(ROOT) else str(retagged)
-    found = read_json(path) if path.exists() else {"retagged_test": shown, "runs": {}}
+    found = read_json(path) if path.exists() else {"retagged_test": project_relative(retagged), "runs": {}}
     device = pick_device(None)
     for run_dir in sorted(save_dir.glob(f"{dataset}_*")):
         if not (run_dir / "results.json").exists() or not (run_dir / "best.pt").exists():
@@ -387,7 +386,7 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
             lines.append(f"- {name}: {epochs} epochs done")
     walls = [results[r]["wall_seconds"] for r in finished if results[r].get("wall_seconds")]
     lines += ["", "## Runs", "", f"{len(finished)} finished runs; wall time per run (its epochs' training and "
-              "evaluation, summed over sessions; one CPU thread, usually sharing the 2 cores with another run) "
+              "evaluation, summed over sessions; threads per run in each run's runner.json) "
               + (f"{min(walls) / 60:.0f}-{max(walls) / 60:.0f} min." if walls else "not recorded."), "",
               "| run | best epoch | epochs run | test partial F1 | test exact F1 | wall min |",
               "|---|---|---|---|---|---|"]

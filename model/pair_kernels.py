@@ -90,6 +90,7 @@ def build() -> ModuleType:
 
 def fused_applies(tensor: torch.Tensor) -> bool:
     """Whether the pair scorer should use the fused kernels for ``tensor`` under the current choice."""
+    global _warned
     if _choice == "torch":
         return False
     if tensor.device.type != "cpu" or tensor.dtype != torch.float32:
@@ -97,7 +98,6 @@ def fused_applies(tensor: torch.Tensor) -> bool:
             raise RuntimeError(f"the fused pair kernels take float32 CPU tensors, not {tensor.dtype} on "
                                f"{tensor.device}; use --pair_kernel auto or torch")
         return False
-    global _warned
     try:
         build()
     except RuntimeError as error:
