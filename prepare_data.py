@@ -12,6 +12,7 @@ Every repair and drop is counted in dataset/<name>/prepare_report.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import logging
@@ -20,11 +21,21 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from utils.convert import ExactReleaseSpans, check_record, convert_sentence, split_statistics
+from utils.convert import (
+    EntityLexicon,
+    ExactReleaseSpans,
+    SpanSource,
+    check_record,
+    convert_sentence,
+    first_span,
+    split_statistics,
+)
 from utils.helpers import read_json, setup_logging, write_json
-from utils.loader import DataError, LoadReport, read_json_records
+from utils.loader import DataError, LoadReport, parse_record, read_json_records
+from utils.scorer import MODES, score
 from utils.spacy_tools import DEFAULT_MODEL, load_tools
 
 log = logging.getLogger("prepare_data")
@@ -59,6 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="webnlg: build test from WebNLG* like train/dev instead of the official RIN file")
     parser.add_argument("--retag_test", action="store_true",
                         help="webnlg: keep the official test but replace its Stanford POS tags with ours")
+    parser.add_argument("--no_entity_lexicon", dest="entity_lexicon", action="store_false",
+                        help="last-word releases: skip the entity lexicon (every entity name of the exact release's "
+                        "train/dev) between the exact release and spaCy's named entities, as before 2026-11-24")
     parser.add_argument("--cache", default=str(ROOT / "downloads"), help="download cache for URL sources")
     return parser.parse_args(argv)
 
@@ -156,20 +170,16 @@ def ner_span(entity_spans: list[tuple[int, int]], tokens: list[str], word: str):
     return None, "word alone"
 
 
-def convert_split(items: list[dict], spec: dict, where: str, report: LoadReport, tools, exact_spans
-                  ) -> list[dict]:
+def convert_split(items: list[dict], spec: dict, where: str, report: LoadReport, tools,
+                  span_sources: Sequence[SpanSource]) -> list[dict]:
     token_lists = [item["text"].split() for item in items]
     tagged = tools.tag(token_lists) if tools else [(None, [])] * len(items)
     records = []
     for number, (item, (tags, entities)) in enumerate(zip(items, tagged, strict=True), start=1):
         place = f"{where}:{number}"
-
-        def span_source(tokens, word, entities=entities):
-            span, origin = exact_spans(tokens, word) if exact_spans else (None, "word alone")
-            return (span, origin) if span is not None else ner_span(entities, tokens, word)
-
+        sources = [*span_sources, functools.partial(ner_span, entities)]
         record = convert_sentence(item["text"], item["triple_list"], spec["last_word"], place, report,
-                                  span_source if spec["last_word"] else None)
+                                  functools.partial(first_span, sources) if spec["last_word"] else None)
         if record is None:
             continue
         if tags is not None:
@@ -180,9 +190,14 @@ def convert_split(items: list[dict], spec: dict, where: str, report: LoadReport,
 
 
 def agreement(ours: list[dict], official: list[dict]) -> dict:
-    """How far rebuilt records agree with the official ones (same sentences, same order)."""
+    """How far rebuilt records agree with the official ones (same sentences, same order).
+
+    ``exact_triples`` scores our rebuilt triples (whole spans) against the official
+    ones: the exact-match F1 a model would reach by learning our annotation perfectly.
+    """
     same_tokens = [(a, b) for a, b in zip(ours, official, strict=False) if a["sentText"] == b["sentText"]]
     ent_ours = ent_official = ent_both = pos_same = pos_total = same_sets = 0
+    triples_ours, triples_official = [], []
     for a, b in same_tokens:
         mine, theirs = {tuple(e) for e in a["en_list"]}, {tuple(e) for e in b["en_list"]}
         ent_ours, ent_official, ent_both = ent_ours + len(mine), ent_official + len(theirs), ent_both + len(
@@ -191,10 +206,15 @@ def agreement(ours: list[dict], official: list[dict]) -> dict:
         if a.get("pos") and b.get("pos"):
             pos_same += sum(x == y for x, y in zip(a["pos"], b["pos"], strict=True))
             pos_total += len(b["pos"])
+        for record, triples in ((a, triples_ours), (b, triples_official)):
+            sentence = parse_record(record, "agreement", LoadReport())
+            triples.append(sentence.triples if sentence else [])
     return {"sentences_compared": len(same_tokens), "sentences": len(official),
             "entity_precision": ent_both / max(1, ent_ours), "entity_recall": ent_both / max(1, ent_official),
             "sentences_with_identical_entities": same_sets / max(1, len(same_tokens)),
-            "pos_tag_agreement": pos_same / pos_total if pos_total else None}
+            "pos_tag_agreement": pos_same / pos_total if pos_total else None,
+            **{f"{mode}_triples": {k: v for k, v in score(triples_ours, triples_official, mode).items()
+                                   if k in ("precision", "recall", "f1")} for mode in MODES}}
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
@@ -228,13 +248,18 @@ def main(argv: list[str] | None = None) -> dict:
             verify(path, relative, args.no_verify)
         return path
 
-    exact_spans = None
+    span_sources: list[SpanSource] = []
     if spec.get("spans"):
-        span_items = []
+        span_items = {}
         for split in SPLITS:
             path = fetch(spec["spans"].format(spec["names"].get(split, split)))
-            span_items += read_release(path) if path else []
-        exact_spans = ExactReleaseSpans(span_items)
+            span_items[split] = read_release(path) if path else []
+        span_sources.append(ExactReleaseSpans(item for items in span_items.values() for item in items))
+        if args.entity_lexicon:  # names from train/dev only: test annotations never shape a lexicon
+            span_sources.append(EntityLexicon(span_items["train"] + span_items["dev"]))
+    if spec["last_word"]:  # where whole entities come from, in the order tried
+        report["span_sources"] = ([type(source).__name__ for source in span_sources]
+                                  + ["spaCy named entities"] * bool(tools) + ["the word alone"])
 
     official_test = spec.get("official_test") and not args.rebuild_test
     for split in SPLITS:
@@ -257,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
             path = fetch(relative)
             if path is None:
                 continue
-            records = convert_split(read_release(path), spec, relative, changes, tools, exact_spans)
+            records = convert_split(read_release(path), spec, relative, changes, tools, span_sources)
             write_jsonl(out / f"{split}.json", records)
         report["splits"][split] = split_statistics(records)
         report["changes"][split] = changes.as_dict()
@@ -265,20 +290,20 @@ def main(argv: list[str] | None = None) -> dict:
         log.info("%s/%s: %s", args.dataset, split, report["splits"][split])
 
     if spec.get("official_test"):
-        compare_with_official(args, spec, fetch, tools, exact_spans, out, report)
+        compare_with_official(spec, fetch, tools, span_sources, report)
     write_json(out / "prepare_report.json", report)
     log.info("wrote %s (report: %s)", out, out / "prepare_report.json")
     return report
 
 
-def compare_with_official(args, spec, fetch, tools, exact_spans, out: Path, report: dict) -> None:
+def compare_with_official(spec: dict, fetch, tools, span_sources: Sequence[SpanSource], report: dict) -> None:
     """Rebuild test from WebNLG* and measure agreement with the official RIN test (spans, POS)."""
     official_path = fetch(spec["official_test"])
     rebuilt_path = fetch(spec["triples"].format("test"))
     if official_path is None or rebuilt_path is None:
         return
     official = [record for _, record in read_json_records(official_path)]
-    rebuilt = convert_split(read_release(rebuilt_path), spec, "rebuilt test", LoadReport(), tools, exact_spans)
+    rebuilt = convert_split(read_release(rebuilt_path), spec, "rebuilt test", LoadReport(), tools, span_sources)
     report["rebuilt_test_vs_official"] = agreement(rebuilt, official)
     log.info("rebuilt WebNLG* test vs official RIN test: %s", report["rebuilt_test_vs_official"])
 

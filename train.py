@@ -24,6 +24,7 @@ from model import RIN, RUN_FORMAT, RINConfig, pair_kernels
 from utils.helpers import (
     atomic_torch_save,
     configure_threads,
+    data_fingerprint,
     pick_device,
     project_relative,
     read_json,
@@ -145,6 +146,17 @@ def only_prf(scores: dict) -> dict:
     return {mode: {k: s[k] for k in ("precision", "recall", "f1")} for mode, s in scores.items()}
 
 
+def check_same_data(recorded: dict | None, current: dict, data_dir: Path) -> None:
+    """Refuse to resume on data prepared differently from the data the run started on."""
+    if recorded is None:
+        log.warning("this run's config.json records no data checksums (older run): cannot check %s", data_dir)
+        return
+    changed = sorted(name for name in recorded.keys() | current.keys() if recorded.get(name) != current.get(name))
+    if changed:
+        raise SystemExit(f"{data_dir}: {', '.join(changed)} differ from the files this run started on "
+                         "(config.json 'data_sha256'); prepare the data as the run did, or start a new run")
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.resume:
@@ -169,6 +181,9 @@ def main(argv: list[str] | None = None) -> dict:
         if not (data_dir / name).exists():
             raise SystemExit(f"{data_dir / name} is missing: run "
                              f"python prepare_vocab.py --dataset {settings['dataset']}")
+    fingerprint = data_fingerprint(data_dir)
+    if args.resume:
+        check_same_data(read_json(run_dir / "config.json").get("data_sha256"), fingerprint, data_dir)
     vocab, labels = Vocab.load(data_dir / "vocab.json"), Labels.load(data_dir / "labels.json")
     embedding = np.load(data_dir / "embedding.npy")
     splits = {name: load_split(data_dir / f"{name}.json", vocab, labels) for name in ("train", "dev", "test")}
@@ -195,7 +210,8 @@ def main(argv: list[str] | None = None) -> dict:
         write_json(run_dir / "config.json", {
             "run_format": RUN_FORMAT, "settings": settings, "model": model_config,
             "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-            "torch": torch.__version__, "data_reports": {n: s.report.as_dict() for n, s in splits.items()}})
+            "torch": torch.__version__, "data_sha256": fingerprint,
+            "data_reports": {n: s.report.as_dict() for n, s in splits.items()}})
         for name in ("vocab.json", "labels.json"):
             shutil.copy(data_dir / name, run_dir / name)
         prepared = data_dir / "prepare_report.json"

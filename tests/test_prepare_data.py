@@ -26,6 +26,7 @@ STAR_TRAIN = [  # last-word release (WebNLG*/NYT* style)
     ("The University of Texas at Austin is in Austin .", [["Austin", "city", "Austin"]]),
     ("Nothing here .", [["Ghost", "rel", "here"]]),
     ("Baku Turkish Martyrs ' Memorial is in Baku .", [["Memorial", "location", "Baku"]]),
+    ("Alan Bean visited the Moon .", [["Bean", "visited", "Moon"]]),  # not in the exact release
 ]
 EXACT_SPANS = [  # the exact release of some of the same sentences
     ("Alan Bean was born in Wheeler , Texas .", [["Alan Bean", "birthPlace", "Texas"]]),
@@ -81,7 +82,7 @@ def test_webnlg_fixture(release, tmp_path):
     # the official test file passes through byte for byte
     assert (out / "test.json").read_bytes() == (release / "rin/webnlg/test.json").read_bytes()
     train = [json.loads(line) for line in (out / "train.json").read_text().splitlines()]
-    assert len(train) == 4  # "Nothing here ." lost its only triple (Ghost is not a token)
+    assert len(train) == 5  # "Nothing here ." lost its only triple (Ghost is not a token)
     changes = report["changes"]["train"]
     assert changes["duplicate triple removed"]["count"] == 1
     assert changes["last word not among the tokens: triple dropped"]["count"] == 1
@@ -91,13 +92,35 @@ def test_webnlg_fixture(release, tmp_path):
     assert changes["overlapping entity dropped from BIOES tags"]["count"] == 1
     assert train[0]["en_list"] == [["Alan", "Bean"], ["Texas"]]
     assert ["University", "of", "Texas", "at", "Austin"] in train[2]["en_list"]
-    assert report["splits"]["train"] == {"sentences": 4, "triples": 4, "unique_triples": 4, "entities": 7,
+    # a sentence the exact release lacks takes "Alan Bean" from the release's entity lexicon
+    assert changes["entity span from entity lexicon"]["count"] == 1
+    assert train[4]["en_list"] == [["Alan", "Bean"], ["Moon"]]
+    assert report["span_sources"] == ["ExactReleaseSpans", "EntityLexicon", "the word alone"]
+    assert report["splits"]["train"] == {"sentences": 5, "triples": 5, "unique_triples": 5, "entities": 9,
                                          "relation_types": 4}
     sentences, _ = load_sentences(out / "train.json")
     assert sentences[3].triples == [((0, 5), "location", (7, 8))]  # the second Baku, not the one inside
     assert "pos" not in train[0]  # no tagger: POS absent, training falls back to --pos_dim 0
     assert report["rebuilt_test_vs_official"]["entity_recall"] == 1.0
     assert json.loads((out / "prepare_report.json").read_text()) == report
+
+
+def test_without_entity_lexicon(release, tmp_path):
+    report = run(release, tmp_path / "out", "webnlg", "--no_entity_lexicon")
+    train = [json.loads(line) for line in (tmp_path / "out" / "webnlg" / "train.json").read_text().splitlines()]
+    assert train[4]["en_list"] == [["Bean"], ["Moon"]]
+    assert "entity span from entity lexicon" not in report["changes"]["train"]
+    assert report["span_sources"] == ["ExactReleaseSpans", "the word alone"]
+
+
+def test_agreement_scores_rebuilt_triples_against_official():
+    official = {"sentText": ["New", "York", "is", "big", "."], "en_list": [["New", "York"], ["big"]],
+                "relationMentions": [{"em1Text": ["York"], "em2Text": ["big"], "label": "r"}]}
+    ours = {**official, "en_list": [["York"], ["big"]]}
+    measured = prepare_data.agreement([ours], [official])
+    assert measured["entity_recall"] == 0.5 and measured["sentences_with_identical_entities"] == 0
+    assert measured["partial_triples"]["f1"] == 1.0  # same last words
+    assert measured["exact_triples"]["f1"] == 0.0  # "York" is not "New York"
 
 
 def test_every_relation_mention_ends_an_entity(release, tmp_path):
@@ -173,6 +196,9 @@ def test_real_webnlg(tmp_path):
     assert [report["splits"][s]["sentences"] for s in ("train", "dev", "test")] == [5019, 500, 703]  # Table 2
     assert (tmp_path / "webnlg" / "test.json").read_bytes() == (SHARED / "rin/webnlg/test.json").read_bytes()
     assert report["rebuilt_test_vs_official"]["pos_tag_agreement"] > 0.9
+    # the span recovery, measured on test: 87.6% of entities and 76.5 exact F1 when measured (2026-11-24)
+    assert report["rebuilt_test_vs_official"]["entity_recall"] > 0.85
+    assert report["rebuilt_test_vs_official"]["exact_triples"]["f1"] > 0.75
     for split in ("train", "dev", "test"):
         assert_mentions_end_entities(tmp_path / "webnlg" / f"{split}.json")
         sentences, load_report = load_sentences(tmp_path / "webnlg" / f"{split}.json")

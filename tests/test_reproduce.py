@@ -103,21 +103,26 @@ def test_a_run_is_claimed_by_one_runner_at_a_time(tmp_path):
     assert reproduce.claim(tmp_path) and lock.read_text() == str(os.getpid())
 
 
-def fake_result(folder, name, partial_f1, exact_f1):
+def fake_result(folder, name, partial_f1, exact_f1, dev_gain=0.0, train_sha="a" * 64):
     run = folder / "runs" / name
     run.mkdir(parents=True)
-    scores = {mode: {"precision": f, "recall": f, "f1": f} for mode, f in (("partial", partial_f1),
-                                                                          ("exact", exact_f1))}
+
+    def scores(gain):
+        return {mode: {"precision": f + gain, "recall": f + gain, "f1": f + gain}
+                for mode, f in (("partial", partial_f1), ("exact", exact_f1))}
     run.joinpath("results.json").write_text(json.dumps({
-        "dev": scores, "test": scores, "official_scorer": {"dev": scores, "test": scores},
+        "dev": scores(dev_gain), "test": scores(0), "official_scorer": {"dev": scores(dev_gain), "test": scores(0)},
         "best_epoch": 3, "selected_on": "dev", "epochs_run": 5}))
+    run.joinpath("config.json").write_text(json.dumps({"data_sha256": {"train.json": train_sha}}))
+    run.joinpath("prepare_report.json").write_text(json.dumps({"rebuilt_test_vs_official": {
+        "entity_recall": 0.875, "partial_triples": {"f1": 0.95}, "exact_triples": {"f1": 0.765}}}))
 
 
 def test_report_and_figure(tmp_path):
     for seed, f1 in ((1, 0.86), (2, 0.88)):
         fake_result(tmp_path, f"webnlg_partial_K2_seed{seed}", f1, f1 - 0.1)
-        fake_result(tmp_path, f"webnlg_exact_K3_seed{seed}", f1, f1 - 0.1)
-    fake_result(tmp_path, "webnlg_partial_K5_seed1", 0.8, 0.7)
+        fake_result(tmp_path, f"webnlg_exact_K3_seed{seed}", f1, f1 - 0.1, dev_gain=0.05)
+    fake_result(tmp_path, "webnlg_partial_K5_seed1", 0.8, 0.7, train_sha="b" * 64)
     # two sessions' epochs: (100 + 20) + (150 + 30) s = 5 min, whatever runner.json recorded
     epochs = [{"epoch": 1, "train_seconds": 100, "eval_seconds": 20}, {"epoch": 2, "train_seconds": 150,
                                                                        "eval_seconds": 30}]
@@ -130,3 +135,9 @@ def test_report_and_figure(tmp_path):
     assert "| RIN | 2 | 77.0 ± 1.4 | 77.0 ± 1.4 | 77.0 | +0.0 |" in report
     assert "| 5 | 80.0 (1 seed) | not run yet |" in report
     assert (tmp_path / "figure3_webnlg.png").stat().st_size > 1000
+    # dev next to test (exact RIN: dev 0.05 above test), the data versions, the span-recovery ceiling
+    assert "| exact | RIN | 2 | 82.0 ± 1.4 | 77.0 ± 1.4 |" in report
+    assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 |" in report
+    assert f"- train.json SHA-256 `{'a' * 12}`: 4 runs" in report and f"`{'b' * 12}`: 1 runs" in report
+    assert "do not average them" in report
+    assert "87.5% of entities" in report and "76.5 exact-match F1 (95.0 partial)" in report

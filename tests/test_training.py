@@ -1,5 +1,6 @@
 """End to end on generated data: prepare_vocab -> train -> evaluate, reload, and resume after a kill."""
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,6 +129,19 @@ def test_resume_after_kill_gives_the_same_run(data_dir, tmp_path):
         return [{k: v for k, v in row.items() if "seconds" not in k} for row in rows]
 
     assert without_time(metrics) == without_time(tmp_path / "straight" / "metrics.jsonl")
+
+
+def test_resume_refuses_data_prepared_again_differently(data_dir, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir, copy)
+    train.main(["--dataset", "synthetic", "--data_dir", str(copy), "--save_dir", str(tmp_path),
+                "--run_id", "run", "--num_epoch", "1", *FAST])
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["data_sha256"]
+    assert set(recorded) == {"train.json", "dev.json", "test.json", "vocab.json", "labels.json", "embedding.npy"}
+    lines = (copy / "train.json").read_text().splitlines()
+    (copy / "train.json").write_text("\n".join(lines[:-1]) + "\n")  # one sentence fewer
+    with pytest.raises(SystemExit, match="train.json differ"):
+        train.main(["--resume", str(tmp_path / "run"), "--threads", "1"])
 
 
 def test_compiled_run_computes_the_same_and_reloads(data_dir, tmp_path):

@@ -4,8 +4,8 @@ Two kinds of release exist: whole-entity triples (NYT, WebNLG, NYT10, NYT11:
 exact match) and last-word triples (NYT*, WebNLG*: partial match). Both become
 RIN records whose relation mentions name the entities' last tokens and whose
 ``en_list`` holds whole entities; last-word releases borrow whole entities from
-a span source (the exact release of the same sentence, then a named-entity
-span ending at the word, then the word alone).
+span sources tried in turn (the exact release of the same sentence, the
+release's entity lexicon, a named-entity span ending at the word, the word alone).
 """
 from __future__ import annotations
 
@@ -130,6 +130,37 @@ class ExactReleaseSpans:
             if span is not None:
                 return span, "exact release" + (" (accent/space-insensitive match)" if how == "folded" else "")
         return None, "word alone"
+
+
+class EntityLexicon:
+    """Every entity name of an exact release, for sentences the release does not cover.
+
+    WebNLG verbalises a few thousand DBpedia entities again and again, so a name
+    seen in any sentence of the release is likely the whole entity wherever its
+    last word appears. The longest name ending at the word (first occurrence) wins;
+    names match accent- and space-insensitively.
+    """
+
+    def __init__(self, items: Iterable[dict]) -> None:
+        self.names = {fold(e) for item in items for s, _, o in item["triple_list"] for e in (s, o)} - {""}
+
+    def __call__(self, tokens: Sequence[str], last_word: str) -> tuple[Span | None, str]:
+        for end in range(1, len(tokens) + 1):
+            if tokens[end - 1] != last_word:
+                continue
+            for start in range(max(0, end - MAX_ENTITY_TOKENS), end):
+                if fold("".join(tokens[start:end])) in self.names:
+                    return (start, end), "entity lexicon"
+        return None, "word alone"
+
+
+def first_span(sources: Sequence[SpanSource], tokens: Sequence[str], last_word: str) -> tuple[Span | None, str]:
+    """The span from the first source that has one ending at ``last_word``."""
+    for source in sources:
+        span, origin = source(tokens, last_word)
+        if span is not None:
+            return span, origin
+    return None, "word alone"
 
 
 def check_record(record: dict, where: str) -> LoadReport:

@@ -1,6 +1,7 @@
 """Small shared helpers: devices, seeds, threads, logging and atomic file writes."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,6 +28,16 @@ def resolve_project_path(path: str | Path) -> Path:
     """The inverse of :func:`project_relative`: relative paths are taken from the project root."""
     path = Path(path)
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+RUN_DATA_FILES = ("train.json", "dev.json", "test.json", "vocab.json", "labels.json", "embedding.npy")
+
+
+def data_fingerprint(data_dir: Path) -> dict[str, str]:
+    """SHA-256 of every prepared file a training run reads, so a resumed run (or a report) can tell
+    when the data under it was prepared again differently."""
+    return {name: hashlib.sha256((data_dir / name).read_bytes()).hexdigest()
+            for name in RUN_DATA_FILES if (data_dir / name).exists()}
 
 
 def pick_device(name: str | None = None) -> torch.device:
