@@ -163,10 +163,10 @@ def read_release(path: Path) -> list[dict]:
     return items
 
 
-def ner_span(entity_spans: list[tuple[int, int]], tokens: list[str], word: str):
-    for start, end in entity_spans:
-        if tokens[end - 1] == word:
-            return (start, end), "named-entity span"
+def ner_span(entity_spans: list[tuple[int, int]], tokens: list[str], end: int):
+    for span in entity_spans:
+        if span[1] == end:
+            return span, "named-entity span"
     return None, "word alone"
 
 

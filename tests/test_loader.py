@@ -76,13 +76,25 @@ def test_entity_not_in_sentence_and_argument_not_found(tmp_path):
     assert len(sentences[0].triples) == 2  # the unfindable triple is dropped, and counted
 
 
-def test_ambiguous_position_takes_the_first_and_is_counted(tmp_path):
+def test_repeated_word_takes_its_first_occurrence_and_is_counted(tmp_path):
     record = {"sentText": "Paris is big and Paris is old".split(), "en_list": [["Paris"]],
               "relationMentions": [{"em1Text": ["Paris"], "em2Text": ["old"], "label": "r"}]}
     sentences, report = load_sentences(write_lines(tmp_path / "a.json", [record]))
     assert sentences[0].triples == [((0, 1), "r", (6, 7))]
-    assert report.counts["relation argument ambiguous"] == 1
+    assert report.counts["relation argument repeated"] == 1
     assert sentences[0].entities == [(0, 1), (4, 5), (6, 7)]  # every occurrence is tagged
+
+
+def test_first_occurrence_wins_even_inside_a_longer_entity(tmp_path):
+    """As the official loader (sentText.index): a later occurrence that ends an entity does not win."""
+    inside = {"sentText": "York Minster is in York".split(), "en_list": [["York", "Minster"], ["York"]],
+              "relationMentions": [{"em1Text": ["Minster"], "em2Text": ["York"], "label": "in"}]}
+    whole = {**inside, "relationMentions": [{"em1Text": ["York", "Minster"], "em2Text": ["is", "in", "York"],
+                                             "label": "in"}]}
+    sentences, report = load_sentences(write_lines(tmp_path / "a.json", [inside, whole]))
+    assert sentences[0].triples == [((0, 2), "in", (0, 1))]
+    assert report.counts["relation argument inside a longer entity (its tags cannot be learned)"] == 1
+    assert sentences[1].triples == [((0, 2), "in", (2, 5))]  # a whole mention is found as a whole
 
 
 def test_unknown_relation_at_test_stays_gold_without_a_cell(tmp_path):

@@ -99,7 +99,10 @@ def test_webnlg_fixture(release, tmp_path):
     assert report["splits"]["train"] == {"sentences": 5, "triples": 5, "unique_triples": 5, "entities": 9,
                                          "relation_types": 4}
     sentences, _ = load_sentences(out / "train.json")
-    assert sentences[3].triples == [((0, 5), "location", (7, 8))]  # the second Baku, not the one inside
+    # the FIRST Baku, as in the official data (its loader takes sentText.index), though it lies inside the
+    # memorial: the relation is counted as untaggable rather than moved to the second Baku
+    assert sentences[3].triples == [((0, 5), "location", (0, 1))]
+    assert train[3]["relationMentions"][0]["em1Text"] == ["Baku", "Turkish", "Martyrs", "'", "Memorial"]
     assert "pos" not in train[0]  # no tagger: POS absent, training falls back to --pos_dim 0
     assert report["rebuilt_test_vs_official"]["entity_recall"] == 1.0
     assert json.loads((out / "prepare_report.json").read_text()) == report
@@ -136,7 +139,7 @@ def test_missing_split_is_reported_and_others_built(release, tmp_path):
     assert set(report["splits"]) == {"dev", "test"}
     test = json.loads((tmp_path / "out" / "nyt11" / "test.json").read_text())
     # accent-insensitive: "cafe" matches "café"; "bob" is nowhere: that triple is dropped and counted
-    assert test["relationMentions"] == [{"em1Text": ["lee"], "em2Text": ["café"], "label": "owns"}]
+    assert test["relationMentions"] == [{"em1Text": ["anna", "lee"], "em2Text": ["café"], "label": "owns"}]
     changes = report["changes"]["test"]
     assert changes["entity matched accent/space-insensitively"]["count"] == 1
     assert changes["entity not found in the tokens: triple dropped"]["count"] == 1
@@ -196,18 +199,21 @@ def test_real_webnlg(tmp_path):
     assert [report["splits"][s]["sentences"] for s in ("train", "dev", "test")] == [5019, 500, 703]  # Table 2
     assert (tmp_path / "webnlg" / "test.json").read_bytes() == (SHARED / "rin/webnlg/test.json").read_bytes()
     assert report["rebuilt_test_vs_official"]["pos_tag_agreement"] > 0.9
-    # the span recovery, measured on test: 87.6% of entities and 76.5 exact F1 when measured (2026-11-24)
-    assert report["rebuilt_test_vs_official"]["entity_recall"] > 0.85
-    assert report["rebuilt_test_vs_official"]["exact_triples"]["f1"] > 0.75
+    # the span recovery, measured on test: 88.3% of entities and 79.1 exact F1 when measured (2026-11-24);
+    # relations on first occurrences place every triple where the official test has it
+    agreement = report["rebuilt_test_vs_official"]
+    assert agreement["entity_recall"] > 0.87 and agreement["exact_triples"]["f1"] > 0.78
+    assert agreement["partial_triples"]["f1"] == 1.0
     for split in ("train", "dev", "test"):
         assert_mentions_end_entities(tmp_path / "webnlg" / f"{split}.json")
         sentences, load_report = load_sentences(tmp_path / "webnlg" / f"{split}.json")
         assert all(s.pos is not None and len(s.pos) == len(s.tokens) for s in sentences)
         assert "relation argument not found" not in load_report.counts
-        # a few last words lie only inside longer entities ("Texas" in "University of Texas at Austin"):
-        # BIOES cannot tag them; they are counted, and rare
-        untaggable = load_report.counts["relation argument inside a longer entity (its tags cannot be learned)"]
-        assert untaggable < 0.01 * sum(len(s.triples) for s in sentences)
+        # relations sit on a word's first occurrence (the official convention); where that lies inside a
+        # longer entity ("Baku" in "Baku Turkish Martyrs ' Memorial ... in Baku") BIOES cannot tag it:
+        # counted, and rare (2.7% of train triples when measured, 2026-11-24)
+        untaggable = load_report.counts.get("relation argument inside a longer entity (its tags cannot be learned)", 0)
+        assert untaggable < 0.03 * sum(len(s.triples) for s in sentences)
 
 
 def assert_mentions_end_entities(path: Path) -> None:

@@ -30,42 +30,42 @@ def text_key(text: str) -> str:
     return fold(text)
 
 
-def find_entity(tokens: Sequence[str], entity: str, last_word: str | None = None) -> tuple[Span | None, str]:
+def find_entity(tokens: Sequence[str], entity: str, end: int | None = None) -> tuple[Span | None, str]:
     """Locate ``entity`` (a string) in ``tokens``.
 
     Tries the exact token sequence, then a span whose tokens spell the entity
     once accents and spaces are ignored (this also bridges re-tokenisations).
-    With ``last_word`` only spans ending in that token count. Returns the first
-    span and how it was found (``exact``, ``folded``) or ``(None, "not found")``.
+    With ``end`` only spans ending there count. Returns the first span and how
+    it was found (``exact``, ``folded``) or ``(None, "not found")``.
     """
     words = entity.split()
     for span in find_occurrences(tokens, words):
-        if last_word is None or tokens[span[1] - 1] == last_word:
+        if end is None or span[1] == end:
             return span, "exact"
     target = fold(entity)
     if not target:
         return None, "not found"
-    for end in range(1, len(tokens) + 1):
-        if last_word is not None and tokens[end - 1] != last_word:
-            continue
-        for start in range(end - 1, max(-1, end - 1 - MAX_ENTITY_TOKENS), -1):
-            spelled = fold("".join(tokens[start:end]))
+    for stop in range(1, len(tokens) + 1) if end is None else (end,):
+        for start in range(stop - 1, max(-1, stop - 1 - MAX_ENTITY_TOKENS), -1):
+            spelled = fold("".join(tokens[start:stop]))
             if spelled == target:
-                return (start, end), "folded"
+                return (start, stop), "folded"
             if len(spelled) >= len(target):
                 break
     return None, "not found"
 
 
-SpanSource = Callable[[Sequence[str], str], tuple[Span | None, str]]
+# (tokens, end) -> a whole-entity span ending at token end - 1 and where it came from
+SpanSource = Callable[[Sequence[str], int], tuple[Span | None, str]]
 
 
 def convert_sentence(text: str, triples: Sequence[Sequence[str]], last_word_release: bool, where: str,
                      report: LoadReport, span_source: SpanSource | None = None) -> dict | None:
     """One release item -> a RIN record (without POS), or ``None`` when nothing usable is left.
 
-    ``span_source(tokens, last_word)`` returns a whole-entity span ending at the
-    word and its origin, for last-word releases.
+    Last-word releases: the relation sits on the word's FIRST occurrence, as in the
+    official RIN data (its test always does, and its loader takes ``sentText.index``),
+    and ``span_source(tokens, end)`` gives the whole entity ending there.
     """
     tokens = text.split()
     if not tokens:
@@ -88,11 +88,11 @@ def convert_sentence(text: str, triples: Sequence[Sequence[str]], last_word_rele
                     report.add("last word matched accent-insensitively", where, argument)
                     argument = tokens[span[1] - 1]
                 if tokens.count(argument) > 1:
-                    report.add("last word occurs more than once (ambiguous position)", where, argument)
-                span, origin = span_source(tokens, argument) if span_source else (None, "word alone")
+                    report.add("last word occurs more than once (placed on its first occurrence)", where, argument)
+                end = tokens.index(argument) + 1
+                span, origin = span_source(tokens, end) if span_source else (None, "word alone")
                 if span is None:
-                    index = tokens.index(argument)
-                    span, origin = (index, index + 1), "word alone"
+                    span, origin = (end - 1, end), "word alone"
                 report.add(f"entity span from {origin}", where)
             else:
                 span, how = find_entity(tokens, argument)
@@ -103,7 +103,7 @@ def convert_sentence(text: str, triples: Sequence[Sequence[str]], last_word_rele
             spans.append(span)
         if None in spans:
             continue
-        mentions.append({"em1Text": [tokens[spans[0][1] - 1]], "em2Text": [tokens[spans[1][1] - 1]],
+        mentions.append({"em1Text": tokens[spans[0][0]:spans[0][1]], "em2Text": tokens[spans[1][0]:spans[1][1]],
                          "label": relation})
         entities.extend(tuple(tokens[s[0]:s[1]]) for s in spans)
     if not mentions and triples:
@@ -123,10 +123,10 @@ class ExactReleaseSpans:
             for subject, _, obj in item["triple_list"]:
                 bucket.extend(e for e in (subject, obj) if e not in bucket)
 
-    def __call__(self, tokens: Sequence[str], last_word: str) -> tuple[Span | None, str]:
+    def __call__(self, tokens: Sequence[str], end: int) -> tuple[Span | None, str]:
         candidates = self.entities.get(text_key(" ".join(tokens)), [])
         for entity in sorted(candidates, key=len, reverse=True):
-            span, how = find_entity(tokens, entity, last_word)
+            span, how = find_entity(tokens, entity, end)
             if span is not None:
                 return span, "exact release" + (" (accent/space-insensitive match)" if how == "folded" else "")
         return None, "word alone"
@@ -137,27 +137,24 @@ class EntityLexicon:
 
     WebNLG verbalises a few thousand DBpedia entities again and again, so a name
     seen in any sentence of the release is likely the whole entity wherever its
-    last word appears. The longest name ending at the word (first occurrence) wins;
-    names match accent- and space-insensitively.
+    last word appears. The longest name ending there wins; names match accent- and
+    space-insensitively.
     """
 
     def __init__(self, items: Iterable[dict]) -> None:
         self.names = {fold(e) for item in items for s, _, o in item["triple_list"] for e in (s, o)} - {""}
 
-    def __call__(self, tokens: Sequence[str], last_word: str) -> tuple[Span | None, str]:
-        for end in range(1, len(tokens) + 1):
-            if tokens[end - 1] != last_word:
-                continue
-            for start in range(max(0, end - MAX_ENTITY_TOKENS), end):
-                if fold("".join(tokens[start:end])) in self.names:
-                    return (start, end), "entity lexicon"
+    def __call__(self, tokens: Sequence[str], end: int) -> tuple[Span | None, str]:
+        for start in range(max(0, end - MAX_ENTITY_TOKENS), end):
+            if fold("".join(tokens[start:end])) in self.names:
+                return (start, end), "entity lexicon"
         return None, "word alone"
 
 
-def first_span(sources: Sequence[SpanSource], tokens: Sequence[str], last_word: str) -> tuple[Span | None, str]:
-    """The span from the first source that has one ending at ``last_word``."""
+def first_span(sources: Sequence[SpanSource], tokens: Sequence[str], end: int) -> tuple[Span | None, str]:
+    """The span from the first source that has one ending at ``end``."""
     for source in sources:
-        span, origin = source(tokens, last_word)
+        span, origin = source(tokens, end)
         if span is not None:
             return span, origin
     return None, "word alone"

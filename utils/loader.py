@@ -3,7 +3,8 @@
 A RIN file holds one JSON object per line (a single JSON array is accepted too):
 ``{"sentText": [tokens], "relationMentions": [{"em1Text": [..], "em2Text": [..],
 "label": str}], "en_list": [[tokens], ..], "pos": [tags]}``. ``em1Text`` and
-``em2Text`` name the LAST token of each entity; ``en_list`` gives whole entities.
+``em2Text`` name the LAST token of each entity (official files) or the whole
+entity (files made by prepare_data.py); ``en_list`` gives whole entities.
 Every repair or skip is recorded in a :class:`LoadReport` with file, line and reason.
 """
 from __future__ import annotations
@@ -102,25 +103,29 @@ def find_occurrences(tokens: Sequence[str], phrase: Sequence[str]) -> list[Span]
 
 def locate_mention(mention: Sequence[str], tokens: Sequence[str], *span_pools: Sequence[Span]
                    ) -> tuple[Span | None, str | None]:
-    """Find the span of a relation argument given by (at least) its last token.
+    """Find the span of a relation argument given by its last token or its whole entity.
 
-    Prefers the whole mention if it has several tokens, then a span ending with
-    the word from each pool in turn (the taggable ``en_list`` entities, then all
-    of them), then the word's first occurrence. Returns the span and a problem
-    (``"ambiguous ..."``/``"not found"``) or ``None``.
+    A whole entity is taken where it first occurs. A last token is taken at its
+    FIRST occurrence, as the official RIN loader does (``sentText.index``), with
+    the span ending there from each pool in turn (the taggable ``en_list``
+    entities, then all of them), else the word alone. Returns the span and a
+    problem (``"repeated ..."``, ``"not found"``) or ``None``.
     """
+    if len(mention) > 1:
+        found = find_occurrences(tokens, mention)
+        if found:
+            return found[0], None
     word = mention[-1]
-    candidates = find_occurrences(tokens, mention) if len(mention) > 1 else []
-    for pool in span_pools:
-        candidates = candidates or [span for span in pool if tokens[span[1] - 1] == word]
-    if not candidates:
-        candidates = [(i, i + 1) for i, token in enumerate(tokens) if token == word]
-    if not candidates:
+    if word not in tokens:
         return None, "not found"
-    ends = {span[1] for span in candidates}
-    if len(ends) > 1:
-        return candidates[0], f"ambiguous: {word!r} ends {len(ends)} candidate spans, took the first"
-    return candidates[0], None
+    end = tokens.index(word) + 1
+    count = tokens.count(word)
+    problem = f"repeated: {word!r} occurs {count} times, took the first" if count > 1 else None
+    for pool in span_pools:
+        for span in pool:
+            if span[1] == end:
+                return span, problem
+    return (end - 1, end), problem
 
 
 def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | None:
