@@ -333,7 +333,8 @@ def annotation_lines(results_dir: Path, names: list[str]) -> list[str]:
     if not names:
         return []
     lines = ["## Training data and its entity spans", ""]
-    lines += [f"- train.json SHA-256 `{digest}`: {len(runs)} runs" for digest, runs in sorted(versions.items())]
+    lines += [f"- train.json SHA-256 `{digest}`: {len(runs)} run{'s' * (len(runs) != 1)}"
+              for digest, runs in sorted(versions.items())]
     if len(versions) > 1:
         lines.append("- **the runs above were trained on differently prepared data: do not average them**")
     if agreement:

@@ -138,6 +138,6 @@ def test_report_and_figure(tmp_path):
     # dev next to test (exact RIN: dev 0.05 above test), the data versions, the span-recovery ceiling
     assert "| exact | RIN | 2 | 82.0 ± 1.4 | 77.0 ± 1.4 |" in report
     assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 |" in report
-    assert f"- train.json SHA-256 `{'a' * 12}`: 4 runs" in report and f"`{'b' * 12}`: 1 runs" in report
+    assert f"- train.json SHA-256 `{'a' * 12}`: 4 runs" in report and f"`{'b' * 12}`: 1 run\n" in report
     assert "do not average them" in report
     assert "87.5% of entities" in report and "76.5 exact-match F1 (95.0 partial)" in report
