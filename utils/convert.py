@@ -3,9 +3,10 @@
 Two kinds of release exist: whole-entity triples (NYT, WebNLG, NYT10, NYT11:
 exact match) and last-word triples (NYT*, WebNLG*: partial match). Both become
 RIN records whose relation mentions and ``en_list`` name whole entities
-(official RIN files name only last tokens; the loader reads both); last-word releases borrow whole entities from
-span sources tried in turn (the exact release of the same sentence, the
-release's entity lexicon, a named-entity span ending at the word, the word alone).
+(official RIN files name only last tokens; the loader reads both); last-word
+releases borrow whole entities from span sources tried in turn (the exact
+release of the same sentence, the release's entity lexicon, a named-entity span
+ending at the word, the word alone).
 """
 from __future__ import annotations
 
