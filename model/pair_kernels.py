@@ -75,7 +75,9 @@ def build() -> ModuleType:
     # relations scored at once: 24 accumulators fit AVX-512's 32 registers; with AVX2's 16, blocks of 8
     # measured about 30% faster than 24 (the same code built with -march=haswell on this CPU)
     block = 24 if "avx512f" in flags else 8
-    key = hashlib.sha1(f"{flags} {LANES} {block} {SOURCE.read_text()}".encode()).hexdigest()[:10]
+    # the source's path is part of the key: one build per checkout, since ninja rebuilds whenever the
+    # compile command (which names the path) differs from the one it last ran in that build folder
+    key = hashlib.sha1(f"{flags} {LANES} {block} {SOURCE} {SOURCE.read_text()}".encode()).hexdigest()[:10]
     log.info("loading the fused pair kernels (compiled on first use, about 30 s here; cached after that)")
     try:
         _module = cpp_extension.load(
