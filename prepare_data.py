@@ -31,6 +31,7 @@ from utils.convert import (
     check_record,
     convert_sentence,
     first_span,
+    noun_compound_span,
     split_statistics,
 )
 from utils.helpers import read_json, setup_logging, write_json
@@ -73,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no_entity_lexicon", dest="entity_lexicon", action="store_false",
                         help="last-word releases: skip the entity lexicon (every entity name of the exact release's "
                         "train/dev) between the exact release and spaCy's named entities, as before 2026-11-24")
+    parser.add_argument("--no_noun_compounds", dest="noun_compounds", action="store_false",
+                        help="last-word releases: skip the noun-compound span (nouns, adjectives and numbers ending "
+                        "at the word, by spaCy's POS tags) tried after named entities, as before 2026-11-25")
     parser.add_argument("--cache", default=str(ROOT / "downloads"), help="download cache for URL sources")
     return parser.parse_args(argv)
 
@@ -170,14 +174,28 @@ def ner_span(entity_spans: list[tuple[int, int]], tokens: list[str], end: int):
     return None, "word alone"
 
 
-def convert_split(items: list[dict], spec: dict, where: str, report: LoadReport, tools,
-                  span_sources: Sequence[SpanSource]) -> list[dict]:
-    token_lists = [item["text"].split() for item in items]
-    tagged = tools.tag(token_lists) if tools else [(None, [])] * len(items)
+Tagged = list[tuple[list[str] | None, list[tuple[int, int]]]]
+
+
+def tag_items(items: list[dict], tools) -> Tagged:
+    """POS tags and named-entity spans of each item's tokens (``None`` and ``[]`` without a tagger)."""
+    return tools.tag([item["text"].split() for item in items]) if tools else [(None, [])] * len(items)
+
+
+def sentence_sources(tags: list[str] | None, entities: list[tuple[int, int]], noun_compounds: bool) -> list[SpanSource]:
+    """The span sources that read one sentence's own tagging, in the order tried (after the releases')."""
+    sources = [functools.partial(ner_span, entities)]
+    if noun_compounds and tags is not None:
+        sources.append(functools.partial(noun_compound_span, tags))
+    return sources
+
+
+def convert_split(items: list[dict], tagged: Tagged, spec: dict, where: str, report: LoadReport,
+                  span_sources: Sequence[SpanSource], noun_compounds: bool) -> list[dict]:
     records = []
     for number, (item, (tags, entities)) in enumerate(zip(items, tagged, strict=True), start=1):
         place = f"{where}:{number}"
-        sources = [*span_sources, functools.partial(ner_span, entities)]
+        sources = [*span_sources, *sentence_sources(tags, entities, noun_compounds)]
         record = convert_sentence(item["text"], item["triple_list"], spec["last_word"], place, report,
                                   functools.partial(first_span, sources) if spec["last_word"] else None)
         if record is None:
@@ -187,6 +205,33 @@ def convert_split(items: list[dict], spec: dict, where: str, report: LoadReport,
         report.merge(check_record(record, place))
         records.append(record)
     return records
+
+
+def check_sentence_sources(items: list[dict], tagged: Tagged, exact: ExactReleaseSpans) -> dict:
+    """How often the per-sentence sources find the span the exact release gives (train: no test involved).
+
+    For every argument whose whole entity the exact release supplies, the span that
+    named entities alone, and named entities then noun compounds, would have given
+    instead (the word alone where they give none): the measure that chose the
+    noun-compound source for sentences the exact release does not cover.
+    """
+    counts = {"arguments": 0, "named_entities": 0, "named_entities_then_noun_compounds": 0}
+    for item, (tags, entities) in zip(items, tagged, strict=True):
+        tokens = item["text"].split()
+        for subject, _, obj in item["triple_list"]:
+            for argument in (subject, obj):
+                if argument not in tokens:
+                    continue
+                end = tokens.index(argument) + 1
+                truth, _ = exact(tokens, end)
+                if truth is None:
+                    continue
+                counts["arguments"] += 1
+                for key, compounds in (("named_entities", False), ("named_entities_then_noun_compounds", True)):
+                    span, _ = first_span(sentence_sources(tags, entities, compounds), tokens, end)
+                    counts[key] += (span or (end - 1, end)) == truth
+    return {"arguments": counts["arguments"],
+            **{f"{key}_agree": counts[key] / max(1, counts["arguments"]) for key in counts if key != "arguments"}}
 
 
 def agreement(ours: list[dict], official: list[dict]) -> dict:
@@ -249,17 +294,21 @@ def main(argv: list[str] | None = None) -> dict:
         return path
 
     span_sources: list[SpanSource] = []
+    exact_release = None
     if spec.get("spans"):
         span_items = {}
         for split in SPLITS:
             path = fetch(spec["spans"].format(spec["names"].get(split, split)))
             span_items[split] = read_release(path) if path else []
-        span_sources.append(ExactReleaseSpans(item for items in span_items.values() for item in items))
+        exact_release = ExactReleaseSpans(item for items in span_items.values() for item in items)
+        span_sources.append(exact_release)
         if args.entity_lexicon:  # names from train/dev only: test annotations never shape a lexicon
             span_sources.append(EntityLexicon(span_items["train"] + span_items["dev"]))
     if spec["last_word"]:  # where whole entities come from, in the order tried
         report["span_sources"] = ([type(source).__name__ for source in span_sources]
-                                  + ["spaCy named entities"] * bool(tools) + ["the word alone"])
+                                  + ["spaCy named entities"] * bool(tools)
+                                  + ["noun compounds (spaCy POS)"] * bool(tools and args.noun_compounds)
+                                  + ["the word alone"])
 
     official_test = spec.get("official_test") and not args.rebuild_test
     for split in SPLITS:
@@ -282,7 +331,11 @@ def main(argv: list[str] | None = None) -> dict:
             path = fetch(relative)
             if path is None:
                 continue
-            records = convert_split(read_release(path), spec, relative, changes, tools, span_sources)
+            items = read_release(path)
+            tagged = tag_items(items, tools)
+            records = convert_split(items, tagged, spec, relative, changes, span_sources, args.noun_compounds)
+            if split == "train" and exact_release and tools:
+                report["sentence_sources_vs_exact_release"] = check_sentence_sources(items, tagged, exact_release)
             write_jsonl(out / f"{split}.json", records)
         report["splits"][split] = split_statistics(records)
         report["changes"][split] = changes.as_dict()
@@ -290,20 +343,23 @@ def main(argv: list[str] | None = None) -> dict:
         log.info("%s/%s: %s", args.dataset, split, report["splits"][split])
 
     if spec.get("official_test"):
-        compare_with_official(spec, fetch, tools, span_sources, report)
+        compare_with_official(spec, fetch, tools, span_sources, args.noun_compounds, report)
     write_json(out / "prepare_report.json", report)
     log.info("wrote %s (report: %s)", out, out / "prepare_report.json")
     return report
 
 
-def compare_with_official(spec: dict, fetch, tools, span_sources: Sequence[SpanSource], report: dict) -> None:
+def compare_with_official(spec: dict, fetch, tools, span_sources: Sequence[SpanSource], noun_compounds: bool,
+                          report: dict) -> None:
     """Rebuild test from WebNLG* and measure agreement with the official RIN test (spans, POS)."""
     official_path = fetch(spec["official_test"])
     rebuilt_path = fetch(spec["triples"].format("test"))
     if official_path is None or rebuilt_path is None:
         return
     official = [record for _, record in read_json_records(official_path)]
-    rebuilt = convert_split(read_release(rebuilt_path), spec, "rebuilt test", LoadReport(), tools, span_sources)
+    items = read_release(rebuilt_path)
+    rebuilt = convert_split(items, tag_items(items, tools), spec, "rebuilt test", LoadReport(), span_sources,
+                            noun_compounds)
     report["rebuilt_test_vs_official"] = agreement(rebuilt, official)
     log.info("rebuilt WebNLG* test vs official RIN test: %s", report["rebuilt_test_vs_official"])
 
