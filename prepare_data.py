@@ -73,10 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="webnlg: keep the official test but replace its Stanford POS tags with ours")
     parser.add_argument("--no_entity_lexicon", dest="entity_lexicon", action="store_false",
                         help="last-word releases: skip the entity lexicon (every entity name of the exact release's "
-                        "train/dev) between the exact release and spaCy's named entities, as before 2026-11-24")
+                        "train/dev) between the exact release and spaCy's named entities (annotation v1 had none)")
     parser.add_argument("--no_noun_compounds", dest="noun_compounds", action="store_false",
-                        help="last-word releases: skip the noun-compound span (nouns, adjectives and numbers ending "
-                        "at the word, by spaCy's POS tags) tried after named entities, as before 2026-11-25")
+                        help="last-word releases: skip the noun-compound span (nouns, adjectives and numbers "
+                        "ending at the word, by spaCy's POS tags) tried after named entities, as annotation v2 "
+                        "did (results/annotation_v2)")
     parser.add_argument("--cache", default=str(ROOT / "downloads"), help="download cache for URL sources")
     return parser.parse_args(argv)
 
