@@ -133,6 +133,15 @@ def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, b
     return build().pair_logits(*forward_inputs(left, right, weight, bias), lengths.contiguous(), weight.shape[0])
 
 
+def pair_bce(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+             lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """sigmoid of every pair logit as (B, n, R, np), 0 outside real cells; each row's sum of softplus(logit)
+    (B, n); each row's sum of sigmoid(logit) per relation (B, n, R)."""
+    probabilities, softplus_sums, probability_sums = build().pair_bce(
+        *forward_inputs(left, right, weight, bias), lengths.contiguous(), weight.shape[0])
+    return probabilities, softplus_sums, probability_sums
+
+
 def pair_max(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
              lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Max over real j of the pair logits and its arg-max, (B, n, R) each."""

@@ -13,7 +13,8 @@ sentences at a time and recompute what the backward pass needs:
   d(loss)/d(logits) (B, n, n, R).
 
 On the CPU in float32 the pair logits and their backward come from fused C++
-kernels that keep each relu(A h_i + B h_j) in registers (model/pair_kernels.py);
+kernels that keep each relu(A h_i + B h_j) in registers (model/pair_kernels.py),
+and the BCE's sigmoid and softplus are taken there too, before a logit is stored;
 elsewhere, or with ``--pair_kernel torch``, from the PyTorch code below.
 """
 from __future__ import annotations
@@ -115,8 +116,8 @@ class PairBCE(torch.autograd.Function):
     def forward(ctx, left, right, weight, bias, targets, mask):  # noqa: D102
         ctx.fused = pair_kernels.fused_applies(left)
         if ctx.fused:
-            total, grad_logits = _fused_bce(left, right, weight, bias, targets, mask)
-            ctx.save_for_backward(left, right, weight, grad_logits, mask.sum(dim=1))
+            total, grad_logits, grad_bias = _fused_bce(left, right, weight, bias, targets, mask)
+            ctx.save_for_backward(left, right, weight, grad_logits, mask.sum(dim=1), grad_bias)
             return total
         total = left.new_zeros((), dtype=torch.promote_types(left.dtype, torch.float32))
         grad_logits = left.new_empty(targets.shape)  # holds the logits, then d(loss)/d(logits)
@@ -133,9 +134,8 @@ class PairBCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         if ctx.fused:
-            left, right, weight, grad_logits, lengths = ctx.saved_tensors
+            left, right, weight, grad_logits, lengths, grad_bias = ctx.saved_tensors
             grad_left, grad_right, grad_weight = pair_kernels.pair_backward(grad_logits, left, right, weight, lengths)
-            grad_bias = grad_logits.sum(dim=(0, 1, 3))
             return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None
         left, right, weight, grad_logits = ctx.saved_tensors
         grad_left = torch.empty_like(left)
@@ -152,12 +152,19 @@ class PairBCE(torch.autograd.Function):
         return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None
 
 
-def _fused_bce(left, right, weight, bias, targets, mask) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loss and d(loss)/d(logits) in the fused kernels' (B, n, R, np) layout, zero outside real cells."""
-    logits = pair_kernels.pair_logits(left, right, weight, bias, mask.sum(dim=1))  # -inf outside real cells
+def _fused_bce(left, right, weight, bias, targets, mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The loss, d(loss)/d(logits) in the fused kernels' (B, n, R, np) layout (zero outside real cells) and
+    d(loss)/d(bias).
+
+    BCE from logits is softplus(z) - y z with gradient sigmoid(z) - y. The kernel gives softplus and
+    sigmoid of every cell; the few positive cells (y = 1) are corrected here, their logits recomputed.
+    """
+    probabilities, softplus_sums, probability_sums = pair_kernels.pair_bce(left, right, weight, bias,
+                                                                           mask.sum(dim=1))
     sentence, i, j, relation = targets.nonzero(as_tuple=True)  # positive cells, all real
-    # BCE from logits: softplus(z) - y z; softplus(-inf) = sigmoid(-inf) = 0 leaves padded cells out
-    total = F.softplus(logits).sum() - logits[sentence, i, relation, j].sum()
-    grad_logits = logits.sigmoid_()
+    positive_logits = (F.relu(left[sentence, i] + right[sentence, j]) * weight[relation]).sum(dim=1) + bias[relation]
+    total = softplus_sums.sum() - positive_logits.sum()
+    grad_logits = probabilities
     grad_logits[sentence, i, relation, j] -= 1.0
-    return total, grad_logits
+    grad_bias = probability_sums.sum(dim=(0, 1)) - torch.bincount(relation, minlength=weight.shape[0])
+    return total, grad_logits, grad_bias

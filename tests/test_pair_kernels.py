@@ -94,6 +94,34 @@ def test_pair_max_ignores_padding_and_breaks_ties_to_the_first_j():
     assert grads[1][1, 4:].abs().sum() == 0  # padding gets no gradient
 
 
+@needs_kernels
+def test_pair_bce_sigmoid_and_softplus_over_the_float_range():
+    """With Wr = 0 every logit is its relation's bias: sweep biases from -120 to 120 (tails included)."""
+    relations = 241
+    bias = torch.linspace(-120.0, 120.0, relations)
+    bias[120] = 0.0  # exactly zero
+    bias = torch.cat([bias, torch.tensor([-1e-6, 1e-6, -20.5, 16.3, -88.7, 89.0])])
+    left, right = torch.randn(2, 5, 7), torch.randn(2, 5, 7)
+    weight = torch.zeros(len(bias), 7)
+    lengths = torch.tensor([5, 3])
+    probabilities, softplus_sums, probability_sums = pair_kernels.pair_bce(left, right, weight, bias, lengths)
+    real = (torch.arange(5)[None, :] < lengths[:, None])  # rows i
+    cells = real[:, :, None] & real[:, None, :]  # (i, j)
+    expected = torch.sigmoid(bias)[None, None, :, None].expand(2, 5, -1, 5) * cells[:, :, None, :]
+    assert torch.allclose(probabilities[..., :5], expected, rtol=2e-6, atol=1e-30)
+    assert (probabilities[..., 5:] == 0).all()  # lanes beyond the sentence
+    counts = cells.sum(dim=2).double()  # real j per row
+    softplus = torch.nn.functional.softplus(bias.double()).sum()
+    assert torch.allclose(softplus_sums.double(), counts * softplus, rtol=1e-6)
+    sigmoid_sums = counts[..., None] * torch.sigmoid(bias.double())
+    assert torch.allclose(probability_sums.double(), sigmoid_sums, rtol=1e-6, atol=1e-30)
+    for logit in (-30.0, -17.0, -1e-3, 1e-3):  # log1p, not log(1 + e): tiny softplus values keep their digits
+        _, softplus_sums, _ = pair_kernels.pair_bce(left[:1, :1], right[:1, :1], weight[:1], torch.tensor([logit]),
+                                                    torch.tensor([1]))
+        expected = torch.nn.functional.softplus(torch.tensor(logit, dtype=torch.float64))
+        assert abs(softplus_sums.item() - expected.item()) < 1e-6 * expected.item(), logit
+
+
 def test_choice_is_checked_and_respected():
     with pytest.raises(ValueError):
         pair_kernels.set_pair_kernel("fast")

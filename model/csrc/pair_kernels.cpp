@@ -11,6 +11,7 @@
 //   weight_t   (d, Rp)          Wr transposed, zero-padded to Rp (a multiple of 8) relations
 //   weight_p   (R, dp)          Wr zero-padded to dp features
 //   logits     (B, n, R, np)    pair logits with j fastest, -inf outside real cells; viewed as (B, n, n, R)
+//   probs      (B, n, R, np)    sigmoid of the pair logits, 0 outside real cells (pair_bce)
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -132,6 +133,117 @@ torch::Tensor pair_logits(torch::Tensor left, torch::Tensor right_t, torch::Tens
     }
   });
   return out;
+}
+
+inline float lane_sum(vec v) {
+  float total = 0.0f;
+  for (int l = 0; l < LANES; ++l) total += v[l];
+  return total;
+}
+
+// exp(x) for x <= 0, as Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2, exp(r) from a degree-6 polynomial
+// (about 1 ulp), times 2^n built in the exponent bits. Below -87 it returns exp(-87) (about 1.6e-38) rather
+// than a subnormal: an absolute error under 2e-38.
+inline vec exp_nonpositive(vec x) {
+  x = x < splat(-87.0f) ? splat(-87.0f) : x;
+  const ivec n = __builtin_convertvector(x * 1.44269504088896341f - 0.5f, ivec);  // trunc = ceil here: round
+  const vec nf = __builtin_convertvector(n, vec);
+  const vec r = x - nf * 0.693359375f - nf * -2.12194440e-4f;  // ln2 in two parts, so r stays exact
+  vec p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  return p * reinterpret_cast<vec>((n + 127) << 23);
+}
+
+// log(1 + e) for 0 <= e <= 1, as Cephes' logf on m = 1 + e: m = 2^k (1 + f) with k = 1 above sqrt(2). f is
+// formed from e without rounding 1 + e first, so tiny e keep their precision (log1p, not log).
+inline vec log1p_unit(vec e) {
+  const ivec upper = e > splat(0.41421356237f);
+  const vec k = upper ? splat(1.0f) : vec{};
+  const vec f = upper ? (e - 1.0f) * 0.5f : e;
+  const vec z = f * f;
+  vec y = splat(7.0376836292e-2f);
+  y = y * f - 1.1514610310e-1f;
+  y = y * f + 1.1676998740e-1f;
+  y = y * f - 1.2420140846e-1f;
+  y = y * f + 1.4249322787e-1f;
+  y = y * f - 1.6668057665e-1f;
+  y = y * f + 2.0000714765e-1f;
+  y = y * f - 2.4999993993e-1f;
+  y = y * f + 3.3333331174e-1f;
+  y = y * f * z + k * -2.12194440e-4f - 0.5f * z;
+  return f + y + k * 0.693359375f;
+}
+
+// The BCE of token i's row against every j of its sentence, without storing a logit: sigmoid(z) into
+// prob_row (R, np), 0 at j >= length; each relation's sum of sigmoid(z) into prob_sums (R). Returns the
+// row's sum of softplus(z) = max(z, 0) + log(1 + exp(-|z|)). With e = exp(-|z|), sigmoid(z) is
+// 1 / (1 + e) for z >= 0 and e / (1 + e) below, stable for every z.
+inline float row_bce(const Shapes& s, const float* a, const float* rt, const float* wt, const float* bias,
+                     int64_t length, float* prob_row, float* prob_sums) {
+  const int64_t computed = (length + LANES - 1) / LANES * LANES;
+  for (int64_t r = 0; r < s.relations; ++r) std::fill(prob_row + r * s.np + computed, prob_row + (r + 1) * s.np, 0.0f);
+  const ivec lane = lane_ids();
+  vec softplus_sum{};
+  for_each_relation_block(s.rp, [&](auto block, int64_t r0) {
+    constexpr int RB = decltype(block)::value;
+    vec acc[RB], prob_acc[RB];
+#pragma GCC unroll 32
+    for (int r = 0; r < RB; ++r) prob_acc[r] = vec{};
+    for (int64_t j0 = 0; j0 < computed; j0 += LANES) {
+      score_block<RB>(a, rt + j0, s.np, wt + r0, s.rp, bias + r0, s.hidden, acc);
+      const ivec real = lane + static_cast<int32_t>(j0) < static_cast<int32_t>(length);
+      for (int r = 0; r < RB && r0 + r < s.relations; ++r) {
+        const vec z = acc[r];
+        const ivec positive = z >= vec{};
+        const vec e = exp_nonpositive(positive ? -z : z);
+        const vec prob = real ? (positive ? splat(1.0f) : e) / (e + 1.0f) : vec{};
+        softplus_sum += real ? relu(z) + log1p_unit(e) : vec{};
+        prob_acc[r] += prob;
+        store(prob_row + (r0 + r) * s.np + j0, prob);
+      }
+    }
+    for (int r = 0; r < RB && r0 + r < s.relations; ++r) prob_sums[r0 + r] = lane_sum(prob_acc[r]);
+  });
+  return lane_sum(softplus_sum);
+}
+
+// The pair scorer's BCE pieces for every cell, from logits that never leave registers: sigmoid(z) as
+// (B, n, R, np) with 0 outside real cells, each row's sum of softplus(z) (B, n) and each row's per-relation
+// sum of sigmoid(z) (B, n, R). The loss is sum(softplus) - sum(z at positive cells), d(loss)/dz is
+// sigmoid(z) - y: model/pair_scorer.py adds the few positive cells.
+std::vector<torch::Tensor> pair_bce(torch::Tensor left, torch::Tensor right_t, torch::Tensor weight_t,
+                                    torch::Tensor bias, torch::Tensor lengths, int64_t relations) {
+  const Shapes s = forward_shapes(left, right_t, weight_t, relations);
+  check_lengths(lengths, s);
+  auto probs = torch::empty({s.batch, s.length, s.relations, s.np}, left.options());
+  auto softplus = torch::empty({s.batch, s.length}, left.options());
+  auto prob_sums = torch::empty({s.batch, s.length, s.relations}, left.options());
+  const float *a_all = left.data_ptr<float>(), *rt_all = right_t.data_ptr<float>();
+  const float *wt = weight_t.data_ptr<float>(), *bias_p = bias.data_ptr<float>();
+  const int64_t* lens = lengths.data_ptr<int64_t>();
+  float *probs_all = probs.data_ptr<float>(), *softplus_all = softplus.data_ptr<float>();
+  float* sums_all = prob_sums.data_ptr<float>();
+  at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / s.length;
+      float* prob_row = probs_all + row * s.relations * s.np;
+      float* sums = sums_all + row * s.relations;
+      if (row % s.length < lens[b]) {
+        softplus_all[row] = row_bce(s, a_all + row * s.hidden, rt_all + b * s.hidden * s.np, wt, bias_p, lens[b],
+                                    prob_row, sums);
+      } else {
+        std::fill(prob_row, prob_row + s.relations * s.np, 0.0f);
+        std::fill(sums, sums + s.relations, 0.0f);
+        softplus_all[row] = 0.0f;
+      }
+    }
+  });
+  return {probs, softplus, prob_sums};
 }
 
 // max over real j of the pair logits and its arg-max, both (B, n, R); ties go to the smallest j. Padded
@@ -339,6 +451,7 @@ std::vector<torch::Tensor> pair_max_backward(torch::Tensor grad, torch::Tensor w
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pair_logits", &pair_logits, "all pair logits (B, n, R, np)");
+  m.def("pair_bce", &pair_bce, "sigmoid of every pair logit, and per-row sums of softplus and sigmoid");
   m.def("pair_max", &pair_max, "max over real j of the pair logits, and its arg-max");
   m.def("pair_backward", &pair_backward, "gradients of sum(grad_logits * logits)");
   m.def("pair_max_backward", &pair_max_backward, "gradients of pair_max's values");
