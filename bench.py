@@ -148,7 +148,7 @@ def training_step(model: RIN, optimizer: torch.optim.Optimizer, examples: list[E
     model.set_precision(precision)
     set_pair_kernel(kernel)
     with torch.profiler.record_function("phase: collate"):
-        batch = collate([examples[i] for i in indices], indices, model.config.num_relations, device)
+        batch = collate([examples[i] for i in indices], indices, device)
     with torch.profiler.record_function("phase: forward and loss"):
         er, rc = model.loss(batch)
     optimizer.zero_grad(set_to_none=True)
@@ -338,7 +338,7 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
             start = time.perf_counter()
             for indices in bucketed_batches([len(e.word_ids) for e in train.examples], 50, generator):
                 if path != "oracle":
-                    batch = collate([train.examples[i] for i in indices], indices, len(labels.relations), device)
+                    batch = collate([train.examples[i] for i in indices], indices, device)
                     er, rc = model.loss(batch)
                 else:
                     er, rc = reference_loss(model, [train.examples[i] for i in indices])

@@ -226,9 +226,8 @@ def main(argv: list[str] | None = None) -> dict:
     for epoch in range(progress["epoch"] + 1, settings["num_epoch"] + 1):
         if progress["finished"]:
             break
-        losses = train_epoch(model, optimizer, splits["train"].examples, len(labels.relations),
-                             settings["batch_size"], generator, device, settings["max_grad_norm"],
-                             desc=f"epoch {epoch}")
+        losses = train_epoch(model, optimizer, splits["train"].examples, settings["batch_size"], generator, device,
+                             settings["max_grad_norm"], desc=f"epoch {epoch}")
         start = time.perf_counter()
         record = {"epoch": epoch, **losses}
         for name in dict.fromkeys(("dev", select_on)):

@@ -9,8 +9,8 @@ sentences at a time and recompute what the backward pass needs:
   layers' ``y_r(i)``, as a logit) and keeps only the arg-max, so its backward
   scores only the distinct winning pairs.
 * :class:`PairBCE` returns the summed binary cross-entropy over all real cells,
-  computed from logits against boolean targets, and keeps only
-  d(loss)/d(logits) (B, n, n, R).
+  computed from logits against the positive cells (a list: the targets are
+  sparse), and keeps only d(loss)/d(logits) (B, n, n, R).
 
 On the CPU in float32 the pair logits and their backward come from fused C++
 kernels that keep each relu(A h_i + B h_j) in registers (model/pair_kernels.py),
@@ -110,16 +110,20 @@ class PairMax(torch.autograd.Function):
 
 
 class PairBCE(torch.autograd.Function):
-    """Sum of BCE-with-logits over all real (i, j, r) cells; ``mask`` (B, n) marks real tokens."""
+    """Sum of BCE-with-logits over all real (i, j, r) cells; ``cells`` (P, 4) lists the positive ones as
+    (sentence, i, j, r), each once; ``mask`` (B, n) marks real tokens."""
 
     @staticmethod
-    def forward(ctx, left, right, weight, bias, targets, mask):  # noqa: D102
+    def forward(ctx, left, right, weight, bias, cells, mask):  # noqa: D102
         ctx.fused = pair_kernels.fused_applies(left)
         if ctx.fused:
-            total, grad_logits, grad_bias = _fused_bce(left, right, weight, bias, targets, mask)
+            total, grad_logits, grad_bias = _fused_bce(left, right, weight, bias, cells, mask)
             ctx.save_for_backward(left, right, weight, grad_logits, mask.sum(dim=1), grad_bias)
             return total
         total = left.new_zeros((), dtype=torch.promote_types(left.dtype, torch.float32))
+        batch, length, _ = left.shape
+        targets = torch.zeros(batch, length, length, weight.shape[0], dtype=torch.bool, device=left.device)
+        targets[cells.unbind(dim=1)] = True
         grad_logits = left.new_empty(targets.shape)  # holds the logits, then d(loss)/d(logits)
         keep = (mask[:, :, None] & mask[:, None, :])[..., None]
         for part in _sentence_chunks(left):
@@ -152,7 +156,7 @@ class PairBCE(torch.autograd.Function):
         return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None
 
 
-def _fused_bce(left, right, weight, bias, targets, mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _fused_bce(left, right, weight, bias, cells, mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The loss, d(loss)/d(logits) in the fused kernels' (B, n, R, np) layout (zero outside real cells) and
     d(loss)/d(bias).
 
@@ -161,7 +165,7 @@ def _fused_bce(left, right, weight, bias, targets, mask) -> tuple[torch.Tensor, 
     """
     probabilities, softplus_sums, probability_sums = pair_kernels.pair_bce(left, right, weight, bias,
                                                                            mask.sum(dim=1))
-    sentence, i, j, relation = targets.nonzero(as_tuple=True)  # positive cells, all real
+    sentence, i, j, relation = cells.unbind(dim=1)  # positive cells, all real
     positive_logits = (F.relu(left[sentence, i] + right[sentence, j]) * weight[relation]).sum(dim=1) + bias[relation]
     total = softplus_sums.sum() - positive_logits.sum()
     grad_logits = probabilities

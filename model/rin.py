@@ -148,7 +148,7 @@ class RIN(nn.Module):
         out = self(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
         size = batch.word_ids.shape[0]
         er_loss = F.cross_entropy(out.tag_logits[batch.mask], batch.tag_ids[batch.mask], reduction="sum")
-        rc_loss = PairBCE.apply(*self._pair_inputs(out.relation_state), batch.relation_targets, batch.mask)
+        rc_loss = PairBCE.apply(*self._pair_inputs(out.relation_state), batch.relation_cells, batch.mask)
         return er_loss / size, rc_loss / size
 
     @torch.no_grad()

@@ -110,7 +110,7 @@ def test_unknown_relation_at_test_stays_gold_without_a_cell(tmp_path):
     assert sum(report.counts.values()) == 1
 
 
-def test_collate_pads_and_places_targets():
+def test_collate_pads_and_lists_positive_cells():
     sentences_tokens = [["a", "b", "c"], ["d"]]
     vocab = Vocab.build(sentences_tokens)
     from utils.loader import Example
@@ -118,10 +118,10 @@ def test_collate_pads_and_places_targets():
     examples = [Example(np.array(vocab.ids(t)), np.ones(len(t), dtype=np.int64), np.zeros(len(t), dtype=np.int64),
                         np.array(c, dtype=np.int64).reshape(-1, 3))
                 for t, c in zip(sentences_tokens, [[(0, 2, 1)], []], strict=True)]
-    batch = collate(examples, [0, 1], 2, torch.device("cpu"))
+    batch = collate(examples, [0, 1], torch.device("cpu"))
     assert batch.mask.tolist() == [[True, True, True], [True, False, False]]
-    assert batch.relation_targets.shape == (2, 3, 3, 2)
-    assert batch.relation_targets.sum() == 1 and batch.relation_targets[0, 0, 2, 1] == 1
+    assert batch.relation_cells.tolist() == [[0, 0, 2, 1]]  # (sentence, i, j, relation)
+    assert collate(examples[1:], [1], torch.device("cpu")).relation_cells.shape == (0, 4)
 
 
 def test_bucketed_batches_cover_everything_once():

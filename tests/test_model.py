@@ -9,7 +9,7 @@ CPU = torch.device("cpu")
 
 
 def outputs(model, examples):
-    batch = collate(examples, range(len(examples)), model.config.num_relations, CPU, with_targets=False)
+    batch = collate(examples, range(len(examples)), CPU, with_targets=False)
     out = model(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
     tags, logits = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
     return out, tags, torch.sigmoid(logits)
@@ -93,7 +93,7 @@ def test_without_pos_the_tags_are_ignored():
 def test_word_dropout_only_in_training():
     model = small_model(word_dropout=0.5, input_dropout=0.0)
     examples = random_examples(4, 4, seed=5)
-    batch = collate(examples, range(4), 4, CPU, with_targets=False)
+    batch = collate(examples, range(4), CPU, with_targets=False)
     model.eval()
     first = model.encode(batch.word_ids, batch.pos_ids, batch.lengths)
     assert torch.equal(first, model.encode(batch.word_ids, batch.pos_ids, batch.lengths))
@@ -115,7 +115,7 @@ def test_split_lstm_equals_a_packed_bidirectional_lstm():
     """The encoder's two one-way LSTMs compute exactly the BiLSTM of the paper (and of older checkpoints)."""
     model = small_model(relations=3, rounds=1).double().eval()
     examples = random_examples(7, 3, seed=4)  # lengths differ: padding in most sentences
-    batch = collate(examples, range(7), 3, CPU, with_targets=False)
+    batch = collate(examples, range(7), CPU, with_targets=False)
     bilstm = torch.nn.LSTM(model.forward_lstm.input_size, model.config.rnn_hidden, batch_first=True,
                            bidirectional=True).double()
     for name, value in model.forward_lstm.state_dict().items():

@@ -61,7 +61,7 @@ def test_fused_kernels_match_pytorch(relations, rounds, sizes):
     for seed in range(2):
         examples = random_examples(7, relations, seed=seed, max_len=21)
         examples[0] = random_examples(1, relations, seed=99, max_len=1)[0]  # a one-token sentence
-        batch = collate(examples, range(len(examples)), relations, torch.device("cpu"))
+        batch = collate(examples, range(len(examples)), torch.device("cpu"))
         (er_a, rc_a, grads_a, tags_a, logits_a), (er_b, rc_b, grads_b, tags_b, logits_b) = run_both(model, batch)
         assert torch.allclose(er_a, er_b, rtol=1e-5) and torch.allclose(rc_a, rc_b, rtol=1e-5)
         assert grads_a.keys() == grads_b.keys()
@@ -142,7 +142,7 @@ def test_fused_gradients_are_repeatable_with_several_threads():
     try:
         model = small_model(30, 2, pair_hidden=20).eval()
         examples = random_examples(16, 30, seed=5, max_len=30)
-        batch = collate(examples, range(len(examples)), 30, torch.device("cpu"))
+        batch = collate(examples, range(len(examples)), torch.device("cpu"))
         pair_kernels.set_pair_kernel("fused")
         runs = []
         for _ in range(3):

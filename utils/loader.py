@@ -236,13 +236,13 @@ class Batch:
     tag_ids: torch.Tensor  # (B, n)
     mask: torch.Tensor  # (B, n) bool
     lengths: torch.Tensor  # (B,)
-    relation_targets: torch.Tensor | None  # (B, n, n, R) bool; None when not needed
+    relation_cells: torch.Tensor | None  # (P, 4) int64: (sentence, i, j, relation) of each positive cell, unique
     indices: list[int]  # positions of these examples in the dataset
 
 
-def collate(examples: Sequence[Example], indices: Sequence[int], num_relations: int,
-            device: torch.device, with_targets: bool = True) -> Batch:
-    """Pad a batch with vectorised NumPy and build the dense relation targets on ``device``."""
+def collate(examples: Sequence[Example], indices: Sequence[int], device: torch.device,
+            with_targets: bool = True) -> Batch:
+    """Pad a batch with vectorised NumPy; the relation targets as a list of positive cells on ``device``."""
     lengths = np.fromiter((len(e.word_ids) for e in examples), dtype=np.int64, count=len(examples))
     size, width = len(examples), int(lengths.max())
     words = np.zeros((size, width), dtype=np.int64)
@@ -252,17 +252,15 @@ def collate(examples: Sequence[Example], indices: Sequence[int], num_relations: 
         n = len(example.word_ids)
         words[row, :n], pos[row, :n], tags[row, :n] = example.word_ids, example.pos_ids, example.tag_ids
     mask = np.arange(width)[None, :] < lengths[:, None]
-    cell_rows = np.repeat(np.arange(size), [len(e.cells) for e in examples])
-    cells = np.concatenate([e.cells for e in examples]) if len(cell_rows) else np.zeros((0, 3), np.int64)
-    targets = (torch.zeros((size, width, width, num_relations), dtype=torch.bool, device=device)
-               if with_targets else None)
-    if with_targets and len(cell_rows):
-        index = torch.from_numpy(np.column_stack([cell_rows, cells])).to(device)
-        targets[index[:, 0], index[:, 1], index[:, 2], index[:, 3]] = True
     as_tensor = lambda array: torch.from_numpy(array).to(device)  # noqa: E731
+    cells = None
+    if with_targets:  # each example's cells are unique, so the batch's are
+        cell_rows = np.repeat(np.arange(size), [len(e.cells) for e in examples])
+        cells = np.column_stack([cell_rows, np.concatenate([e.cells for e in examples])]) if len(cell_rows) else (
+            np.zeros((0, 4), np.int64))
+        cells = as_tensor(np.ascontiguousarray(cells, dtype=np.int64))
     return Batch(word_ids=as_tensor(words), pos_ids=as_tensor(pos), tag_ids=as_tensor(tags),
-                 mask=as_tensor(mask), lengths=as_tensor(lengths), relation_targets=targets,
-                 indices=list(indices))
+                 mask=as_tensor(mask), lengths=as_tensor(lengths), relation_cells=cells, indices=list(indices))
 
 
 def bucketed_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None

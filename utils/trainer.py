@@ -52,7 +52,7 @@ def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: tor
     results: list[Extraction | None] = [None] * len(examples)
     batches = bucketed_batches([len(e.word_ids) for e in examples], batch_size, generator=None)
     for indices in tqdm(batches, desc="extract", disable=not progress, leave=False):
-        batch = collate([examples[i] for i in indices], indices, len(labels.relations), device, with_targets=False)
+        batch = collate([examples[i] for i in indices], indices, device, with_targets=False)
         tag_ids, logits = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
         above = logits >= cutoff
         hits = above.nonzero().tolist()
@@ -74,8 +74,8 @@ def evaluate(model: RIN, split: Split, labels: Labels, device: torch.device, bat
     return score_all(extractions, split.gold, scorer), extractions
 
 
-def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence[Example], num_relations: int,
-                batch_size: int, generator: torch.Generator, device: torch.device, max_grad_norm: float,
+def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence[Example], batch_size: int,
+                generator: torch.Generator, device: torch.device, max_grad_norm: float,
                 desc: str = "train") -> dict[str, float]:
     """One pass over ``examples`` in shuffled length buckets; returns mean losses per batch."""
     model.train()
@@ -84,7 +84,7 @@ def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence
     start = time.perf_counter()
     bar = tqdm(batches, desc=desc, leave=False, mininterval=2.0)
     for indices in bar:
-        batch = collate([examples[i] for i in indices], indices, num_relations, device)
+        batch = collate([examples[i] for i in indices], indices, device)
         er_loss, rc_loss = model.loss(batch)
         optimizer.zero_grad(set_to_none=True)
         (er_loss + rc_loss).backward()
