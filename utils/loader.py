@@ -255,10 +255,8 @@ def collate(examples: Sequence[Example], indices: Sequence[int], device: torch.d
     as_tensor = lambda array: torch.from_numpy(array).to(device)  # noqa: E731
     cells = None
     if with_targets:  # each example's cells are unique, so the batch's are
-        cell_rows = np.repeat(np.arange(size), [len(e.cells) for e in examples])
-        cells = np.column_stack([cell_rows, np.concatenate([e.cells for e in examples])]) if len(cell_rows) else (
-            np.zeros((0, 4), np.int64))
-        cells = as_tensor(np.ascontiguousarray(cells, dtype=np.int64))
+        rows = np.repeat(np.arange(size), [len(e.cells) for e in examples])
+        cells = as_tensor(np.column_stack([rows, np.concatenate([e.cells for e in examples])]).astype(np.int64))
     return Batch(word_ids=as_tensor(words), pos_ids=as_tensor(pos), tag_ids=as_tensor(tags),
                  mask=as_tensor(mask), lengths=as_tensor(lengths), relation_cells=cells, indices=list(indices))
 
