@@ -82,8 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     run.add_argument("--eval_batch_size", type=int, default=100, help="sentences per evaluation batch")
     run.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                     help="dtype of the pair scorer (default fp32). bf16 runs the PyTorch pair scorer, since the "
-                     "fused CPU kernels are float32: slower than the default on the CPU we measured, meant for GPUs")
+                     help="fp32 (default) or bf16 mixed precision: the pair scorer multiplies in bfloat16 (the "
+                     "fused kernels with AVX512-BF16 where the CPU has it, else the PyTorch path on bfloat16 "
+                     "copies) and the dense layers' matrix products run under torch.autocast; parameters, losses "
+                     "and Adam stay float32. See README, Speed, for what it gains and costs")
     pair_kernels.add_argument(run)
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the network's forward (model.compile(dynamic=True)); compiles again for "

@@ -2,8 +2,12 @@
 
 They compute the same pair logits as the PyTorch path in model/pair_scorer.py
 without ever storing the (B, n, n, d) pair tensor, for float32 tensors on the
-CPU. The extension is compiled on first use with torch.utils.cpp_extension
-(needs a C++ compiler and ninja; cached in ~/.cache/torch_extensions or
+CPU. With ``bf16=True`` the forward kernels round each relu(a_i + b_j) and Wr to
+bfloat16 and multiply them with AVX512-BF16 dot products (float32 sums), where
+the CPU has them (:func:`has_bf16`); the backward kernels stay float32.
+
+The extension is compiled on first use with torch.utils.cpp_extension (needs a
+C++ compiler and ninja; cached in ~/.cache/torch_extensions or
 $TORCH_EXTENSIONS_DIR, keyed by this CPU's instruction sets since it is built
 with -march=native).
 
@@ -112,40 +116,69 @@ def fused_applies(tensor: torch.Tensor) -> bool:
     return True
 
 
+def has_bf16() -> bool:
+    """Whether the fused kernels were built with the bfloat16 scorer (the CPU has AVX512-BF16)."""
+    return bool(build().has_bf16)
+
+
+def fused_bf16_applies(tensor: torch.Tensor) -> bool:
+    """Whether the bfloat16 fused kernels should score pairs for ``tensor`` (of any float dtype) under the
+    current choice; ``fused`` fails where they cannot."""
+    if not fused_applies(tensor.float() if tensor.device.type == "cpu" else tensor):
+        return False
+    if has_bf16():
+        return True
+    if _choice == "fused":
+        raise RuntimeError("the fused pair kernels have no bfloat16 scorer on this CPU (it needs AVX512-BF16); "
+                           "use --pair_kernel auto or torch, or --precision fp32")
+    return False
+
+
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def forward_inputs(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-                   ) -> tuple[torch.Tensor, ...]:
-    """left, right transposed and padded to (B, d, np), Wr^T padded to (d, Rp), br padded to Rp."""
-    length, relations = left.shape[1], weight.shape[0]
+def forward_inputs(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                   bf16: bool = False) -> tuple[torch.Tensor, ...]:
+    """The forward kernels' operands, br padded to Rp. float32: left, right transposed and padded to
+    (B, d, np), Wr^T padded to (d, Rp). bfloat16: features padded to an even d, right as (B, d/2, np, 2) and
+    Wr as bfloat16 pairs in int32 (d/2, Rp)."""
+    (batch, length, hidden), relations = left.shape, weight.shape[0]
     padded_length, padded_relations = _round_up(length, LANES), _round_up(relations, 8)
-    right_t = F.pad(right, (0, 0, 0, padded_length - length)).transpose(1, 2).contiguous()
-    weight_t = F.pad(weight, (0, 0, 0, padded_relations - relations)).T.contiguous()
-    return left.contiguous(), right_t, weight_t, F.pad(bias, (0, padded_relations - relations)).contiguous()
+    padded_bias = F.pad(bias, (0, padded_relations - relations)).contiguous()
+    if not bf16:
+        right_t = F.pad(right, (0, 0, 0, padded_length - length)).transpose(1, 2).contiguous()
+        weight_t = F.pad(weight, (0, 0, 0, padded_relations - relations)).T.contiguous()
+        return left.contiguous(), right_t, weight_t, padded_bias
+    extra = hidden % 2
+    right_2 = F.pad(right, (0, extra, 0, padded_length - length)).view(batch, padded_length, -1, 2)
+    weight_2 = F.pad(weight, (0, extra, 0, padded_relations - relations)).to(torch.bfloat16)
+    weight_2 = weight_2.view(padded_relations, -1, 2).transpose(0, 1).contiguous().view(torch.int32)
+    return (F.pad(left, (0, extra)).contiguous(), right_2.transpose(1, 2).contiguous(), weight_2.squeeze(-1),
+            padded_bias)
 
 
 def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                lengths: torch.Tensor) -> torch.Tensor:
+                lengths: torch.Tensor, bf16: bool = False) -> torch.Tensor:
     """All pair logits as (B, n, R, np), -inf outside real cells: j fastest, np >= n rounded up to the vector
     width."""
-    return build().pair_logits(*forward_inputs(left, right, weight, bias), lengths.contiguous(), weight.shape[0])
+    return build().pair_logits(*forward_inputs(left, right, weight, bias, bf16), lengths.contiguous(),
+                               weight.shape[0])
 
 
 def pair_bce(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-             lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             lengths: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """sigmoid of every pair logit as (B, n, R, np), 0 outside real cells; each row's sum of softplus(logit)
     (B, n); each row's sum of sigmoid(logit) per relation (B, n, R)."""
     probabilities, softplus_sums, probability_sums = build().pair_bce(
-        *forward_inputs(left, right, weight, bias), lengths.contiguous(), weight.shape[0])
+        *forward_inputs(left, right, weight, bias, bf16), lengths.contiguous(), weight.shape[0])
     return probabilities, softplus_sums, probability_sums
 
 
 def pair_max(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-             lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+             lengths: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Max over real j of the pair logits and its arg-max, (B, n, R) each."""
-    values, winner = build().pair_max(*forward_inputs(left, right, weight, bias), lengths.contiguous(),
+    values, winner = build().pair_max(*forward_inputs(left, right, weight, bias, bf16), lengths.contiguous(),
                                       weight.shape[0])
     return values, winner
 

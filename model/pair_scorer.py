@@ -12,10 +12,12 @@ sentences at a time and recompute what the backward pass needs:
   computed from logits against the positive cells (a list: the targets are
   sparse), and keeps only d(loss)/d(logits) (B, n, n, R).
 
-On the CPU in float32 the pair logits and their backward come from fused C++
-kernels that keep each relu(A h_i + B h_j) in registers (model/pair_kernels.py),
-and the BCE's sigmoid and softplus are taken there too, before a logit is stored;
-elsewhere, or with ``--pair_kernel torch``, from the PyTorch code below.
+On the CPU the pair logits and their backward come from fused C++ kernels that
+keep each relu(A h_i + B h_j) in registers (model/pair_kernels.py), and the BCE's
+sigmoid and softplus are taken there too, before a logit is stored; elsewhere, or
+with ``--pair_kernel torch``, from the PyTorch code below. The public functions
+take ``bf16``: the fused kernels then multiply in bfloat16 (AVX512-BF16) and the
+PyTorch path runs on bfloat16 copies of its inputs.
 """
 from __future__ import annotations
 
@@ -45,12 +47,40 @@ def _scores_into(out: torch.Tensor, pairs: torch.Tensor, weight: torch.Tensor, b
     return out
 
 
+def _operands(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bf16: bool
+              ) -> tuple[tuple[torch.Tensor, ...], bool]:
+    """The pair scorer's inputs as the chosen path takes them, and whether the fused kernels are to round to
+    bfloat16 (they take float32 inputs and round inside)."""
+    tensors = (left, right, weight, bias)
+    if not bf16:
+        return tensors, False
+    if pair_kernels.fused_bf16_applies(left):
+        return tuple(t.float() for t in tensors), True
+    return tuple(t.to(torch.bfloat16) for t in tensors), False
+
+
+def pair_max(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor,
+             bf16: bool = False) -> torch.Tensor:
+    """``max over real j`` of the pair logits (B, n, R), differentiable (:class:`PairMax`)."""
+    operands, fused_bf16 = _operands(left, right, weight, bias, bf16)
+    return PairMax.apply(*operands, mask, fused_bf16)
+
+
+def pair_bce(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, cells: torch.Tensor,
+             mask: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+    """Summed BCE over all real cells against the positive ``cells``, differentiable (:class:`PairBCE`)."""
+    operands, fused_bf16 = _operands(left, right, weight, bias, bf16)
+    return PairBCE.apply(*operands, cells, mask, fused_bf16)
+
+
 def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
+                mask: torch.Tensor, bf16: bool = False) -> torch.Tensor:
     """All pair logits (B, n, n, R), -inf outside real cells; used for decoding (no gradient)."""
+    (left, right, weight, bias), fused_bf16 = _operands(left, right, weight, bias, bf16)
     batch, length, _ = left.shape
     if pair_kernels.fused_applies(left):
-        return pair_kernels.pair_logits(left, right, weight, bias, mask.sum(dim=1))[..., :length].transpose(2, 3)
+        logits = pair_kernels.pair_logits(left, right, weight, bias, mask.sum(dim=1), fused_bf16)
+        return logits[..., :length].transpose(2, 3)
     logits = left.new_empty(batch, length, length, weight.shape[0])
     for part in _sentence_chunks(left):
         _scores_into(logits[part], _pairs(left[part], right[part]), weight, bias)
@@ -61,9 +91,9 @@ class PairMax(torch.autograd.Function):
     """``max over real j`` of the pair logits, per token i and relation r."""
 
     @staticmethod
-    def forward(ctx, left, right, weight, bias, mask):  # noqa: D102
+    def forward(ctx, left, right, weight, bias, mask, fused_bf16):  # noqa: D102
         if pair_kernels.fused_applies(left):
-            values, winner = pair_kernels.pair_max(left, right, weight, bias, mask.sum(dim=1))
+            values, winner = pair_kernels.pair_max(left, right, weight, bias, mask.sum(dim=1), fused_bf16)
             ctx.fused = True
             ctx.save_for_backward(left, right, weight, winner)
             return values
@@ -86,7 +116,7 @@ class PairMax(torch.autograd.Function):
         left, right, weight, winner = ctx.saved_tensors
         if ctx.fused:
             grad_left, grad_right, grad_weight = pair_kernels.pair_max_backward(grad, winner, left, right, weight)
-            return grad_left, grad_right, grad_weight, grad.sum(dim=(0, 1)), None
+            return grad_left, grad_right, grad_weight, grad.sum(dim=(0, 1)), None, None
         # Only the winning cell of each (sentence, i, r) gets a gradient. Score the
         # distinct winning pairs (b, i, j) once each: at most B*n*min(n, R) of them.
         batch, length, relations = winner.shape
@@ -106,7 +136,7 @@ class PairMax(torch.autograd.Function):
         hidden = left.shape[-1]
         grad_left = left.new_zeros(batch * length, hidden).index_add_(0, sentence * length + i, grad_pair)
         grad_right = right.new_zeros(batch * length, hidden).index_add_(0, sentence * length + j, grad_pair)
-        return grad_left.view_as(left), grad_right.view_as(right), grad_weight, grad_bias, None
+        return grad_left.view_as(left), grad_right.view_as(right), grad_weight, grad_bias, None, None
 
 
 class PairBCE(torch.autograd.Function):
@@ -114,10 +144,10 @@ class PairBCE(torch.autograd.Function):
     (sentence, i, j, r), each once; ``mask`` (B, n) marks real tokens."""
 
     @staticmethod
-    def forward(ctx, left, right, weight, bias, cells, mask):  # noqa: D102
+    def forward(ctx, left, right, weight, bias, cells, mask, fused_bf16):  # noqa: D102
         ctx.fused = pair_kernels.fused_applies(left)
         if ctx.fused:
-            total, grad_logits, grad_bias = _fused_bce(left, right, weight, bias, cells, mask)
+            total, grad_logits, grad_bias = _fused_bce(left, right, weight, bias, cells, mask, fused_bf16)
             ctx.save_for_backward(left, right, weight, grad_logits, mask.sum(dim=1), grad_bias)
             return total
         total = left.new_zeros((), dtype=torch.promote_types(left.dtype, torch.float32))
@@ -140,7 +170,7 @@ class PairBCE(torch.autograd.Function):
         if ctx.fused:
             left, right, weight, grad_logits, lengths, grad_bias = ctx.saved_tensors
             grad_left, grad_right, grad_weight = pair_kernels.pair_backward(grad_logits, left, right, weight, lengths)
-            return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None
+            return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None, None
         left, right, weight, grad_logits = ctx.saved_tensors
         grad_left = torch.empty_like(left)
         grad_right = torch.empty_like(right)
@@ -153,10 +183,10 @@ class PairBCE(torch.autograd.Function):
             grad_left[part] = grad_pair.sum(dim=2)
             grad_right[part] = grad_pair.sum(dim=1)
         grad_bias = grad_logits.sum(dim=(0, 1, 2))
-        return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None
+        return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None, None
 
 
-def _fused_bce(left, right, weight, bias, cells, mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _fused_bce(left, right, weight, bias, cells, mask, bf16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The loss, d(loss)/d(logits) in the fused kernels' (B, n, R, np) layout (zero outside real cells) and
     d(loss)/d(bias).
 
@@ -164,7 +194,7 @@ def _fused_bce(left, right, weight, bias, cells, mask) -> tuple[torch.Tensor, to
     sigmoid of every cell; the few positive cells (y = 1) are corrected here, their logits recomputed.
     """
     probabilities, softplus_sums, probability_sums = pair_kernels.pair_bce(left, right, weight, bias,
-                                                                           mask.sum(dim=1))
+                                                                           mask.sum(dim=1), bf16)
     sentence, i, j, relation = cells.unbind(dim=1)  # positive cells, all real
     positive_logits = (F.relu(left[sentence, i] + right[sentence, j]) * weight[relation]).sum(dim=1) + bias[relation]
     total = softplus_sums.sum() - positive_logits.sum()

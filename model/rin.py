@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from model.pair_scorer import PairBCE, PairMax, pair_logits
+from model.pair_scorer import pair_bce, pair_logits, pair_max
 from utils.vocab import PAD_ID, UNK_ID
 
 
@@ -88,20 +88,23 @@ class RIN(nn.Module):
         self.relation_classifier = nn.Linear(config.pair_hidden, config.num_relations)  # Wr, br
         self.entity_gru = nn.GRUCell(config.num_tags, hidden)  # GRU_e
         self.relation_gru = nn.GRUCell(config.num_relations, hidden)  # GRU_r
-        self.pair_dtype: torch.dtype | None = None  # None = the parameters' dtype; bfloat16 = mixed precision
+        self.bf16 = False  # mixed precision: see set_precision
 
     def set_precision(self, precision: str) -> None:
-        """``fp32`` (default) or ``bf16``: the dtype of the pair scorer, where nearly all time goes."""
-        dtypes = {"fp32": None, "bf16": torch.bfloat16}
-        if precision not in dtypes:
-            raise ValueError(f"precision must be one of {sorted(dtypes)}, not {precision!r}")
-        self.pair_dtype = dtypes[precision]
+        """``fp32`` (default) or ``bf16``: with bf16 the pair scorer multiplies in bfloat16 (model/pair_scorer.py)
+        and the matrix products of the dense layers run under autocast; parameters stay float32."""
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
+        self.bf16 = precision == "bf16"
+
+    def _autocast(self, device: torch.device) -> torch.autocast:
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _pair_inputs(self, relation_state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """A h_i + b_m, B h_j, Wr and br in the pair scorer's dtype."""
-        tensors = (self.pair_left(relation_state), self.pair_right(relation_state),
-                   self.relation_classifier.weight, self.relation_classifier.bias)
-        return tensors if self.pair_dtype is None else tuple(t.to(self.pair_dtype) for t in tensors)
+        """A h_i + b_m, B h_j, Wr and br."""
+        with self._autocast(relation_state.device):
+            return (self.pair_left(relation_state), self.pair_right(relation_state),
+                    self.relation_classifier.weight, self.relation_classifier.bias)
 
     def encode(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Shared features H (B, n, 2 * rnn_hidden); padding never reaches a real token."""
@@ -126,11 +129,18 @@ class RIN(nn.Module):
 
     def forward(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, mask: torch.Tensor,
                 lengths: torch.Tensor) -> Outputs:
+        with self._autocast(word_ids.device):
+            out = self._forward(word_ids, pos_ids, mask, lengths)
+        dtype = self.tag_classifier.weight.dtype  # autocast's bfloat16 results back to the parameters' dtype
+        return Outputs(out.tag_logits.to(dtype), out.relation_state.to(dtype))
+
+    def _forward(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, mask: torch.Tensor,
+                 lengths: torch.Tensor) -> Outputs:
         shared = self.encode(word_ids, pos_ids, lengths)
         entity_state = relation_state = shared
         for _ in range(self.config.rounds):
             tag_probs = torch.softmax(self.tag_classifier(entity_state), dim=-1)
-            max_logits = PairMax.apply(*self._pair_inputs(relation_state), mask)
+            max_logits = pair_max(*self._pair_inputs(relation_state), mask, self.bf16)
             relation_evidence = torch.sigmoid(max_logits.to(shared.dtype))
             flat_shared = shared.flatten(0, 1)
             entity_state = self.entity_gru(tag_probs.flatten(0, 1), flat_shared).view_as(shared)
@@ -148,7 +158,7 @@ class RIN(nn.Module):
         out = self(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
         size = batch.word_ids.shape[0]
         er_loss = F.cross_entropy(out.tag_logits[batch.mask], batch.tag_ids[batch.mask], reduction="sum")
-        rc_loss = PairBCE.apply(*self._pair_inputs(out.relation_state), batch.relation_cells, batch.mask)
+        rc_loss = pair_bce(*self._pair_inputs(out.relation_state), batch.relation_cells, batch.mask, self.bf16)
         return er_loss / size, rc_loss / size
 
     @torch.no_grad()
@@ -160,5 +170,5 @@ class RIN(nn.Module):
         equals ``sigmoid(logit) >= t`` and spares a pass over the largest tensor.
         """
         out = self(word_ids, pos_ids, mask, lengths)
-        logits = pair_logits(*self._pair_inputs(out.relation_state), mask).to(out.tag_logits.dtype)
+        logits = pair_logits(*self._pair_inputs(out.relation_state), mask, self.bf16).to(out.tag_logits.dtype)
         return out.tag_logits.argmax(dim=-1), logits

@@ -101,7 +101,7 @@ def test_word_dropout_only_in_training():
     assert not torch.equal(first, model.encode(batch.word_ids, batch.pos_ids, batch.lengths))
 
 
-def test_bf16_pair_scorer_stays_close():
+def test_bf16_precision_stays_close():
     model = small_model(rounds=2).eval()
     examples = random_examples(4, 4, seed=6)
     reference = outputs(model, examples)[2]

@@ -1,4 +1,5 @@
-"""The fused C++ pair kernels compute what the PyTorch pair scorer computes (float32, CPU)."""
+"""The fused C++ pair kernels compute what the PyTorch pair scorer computes (float32, CPU), and the bfloat16
+scorer sums the rounded products it promises."""
 import importlib.util
 import shutil
 
@@ -6,8 +7,7 @@ import pytest
 import torch
 from helpers import random_examples, small_model
 
-from model import pair_kernels
-from model.pair_scorer import PairMax
+from model import pair_kernels, pair_scorer
 from utils.loader import collate
 
 
@@ -89,8 +89,8 @@ def test_pair_max_ignores_padding_and_breaks_ties_to_the_first_j():
     assert torch.allclose(values, expected.values, atol=1e-5)
     assert torch.equal(winner, expected.indices)
     assert (winner[1] < 4).all() and (winner[0] != 3).all()
-    grads = torch.autograd.grad(PairMax.apply(left.requires_grad_(), right.requires_grad_(), weight, bias,
-                                              mask).sum(), (left, right))
+    grads = torch.autograd.grad(pair_scorer.pair_max(left.requires_grad_(), right.requires_grad_(), weight, bias,
+                                                     mask).sum(), (left, right))
     assert grads[1][1, 4:].abs().sum() == 0  # padding gets no gradient
 
 
@@ -152,3 +152,70 @@ def test_fused_gradients_are_repeatable_with_several_threads():
         assert all(torch.equal(a, b) for run in runs[1:] for a, b in zip(runs[0], run, strict=True))
     finally:
         torch.set_num_threads(threads)
+
+
+needs_bf16 = pytest.mark.skipif(not (kernels_available() and pair_kernels.has_bf16()),
+                                reason="this CPU has no AVX512-BF16: the bfloat16 fused scorer is not built")
+
+
+@needs_bf16
+@pytest.mark.parametrize("hidden, relations", [(7, 4), (20, 30), (70, 57)])  # odd d is padded; 24 + 8 blocks
+def test_bf16_kernels_sum_the_rounded_products_in_float32(hidden, relations):
+    """Each relu(a_i + b_j) and Wr rounded to bfloat16, products summed: float64 sums of the same roundings."""
+    torch.manual_seed(hidden)
+    length = 11
+    left, right = torch.randn(3, length, hidden), torch.randn(3, length, hidden)
+    weight, bias = torch.randn(relations, hidden), torch.randn(relations)
+    lengths = torch.tensor([length, 5, 1])
+    pairs = (left[:, :, None] + right[:, None]).relu().to(torch.bfloat16).double()
+    expected = pairs @ weight.to(torch.bfloat16).double().T + bias.double()  # (B, n, n, R)
+    real = torch.arange(length)[None, :] < lengths[:, None]
+    cells = real[:, :, None] & real[:, None, :]
+
+    logits = pair_kernels.pair_logits(left, right, weight, bias, lengths, bf16=True)[..., :length].transpose(2, 3)
+    assert torch.equal(torch.isinf(logits), ~cells[..., None].expand_as(logits))
+    assert torch.allclose(logits[cells].double(), expected[cells], rtol=1e-5, atol=1e-5)
+
+    values, winner = pair_kernels.pair_max(left, right, weight, bias, lengths, bf16=True)
+    best = expected.masked_fill(~real[:, None, :, None], float("-inf")).max(dim=2).values
+    assert torch.allclose(values.double(), best, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(expected.gather(2, winner[:, :, None]).squeeze(2), best, rtol=1e-5, atol=1e-5)
+    assert (winner < lengths[:, None, None]).all()
+
+    probabilities, softplus_sums, _ = pair_kernels.pair_bce(left, right, weight, bias, lengths, bf16=True)
+    probabilities = probabilities[..., :length].transpose(2, 3)
+    assert torch.allclose(probabilities[cells].double(), torch.sigmoid(expected[cells]), rtol=1e-5, atol=1e-6)
+    expected_softplus = (torch.nn.functional.softplus(expected) * cells[..., None]).sum(dim=(2, 3))
+    assert torch.allclose(softplus_sums.double(), expected_softplus, rtol=1e-5)
+
+
+@needs_kernels
+def test_bf16_precision_falls_back_to_pytorch_without_avx512_bf16(monkeypatch):
+    model = small_model(30, 2, pair_hidden=20).eval()
+    batch = collate(random_examples(6, 30, seed=3, max_len=15), range(6), torch.device("cpu"))
+    reference = sum(model.loss(batch)).item()
+    model.set_precision("bf16")
+    monkeypatch.setattr(pair_kernels, "has_bf16", lambda: False)
+    fallback = sum(model.loss(batch)).item()  # auto: the PyTorch pair scorer on bfloat16 copies
+    assert fallback == pytest.approx(reference, rel=0.02)
+    pair_kernels.set_pair_kernel("fused")
+    with pytest.raises(RuntimeError, match="AVX512-BF16"):
+        model.loss(batch)
+
+
+@needs_bf16
+def test_bf16_training_step_stays_close_to_float32():
+    """--precision bf16 (fused bfloat16 scorer, autocast dense layers): loss and gradients near float32's."""
+    model = small_model(30, 2, pair_hidden=20).eval()
+    batch = collate(random_examples(8, 30, seed=4, max_len=20), range(8), torch.device("cpu"))
+    results = {}
+    for precision in ("fp32", "bf16"):
+        model.set_precision(precision)
+        model.zero_grad()
+        loss = sum(model.loss(batch))
+        loss.backward()
+        results[precision] = loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()
+                                                     if p.grad is not None])
+    (loss_32, grad_32), (loss_16, grad_16) = results["fp32"], results["bf16"]
+    assert loss_16 == pytest.approx(loss_32, rel=0.01) and loss_16 != loss_32
+    assert torch.nn.functional.cosine_similarity(grad_32, grad_16, dim=0) > 0.99

@@ -1,14 +1,17 @@
 // Fused CPU kernels for RIN's pair scorer: logits_ij = Wr relu(a_i + b_j) + br, where a = A h + b_m and
 // b = B h (model/pair_scorer.py). PyTorch builds the (B, n, n, d) pair tensor in memory, then multiplies
 // it by Wr; here each relu(a_i + b_j) lives only in registers, so the work is bound by multiply-adds
-// instead of memory traffic. Written with GCC/Clang vector extensions (no intrinsics): -march=native
-// maps a `vec` to one AVX-512 register, two AVX2 registers, or NEON registers.
+// instead of memory traffic. Written with GCC/Clang vector extensions: -march=native maps a `vec` to one
+// AVX-512 register, two AVX2 registers, or NEON registers. The optional bfloat16 scorer (--precision bf16)
+// uses AVX512-BF16 intrinsics and is compiled only where the CPU has them.
 //
-// Layouts (all float32, contiguous, built by model/pair_kernels.py):
+// Layouts (built by model/pair_kernels.py; contiguous; float32 unless said):
 //   left       (B, n, d)        a_i, Wm's bias included
 //   right_t    (B, d, np)       b_j transposed, zero-padded to np (a multiple of LANES) positions
+//   right_2    (B, d/2, np, 2)  bfloat16 scorer: b_j with features k, k + 1 side by side (d even)
 //   right_p    (B, np, dp)      b_j zero-padded to np positions and dp (a multiple of LANES) features
 //   weight_t   (d, Rp)          Wr transposed, zero-padded to Rp (a multiple of 8) relations
+//   weight_2   (d/2, Rp) int32  bfloat16 scorer: each a bfloat16 pair (Wr[r, k], Wr[r, k + 1]), k even
 //   weight_p   (R, dp)          Wr zero-padded to dp features
 //   logits     (B, n, R, np)    pair logits with j fastest, -inf outside real cells; viewed as (B, n, n, R)
 //   probs      (B, n, R, np)    sigmoid of the pair logits, 0 outside real cells (pair_bce)
@@ -18,11 +21,20 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <type_traits>
 #include <vector>
+
+#if defined(__AVX512BF16__) && defined(__AVX512VL__) && PAIR_LANES == 8
+#include <immintrin.h>
+#define PAIR_BF16 1
+#define PAIR_HAS_BF16 true
+#else
+#define PAIR_HAS_BF16 false
+#endif
 
 namespace {
 
@@ -36,19 +48,57 @@ inline void store(float* p, vec v) { *reinterpret_cast<vec_u*>(p) = v; }
 inline vec splat(float x) { return vec{} + x; }
 inline vec relu(vec v) { return v > vec{} ? v : vec{}; }
 
-// acc[r] = bias[r] + sum_k weight_t[k, r] relu(a[k] + right_t[k, j0:j0+LANES]) for RB relations.
-template <int RB>
-inline void score_block(const float* a, const float* right_t, int64_t np, const float* weight_t, int64_t rp,
-                        const float* bias, int64_t hidden, vec* acc) {
+// The float32 scorer: right_t (B, d, np), weight_t (d, Rp). acc[r] = bias[r0 + r] + sum_k
+// weight_t[k, r0 + r] relu(a[k] + b_{j0:j0+LANES}[k]) for RB relations.
+struct Fp32Scorer {
+  const float *right_t, *weight_t, *bias;
+  int64_t hidden, np, rp;
+
+  template <int RB>
+  void score(const float* a, int64_t b, int64_t j0, int64_t r0, vec* acc) const {
+    const float* rt = right_t + b * hidden * np + j0;
 #pragma GCC unroll 32
-  for (int r = 0; r < RB; ++r) acc[r] = splat(bias[r]);
-  for (int64_t k = 0; k < hidden; ++k) {
-    const vec pair = relu(load(right_t + k * np) + a[k]);
-    const float* w = weight_t + k * rp;
+    for (int r = 0; r < RB; ++r) acc[r] = splat(bias[r0 + r]);
+    for (int64_t k = 0; k < hidden; ++k) {
+      const vec pair = relu(load(rt + k * np) + a[k]);
+      const float* w = weight_t + k * rp + r0;
 #pragma GCC unroll 32
-    for (int r = 0; r < RB; ++r) acc[r] += pair * w[r];
+      for (int r = 0; r < RB; ++r) acc[r] += pair * w[r];
+    }
   }
-}
+};
+
+#ifdef PAIR_BF16
+// The bfloat16 scorer: relu(a_k + b_jk) is formed in float32, rounded to bfloat16 (to nearest even) and
+// multiplied by Wr rounded likewise, two features per instruction (vdpbf16ps), summed in float32: twice the
+// multiply-adds of the float32 scorer per instruction. right_2 (B, d/2, np, 2), weight_2 (d/2, Rp).
+struct Bf16Scorer {
+  const float* right_2;
+  const int32_t* weight_2;
+  const float* bias;
+  int64_t hidden, np, rp;
+
+  template <int RB>
+  void score(const float* a, int64_t b, int64_t j0, int64_t r0, vec* acc) const {
+    const float* r2 = right_2 + b * hidden * np + 2 * j0;  // (d/2) * np * 2 floats per sentence
+    __m256 sums[RB];
+#pragma GCC unroll 32
+    for (int r = 0; r < RB; ++r) sums[r] = _mm256_set1_ps(bias[r0 + r]);
+    for (int64_t k = 0; k < hidden; k += 2) {
+      double a_pair;  // (a[k], a[k + 1]) in one 64-bit lane, repeated: matches right_2's (j, k | k + 1) order
+      std::memcpy(&a_pair, a + k, sizeof(a_pair));
+      const __m512 pair = _mm512_max_ps(_mm512_add_ps(_mm512_loadu_ps(r2 + k * np), _mm512_castpd_ps(_mm512_set1_pd(a_pair))),
+                                        _mm512_setzero_ps());
+      const __m256bh pair_bf16 = _mm512_cvtneps_pbh(pair);
+      const int32_t* w = weight_2 + (k / 2) * rp + r0;
+#pragma GCC unroll 32
+      for (int r = 0; r < RB; ++r) sums[r] = _mm256_dpbf16_ps(sums[r], pair_bf16, (__m256bh)_mm256_set1_epi32(w[r]));
+    }
+#pragma GCC unroll 32
+    for (int r = 0; r < RB; ++r) acc[r] = reinterpret_cast<vec&>(sums[r]);
+  }
+};
+#endif
 
 // Calls visit(std::integral_constant<int, RB>, first relation) over blocks of PAIR_BLOCK (a multiple of 8)
 // then 8 relations. model/pair_kernels.py picks 24 with AVX-512 (24 accumulators plus a few temporaries
@@ -73,27 +123,46 @@ struct Shapes {
   int64_t batch, length, hidden, np, relations, rp;
 };
 
-Shapes forward_shapes(const torch::Tensor& left, const torch::Tensor& right_t, const torch::Tensor& weight_t,
-                      int64_t relations) {
-  TORCH_CHECK(left.dim() == 3 && right_t.dim() == 3 && weight_t.dim() == 2, "pair kernels: bad ranks");
-  TORCH_CHECK(left.is_contiguous() && right_t.is_contiguous() && weight_t.is_contiguous(),
+// Checks the forward kernels' inputs and calls body(shapes, scorer) with the scorer their layout asks for:
+// float32 for a float32 weight_t (d, Rp) with right_t (B, d, np), bfloat16 for an int32 weight_2 (d/2, Rp)
+// with right_2 (B, d/2, np, 2).
+template <typename Body>
+void with_scorer(const torch::Tensor& left, const torch::Tensor& right, const torch::Tensor& weight,
+                 const torch::Tensor& bias, const torch::Tensor& lengths, int64_t relations, Body body) {
+  TORCH_CHECK(left.dim() == 3 && weight.dim() == 2, "pair kernels: bad ranks");
+  TORCH_CHECK(left.is_contiguous() && right.is_contiguous() && weight.is_contiguous() && bias.is_contiguous(),
               "pair kernels: inputs must be contiguous");
-  TORCH_CHECK(left.scalar_type() == torch::kFloat32, "pair kernels: float32 only");
-  const Shapes s{left.size(0), left.size(1), left.size(2), right_t.size(2), relations, weight_t.size(1)};
-  TORCH_CHECK(right_t.size(1) == s.hidden && weight_t.size(0) == s.hidden && s.np % LANES == 0 &&
-                  s.np >= s.length && s.rp % 8 == 0 && s.rp >= relations,
+  TORCH_CHECK(left.scalar_type() == torch::kFloat32 && right.scalar_type() == torch::kFloat32 &&
+                  bias.scalar_type() == torch::kFloat32,
+              "pair kernels: float32 inputs only");
+  const bool bf16 = weight.scalar_type() == torch::kInt32;
+  const int64_t features = bf16 ? 2 * weight.size(0) : weight.size(0);
+  const Shapes s{left.size(0), left.size(1), left.size(2), right.size(2), relations, weight.size(1)};
+  TORCH_CHECK(right.dim() == (bf16 ? 4 : 3) && right.size(0) == s.batch && features == s.hidden &&
+                  right.size(1) == weight.size(0) && (!bf16 || right.size(3) == 2) && s.np % LANES == 0 &&
+                  s.np >= s.length && s.rp % 8 == 0 && s.rp >= relations && bias.numel() == s.rp,
               "pair kernels: inconsistent shapes");
-  return s;
-}
-
-void check_lengths(const torch::Tensor& lengths, const Shapes& s) {
   TORCH_CHECK(lengths.scalar_type() == torch::kInt64 && lengths.is_contiguous() && lengths.numel() == s.batch,
               "pair kernels: lengths must be a contiguous int64 tensor of one length per sentence");
+  if (!bf16) {
+    TORCH_CHECK(weight.scalar_type() == torch::kFloat32, "pair kernels: weight must be float32 or int32");
+    body(s, Fp32Scorer{right.data_ptr<float>(), weight.data_ptr<float>(), bias.data_ptr<float>(), s.hidden, s.np,
+                       s.rp});
+    return;
+  }
+#ifdef PAIR_BF16
+  body(s, Bf16Scorer{right.data_ptr<float>(), weight.data_ptr<int32_t>(), bias.data_ptr<float>(), s.hidden, s.np,
+                     s.rp});
+#else
+  TORCH_CHECK(false, "pair kernels: this build has no bfloat16 scorer (the CPU lacks AVX512-BF16)");
+#endif
 }
 
-// Logits of token i (left row a) against every j of its sentence into out_row (R, np); -inf at j >= length.
-inline void row_logits(const Shapes& s, const float* a, const float* rt, const float* wt, const float* bias,
-                       int64_t length, float* out_row) {
+// Logits of token i (left row a, sentence b) against every j of its sentence into out_row (R, np); -inf at
+// j >= length.
+template <typename Scorer>
+inline void row_logits(const Shapes& s, const Scorer& scorer, const float* a, int64_t b, int64_t length,
+                       float* out_row) {
   const int64_t computed = (length + LANES - 1) / LANES * LANES;
   for (int64_t r = 0; r < s.relations; ++r) std::fill(out_row + r * s.np + computed, out_row + (r + 1) * s.np, NEG_INF);
   const ivec lane = lane_ids();
@@ -101,7 +170,7 @@ inline void row_logits(const Shapes& s, const float* a, const float* rt, const f
     constexpr int RB = decltype(block)::value;
     vec acc[RB];
     for (int64_t j0 = 0; j0 < computed; j0 += LANES) {
-      score_block<RB>(a, rt + j0, s.np, wt + r0, s.rp, bias + r0, s.hidden, acc);
+      scorer.template score<RB>(a, b, j0, r0, acc);
       const ivec real = lane + static_cast<int32_t>(j0) < static_cast<int32_t>(length);
       for (int r = 0; r < RB && r0 + r < s.relations; ++r) {
         store(out_row + (r0 + r) * s.np + j0, real ? acc[r] : splat(NEG_INF));
@@ -112,25 +181,25 @@ inline void row_logits(const Shapes& s, const float* a, const float* rt, const f
 
 // All pair logits, (B, n, R, np), -inf outside real cells (i or j >= the sentence's length): the BCE and
 // the decoder then need no mask, and padded rows and columns cost nothing.
-torch::Tensor pair_logits(torch::Tensor left, torch::Tensor right_t, torch::Tensor weight_t, torch::Tensor bias,
+torch::Tensor pair_logits(torch::Tensor left, torch::Tensor right, torch::Tensor weight, torch::Tensor bias,
                           torch::Tensor lengths, int64_t relations) {
-  const Shapes s = forward_shapes(left, right_t, weight_t, relations);
-  check_lengths(lengths, s);
-  auto out = torch::empty({s.batch, s.length, s.relations, s.np}, left.options());
-  const float *a_all = left.data_ptr<float>(), *rt_all = right_t.data_ptr<float>();
-  const float *wt = weight_t.data_ptr<float>(), *bias_p = bias.data_ptr<float>();
-  const int64_t* lens = lengths.data_ptr<int64_t>();
-  float* out_all = out.data_ptr<float>();
-  at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row / s.length;
-      float* out_row = out_all + row * s.relations * s.np;
-      if (row % s.length < lens[b]) {
-        row_logits(s, a_all + row * s.hidden, rt_all + b * s.hidden * s.np, wt, bias_p, lens[b], out_row);
-      } else {
-        std::fill(out_row, out_row + s.relations * s.np, NEG_INF);
+  torch::Tensor out;
+  with_scorer(left, right, weight, bias, lengths, relations, [&](const Shapes& s, const auto& scorer) {
+    out = torch::empty({s.batch, s.length, s.relations, s.np}, left.options());
+    const float* a_all = left.data_ptr<float>();
+    const int64_t* lens = lengths.data_ptr<int64_t>();
+    float* out_all = out.data_ptr<float>();
+    at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t b = row / s.length;
+        float* out_row = out_all + row * s.relations * s.np;
+        if (row % s.length < lens[b]) {
+          row_logits(s, scorer, a_all + row * s.hidden, b, lens[b], out_row);
+        } else {
+          std::fill(out_row, out_row + s.relations * s.np, NEG_INF);
+        }
       }
-    }
+    });
   });
   return out;
 }
@@ -183,8 +252,9 @@ inline vec log1p_unit(vec e) {
 // prob_row (R, np), 0 at j >= length; each relation's sum of sigmoid(z) into prob_sums (R). Returns the
 // row's sum of softplus(z) = max(z, 0) + log(1 + exp(-|z|)). With e = exp(-|z|), sigmoid(z) is
 // 1 / (1 + e) for z >= 0 and e / (1 + e) below, stable for every z.
-inline float row_bce(const Shapes& s, const float* a, const float* rt, const float* wt, const float* bias,
-                     int64_t length, float* prob_row, float* prob_sums) {
+template <typename Scorer>
+inline float row_bce(const Shapes& s, const Scorer& scorer, const float* a, int64_t b, int64_t length,
+                     float* prob_row, float* prob_sums) {
   const int64_t computed = (length + LANES - 1) / LANES * LANES;
   for (int64_t r = 0; r < s.relations; ++r) std::fill(prob_row + r * s.np + computed, prob_row + (r + 1) * s.np, 0.0f);
   const ivec lane = lane_ids();
@@ -195,7 +265,7 @@ inline float row_bce(const Shapes& s, const float* a, const float* rt, const flo
 #pragma GCC unroll 32
     for (int r = 0; r < RB; ++r) prob_acc[r] = vec{};
     for (int64_t j0 = 0; j0 < computed; j0 += LANES) {
-      score_block<RB>(a, rt + j0, s.np, wt + r0, s.rp, bias + r0, s.hidden, acc);
+      scorer.template score<RB>(a, b, j0, r0, acc);
       const ivec real = lane + static_cast<int32_t>(j0) < static_cast<int32_t>(length);
       for (int r = 0; r < RB && r0 + r < s.relations; ++r) {
         const vec z = acc[r];
@@ -216,61 +286,60 @@ inline float row_bce(const Shapes& s, const float* a, const float* rt, const flo
 // (B, n, R, np) with 0 outside real cells, each row's sum of softplus(z) (B, n) and each row's per-relation
 // sum of sigmoid(z) (B, n, R). The loss is sum(softplus) - sum(z at positive cells), d(loss)/dz is
 // sigmoid(z) - y: model/pair_scorer.py adds the few positive cells.
-std::vector<torch::Tensor> pair_bce(torch::Tensor left, torch::Tensor right_t, torch::Tensor weight_t,
+std::vector<torch::Tensor> pair_bce(torch::Tensor left, torch::Tensor right, torch::Tensor weight,
                                     torch::Tensor bias, torch::Tensor lengths, int64_t relations) {
-  const Shapes s = forward_shapes(left, right_t, weight_t, relations);
-  check_lengths(lengths, s);
-  auto probs = torch::empty({s.batch, s.length, s.relations, s.np}, left.options());
-  auto softplus = torch::empty({s.batch, s.length}, left.options());
-  auto prob_sums = torch::empty({s.batch, s.length, s.relations}, left.options());
-  const float *a_all = left.data_ptr<float>(), *rt_all = right_t.data_ptr<float>();
-  const float *wt = weight_t.data_ptr<float>(), *bias_p = bias.data_ptr<float>();
-  const int64_t* lens = lengths.data_ptr<int64_t>();
-  float *probs_all = probs.data_ptr<float>(), *softplus_all = softplus.data_ptr<float>();
-  float* sums_all = prob_sums.data_ptr<float>();
-  at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row / s.length;
-      float* prob_row = probs_all + row * s.relations * s.np;
-      float* sums = sums_all + row * s.relations;
-      if (row % s.length < lens[b]) {
-        softplus_all[row] = row_bce(s, a_all + row * s.hidden, rt_all + b * s.hidden * s.np, wt, bias_p, lens[b],
-                                    prob_row, sums);
-      } else {
-        std::fill(prob_row, prob_row + s.relations * s.np, 0.0f);
-        std::fill(sums, sums + s.relations, 0.0f);
-        softplus_all[row] = 0.0f;
+  torch::Tensor probs, softplus, prob_sums;
+  with_scorer(left, right, weight, bias, lengths, relations, [&](const Shapes& s, const auto& scorer) {
+    probs = torch::empty({s.batch, s.length, s.relations, s.np}, left.options());
+    softplus = torch::empty({s.batch, s.length}, left.options());
+    prob_sums = torch::empty({s.batch, s.length, s.relations}, left.options());
+    const float* a_all = left.data_ptr<float>();
+    const int64_t* lens = lengths.data_ptr<int64_t>();
+    float *probs_all = probs.data_ptr<float>(), *softplus_all = softplus.data_ptr<float>();
+    float* sums_all = prob_sums.data_ptr<float>();
+    at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t b = row / s.length;
+        float* prob_row = probs_all + row * s.relations * s.np;
+        float* sums = sums_all + row * s.relations;
+        if (row % s.length < lens[b]) {
+          softplus_all[row] = row_bce(s, scorer, a_all + row * s.hidden, b, lens[b], prob_row, sums);
+        } else {
+          std::fill(prob_row, prob_row + s.relations * s.np, 0.0f);
+          std::fill(sums, sums + s.relations, 0.0f);
+          softplus_all[row] = 0.0f;
+        }
       }
-    }
+    });
   });
   return {probs, softplus, prob_sums};
 }
 
 // max over real j of the pair logits and its arg-max, both (B, n, R); ties go to the smallest j. Padded
 // rows i get their values too (as the PyTorch path), so the GRU input stays finite there.
-std::vector<torch::Tensor> pair_max(torch::Tensor left, torch::Tensor right_t, torch::Tensor weight_t,
+std::vector<torch::Tensor> pair_max(torch::Tensor left, torch::Tensor right, torch::Tensor weight,
                                     torch::Tensor bias, torch::Tensor lengths, int64_t relations) {
-  const Shapes s = forward_shapes(left, right_t, weight_t, relations);
-  check_lengths(lengths, s);
-  auto values = torch::empty({s.batch, s.length, s.relations}, left.options());
-  auto winner = torch::empty({s.batch, s.length, s.relations}, lengths.options());
-  const float *a_all = left.data_ptr<float>(), *rt_all = right_t.data_ptr<float>();
-  const float *wt = weight_t.data_ptr<float>(), *bias_p = bias.data_ptr<float>();
-  const int64_t* lens = lengths.data_ptr<int64_t>();
-  float* values_all = values.data_ptr<float>();
-  int64_t* winner_all = winner.data_ptr<int64_t>();
-  at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> logits(s.relations * s.np);
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row / s.length;
-      row_logits(s, a_all + row * s.hidden, rt_all + b * s.hidden * s.np, wt, bias_p, lens[b], logits.data());
-      for (int64_t r = 0; r < s.relations; ++r) {
-        const float* line = logits.data() + r * s.np;
-        const int64_t best = std::max_element(line, line + std::max<int64_t>(lens[b], 1)) - line;
-        values_all[row * s.relations + r] = line[best];
-        winner_all[row * s.relations + r] = best;
+  torch::Tensor values, winner;
+  with_scorer(left, right, weight, bias, lengths, relations, [&](const Shapes& s, const auto& scorer) {
+    values = torch::empty({s.batch, s.length, s.relations}, left.options());
+    winner = torch::empty({s.batch, s.length, s.relations}, lengths.options());
+    const float* a_all = left.data_ptr<float>();
+    const int64_t* lens = lengths.data_ptr<int64_t>();
+    float* values_all = values.data_ptr<float>();
+    int64_t* winner_all = winner.data_ptr<int64_t>();
+    at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> logits(s.relations * s.np);
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t b = row / s.length;
+        row_logits(s, scorer, a_all + row * s.hidden, b, lens[b], logits.data());
+        for (int64_t r = 0; r < s.relations; ++r) {
+          const float* line = logits.data() + r * s.np;
+          const int64_t best = std::max_element(line, line + std::max<int64_t>(lens[b], 1)) - line;
+          values_all[row * s.relations + r] = line[best];
+          winner_all[row * s.relations + r] = best;
+        }
       }
-    }
+    });
   });
   return {values, winner};
 }
@@ -454,5 +523,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pair_bce", &pair_bce, "sigmoid of every pair logit, and per-row sums of softplus and sigmoid");
   m.def("pair_max", &pair_max, "max over real j of the pair logits, and its arg-max");
   m.def("pair_backward", &pair_backward, "gradients of sum(grad_logits * logits)");
+  m.attr("has_bf16") = pybind11::bool_(PAIR_HAS_BF16);
   m.def("pair_max_backward", &pair_max_backward, "gradients of pair_max's values");
 }
