@@ -196,8 +196,9 @@ def main(argv: list[str] | None = None) -> dict:
     model, model_config = build_model(settings, vocab, labels, embedding)
     model.to(device)
     model.set_precision(settings.get("precision", "fp32"))
-    probe = torch.zeros(0, device=device, dtype=model.pair_dtype or torch.float32)
-    log.info("pair scorer: %s", "fused C++ kernels" if pair_kernels.fused_applies(probe) else "PyTorch")
+    probe = torch.zeros(0, device=device)
+    fused = pair_kernels.fused_bf16_applies(probe) if model.bf16 else pair_kernels.fused_applies(probe)
+    log.info("pair scorer: %s%s", "fused C++ kernels" if fused else "PyTorch", ", bfloat16" if model.bf16 else "")
     if settings.get("compile"):
         model.compile(dynamic=True)  # in place: parameter names, so checkpoints, stay the same
     optimizer = make_optimizer(model, settings["lr"])

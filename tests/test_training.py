@@ -101,6 +101,14 @@ def test_select_on_test_is_labelled(data_dir, tmp_path):
     assert "test" in json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
 
 
+def test_bf16_run_trains_and_records_its_precision(data_dir, tmp_path):
+    results = train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
+                          "--num_epoch", "1", "--precision", "bf16", *FAST])
+    (run_dir,) = tmp_path.iterdir()
+    assert json.loads((run_dir / "config.json").read_text())["settings"]["precision"] == "bf16"
+    assert 0.0 <= results["test"]["partial"]["f1"] <= 1.0
+
+
 def test_resume_after_kill_gives_the_same_run(data_dir, tmp_path):
     common = ["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
               "--num_epoch", "6", "--seed", "3", *FAST]
