@@ -87,12 +87,13 @@ struct Bf16Scorer {
     for (int64_t k = 0; k < hidden; k += 2) {
       double a_pair;  // (a[k], a[k + 1]) in one 64-bit lane, repeated: matches right_2's (j, k | k + 1) order
       std::memcpy(&a_pair, a + k, sizeof(a_pair));
-      const __m512 pair = _mm512_max_ps(_mm512_add_ps(_mm512_loadu_ps(r2 + k * np), _mm512_castpd_ps(_mm512_set1_pd(a_pair))),
-                                        _mm512_setzero_ps());
-      const __m256bh pair_bf16 = _mm512_cvtneps_pbh(pair);
+      const __m512 sum = _mm512_add_ps(_mm512_loadu_ps(r2 + k * np), _mm512_castpd_ps(_mm512_set1_pd(a_pair)));
+      const __m256bh pair_bf16 = _mm512_cvtneps_pbh(_mm512_max_ps(sum, _mm512_setzero_ps()));
       const int32_t* w = weight_2 + (k / 2) * rp + r0;
 #pragma GCC unroll 32
-      for (int r = 0; r < RB; ++r) sums[r] = _mm256_dpbf16_ps(sums[r], pair_bf16, (__m256bh)_mm256_set1_epi32(w[r]));
+      for (int r = 0; r < RB; ++r) {
+        sums[r] = _mm256_dpbf16_ps(sums[r], pair_bf16, (__m256bh)_mm256_set1_epi32(w[r]));
+      }
     }
 #pragma GCC unroll 32
     for (int r = 0; r < RB; ++r) acc[r] = reinterpret_cast<vec&>(sums[r]);
