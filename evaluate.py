@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from model import load_run, pair_kernels
+from model.rin import add_precision_argument
 from utils.analysis import breakdown, breakdown_markdown
 from utils.helpers import configure_threads, pick_device, resolve_project_path, setup_logging, write_json
 from utils.scorer import score_all, triple_record
@@ -37,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     pair_kernels.add_argument(parser)
+    add_precision_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     pair_kernels.set_pair_kernel(args.pair_kernel)
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)
+    model.set_precision(args.precision)
     path = Path(args.data) if args.data else resolve_project_path(config["settings"]["data_dir"]) / f"{args.split}.json"
     if not path.exists():
         raise SystemExit(f"{path} does not exist: pass --data FILE")

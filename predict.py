@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from model import load_extractor, pair_kernels
+from model.rin import add_precision_argument
 from utils.helpers import configure_threads, setup_logging
 
 log = logging.getLogger("predict")
@@ -42,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     pair_kernels.add_argument(parser)
+    add_precision_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                    pretokenized=args.pretokenized)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         raise SystemExit(str(error)) from None
+    extractor.model.set_precision(args.precision)
     sentences = args.text if args.text else read_sentences(args.input, args.encoding_errors)
     results = extractor.extract(sentences, progress=len(sentences) > 1000)
     skipped = [i + 1 for i, r in enumerate(results) if "skipped" in r]

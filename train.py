@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from model import RIN, RUN_FORMAT, RINConfig, pair_kernels
+from model.rin import add_precision_argument
 from utils.helpers import (
     atomic_torch_save,
     configure_threads,
@@ -81,11 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     run.add_argument("--eval_batch_size", type=int, default=100, help="sentences per evaluation batch")
-    run.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                     help="fp32 (default) or bf16 mixed precision: the pair scorer multiplies in bfloat16 (the "
-                     "fused kernels with AVX512-BF16 where the CPU has it, else the PyTorch path on bfloat16 "
-                     "copies) and the dense layers' matrix products run under torch.autocast; parameters, losses "
-                     "and Adam stay float32. See README, Speed, for what it gains and costs")
+    add_precision_argument(run)
     pair_kernels.add_argument(run)
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the network's forward (model.compile(dynamic=True)); compiles again for "

@@ -9,6 +9,7 @@ H = H + He + Hr. Final predictions come from He and Hr of the last layer
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -63,6 +64,18 @@ def _split_bidirectional_lstm(state: dict, prefix: str, *args) -> None:
         state[prefix + direction + name.removesuffix("_reverse")] = state.pop(key)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def add_precision_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The ``--precision`` flag, shared by train.py, evaluate.py and predict.py (see :meth:`RIN.set_precision`)."""
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32 (default) or bf16 mixed precision: the pair scorer multiplies in bfloat16 (the "
+                        "fused kernels with AVX512-BF16 where the CPU has it, else the PyTorch path on bfloat16 "
+                        "copies) and the dense layers' matrix products run under torch.autocast; parameters, "
+                        "losses and Adam stay float32. See README, Speed, for what it gains and costs")
+
+
 class RIN(nn.Module):
     def __init__(self, config: RINConfig, embedding: np.ndarray | None = None) -> None:
         super().__init__()
@@ -93,7 +106,7 @@ class RIN(nn.Module):
     def set_precision(self, precision: str) -> None:
         """``fp32`` (default) or ``bf16``: with bf16 the pair scorer multiplies in bfloat16 (model/pair_scorer.py)
         and the matrix products of the dense layers run under autocast; parameters stay float32."""
-        if precision not in ("fp32", "bf16"):
+        if precision not in PRECISIONS:
             raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
         self.bf16 = precision == "bf16"
 

@@ -38,6 +38,8 @@ def test_cli_extracts_the_learned_triples(run_dir, tmp_path):
     assert record["tokens"] == SENTENCE.split()
     assert {"text": "Greta Berg", "span": [0, 2]} in record["entities"]
     assert all(0.5 <= t["probability"] <= 1 for t in record["triples"])
+    (bf16,) = predict.main(["--model_dir", str(run_dir), "--text", SENTENCE, "--pretokenized", "--precision", "bf16"])
+    assert triples(bf16) == EXPECTED
 
 
 def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path):

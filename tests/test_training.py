@@ -73,6 +73,9 @@ def test_evaluate_round_trip_and_reload(trained, data_dir, tmp_path):
     assert [r["tokens"] for r in records] == [json.loads(line)["sentText"] for line in test_lines]
     triple = records[0]["gold"][0] if records[0]["gold"] else next(r["gold"][0] for r in records if r["gold"])
     assert set(triple) == {"subject", "subject_span", "relation", "object", "object_span"}
+    bf16 = evaluate.main(["--model_dir", str(run_dir), "--split", "test", "--out", str(tmp_path / "bf16.jsonl"),
+                          "--threads", "1", "--precision", "bf16"])
+    assert bf16["ours"]["partial"]["f1"] == pytest.approx(scores["ours"]["partial"]["f1"], abs=0.05)
 
     # a reloaded checkpoint predicts exactly what the first load predicted
     model, vocab, labels, _ = load_run(run_dir)
