@@ -259,9 +259,9 @@ def inference(model: RIN, compiled: RIN, setting: Setting, args: argparse.Namesp
     model.set_precision("fp32")
     set_pair_kernel("auto")
     with torch.no_grad():
-        sample = [examples[i:i + 50] for i in range(0, 500, 50)]
+        sample = [examples[i:i + 50] for i in range(0, min(500, len(examples)), 50)]
         seconds = timer(lambda: [reference_loss(model, batch) for batch in sample])
-    out["oracle_inference_sentences_per_second"] = 500 / seconds
+    out["oracle_inference_sentences_per_second"] = sum(map(len, sample)) / seconds
     model.train()
     return out
 
@@ -403,6 +403,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "inference_sentences_per_second_compiled", "oracle_inference_sentences_per_second"):
             if key in result:
                 print(f"   {key}: {result[key]:.0f}")
+    if "inference_sentences_per_second" in report.get("nyt_partial", {}):  # the headline figure, top level
+        report["inference_sentences_per_second"] = report["nyt_partial"]["inference_sentences_per_second"]
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
