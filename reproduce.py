@@ -2,6 +2,7 @@
 
     python reproduce.py --table 1 --dataset webnlg --jobs 2     # Table 1 (WebNLG columns)
     python reproduce.py --table all --dataset webnlg             # Tables 1, 5 and Figure 3
+    python reproduce.py --table 1 --seeds 2 --only '*_K0_*'      # some of a table's runs
     python reproduce.py --report                                 # rewrite results/README.md only
     python reproduce.py --compare_test_pos                       # official vs spaCy test POS tags
 
@@ -27,6 +28,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from train import ROOT, run_name
@@ -495,6 +497,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="webnlg", help="dataset (default webnlg)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="seeds (default 1 2 3 4 5)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once; CPU threads are split between them")
+    parser.add_argument("--only", nargs="+", metavar="PATTERN",
+                        help="do only the planned runs whose name matches one of these shell patterns, e.g. "
+                        "'*_K0_*' (short runs first, to finish before a machine is handed back)")
     parser.add_argument("--max_runs", type=int, help="stop after starting this many runs (for piecewise progress)")
     parser.add_argument("--early_stop", type=int, default=30,
                         help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
@@ -527,6 +532,10 @@ def main(argv: list[str] | None = None) -> Plan | None:
         write_report(args.dataset, args.seeds, results_dir)
         return None
     plan = plan_runs(args.table, args.dataset, args.seeds)
+    if args.only:
+        plan.runs = [run for run in plan.runs if any(fnmatchcase(run.name, pattern) for pattern in args.only)]
+        if not plan.runs:
+            raise SystemExit(f"--only {' '.join(args.only)}: no planned run of table {args.table} matches")
     save_dir = Path(args.save_dir)
     todo = [r for r in plan.runs if not is_finished(r, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))

@@ -33,6 +33,17 @@ def test_plans_each_table():
     assert nyt.rounds == 7 and "--rounds" in nyt.train_args()
 
 
+def test_only_narrows_the_plan(tmp_path, capsys):
+    common = ["--table", "1", "--seeds", "2", "--dry_run", "--save_dir", str(tmp_path / "runs"),
+              "--results_dir", str(tmp_path / "results")]
+    plan = reproduce.main([*common, "--only", "*_K0_*", "webnlg_partial_K2_seed2"])
+    assert names(plan) == ["webnlg_partial_K2_seed2", "webnlg_partial_K0_seed2", "webnlg_exact_K0_seed2",
+                           "webnlg_partial_K0_testsel_seed2", "webnlg_exact_K0_testsel_seed2"]
+    assert capsys.readouterr().out.count("todo ") == 5
+    with pytest.raises(SystemExit, match="no planned run"):
+        reproduce.main([*common, "--only", "*_K9_*"])
+
+
 def test_aggregate_by_hand():
     mean, std, count = reproduce.aggregate([0.8, 0.9, 1.0])
     assert (round(mean, 6), round(std, 6), count) == (90.0, 10.0, 3)
