@@ -151,4 +151,7 @@ def test_report_and_figure(tmp_path):
     assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 |" in report
     assert f"- train.json SHA-256 `{'a' * 12}`: 4 runs" in report and f"`{'b' * 12}`: 1 run\n" in report
     assert "do not average them" in report
+    # the status: two seeds judged against one std, cells with no run named as such
+    assert "| Table 1, partial, RIN | 2 of 2 | -0.3 | reproduced |  |" in report
+    assert "| Table 5, w/o RC | 0 of 2 | | not run yet | |" in report
     assert "87.5% of entities" in report and "76.5 exact-match F1 (95.0 partial)" in report
