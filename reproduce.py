@@ -133,6 +133,32 @@ def is_finished(run: Run, save_dir: Path, results_dir: Path) -> bool:
     return any((folder / run.name / "results.json").exists() for folder in (save_dir, results_dir / "runs"))
 
 
+def estimated_core_hours(todo: list[Run], results_dir: Path) -> float | None:
+    """Core-hours ``todo`` takes if every run goes all its preset epochs (early stopping shortens many), at the
+    median epoch time (training + evaluation) of the finished runs with the same K; for a K with no finished
+    run, a straight line in K through those medians. None before anything has finished."""
+    seconds: dict[int, list[float]] = {}
+    for folder in (results_dir / "runs").glob("*"):
+        files = [folder / name for name in ("results.json", "config.json", "metrics.jsonl")]
+        if all(f.exists() for f in files):
+            rounds = read_json(files[1])["settings"]["rounds"]
+            for line in files[2].read_text().splitlines():
+                epoch = json.loads(line)
+                seconds.setdefault(rounds, []).append(epoch["train_seconds"] + epoch.get("eval_seconds", 0))
+    if not seconds:
+        return None
+    medians = {rounds: statistics.median(values) for rounds, values in seconds.items()}
+    if len(medians) > 1:
+        slope, intercept = statistics.linear_regression(list(medians), list(medians.values()))
+    else:
+        slope, intercept = 0.0, next(iter(medians.values()))
+    total = 0.0
+    for run in todo:
+        epochs = read_json(ROOT / "presets" / f"{run.dataset}.json")[run.match]["num_epoch"]
+        total += epochs * medians.get(run.rounds, intercept + slope * run.rounds)
+    return total / 3600
+
+
 def copy_summary(run_dir: Path, results_dir: Path) -> None:
     target = results_dir / "runs" / run_dir.name
     target.mkdir(parents=True, exist_ok=True)
@@ -572,6 +598,9 @@ def main(argv: list[str] | None = None) -> Plan | None:
     save_dir = Path(args.save_dir)
     todo = [r for r in plan.runs if not is_finished(r, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
+    hours = estimated_core_hours(todo, results_dir)
+    if todo and hours is not None:
+        log.info("at most about %.1f core-hours if no run stops early (epoch times of the finished runs)", hours)
     if args.dry_run:
         for run in plan.runs:
             print(("todo " if run in todo else "done ") + run.name)

@@ -105,6 +105,20 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     assert capsys.readouterr().out.count("done ") == 3
 
 
+def test_estimated_core_hours_by_hand(tmp_path):
+    assert reproduce.estimated_core_hours([reproduce.Run("webnlg", "exact", 0, 1)], tmp_path) is None
+    for name, rounds, epochs in (("k0", 0, [(8, 2), (18, 2), (25, 5)]), ("k2", 2, [(35, 5)])):
+        folder = tmp_path / "runs" / name
+        folder.mkdir(parents=True)
+        folder.joinpath("results.json").write_text("{}")
+        folder.joinpath("config.json").write_text(json.dumps({"settings": {"rounds": rounds}}))
+        folder.joinpath("metrics.jsonl").write_text("".join(
+            json.dumps({"train_seconds": train, "eval_seconds": evaluation}) + "\n" for train, evaluation in epochs))
+    # medians 20 s (K=0) and 40 s (K=2): K=4 lies on their line at 60 s; WebNLG presets run 150 epochs
+    todo = [reproduce.Run("webnlg", "partial", 4, 1), reproduce.Run("webnlg", "exact", 0, 1)]
+    assert abs(reproduce.estimated_core_hours(todo, tmp_path) - 150 * (60 + 20) / 3600) < 1e-9
+
+
 def test_a_run_is_claimed_by_one_runner_at_a_time(tmp_path):
     lock = tmp_path / "runner.lock"
     assert reproduce.claim(tmp_path) and lock.read_text() == str(os.getpid())
