@@ -236,10 +236,12 @@ def train_run(run: Run, run_dir: Path, args: argparse.Namespace, threads: int) -
 
 
 def commit_summary(folder: Path, name: str) -> None:
+    """Commit ``folder`` in the repository that holds it, which need not be the one this script runs
+    from (a runner started from a scratch worktree with ``--results_dir`` in the main checkout)."""
     for _ in range(5):  # another commit may hold the index lock for a moment
-        added = subprocess.run(["git", "add", str(folder)], cwd=ROOT, capture_output=True)
-        done = subprocess.run(["git", "commit", "-q", "-m", f"results: {name}", "--", str(folder)],
-                              cwd=ROOT, capture_output=True)
+        added = subprocess.run(["git", "add", "."], cwd=folder, capture_output=True)
+        done = subprocess.run(["git", "commit", "-q", "-m", f"results: {name}", "--", "."],
+                              cwd=folder, capture_output=True)
         if added.returncode == 0 and done.returncode in (0, 1):
             return
         time.sleep(2)

@@ -170,3 +170,20 @@ def test_report_and_figure(tmp_path):
     assert "| Table 1, partial, RIN | 2 of 2 | -0.3 | reproduced |  |" in report
     assert "| Table 5, w/o RC | 0 of 2 | | not run yet | |" in report
     assert "87.5% of entities" in report and "76.5 exact-match F1 (95.0 partial)" in report
+
+
+def test_commit_summary_commits_in_the_results_repository(tmp_path, monkeypatch):
+    """--commit from a runner whose code lies elsewhere (a scratch worktree) commits where the results are."""
+    for variable in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(variable, "runner@test")
+    repo = tmp_path / "checkout"
+    folder = repo / "results" / "runs" / "webnlg_exact_K0_seed9"
+    folder.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "start"], check=True)
+    (folder / "results.json").write_text("{}")
+    (repo / "unrelated.txt").write_text("not a run summary")
+    reproduce.commit_summary(folder, folder.name)
+    log = subprocess.run(["git", "-C", str(repo), "log", "-1", "--name-only", "--format=%s"],
+                         capture_output=True, text=True).stdout
+    assert log.split() == ["results:", "webnlg_exact_K0_seed9", "results/runs/webnlg_exact_K0_seed9/results.json"]
