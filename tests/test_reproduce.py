@@ -85,19 +85,28 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     report = (tmp_path / "results" / "README.md").read_text()
     assert "| partial | RIN | 1 |" in report and "not run yet" in report
 
-    # the test-POS comparison: every finished run scored on the official test and on a retagged copy
+    # the test comparison: every finished run scored on the official test, a retagged copy and a rebuilt one
     records = [json.loads(line) for line in (data_dir / "test.json").read_text().splitlines()]
     for record in records:
         record["pos"] = ["NN"] * len(record["pos"])  # a deliberately poor tagger
-    retagged = tmp_path / "retagged_test.json"
+    retagged, rebuilt = tmp_path / "retagged_test.json", tmp_path / "rebuilt_test.json"
     retagged.write_text("".join(json.dumps(r) + "\n" for r in records))
+    for record in records:  # another span convention: every entity is its last word alone
+        record["en_list"] = [entity[-1:] for entity in record["en_list"]]
+        for mention in record["relationMentions"]:
+            mention["em1Text"], mention["em2Text"] = mention["em1Text"][-1:], mention["em2Text"][-1:]
+    rebuilt.write_text("".join(json.dumps(r) + "\n" for r in records))
     reproduce.main([*common[:4], "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
-                    "--compare_test_pos", "--retagged_test", str(retagged)])
-    comparison = json.loads((tmp_path / "results" / "test_pos_comparison.json").read_text())["runs"]
-    assert sorted(comparison) == finished
-    for entry in comparison.values():
-        assert set(entry) == {"official", "retagged"} and 0 <= entry["retagged"]["partial"] <= 1
-    assert "## Test POS tags" in (tmp_path / "results" / "README.md").read_text()
+                    "--compare_test", "--retagged_test", str(retagged), "--rebuilt_test", str(rebuilt)])
+    comparison = json.loads((tmp_path / "results" / "test_comparison.json").read_text())
+    assert comparison["same_input_sentences"] == comparison["sentences"] == len(records)
+    assert sorted(comparison["runs"]) == finished
+    for entry in comparison["runs"].values():
+        assert set(entry) == {"official", "retagged", "rebuilt"} and 0 <= entry["retagged"]["partial"] <= 1
+        assert entry["rebuilt"]["partial"] == entry["retagged"]["partial"]  # same last words, same input
+        assert entry["rebuilt"]["exact"] != entry["retagged"]["exact"]
+    report = (tmp_path / "results" / "README.md").read_text()
+    assert "## Test POS tags" in report and "## Test entity spans" in report
 
     # a fresh clone has the committed summaries but no checkpoints: finished runs are not redone
     shutil.rmtree(tmp_path / "runs")
