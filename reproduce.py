@@ -297,7 +297,7 @@ def mean_difference(differences: list[float], what: str) -> str:
             f"{statistics.fmean(differences):+.2f} F1, standard deviation {spread:.2f}.")
 
 
-def test_comparison_lines(results_dir: Path) -> list[str]:
+def comparison_lines(results_dir: Path) -> list[str]:
     path = results_dir / "test_comparison.json"
     if not path.exists():
         return []
@@ -522,7 +522,7 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
         cells = [cell(collect(results, [Run(dataset, m, rounds, s) for s in seeds], "test", m, "f1"))
                  for m in ("partial", "exact")]
         lines.append(f"| {rounds} | {cells[0]} | {cells[1]} |")
-    lines += test_comparison_lines(results_dir)
+    lines += comparison_lines(results_dir)
     finished = [r for r in results if r.startswith(dataset + "_")]
     running = sorted(p.name for p in (results_dir / "runs").glob(f"{dataset}_*")
                      if p.name not in results and (p / "metrics.jsonl").exists())
