@@ -249,10 +249,12 @@ def commit_summary(folder: Path, name: str) -> None:
     log.warning("could not commit %s: %s", folder, done.stderr.decode().strip())
 
 
-def same_input_sentences(first: Path, second: Path) -> int:
-    """Sentences that two RIN-format files give the model identically (text and POS tags, in order)."""
-    pairs = zip(read_json_records(first), read_json_records(second), strict=False)
-    return sum(a["sentText"] == b["sentText"] and a.get("pos") == b.get("pos") for (_, a), (_, b) in pairs)
+def same_input_sentences(first: Path, second: Path) -> tuple[int, int]:
+    """How many sentences two RIN-format files give the model identically (text and POS tags, in order),
+    and how many ``second`` holds."""
+    records = [record for _, record in read_json_records(second)]
+    pairs = zip((record for _, record in read_json_records(first)), records, strict=False)
+    return sum(a["sentText"] == b["sentText"] and a.get("pos") == b.get("pos") for a, b in pairs), len(records)
 
 
 def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged: Path, rebuilt: Path) -> dict:
@@ -269,9 +271,9 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
 
     path = results_dir / "test_comparison.json"
     found = read_json(path) if path.exists() else {"runs": {}}
+    same, sentences = same_input_sentences(retagged, rebuilt)
     found |= {"retagged_test": project_relative(retagged), "rebuilt_test": project_relative(rebuilt),
-              "same_input_sentences": same_input_sentences(retagged, rebuilt),
-              "sentences": sum(1 for _ in read_json_records(rebuilt))}
+              "same_input_sentences": same, "sentences": sentences}
     device = pick_device(None)
     for run_dir in sorted(save_dir.glob(f"{dataset}_*")):
         if not (run_dir / "results.json").exists() or not (run_dir / "best.pt").exists():
