@@ -84,6 +84,7 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     assert (tmp_path / "runs" / "webnlg_partial_K2_seed1" / "results.json").stat().st_mtime_ns == before
     report = (tmp_path / "results" / "README.md").read_text()
     assert "| partial | RIN | 1 |" in report and "not run yet" in report
+    assert "| Table 1, partial, RIN | 1 of 5 |" in report  # a runner for seed 1 reports against the paper's five
 
     # the test comparison: every finished run scored on the official test, a retagged copy and a rebuilt one
     records = [json.loads(line) for line in (data_dir / "test.json").read_text().splitlines()]
@@ -179,6 +180,14 @@ def test_report_and_figure(tmp_path):
     assert "| Table 1, partial, RIN | 2 of 2 | -0.3 | reproduced |  |" in report
     assert "| Table 5, w/o RC | 0 of 2 | | not run yet | |" in report
     assert "87.5% of entities" in report and "76.5 exact-match F1 (95.0 partial)" in report
+
+
+def test_report_covers_every_finished_seed(tmp_path):
+    fake_result(tmp_path, "webnlg_exact_K3_seed7", 0.8, 0.7)
+    fake_result(tmp_path, "nyt_exact_K7_seed9", 0.8, 0.7)
+    (tmp_path / "runs" / "webnlg_partial_K2_seed8").mkdir()  # unfinished: no results.json
+    assert reproduce.report_seeds("webnlg", [6], tmp_path) == [1, 2, 3, 4, 5, 6, 7]
+    assert reproduce.report_seeds("nyt", [1], tmp_path) == [1, 2, 3, 4, 5, 9]
 
 
 def test_commit_summary_commits_in_the_results_repository(tmp_path, monkeypatch):
