@@ -579,6 +579,7 @@ def draw_figure(dataset: str, seeds: list[int], results: dict, results_dir: Path
     if not drawn:
         plt.close(fig)
         return None
+    ax.set_xticks(list(FIGURE_ROUNDS))  # the whole range of Figure 3, so the values of K not yet run show
     ax.set_xlabel("interaction layers K")
     ax.set_ylabel("test F1 (%)")
     ax.set_title(f"{dataset}: F1 against K")
