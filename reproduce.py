@@ -594,8 +594,8 @@ def draw_figure(dataset: str, seeds: list[int], results: dict, results_dir: Path
 def report_seeds(dataset: str, requested: list[int], results_dir: Path) -> list[int]:
     """The seeds a report covers: the paper's five, those asked for and every seed with a finished summary,
     so a runner started for one seed does not rewrite the report as if the other seeds had no runs."""
-    pattern = re.compile(rf"{re.escape(dataset)}_.+_seed(\d+)")
-    finished = {int(match.group(1)) for folder in (results_dir / "runs").glob(f"{dataset}_*/results.json")
+    pattern = re.compile(rf"{re.escape(dataset)}_(partial|exact)_K\d+.*_seed(\d+)")  # train.run_name's layout
+    finished = {int(match.group(2)) for folder in (results_dir / "runs").glob(f"{dataset}_*/results.json")
                 if (match := pattern.fullmatch(folder.parent.name))}
     return sorted(set(PAPER_SEEDS) | set(requested) | finished)
 
@@ -603,7 +603,7 @@ def report_seeds(dataset: str, requested: list[int], results_dir: Path) -> list[
 def write_report(dataset: str, seeds: list[int], results_dir: Path) -> Path:
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / "README.md"
-    path.write_text(render_report(dataset, seeds, results_dir), encoding="utf-8")
+    path.write_text(render_report(dataset, report_seeds(dataset, seeds, results_dir), results_dir), encoding="utf-8")
     log.info("wrote %s", path)
     return path
 
@@ -652,7 +652,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
                 prepare_data.main(["--dataset", args.dataset, flag, "--out", str(test_file.parent.parent)])
         compare_test_files(args.dataset, Path(args.save_dir), results_dir, retagged, rebuilt)
     if args.report or args.compare_test or not args.table:
-        write_report(args.dataset, report_seeds(args.dataset, args.seeds, results_dir), results_dir)
+        write_report(args.dataset, args.seeds, results_dir)
         return None
     plan = plan_runs(args.table, args.dataset, args.seeds)
     if args.only:
@@ -678,7 +678,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         outcomes = list(pool.map(lambda run: execute(run, args, threads), todo))
     log.info("outcomes: %s", json.dumps(dict(zip([r.name for r in todo], outcomes, strict=True)), indent=1))
-    write_report(args.dataset, report_seeds(args.dataset, args.seeds, results_dir), results_dir)
+    write_report(args.dataset, args.seeds, results_dir)
     return plan
 
 

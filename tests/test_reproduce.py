@@ -177,14 +177,15 @@ def test_report_and_figure(tmp_path):
     assert f"- train.json SHA-256 `{'a' * 12}`: 4 runs" in report and f"`{'b' * 12}`: 1 run\n" in report
     assert "do not average them" in report
     # the status: two seeds judged against one std, cells with no run named as such
-    assert "| Table 1, partial, RIN | 2 of 2 | -0.3 | reproduced |  |" in report
-    assert "| Table 5, w/o RC | 0 of 2 | | not run yet | |" in report
+    assert "| Table 1, partial, RIN | 2 of 5 | -0.3 | reproduced |  |" in report
+    assert "| Table 5, w/o RC | 0 of 5 | | not run yet | |" in report
     assert "87.5% of entities" in report and "76.5 exact-match F1 (95.0 partial)" in report
 
 
 def test_report_covers_every_finished_seed(tmp_path):
     fake_result(tmp_path, "webnlg_exact_K3_seed7", 0.8, 0.7)
     fake_result(tmp_path, "nyt_exact_K7_seed9", 0.8, 0.7)
+    fake_result(tmp_path, "webnlg_exact_exact_K3_seed11", 0.8, 0.7)  # dataset webnlg_exact, not webnlg
     (tmp_path / "runs" / "webnlg_partial_K2_seed8").mkdir()  # unfinished: no results.json
     assert reproduce.report_seeds("webnlg", [6], tmp_path) == [1, 2, 3, 4, 5, 6, 7]
     assert reproduce.report_seeds("nyt", [1], tmp_path) == [1, 2, 3, 4, 5, 9]
