@@ -159,6 +159,11 @@ def test_report_and_figure(tmp_path):
         fake_result(tmp_path, f"webnlg_partial_K2_seed{seed}", f1, f1 - 0.1)
         fake_result(tmp_path, f"webnlg_exact_K3_seed{seed}", f1, f1 - 0.1, dev_gain=0.05)
     fake_result(tmp_path, "webnlg_partial_K5_seed1", 0.8, 0.7, train_sha="b" * 64)
+    # ablation effects are paired by seed: K0 - K3 is -3 (seed 1) and -1 (seed 2); seed 3 of w/o ER has no RIN
+    fake_result(tmp_path, "webnlg_exact_K0_seed1", 0.8, 0.73)
+    fake_result(tmp_path, "webnlg_exact_K0_seed2", 0.8, 0.77)
+    fake_result(tmp_path, "webnlg_exact_K3_noER_seed2", 0.8, 0.79)
+    fake_result(tmp_path, "webnlg_exact_K3_noER_seed3", 0.8, 0.5)
     # two sessions' epochs: (100 + 20) + (150 + 30) s = 5 min, whatever runner.json recorded
     epochs = [{"epoch": 1, "train_seconds": 100, "eval_seconds": 20}, {"epoch": 2, "train_seconds": 150,
                                                                        "eval_seconds": 30}]
@@ -168,13 +173,17 @@ def test_report_and_figure(tmp_path):
     report = path.read_text()
     assert "| webnlg_partial_K5_seed1 | 3 | 5 | 80.0 | 70.0 | 5 |" in report
     assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.6 / 87.0 / 87.3 | -0.3 |" in report
-    assert "| RIN | 2 | 77.0 ± 1.4 | 77.0 ± 1.4 | 77.0 | +0.0 |" in report
+    assert "| RIN | 2 | 77.0 ± 1.4 | 77.0 ± 1.4 | 77.0 | +0.0 | - | - |" in report
+    assert "| w/o interaction | 2 | 75.0 ± 2.8 | 75.0 ± 2.8 | 74.2 | +0.8 | -2.0 ± 1.4 | -2.8 |" in report
+    assert "| w/o ER | 2 | 64.5 ± 20.5 | 64.5 ± 20.5 | 76.4 | -11.9 | +1.0 (1 seed) | -0.6 |" in report
+    assert ("| exact | w/o interaction | 2 | 75.0 ± 2.8 | 75.0 ± 2.8 | 75.0 ± 2.8 | 75.0 / 73.3 / 74.2 | +0.8 "
+            "| -2.0 ± 1.4 | -2.8 |") in report
     assert "| 5 | 80.0 (1 seed) | not run yet |" in report
     assert (tmp_path / "figure3_webnlg.png").stat().st_size > 1000
     # dev next to test (exact RIN: dev 0.05 above test), the data versions, the span-recovery ceiling
     assert "| exact | RIN | 2 | 82.0 ± 1.4 | 77.0 ± 1.4 |" in report
     assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 |" in report
-    assert f"- train.json SHA-256 `{'a' * 12}`: 4 runs" in report and f"`{'b' * 12}`: 1 run\n" in report
+    assert f"- train.json SHA-256 `{'a' * 12}`: 8 runs" in report and f"`{'b' * 12}`: 1 run\n" in report
     assert "do not average them" in report
     # the status: two seeds judged against one std, cells with no run named as such
     assert "| Table 1, partial, RIN | 2 of 5 | -0.3 | reproduced |  |" in report
