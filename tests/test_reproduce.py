@@ -195,6 +195,21 @@ def test_report_and_figure(tmp_path):
     assert "87.5% of entities" in report and "76.5 exact-match F1 (95.0 partial)" in report
 
 
+def test_interaction_gain_on_both_span_conventions(tmp_path):
+    def entry(retagged, rebuilt):
+        return {"official": {"partial": 0.9, "exact": retagged}, "retagged": {"partial": 0.9, "exact": retagged},
+                "rebuilt": {"partial": 0.9, "exact": rebuilt}}
+    runs = {"webnlg_exact_K3_seed1": entry(0.75, 0.85), "webnlg_exact_K0_seed1": entry(0.73, 0.84),
+            "webnlg_exact_K3_seed2": entry(0.76, 0.86), "webnlg_exact_K0_seed2": entry(0.72, 0.80),
+            "webnlg_exact_K0_seed3": entry(0.10, 0.10)}  # no RIN partner: left out
+    (tmp_path / "test_comparison.json").write_text(json.dumps(
+        {"runs": runs, "same_input_sentences": 3, "sentences": 3}))
+    lines = "\n".join(reproduce.comparison_lines("webnlg", [1, 2, 3], tmp_path))
+    # gains: authors' spans +2 and +4, ours +1 and +6
+    assert ("(RIN minus w/o interaction, same seed, 2 seeds): +3.00 F1 on the authors' spans, +3.50 on ours "
+            "(the paper: +2.8)") in lines
+
+
 def test_report_covers_every_finished_seed(tmp_path):
     fake_result(tmp_path, "webnlg_exact_K3_seed7", 0.8, 0.7)
     fake_result(tmp_path, "nyt_exact_K7_seed9", 0.8, 0.7)
