@@ -411,10 +411,9 @@ def collect(results: dict, runs: list[Run], split: str, mode: str, metric: str, 
 def paired_effects(results: dict, runs: list[Run], rin_runs: list[Run], mode: str, scorer: str = "ours") -> list[float]:
     """Test F1 of each run minus that of RIN with the same seed, over the seeds where both finished: a row's
     effect, in which an offset common to both runs (our annotation's on exact match) cancels."""
-    pairs = [(run, rin) for run, rin in zip(runs, rin_runs, strict=True) if run.name in results and rin.name in results]
-    return [score - rin_score for score, rin_score in zip(
-        collect(results, [run for run, _ in pairs], "test", mode, "f1", scorer),
-        collect(results, [rin for _, rin in pairs], "test", mode, "f1", scorer), strict=True)]
+    pairs = [[run, rin] for run, rin in zip(runs, rin_runs, strict=True) if run.name in results and rin.name in results]
+    scores = (collect(results, pair, "test", mode, "f1", scorer) for pair in pairs)
+    return [score - rin_score for score, rin_score in scores]
 
 
 def effect_cells(results: dict, runs: list[Run], rin_runs: list[Run], mode: str, paper: float | None,
