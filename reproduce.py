@@ -6,13 +6,13 @@
     python reproduce.py --report                                 # rewrite results/README.md only
     python reproduce.py --compare_test       # test POS tags and entity spans: official vs ours
 
-Runs are named by their settings (train.run_name). A run whose results.json
-exists (in saved_models/<run_id>/ or in its committed summary results/runs/<run_id>/,
-so a fresh clone does not redo finished work) is skipped, an unfinished one is
-resumed (train.py --resume), so the runner can be stopped and started again at
-any time. After each run its small summary (config.json, metrics.jsonl,
-results.json, runner.json) is copied to results/runs/<run_id>/; checkpoints stay
-in saved_models/.
+Which runs each table needs and how they are named is data in utils/experiments.py;
+the report is rendered by utils/report.py. A run whose results.json exists (in
+saved_models/<run_id>/ or in its committed summary results/runs/<run_id>/, so a
+fresh clone does not redo finished work) is skipped, an unfinished one is resumed
+(train.py --resume), so the runner can be stopped and started again at any time.
+After each run its small summary (config.json, metrics.jsonl, results.json,
+runner.json) is copied to results/runs/<run_id>/; checkpoints stay in saved_models/.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import statistics
@@ -28,110 +27,16 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from train import ROOT, run_name
-from utils.helpers import project_relative, read_json, resolve_project_path, setup_logging, write_json
+from utils.experiments import PAPER_SEEDS, Plan, Run, plan_runs
+from utils.helpers import PROJECT_ROOT, project_relative, read_json, resolve_project_path, setup_logging, write_json
 from utils.loader import read_json_records
+from utils.report import write_report
 
 log = logging.getLogger("reproduce")
 SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json", "prepare_report.json")
-FIGURE_ROUNDS = range(0, 9)
-TEST_SELECTION_SEED = 1  # the one seed per Table 1 setting also trained with --select_on test
-PAPER_SEEDS = (1, 2, 3, 4, 5)  # the paper's tables are means over five seeds
-
-# The paper's numbers (percent), WebNLG columns. Table 1: (P, R, F1); Table 5: exact-match F1.
-PAPER = {
-    "webnlg": {
-        ("partial", "RIN"): (87.6, 87.0, 87.3), ("partial", "w/o interaction"): (84.9, 86.3, 85.6),
-        ("exact", "RIN"): (77.3, 76.8, 77.0), ("exact", "w/o interaction"): (75.0, 73.3, 74.2),
-        ("table5", "RIN"): 77.0, ("table5", "w/o ER"): 76.4, ("table5", "w/o RC"): 76.0,
-        ("table5", "w/o interaction"): 74.2, ("table5", "w/o POS"): 76.6,
-    },
-    "nyt": {
-        ("partial", "RIN"): (None, None, 87.3), ("partial", "w/o interaction"): (None, None, 83.5),
-        ("exact", "RIN"): (None, None, 84.7), ("exact", "w/o interaction"): (None, None, 76.9),
-        ("table5", "RIN"): 84.7, ("table5", "w/o ER"): 83.9, ("table5", "w/o RC"): 77.3,
-        ("table5", "w/o interaction"): 76.9, ("table5", "w/o POS"): 84.1,
-    },
-}
-
-
-@dataclass(frozen=True)
-class Run:
-    """One training: its settings and its name."""
-
-    dataset: str
-    match: str
-    rounds: int
-    seed: int
-    no_er_feedback: bool = False
-    no_rc_feedback: bool = False
-    pos_dim: int = 10
-    select_on: str = "dev"
-
-    @property
-    def name(self) -> str:
-        return run_name(self.dataset, self.match, self.rounds, self.seed, self.no_er_feedback,
-                        self.no_rc_feedback, self.pos_dim, self.select_on)
-
-    def train_args(self) -> list[str]:
-        args = ["--dataset", self.dataset, "--match", self.match, "--rounds", str(self.rounds),
-                "--seed", str(self.seed), "--pos_dim", str(self.pos_dim), "--select_on", self.select_on]
-        return args + ["--no_er_feedback"] * self.no_er_feedback + ["--no_rc_feedback"] * self.no_rc_feedback
-
-
-@dataclass
-class Plan:
-    runs: list[Run] = field(default_factory=list)
-
-    def add(self, run: Run) -> None:
-        if run not in self.runs:
-            self.runs.append(run)
-
-
-def preset_rounds(dataset: str, match: str) -> int:
-    return read_json(ROOT / "presets" / f"{dataset}.json")[match]["rounds"]
-
-
-def ablations(dataset: str, seed: int) -> dict[str, Run]:
-    """Table 5's rows (exact match)."""
-    rounds = preset_rounds(dataset, "exact")
-    return {"RIN": Run(dataset, "exact", rounds, seed),
-            "w/o ER": Run(dataset, "exact", rounds, seed, no_er_feedback=True),
-            "w/o RC": Run(dataset, "exact", rounds, seed, no_rc_feedback=True),
-            "w/o interaction": Run(dataset, "exact", 0, seed),
-            "w/o POS": Run(dataset, "exact", rounds, seed, pos_dim=0)}
-
-
-def table1_rows(dataset: str, match: str, seed: int) -> dict[str, Run]:
-    return {"RIN": Run(dataset, match, preset_rounds(dataset, match), seed),
-            "w/o interaction": Run(dataset, match, 0, seed)}
-
-
-def plan_runs(table: str, dataset: str, seeds: list[int]) -> Plan:
-    """Every run ``table`` needs; seed-major, so each setting gets its first seed early."""
-    plan = Plan()
-    for seed in seeds:
-        if table in ("1", "all"):
-            for match in ("partial", "exact"):
-                for run in table1_rows(dataset, match, seed).values():
-                    plan.add(run)
-        if table in ("5", "all"):
-            for run in ablations(dataset, seed).values():
-                plan.add(run)
-        if table in ("fig3", "all"):
-            for match in ("partial", "exact"):
-                for rounds in FIGURE_ROUNDS:
-                    plan.add(Run(dataset, match, rounds, seed))
-    # what the official protocol (selection on test) adds: one seed per setting, never more with later seeds
-    if table in ("1", "all") and TEST_SELECTION_SEED in seeds:
-        for match in ("partial", "exact"):
-            for run in table1_rows(dataset, match, TEST_SELECTION_SEED).values():
-                plan.add(Run(**{**run.__dict__, "select_on": "test"}))
-    return plan
 
 
 def is_finished(run: Run, save_dir: Path, results_dir: Path) -> bool:
@@ -160,7 +65,7 @@ def estimated_core_hours(todo: list[Run], dataset: str, results_dir: Path) -> fl
         slope, intercept = 0.0, next(iter(medians.values()))
     total = 0.0
     for run in todo:
-        epochs = read_json(ROOT / "presets" / f"{dataset}.json")[run.match]["num_epoch"]
+        epochs = read_json(PROJECT_ROOT / "presets" / f"{dataset}.json")[run.match]["num_epoch"]
         total += epochs * medians.get(run.rounds, intercept + slope * run.rounds)
     return total / 3600
 
@@ -212,7 +117,7 @@ def train_run(run: Run, run_dir: Path, args: argparse.Namespace, threads: int) -
     """train.py in a subprocess (a fresh start or --resume); records wall time and copies the summary."""
     results_dir = Path(args.results_dir)
     resume = (run_dir / "config.json").exists()
-    command = [sys.executable, str(ROOT / "train.py")]
+    command = [sys.executable, str(PROJECT_ROOT / "train.py")]
     command += (["--resume", str(run_dir)] if resume else
                 [*run.train_args(), "--run_id", run.name, "--save_dir", args.save_dir,
                  "--early_stop", str(args.early_stop), *(["--data_dir", args.data_dir] if args.data_dir else []),
@@ -221,7 +126,7 @@ def train_run(run: Run, run_dir: Path, args: argparse.Namespace, threads: int) -
     log.info("%s %s", "resume" if resume else "start", run.name)
     start = time.time()
     with open(run_dir / "stdout.log", "a") as out:
-        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT).returncode
     wall = time.time() - start
     runner_file = results_dir / "runs" / run.name / "runner.json"
     runner_file.parent.mkdir(parents=True, exist_ok=True)
@@ -295,381 +200,6 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
     return found
 
 
-def mean_difference(differences: list[float], what: str) -> str:
-    spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
-    return (f"Mean difference ({what}) over {len(differences)} run{'s' * (len(differences) != 1)}: "
-            f"{statistics.fmean(differences):+.2f} F1, standard deviation {spread:.2f}.")
-
-
-def comparison_lines(dataset: str, seeds: list[int], results_dir: Path) -> list[str]:
-    path = results_dir / "test_comparison.json"
-    if not path.exists():
-        return []
-    found = read_json(path)
-    runs = found["runs"]
-    lines = ["", "## Test POS tags: official (Stanford) vs. ours (spaCy, as in train/dev)", "",
-             "Written by `python reproduce.py --compare_test`: each finished run's best checkpoint scored on "
-             "the official test file and on the same file with POS tags from our tagger (`prepare_data.py "
-             "--retag_test`). Test F1 of the run's match mode (percent).", "",
-             "| run | official POS | our POS | difference |", "|---|---|---|---|"]
-    differences = []
-    for name, entry in sorted(runs.items()):
-        mode = "exact" if "_exact_" in name else "partial"
-        official, retagged = 100 * entry["official"][mode], 100 * entry["retagged"][mode]
-        differences.append(retagged - official)
-        lines.append(f"| {name} | {official:.2f} | {retagged:.2f} | {retagged - official:+.2f} |")
-    lines += ["", mean_difference(differences, "ours - official")]
-    rebuilt = {name: entry for name, entry in sorted(runs.items()) if "rebuilt" in entry}
-    if not rebuilt:
-        return lines
-    lines += ["", "## Test entity spans: the authors' vs. our recovery (same input)", "",
-              "The same predictions scored twice: against the test file with our POS tags and the authors' "
-              "entity spans, and against the test rebuilt from WebNLG* like train/dev (`prepare_data.py "
-              f"--rebuild_test`: our POS tags and our recovered spans; {found['same_input_sentences']} of "
-              f"{found['sentences']} sentences give the model identical text and tags). The difference is "
-              "what the span convention alone costs in exact match; partial match scores the last tokens, "
-              "which both annotations share. Exact-match F1 (percent); runs whose checkpoints were gone when "
-              "this comparison was added have no entry.", "",
-              "| run | authors' spans | our spans | difference |", "|---|---|---|---|"]
-    differences = []
-    for name, entry in rebuilt.items():
-        theirs, ours = 100 * entry["retagged"]["exact"], 100 * entry["rebuilt"]["exact"]
-        if "_exact_" in name:
-            differences.append(ours - theirs)
-        lines.append(f"| {name} | {theirs:.2f} | {ours:.2f} | {ours - theirs:+.2f} |")
-    if differences:
-        lines += ["", mean_difference(differences, "ours - authors', runs selected on exact match")]
-    pairs = [(rows["RIN"].name, rows["w/o interaction"].name)
-             for rows in (table1_rows(dataset, "exact", seed) for seed in seeds)]
-    pairs = [(rin, flat) for rin, flat in pairs if rin in rebuilt and flat in rebuilt]
-    if pairs:
-        gains = {test: [100 * (rebuilt[rin][test]["exact"] - rebuilt[flat][test]["exact"]) for rin, flat in pairs]
-                 for test in ("retagged", "rebuilt")}
-        paper = PAPER.get(dataset, {})
-        paper_gain = [paper.get(("exact", label), (None,) * 3)[2] for label in ("RIN", "w/o interaction")]
-        lines += ["", f"What the interaction layers add in exact match (RIN minus w/o interaction, same seed, "
-                  f"{len(pairs)} seed{'s' * (len(pairs) != 1)}): {statistics.fmean(gains['retagged']):+.2f} F1 on the "
-                  f"authors' spans, {statistics.fmean(gains['rebuilt']):+.2f} on ours"
-                  + (f" (the paper: {paper_gain[0] - paper_gain[1]:+.1f})" if None not in paper_gain else "")
-                  + ". Where the two agree, the test's span convention is not what makes the gain differ from "
-                  "the paper's."]
-    return lines
-
-
-# ----------------------------------------------------------------------------- report
-
-
-def load_results(results_dir: Path) -> dict[str, dict]:
-    found = {}
-    for folder in sorted((results_dir / "runs").glob("*")):
-        if (folder / "results.json").exists():
-            found[folder.name] = read_json(folder / "results.json")
-            # wall time of every epoch (training + dev/test evaluation), summed over all sessions; runner.json
-            # only holds invocations that ended normally, not those cut off by the end of a session
-            metrics = folder / "metrics.jsonl"
-            epochs = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
-            found[folder.name]["wall_seconds"] = (sum(e.get("train_seconds", 0) + e.get("eval_seconds", 0)
-                                                      for e in epochs) or None)
-    return found
-
-
-def aggregate(values: list[float]) -> tuple[float | None, float | None, int]:
-    """Mean and sample standard deviation (n - 1) in percent; std is None below two values."""
-    if not values:
-        return None, None, 0
-    percent = [100 * v for v in values]
-    std = statistics.stdev(percent) if len(percent) > 1 else None
-    return statistics.fmean(percent), std, len(percent)
-
-
-def cell(values: list[float], signed: bool = False) -> str:
-    mean, std, count = aggregate(values)
-    if mean is None:
-        return "not run yet"
-    shown = f"{round(mean, 1) + 0.0:+.1f}" if signed else f"{mean:.1f}"  # + 0.0: no "-0.0"
-    return f"{shown} ± {std:.1f}" if std is not None else f"{shown} (1 seed)"
-
-
-def diff(values: list[float], paper: float | None) -> str:
-    mean, std, _ = aggregate(values)
-    if mean is None or paper is None:
-        return ""
-    flag = " (> 1 std)" if std is not None and abs(mean - paper) > std else ""
-    return f"{mean - paper:+.1f}{flag}"
-
-
-def collect(results: dict, runs: list[Run], split: str, mode: str, metric: str, scorer: str = "ours") -> list[float]:
-    out = []
-    for run in runs:
-        result = results.get(run.name)
-        if result is not None:
-            scores = result[split] if scorer == "ours" else result["official_scorer"][split]
-            out.append(scores[mode][metric])
-    return out
-
-
-def paired_effects(results: dict, runs: list[Run], rin_runs: list[Run], mode: str, scorer: str = "ours") -> list[float]:
-    """Test F1 of each run minus that of RIN with the same seed, over the seeds where both finished: a row's
-    effect, in which an offset common to both runs (our annotation's on exact match) cancels."""
-    pairs = [[run, rin] for run, rin in zip(runs, rin_runs, strict=True) if run.name in results and rin.name in results]
-    scores = (collect(results, pair, "test", mode, "f1", scorer) for pair in pairs)
-    return [score - rin_score for score, rin_score in scores]
-
-
-def effect_cells(results: dict, runs: list[Run], rin_runs: list[Run], mode: str, paper: float | None,
-                 paper_rin: float | None, scorer: str = "ours") -> tuple[str, str]:
-    """The 'ours - RIN' and 'paper - RIN' cells of a row; "-" on RIN's own row."""
-    if runs == rin_runs:
-        return "-", "-"
-    paper_effect = "-" if paper is None or paper_rin is None else f"{paper - paper_rin:+.1f}"
-    return cell(paired_effects(results, runs, rin_runs, mode, scorer), signed=True), paper_effect
-
-
-def verdict(gap: float, std: float | None) -> str:
-    if std is None:
-        return "one seed: no spread yet"
-    return "reproduced" if abs(gap) <= std else "differs by more than one std"
-
-
-def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
-    """Each cell of Tables 1 and 5 against the paper: reproduced (within one of our standard deviations), not,
-    or not judged yet, with the likely cause of a gap (our reading of the differences listed above); then
-    each row's effect (its F1 minus RIN's) against the paper's, judged the same way."""
-    paper = PAPER.get(dataset, {})
-    cells = [(f"Table 1, {match}, {label}", [table1_rows(dataset, match, s)[label] for s in seeds], match,
-              paper.get((match, label), (None,) * 3)[2], [table1_rows(dataset, match, s)["RIN"] for s in seeds],
-              paper.get((match, "RIN"), (None,) * 3)[2])
-             for match in ("partial", "exact") for label in ("RIN", "w/o interaction")]
-    cells += [(f"Table 5, {label}", [ablations(dataset, s)[label] for s in seeds], "exact",
-               paper.get(("table5", label)), [ablations(dataset, s)["RIN"] for s in seeds],
-               paper.get(("table5", "RIN"))) for label in ("w/o ER", "w/o RC", "w/o POS")]
-    lines = ["## Status against the paper", "",
-             "Test F1 of our scorer; 'reproduced' means within one standard deviation of our seeds. A likely "
-             "cause is named for a gap over one standard deviation (over 1 point while there is one seed); it is "
-             "our reading, backed where we could measure it: the exact-match ceiling of the recovered entity "
-             "spans and what the span convention alone costs each run on test are measured below, the other "
-             "differences are listed above.", "",
-             "| cell | seeds | ours - paper | verdict | likely cause of a gap |", "|---|---|---|---|---|"]
-    effects = ["", "Each row's effect: its test F1 minus that of RIN with the same seed (ours: mean ± std over the "
-               "seeds where both finished) against the paper's difference of means. An offset common to both "
-               "runs, such as our annotation's on exact match, cancels here; the annotation could still change "
-               "an effect (rule-made spans may leave the interaction less to correct), which we have not "
-               "measured.", "",
-               "| effect | seed pairs | ours | paper | ours - paper | verdict |", "|---|---|---|---|---|---|"]
-    for title, runs, match, paper_f1, rin_runs, paper_rin in cells:
-        mean, std, count = aggregate(collect(results, runs, "test", match, "f1"))
-        if mean is None or paper_f1 is None:
-            lines.append(f"| {title} | 0 of {len(seeds)} | | not run yet | |")
-        else:
-            gap = mean - paper_f1
-            cause = ""
-            if abs(gap) > (std if std is not None else 1.0):
-                spans = match == "exact" and gap < 0
-                cause = ("recovered train/dev entity spans (measured below: ceiling, test entity spans)" if spans
-                         else "word vectors, POS tagger, selection on dev, early stopping")
-            lines.append(f"| {title} | {count} of {len(seeds)} | {gap:+.1f} | {verdict(gap, std)} | {cause} |")
-        if rin_runs == runs:
-            continue
-        differences = paired_effects(results, runs, rin_runs, match)
-        mean, std, count = aggregate(differences)
-        if mean is None or paper_f1 is None or paper_rin is None:
-            effects.append(f"| {title} - RIN | 0 of {len(seeds)} | | | | not run yet |")
-            continue
-        gap = mean - (paper_f1 - paper_rin)
-        effects.append(f"| {title} - RIN | {count} of {len(seeds)} | {cell(differences, signed=True)} "
-                       f"| {paper_f1 - paper_rin:+.1f} | {gap:+.1f} | {verdict(gap, std)} |")
-    return [*lines, *effects, ""]
-
-
-def annotation_lines(results_dir: Path, names: list[str]) -> list[str]:
-    """Which prepared data the finished runs trained on (train.json checksums) and how far its entity-span
-    recovery agrees with the official test (prepare_data.py's rebuilt-test comparison)."""
-    versions: dict[str, list[str]] = {}
-    agreement = None
-    for name in names:
-        folder = results_dir / "runs" / name
-        config = read_json(folder / "config.json") if (folder / "config.json").exists() else {}
-        versions.setdefault(config.get("data_sha256", {}).get("train.json", "not recorded")[:12], []).append(name)
-        if (folder / "prepare_report.json").exists():
-            agreement = read_json(folder / "prepare_report.json").get("rebuilt_test_vs_official") or agreement
-    if not names:
-        return []
-    lines = ["## Training data and its entity spans", ""]
-    lines += [f"- train.json SHA-256 `{digest}`: {len(runs)} run{'s' * (len(runs) != 1)}"
-              for digest, runs in sorted(versions.items())]
-    if len(versions) > 1:
-        lines.append("- **the runs above were trained on differently prepared data: do not average them**")
-    if agreement:
-        exact = agreement.get("exact_triples", {}).get("f1")
-        lines += ["", f"The same span recovery applied to WebNLG* test agrees with the official test annotation on "
-                  f"{100 * agreement['entity_recall']:.1f}% of entities"
-                  + (f"; scored as predictions against the official test, the rebuilt triples reach "
-                     f"{100 * exact:.1f} exact-match F1 ({100 * agreement['partial_triples']['f1']:.1f} partial): "
-                     "the exact-match ceiling of a model that learned our train annotation perfectly"
-                     if exact is not None else "")
-                  + ". Rebuilt with `prepare_data.py`; see `rebuilt_test_vs_official` in a run's "
-                  "prepare_report.json."]
-    return [*lines, ""]
-
-
-def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
-    results = load_results(results_dir)
-    paper = PAPER.get(dataset, {})
-    lines = [f"# Reproduction: {dataset}", "",
-             "Generated by `python reproduce.py --report`; every number below is read from the run summaries "
-             "in `runs/` (test split, best checkpoint selected on **dev** F1 of the run's match mode unless "
-             "said otherwise). Mean ± sample standard deviation over the seeds that have finished; "
-             "'(1 seed)' means no spread yet. Scores in percent. The 'ours - RIN' columns hold a row's effect "
-             "rather than its score (its F1 minus RIN's, paired by seed; see the effect table below).", "",
-             "How these runs differ from the paper's, and so why numbers may differ: the best epoch is chosen on "
-             "dev (the official code chose on test; the comparison row below shows what that adds); training "
-             "stops after `--early_stop` epochs without a better dev F1 (30 by default in this runner); word "
-             "vectors are word2vec trained on the training split (the authors' 100-d vectors are not "
-             "published); train/dev entity spans are recovered by `prepare_data.py` (the paper's annotation "
-             "was never released; the next section measures how far the recovery agrees with the official test "
-             "annotation) and train/dev POS tags come from spaCy, while the official test keeps Stanford tags; "
-             "dropped or merged annotations are counted in each run's prepare_report.json.", ""]
-    lines += status_lines(dataset, seeds, results)
-    lines += annotation_lines(results_dir, sorted(results))
-    for scorer, title in (("ours", "our scorer (unique triples)"), ("official", "the official cell counting")):
-        lines += [f"## Table 1 ({dataset}), {title}", "",
-                  "| match | model | seeds | P | R | F1 | paper P / R / F1 | F1 diff | ours - RIN | paper - RIN |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for match in ("partial", "exact"):
-            rin_runs = [table1_rows(dataset, match, s)["RIN"] for s in seeds]
-            for label in ("RIN", "w/o interaction"):
-                runs = [table1_rows(dataset, match, s)[label] for s in seeds]
-                values = {m: collect(results, runs, "test", match, m, scorer) for m in ("precision", "recall", "f1")}
-                reference = paper.get((match, label), (None, None, None))
-                shown = " / ".join("-" if v is None else f"{v:.1f}" for v in reference)
-                effects = effect_cells(results, runs, rin_runs, match, reference[2],
-                                       paper.get((match, "RIN"), (None,) * 3)[2], scorer)
-                lines.append(f"| {match} | {label} | {len(values['f1'])} | {cell(values['precision'])} | "
-                             f"{cell(values['recall'])} | {cell(values['f1'])} | {shown} | "
-                             f"{diff(values['f1'], reference[2])} | {' | '.join(effects)} |")
-        lines.append("")
-    lines += ["## Dev (our annotation) vs. test (the authors' annotation), F1 of the run's match mode", "",
-              "Dev entity spans come from the same recovery as train; test spans are the authors'. A dev-test "
-              "gap far wider in exact than in partial match points at the span annotation, not the model.", "",
-              "| match | model | seeds | dev F1 | test F1 |", "|---|---|---|---|---|"]
-    for match in ("partial", "exact"):
-        for label in ("RIN", "w/o interaction"):
-            runs = [table1_rows(dataset, match, s)[label] for s in seeds]
-            dev, test = (collect(results, runs, split, match, "f1") for split in ("dev", "test"))
-            lines.append(f"| {match} | {label} | {len(test)} | {cell(dev)} | {cell(test)} |")
-    lines += ["", f"## Selection on dev vs. on test (the official code's protocol), seed {TEST_SELECTION_SEED}, "
-              "test F1", "",
-              "Each column is its own training run with the same seed. Their losses agree to about five digits "
-              "in the first epoch and then drift apart (float rounding: thread count, code version), so the "
-              "test-selected run follows another trajectory and its figure can fall below the dev-selected one.",
-              "", "| match | model | selected on dev | selected on test |", "|---|---|---|---|"]
-    for match in ("partial", "exact"):
-        for label, run in table1_rows(dataset, match, TEST_SELECTION_SEED).items():
-            test_run = Run(**{**run.__dict__, "select_on": "test"})
-            lines.append(f"| {match} | {label} | {cell(collect(results, [run], 'test', match, 'f1'))} | "
-                         f"{cell(collect(results, [test_run], 'test', match, 'f1'))} |")
-    lines += ["", f"## Table 5 ({dataset}, exact match F1)", "",
-              "| model | seeds | F1 (ours) | F1 (official counting) | paper | diff | ours - RIN | paper - RIN |",
-              "|---|---|---|---|---|---|---|---|"]
-    rin_runs = [ablations(dataset, s)["RIN"] for s in seeds]
-    for label in ("RIN", "w/o ER", "w/o RC", "w/o interaction", "w/o POS"):
-        runs = [ablations(dataset, s)[label] for s in seeds]
-        ours = collect(results, runs, "test", "exact", "f1")
-        official = collect(results, runs, "test", "exact", "f1", "official")
-        reference = paper.get(("table5", label))
-        effects = effect_cells(results, runs, rin_runs, "exact", reference, paper.get(("table5", "RIN")))
-        lines.append(f"| {label} | {len(ours)} | {cell(ours)} | {cell(official)} | "
-                     f"{'-' if reference is None else reference} | {diff(ours, reference)} | {' | '.join(effects)} |")
-    figure = draw_figure(dataset, seeds, results, results_dir)
-    lines += ["", f"## Figure 3 ({dataset}): F1 against the number of interaction layers K", ""]
-    lines += [f"![F1 against K]({figure.name})", ""] if figure else ["No finished runs for the figure yet.", ""]
-    lines += ["| K | partial F1 | exact F1 |", "|---|---|---|"]
-    for rounds in FIGURE_ROUNDS:
-        cells = [cell(collect(results, [Run(dataset, m, rounds, s) for s in seeds], "test", m, "f1"))
-                 for m in ("partial", "exact")]
-        lines.append(f"| {rounds} | {cells[0]} | {cells[1]} |")
-    lines += comparison_lines(dataset, seeds, results_dir)
-    finished = [r for r in results if r.startswith(dataset + "_")]
-    running = sorted(p.name for p in (results_dir / "runs").glob(f"{dataset}_*")
-                     if p.name not in results and (p / "metrics.jsonl").exists())
-    if running:
-        lines += ["", "## Unfinished runs",
-                  "(resumed from saved_models/ where that folder survives; a fresh clone restarts them)", ""]
-        for name in running:
-            epochs = len((results_dir / "runs" / name / "metrics.jsonl").read_text().splitlines())
-            lines.append(f"- {name}: {epochs} epochs done")
-    walls = [results[r]["wall_seconds"] for r in finished if results[r].get("wall_seconds")]
-    lines += ["", "## Runs", "", f"{len(finished)} finished runs; wall time per run (its epochs' training and "
-              "evaluation, summed over sessions; threads per run in each run's runner.json) "
-              + (f"{min(walls) / 60:.0f}-{max(walls) / 60:.0f} min." if walls else "not recorded."), "",
-              "| run | best epoch | epochs run | test partial F1 | test exact F1 | wall min |",
-              "|---|---|---|---|---|---|"]
-    for name in finished:
-        r = results[name]
-        wall = f"{r['wall_seconds'] / 60:.0f}" if r.get("wall_seconds") else "-"
-        lines.append(f"| {name} | {r['best_epoch']} | {r.get('epochs_run', '-')} "
-                     f"| {100 * r['test']['partial']['f1']:.1f} | {100 * r['test']['exact']['f1']:.1f} | {wall} |")
-    return "\n".join(lines) + "\n"
-
-
-def draw_figure(dataset: str, seeds: list[int], results: dict, results_dir: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    drawn = False
-    for match, colour in (("partial", "tab:blue"), ("exact", "tab:red")):
-        points = []
-        for rounds in FIGURE_ROUNDS:
-            mean, std, _ = aggregate(collect(results, [Run(dataset, match, rounds, s) for s in seeds],
-                                             "test", match, "f1"))
-            if mean is not None:
-                points.append((rounds, mean, std or 0.0))
-        if points:
-            drawn = True
-            xs, ys, es = zip(*points, strict=True)
-            ax.errorbar(xs, ys, yerr=es, marker="o", color=colour, label=f"ours, {match}", capsize=3)
-        paper = PAPER.get(dataset, {})
-        paper_points = [(0, paper.get((match, "w/o interaction"), (None,) * 3)[2]),
-                        (preset_rounds(dataset, match), paper.get((match, "RIN"), (None,) * 3)[2])]
-        paper_points = [(k, v) for k, v in paper_points if v is not None]
-        if paper_points:
-            xs, ys = zip(*paper_points, strict=True)
-            ax.scatter(xs, ys, marker="*", s=120, color=colour, label=f"paper, {match} (Tables 1/5)")
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_xticks(list(FIGURE_ROUNDS))  # the whole range of Figure 3, so the values of K not yet run show
-    ax.set_xlabel("interaction layers K")
-    ax.set_ylabel("test F1 (%)")
-    ax.set_title(f"{dataset}: F1 against K")
-    ax.legend(fontsize=8)
-    path = results_dir / f"figure3_{dataset}.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def report_seeds(dataset: str, requested: list[int], results_dir: Path) -> list[int]:
-    """The seeds a report covers: the paper's five, those asked for and every seed with a finished summary,
-    so a runner started for one seed does not rewrite the report as if the other seeds had no runs."""
-    pattern = re.compile(rf"{re.escape(dataset)}_(partial|exact)_K\d+.*_seed(\d+)")  # train.run_name's layout
-    finished = {int(match.group(2)) for folder in (results_dir / "runs").glob(f"{dataset}_*/results.json")
-                if (match := pattern.fullmatch(folder.parent.name))}
-    return sorted(set(PAPER_SEEDS) | set(requested) | finished)
-
-
-def write_report(dataset: str, seeds: list[int], results_dir: Path) -> Path:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / "README.md"
-    path.write_text(render_report(dataset, report_seeds(dataset, seeds, results_dir), results_dir), encoding="utf-8")
-    log.info("wrote %s", path)
-    return path
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", choices=("1", "5", "fig3", "all"), help="which table's runs to do")
@@ -686,17 +216,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
     parser.add_argument("--train_args", default="", help="extra flags for train.py, e.g. '--precision bf16'")
     parser.add_argument("--data_dir", help="passed to train.py (default: dataset/<dataset>)")
-    parser.add_argument("--save_dir", default=str(ROOT / "saved_models"), help="run folders (checkpoints)")
-    parser.add_argument("--results_dir", default=str(ROOT / "results"), help="summaries, report and figure")
+    parser.add_argument("--save_dir", default=str(PROJECT_ROOT / "saved_models"), help="run folders (checkpoints)")
+    parser.add_argument("--results_dir", default=str(PROJECT_ROOT / "results"), help="summaries, report and figure")
     parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
     parser.add_argument("--dry_run", action="store_true", help="print the plan and what is done, run nothing")
     parser.add_argument("--report", action="store_true", help="only rewrite results/README.md")
     parser.add_argument("--compare_test", action="store_true",
                         help="score finished runs on the official test, on its retagged copy (our POS tags) and on "
                         "the rebuilt test (our POS tags and entity spans), then report")
-    parser.add_argument("--retagged_test", default=str(ROOT / "dataset" / "retagged" / "webnlg" / "test.json"),
+    parser.add_argument("--retagged_test", default=str(PROJECT_ROOT / "dataset" / "retagged" / "webnlg" / "test.json"),
                         help="the retagged test file (built with prepare_data.py --retag_test when missing)")
-    parser.add_argument("--rebuilt_test", default=str(ROOT / "dataset" / "rebuilt" / "webnlg" / "test.json"),
+    parser.add_argument("--rebuilt_test", default=str(PROJECT_ROOT / "dataset" / "rebuilt" / "webnlg" / "test.json"),
                         help="the rebuilt test file (built with prepare_data.py --rebuild_test when missing)")
     return parser.parse_args(argv)
 

@@ -22,6 +22,7 @@ import torch
 
 from model import RIN, RUN_FORMAT, RINConfig, pair_kernels
 from model.rin import add_precision_argument
+from utils.experiments import run_name
 from utils.helpers import (
     atomic_torch_save,
     configure_threads,
@@ -88,14 +89,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="torch.compile the network's forward (model.compile(dynamic=True)); compiles again for "
                      "new batch shapes; slower on the 2-core CPU we measured, so check bench.py on your machine")
     return parser.parse_args(argv)
-
-
-def run_name(dataset: str, match: str, rounds: int, seed: int, no_er_feedback: bool = False,
-             no_rc_feedback: bool = False, pos_dim: int = 10, select_on: str = "dev") -> str:
-    """A run folder name that spells out its settings, e.g. ``webnlg_exact_K3_noER_seed2``."""
-    ablations = "".join(tag for on, tag in ((no_er_feedback, "_noER"), (no_rc_feedback, "_noRC"),
-                                            (pos_dim == 0, "_noPOS"), (select_on == "test", "_testsel")) if on)
-    return f"{dataset}_{match}_K{rounds}{ablations}_seed{seed}"
 
 
 def resolve_settings(args: argparse.Namespace) -> dict:

@@ -1,0 +1,94 @@
+"""The report: aggregates (hand-computed), effects paired by seed, the status verdicts, the figure."""
+import json
+
+from utils.report import aggregate, cell, comparison_lines, diff, report_seeds, write_report
+
+
+def test_aggregate_by_hand():
+    mean, std, count = aggregate([0.8, 0.9, 1.0])
+    assert (round(mean, 6), round(std, 6), count) == (90.0, 10.0, 3)
+    assert aggregate([0.5]) == (50.0, None, 1)
+    assert cell([0.8, 0.9, 1.0]) == "90.0 ± 10.0"
+    assert cell([]) == "not run yet"
+    assert diff([0.8, 0.9, 1.0], 75.0) == "+15.0 (> 1 std)"
+    assert diff([0.8, 0.9, 1.0], 85.0) == "+5.0"
+
+
+def fake_result(folder, name, partial_f1, exact_f1, dev_gain=0.0, train_sha="a" * 64):
+    run = folder / "runs" / name
+    run.mkdir(parents=True)
+
+    def scores(gain):
+        return {mode: {"precision": f + gain, "recall": f + gain, "f1": f + gain}
+                for mode, f in (("partial", partial_f1), ("exact", exact_f1))}
+    run.joinpath("results.json").write_text(json.dumps({
+        "dev": scores(dev_gain), "test": scores(0), "official_scorer": {"dev": scores(dev_gain), "test": scores(0)},
+        "best_epoch": 3, "selected_on": "dev", "epochs_run": 5}))
+    run.joinpath("config.json").write_text(json.dumps({"data_sha256": {"train.json": train_sha}}))
+    run.joinpath("prepare_report.json").write_text(json.dumps({"rebuilt_test_vs_official": {
+        "entity_recall": 0.875, "partial_triples": {"f1": 0.95}, "exact_triples": {"f1": 0.765}}}))
+
+
+def test_report_and_figure(tmp_path):
+    for seed, f1 in ((1, 0.86), (2, 0.88)):
+        fake_result(tmp_path, f"webnlg_partial_K2_seed{seed}", f1, f1 - 0.1)
+        fake_result(tmp_path, f"webnlg_exact_K3_seed{seed}", f1, f1 - 0.1, dev_gain=0.05)
+    fake_result(tmp_path, "webnlg_partial_K5_seed1", 0.8, 0.7, train_sha="b" * 64)
+    # ablation effects are paired by seed: K0 - K3 is -3 (seed 1) and -1 (seed 2); seed 3 of w/o ER has no RIN
+    fake_result(tmp_path, "webnlg_exact_K0_seed1", 0.8, 0.73)
+    fake_result(tmp_path, "webnlg_exact_K0_seed2", 0.8, 0.77)
+    fake_result(tmp_path, "webnlg_exact_K3_noER_seed2", 0.8, 0.79)
+    fake_result(tmp_path, "webnlg_exact_K3_noER_seed3", 0.8, 0.5)
+    # two sessions' epochs: (100 + 20) + (150 + 30) s = 5 min, whatever runner.json recorded
+    epochs = [{"epoch": 1, "train_seconds": 100, "eval_seconds": 20}, {"epoch": 2, "train_seconds": 150,
+                                                                       "eval_seconds": 30}]
+    (tmp_path / "runs" / "webnlg_partial_K5_seed1" / "metrics.jsonl").write_text(
+        "".join(json.dumps(e) + "\n" for e in epochs))
+    path = write_report("webnlg", [1, 2], tmp_path)
+    report = path.read_text()
+    assert "| webnlg_partial_K5_seed1 | 3 | 5 | 80.0 | 70.0 | 5 |" in report
+    assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.6 / 87.0 / 87.3 | -0.3 |" in report
+    assert "| RIN | 2 | 77.0 ± 1.4 | 77.0 ± 1.4 | 77.0 | +0.0 | - | - |" in report
+    assert "| w/o interaction | 2 | 75.0 ± 2.8 | 75.0 ± 2.8 | 74.2 | +0.8 | -2.0 ± 1.4 | -2.8 |" in report
+    assert "| w/o ER | 2 | 64.5 ± 20.5 | 64.5 ± 20.5 | 76.4 | -11.9 | +1.0 (1 seed) | -0.6 |" in report
+    assert ("| exact | w/o interaction | 2 | 75.0 ± 2.8 | 75.0 ± 2.8 | 75.0 ± 2.8 | 75.0 / 73.3 / 74.2 | +0.8 "
+            "| -2.0 ± 1.4 | -2.8 |") in report
+    assert "| 5 | 80.0 (1 seed) | not run yet |" in report
+    assert (tmp_path / "figure3_webnlg.png").stat().st_size > 1000
+    # dev next to test (exact RIN: dev 0.05 above test), the data versions, the span-recovery ceiling
+    assert "| exact | RIN | 2 | 82.0 ± 1.4 | 77.0 ± 1.4 |" in report
+    assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 |" in report
+    assert f"- train.json SHA-256 `{'a' * 12}`: 8 runs" in report and f"`{'b' * 12}`: 1 run\n" in report
+    assert "do not average them" in report
+    # the status: two seeds judged against one std, cells with no run named as such
+    assert "| Table 1, partial, RIN | 2 of 5 | -0.3 | reproduced |  |" in report
+    assert "| Table 5, w/o RC | 0 of 5 | | not run yet | |" in report
+    # the effects judged the same way: -2.0 ± 1.4 against the paper's -2.8 is within one std
+    assert "| Table 1, exact, w/o interaction - RIN | 2 of 5 | -2.0 ± 1.4 | -2.8 | +0.8 | reproduced |" in report
+    assert "| Table 5, w/o ER - RIN | 1 of 5 | +1.0 (1 seed) | -0.6 | +1.6 | one seed: no spread yet |" in report
+    assert "| Table 5, w/o RC - RIN | 0 of 5 | | | | not run yet |" in report
+    assert "87.5% of entities" in report and "76.5 exact-match F1 (95.0 partial)" in report
+
+
+def test_interaction_gain_on_both_span_conventions(tmp_path):
+    def entry(retagged, rebuilt):
+        return {"official": {"partial": 0.9, "exact": retagged}, "retagged": {"partial": 0.9, "exact": retagged},
+                "rebuilt": {"partial": 0.9, "exact": rebuilt}}
+    runs = {"webnlg_exact_K3_seed1": entry(0.75, 0.85), "webnlg_exact_K0_seed1": entry(0.73, 0.84),
+            "webnlg_exact_K3_seed2": entry(0.76, 0.86), "webnlg_exact_K0_seed2": entry(0.72, 0.80),
+            "webnlg_exact_K0_seed3": entry(0.10, 0.10)}  # no RIN partner: left out
+    (tmp_path / "test_comparison.json").write_text(json.dumps(
+        {"runs": runs, "same_input_sentences": 3, "sentences": 3}))
+    lines = "\n".join(comparison_lines("webnlg", [1, 2, 3], tmp_path))
+    # gains: authors' spans +2 and +4, ours +1 and +6
+    assert ("(RIN minus w/o interaction, same seed, 2 seeds): +3.00 F1 on the authors' spans, +3.50 on ours "
+            "(the paper: +2.8)") in lines
+
+
+def test_report_covers_every_finished_seed(tmp_path):
+    fake_result(tmp_path, "webnlg_exact_K3_seed7", 0.8, 0.7)
+    fake_result(tmp_path, "nyt_exact_K7_seed9", 0.8, 0.7)
+    fake_result(tmp_path, "webnlg_exact_exact_K3_seed11", 0.8, 0.7)  # dataset webnlg_exact, not webnlg
+    (tmp_path / "runs" / "webnlg_partial_K2_seed8").mkdir()  # unfinished: no results.json
+    assert report_seeds("webnlg", [6], tmp_path) == [1, 2, 3, 4, 5, 6, 7]
+    assert report_seeds("nyt", [1], tmp_path) == [1, 2, 3, 4, 5, 9]

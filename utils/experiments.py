@@ -1,0 +1,115 @@
+"""The paper's experiments as data: how a run is named, which runs each table needs, the paper's numbers.
+
+Shared by the runner (reproduce.py), which trains the planned runs, and the report (utils/report.py), which
+finds each table cell's runs by the same names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from utils.helpers import PROJECT_ROOT, read_json
+
+FIGURE_ROUNDS = range(0, 9)
+TEST_SELECTION_SEED = 1  # the one seed per Table 1 setting also trained with --select_on test
+PAPER_SEEDS = (1, 2, 3, 4, 5)  # the paper's tables are means over five seeds
+
+# The paper's numbers (percent), WebNLG columns. Table 1: (P, R, F1); Table 5: exact-match F1.
+PAPER = {
+    "webnlg": {
+        ("partial", "RIN"): (87.6, 87.0, 87.3), ("partial", "w/o interaction"): (84.9, 86.3, 85.6),
+        ("exact", "RIN"): (77.3, 76.8, 77.0), ("exact", "w/o interaction"): (75.0, 73.3, 74.2),
+        ("table5", "RIN"): 77.0, ("table5", "w/o ER"): 76.4, ("table5", "w/o RC"): 76.0,
+        ("table5", "w/o interaction"): 74.2, ("table5", "w/o POS"): 76.6,
+    },
+    "nyt": {
+        ("partial", "RIN"): (None, None, 87.3), ("partial", "w/o interaction"): (None, None, 83.5),
+        ("exact", "RIN"): (None, None, 84.7), ("exact", "w/o interaction"): (None, None, 76.9),
+        ("table5", "RIN"): 84.7, ("table5", "w/o ER"): 83.9, ("table5", "w/o RC"): 77.3,
+        ("table5", "w/o interaction"): 76.9, ("table5", "w/o POS"): 84.1,
+    },
+}
+
+
+def run_name(dataset: str, match: str, rounds: int, seed: int, no_er_feedback: bool = False,
+             no_rc_feedback: bool = False, pos_dim: int = 10, select_on: str = "dev") -> str:
+    """A run folder name that spells out its settings, e.g. ``webnlg_exact_K3_noER_seed2``."""
+    ablations = "".join(tag for on, tag in ((no_er_feedback, "_noER"), (no_rc_feedback, "_noRC"),
+                                            (pos_dim == 0, "_noPOS"), (select_on == "test", "_testsel")) if on)
+    return f"{dataset}_{match}_K{rounds}{ablations}_seed{seed}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training: its settings and its name."""
+
+    dataset: str
+    match: str
+    rounds: int
+    seed: int
+    no_er_feedback: bool = False
+    no_rc_feedback: bool = False
+    pos_dim: int = 10
+    select_on: str = "dev"
+
+    @property
+    def name(self) -> str:
+        return run_name(self.dataset, self.match, self.rounds, self.seed, self.no_er_feedback,
+                        self.no_rc_feedback, self.pos_dim, self.select_on)
+
+    def train_args(self) -> list[str]:
+        args = ["--dataset", self.dataset, "--match", self.match, "--rounds", str(self.rounds),
+                "--seed", str(self.seed), "--pos_dim", str(self.pos_dim), "--select_on", self.select_on]
+        return args + ["--no_er_feedback"] * self.no_er_feedback + ["--no_rc_feedback"] * self.no_rc_feedback
+
+
+@dataclass
+class Plan:
+    runs: list[Run] = field(default_factory=list)
+
+    def add(self, run: Run) -> None:
+        if run not in self.runs:
+            self.runs.append(run)
+
+
+def preset_rounds(dataset: str, match: str) -> int:
+    return read_json(PROJECT_ROOT / "presets" / f"{dataset}.json")[match]["rounds"]
+
+
+def ablations(dataset: str, seed: int) -> dict[str, Run]:
+    """Table 5's rows (exact match)."""
+    rounds = preset_rounds(dataset, "exact")
+    return {"RIN": Run(dataset, "exact", rounds, seed),
+            "w/o ER": Run(dataset, "exact", rounds, seed, no_er_feedback=True),
+            "w/o RC": Run(dataset, "exact", rounds, seed, no_rc_feedback=True),
+            "w/o interaction": Run(dataset, "exact", 0, seed),
+            "w/o POS": Run(dataset, "exact", rounds, seed, pos_dim=0)}
+
+
+def table1_rows(dataset: str, match: str, seed: int) -> dict[str, Run]:
+    return {"RIN": Run(dataset, match, preset_rounds(dataset, match), seed),
+            "w/o interaction": Run(dataset, match, 0, seed)}
+
+
+def plan_runs(table: str, dataset: str, seeds: list[int]) -> Plan:
+    """Every run ``table`` needs; seed-major, so each setting gets its first seed early."""
+    plan = Plan()
+    for seed in seeds:
+        if table in ("1", "all"):
+            for match in ("partial", "exact"):
+                for run in table1_rows(dataset, match, seed).values():
+                    plan.add(run)
+        if table in ("5", "all"):
+            for run in ablations(dataset, seed).values():
+                plan.add(run)
+        if table in ("fig3", "all"):
+            for match in ("partial", "exact"):
+                for rounds in FIGURE_ROUNDS:
+                    plan.add(Run(dataset, match, rounds, seed))
+    # what the official protocol (selection on test) adds: one seed per setting, never more with later seeds
+    if table in ("1", "all") and TEST_SELECTION_SEED in seeds:
+        for match in ("partial", "exact"):
+            for run in table1_rows(dataset, match, TEST_SELECTION_SEED).values():
+                plan.add(Run(**{**run.__dict__, "select_on": "test"}))
+    return plan
+
+
