@@ -36,13 +36,12 @@ from model.pair_kernels import set_pair_kernel
 from model.reference import reference_loss
 from model.rin import RIN, RINConfig
 from train import make_optimizer
-from utils.helpers import configure_threads, pick_device
+from utils.helpers import PROJECT_ROOT, configure_threads, pick_device
 from utils.loader import Example, bucketed_batches, collate
 from utils.trainer import extract
 from utils.vocab import Labels
 
-ROOT = Path(__file__).resolve().parent
-SHARED = ROOT.parent / "shared" / "datasets"
+SHARED = PROJECT_ROOT.parent / "shared" / "datasets"
 
 
 @dataclass(frozen=True)
@@ -320,7 +319,7 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
     from utils.trainer import evaluate, load_split
     from utils.vocab import Vocab
 
-    data = ROOT / "dataset" / "webnlg"
+    data = PROJECT_ROOT / "dataset" / "webnlg"
     if not (data / "vocab.json").exists():
         raise SystemExit(f"{data} is not prepared: run prepare_data.py and prepare_vocab.py for webnlg first")
     vocab, labels = Vocab.load(data / "vocab.json"), Labels.load(data / "labels.json")

@@ -34,14 +34,13 @@ from utils.convert import (
     noun_compound_span,
     split_statistics,
 )
-from utils.helpers import read_json, setup_logging, write_json
+from utils.helpers import PROJECT_ROOT, read_json, setup_logging, write_json
 from utils.loader import DataError, LoadReport, parse_record, read_json_records
 from utils.scorer import MODES, score
 from utils.spacy_tools import DEFAULT_MODEL, load_tools
 
 log = logging.getLogger("prepare_data")
-ROOT = Path(__file__).resolve().parent
-CHECKSUMS = read_json(ROOT / "utils" / "checksums.json")
+CHECKSUMS = read_json(PROJECT_ROOT / "utils" / "checksums.json")
 SPLITS = ("train", "dev", "test")
 
 # Where each dataset's splits live in the published layout; "spans" = exact release used for whole entities.
@@ -59,11 +58,11 @@ DATASETS = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    default_source = ROOT.parent / "shared" / "datasets"
+    default_source = PROJECT_ROOT.parent / "shared" / "datasets"
     parser.add_argument("--source", default=str(default_source) if default_source.exists() else None,
                         help="folder with the releases in their published layout, or an http(s) URL of such "
                         "a folder or of a .zip/.tar.gz of it (default: ../shared/datasets when present)")
-    parser.add_argument("--out", default=str(ROOT / "dataset"), help="output root (default: dataset/)")
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "dataset"), help="output root (default: dataset/)")
     parser.add_argument("--no_verify", action="store_true", help="accept files whose checksum differs")
     parser.add_argument("--spacy_model", default=DEFAULT_MODEL,
                         help=f"spaCy model for POS tags and NER spans; 'none' = no tagger (default {DEFAULT_MODEL})")
@@ -78,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="last-word releases: skip the noun-compound span (nouns, adjectives and numbers "
                         "ending at the word, by spaCy's POS tags) tried after named entities, as annotation v2 "
                         "did (results/annotation_v2)")
-    parser.add_argument("--cache", default=str(ROOT / "downloads"), help="download cache for URL sources")
+    parser.add_argument("--cache", default=str(PROJECT_ROOT / "downloads"), help="download cache for URL sources")
     return parser.parse_args(argv)
 
 

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.helpers import setup_logging, write_json
+from utils.helpers import PROJECT_ROOT, setup_logging, write_json
 from utils.loader import load_sentences
 from utils.vocab import UNK_ID, Labels, Vocab, build_embedding, read_word_vectors, train_word2vec
 
 log = logging.getLogger("prepare_vocab")
-ROOT = Path(__file__).resolve().parent
 DEFAULT_DIM = {"nyt10": 300, "nyt11": 300}  # the paper used glove.840B.300d there, 100-d elsewhere
 
 
@@ -40,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     setup_logging()
-    data_dir = Path(args.data_dir or ROOT / "dataset" / args.dataset)
+    data_dir = Path(args.data_dir or PROJECT_ROOT / "dataset" / args.dataset)
     dim = args.wv_dim or DEFAULT_DIM.get(args.dataset, 100)
     splits = {}
     for name in ("train", "dev", "test"):

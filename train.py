@@ -24,6 +24,7 @@ from model import RIN, RUN_FORMAT, RINConfig, pair_kernels
 from model.rin import add_precision_argument
 from utils.experiments import run_name
 from utils.helpers import (
+    PROJECT_ROOT,
     atomic_torch_save,
     configure_threads,
     data_fingerprint,
@@ -40,7 +41,6 @@ from utils.trainer import evaluate, load_split, load_training_state, save_traini
 from utils.vocab import Labels, Vocab
 
 log = logging.getLogger("train")
-ROOT = Path(__file__).resolve().parent
 PRESET_KEYS = ("rounds", "lr", "num_epoch", "batch_size", "input_dropout", "max_grad_norm")
 BUILTIN = {"rounds": 4, "lr": 1e-3, "num_epoch": 100, "batch_size": 50, "input_dropout": 0.1,
            "max_grad_norm": 5.0}
@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run = parser.add_argument_group("run")
     run.add_argument("--select_on", choices=("dev", "test"), default="dev",
                      help="split whose F1 picks best.pt; 'test' mimics the official code and is labelled so")
-    run.add_argument("--save_dir", default=str(ROOT / "saved_models"), help="where run folders go")
+    run.add_argument("--save_dir", default=str(PROJECT_ROOT / "saved_models"), help="where run folders go")
     run.add_argument("--run_id", help="run folder name (default: made from the settings)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last epoch")
     run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -94,14 +94,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def resolve_settings(args: argparse.Namespace) -> dict:
     """Fill unset flags from presets/<dataset>.json, then from the built-in defaults."""
     settings = vars(args).copy()
-    preset_file = ROOT / "presets" / f"{args.dataset}.json"
+    preset_file = PROJECT_ROOT / "presets" / f"{args.dataset}.json"
     preset = read_json(preset_file) if preset_file.exists() else {}
     if not preset:
         log.warning("no preset %s: using built-in defaults for unset flags", preset_file)
     for key in PRESET_KEYS:
         if settings.get(key) is None:
             settings[key] = preset.get(args.match, {}).get(key, preset.get(key, BUILTIN[key]))
-    settings["data_dir"] = project_relative(settings["data_dir"] or ROOT / "dataset" / args.dataset)
+    settings["data_dir"] = project_relative(settings["data_dir"] or PROJECT_ROOT / "dataset" / args.dataset)
     if not settings["run_id"]:
         settings["run_id"] = run_name(args.dataset, args.match, settings["rounds"], settings["seed"],
                                       no_er_feedback=settings["no_er_feedback"],
