@@ -53,7 +53,11 @@ def test_report_and_figure(tmp_path):
     assert "| w/o ER | 2 | 64.5 ± 20.5 | 64.5 ± 20.5 | 76.4 | -11.9 | +1.0 (1 seed) | -0.6 |" in report
     assert ("| exact | w/o interaction | 2 | 75.0 ± 2.8 | 75.0 ± 2.8 | 75.0 ± 2.8 | 75.0 / 73.3 / 74.2 | +0.8 "
             "| -2.0 ± 1.4 | -2.8 |") in report
-    assert "| 5 | 80.0 (1 seed) | not run yet |" in report
+    # Figure 3: the curve over the seeds every K has (partial: K2 has 1 and 2, K5 only 1), beside all seeds
+    assert "| K | partial F1, seed 1 | partial F1, all seeds | exact F1, seeds 1, 2 | exact F1, all seeds |" in report
+    assert "| 0 | not run yet | not run yet | 75.0 ± 2.8 | 75.0 ± 2.8 |" in report
+    assert "| 2 | 86.0 (1 seed) | 87.0 ± 1.4 | not run yet | not run yet |" in report
+    assert "| 5 | 80.0 (1 seed) | 80.0 (1 seed) | not run yet | not run yet |" in report
     assert (tmp_path / "figure3_webnlg.png").stat().st_size > 1000
     # dev next to test (exact RIN: dev 0.05 above test), the data versions, the span-recovery ceiling
     assert "| exact | RIN | 2 | 82.0 ± 1.4 | 77.0 ± 1.4 |" in report

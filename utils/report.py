@@ -308,14 +308,22 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
         effects = effect_cells(results, runs, rin_runs, "exact", reference, paper.get(("table5", "RIN")))
         lines.append(f"| {label} | {len(ours)} | {cell(ours)} | {cell(official)} | "
                      f"{'-' if reference is None else reference} | {diff(ours, reference)} | {' | '.join(effects)} |")
-    figure = draw_figure(dataset, seeds, results, results_dir)
-    lines += ["", f"## Figure 3 ({dataset}): F1 against the number of interaction layers K", ""]
+    curves = {match: figure_scores(dataset, match, seeds, results) for match in ("partial", "exact")}
+    figure = draw_figure(dataset, curves, results_dir)
+    common = {match: common_seeds(scores) for match, scores in curves.items()}
+    lines += ["", f"## Figure 3 ({dataset}): F1 against the number of interaction layers K", "",
+              "Test F1 of each match mode's own runs. The lines join the mean over the seeds that every K drawn "
+              "has finished, so each step in K compares the same seeds; the hollow markers are the mean ± std "
+              "over every finished seed of a K, which some K (those of Tables 1 and 5) have more of.", ""]
     lines += [f"![F1 against K]({figure.name})", ""] if figure else ["No finished runs for the figure yet.", ""]
-    lines += ["| K | partial F1 | exact F1 |", "|---|---|---|"]
+    lines += [f"| K | partial F1, {seed_list(common['partial'])} | partial F1, all seeds "
+              f"| exact F1, {seed_list(common['exact'])} | exact F1, all seeds |", "|---|---|---|---|---|"]
     for rounds in FIGURE_ROUNDS:
-        cells = [cell(collect(results, [Run(dataset, m, rounds, s) for s in seeds], "test", m, "f1"))
-                 for m in ("partial", "exact")]
-        lines.append(f"| {rounds} | {cells[0]} | {cells[1]} |")
+        cells = []
+        for match in ("partial", "exact"):
+            scores = curves[match].get(rounds, {})
+            cells += [cell([scores[s] for s in common[match] if s in scores]), cell(list(scores.values()))]
+        lines.append(f"| {rounds} | {' | '.join(cells)} |")
     lines += comparison_lines(dataset, seeds, results_dir)
     finished = [r for r in results if r.startswith(dataset + "_")]
     running = sorted(p.name for p in (results_dir / "runs").glob(f"{dataset}_*")
@@ -340,40 +348,66 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw_figure(dataset: str, seeds: list[int], results: dict, results_dir: Path) -> Path | None:
+def figure_scores(dataset: str, match: str, seeds: list[int], results: dict) -> dict[int, dict[int, float]]:
+    """Figure 3's finished runs of one match mode: K -> {seed: test F1 of that match mode}."""
+    found: dict[int, dict[int, float]] = {}
+    for rounds in FIGURE_ROUNDS:
+        for seed in seeds:
+            score = collect(results, [Run(dataset, match, rounds, seed)], "test", match, "f1")
+            if score:
+                found.setdefault(rounds, {})[seed] = score[0]
+    return found
+
+
+def common_seeds(scores: dict[int, dict[int, float]]) -> list[int]:
+    """The seeds every K with a finished run has: a curve over them compares the same seeds at each K."""
+    seed_sets = [set(by_seed) for by_seed in scores.values()]
+    return sorted(set.intersection(*seed_sets)) if seed_sets else []
+
+
+def seed_list(seeds: list[int]) -> str:
+    if not seeds:
+        return "no seed in common"
+    return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+
+
+def draw_figure(dataset: str, curves: dict[str, dict[int, dict[int, float]]], results_dir: Path) -> Path | None:
+    """Per match mode: a line through the mean over the seeds all K share, hollow markers with error bars for
+    the mean ± std over every finished seed of each K (so a run off the line still shows), and the paper's
+    Table 1 points (its K = 0 and preset K)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    drawn = False
+    paper = PAPER.get(dataset, {})
     for match, colour in (("partial", "tab:blue"), ("exact", "tab:red")):
-        points = []
-        for rounds in FIGURE_ROUNDS:
-            mean, std, _ = aggregate(collect(results, [Run(dataset, match, rounds, s) for s in seeds],
-                                             "test", match, "f1"))
-            if mean is not None:
-                points.append((rounds, mean, std or 0.0))
-        if points:
-            drawn = True
-            xs, ys, es = zip(*points, strict=True)
-            ax.errorbar(xs, ys, yerr=es, marker="o", color=colour, label=f"ours, {match}", capsize=3)
-        paper = PAPER.get(dataset, {})
+        scores = curves[match]
+        common = common_seeds(scores)
+        if common:
+            xs = sorted(scores)
+            ax.plot(xs, [aggregate([scores[k][s] for s in common])[0] for k in xs], marker="o", color=colour,
+                    label=f"ours, {match}, {seed_list(common)}")
+        spread = {k: aggregate(list(by_seed.values())) for k, by_seed in scores.items()}
+        if spread:
+            xs = sorted(spread)
+            ax.errorbar(xs, [spread[k][0] for k in xs], yerr=[spread[k][1] or 0.0 for k in xs], fmt="o", mfc="none",
+                        color=colour, capsize=3, label=f"ours, {match}, all seeds (mean ± std)")
         paper_points = [(0, paper.get((match, "w/o interaction"), (None,) * 3)[2]),
                         (preset_rounds(dataset, match), paper.get((match, "RIN"), (None,) * 3)[2])]
         paper_points = [(k, v) for k, v in paper_points if v is not None]
         if paper_points:
             xs, ys = zip(*paper_points, strict=True)
             ax.scatter(xs, ys, marker="*", s=120, color=colour, label=f"paper, {match} (Tables 1/5)")
-    if not drawn:
+    if not any(curves.values()):
         plt.close(fig)
         return None
     ax.set_xticks(list(FIGURE_ROUNDS))  # the whole range of Figure 3, so the values of K not yet run show
     ax.set_xlabel("interaction layers K")
     ax.set_ylabel("test F1 (%)")
     ax.set_title(f"{dataset}: F1 against K")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     path = results_dir / f"figure3_{dataset}.png"
     fig.tight_layout()
     fig.savefig(path, dpi=120)
