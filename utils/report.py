@@ -23,7 +23,7 @@ from utils.experiments import (
 )
 from utils.helpers import read_json
 
-log = logging.getLogger("reproduce")
+log = logging.getLogger("report")
 
 
 def mean_difference(differences: list[float], what: str) -> str:
