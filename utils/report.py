@@ -309,8 +309,8 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
         lines.append(f"| {label} | {len(ours)} | {cell(ours)} | {cell(official)} | "
                      f"{'-' if reference is None else reference} | {diff(ours, reference)} | {' | '.join(effects)} |")
     curves = {match: figure_scores(dataset, match, seeds, results) for match in ("partial", "exact")}
-    figure = draw_figure(dataset, curves, results_dir)
     common = {match: common_seeds(scores) for match, scores in curves.items()}
+    figure = draw_figure(dataset, curves, common, results_dir)
     lines += ["", f"## Figure 3 ({dataset}): F1 against the number of interaction layers K", "",
               "Test F1 of each match mode's own runs. The lines join the mean over the seeds that every K drawn "
               "has finished, so each step in K compares the same seeds; the hollow markers are the mean ± std "
@@ -371,7 +371,8 @@ def seed_list(seeds: list[int]) -> str:
     return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
 
 
-def draw_figure(dataset: str, curves: dict[str, dict[int, dict[int, float]]], results_dir: Path) -> Path | None:
+def draw_figure(dataset: str, curves: dict[str, dict[int, dict[int, float]]], common: dict[str, list[int]],
+                results_dir: Path) -> Path | None:
     """Per match mode: a line through the mean over the seeds all K share, hollow markers with error bars for
     the mean ± std over every finished seed of each K (so a run off the line still shows), and the paper's
     Table 1 points (its K = 0 and preset K)."""
@@ -383,12 +384,11 @@ def draw_figure(dataset: str, curves: dict[str, dict[int, dict[int, float]]], re
     fig, ax = plt.subplots(figsize=(6, 4))
     paper = PAPER.get(dataset, {})
     for match, colour in (("partial", "tab:blue"), ("exact", "tab:red")):
-        scores = curves[match]
-        common = common_seeds(scores)
-        if common:
+        scores, seeds = curves[match], common[match]
+        if seeds:
             xs = sorted(scores)
-            ax.plot(xs, [aggregate([scores[k][s] for s in common])[0] for k in xs], marker="o", color=colour,
-                    label=f"ours, {match}, {seed_list(common)}")
+            ax.plot(xs, [aggregate([scores[k][s] for s in seeds])[0] for k in xs], marker="o", color=colour,
+                    label=f"ours, {match}, {seed_list(seeds)}")
         spread = {k: aggregate(list(by_seed.values())) for k, by_seed in scores.items()}
         if spread:
             xs = sorted(spread)
