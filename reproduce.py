@@ -3,6 +3,7 @@
     python reproduce.py --table 1 --dataset webnlg --jobs 2     # Table 1 (WebNLG columns)
     python reproduce.py --table all --dataset webnlg             # Tables 1, 5 and Figure 3
     python reproduce.py --table 1 --seeds 2 --only '*_K0_*'      # only some of a table's runs
+    python reproduce.py --table fig3 --seeds 1 --hours 2.5       # only runs sure to end within 2.5 h
     python reproduce.py --report                                 # rewrite results/README.md only
     python reproduce.py --compare_test       # test POS tags and entity spans: official vs ours
 
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -43,11 +45,10 @@ def is_finished(run: Run, save_dir: Path, results_dir: Path) -> bool:
     return any((folder / run.name / "results.json").exists() for folder in (save_dir, results_dir / "runs"))
 
 
-def estimated_core_hours(todo: list[Run], dataset: str, results_dir: Path) -> float | None:
-    """Core-hours ``todo`` (runs on ``dataset``) takes if every run goes all its preset epochs (early stopping
-    shortens many), at the median epoch time (training + evaluation) of the dataset's finished runs with the
-    same K; for a K with no finished run, a straight line in K through those medians. None before any has
-    finished."""
+def epoch_seconds(dataset: str, results_dir: Path) -> Callable[[int], float] | None:
+    """Seconds one epoch (training + evaluation) of a ``dataset`` run with K = rounds takes: the median over
+    the dataset's finished runs with that K; for a K with no finished run, a straight line in K through those
+    medians. None before any run has finished."""
     seconds: dict[int, list[float]] = {}
     for folder in (results_dir / "runs").glob(f"{dataset}_*"):
         files = [folder / name for name in ("results.json", "config.json", "metrics.jsonl")]
@@ -63,11 +64,32 @@ def estimated_core_hours(todo: list[Run], dataset: str, results_dir: Path) -> fl
         slope, intercept = statistics.linear_regression(list(medians), list(medians.values()))
     else:
         slope, intercept = 0.0, next(iter(medians.values()))
-    total = 0.0
-    for run in todo:
-        epochs = read_json(PROJECT_ROOT / "presets" / f"{dataset}.json")[run.match]["num_epoch"]
-        total += epochs * medians.get(run.rounds, intercept + slope * run.rounds)
-    return total / 3600
+    return lambda rounds: medians.get(rounds, intercept + slope * rounds)
+
+
+def remaining_seconds(run: Run, save_dir: Path, per_epoch: Callable[[int], float]) -> float:
+    """Seconds ``run`` still needs at worst: every preset epoch not yet in its metrics.jsonl (early stopping
+    ends many sooner)."""
+    epochs = read_json(PROJECT_ROOT / "presets" / f"{run.dataset}.json")[run.match]["num_epoch"]
+    metrics = save_dir / run.name / "metrics.jsonl"
+    done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    return max(0, epochs - done) * per_epoch(run.rounds)
+
+
+def estimated_core_hours(todo: list[Run], dataset: str, save_dir: Path, results_dir: Path) -> float | None:
+    """Core-hours the runs ``todo`` take at worst (see remaining_seconds); None before any run has finished."""
+    per_epoch = epoch_seconds(dataset, results_dir)
+    return None if per_epoch is None else sum(remaining_seconds(run, save_dir, per_epoch) for run in todo) / 3600
+
+
+def over_time(run: Run, args: argparse.Namespace) -> str | None:
+    """Why ``run`` must not start under --hours (it could, at worst, run past the runner's deadline), else
+    None. Without finished runs to time against, every run may start."""
+    per_epoch = epoch_seconds(args.dataset, Path(args.results_dir))
+    if args.deadline is None or per_epoch is None:
+        return None
+    needed, left = remaining_seconds(run, Path(args.save_dir), per_epoch), args.deadline - time.time()
+    return f"needs up to {needed / 3600:.1f} h, {left / 3600:.1f} h left of --hours" if needed > left else None
 
 
 def copy_summary(run_dir: Path, results_dir: Path) -> None:
@@ -108,6 +130,9 @@ def execute(run: Run, args: argparse.Namespace, threads: int) -> str:
     try:
         if is_finished(run, Path(args.save_dir), Path(args.results_dir)):
             return "skipped: finished by another runner"
+        if reason := over_time(run, args):
+            log.info("%s: not started, it %s", run.name, reason)
+            return f"skipped: {reason}"
         return train_run(run, run_dir, args, threads)
     finally:
         (run_dir / "runner.lock").unlink(missing_ok=True)
@@ -212,6 +237,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="do only the planned runs whose name matches one of these shell patterns, e.g. "
                         "'*_K0_*' (short runs first, to finish before a machine is handed back)")
     parser.add_argument("--max_runs", type=int, help="stop after starting this many runs (for piecewise progress)")
+    parser.add_argument("--hours", type=float,
+                        help="start a run only if it would end within this many hours of the runner's start even "
+                        "if it went all its preset epochs (at the epoch times of finished runs with its K); "
+                        "for a machine lent for a known time, where an unfinished run would be lost")
     parser.add_argument("--early_stop", type=int, default=30,
                         help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
     parser.add_argument("--train_args", default="", help="extra flags for train.py, e.g. '--precision bf16'")
@@ -233,6 +262,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Plan | None:
     args = parse_args(argv)
+    args.deadline = None if args.hours is None else time.time() + args.hours * 3600
     setup_logging()
     results_dir = Path(args.results_dir)
     if args.compare_test:
@@ -254,7 +284,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
     save_dir = Path(args.save_dir)
     todo = [r for r in plan.runs if not is_finished(r, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
-    hours = estimated_core_hours(todo, args.dataset, results_dir)
+    hours = estimated_core_hours(todo, args.dataset, save_dir, results_dir)
     if todo and hours is not None:
         log.info("at most about %.1f core-hours if no run stops early (epoch times of the finished runs)", hours)
     if args.dry_run:

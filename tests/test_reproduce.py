@@ -1,9 +1,11 @@
 """The experiment runner: plans, skips, resumes, claims runs and commits their summaries."""
+import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from synthetic import write_synthetic_dataset
@@ -100,14 +102,20 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     report = (tmp_path / "results" / "README.md").read_text()
     assert "## Test POS tags" in report and "## Test entity spans" in report
 
+    # with no time left (--hours 0), no run starts
+    reproduce.main([*common, "--hours", "0"])
+    assert len(list((tmp_path / "runs").glob("*/results.json"))) == len(finished)
+
     # a fresh clone has the committed summaries but no checkpoints: finished runs are not redone
     shutil.rmtree(tmp_path / "runs")
     reproduce.main([*common, "--max_runs", "0", "--dry_run"])
     assert capsys.readouterr().out.count("done ") == 3
 
 
-def test_estimated_core_hours_by_hand(tmp_path):
-    assert reproduce.estimated_core_hours([experiments.Run("webnlg", "exact", 0, 1)], "webnlg", tmp_path) is None
+def test_time_estimates_by_hand(tmp_path):
+    saved = tmp_path / "saved"
+    k0_exact = experiments.Run("webnlg", "exact", 0, 1)
+    assert reproduce.estimated_core_hours([k0_exact], "webnlg", saved, tmp_path) is None
     for name, rounds, epochs in (("webnlg_a", 0, [(8, 2), (18, 2), (25, 5)]), ("webnlg_b", 2, [(35, 5)]),
                                  ("nyt_c", 2, [(900, 100)])):  # another dataset's runs do not count
         folder = tmp_path / "runs" / name
@@ -117,8 +125,21 @@ def test_estimated_core_hours_by_hand(tmp_path):
         folder.joinpath("metrics.jsonl").write_text("".join(
             json.dumps({"train_seconds": train, "eval_seconds": evaluation}) + "\n" for train, evaluation in epochs))
     # medians 20 s (K=0) and 40 s (K=2): K=4 lies on their line at 60 s; WebNLG presets run 150 epochs
-    todo = [experiments.Run("webnlg", "partial", 4, 1), experiments.Run("webnlg", "exact", 0, 1)]
-    assert abs(reproduce.estimated_core_hours(todo, "webnlg", tmp_path) - 150 * (60 + 20) / 3600) < 1e-9
+    k4_partial = experiments.Run("webnlg", "partial", 4, 1)
+    assert abs(reproduce.estimated_core_hours([k4_partial, k0_exact], "webnlg", saved, tmp_path)
+               - 150 * (60 + 20) / 3600) < 1e-9
+    # an interrupted run needs only the epochs it has not run yet
+    (saved / k0_exact.name).mkdir(parents=True)
+    (saved / k0_exact.name / "metrics.jsonl").write_text("{}\n" * 100)
+    assert abs(reproduce.estimated_core_hours([k0_exact], "webnlg", saved, tmp_path) - 50 * 20 / 3600) < 1e-9
+
+    # --hours: a run that could, at worst, end after the deadline does not start
+    args = argparse.Namespace(dataset="webnlg", save_dir=str(saved), results_dir=str(tmp_path),
+                              deadline=time.time() + 2 * 3600)
+    assert reproduce.over_time(k4_partial, args) == "needs up to 2.5 h, 2.0 h left of --hours"
+    assert reproduce.over_time(k0_exact, args) is None  # 0.3 h left to run
+    args.deadline = None
+    assert reproduce.over_time(k4_partial, args) is None
 
 
 def test_a_run_is_claimed_by_one_runner_at_a_time(tmp_path):
