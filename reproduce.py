@@ -122,6 +122,9 @@ def claim(run_dir: Path) -> bool:
 
 def execute(run: Run, args: argparse.Namespace, threads: int) -> str:
     """Train (or resume) one run in a subprocess; returns what happened."""
+    if reason := over_time(run, args):
+        log.info("%s: not started, it %s", run.name, reason)
+        return f"skipped: {reason}"
     run_dir = Path(args.save_dir) / run.name
     run_dir.mkdir(parents=True, exist_ok=True)
     if not claim(run_dir):
@@ -130,9 +133,6 @@ def execute(run: Run, args: argparse.Namespace, threads: int) -> str:
     try:
         if is_finished(run, Path(args.save_dir), Path(args.results_dir)):
             return "skipped: finished by another runner"
-        if reason := over_time(run, args):
-            log.info("%s: not started, it %s", run.name, reason)
-            return f"skipped: {reason}"
         return train_run(run, run_dir, args, threads)
     finally:
         (run_dir / "runner.lock").unlink(missing_ok=True)
