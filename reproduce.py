@@ -85,8 +85,10 @@ def estimated_core_hours(todo: list[Run], dataset: str, save_dir: Path, results_
 def over_time(run: Run, args: argparse.Namespace) -> str | None:
     """Why ``run`` must not start under --hours (it could, at worst, run past the runner's deadline), else
     None. Without finished runs to time against, every run may start."""
+    if args.deadline is None:
+        return None
     per_epoch = epoch_seconds(args.dataset, Path(args.results_dir))
-    if args.deadline is None or per_epoch is None:
+    if per_epoch is None:
         return None
     needed, left = remaining_seconds(run, Path(args.save_dir), per_epoch), args.deadline - time.time()
     return f"needs up to {needed / 3600:.1f} h, {left / 3600:.1f} h left of --hours" if needed > left else None
