@@ -24,7 +24,8 @@ def fake_result(folder, name, partial_f1, exact_f1, dev_gain=0.0, train_sha="a" 
     run.joinpath("results.json").write_text(json.dumps({
         "dev": scores(dev_gain), "test": scores(0), "official_scorer": {"dev": scores(dev_gain), "test": scores(0)},
         "best_epoch": 3, "selected_on": "dev", "epochs_run": 5}))
-    run.joinpath("config.json").write_text(json.dumps({"data_sha256": {"train.json": train_sha}}))
+    run.joinpath("config.json").write_text(json.dumps({"data_sha256": {"train.json": train_sha,
+                                                                      "embedding.npy": "c" * 64}}))
     run.joinpath("prepare_report.json").write_text(json.dumps({"rebuilt_test_vs_official": {
         "entity_recall": 0.875, "partial_triples": {"f1": 0.95}, "exact_triples": {"f1": 0.765}}}))
 
@@ -64,6 +65,7 @@ def test_report_and_figure(tmp_path):
     assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 |" in report
     assert f"- train.json SHA-256 `{'a' * 12}`: 8 runs" in report and f"`{'b' * 12}`: 1 run\n" in report
     assert "do not average them" in report
+    assert f"- embedding.npy SHA-256 `{'c' * 12}`: 9 runs" in report and "word vectors differ" not in report
     # the status: two seeds judged against one std, cells with no run named as such
     assert "| Table 1, partial, RIN | 2 of 5 | -0.3 | reproduced |  |" in report
     assert "| Table 5, w/o RC | 0 of 5 | | not run yet | |" in report
@@ -72,6 +74,12 @@ def test_report_and_figure(tmp_path):
     assert "| Table 5, w/o ER - RIN | 1 of 5 | +1.0 (1 seed) | -0.6 | +1.6 | one seed: no spread yet |" in report
     assert "| Table 5, w/o RC - RIN | 0 of 5 | | | | not run yet |" in report
     assert "87.5% of entities" in report and "76.5 exact-match F1 (95.0 partial)" in report
+    # word vectors from another machine: counted and named, but not a reason to stop averaging
+    config = tmp_path / "runs" / "webnlg_exact_K3_noER_seed3" / "config.json"
+    config.write_text(json.dumps({"data_sha256": {"train.json": "a" * 64, "embedding.npy": "d" * 64}}))
+    report = write_report("webnlg", [1, 2], tmp_path).read_text()
+    assert f"`{'c' * 12}`: 8 runs" in report and f"- embedding.npy SHA-256 `{'d' * 12}`: 1 run\n" in report
+    assert "word vectors differ between runs" in report
 
 
 def test_interaction_gain_on_both_span_conventions(tmp_path):
