@@ -230,7 +230,7 @@ def annotation_lines(results_dir: Path, names: list[str]) -> list[str]:
     if len(versions["train.json"]) > 1:
         lines.append("- **the runs above were trained on differently prepared data: do not average them**")
     if len(versions["embedding.npy"]) > 1:
-        lines.append("- the word vectors differ between runs (word2vec trained on another machine, see "
+        lines.append("- the word vectors differ between runs (e.g. word2vec trained on another machine, see "
                      "dataset/README.md): part of a run's random initialisation, like its seed")
     if agreement:
         exact = agreement.get("exact_triples", {}).get("f1")
