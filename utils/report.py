@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import statistics
+from collections import Counter
 from pathlib import Path
 
 from utils.experiments import (
@@ -212,26 +213,26 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
 def annotation_lines(results_dir: Path, names: list[str]) -> list[str]:
     """Which prepared data the finished runs trained on (train.json and word-vector checksums) and how far its
     entity-span recovery agrees with the official test (prepare_data.py's rebuilt-test comparison)."""
-    versions: dict[str, dict[str, int]] = {"train.json": {}, "embedding.npy": {}}
+    # what a second version of each file means for the tables
+    meaning = {"train.json": "**the runs above were trained on differently prepared data: do not average them**",
+               "embedding.npy": "the word vectors differ between runs (e.g. word2vec trained on another machine, "
+                                "see dataset/README.md): part of a run's random initialisation, like its seed"}
+    versions = {file: Counter() for file in meaning}
     agreement = None
     for name in names:
         folder = results_dir / "runs" / name
         config = read_json(folder / "config.json") if (folder / "config.json").exists() else {}
         for file, counts in versions.items():
-            digest = config.get("data_sha256", {}).get(file, "not recorded")[:12]
-            counts[digest] = counts.get(digest, 0) + 1
+            counts[config.get("data_sha256", {}).get(file, "not recorded")[:12]] += 1
         if (folder / "prepare_report.json").exists():
             agreement = read_json(folder / "prepare_report.json").get("rebuilt_test_vs_official") or agreement
     if not names:
         return []
     lines = ["## Training data and its entity spans", ""]
-    lines += [f"- {file} SHA-256 `{digest}`: {count} run{'s' * (count != 1)}"
-              for file, counts in versions.items() for digest, count in sorted(counts.items())]
-    if len(versions["train.json"]) > 1:
-        lines.append("- **the runs above were trained on differently prepared data: do not average them**")
-    if len(versions["embedding.npy"]) > 1:
-        lines.append("- the word vectors differ between runs (e.g. word2vec trained on another machine, see "
-                     "dataset/README.md): part of a run's random initialisation, like its seed")
+    for file, counts in versions.items():
+        lines += [f"- {file} SHA-256 `{digest}`: {count} run{'s' * (count != 1)}"
+                  for digest, count in sorted(counts.items())]
+        lines += [f"- {meaning[file]}"] if len(counts) > 1 else []
     if agreement:
         exact = agreement.get("exact_triples", {}).get("f1")
         lines += ["", f"The same span recovery applied to WebNLG* test agrees with the official test annotation on "
