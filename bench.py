@@ -32,16 +32,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.pair_kernels import set_pair_kernel
+from data.loader import Example, bucketed_batches, collate
+from model import speed
+from model.inference import extract
 from model.reference import reference_loss
 from model.rin import RIN, RINConfig
-from train import make_optimizer
+from model.training import TrainConfig, make_optimizer, train_step
 from utils.helpers import PROJECT_ROOT, configure_threads, pick_device
-from utils.loader import Example, bucketed_batches, collate
-from utils.trainer import extract
 from utils.vocab import Labels
 
 SHARED = PROJECT_ROOT.parent / "shared" / "datasets"
+MAX_GRAD_NORM = TrainConfig.max_grad_norm
+BATCH_SIZE = TrainConfig.batch_size
 
 
 @dataclass(frozen=True)
@@ -143,19 +145,11 @@ def build(setting: Setting, args: argparse.Namespace, device: torch.device
 
 def training_step(model: RIN, optimizer: torch.optim.Optimizer, examples: list[Example], indices: list[int],
                   device: torch.device, precision: str = "fp32", kernel: str = "auto") -> None:
-    """One production step, as train.py takes it; each phase is labelled for the profiler."""
-    model.set_precision(precision)
-    set_pair_kernel(kernel)
+    """One production step, as train.py takes it (model/training.py); each phase is labelled for the profiler."""
+    speed.configure(kernel=kernel, precision=precision)
     with torch.profiler.record_function("phase: collate"):
         batch = collate([examples[i] for i in indices], indices, device)
-    with torch.profiler.record_function("phase: forward and loss"):
-        er, rc = model.loss(batch)
-    optimizer.zero_grad(set_to_none=True)
-    with torch.profiler.record_function("phase: backward"):
-        (er + rc).backward()
-    with torch.profiler.record_function("phase: gradient clipping and Adam"):
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
+    train_step(model, optimizer, batch, MAX_GRAD_NORM)
 
 
 def spread_sample(batches: list[list[int]], examples: list[Example], count: int) -> list[list[int]]:
@@ -169,7 +163,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
     examples, origin, model, optimizer = build(setting, args, device)
     timer = Timer(device)
     rng = random.Random(args.seed)
-    batch_size = 50
+    batch_size = BATCH_SIZE
 
     compiled = copy.deepcopy(model)
     compiled.compile(dynamic=True)  # what train.py --compile does
@@ -179,11 +173,11 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
         training_step(net, net_optimizer, examples, indices, device, precision, kernel)
 
     def oracle_step(indices):
-        model.set_precision("fp32")
+        speed.configure(precision="fp32")
         er, rc = reference_loss(model, [examples[i] for i in indices])
         optimizer.zero_grad(set_to_none=True)
         (er + rc).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
         optimizer.step()
 
     shuffled = list(range(len(examples)))
@@ -250,13 +244,11 @@ def inference(model: RIN, compiled: RIN, setting: Setting, args: argparse.Namesp
     out = {}
     for suffix, net, precision, kernel in (("", model, "fp32", "auto"), ("_torch_pair_scorer", model, "fp32", "torch"),
                                            ("_bf16", model, "bf16", "auto"), ("_compiled", compiled, "fp32", "auto")):
-        net.set_precision(precision)
-        set_pair_kernel(kernel)
+        speed.configure(kernel=kernel, precision=precision)
         extract(net, examples[:200], labels, device)  # warm-up (and compilation)
         seconds = timer(lambda net=net: extract(net, examples, labels, device, batch_size=100))
         out["inference_sentences_per_second" + suffix] = len(examples) / seconds
-    model.set_precision("fp32")
-    set_pair_kernel("auto")
+    speed.configure(kernel="auto", precision="fp32")
     with torch.no_grad():
         sample = [examples[i:i + 50] for i in range(0, min(500, len(examples)), 50)]
         seconds = timer(lambda: [reference_loss(model, batch) for batch in sample])
@@ -274,7 +266,7 @@ def profile_setting(setting: Setting, args: argparse.Namespace, device: torch.de
     from torch.profiler import ProfilerActivity, profile
 
     examples, origin, model, optimizer = build(setting, args, device)
-    batches = bucketed_batches([len(e.word_ids) for e in examples], 50, torch.Generator().manual_seed(1))
+    batches = bucketed_batches([len(e.word_ids) for e in examples], BATCH_SIZE, torch.Generator().manual_seed(1))
     sample = spread_sample(batches, examples, args.batches)
     model.train()
     training_step(model, optimizer, examples, sample[len(sample) // 2], device)
@@ -316,7 +308,8 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
     """Train WebNLG once per path from one initialisation, on the same batches with the same random draws:
     the production loss (fused pair kernels where they apply), the same with --precision bf16, the production
     loss with the PyTorch pair scorer, and the oracle's loss. Dev F1 per epoch should agree within noise."""
-    from utils.trainer import evaluate, load_split
+    from data.loader import load_split
+    from model.inference import evaluate
     from utils.vocab import Vocab
 
     data = PROJECT_ROOT / "dataset" / "webnlg"
@@ -328,26 +321,25 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
     curves = {}
     for path in paths:
         kernel, precision = EQUIVALENCE_PATHS[path]
-        set_pair_kernel(kernel)
+        speed.configure(kernel=kernel, precision=precision)
         torch.manual_seed(seed)
         model = RIN(RINConfig(vocab_size=len(vocab), num_pos=len(labels.pos), num_tags=len(labels.tags),
                               num_relations=len(labels.relations), rounds=2), embedding).to(device)
-        model.set_precision(precision)
         optimizer = make_optimizer(model, lr)
         generator = torch.Generator().manual_seed(seed)
         curves[path] = []
         for epoch in range(1, epochs + 1):
             model.train()
             start = time.perf_counter()
-            for indices in bucketed_batches([len(e.word_ids) for e in train.examples], 50, generator):
+            for indices in bucketed_batches([len(e.word_ids) for e in train.examples], BATCH_SIZE, generator):
                 if path != "oracle":
                     batch = collate([train.examples[i] for i in indices], indices, device)
-                    er, rc = model.loss(batch)
-                else:
-                    er, rc = reference_loss(model, [train.examples[i] for i in indices])
+                    train_step(model, optimizer, batch, MAX_GRAD_NORM)
+                    continue
+                er, rc = reference_loss(model, [train.examples[i] for i in indices])
                 optimizer.zero_grad(set_to_none=True)
                 (er + rc).backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
                 optimizer.step()
             scores, _ = evaluate(model, dev, labels, device)
             curves[path].append({"epoch": epoch, "dev_partial_f1": scores["partial"]["f1"],

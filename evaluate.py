@@ -13,12 +13,12 @@ import json
 import logging
 from pathlib import Path
 
-from model import load_run, pair_kernels
-from model.rin import add_precision_argument
+from data.loader import load_split
+from model import load_run, speed
+from model.inference import extract
 from utils.analysis import breakdown, breakdown_markdown
 from utils.helpers import configure_threads, pick_device, resolve_project_path, setup_logging, write_json
 from utils.scorer import score_all, triple_record
-from utils.trainer import extract, load_split
 
 log = logging.getLogger("evaluate")
 
@@ -37,8 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=100, help="sentences per batch")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    pair_kernels.add_argument(parser)
-    add_precision_argument(parser)
+    speed.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -47,10 +46,9 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging()
     device = pick_device(args.device)
     configure_threads(args.threads)
-    pair_kernels.set_pair_kernel(args.pair_kernel)
+    speed.configure(kernel=args.pair_kernel, precision=args.precision)
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)
-    model.set_precision(args.precision)
     path = Path(args.data) if args.data else resolve_project_path(config["settings"]["data_dir"]) / f"{args.split}.json"
     if not path.exists():
         raise SystemExit(f"{path} does not exist: pass --data FILE")

@@ -19,8 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from model import load_extractor, pair_kernels
-from model.rin import add_precision_argument
+from model import load_extractor, speed
 from utils.helpers import configure_threads, setup_logging
 
 log = logging.getLogger("predict")
@@ -42,8 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=100, help="sentences per batch (default 100)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    pair_kernels.add_argument(parser)
-    add_precision_argument(parser)
+    speed.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -77,14 +75,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     setup_logging()
     configure_threads(args.threads)
-    pair_kernels.set_pair_kernel(args.pair_kernel)
+    speed.configure(kernel=args.pair_kernel, precision=args.precision)
     try:
         extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,
                                    batch_size=args.batch_size, max_tokens=args.max_tokens,
                                    pretokenized=args.pretokenized)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         raise SystemExit(str(error)) from None
-    extractor.model.set_precision(args.precision)
     sentences = args.text if args.text else read_sentences(args.input, args.encoding_errors)
     results = extractor.extract(sentences, progress=len(sentences) > 1000)
     skipped = [i + 1 for i, r in enumerate(results) if "skipped" in r]

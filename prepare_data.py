@@ -6,7 +6,7 @@
 
 Datasets: nyt (NYT* triples, whole entities from NYT), webnlg (WebNLG* train/dev,
 the official RIN test file unchanged), webnlg_exact (the 216-relation WebNLG),
-nyt10 and nyt11 (HRL). Every input file is checked against utils/checksums.json.
+nyt10 and nyt11 (HRL). Every input file is checked against data/checksums.json.
 Every repair and drop is counted in dataset/<name>/prepare_report.json.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from utils.convert import (
+from data.convert import (
     EntityLexicon,
     ExactReleaseSpans,
     SpanSource,
@@ -34,13 +34,13 @@ from utils.convert import (
     noun_compound_span,
     split_statistics,
 )
+from data.loader import DataError, LoadReport, parse_record, read_json_records
+from data.spacy_tools import DEFAULT_MODEL, load_tools
 from utils.helpers import PROJECT_ROOT, read_json, setup_logging, write_json
-from utils.loader import DataError, LoadReport, parse_record, read_json_records
 from utils.scorer import MODES, score
-from utils.spacy_tools import DEFAULT_MODEL, load_tools
 
 log = logging.getLogger("prepare_data")
-CHECKSUMS = read_json(PROJECT_ROOT / "utils" / "checksums.json")
+CHECKSUMS = read_json(PROJECT_ROOT / "data" / "checksums.json")
 SPLITS = ("train", "dev", "test")
 
 # Where each dataset's splits live in the published layout; "spans" = exact release used for whole entities.

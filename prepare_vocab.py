@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data.loader import load_sentences
 from utils.helpers import PROJECT_ROOT, setup_logging, write_json
-from utils.loader import load_sentences
 from utils.vocab import UNK_ID, Labels, Vocab, build_embedding, read_word_vectors, train_word2vec
 
 log = logging.getLogger("prepare_vocab")

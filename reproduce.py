@@ -7,8 +7,8 @@
     python reproduce.py --report                                 # rewrite results/README.md only
     python reproduce.py --compare_test       # test POS tags and entity spans: official vs ours
 
-Which runs each table needs and how they are named is data in utils/experiments.py;
-the report is rendered by utils/report.py. A run whose results.json exists (in
+Which runs each table needs and how they are named is data in experiments/plan.py;
+the report is rendered by experiments/report.py. A run whose results.json exists (in
 saved_models/<run_id>/ or in its committed summary results/runs/<run_id>/, so a
 fresh clone does not redo finished work) is skipped, an unfinished one is resumed
 (train.py --resume), so the runner can be stopped and started again at any time.
@@ -32,10 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from utils.experiments import PAPER_SEEDS, Plan, Run, plan_runs
+from data.loader import read_json_records
+from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs
+from experiments.report import write_report
 from utils.helpers import PROJECT_ROOT, project_relative, read_json, resolve_project_path, setup_logging, write_json
-from utils.loader import read_json_records
-from utils.report import write_report
 
 log = logging.getLogger("reproduce")
 SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json", "prepare_report.json")
@@ -198,10 +198,11 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
     retagged measures the tagger; retagged vs. rebuilt the span annotation alone, since both give the
     model the same input (counted in ``same_input_sentences``) and differ only in the gold spans.
     Merged into results/test_comparison.json, so runs whose checkpoints are gone keep their entry."""
+    from data.loader import load_split
     from model import load_run
+    from model.inference import extract
     from utils.helpers import pick_device
     from utils.scorer import score_all
-    from utils.trainer import extract, load_split
 
     path = results_dir / "test_comparison.json"
     found = read_json(path) if path.exists() else {"runs": {}}

@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model import RIN, RUN_FORMAT, RINConfig, pair_kernels
-from model.rin import add_precision_argument
-from utils.experiments import run_name
+from data.loader import load_split
+from experiments.plan import run_name
+from model import RIN, RUN_FORMAT, RINConfig, speed
+from model.inference import evaluate
+from model.training import load_training_state, make_optimizer, save_training_state, train_epoch
 from utils.helpers import (
     PROJECT_ROOT,
     atomic_torch_save,
@@ -37,7 +39,6 @@ from utils.helpers import (
     write_json,
 )
 from utils.scorer import score_all
-from utils.trainer import evaluate, load_split, load_training_state, save_training_state, train_epoch
 from utils.vocab import Labels, Vocab
 
 log = logging.getLogger("train")
@@ -83,8 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     run.add_argument("--eval_batch_size", type=int, default=100, help="sentences per evaluation batch")
-    add_precision_argument(run)
-    pair_kernels.add_argument(run)
+    speed.add_arguments(run)
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the network's forward (model.compile(dynamic=True)); compiles again for "
                      "new batch shapes; slower on the 2-core CPU we measured, so check bench.py on your machine")
@@ -126,14 +126,6 @@ def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndar
     return RIN(config, embedding), config.to_dict()
 
 
-def make_optimizer(model: RIN, lr: float) -> torch.optim.Adam:
-    """Adam; the fused kernel (same update, fewer passes over the word vectors) where torch has it."""
-    try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(model.parameters(), lr=lr)
-
-
 def only_prf(scores: dict) -> dict:
     return {mode: {k: s[k] for k in ("precision", "recall", "f1")} for mode, s in scores.items()}
 
@@ -165,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging(run_dir / "train.log")
     device = pick_device(settings["device"])
     threads = configure_threads(settings["threads"])
-    pair_kernels.set_pair_kernel(settings["pair_kernel"])
+    speed.configure(kernel=settings["pair_kernel"], precision=settings.get("precision", "fp32"))
     log.info("run %s on %s (%d CPU threads)%s", run_dir, device, threads, " [resumed]" if args.resume else "")
 
     data_dir = resolve_project_path(settings["data_dir"])
@@ -185,10 +177,6 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(settings["seed"])
     model, model_config = build_model(settings, vocab, labels, embedding)
     model.to(device)
-    model.set_precision(settings.get("precision", "fp32"))
-    probe = torch.zeros(0, device=device)
-    fused = pair_kernels.fused_bf16_applies(probe) if model.bf16 else pair_kernels.fused_applies(probe)
-    log.info("pair scorer: %s%s", "fused C++ kernels" if fused else "PyTorch", ", bfloat16" if model.bf16 else "")
     if settings.get("compile"):
         model.compile(dynamic=True)  # in place: parameter names, so checkpoints, stay the same
     optimizer = make_optimizer(model, settings["lr"])

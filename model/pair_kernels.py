@@ -11,13 +11,10 @@ C++ compiler and ninja; cached in ~/.cache/torch_extensions or
 $TORCH_EXTENSIONS_DIR, keyed by this CPU's instruction sets since it is built
 with -march=native).
 
-Which path runs is chosen by :func:`set_pair_kernel` or the ``RIN_PAIR_KERNEL``
-environment variable: ``auto`` (default: the fused kernels where they apply and
-build, else PyTorch), ``fused`` (fail when they cannot be used) or ``torch``.
+Which path runs is chosen by :func:`model.speed.configure` (``kernel``).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import os
@@ -28,32 +25,17 @@ from types import ModuleType
 import torch
 import torch.nn.functional as F
 
+from model import speed
+
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parent / "csrc" / "pair_kernels.cpp"
-CHOICES = ("auto", "fused", "torch")
 # Floats per vector in the build. 8, not 16, even with AVX-512: on this project's AMD EPYC (Zen 4) 8 measured
 # faster (less padding of j, same multiply-add throughput). RIN_PAIR_LANES=16 may suit other AVX-512 CPUs.
 LANES = int(os.environ.get("RIN_PAIR_LANES", 8))
 
-_choice = os.environ.get("RIN_PAIR_KERNEL", "auto")
 _module: ModuleType | None = None
 _build_error: str | None = None
 _warned = False
-
-
-def set_pair_kernel(choice: str) -> None:
-    """``auto``, ``fused`` or ``torch``: which implementation the pair scorer uses from now on."""
-    global _choice
-    if choice not in CHOICES:
-        raise ValueError(f"pair kernel must be one of {CHOICES}, not {choice!r}")
-    _choice = choice
-
-
-def add_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """The ``--pair_kernel`` flag, shared by train.py, evaluate.py and predict.py."""
-    parser.add_argument("--pair_kernel", choices=CHOICES, default=_choice,
-                        help="pair scorer implementation: fused C++ kernels (float32 on CPU; built on first use), "
-                        "PyTorch, or auto = fused where they apply and build (default: $RIN_PAIR_KERNEL or auto)")
 
 
 def _cpu_flags() -> str:
@@ -97,17 +79,18 @@ def build() -> ModuleType:
 def fused_applies(tensor: torch.Tensor) -> bool:
     """Whether the pair scorer should use the fused kernels for ``tensor`` under the current choice."""
     global _warned
-    if _choice == "torch":
+    choice = speed.current().kernel
+    if choice == "torch":
         return False
     if tensor.device.type != "cpu" or tensor.dtype != torch.float32:
-        if _choice == "fused":
+        if choice == "fused":
             raise RuntimeError(f"the fused pair kernels take float32 CPU tensors, not {tensor.dtype} on "
                                f"{tensor.device}; use --pair_kernel auto or torch")
         return False
     try:
         build()
     except RuntimeError as error:
-        if _choice == "fused":
+        if choice == "fused":
             raise
         if not _warned:
             log.warning("%s; using the PyTorch pair scorer", error)
@@ -128,7 +111,7 @@ def fused_bf16_applies(tensor: torch.Tensor) -> bool:
         return False
     if has_bf16():
         return True
-    if _choice == "fused":
+    if speed.current().kernel == "fused":
         raise RuntimeError("the fused pair kernels have no bfloat16 scorer on this CPU (it needs AVX512-BF16); "
                            "use --pair_kernel auto or torch, or --precision fp32")
     return False

@@ -15,16 +15,17 @@ sentences at a time and recompute what the backward pass needs:
 On the CPU the pair logits and their backward come from fused C++ kernels that
 keep each relu(A h_i + B h_j) in registers (model/pair_kernels.py), and the BCE's
 sigmoid and softplus are taken there too, before a logit is stored; elsewhere, or
-with ``--pair_kernel torch``, from the PyTorch code below. The public functions
-take ``bf16``: the fused kernels then multiply in bfloat16 (AVX512-BF16) and the
-PyTorch path runs on bfloat16 copies of its inputs.
+with ``--pair_kernel torch``, from the PyTorch code below. Which path runs and in
+which precision is :func:`model.speed.current`'s: with ``bf16`` the fused kernels
+multiply in bfloat16 (AVX512-BF16) where the CPU has it, and otherwise the PyTorch
+path runs on bfloat16 (``fp16``: float16) copies of its inputs.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from model import pair_kernels
+from model import pair_kernels, speed
 
 CHUNK_ELEMENTS = 1 << 22  # pair-tensor elements per chunk (16 MB in float32)
 
@@ -47,36 +48,37 @@ def _scores_into(out: torch.Tensor, pairs: torch.Tensor, weight: torch.Tensor, b
     return out
 
 
-def _operands(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bf16: bool
+def _operands(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
               ) -> tuple[tuple[torch.Tensor, ...], bool]:
-    """The pair scorer's inputs as the chosen path takes them, and whether the fused kernels are to round to
+    """The pair scorer's inputs in the configured precision, and whether the fused kernels are to round to
     bfloat16 (they take float32 inputs and round inside)."""
     tensors = (left, right, weight, bias)
-    if not bf16:
+    precision = speed.current().precision
+    if precision == "fp32":
         return tensors, False
-    if pair_kernels.fused_bf16_applies(left):
+    if precision == "bf16" and pair_kernels.fused_bf16_applies(left):
         return tuple(t.float() for t in tensors), True
-    return tuple(t.to(torch.bfloat16) for t in tensors), False
+    return tuple(t.to(speed.AUTOCAST_DTYPES[precision]) for t in tensors), False
 
 
-def pair_max(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor,
-             bf16: bool = False) -> torch.Tensor:
+def pair_max(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor
+             ) -> torch.Tensor:
     """``max over real j`` of the pair logits (B, n, R), differentiable (:class:`PairMax`)."""
-    operands, fused_bf16 = _operands(left, right, weight, bias, bf16)
+    operands, fused_bf16 = _operands(left, right, weight, bias)
     return PairMax.apply(*operands, mask, fused_bf16)
 
 
 def pair_bce(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, cells: torch.Tensor,
-             mask: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+             mask: torch.Tensor) -> torch.Tensor:
     """Summed BCE over all real cells against the positive ``cells``, differentiable (:class:`PairBCE`)."""
-    operands, fused_bf16 = _operands(left, right, weight, bias, bf16)
+    operands, fused_bf16 = _operands(left, right, weight, bias)
     return PairBCE.apply(*operands, cells, mask, fused_bf16)
 
 
 def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                mask: torch.Tensor, bf16: bool = False) -> torch.Tensor:
-    """All pair logits (B, n, n, R), -inf outside real cells; used for decoding (no gradient)."""
-    (left, right, weight, bias), fused_bf16 = _operands(left, right, weight, bias, bf16)
+                mask: torch.Tensor) -> torch.Tensor:
+    """All pair logits (B, n, n, R) in float32, -inf outside real cells; used for decoding (no gradient)."""
+    (left, right, weight, bias), fused_bf16 = _operands(left, right, weight, bias)
     batch, length, _ = left.shape
     if pair_kernels.fused_applies(left):
         logits = pair_kernels.pair_logits(left, right, weight, bias, mask.sum(dim=1), fused_bf16)
@@ -84,7 +86,8 @@ def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, b
     logits = left.new_empty(batch, length, length, weight.shape[0])
     for part in _sentence_chunks(left):
         _scores_into(logits[part], _pairs(left[part], right[part]), weight, bias)
-    return logits.masked_fill_(~(mask[:, :, None, None] & mask[:, None, :, None]), float("-inf"))
+    logits = logits.masked_fill_(~(mask[:, :, None, None] & mask[:, None, :, None]), float("-inf"))
+    return logits.float()
 
 
 class PairMax(torch.autograd.Function):
@@ -104,9 +107,7 @@ class PairMax(torch.autograd.Function):
         for part in _sentence_chunks(left):
             logits = _scores_into(left.new_empty(*left[part].shape[:2], length, weight.shape[0]),
                                   _pairs(left[part], right[part]), weight, bias)
-            # padded j never wins; columns before the shortest sentence's length are real everywhere
-            shortest = int(mask[part].sum(dim=1).min())
-            logits[:, :, shortest:].masked_fill_(~mask[part, None, shortest:, None], float("-inf"))
+            logits.masked_fill_(~mask[part, None, :, None], float("-inf"))  # padded j never wins
             torch.max(logits, dim=2, out=(values[part], winner[part]))
         ctx.save_for_backward(left, right, weight, winner)
         return values

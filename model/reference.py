@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from data.loader import Example
 from model.rin import RIN
-from utils.loader import Example
 
 
 def reference_loss(model: RIN, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:

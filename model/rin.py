@@ -6,10 +6,12 @@ and relation evidence y_r(i) = max_j sigmoid(Wr relu(Wm [h_i; h_j]) + br) from
 the previous He/Hr, then feeds them back: He = GRU_e(y_e, H), Hr = GRU_r(y_r, H),
 H = H + He + Hr. Final predictions come from He and Hr of the last layer
 (He = Hr = H when ``rounds`` is 0: RIN without interaction).
+
+How the pair scores are computed (fused kernels or PyTorch) and in which precision
+is set in model/speed.py; the caller holds autocast (model/training.py).
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from model.layers import BiLSTM, split_bidirectional_lstm
 from model.pair_scorer import pair_bce, pair_logits, pair_max
 from utils.vocab import PAD_ID, UNK_ID
 
@@ -51,31 +54,6 @@ class Outputs:
     relation_state: torch.Tensor  # Hr (B, n, 2 * rnn_hidden)
 
 
-def _gather_positions(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """values[b, positions[b, j]] for every (b, j)."""
-    return values.gather(1, positions[..., None].expand(-1, -1, values.shape[-1]))
-
-
-def _split_bidirectional_lstm(state: dict, prefix: str, *args) -> None:
-    """Checkpoints written before the split kept one bidirectional ``encoder``: rename its weights."""
-    for key in [k for k in state if k.startswith(prefix + "encoder.")]:
-        name = key[len(prefix + "encoder."):]
-        direction = "backward_lstm." if name.endswith("_reverse") else "forward_lstm."
-        state[prefix + direction + name.removesuffix("_reverse")] = state.pop(key)
-
-
-PRECISIONS = ("fp32", "bf16")
-
-
-def add_precision_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """The ``--precision`` flag, shared by train.py, evaluate.py and predict.py (see :meth:`RIN.set_precision`)."""
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="fp32 (default) or bf16 mixed precision: the pair scorer multiplies in bfloat16 (the "
-                        "fused kernels with AVX512-BF16 where the CPU has it, else the PyTorch path on bfloat16 "
-                        "copies) and the dense layers' matrix products run under torch.autocast; parameters, "
-                        "losses and Adam stay float32. See README, Speed, for what it gains and costs")
-
-
 class RIN(nn.Module):
     def __init__(self, config: RINConfig, embedding: np.ndarray | None = None) -> None:
         super().__init__()
@@ -90,34 +68,14 @@ class RIN(nn.Module):
         self.pos_embedding = (nn.Embedding(config.num_pos, config.pos_dim, padding_idx=PAD_ID)
                               if config.pos_dim > 0 else None)
         self.input_dropout = nn.Dropout(config.input_dropout)
-        # The BiLSTM as two one-way LSTMs: the backward one reads each sentence reversed within its
-        # length, so padded batches need no packing (inference about 8% faster on CPU: README, Speed).
-        self.forward_lstm = nn.LSTM(config.emb_dim + config.pos_dim, config.rnn_hidden, batch_first=True)
-        self.backward_lstm = nn.LSTM(config.emb_dim + config.pos_dim, config.rnn_hidden, batch_first=True)
-        self._register_load_state_dict_pre_hook(_split_bidirectional_lstm)
+        self.bilstm = BiLSTM(config.emb_dim + config.pos_dim, config.rnn_hidden)
+        self._register_load_state_dict_pre_hook(split_bidirectional_lstm)  # checkpoints of earlier layouts
         self.tag_classifier = nn.Linear(hidden, config.num_tags)  # Ce
         self.pair_left = nn.Linear(hidden, config.pair_hidden)  # Wm's half for h_i, with Wm's bias
         self.pair_right = nn.Linear(hidden, config.pair_hidden, bias=False)  # Wm's half for h_j
         self.relation_classifier = nn.Linear(config.pair_hidden, config.num_relations)  # Wr, br
         self.entity_gru = nn.GRUCell(config.num_tags, hidden)  # GRU_e
         self.relation_gru = nn.GRUCell(config.num_relations, hidden)  # GRU_r
-        self.bf16 = False  # mixed precision: see set_precision
-
-    def set_precision(self, precision: str) -> None:
-        """``fp32`` (default) or ``bf16``: with bf16 the pair scorer multiplies in bfloat16 (model/pair_scorer.py)
-        and the matrix products of the dense layers run under autocast; parameters stay float32."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
-        self.bf16 = precision == "bf16"
-
-    def _autocast(self, device: torch.device) -> torch.autocast:
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
-    def _pair_inputs(self, relation_state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """A h_i + b_m, B h_j, Wr and br."""
-        with self._autocast(relation_state.device):
-            return (self.pair_left(relation_state), self.pair_right(relation_state),
-                    self.relation_classifier.weight, self.relation_classifier.bias)
 
     def encode(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Shared features H (B, n, 2 * rnn_hidden); padding never reaches a real token."""
@@ -129,32 +87,18 @@ class RIN(nn.Module):
             inputs = torch.cat([inputs, self.pos_embedding(pos_ids)], dim=-1)
         return self.bilstm(self.input_dropout(inputs), lengths)
 
-    def bilstm(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The BiLSTM over right-padded ``inputs`` (B, n, in); zeros at padded positions."""
-        positions = torch.arange(inputs.shape[1], device=inputs.device)
-        real = positions < lengths[:, None]
-        # position j of sentence b reversed within its length (padding stays in place); its own inverse
-        reverse = torch.where(real, lengths[:, None] - 1 - positions, positions)
-        forward_features, _ = self.forward_lstm(inputs)
-        backward_features, _ = self.backward_lstm(_gather_positions(inputs, reverse))
-        features = torch.cat([forward_features, _gather_positions(backward_features, reverse)], dim=-1)
-        return features * real[..., None]
+    def _pair_inputs(self, relation_state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A h_i + b_m, B h_j, Wr and br: the pair scorer's operands."""
+        return (self.pair_left(relation_state), self.pair_right(relation_state),
+                self.relation_classifier.weight, self.relation_classifier.bias)
 
     def forward(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, mask: torch.Tensor,
                 lengths: torch.Tensor) -> Outputs:
-        with self._autocast(word_ids.device):
-            out = self._forward(word_ids, pos_ids, mask, lengths)
-        dtype = self.tag_classifier.weight.dtype  # autocast's bfloat16 results back to the parameters' dtype
-        return Outputs(out.tag_logits.to(dtype), out.relation_state.to(dtype))
-
-    def _forward(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, mask: torch.Tensor,
-                 lengths: torch.Tensor) -> Outputs:
         shared = self.encode(word_ids, pos_ids, lengths)
         entity_state = relation_state = shared
         for _ in range(self.config.rounds):
             tag_probs = torch.softmax(self.tag_classifier(entity_state), dim=-1)
-            max_logits = pair_max(*self._pair_inputs(relation_state), mask, self.bf16)
-            relation_evidence = torch.sigmoid(max_logits.to(shared.dtype))
+            relation_evidence = torch.sigmoid(pair_max(*self._pair_inputs(relation_state), mask))
             flat_shared = shared.flatten(0, 1)
             entity_state = self.entity_gru(tag_probs.flatten(0, 1), flat_shared).view_as(shared)
             relation_state = self.relation_gru(relation_evidence.flatten(0, 1), flat_shared).view_as(shared)
@@ -171,7 +115,7 @@ class RIN(nn.Module):
         out = self(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
         size = batch.word_ids.shape[0]
         er_loss = F.cross_entropy(out.tag_logits[batch.mask], batch.tag_ids[batch.mask], reduction="sum")
-        rc_loss = pair_bce(*self._pair_inputs(out.relation_state), batch.relation_cells, batch.mask, self.bf16)
+        rc_loss = pair_bce(*self._pair_inputs(out.relation_state), batch.relation_cells, batch.mask)
         return er_loss / size, rc_loss / size
 
     @torch.no_grad()
@@ -183,5 +127,4 @@ class RIN(nn.Module):
         equals ``sigmoid(logit) >= t`` and spares a pass over the largest tensor.
         """
         out = self(word_ids, pos_ids, mask, lengths)
-        logits = pair_logits(*self._pair_inputs(out.relation_state), mask, self.bf16).to(out.tag_logits.dtype)
-        return out.tag_logits.argmax(dim=-1), logits
+        return out.tag_logits.argmax(dim=-1), pair_logits(*self._pair_inputs(out.relation_state), mask)

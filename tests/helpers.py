@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from data.loader import Example
 from model.rin import RIN, RINConfig
-from utils.loader import Example
 
 
 def random_examples(count: int, relations: int, seed: int, max_len: int = 12, vocab: int = 30,

@@ -3,9 +3,9 @@ import pytest
 import torch
 from helpers import random_examples, small_model
 
+from data.loader import collate
 from model.pair_scorer import CHUNK_ELEMENTS
 from model.reference import reference_loss
-from utils.loader import collate
 
 
 def gradients(model, loss):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils.loader import DataError, bucketed_batches, collate, encode, load_sentences
+from data.loader import DataError, bucketed_batches, collate, encode, load_sentences
 from utils.vocab import Labels, Vocab
 
 OFFICIAL_LINE = {  # the first line of the official RIN WebNLG test file, trimmed
@@ -101,7 +101,7 @@ def test_unknown_relation_at_test_stays_gold_without_a_cell(tmp_path):
     sentences, _ = load_sentences(write_lines(tmp_path / "a.json", [OFFICIAL_LINE]))
     vocab = Vocab.build([s.tokens for s in sentences])
     labels = Labels.build(["creator"], ["NNP"])
-    from utils.loader import LoadReport
+    from data.loader import LoadReport
 
     report = LoadReport()
     (example,) = encode(sentences, vocab, labels, report)
@@ -113,7 +113,7 @@ def test_unknown_relation_at_test_stays_gold_without_a_cell(tmp_path):
 def test_collate_pads_and_lists_positive_cells():
     sentences_tokens = [["a", "b", "c"], ["d"]]
     vocab = Vocab.build(sentences_tokens)
-    from utils.loader import Example
+    from data.loader import Example
 
     examples = [Example(np.array(vocab.ids(t)), np.ones(len(t), dtype=np.int64), np.zeros(len(t), dtype=np.int64),
                         np.array(c, dtype=np.int64).reshape(-1, 3))

@@ -1,9 +1,12 @@
 """Padding invariance and what each ablation switch changes."""
+import contextlib
+
 import pytest
 import torch
 from helpers import random_examples, small_model
 
-from utils.loader import collate
+from data.loader import collate
+from model import speed
 
 CPU = torch.device("cpu")
 
@@ -102,13 +105,34 @@ def test_word_dropout_only_in_training():
 
 
 def test_bf16_precision_stays_close():
+    """bf16 autocast, held by the caller, runs on every CPU (the BiLSTM falls back to float32 where oneDNN has
+    no bfloat16 LSTM) and stays close to float32."""
     model = small_model(rounds=2).eval()
     examples = random_examples(4, 4, seed=6)
     reference = outputs(model, examples)[2]
-    model.set_precision("bf16")
-    assert (outputs(model, examples)[2] - reference).abs().max() < 0.05
+    speed.configure(precision="bf16")
+    try:
+        with speed.autocast(CPU):
+            got = outputs(model, examples)[2]
+    finally:
+        speed.configure(precision="fp32")
+    assert (got - reference).abs().max() < 0.05
     with pytest.raises(ValueError):
-        model.set_precision("fp8")
+        speed.configure(precision="fp8")
+
+
+def test_fp32_enters_no_autocast_and_runs_on_the_meta_device():
+    """fp32 holds no autocast context, so the meta device checks every shape without computing."""
+    assert isinstance(speed.autocast("cpu"), contextlib.nullcontext)
+    model = small_model(rounds=2).to("meta")
+    words = torch.zeros(3, 5, dtype=torch.long, device="meta")
+    mask = torch.ones(3, 5, dtype=torch.bool, device="meta")
+    speed.configure(kernel="torch")
+    try:
+        out = model(words, words, mask, torch.full((3,), 5, device="meta"))
+    finally:
+        speed.configure(kernel="auto")
+    assert out.tag_logits.shape == (3, 5, 5) and out.relation_state.shape == (3, 5, 12)
 
 
 def test_split_lstm_equals_a_packed_bidirectional_lstm():
@@ -116,12 +140,12 @@ def test_split_lstm_equals_a_packed_bidirectional_lstm():
     model = small_model(relations=3, rounds=1).double().eval()
     examples = random_examples(7, 3, seed=4)  # lengths differ: padding in most sentences
     batch = collate(examples, range(7), CPU, with_targets=False)
-    bilstm = torch.nn.LSTM(model.forward_lstm.input_size, model.config.rnn_hidden, batch_first=True,
+    bilstm = torch.nn.LSTM(model.bilstm.forward_lstm.input_size, model.config.rnn_hidden, batch_first=True,
                            bidirectional=True).double()
-    for name, value in model.forward_lstm.state_dict().items():
+    for name, value in model.bilstm.forward_lstm.state_dict().items():
         getattr(bilstm, name).data.copy_(value)
-        getattr(bilstm, name + "_reverse").data.copy_(model.backward_lstm.state_dict()[name])
-    inputs = torch.randn(*batch.word_ids.shape, model.forward_lstm.input_size, dtype=torch.float64,
+        getattr(bilstm, name + "_reverse").data.copy_(model.bilstm.backward_lstm.state_dict()[name])
+    inputs = torch.randn(*batch.word_ids.shape, model.bilstm.forward_lstm.input_size, dtype=torch.float64,
                          requires_grad=True)
     packed = torch.nn.utils.rnn.pack_padded_sequence(inputs, batch.lengths, batch_first=True, enforce_sorted=False)
     expected, _ = torch.nn.utils.rnn.pad_packed_sequence(bilstm(packed)[0], batch_first=True,
@@ -135,6 +159,13 @@ def test_split_lstm_equals_a_packed_bidirectional_lstm():
     # a checkpoint written with one bidirectional ``encoder`` loads into the split encoder
     state = {k: v for k, v in model.state_dict().items() if "_lstm." not in k}
     state.update({"encoder." + k: v for k, v in bilstm.state_dict().items()})
+    fresh = small_model(relations=3, rounds=1, seed=9).double()
+    fresh.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values(),
+                                                 strict=True))
+
+    # so does one written when the two one-way LSTMs sat on the model itself (before model/layers.py)
+    state = {k.removeprefix("bilstm."): v for k, v in model.state_dict().items()}
     fresh = small_model(relations=3, rounds=1, seed=9).double()
     fresh.load_state_dict(state)
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values(),

@@ -7,8 +7,8 @@ import pytest
 import torch
 from helpers import random_examples, small_model
 
+from data.loader import collate
 from model import pair_kernels, pair_scorer
-from utils.loader import collate
 
 
 def kernels_available() -> bool:

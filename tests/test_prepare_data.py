@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import prepare_data
-from utils.convert import noun_compound_span
-from utils.loader import DataError, load_sentences
+from data.convert import noun_compound_span
+from data.loader import DataError, load_sentences
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 NO_TAGGER = ["--spacy_model", "none"]

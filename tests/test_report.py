@@ -1,7 +1,7 @@
 """The report: aggregates (hand-computed), effects paired by seed, the status verdicts, the figure."""
 import json
 
-from utils.report import aggregate, cell, comparison_lines, diff, report_seeds, write_report
+from experiments.report import aggregate, cell, comparison_lines, diff, report_seeds, write_report
 
 
 def test_aggregate_by_hand():

@@ -12,7 +12,7 @@ from synthetic import write_synthetic_dataset
 
 import prepare_vocab
 import reproduce
-from utils import experiments
+from experiments import plan as experiments
 
 
 def names(plan):

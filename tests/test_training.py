@@ -14,9 +14,9 @@ from synthetic import write_synthetic_dataset
 import evaluate
 import prepare_vocab
 import train
+from data.loader import collate, load_split
 from model import load_run
-from utils.loader import collate
-from utils.trainer import extract, load_split
+from model.inference import extract
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--lr", "0.005", "--rounds", "2", "--threads", "1"]

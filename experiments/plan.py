@@ -1,6 +1,6 @@
 """The paper's experiments as data: how a run is named, which runs each table needs, the paper's numbers.
 
-Shared by the runner (reproduce.py), which trains the planned runs, and the report (utils/report.py), which
+Shared by the runner (reproduce.py), which trains the planned runs, and the report (experiments/report.py), which
 finds each table cell's runs by the same names.
 """
 from __future__ import annotations

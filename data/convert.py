@@ -14,7 +14,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from utils.loader import LoadReport, find_occurrences, parse_record
+from data.loader import LoadReport, find_occurrences, parse_record
 from utils.tagging import Span
 
 MAX_ENTITY_TOKENS = 16

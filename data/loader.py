@@ -278,3 +278,26 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, generator: torch.G
     if generator is not None:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
     return batches
+
+
+@dataclass
+class Split:
+    """One data split: sentences with gold triples, their id arrays, and what loading reported."""
+
+    name: str
+    sentences: list[Sentence]
+    examples: list[Example]
+    report: LoadReport
+
+    @property
+    def gold(self) -> list[list[Triple]]:
+        return [s.triples for s in self.sentences]
+
+
+def load_split(path: str | Path, vocab, labels, name: str | None = None) -> Split:
+    """Read and encode a RIN file; what was repaired or skipped is logged and kept in ``report``."""
+    sentences, report = load_sentences(path)
+    examples = encode(sentences, vocab, labels, report)
+    split = Split(name or Path(path).stem, sentences, examples, report)
+    report.log(f"{path}")
+    return split

@@ -1,4 +1,4 @@
-"""Triples from raw sentences with a trained run: tokenise, tag POS, batch, decode.
+"""From a trained model to triples: batched decoding, evaluation on a split, and raw-text extraction.
 
     from model import load_extractor
     extractor = load_extractor("saved_models/webnlg_partial_K2_seed1")
@@ -7,20 +7,70 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from model import load_run
+from data.loader import Example, Split, bucketed_batches, collate
+from data.spacy_tools import SpacyTools
+from model import speed
+from model.rin import RIN
+from model.run import load_run
 from utils.helpers import pick_device, read_json
-from utils.loader import Example
-from utils.scorer import triple_record
-from utils.spacy_tools import SpacyTools
-from utils.trainer import extract
+from utils.scorer import Extraction, decode, score_all, triple_record
+from utils.vocab import Labels
 
 log = logging.getLogger(__name__)
+DECODE_CELLS = 1 << 25  # pair logits (sentences x n x n x relations) decoded at once: 128 MB in float32
+
+
+def decode_batches(lengths: Sequence[int], batch_size: int, relations: int) -> list[list[int]]:
+    """Length buckets of at most ``batch_size`` sentences whose logits hold at most DECODE_CELLS values (at
+    least one sentence each), so decoding memory is bounded whatever the batch size and sentence lengths."""
+    batches = []
+    for bucket in bucketed_batches(lengths, batch_size, generator=None):
+        per_sentence = max(lengths[i] for i in bucket) ** 2 * max(1, relations)
+        size = max(1, DECODE_CELLS // per_sentence)
+        batches += [bucket[k:k + size] for k in range(0, len(bucket), size)]
+    return batches
+
+
+def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: torch.device,
+            batch_size: int = 100, threshold: float = 0.5, progress: bool = False) -> list[Extraction]:
+    """Run the model on ``examples`` (in length buckets) and decode, returned in input order."""
+    model.eval()
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must lie strictly between 0 and 1, not {threshold}")
+    cutoff = math.log(threshold) - math.log1p(-threshold)  # sigmoid(z) >= t  <=>  z >= cutoff
+    results: list[Extraction | None] = [None] * len(examples)
+    batches = decode_batches([len(e.word_ids) for e in examples], batch_size, len(labels.relations))
+    for indices in tqdm(batches, desc="extract", disable=not progress, leave=False):
+        batch = collate([examples[i] for i in indices], indices, device, with_targets=False)
+        with speed.autocast(device):
+            tag_ids, logits = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
+        above = logits >= cutoff
+        hits = above.nonzero().tolist()
+        hit_probs = torch.sigmoid(logits[above]).tolist()
+        cells: list[list] = [[] for _ in indices]
+        for (row, i, j, relation), probability in zip(hits, hit_probs, strict=True):
+            cells[row].append((i, j, relation, probability))
+        tag_ids = tag_ids.tolist()
+        for row, (index, length) in enumerate(zip(indices, batch.lengths.tolist(), strict=True)):
+            tags = [labels.tags[t] for t in tag_ids[row][:length]]
+            results[index] = decode(tags, cells[row], labels.relations)
+    return results  # type: ignore[return-value]
+
+
+def evaluate(model: RIN, split: Split, labels: Labels, device: torch.device, batch_size: int = 100,
+             scorer: str = "ours") -> tuple[dict, list[Extraction]]:
+    """P/R/F1 in both match modes on ``split``, and the extractions behind them."""
+    extractions = extract(model, split.examples, labels, device, batch_size)
+    return score_all(extractions, split.gold, scorer), extractions
 
 
 class Extractor:

@@ -1,7 +1,7 @@
 """results/README.md and Figure 3, rendered from the committed run summaries (results/runs/*/).
 
 Every number comes from a run's results.json (test and dev scores of its best checkpoint) or from
-results/test_comparison.json (reproduce.py --compare_test); the paper's numbers from utils.experiments.
+results/test_comparison.json (reproduce.py --compare_test); the paper's numbers from experiments.plan.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from utils.experiments import (
+from experiments.plan import (
     FIGURE_ROUNDS,
     PAPER,
     PAPER_SEEDS,

@@ -1,0 +1,1 @@
+"""Reading, converting and batching the datasets: RIN-format files, the published releases, spaCy tools."""

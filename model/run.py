@@ -1,0 +1,70 @@
+"""Loading a trained run from its folder alone, with every file checked against the others."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from model.rin import RIN, RINConfig
+from utils.helpers import read_json
+from utils.vocab import Labels, Vocab
+
+RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used: the message names the file and the reason."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoint: str = "best.pt"
+             ) -> tuple[RIN, Vocab, Labels, dict]:
+    """Rebuild a trained model from its run folder (config, vocabulary, labels, weights).
+
+    vocab.json and labels.json must be the files the run was trained with (their SHA-256 in config.json's
+    ``data_sha256``) and fit the checkpoint's sizes; anything else raises :class:`RunError`.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise RunError(f"{model_dir}: no such run folder")
+    missing = [name for name in ("config.json", "vocab.json", "labels.json", checkpoint)
+               if not (model_dir / name).is_file()]
+    if missing:
+        raise RunError(f"{model_dir} is not a finished run folder: missing {', '.join(missing)}")
+    try:
+        config = read_json(model_dir / "config.json")
+        if config.get("run_format") != RUN_FORMAT:
+            raise RunError(f"{model_dir / 'config.json'}: run format {config.get('run_format')!r}, this code reads "
+                           f"{RUN_FORMAT}; retrain or use the matching version of the code")
+        model_config = RINConfig(**config["model"])
+        vocab, labels = Vocab.load(model_dir / "vocab.json"), Labels.load(model_dir / "labels.json")
+    except (ValueError, KeyError, TypeError) as error:
+        if isinstance(error, RunError):
+            raise
+        raise RunError(f"{model_dir}: unreadable run files ({type(error).__name__}: {error})") from None
+    recorded = config.get("data_sha256", {})
+    for name in ("vocab.json", "labels.json"):
+        if name in recorded and _sha256(model_dir / name) != recorded[name]:
+            raise RunError(f"{model_dir / name} differs from the {name} this run was trained with (SHA-256 in "
+                           "config.json 'data_sha256'); copy the original back from the run's data folder")
+    sizes = {"vocab_size": len(vocab), "num_pos": len(labels.pos), "num_tags": len(labels.tags),
+             "num_relations": len(labels.relations)}
+    for field, size in sizes.items():
+        if getattr(model_config, field) != size:
+            raise RunError(f"{model_dir}: the checkpoint has {field}={getattr(model_config, field)} but the folder's "
+                           f"files give {size}")
+    model = RIN(model_config)
+    try:
+        state = torch.load(model_dir / checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise RunError(f"{model_dir / checkpoint}: unreadable or not this run's checkpoint ({reason})") from None
+    model.to(device).eval()
+    return model, vocab, labels, config

@@ -1,0 +1,136 @@
+"""The training step and epoch, the optimizer, and resumable training state.
+
+:func:`train_step` is the one optimisation step that train.py, bench.py and the
+tests take: autocast (held here, not in the model), backward, loss scaling for
+fp16, gradient clipping, Adam.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from data.loader import Batch, Example, bucketed_batches, collate
+from model import speed
+from model.rin import RIN
+from utils.helpers import atomic_torch_save
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """How a run trains: the one home of every training default (the network's own are in RINConfig).
+
+    train.py fills a run's settings from these defaults, then presets/<dataset>.json (what Table 3 varies:
+    rounds, lr and epochs per match mode), then the command line.
+    """
+
+    dataset: str = "webnlg"
+    data_dir: str | None = None  # None: dataset/<dataset>
+    match: str = "partial"
+    lr: float = 1e-3
+    num_epoch: int = 100
+    batch_size: int = 50  # Table 3
+    max_grad_norm: float = 5.0  # Table 3; 0 = no clipping
+    early_stop: int = 0  # epochs without a better selection F1 before stopping; 0 = never
+    seed: int = 1
+    select_on: str = "dev"
+    save_dir: str = "saved_models"
+    run_id: str | None = None  # None: made from the settings
+    device: str | None = None  # None: cuda when available, else cpu
+    threads: int | None = None  # None: every core this process may use
+    eval_batch_size: int = 100
+    precision: str = "fp32"
+    pair_kernel: str = "auto"
+    compile: bool = False
+    deterministic: bool = False
+
+
+def make_optimizer(model: RIN, lr: float) -> torch.optim.Adam:
+    """Adam; the fused kernel (same update, fewer passes over the word vectors) where torch has it."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def train_step(model: RIN, optimizer: torch.optim.Optimizer, batch: Batch, max_grad_norm: float,
+               scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on ``batch``; returns the (ER, RC) losses as detached tensors (no host sync)."""
+    with torch.profiler.record_function("phase: forward and loss"), speed.autocast(batch.word_ids.device):
+        er_loss, rc_loss = model.loss(batch)
+    optimizer.zero_grad(set_to_none=True)
+    with torch.profiler.record_function("phase: backward"):
+        if scaler is not None:
+            scaler.scale(er_loss + rc_loss).backward()
+        else:
+            (er_loss + rc_loss).backward()
+    with torch.profiler.record_function("phase: gradient clipping and Adam"):
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+    return er_loss.detach(), rc_loss.detach()
+
+
+def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence[Example], batch_size: int,
+                generator: torch.Generator, device: torch.device, max_grad_norm: float,
+                scaler: torch.amp.GradScaler | None = None, desc: str = "train") -> dict[str, float]:
+    """One pass over ``examples`` in shuffled length buckets; returns mean losses per batch."""
+    model.train()
+    batches = bucketed_batches([len(e.word_ids) for e in examples], batch_size, generator)
+    if not batches:
+        raise ValueError("no training batches: the training split is empty")
+    totals = torch.zeros(2, dtype=torch.float64, device=device)  # summed on the device: no sync per step
+    start = time.perf_counter()
+    for indices in tqdm(batches, desc=desc, leave=False, mininterval=2.0):
+        batch = collate([examples[i] for i in indices], indices, device)
+        er_loss, rc_loss = train_step(model, optimizer, batch, max_grad_norm, scaler)
+        totals += torch.stack([er_loss, rc_loss]).to(totals.dtype)
+    er_total, rc_total = totals.tolist()
+    return {"er_loss": er_total / len(batches), "rc_loss": rc_total / len(batches),
+            "train_seconds": time.perf_counter() - start}
+
+
+def save_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                        progress: dict, scaler: torch.amp.GradScaler | None = None) -> None:
+    """Everything needed to continue a run exactly: weights, optimizer, RNG states, counters."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "torch_rng": torch.get_rng_state(), "batch_rng": generator.get_state(), "progress": progress}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    if scaler is not None and scaler.is_enabled():
+        state["grad_scaler"] = scaler.state_dict()
+    atomic_torch_save(state, path)
+
+
+def load_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                        scaler: torch.amp.GradScaler | None = None) -> dict:
+    """Restore what :func:`save_training_state` wrote; returns the progress counters. CUDA RNG states are
+    restored for the GPUs both machines have (a run saved on 8 GPUs resumes on 1), with a warning otherwise."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    generator.set_state(state["batch_rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        saved, present = state["cuda_rng"], torch.cuda.device_count()
+        for index, rng_state in enumerate(saved[:present]):
+            torch.cuda.set_rng_state(rng_state, index)
+        if len(saved) != present:
+            log.warning("%s was saved with %d GPUs, this machine has %d: restored the RNG state of the first %d",
+                        path, len(saved), present, min(len(saved), present))
+    if scaler is not None and "grad_scaler" in state:
+        scaler.load_state_dict(state["grad_scaler"])
+    return state["progress"]
