@@ -15,9 +15,21 @@ from pathlib import Path
 
 from data.loader import load_split
 from model import load_run, speed
-from model.inference import extract
+from model.inference import BATCH_SIZE, THRESHOLD, extract
 from utils.analysis import breakdown, breakdown_markdown
-from utils.helpers import configure_threads, pick_device, resolve_project_path, setup_logging, write_json
+from utils.helpers import (
+    InputError,
+    atomic_write_bytes,
+    configure_threads,
+    device_name,
+    one_line_errors,
+    open_probability,
+    pick_device,
+    positive_int,
+    resolve_project_path,
+    setup_logging,
+    write_json,
+)
 from utils.scorer import score_all, triple_record
 
 log = logging.getLogger("evaluate")
@@ -31,28 +43,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", help="predictions file (default: <model_dir>/predictions_<split>.jsonl)")
     parser.add_argument("--scorer", choices=("ours", "official"), default="ours",
                         help="ours: unique triples; official: the official repository's cell counting")
-    parser.add_argument("--threshold", type=float, default=0.5, help="relation probability threshold")
+    parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
+                        help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--breakdown", action="store_true", help="also F1 by overlap pattern, triples per "
                         "sentence and relation, and ER scores: <out>_breakdown.json and .md")
-    parser.add_argument("--batch_size", type=int, default=100, help="sentences per batch")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,
+                        help=f"sentences per batch (default {BATCH_SIZE}; fewer where long sentences would need much "
+                        "memory)")
+    parser.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
     speed.add_arguments(parser)
+    parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    with one_line_errors("evaluate.py", args.debug):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> dict:
     setup_logging()
     device = pick_device(args.device)
+    if problem := speed.precision_problem(args.precision, device):
+        raise InputError(problem)
     configure_threads(args.threads)
     speed.configure(kernel=args.pair_kernel, precision=args.precision)
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)
     path = Path(args.data) if args.data else resolve_project_path(config["settings"]["data_dir"]) / f"{args.split}.json"
-    if not path.exists():
-        raise SystemExit(f"{path} does not exist: pass --data FILE")
+    if not path.is_file():
+        raise InputError(f"{path} does not exist" + ("" if args.data else ": pass --data FILE"))
     name = path.stem if args.data else args.split
+    out = Path(args.out) if args.out else model_dir / f"predictions_{name}.jsonl"
+    if not out.parent.is_dir():
+        raise InputError(f"--out {out}: folder {out.parent} does not exist")
     split = load_split(path, vocab, labels, name)
     extractions = extract(model, split.examples, labels, device, args.batch_size, args.threshold, progress=True)
     scores = {scorer: score_all(extractions, split.gold, scorer) for scorer in ("ours", "official")}
@@ -60,16 +86,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name} {mode:7s} ({args.scorer} scorer): P {result['precision']:.4f}  R {result['recall']:.4f}  "
               f"F1 {result['f1']:.4f}  ({result['correct']} correct / {result['predicted']} predicted / "
               f"{result['gold']} gold)")
-    out = Path(args.out) if args.out else model_dir / f"predictions_{name}.jsonl"
-    with open(out, "w", encoding="utf-8") as handle:
-        for sentence, extraction in zip(split.sentences, extractions, strict=True):
-            handle.write(json.dumps({
-                "tokens": sentence.tokens,
-                "triples": [triple_record(sentence.tokens, t, p)
-                            for t, p in zip(extraction.triples, extraction.probabilities, strict=True)],
-                "entities": [[s, e] for s, e in extraction.entities],
-                "gold": [triple_record(sentence.tokens, t) for t in sentence.triples],
-            }, ensure_ascii=False) + "\n")
+    lines = [json.dumps({
+        "tokens": sentence.tokens,
+        "triples": [triple_record(sentence.tokens, t, p)
+                    for t, p in zip(extraction.triples, extraction.probabilities, strict=True)],
+        "entities": [[s, e] for s, e in extraction.entities],
+        "gold": [triple_record(sentence.tokens, t) for t in sentence.triples],
+    }, ensure_ascii=False) + "\n" for sentence, extraction in zip(split.sentences, extractions, strict=True)]
+    atomic_write_bytes(out, "".join(lines).encode("utf-8"))
     write_json(out.with_name(out.stem + "_scores.json"), {"data": str(path), "threshold": args.threshold,
                                                           "scores": scores,
                                                           "load_report": split.report.as_dict()})
@@ -77,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = breakdown(extractions, split.gold, [s.entities for s in split.sentences])
         write_json(out.with_name(out.stem + "_breakdown.json"), result)
         markdown = breakdown_markdown(result)
-        out.with_name(out.stem + "_breakdown.md").write_text(markdown, encoding="utf-8")
+        atomic_write_bytes(out.with_name(out.stem + "_breakdown.md"), markdown.encode("utf-8"))
         print(markdown)
     log.info("predictions: %s", out)
     return scores

@@ -20,7 +20,18 @@ import sys
 from pathlib import Path
 
 from model import load_extractor, speed
-from utils.helpers import configure_threads, setup_logging
+from model.inference import BATCH_SIZE, MAX_TOKENS, THRESHOLD
+from utils.helpers import (
+    InputError,
+    atomic_write_bytes,
+    configure_threads,
+    device_name,
+    one_line_errors,
+    open_probability,
+    pick_device,
+    positive_int,
+    setup_logging,
+)
 
 log = logging.getLogger("predict")
 
@@ -32,21 +43,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--text", nargs="+", help="one or more sentences")
     source.add_argument("--input", help="file of sentences (raw lines or JSON lines); '-' = standard input")
     parser.add_argument("--output", help="JSON-lines output file (default: standard output)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="relation probability threshold (default 0.5)")
+    parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
+                        help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--pretokenized", action="store_true", help="split raw text on whitespace only")
-    parser.add_argument("--max_tokens", type=int, default=300,
-                        help="longer sentences are truncated to this many tokens, with a warning (default 300)")
+    parser.add_argument("--max_tokens", type=positive_int, default=MAX_TOKENS,
+                        help=f"longer sentences are cut to this many tokens, with a warning (default {MAX_TOKENS})")
     parser.add_argument("--encoding_errors", choices=("strict", "replace"), default="strict",
                         help="non-UTF-8 input: stop with the line number (strict) or replace bad bytes")
-    parser.add_argument("--batch_size", type=int, default=100, help="sentences per batch (default 100)")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,
+                        help=f"sentences per batch (default {BATCH_SIZE})")
+    parser.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
     speed.add_arguments(parser)
+    parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
     return parser.parse_args(argv)
 
 
 def read_sentences(path: str, errors: str) -> list[str | list[str]]:
     """Sentences from a file, one per line; JSON lines may carry "text"/"sentText"."""
+    if path != "-" and Path(path).is_dir():
+        raise InputError(f"--input {path}: is a folder, not a file of sentences")
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     sentences: list[str | list[str]] = []
     for number, raw in enumerate(data.split(b"\n"), start=1):
@@ -55,16 +71,19 @@ def read_sentences(path: str, errors: str) -> list[str | list[str]]:
         try:
             line = raw.decode("utf-8", errors=errors).rstrip("\r")
         except UnicodeDecodeError as error:
-            raise SystemExit(f"{path}:{number}: not UTF-8 ({error.reason} at byte {error.start}); "
+            raise InputError(f"{path}:{number}: not UTF-8 ({error.reason} at byte {error.start}); "
                              "fix the file or pass --encoding_errors replace") from None
         if line.lstrip().startswith("{"):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise SystemExit(f"{path}:{number}: malformed JSON line: {error.msg}") from None
-            text = record.get("text", record.get("sentText"))
+                raise InputError(f"{path}:{number}: malformed JSON line: {error.msg}") from None
+            text = record.get("text", record.get("sentText")) if isinstance(record, dict) else None
             if text is None:
-                raise SystemExit(f"{path}:{number}: JSON line without a 'text' or 'sentText' field")
+                raise InputError(f"{path}:{number}: JSON line without a 'text' or 'sentText' field")
+            if not (isinstance(text, str) or isinstance(text, list) and all(isinstance(t, str) for t in text)):
+                raise InputError(f"{path}:{number}: 'text' must be a string or a list of token strings, not "
+                                 f"{type(text).__name__}")
             sentences.append(text)
         else:
             sentences.append(line)
@@ -73,16 +92,22 @@ def read_sentences(path: str, errors: str) -> list[str | list[str]]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    with one_line_errors("predict.py", args.debug):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> list[dict]:
     setup_logging()
+    if problem := speed.precision_problem(args.precision, pick_device(args.device)):
+        raise InputError(problem)
+    if args.output and not Path(args.output).absolute().parent.is_dir():
+        raise InputError(f"--output {args.output}: folder {Path(args.output).absolute().parent} does not exist")
     configure_threads(args.threads)
     speed.configure(kernel=args.pair_kernel, precision=args.precision)
-    try:
-        extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,
-                                   batch_size=args.batch_size, max_tokens=args.max_tokens,
-                                   pretokenized=args.pretokenized)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        raise SystemExit(str(error)) from None
     sentences = args.text if args.text else read_sentences(args.input, args.encoding_errors)
+    extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,
+                               batch_size=args.batch_size, max_tokens=args.max_tokens,
+                               pretokenized=args.pretokenized)
     results = extractor.extract(sentences, progress=len(sentences) > 1000)
     skipped = [i + 1 for i, r in enumerate(results) if "skipped" in r]
     if skipped:
@@ -91,7 +116,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     lines = [json.dumps({"line": i + 1, "text": s if isinstance(s, str) else " ".join(s)} | r, ensure_ascii=False)
              for i, (s, r) in enumerate(zip(sentences, results, strict=True))]
     if args.output:
-        Path(args.output).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        atomic_write_bytes(Path(args.output), "".join(line + "\n" for line in lines).encode("utf-8"))
     else:
         print("\n".join(lines))
     log.info("%d sentences, %d triples, %.0f sentences/s (tokenizer: %s)", len(results),

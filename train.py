@@ -3,18 +3,26 @@
     python train.py --dataset webnlg --match partial
     python train.py --resume saved_models/<run_id>
 
-Settings come from argparse defaults, then presets/<dataset>.json (Table 3 of
-the paper, per match mode), then the command line. The resolved settings are
-saved to config.json, so a run folder is enough to re-create the run.
+Settings come from the defaults in model/training.py (TrainConfig) and
+model/rin.py (RINConfig), then presets/<dataset>.json (Table 3 of the paper:
+rounds, lr and epochs per match mode), then the command line. The resolved
+settings are saved to config.json, so a run folder is enough to re-create the
+run. Every flag is checked before anything is written; a run folder is locked
+while a train.py works in it.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import fcntl
 import json
 import logging
+import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +32,24 @@ from data.loader import load_split
 from experiments.plan import run_name
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
-from model.training import load_training_state, make_optimizer, save_training_state, train_epoch
+from model.pair_kernels import fused_applies, fused_bf16_applies
+from model.training import TrainConfig, load_training_state, make_optimizer, save_training_state, train_epoch
 from utils.helpers import (
     PROJECT_ROOT,
+    InputError,
     atomic_torch_save,
+    atomic_write_bytes,
     configure_threads,
     data_fingerprint,
+    device_name,
+    dropout_rate,
+    folder_name,
+    non_negative_float,
+    non_negative_int,
+    one_line_errors,
     pick_device,
+    positive_float,
+    positive_int,
     project_relative,
     read_json,
     resolve_project_path,
@@ -42,92 +61,134 @@ from utils.scorer import score_all
 from utils.vocab import Labels, Vocab
 
 log = logging.getLogger("train")
-PRESET_KEYS = ("rounds", "lr", "num_epoch", "batch_size", "input_dropout", "max_grad_norm")
-BUILTIN = {"rounds": 4, "lr": 1e-3, "num_epoch": 100, "batch_size": 50, "input_dropout": 0.1,
-           "max_grad_norm": 5.0}
+PRESET_KEYS = ("rounds", "lr", "num_epoch")  # what Table 3 varies per dataset and match mode
+MODEL_KEYS = ("rounds", "pos_dim", "rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")  # RINConfig's
+RESUME_FREE = ("device", "threads", "pair_kernel")  # how, not what, a run computes: free to change on resume
+DATA_FILES = ("train.json", "dev.json", "test.json", "vocab.json", "labels.json", "embedding.npy")
+TRAIN, NET = TrainConfig(), {f.name: f.default for f in dataclasses.fields(RINConfig)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Every flag defaults to None (unset), so a preset can fill it and --resume can tell which were given."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="webnlg",
-                      help="dataset name: reads dataset/<name>/ and presets/<name>.json (default: webnlg)")
-    data.add_argument("--data_dir", help="folder with train/dev/test.json, vocab.json, embedding.npy, "
-                      "labels.json (default: dataset/<dataset>)")
-    data.add_argument("--match", choices=("partial", "exact"), default="partial",
-                      help="match mode: picks the preset (K, lr, epochs) and the F1 used to select the checkpoint")
-    net = parser.add_argument_group("model (None = from the preset or the built-in default)")
-    net.add_argument("--rounds", type=int, help="interaction layers K; 0 = RIN w/o interaction")
-    net.add_argument("--emb_dim", type=int, help="word vector size; must match embedding.npy")
-    net.add_argument("--pos_dim", type=int, default=10, help="POS embedding size; 0 = RIN w/o POS (default 10)")
-    net.add_argument("--rnn_hidden", type=int, default=50, help="BiLSTM units per direction (default 50)")
-    net.add_argument("--pair_hidden", type=int, default=100, help="size of m_ij = relu(Wm[h_i;h_j]) (default 100)")
-    net.add_argument("--input_dropout", type=float, help="dropout on the word+POS input (preset: 0.1)")
-    net.add_argument("--word_dropout", type=float, default=0.04,
-                     help="probability that a training token becomes UNK (default 0.04, as the official code)")
-    net.add_argument("--no_er_feedback", action="store_true", help="ablation w/o ER: He left out of H's update")
-    net.add_argument("--no_rc_feedback", action="store_true", help="ablation w/o RC: Hr left out of H's update")
-    opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--lr", type=float, help="Adam learning rate (preset)")
-    opt.add_argument("--num_epoch", type=int, help="epochs (preset)")
-    opt.add_argument("--batch_size", type=int, help="sentences per batch (preset: 50)")
-    opt.add_argument("--max_grad_norm", type=float, help="gradient-norm clip, 0 = off (preset: 5)")
-    opt.add_argument("--early_stop", type=int, default=0,
-                     help="stop after this many epochs without a better selection F1; 0 = never (default)")
-    opt.add_argument("--seed", type=int, default=1, help="random seed; CPU runs are repeatable (default 1)")
+    data.add_argument("--dataset", help=f"dataset name: reads dataset/<name>/ and presets/<name>.json "
+                      f"(default: {TRAIN.dataset})")
+    data.add_argument("--data_dir", help="folder with train/dev/test.json, vocab.json, embedding.npy, labels.json "
+                      "(default: dataset/<dataset>)")
+    data.add_argument("--match", choices=("partial", "exact"),
+                      help="match mode: picks the preset (K, lr, epochs) and the F1 that selects the checkpoint "
+                      f"(default: {TRAIN.match})")
+    net = parser.add_argument_group("model (default: the preset, else model/rin.py's RINConfig)")
+    net.add_argument("--rounds", type=non_negative_int, help=f"interaction layers K; 0 = RIN w/o interaction "
+                     f"(preset; default {NET['rounds']})")
+    net.add_argument("--emb_dim", type=positive_int, help="word vector size; must match embedding.npy (default: "
+                     "embedding.npy's)")
+    net.add_argument("--pos_dim", type=non_negative_int, help=f"POS embedding size; 0 = RIN w/o POS "
+                     f"(default {NET['pos_dim']})")
+    net.add_argument("--rnn_hidden", type=positive_int, help=f"BiLSTM units per direction "
+                     f"(default {NET['rnn_hidden']})")
+    net.add_argument("--pair_hidden", type=positive_int, help=f"size of m_ij = relu(Wm[h_i;h_j]) "
+                     f"(default {NET['pair_hidden']})")
+    net.add_argument("--input_dropout", type=dropout_rate, help=f"dropout on the word+POS input "
+                     f"(default {NET['input_dropout']})")
+    net.add_argument("--word_dropout", type=dropout_rate, help=f"probability that a training token becomes UNK "
+                     f"(default {NET['word_dropout']}, as the official code)")
+    net.add_argument("--no_er_feedback", action="store_true", default=None,
+                     help="ablation w/o ER: He left out of H's update")
+    net.add_argument("--no_rc_feedback", action="store_true", default=None,
+                     help="ablation w/o RC: Hr left out of H's update")
+    opt = parser.add_argument_group("optimisation (default: the preset, else model/training.py's TrainConfig)")
+    opt.add_argument("--lr", type=positive_float, help=f"Adam learning rate (preset; default {TRAIN.lr})")
+    opt.add_argument("--num_epoch", type=positive_int, help=f"epochs (preset; default {TRAIN.num_epoch})")
+    opt.add_argument("--batch_size", type=positive_int, help=f"sentences per batch (default {TRAIN.batch_size})")
+    opt.add_argument("--max_grad_norm", type=non_negative_float,
+                     help=f"gradient-norm clip, 0 = off (default {TRAIN.max_grad_norm})")
+    opt.add_argument("--early_stop", type=non_negative_int,
+                     help=f"stop after this many epochs without a better selection F1; 0 = never "
+                     f"(default {TRAIN.early_stop})")
+    opt.add_argument("--seed", type=int, help=f"random seed; CPU runs are repeatable (default {TRAIN.seed})")
     run = parser.add_argument_group("run")
-    run.add_argument("--select_on", choices=("dev", "test"), default="dev",
-                     help="split whose F1 picks best.pt; 'test' mimics the official code and is labelled so")
-    run.add_argument("--save_dir", default=str(PROJECT_ROOT / "saved_models"), help="where run folders go")
-    run.add_argument("--run_id", help="run folder name (default: made from the settings)")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last epoch")
-    run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    run.add_argument("--eval_batch_size", type=int, default=100, help="sentences per evaluation batch")
+    run.add_argument("--select_on", choices=("dev", "test"),
+                     help="split whose F1 picks best.pt; 'test' mimics the official code and is labelled so "
+                     f"(default {TRAIN.select_on})")
+    run.add_argument("--save_dir", help=f"where run folders go (default: {TRAIN.save_dir}/ in the project)")
+    run.add_argument("--run_id", type=folder_name,
+                     help="run folder name, a plain name inside --save_dir (default: made from the settings)")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue the run in RUN_DIR from its last epoch, with its own settings; other flags "
+                     f"must match them, except {', '.join('--' + k for k in RESUME_FREE)}")
+    run.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda when available)")
+    run.add_argument("--threads", type=positive_int, help="CPU threads (default: every core this process may use)")
+    run.add_argument("--eval_batch_size", type=positive_int,
+                     help=f"sentences per evaluation batch (default {TRAIN.eval_batch_size})")
     speed.add_arguments(run)
-    run.add_argument("--compile", action="store_true",
-                     help="torch.compile the network's forward (model.compile(dynamic=True)); compiles again for "
-                     "new batch shapes; slower on the 2-core CPU we measured, so check bench.py on your machine")
+    run.add_argument("--compile", action="store_true", default=None,
+                     help="torch.compile the network's forward; compiles again for new batch shapes; check bench.py "
+                     "on your machine before using it for training")
+    run.add_argument("--deterministic", action="store_true", default=None,
+                     help="PyTorch's deterministic algorithms (CUDA: repeatable runs and resumes, at some speed; "
+                     "CPU runs are repeatable without it)")
+    run.add_argument("--debug", action="store_true", help="show a full traceback on errors")
+    for action in parser._actions:  # speed.add_arguments gives real defaults: unset here too
+        if action.dest in ("pair_kernel", "precision"):
+            action.default = None
     return parser.parse_args(argv)
 
 
+def given_flags(args: argparse.Namespace) -> dict:
+    """The settings flags given on the command line (every flag defaults to None)."""
+    return {k: v for k, v in vars(args).items() if v is not None and k not in ("resume", "debug")}
+
+
 def resolve_settings(args: argparse.Namespace) -> dict:
-    """Fill unset flags from presets/<dataset>.json, then from the built-in defaults."""
-    settings = vars(args).copy()
-    preset_file = PROJECT_ROOT / "presets" / f"{args.dataset}.json"
-    preset = read_json(preset_file) if preset_file.exists() else {}
-    if not preset:
-        log.warning("no preset %s: using built-in defaults for unset flags", preset_file)
-    for key in PRESET_KEYS:
-        if settings.get(key) is None:
-            settings[key] = preset.get(args.match, {}).get(key, preset.get(key, BUILTIN[key]))
-    settings["data_dir"] = project_relative(settings["data_dir"] or PROJECT_ROOT / "dataset" / args.dataset)
+    """Defaults (TrainConfig, RINConfig), then presets/<dataset>.json for the match mode, then the flags."""
+    settings = dataclasses.asdict(TRAIN) | {key: NET[key] for key in MODEL_KEYS} | {
+        "emb_dim": None, "no_er_feedback": False, "no_rc_feedback": False}
+    settings |= {k: v for k, v in given_flags(args).items() if k in ("dataset", "match")}
+    preset_file = PROJECT_ROOT / "presets" / f"{settings['dataset']}.json"
+    if preset_file.exists():
+        preset = read_json(preset_file)
+        settings |= {key: preset[settings["match"]][key] for key in PRESET_KEYS if key in preset[settings["match"]]}
+    else:
+        log.warning("no preset %s: built-in defaults for rounds, lr and epochs", preset_file)
+    settings |= given_flags(args)
+    settings["save_dir"] = str(Path(args.save_dir).absolute() if args.save_dir else PROJECT_ROOT / TRAIN.save_dir)
+    settings["data_dir"] = project_relative(settings["data_dir"] or PROJECT_ROOT / "dataset" / settings["dataset"])
     if not settings["run_id"]:
-        settings["run_id"] = run_name(args.dataset, args.match, settings["rounds"], settings["seed"],
+        settings["run_id"] = run_name(settings["dataset"], settings["match"], settings["rounds"], settings["seed"],
                                       no_er_feedback=settings["no_er_feedback"],
                                       no_rc_feedback=settings["no_rc_feedback"], pos_dim=settings["pos_dim"],
                                       select_on=settings["select_on"])
     return settings
 
 
-def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray) -> tuple[RIN, dict]:
-    pos_dim = settings["pos_dim"]
-    if pos_dim > 0 and len(labels.pos) <= 2:
-        log.warning("the data has no POS tags: training with --pos_dim 0 (RIN w/o POS)")
-        pos_dim = 0
-    if settings["emb_dim"] not in (None, embedding.shape[1]):
-        raise SystemExit(f"--emb_dim {settings['emb_dim']} but embedding.npy holds {embedding.shape[1]}-d vectors")
-    config = RINConfig(vocab_size=len(vocab), num_pos=len(labels.pos), num_tags=len(labels.tags),
-                       num_relations=len(labels.relations), emb_dim=embedding.shape[1], pos_dim=pos_dim,
-                       rnn_hidden=settings["rnn_hidden"], pair_hidden=settings["pair_hidden"],
-                       rounds=settings["rounds"], input_dropout=settings["input_dropout"],
-                       word_dropout=settings["word_dropout"], er_feedback=not settings["no_er_feedback"],
-                       rc_feedback=not settings["no_rc_feedback"])
-    return RIN(config, embedding), config.to_dict()
+def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
+    """A run's own settings; flags that would change what it computes are refused, listed."""
+    if not (run_dir / "config.json").is_file():
+        raise InputError(f"--resume {run_dir}: not a run folder (no config.json)")
+    settings = read_json(run_dir / "config.json")["settings"]
+    given = given_flags(args)
+    changed = [f"--{key} {value} (the run has {settings.get(key)})" for key, value in given.items()
+               if key not in RESUME_FREE and settings.get(key, NET.get(key)) != value]
+    if changed:
+        raise InputError(f"--resume {run_dir} continues the run with its own settings; these flags differ: "
+                         f"{'; '.join(changed)}. Drop them, or start a new run")
+    settings |= {key: given[key] for key in RESUME_FREE if key in given}
+    return settings
 
 
-def only_prf(scores: dict) -> dict:
-    return {mode: {k: s[k] for k in ("precision", "recall", "f1")} for mode, s in scores.items()}
+def check_data_files(data_dir: Path, dataset: str) -> None:
+    missing = [name for name in DATA_FILES if not (data_dir / name).is_file()]
+    if not missing:
+        return
+    if not data_dir.is_dir():
+        known = sorted(p.name for p in (PROJECT_ROOT / "dataset").glob("*") if p.is_dir())
+        raise InputError(f"{data_dir} does not exist: run python prepare_data.py --dataset {dataset} "
+                         f"(prepared datasets here: {', '.join(known) or 'none'})")
+    step = "prepare_data.py" if any(n.endswith(".json") and n[:-5] in ("train", "dev", "test") for n in missing) \
+        else "prepare_vocab.py"
+    raise InputError(f"{data_dir}: missing {', '.join(missing)}: run python {step} --dataset {dataset}")
 
 
 def check_same_data(recorded: dict | None, current: dict, data_dir: Path) -> None:
@@ -137,59 +198,157 @@ def check_same_data(recorded: dict | None, current: dict, data_dir: Path) -> Non
         return
     changed = sorted(name for name in recorded.keys() | current.keys() if recorded.get(name) != current.get(name))
     if changed:
-        raise SystemExit(f"{data_dir}: {', '.join(changed)} differ from the files this run started on "
+        raise InputError(f"{data_dir}: {', '.join(changed)} differ from the files this run started on "
                          "(config.json 'data_sha256'); prepare the data as the run did, or start a new run")
+
+
+@contextmanager
+def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` (flock on run_dir/train.lock) while training, so two train.py never
+    write one run. With ``fresh`` the folder must not hold a run yet, and is removed again if the run fails
+    before its config.json is written."""
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / "train.lock", "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise InputError(f"{run_dir} is in use by another train.py (pid {holder})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        if fresh and (run_dir / "config.json").exists():
+            raise InputError(f"{run_dir} exists: continue it with --resume {run_dir} or pick another --run_id")
+        try:
+            yield
+        except BaseException:
+            if fresh and created and not (run_dir / "config.json").exists():
+                logging.shutdown()
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+    finally:
+        handle.close()
+
+
+def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray) -> tuple[RIN, dict]:
+    sizes = {key: settings[key] for key in MODEL_KEYS}
+    if sizes["pos_dim"] > 0 and len(labels.pos) <= 2:
+        log.warning("the data has no POS tags: training with --pos_dim 0 (RIN w/o POS)")
+        sizes["pos_dim"] = 0
+    if settings["emb_dim"] not in (None, embedding.shape[1]):
+        raise InputError(f"--emb_dim {settings['emb_dim']} but embedding.npy holds {embedding.shape[1]}-d vectors")
+    if embedding.shape[0] != len(vocab):
+        raise InputError(f"embedding.npy has {embedding.shape[0]} rows for {len(vocab)} words in vocab.json: run "
+                         f"python prepare_vocab.py --dataset {settings['dataset']} again")
+    config = RINConfig(vocab_size=len(vocab), num_pos=len(labels.pos), num_tags=len(labels.tags),
+                       num_relations=len(labels.relations), emb_dim=embedding.shape[1],
+                       er_feedback=not settings["no_er_feedback"], rc_feedback=not settings["no_rc_feedback"], **sizes)
+    return RIN(config, embedding), config.to_dict()
+
+
+def configure_determinism(device: torch.device) -> None:
+    """PyTorch's deterministic algorithms (index_add, used by the PyTorch pair scorer's backward, then runs
+    deterministically on CUDA too)."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True)
+
+
+def pair_scorer_used(device: torch.device) -> str:
+    probe = torch.zeros(0, device=device)
+    precision = speed.current().precision
+    fused = fused_bf16_applies(probe) if precision == "bf16" else fused_applies(probe)
+    return ("fused C++ kernels" if fused else "PyTorch") + ("" if precision == "fp32" else f", {precision}")
+
+
+def only_prf(scores: dict) -> dict:
+    return {mode: {k: s[k] for k in ("precision", "recall", "f1")} for mode, s in scores.items()}
+
+
+def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+               scaler: torch.amp.GradScaler) -> dict:
+    """last.pt, or the previous epoch's last_prev.pt when last.pt is unreadable (a crash while writing it)."""
+    for name in ("last.pt", "last_prev.pt"):
+        if not (run_dir / name).exists():
+            continue
+        try:
+            return load_training_state(run_dir / name, model, optimizer, generator, scaler)
+        except (RuntimeError, OSError, EOFError, KeyError) as error:
+            log.warning("%s is unreadable (%s): trying the previous checkpoint", run_dir / name,
+                        str(error).splitlines()[0] if str(error) else type(error).__name__)
+    raise InputError(f"{run_dir}: no readable last.pt or last_prev.pt to resume from")
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    with one_line_errors("train.py", args.debug):
+        return train(args, argv)
+
+
+def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
     if args.resume:
         run_dir = Path(args.resume)
-        settings = read_json(run_dir / "config.json")["settings"]
-        settings["device"], settings["threads"] = args.device or settings["device"], args.threads
-        settings["pair_kernel"] = args.pair_kernel  # how, not what, it computes: free to change on resume
+        settings = resume_settings(args, run_dir)
     else:
         settings = resolve_settings(args)
         run_dir = Path(settings["save_dir"]) / settings["run_id"]
-        if (run_dir / "config.json").exists():
-            raise SystemExit(f"{run_dir} exists: continue it with --resume {run_dir} or pick another --run_id")
-        run_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(run_dir / "train.log")
     device = pick_device(settings["device"])
+    if problem := speed.precision_problem(settings.get("precision", "fp32"), device):
+        raise InputError(problem)
+    data_dir = resolve_project_path(settings["data_dir"])
+    check_data_files(data_dir, settings["dataset"])
+    with locked_run_folder(run_dir, fresh=not args.resume):
+        return train_in(run_dir, settings, device, data_dir, args, argv)
+
+
+def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path, args: argparse.Namespace,
+             argv: list[str] | None) -> dict:
+    setup_logging(run_dir / "train.log")
     threads = configure_threads(settings["threads"])
     speed.configure(kernel=settings["pair_kernel"], precision=settings.get("precision", "fp32"))
     log.info("run %s on %s (%d CPU threads)%s", run_dir, device, threads, " [resumed]" if args.resume else "")
-
-    data_dir = resolve_project_path(settings["data_dir"])
-    for name in ("vocab.json", "labels.json", "embedding.npy"):
-        if not (data_dir / name).exists():
-            raise SystemExit(f"{data_dir / name} is missing: run "
-                             f"python prepare_vocab.py --dataset {settings['dataset']}")
     fingerprint = data_fingerprint(data_dir)
     if args.resume:
         check_same_data(read_json(run_dir / "config.json").get("data_sha256"), fingerprint, data_dir)
     vocab, labels = Vocab.load(data_dir / "vocab.json"), Labels.load(data_dir / "labels.json")
-    embedding = np.load(data_dir / "embedding.npy")
+    embedding = np.load(data_dir / "embedding.npy", allow_pickle=False)
     splits = {name: load_split(data_dir / f"{name}.json", vocab, labels) for name in ("train", "dev", "test")}
     for name, split in splits.items():
         log.info("%s: %d sentences, %d triples", name, len(split.sentences), sum(len(g) for g in split.gold))
+    if not splits["train"].examples:
+        raise InputError(f"{data_dir / 'train.json'}: no training sentences")
 
     set_seed(settings["seed"])
+    if settings.get("deterministic"):
+        configure_determinism(device)
     model, model_config = build_model(settings, vocab, labels, embedding)
     model.to(device)
+    scorer = pair_scorer_used(device)
+    log.info("pair scorer: %s", scorer)
     if settings.get("compile"):
         model.compile(dynamic=True)  # in place: parameter names, so checkpoints, stay the same
     optimizer = make_optimizer(model, settings["lr"])
+    scaler = speed.grad_scaler(device)
     generator = torch.Generator().manual_seed(settings["seed"])
     progress = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "finished": False,
                 "train_seconds": 0.0}
-    if args.resume and (run_dir / "last.pt").exists():
-        progress = load_training_state(run_dir / "last.pt", model, optimizer, generator)
+    if args.resume and any((run_dir / name).exists() for name in ("last.pt", "last_prev.pt")):
+        progress = load_state(run_dir, model, optimizer, generator, scaler)
+        started_with = read_json(run_dir / "config.json").get("pair_scorer")
+        if started_with and started_with != scorer:
+            log.warning("this run started with the %s pair scorer and resumes with the %s one: the result will "
+                        "not be bit-identical to an uninterrupted run", started_with, scorer)
         log.info("resuming after epoch %d (best %s F1 %.4f at epoch %d)", progress["epoch"],
                  settings["select_on"], progress["best_score"], progress["best_epoch"])
-    else:
+    elif not args.resume:
         write_json(run_dir / "config.json", {
-            "run_format": RUN_FORMAT, "settings": settings, "model": model_config,
+            "run_format": RUN_FORMAT, "settings": settings, "model": model_config, "pair_scorer": scorer,
             "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
             "torch": torch.__version__, "data_sha256": fingerprint,
             "data_reports": {n: s.report.as_dict() for n, s in splits.items()}})
@@ -200,15 +359,15 @@ def main(argv: list[str] | None = None) -> dict:
             shutil.copy(prepared, run_dir / "prepare_report.json")
 
     metrics_file = run_dir / "metrics.jsonl"
-    kept = metrics_file.read_text().splitlines()[: progress["epoch"]] if metrics_file.exists() else []
-    metrics_file.write_text("".join(line + "\n" for line in kept))
+    kept = metrics_file.read_text(encoding="utf-8").splitlines()[: progress["epoch"]] if metrics_file.exists() else []
+    atomic_write_bytes(metrics_file, "".join(line + "\n" for line in kept).encode("utf-8"))
 
     match, select_on = settings["match"], settings["select_on"]
     for epoch in range(progress["epoch"] + 1, settings["num_epoch"] + 1):
         if progress["finished"]:
             break
         losses = train_epoch(model, optimizer, splits["train"].examples, settings["batch_size"], generator, device,
-                             settings["max_grad_norm"], desc=f"epoch {epoch}")
+                             settings["max_grad_norm"], scaler, desc=f"epoch {epoch}")
         start = time.perf_counter()
         record = {"epoch": epoch, **losses}
         for name in dict.fromkeys(("dev", select_on)):
@@ -226,9 +385,9 @@ def main(argv: list[str] | None = None) -> dict:
         if settings["early_stop"] and progress["bad_epochs"] >= settings["early_stop"]:
             progress["finished"] = True
             log.info("early stop: %d epochs without a better %s F1", progress["bad_epochs"], select_on)
-        with metrics_file.open("a") as handle:
+        with metrics_file.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        save_training_state(run_dir / "last.pt", model, optimizer, generator, progress)
+        save_training_state(run_dir / "last.pt", model, optimizer, generator, progress, scaler)
         log.info("epoch %d: loss ER %.4f RC %.4f | dev partial F1 %.4f exact F1 %.4f | %.1fs train%s",
                  epoch, losses["er_loss"], losses["rc_loss"], record["dev"]["partial"]["f1"],
                  record["dev"]["exact"]["f1"], losses["train_seconds"],

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from utils.helpers import InputError
 from utils.tagging import Span, select_non_overlapping, spans_to_tags
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 Triple = tuple[Span, str, Span]  # (subject span, relation, object span)
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Input that cannot be read at all: the message names file, line and reason."""
 
 
@@ -74,7 +75,13 @@ class Sentence:
 def read_json_records(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, object)`` from a JSON-lines file or a single JSON array."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a RIN-format file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 ({error.reason})") from None
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
@@ -128,25 +135,46 @@ def locate_mention(mention: Sequence[str], tokens: Sequence[str], *span_pools: S
     return (end - 1, end), problem
 
 
+def _token_list(value: object, where: str, field: str) -> list[str]:
+    """A list of tokens, or a string split on whitespace; anything else is a DataError naming the field."""
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list) and all(isinstance(token, str) for token in value):
+        return value
+    raise DataError(f"{where}: {field} must be a string or a list of strings, not {_describe(value)}")
+
+
+def _describe(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, bytes) else repr(value)
+    return f"{type(value).__name__} {text[:60]}"
+
+
 def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | None:
-    """Turn one RIN JSON object into a :class:`Sentence`; ``None`` when skipped."""
+    """Turn one RIN JSON object into a :class:`Sentence`; ``None`` when skipped. Every field is type-checked:
+    a wrong type is a :class:`DataError` naming ``where`` (file:line) and the field."""
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
     for key in ("sentText", "relationMentions", "en_list"):
         if key not in record:
             raise DataError(f"{where}: missing field {key!r}")
-    tokens = record["sentText"]
-    if isinstance(tokens, str):
-        tokens = tokens.split()
+    tokens = _token_list(record["sentText"], where, "sentText")
+    if not isinstance(record["relationMentions"], list):
+        raise DataError(f"{where}: relationMentions must be a list, not {_describe(record['relationMentions'])}")
+    if not isinstance(record["en_list"], list):
+        raise DataError(f"{where}: en_list must be a list, not {_describe(record['en_list'])}")
     if not tokens:
         report.add("empty sentence skipped", where)
         return None
     pos = record.get("pos")
-    if pos is not None and len(pos) != len(tokens):
-        raise DataError(f"{where}: {len(pos)} POS tags for {len(tokens)} tokens")
+    if pos is not None:
+        if not isinstance(pos, list) or not all(isinstance(tag, str) for tag in pos):
+            raise DataError(f"{where}: pos must be a list of strings, not {_describe(pos)}")
+        if len(pos) != len(tokens):
+            raise DataError(f"{where}: {len(pos)} POS tags for {len(tokens)} tokens")
 
     entity_spans: list[Span] = []
     for entity in record["en_list"]:
+        entity = _token_list(entity, where, "an en_list entity")
         found = find_occurrences(tokens, entity)
         if not found:
             report.add("en_list entity not in sentence", where, " ".join(entity))
@@ -159,9 +187,13 @@ def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | Non
             first, second, label = mention["em1Text"], mention["em2Text"], mention["label"]
         except (KeyError, TypeError):
             raise DataError(f"{where}: relation mention without em1Text/em2Text/label: {mention}") from None
+        if not isinstance(label, str) or not label:
+            raise DataError(f"{where}: a relation label must be a non-empty string, not {_describe(label)}")
         spans = []
-        for argument in (first, second):
-            argument = argument.split() if isinstance(argument, str) else argument
+        for name, argument in (("em1Text", first), ("em2Text", second)):
+            argument = _token_list(argument, where, name)
+            if not argument:
+                raise DataError(f"{where}: {name} is empty ({label})")
             span, problem = locate_mention(argument, tokens, taggable, entity_spans)
             if problem:
                 report.add(f"relation argument {problem.split(':')[0]}", where,
@@ -252,7 +284,11 @@ def collate(examples: Sequence[Example], indices: Sequence[int], device: torch.d
         n = len(example.word_ids)
         words[row, :n], pos[row, :n], tags[row, :n] = example.word_ids, example.pos_ids, example.tag_ids
     mask = np.arange(width)[None, :] < lengths[:, None]
-    as_tensor = lambda array: torch.from_numpy(array).to(device)  # noqa: E731
+
+    def as_tensor(array: np.ndarray) -> torch.Tensor:  # pinned and asynchronous where the device is a GPU
+        tensor = torch.from_numpy(array)
+        return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
+
     cells = None
     if with_targets:  # each example's cells are unique, so the batch's are
         rows = np.repeat(np.arange(size), [len(e.cells) for e in examples])

