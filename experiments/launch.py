@@ -1,0 +1,289 @@
+"""Where and how a planned run trains: a share of this machine (GPU or cores) or a SLURM job array.
+
+One TrainJob trains (or resumes) one run in a train.py subprocess. reproduce.py runs TrainJobs itself on this
+machine (``--executor local``; each concurrent run gets a Slot: one GPU or a share of one through
+CUDA_VISIBLE_DEVICES, and its own CPU cores through the child's affinity) or submits them as a SLURM job array
+through submitit (``--executor slurm``). A TrainJob decides at the moment it starts whether to start or resume,
+so a job that SLURM requeues (preemption, time limit) or that is submitted again later continues from the
+run's last.pt, and a finished run is never trained twice.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from utils.helpers import PROJECT_ROOT, read_json, write_json
+
+SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json", "prepare_report.json")
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """What one of the runs trained at once on this machine gets: ``gpu`` is the child's CUDA_VISIBLE_DEVICES
+    ("" hides every GPU, for CPU runs), ``cores`` the CPUs it is pinned to (its thread count)."""
+
+    gpu: str
+    cores: tuple[int, ...]
+
+
+def visible_gpus(environ: Mapping[str, str], count: int) -> list[str]:
+    """The GPUs this process may hand out, as CUDA_VISIBLE_DEVICES entries: the runner's own
+    CUDA_VISIBLE_DEVICES list where set (so a child gets "2", not "0", when the runner was given GPUs 2,3),
+    else 0..count-1 (``count`` from torch.cuda.device_count())."""
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [entry.strip() for entry in listed.split(",") if entry.strip()][:count]
+    return [str(index) for index in range(count)]
+
+
+def assign_slots(jobs: int, cores: Sequence[int], gpus: Sequence[str], runs_per_gpu: int = 1) -> list[Slot]:
+    """``jobs`` slots: with GPUs, slot i gets GPU i // runs_per_gpu (refused if there are too few GPUs); the
+    cores are split into ``jobs`` contiguous groups (one core each, shared round-robin, when there are fewer
+    cores than jobs), so concurrent runs never compete for a core as they would unpinned."""
+    if jobs < 1 or runs_per_gpu < 1 or not cores:
+        raise ValueError(f"need jobs >= 1, runs_per_gpu >= 1 and some cores (got {jobs}, {runs_per_gpu}, {cores})")
+    if gpus and jobs > len(gpus) * runs_per_gpu:
+        raise ValueError(f"--jobs {jobs} with --runs_per_gpu {runs_per_gpu} needs {-(-jobs // runs_per_gpu)} GPUs; "
+                         f"{len(gpus)} visible ({','.join(gpus)}): lower --jobs or raise --runs_per_gpu")
+    if jobs > len(cores):
+        groups = [(cores[index % len(cores)],) for index in range(jobs)]
+    else:
+        size, extra = divmod(len(cores), jobs)
+        starts = [index * size + min(index, extra) for index in range(jobs + 1)]
+        groups = [tuple(cores[starts[index]:starts[index + 1]]) for index in range(jobs)]
+    return [Slot(gpus[index // runs_per_gpu] if gpus else "", group) for index, group in enumerate(groups)]
+
+
+def run_is_busy(run_dir: Path) -> bool:
+    """Whether a train.py holds ``run_dir`` (its flock on train.lock). flock works across the nodes of a shared
+    filesystem and is released when its holder dies, unlike a pid, which says nothing on another node."""
+    lock = run_dir / "train.lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def copy_summary(run_dir: Path, results_dir: Path) -> None:
+    """The run's small files (not its checkpoints) to results_dir/runs/<run>/, where the report reads them."""
+    target = results_dir / "runs" / run_dir.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SUMMARY_FILES:
+        if (run_dir / name).exists():
+            target.joinpath(name).write_bytes((run_dir / name).read_bytes())
+
+
+def is_finished(name: str, save_dir: Path, results_dir: Path) -> bool:
+    """A run is finished once its results.json exists, in its run folder or in its committed summary."""
+    return any((folder / name / "results.json").exists() for folder in (save_dir, results_dir / "runs"))
+
+
+def _ignore_preemption_signal() -> None:
+    """In the train.py child of a SLURM job: SIGUSR2 (submitit's preemption and time-limit signal, sent to every
+    process of the job) is for the job's submitit process, which stops the child itself and requeues."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+@dataclasses.dataclass
+class TrainJob:
+    """Train or resume one run: a picklable description (plain data, pickled by reference to this class by
+    submitit) and the code that runs it in a train.py subprocess."""
+
+    name: str
+    start_args: tuple[str, ...]  # train.py flags of a fresh start (--run_id and --save_dir included)
+    save_dir: str
+    results_dir: str
+    threads: int | None = None  # --threads for train.py; None: the child's cores (local) or all it may use
+    executor: str = "local"  # "slurm": the job of a SLURM array task
+    commit: bool = False  # git-commit the run's summary when it ends (reproduce.py --commit)
+    _process: subprocess.Popen | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.save_dir) / self.name
+
+    def command(self) -> list[str]:
+        """train.py --resume where the run has started (its config.json exists), else a fresh start."""
+        args = ["--resume", str(self.run_dir)] if (self.run_dir / "config.json").exists() else list(self.start_args)
+        return [sys.executable, str(PROJECT_ROOT / "train.py"), *args,
+                *(["--threads", str(self.threads)] if self.threads else [])]
+
+    def __call__(self) -> str:
+        """Entry point of a SLURM array task (submitit calls it; again after a requeue)."""
+        return self.run()
+
+    def checkpoint(self) -> object:
+        """submitit calls this on preemption or near the time limit: stop train.py (its last.pt, written after
+        every epoch, is the checkpoint) and requeue this same job, which then resumes the run."""
+        import submitit
+
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        return submitit.helpers.DelayedSubmission(dataclasses.replace(self))
+
+    def run(self, slot: Slot | None = None) -> str:
+        """Train or resume the run unless it is finished or another train.py holds it; returns what happened
+        (a failure starts with "failed")."""
+        results_dir = Path(self.results_dir)
+        if is_finished(self.name, Path(self.save_dir), results_dir):
+            return "skipped: finished"
+        if run_is_busy(self.run_dir):
+            return "skipped: another train.py is training it"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        resume = (self.run_dir / "config.json").exists()
+        command = self.command()
+        env = dict(os.environ)
+        threads = self.threads
+        if slot is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot.gpu
+            threads = threads or len(slot.cores)
+            command += [] if self.threads else ["--threads", str(threads)]
+        start = time.time()
+        with open(self.run_dir / "stdout.log", "a") as out:
+            out.write(f"$ {shlex.join(command)}\n")
+            out.flush()
+            self._process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env,
+                preexec_fn=_ignore_preemption_signal if self.executor == "slurm" else None)
+            if slot is not None and hasattr(os, "sched_setaffinity"):
+                try:  # the child has just been exec'd: threads it starts later inherit this affinity
+                    os.sched_setaffinity(self._process.pid, slot.cores)
+                except ProcessLookupError:
+                    pass  # it has already exited; its exit code says why
+            code = self._process.wait()
+        self._process = None
+        wall = time.time() - start
+        self.record(resume, code, wall, threads, slot)
+        copy_summary(self.run_dir, results_dir)
+        if self.commit:
+            commit_summary(results_dir / "runs" / self.name, self.name)
+        if code == 0:
+            return "finished"
+        return f"failed (train.py exit {code}; see {self.run_dir / 'stdout.log'})"
+
+    def record(self, resume: bool, code: int, wall: float, threads: int | None, slot: Slot | None) -> None:
+        """Append this invocation to results_dir/runs/<run>/runner.json: where and how long it ran."""
+        runner_file = Path(self.results_dir) / "runs" / self.name / "runner.json"
+        runner_file.parent.mkdir(parents=True, exist_ok=True)
+        history = read_json(runner_file) if runner_file.exists() else {"invocations": []}
+        where = {"executor": self.executor, "host": socket.gethostname()}
+        if slot is not None:
+            where |= {"cuda_visible_devices": slot.gpu, "cores": list(slot.cores)}
+        if "SLURM_JOB_ID" in os.environ:
+            where["slurm_job"] = "_".join(os.environ[key] for key in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
+                                          if key in os.environ) or os.environ["SLURM_JOB_ID"]
+        history["invocations"].append({"resumed": resume, "wall_seconds": round(wall, 1), "exit_code": code,
+                                       "threads": threads, "ended": time.strftime("%Y-%m-%dT%H:%M:%S"), **where})
+        history["wall_seconds_total"] = round(sum(i["wall_seconds"] for i in history["invocations"]), 1)
+        write_json(runner_file, history)
+
+
+def commit_summary(folder: Path, name: str) -> None:
+    """Commit ``folder`` in the repository that holds it, which need not be the one this code runs from (a
+    runner started from a scratch worktree with ``--results_dir`` in the main checkout)."""
+    for _ in range(5):  # another commit may hold the index lock for a moment
+        added = subprocess.run(["git", "add", "."], cwd=folder, capture_output=True)
+        done = subprocess.run(["git", "commit", "-q", "-m", f"results: {name}", "--", "."],
+                              cwd=folder, capture_output=True)
+        if added.returncode == 0 and done.returncode in (0, 1):
+            return
+        time.sleep(2)
+    import logging
+
+    logging.getLogger("reproduce").warning("could not commit %s: %s", folder, done.stderr.decode().strip())
+
+
+@dataclasses.dataclass(frozen=True)
+class SlurmResources:
+    """What each array task asks SLURM for (reproduce.py's --partition, --gpus_per_run, --cpus_per_run,
+    --time in minutes, --mem as sbatch takes it, e.g. 8G)."""
+
+    partition: str | None = None
+    gpus_per_run: int = 0
+    cpus_per_run: int = 2
+    time: int = 24 * 60
+    mem: str | None = None
+    parallel: int | None = None  # at most this many tasks at once (--jobs); None: as SLURM schedules them
+
+    def describe(self) -> str:
+        parts = [f"partition={self.partition or '(default)'}", f"gpus={self.gpus_per_run}",
+                 f"cpus={self.cpus_per_run}", f"time={self.time}min", f"mem={self.mem or '(default)'}"]
+        return " ".join(parts)
+
+    def parameters(self, tasks: int) -> dict:
+        """submitit.SlurmExecutor parameters (sbatch options) for an array of ``tasks`` runs."""
+        chosen = {"job_name": "rin", "time": self.time, "cpus_per_task": self.cpus_per_run, "ntasks_per_node": 1,
+                  "array_parallelism": min(tasks, self.parallel or tasks), "stderr_to_stdout": True,
+                  # the jobs import this project's code (the pickled TrainJob refers to experiments.launch)
+                  "setup": [f"export PYTHONPATH={shlex.quote(str(PROJECT_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"]}
+        if self.partition:
+            chosen["partition"] = self.partition
+        if self.gpus_per_run:
+            chosen["gpus_per_node"] = self.gpus_per_run
+        if self.mem:
+            chosen["mem"] = self.mem
+        return chosen
+
+
+def submit_array(jobs: list[TrainJob], resources: SlurmResources, folder: Path) -> list:
+    """Submit ``jobs`` as one SLURM job array (submitit.SlurmExecutor); its logs and submitit's files go to
+    ``folder``, and folder/submitted.json maps each run to its array task (for scancel, squeue, sacct)."""
+    import submitit
+
+    # a requeue after each time limit continues the run, so allow many (submitit's default is 3)
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=100)
+    executor.update_parameters(**resources.parameters(len(jobs)))
+    submitted = executor.submit_array(jobs)
+    record = read_json(folder / "submitted.json") if (folder / "submitted.json").exists() else {}
+    record |= {job.name: handle.job_id for job, handle in zip(jobs, submitted, strict=True)}
+    write_json(folder / "submitted.json", record)
+    return submitted
+
+
+def queued_jobs() -> set[str]:
+    """SLURM job ids (array tasks as ARRAY_TASK) still pending, running, requeued or completing. Asked of
+    squeue, since sacct needs an accounting database that small clusters often lack."""
+    listed = subprocess.run(["squeue", "--noheader", "--array", "--format=%i"], capture_output=True, text=True,
+                            check=True).stdout
+    return {line.strip() for line in listed.splitlines() if line.strip()}
+
+
+def wait_for_array(jobs: list[TrainJob], submitted: list, poll_seconds: float = 10.0) -> dict[str, str]:
+    """Block until every task of the array has left the queue; each run's outcome (what its TrainJob returned,
+    or why it has none: cancelled, killed, out of memory...)."""
+    outcomes: dict[str, str] = {}
+    while len(outcomes) < len(jobs):
+        queued = queued_jobs()
+        for job, handle in zip(jobs, submitted, strict=True):
+            if job.name in outcomes or (handle.job_id in queued and not handle.paths.result_pickle.exists()):
+                continue
+            if handle.paths.result_pickle.exists():
+                try:
+                    outcomes[job.name] = handle.result()
+                except Exception as error:  # the job's exception, raised again here by submitit
+                    outcomes[job.name] = f"failed: {str(error).strip().splitlines()[-1]}"
+            else:
+                outcomes[job.name] = (f"failed: SLURM task {handle.job_id} ended without a result (cancelled or "
+                                      f"killed; its log: {handle.paths.stdout}); submit again to resume it")
+        if len(outcomes) < len(jobs):
+            time.sleep(poll_seconds)
+    return outcomes
