@@ -1,29 +1,36 @@
-"""Turn the published NYT, WebNLG, NYT10 and NYT11 releases into dataset/<name>/{train,dev,test}.json.
+"""Turn the published NYT, WebNLG, NYT10 and NYT11 releases, and the authors' own RIN files, into
+dataset/<name>/{train,dev,test}.json.
 
-    python prepare_data.py --dataset webnlg                 # source: ../shared/datasets
+    python prepare_data.py --dataset webnlg                  # ../shared/datasets, else download
+    python prepare_data.py --dataset webnlg_official         # the authors' WebNLG train and test
     python prepare_data.py --dataset nyt --source /data/releases
     python prepare_data.py --dataset webnlg --source https://example.org/releases.tar.gz
 
 Datasets: nyt (NYT* triples, whole entities from NYT), webnlg (WebNLG* train/dev,
 the official RIN test file unchanged), webnlg_exact (the 216-relation WebNLG),
-nyt10 and nyt11 (HRL). Every input file is checked against data/checksums.json.
-Every repair and drop is counted in dataset/<name>/prepare_report.json.
+nyt10 and nyt11 (HRL), webnlg_official and nyt_official (the authors' RIN-format
+train and test; dev is a fixed, seeded slice held out of their train).
+Without --source every file comes from ../shared/datasets when present, else from
+the download cache (--cache), else from its public repository at the commit pinned in
+data/sources.json (--base_url to use a mirror). Every input is verified against that
+manifest before anything is written; the new dataset/<name>/ replaces the old one in one
+rename, so a failure leaves the old files as they were. Every repair and drop is counted
+in dataset/<name>/prepare_report.json.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import json
 import logging
+import os
 import shutil
-import tarfile
-import urllib.error
-import urllib.request
-import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from data.cli import OneLineArgumentParser, cli_errors
 from data.convert import (
     EntityLexicon,
     ExactReleaseSpans,
@@ -34,17 +41,20 @@ from data.convert import (
     noun_compound_span,
     split_statistics,
 )
+from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Gathered, Inputs, Manifest, default_cache
 from data.loader import DataError, LoadReport, parse_record, read_json_records
 from data.spacy_tools import DEFAULT_MODEL, load_tools
-from utils.helpers import PROJECT_ROOT, read_json, setup_logging, write_json
+from utils.helpers import PROJECT_ROOT, setup_logging, write_json
 from utils.scorer import MODES, score
 
 log = logging.getLogger("prepare_data")
-CHECKSUMS = read_json(PROJECT_ROOT / "data" / "checksums.json")
 SPLITS = ("train", "dev", "test")
+PRODUCED = ("train.json", "dev.json", "test.json", "prepare_report.json")
+DEV_SEED = "rin-official-dev-1"  # fixes which sentences of the authors' train are held out as dev
 
-# Where each dataset's splits live in the published layout; "spans" = exact release used for whole entities.
-DATASETS = {
+# Where each dataset's splits live in the release layout; "spans" = exact release used for whole entities;
+# "official_train"/"official_test" = the authors' RIN-format files, "dev_size" = sentences held out of that train.
+DATASETS: dict[str, dict] = {
     "nyt": {"triples": "casrel/NYT-star/{}_triples.json", "names": {"dev": "val"}, "last_word": True,
             "spans": "casrel/NYT/{}_triples.json"},
     "webnlg": {"triples": "casrel/WebNLG-star/{}_triples.json", "names": {"dev": "val"}, "last_word": True,
@@ -52,16 +62,20 @@ DATASETS = {
     "webnlg_exact": {"triples": "casrel/WebNLG/{}_triples.json", "names": {"dev": "val"}, "last_word": False},
     "nyt10": {"triples": "hrl/NYT10/{}.json", "names": {}, "last_word": False},
     "nyt11": {"triples": "hrl/NYT11/{}.json", "names": {}, "last_word": False},
+    "webnlg_official": {"official_train": "rin/webnlg/train.json", "official_test": "rin/webnlg/test.json",
+                        "dev_size": 500},
+    "nyt_official": {"official_train": "rin/nyt/train.json", "official_test": "rin/nyt/test.json",
+                     "dev_size": 5000},
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="prepare_data.py", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    default_source = PROJECT_ROOT.parent / "shared" / "datasets"
-    parser.add_argument("--source", default=str(default_source) if default_source.exists() else None,
-                        help="folder with the releases in their published layout, or an http(s) URL of such "
-                        "a folder or of a .zip/.tar.gz of it (default: ../shared/datasets when present)")
+    parser.add_argument("--source", help="folder with the releases in their published layout, or an http(s) URL of "
+                        "such a folder or of a .zip/.tar.gz of it; files it lacks are reported and their splits "
+                        "not built (default: ../shared/datasets when present, then the cache, then downloads)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "dataset"), help="output root (default: dataset/)")
     parser.add_argument("--no_verify", action="store_true", help="accept files whose checksum differs")
     parser.add_argument("--spacy_model", default=DEFAULT_MODEL,
@@ -77,84 +91,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="last-word releases: skip the noun-compound span (nouns, adjectives and numbers "
                         "ending at the word, by spaCy's POS tags) tried after named entities, as annotation v2 "
                         "did (results/annotation_v2)")
-    parser.add_argument("--cache", default=str(PROJECT_ROOT / "downloads"), help="download cache for URL sources")
-    return parser.parse_args(argv)
+    parser.add_argument("--cache", default=str(default_cache()),
+                        help="download cache, in the release layout (default: $RIN_CACHE, else "
+                        "$XDG_CACHE_HOME/rin, else ~/.cache/rin)")
+    parser.add_argument("--base_url", default=os.environ.get(BASE_URL_ENV),
+                        help=f"mirror of raw.githubusercontent.com serving OWNER/REPO/COMMIT/PATH (default: "
+                        f"${BASE_URL_ENV}, else the manifest's)")
+    parser.add_argument("--manifest", default=str(MANIFEST), help="sources manifest (default: data/sources.json)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    args = parser.parse_args(argv)
+    if (args.rebuild_test or args.retag_test) and args.dataset != "webnlg":
+        parser.error(f"--{'rebuild' if args.rebuild_test else 'retag'}_test: only for --dataset webnlg")
+    if args.base_url is not None and not args.base_url.startswith(("http://", "https://")):
+        parser.error(f"--base_url {args.base_url!r}: not an http(s) URL")
+    return args
 
 
-def git_blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def verify(path: Path, relative: str, no_verify: bool) -> None:
-    """Refuse a file whose SHA-256 (or git blob SHA-1) differs from the project's table."""
-    expected = CHECKSUMS.get(relative)
-    if not expected or not (expected["sha256"] or expected["git_sha1"]):
-        log.warning("%s: no checksum known, not verified", relative)
-        return
-    data = path.read_bytes()
-    if expected["sha256"]:
-        ok, kind, got, want = (hashlib.sha256(data).hexdigest() == expected["sha256"], "SHA-256",
-                               hashlib.sha256(data).hexdigest(), expected["sha256"])
-    else:
-        ok, kind, got, want = git_blob_sha1(data) == expected["git_sha1"], "git blob SHA-1", git_blob_sha1(
-            data), expected["git_sha1"]
-    if not ok:
-        message = f"{path}: {kind} {got} differs from the published {want} ({relative})"
-        if not no_verify:
-            raise SystemExit(message + "; pass --no_verify to use it anyway")
-        log.warning("%s (accepted: --no_verify)", message)
-
-
-class Source:
-    """A local folder, or a URL of a folder or archive that is downloaded into a cache first."""
-
-    def __init__(self, location: str, cache: Path) -> None:
-        self.url = location if location.startswith(("http://", "https://")) else None
-        self.root = Path(location)
-        if self.url:
-            self.root = cache / hashlib.sha1(self.url.encode()).hexdigest()[:16]
-            if self.url.endswith((".zip", ".tar.gz", ".tgz", ".tar")):
-                self._fetch_archive()
-
-    def _fetch_archive(self) -> None:
-        marker = self.root / ".complete"
-        if not marker.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
-            archive = self.root / Path(self.url).name
-            log.info("downloading %s", self.url)
-            with urllib.request.urlopen(self.url, timeout=60) as response, open(archive, "wb") as out:
-                shutil.copyfileobj(response, out)
-            if archive.suffix == ".zip":
-                with zipfile.ZipFile(archive) as bundle:
-                    bundle.extractall(self.root)
-            else:
-                with tarfile.open(archive) as bundle:
-                    bundle.extractall(self.root, filter="data")
-            archive.unlink()
-            marker.touch()
-        # the archive may wrap the layout in one top folder
-        children = [p for p in self.root.iterdir() if p.is_dir()]
-        if len(children) == 1 and not any((self.root / d).exists() for d in ("casrel", "hrl", "rin")):
-            self.root = children[0]
-
-    def get(self, relative: str) -> Path | None:
-        """Local path of ``relative``, downloading it for a folder URL; ``None`` when absent."""
-        path = self.root / relative
-        if path.exists() or not self.url or self.url.endswith((".zip", ".tar.gz", ".tgz", ".tar")):
-            return path if path.exists() else None
-        url = self.url.rstrip("/") + "/" + relative
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                data = response.read()
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                return None
-            raise SystemExit(f"{url}: HTTP {error.code}") from None
-        except urllib.error.URLError as error:
-            raise SystemExit(f"{url}: {error.reason}") from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return path
+def required_files(spec: dict) -> list[str]:
+    """Every release file a dataset reads, in the order they are used."""
+    files = []
+    if "official_train" in spec:
+        return [spec["official_train"], spec["official_test"]]
+    for key in ("spans", "triples"):
+        if spec.get(key):
+            files += [spec[key].format(spec["names"].get(split, split)) for split in SPLITS]
+    if spec.get("official_test"):
+        files.append(spec["official_test"])
+    return files
 
 
 def read_release(path: Path) -> list[dict]:
@@ -269,36 +232,52 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Build dataset/<name>/; expected failures end as one line per problem on stderr and exit 1."""
     args = parse_args(argv)
+    with cli_errors("prepare_data.py", args.debug):
+        return prepare(args)
+
+
+def prepare(args: argparse.Namespace) -> dict:
     setup_logging()
-    if args.source is None:
-        raise SystemExit("no --source given and ../shared/datasets does not exist")
+    manifest = Manifest.load(args.manifest)
     spec = DATASETS[args.dataset]
-    source = Source(args.source, Path(args.cache))
-    out = Path(args.out) / args.dataset
-    out.mkdir(parents=True, exist_ok=True)
-    tools = load_tools(args.spacy_model)
-    report: dict = {"dataset": args.dataset, "source": args.source, "tagger": tools.name if tools else None,
-                    "spacy_model": args.spacy_model if tools else None,
+    inputs = Inputs(manifest, args.source, Path(args.cache), args.base_url,
+                    shared=SHARED if args.source is None and SHARED.is_dir() else None, no_verify=args.no_verify)
+    gathered = inputs.gather(required_files(spec))  # every input verified before anything is written
+    official = "official_train" in spec
+    tools = None if official else load_tools(args.spacy_model)
+    report: dict = {"dataset": args.dataset, "source": inputs.describe(),
+                    "tagger": tools.name if tools else None, "spacy_model": args.spacy_model if tools else None,
+                    "inputs": {relative: {"from": gathered.origins[relative],
+                                          "git_sha1": manifest.entry(relative).get("git_sha1")}
+                               for relative in gathered.paths},
                     "splits": {}, "missing": [], "changes": {}}
-
-    def fetch(relative: str) -> Path | None:
-        path = source.get(relative)
-        if path is None:
-            expected = CHECKSUMS.get(relative, {})
-            report["missing"].append({"file": relative, **expected})
-            log.warning("MISSING %s (expected git blob SHA-1 %s): that split is not built", relative,
-                        expected.get("git_sha1"))
+    for relative in gathered.missing:
+        entry = manifest.entry(relative)
+        report["missing"].append({"file": relative, "url": manifest.url(relative, args.base_url),
+                                  "git_sha1": entry.get("git_sha1"), "sha256": entry.get("sha256")})
+        log.warning("MISSING %s (git blob SHA-1 %s, published at %s): what needs it is not built", relative,
+                    entry.get("git_sha1"), manifest.url(relative, args.base_url))
+    final = Path(args.out) / args.dataset
+    with staged_folder(final) as staging:
+        if official:
+            build_official(spec, gathered, staging, report)
         else:
-            verify(path, relative, args.no_verify)
-        return path
+            build_releases(args, spec, gathered, tools, staging, report)
+        write_json(staging / "prepare_report.json", report)
+    log.info("wrote %s (report: %s)", final, final / "prepare_report.json")
+    return report
 
+
+def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, tools, out: Path, report: dict) -> None:
+    """The CasRel/HRL releases converted split by split (webnlg: the official test passed through)."""
     span_sources: list[SpanSource] = []
     exact_release = None
     if spec.get("spans"):
         span_items = {}
         for split in SPLITS:
-            path = fetch(spec["spans"].format(spec["names"].get(split, split)))
+            path = gathered.paths.get(spec["spans"].format(spec["names"].get(split, split)))
             span_items[split] = read_release(path) if path else []
         exact_release = ExactReleaseSpans(item for items in span_items.values() for item in items)
         span_sources.append(exact_release)
@@ -314,21 +293,21 @@ def main(argv: list[str] | None = None) -> dict:
     for split in SPLITS:
         changes = LoadReport()
         if split == "test" and official_test:
-            path = fetch(spec["official_test"])
+            path = gathered.paths.get(spec["official_test"])
             if path is None:
                 continue
             records = [record for _, record in read_json_records(path)]
+            for number, record in enumerate(records, start=1):
+                changes.merge(check_record(record, f"{path}:{number}"))
             if args.retag_test and tools:
                 for record, (tags, _) in zip(records, tools.tag([r["sentText"] for r in records]), strict=True):
                     record["pos"] = tags
                 write_jsonl(out / "test.json", records)
             else:
                 shutil.copyfile(path, out / "test.json")  # byte for byte: this IS the paper's test set
-            for number, record in enumerate(records, start=1):
-                changes.merge(check_record(record, f"{path}:{number}"))
         else:
             relative = spec["triples"].format(spec["names"].get(split, split))
-            path = fetch(relative)
+            path = gathered.paths.get(relative)
             if path is None:
                 continue
             items = read_release(path)
@@ -337,23 +316,157 @@ def main(argv: list[str] | None = None) -> dict:
             if split == "train" and exact_release and tools:
                 report["sentence_sources_vs_exact_release"] = check_sentence_sources(items, tagged, exact_release)
             write_jsonl(out / f"{split}.json", records)
-        report["splits"][split] = split_statistics(records)
-        report["changes"][split] = changes.as_dict()
-        changes.log(f"{args.dataset}/{split}")
-        log.info("%s/%s: %s", args.dataset, split, report["splits"][split])
+        record_split(report, split, records, changes, args.dataset)
 
     if spec.get("official_test"):
-        compare_with_official(spec, fetch, tools, span_sources, args.noun_compounds, report)
-    write_json(out / "prepare_report.json", report)
-    log.info("wrote %s (report: %s)", out, out / "prepare_report.json")
-    return report
+        compare_with_official(spec, gathered, tools, span_sources, args.noun_compounds, report)
 
 
-def compare_with_official(spec: dict, fetch, tools, span_sources: Sequence[SpanSource], noun_compounds: bool,
-                          report: dict) -> None:
+def record_split(report: dict, split: str, records: list[dict], changes: LoadReport, dataset: str) -> None:
+    report["splits"][split] = split_statistics(records)
+    report["changes"][split] = changes.as_dict()
+    changes.log(f"{dataset}/{split}")
+    log.info("%s/%s: %s", dataset, split, report["splits"][split])
+
+
+def sentence_key(record: dict) -> str:
+    tokens = record["sentText"]
+    return " ".join(tokens.split() if isinstance(tokens, str) else tokens)
+
+
+def dev_rank(key: str) -> str:
+    """A fixed pseudo-random order of sentence texts, the same on every machine and Python version."""
+    return hashlib.sha256(f"{DEV_SEED}\0{key}".encode()).hexdigest()
+
+
+def hold_out_dev(keys: Sequence[str], size: int, where: str) -> set[str]:
+    """The sentence texts held out as dev: the first by :func:`dev_rank` until ``size`` sentences are reached.
+
+    Copies of one text go to the same side, so no dev sentence is also a train sentence.
+    """
+    counts: dict[str, int] = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    chosen: set[str] = set()
+    taken = 0
+    for key in sorted(counts, key=dev_rank):
+        if taken >= size:
+            break
+        chosen.add(key)
+        taken += counts[key]
+    if len(chosen) == len(counts):
+        raise DataError(f"{where}: {len(counts)} distinct sentences, too few to hold out {size} as dev and keep "
+                        f"a training split")
+    return chosen
+
+
+def build_official(spec: dict, gathered: Gathered, out: Path, report: dict) -> None:
+    """The authors' RIN files: test byte for byte, train minus a fixed held-out slice that becomes dev.
+
+    Their release has no dev split (their code chose epochs on test); holding out part of
+    their own train keeps model selection off test with the same annotation throughout.
+    """
+    test_path = gathered.paths.get(spec["official_test"])
+    train_path = gathered.paths.get(spec["official_train"])
+    test_keys: set[str] = set()
+    if test_path is not None:
+        changes = LoadReport()
+        records = [record for _, record in read_json_records(test_path)]
+        for number, record in enumerate(records, start=1):
+            changes.merge(check_record(record, f"{test_path}:{number}"))
+        test_keys = {sentence_key(record) for record in records}
+        shutil.copyfile(test_path, out / "test.json")
+        record_split(report, "test", records, changes, report["dataset"])
+    if train_path is None:
+        return
+    numbered = list(read_json_records(train_path))
+    checks, keys = [], []
+    for number, record in numbered:
+        checks.append(check_record(record, f"{train_path}:{number}"))  # DataError on an unreadable record
+        keys.append(sentence_key(record))
+    held_out = hold_out_dev(keys, spec["dev_size"], str(train_path))
+    splits: dict[str, list[dict]] = {"train": [], "dev": []}
+    changes = {"train": LoadReport(), "dev": LoadReport()}
+    for key, (_, record), check in zip(keys, numbered, checks, strict=True):
+        split = "dev" if key in held_out else "train"
+        splits[split].append(record)
+        changes[split].merge(check)
+    for split in ("train", "dev"):
+        write_jsonl(out / f"{split}.json", splits[split])
+        record_split(report, split, splits[split], changes[split], report["dataset"])
+    report["dev"] = {
+        "from": spec["official_train"],
+        "how": f"held out of the authors' train: its distinct sentence texts ordered by SHA-256 of "
+               f"'{DEV_SEED}' + NUL + the space-joined tokens, the first taken (all copies of a text together) "
+               f"until {spec['dev_size']} sentences; train is the rest. Test is never used for model selection.",
+        "train_sentences_released": len(numbered),
+        "test_texts_also_in_train": len(test_keys & {k for k in keys if k not in held_out}),
+        "test_texts_also_in_dev": len(test_keys & held_out),
+    }
+
+
+@contextlib.contextmanager
+def staged_folder(final: Path) -> Iterator[Path]:
+    """A temporary folder next to ``final`` that replaces it by renames once the block succeeds.
+
+    On any failure the temporary folder goes and ``final`` stays as it was, so a dataset is
+    never a mix of old and new files. Files of ``final`` this script does not write (the
+    vocabulary of prepare_vocab.py) are carried over.
+    """
+    root = final.parent
+    created_root = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        carry_over(final, staging)
+        swap_in(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_root:
+            with contextlib.suppress(OSError):
+                root.rmdir()
+        raise
+
+
+def carry_over(final: Path, staging: Path) -> None:
+    if not final.is_dir():
+        return
+    kept = []
+    for entry in sorted(final.iterdir()):
+        if entry.name in PRODUCED or entry.name.startswith("."):
+            continue
+        (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, staging / entry.name)
+        kept.append(entry.name)
+    old, new = final / "train.json", staging / "train.json"
+    if kept and (old.exists() != new.exists() or (old.exists() and old.read_bytes() != new.read_bytes())):
+        log.warning("kept %s from the previous preparation, made from another train split: run "
+                    "prepare_vocab.py again", ", ".join(kept))
+
+
+def swap_in(staging: Path, final: Path) -> None:
+    """Rename ``staging`` to ``final``; the old ``final`` is renamed aside first and removed last."""
+    if not final.exists():
+        os.replace(staging, final)
+        return
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(final, old)
+    try:
+        os.replace(staging, final)
+    except OSError:
+        os.replace(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def compare_with_official(spec: dict, gathered: Gathered, tools, span_sources: Sequence[SpanSource],
+                          noun_compounds: bool, report: dict) -> None:
     """Rebuild test from WebNLG* and measure agreement with the official RIN test (spans, POS)."""
-    official_path = fetch(spec["official_test"])
-    rebuilt_path = fetch(spec["triples"].format("test"))
+    official_path = gathered.paths.get(spec["official_test"])
+    rebuilt_path = gathered.paths.get(spec["triples"].format("test"))
     if official_path is None or rebuilt_path is None:
         return
     official = [record for _, record in read_json_records(official_path)]

@@ -1,69 +1,164 @@
 """Build dataset/<name>/vocab.json, embedding.npy and labels.json from the training split.
 
     python prepare_vocab.py --dataset webnlg                    # word2vec trained on train
+    python prepare_vocab.py --dataset webnlg_official --wv_file official   # the authors' 100-d vectors
     python prepare_vocab.py --dataset nyt10 --wv_file glove.840B.300d.txt
     python prepare_vocab.py --dataset nyt --wv_file none        # random initialisation
 
 The vocabulary holds every training word, plus dev/test words that have a
 pretrained vector (so they can be looked up, never trained on). Labels hold the
-training split's relation types, POS tags and the BIOES tags.
+training split's relation types, POS tags and the BIOES tags. `--wv_file official`
+takes the authors' embedding.npy and vocab.pkl (verified against data/sources.json;
+from --source, ../shared/datasets, the download cache or a download, as in
+prepare_data.py); vocab.pkl is read by an unpickler that admits only lists and strings.
+The four output files are written together: all of them are replaced, or none.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from data.cli import OneLineArgumentParser, cli_errors
+from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Inputs, Manifest, default_cache
 from data.loader import load_sentences
-from utils.helpers import PROJECT_ROOT, setup_logging, write_json
-from utils.vocab import UNK_ID, Labels, Vocab, build_embedding, read_word_vectors, train_word2vec
+from utils.helpers import PROJECT_ROOT, InputError, positive_int, setup_logging, write_json
+from utils.vocab import (
+    UNK_ID,
+    Labels,
+    Vocab,
+    build_embedding,
+    read_official_vectors,
+    read_word_vectors,
+    train_word2vec,
+)
 
 log = logging.getLogger("prepare_vocab")
 DEFAULT_DIM = {"nyt10": 300, "nyt11": 300}  # the paper used glove.840B.300d there, 100-d elsewhere
+# the authors' vectors (release layout) for each dataset built on their sentences
+OFFICIAL_VECTORS = {"webnlg": "rin/webnlg", "webnlg_exact": "rin/webnlg", "webnlg_official": "rin/webnlg",
+                    "nyt": "rin/nyt", "nyt_official": "rin/nyt"}
+OUTPUTS = ("vocab.json", "embedding.npy", "labels.json", "vocab_report.json")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(prog="prepare_vocab.py", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="webnlg", help="dataset name (default: webnlg)")
     parser.add_argument("--data_dir", help="folder with train/dev/test.json (default: dataset/<dataset>)")
-    parser.add_argument("--wv_file", help="GloVe or word2vec text file; 'none' = random vectors; "
-                        "default: train word2vec on the training split (gensim)")
-    parser.add_argument("--wv_dim", type=int, help="vector size (default: 300 for nyt10/nyt11, else 100)")
+    parser.add_argument("--wv_file", help="GloVe or word2vec text file; 'official' = the authors' vectors "
+                        "(webnlg*, nyt*); 'none' = random vectors; default: train word2vec on the training "
+                        "split (gensim)")
+    parser.add_argument("--wv_dim", type=positive_int, help="vector size (default: 300 for nyt10/nyt11, else 100)")
     parser.add_argument("--lower", action="store_true", help="lower-case all words")
     parser.add_argument("--seed", type=int, default=1, help="seed for word2vec and random rows (default 1)")
-    return parser.parse_args(argv)
+    parser.add_argument("--source", help="--wv_file official: folder with the release layout (default: "
+                        "../shared/datasets when present, then the download cache, then a download)")
+    parser.add_argument("--cache", default=str(default_cache()), help="download cache (as in prepare_data.py)")
+    parser.add_argument("--base_url", default=os.environ.get(BASE_URL_ENV),
+                        help=f"mirror of raw.githubusercontent.com (default: ${BASE_URL_ENV}, else the manifest's)")
+    parser.add_argument("--manifest", default=str(MANIFEST), help="sources manifest (default: data/sources.json)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    args = parser.parse_args(argv)
+    wv_file = (args.wv_file or "").lower()
+    if wv_file == "official" and args.dataset not in OFFICIAL_VECTORS:
+        parser.error(f"--wv_file official: the authors' vectors cover {', '.join(sorted(OFFICIAL_VECTORS))}, "
+                     f"not {args.dataset!r}")
+    if args.wv_file and wv_file not in ("official", "none") and not Path(args.wv_file).is_file():
+        parser.error(f"--wv_file {args.wv_file}: no such file")
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        parser.error(f"--data_dir {args.data_dir}: no such folder")
+    return args
+
+
+def missing_split_message(path: Path, dataset: str) -> str:
+    """Where to get a split that is not there. A prepared folder without train was built from a source that
+    lacks it (NYT, NYT10 and NYT11 train are not on the project's machines), so running prepare_data.py
+    the same way again would not help."""
+    if path.parent.is_dir() and path.name == "train.json":
+        return (f"{path} is missing: {path.parent} was prepared from a source without its training split; see "
+                f"dataset/README.md (\"Missing training splits\") for where to get it"
+                + (", or use the authors' NYT: python prepare_data.py --dataset nyt_official" if dataset == "nyt"
+                   else ""))
+    return f"{path} is missing: run python prepare_data.py --dataset {dataset}"
+
+
+def official_vectors(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], int, str]:
+    folder = OFFICIAL_VECTORS[args.dataset]
+    files = [f"{folder}/embedding.npy", f"{folder}/vocab.pkl"]
+    inputs = Inputs(Manifest.load(args.manifest), args.source, Path(args.cache), args.base_url,
+                    shared=SHARED if args.source is None and SHARED.is_dir() else None)
+    found = inputs.gather(files)
+    if found.missing:
+        raise InputError(f"{Path(args.source) / found.missing[0]}: missing (--wv_file official needs "
+                         f"{' and '.join(files)})")
+    vectors, dim = read_official_vectors(found.paths[files[0]], found.paths[files[1]])
+    return vectors, dim, f"the authors' vectors, {folder}/embedding.npy + vocab.pkl ({dim}-d)"
+
+
+def write_together(data_dir: Path, vocab: Vocab, embedding: np.ndarray, labels: Labels, stats: dict) -> None:
+    """Write the four outputs under temporary names, then rename them all: none is replaced if a write fails."""
+    staging = data_dir / f".vocab.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        vocab.save(staging / "vocab.json")
+        with open(staging / "embedding.npy", "wb") as handle:
+            np.save(handle, embedding)
+        labels.save(staging / "labels.json")
+        write_json(staging / "vocab_report.json", stats)
+        for name in OUTPUTS:
+            os.replace(staging / name, data_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Build the vocabulary files; expected failures end as one line on stderr and exit 1."""
     args = parse_args(argv)
-    setup_logging()
+    with cli_errors("prepare_vocab.py", args.debug):
+        return build(args)
+
+
+def build(args: argparse.Namespace) -> dict:
     data_dir = Path(args.data_dir or PROJECT_ROOT / "dataset" / args.dataset)
     dim = args.wv_dim or DEFAULT_DIM.get(args.dataset, 100)
+    for name in ("train", "dev", "test"):
+        if not (data_dir / f"{name}.json").is_file():
+            raise InputError(missing_split_message(data_dir / f"{name}.json", args.dataset))
+    setup_logging()
     splits = {}
     for name in ("train", "dev", "test"):
         path = data_dir / f"{name}.json"
-        if not path.exists():
-            raise SystemExit(f"{path} is missing: run python prepare_data.py --dataset {args.dataset}")
         sentences, report = load_sentences(path)
         report.log(str(path))
         splits[name] = sentences
+    if not splits["train"]:
+        raise InputError(f"{data_dir / 'train.json'}: no sentences to build a vocabulary from")
     normalise = (lambda t: t.lower()) if args.lower else (lambda t: t)
     train_tokens = [[normalise(t) for t in s.tokens] for s in splits["train"]]
 
+    wv_file = (args.wv_file or "").lower()
     if args.wv_file is None:
         log.info("no --wv_file: training %d-d word2vec vectors on the %d training sentences (gensim)",
                  dim, len(train_tokens))
         vectors, source = train_word2vec(train_tokens, dim, args.seed), f"word2vec trained on train ({dim}-d)"
-    elif args.wv_file.lower() == "none":
+    elif wv_file == "none":
         vectors, source = {}, f"random uniform(-0.1, 0.1) ({dim}-d)"
     else:
-        wanted = {normalise(t) for s in splits.values() for x in s for t in x.tokens}
-        vectors, file_dim = read_word_vectors(args.wv_file, wanted | {w.lower() for w in wanted})
+        if wv_file == "official":
+            vectors, file_dim, source = official_vectors(args)
+        else:
+            wanted = {normalise(t) for s in splits.values() for x in s for t in x.tokens}
+            vectors, file_dim = read_word_vectors(args.wv_file, wanted | {w.lower() for w in wanted})
+            source = f"{args.wv_file} ({file_dim}-d)"
         if args.wv_dim and args.wv_dim != file_dim:
-            raise SystemExit(f"--wv_dim {args.wv_dim} but {args.wv_file} holds {file_dim}-d vectors")
-        dim, source = file_dim, f"{args.wv_file} ({file_dim}-d)"
+            raise InputError(f"--wv_dim {args.wv_dim} but {args.wv_file} holds {file_dim}-d vectors")
+        dim = file_dim
 
     vocab = Vocab.build(train_tokens, lower=args.lower)
     extra = sorted({normalise(t) for name in ("dev", "test") for s in splits[name] for t in s.tokens
@@ -73,16 +168,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     labels = Labels.build(relations=(t[1] for s in splits["train"] for t in s.triples),
                           pos_tags=(p for s in splits["train"] if s.pos for p in s.pos))
-    vocab.save(data_dir / "vocab.json")
-    np.save(data_dir / "embedding.npy", embedding)
-    labels.save(data_dir / "labels.json")
-
     stats = {"vocab_size": len(vocab), "vectors": source, "pretrained_rows": found,
              "relations": len(labels.relations), "pos_tags": len(labels.pos) - 2, "oov_rate": {}}
     for name, sentences in splits.items():
         ids = [i for s in sentences for i in vocab.ids(s.tokens)]
         stats["oov_rate"][name] = sum(i == UNK_ID for i in ids) / max(1, len(ids))
-    write_json(data_dir / "vocab_report.json", stats)
+    write_together(data_dir, vocab, embedding, labels, stats)
     log.info("vocabulary %d words (%d with a pretrained vector; %d dev/test-only words added), vectors: %s",
              len(vocab), found, len(extra), source)
     log.info("OOV token rate: %s", ", ".join(f"{n} {r:.2%}" for n, r in stats["oov_rate"].items()))

@@ -1,17 +1,16 @@
-"""prepare_data.py on small fixtures of every input format and quirk, and on the real releases."""
-import functools
-import hashlib
-import http.server
+"""prepare_data.py on small fixtures of every input format and quirk, from a folder, a local mirror of the
+manifest's URLs and archives, and on the real releases."""
 import json
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
+from mirror import closed_port_url, make_release, serve, snapshot, write_manifest
 
 import prepare_data
 from data.convert import noun_compound_span
-from data.loader import DataError, load_sentences
+from data.fetch import file_digests
+from data.loader import load_sentences
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 NO_TAGGER = ["--spacy_model", "none"]
@@ -41,47 +40,56 @@ OFFICIAL_TEST = [{"sentText": ["A", "B", "."], "relationMentions": [{"em1Text": 
                   "pos": ["NN", "NN", "."], "en_list": [["A"], ["B"]]}]
 
 
-def digest(path: Path) -> dict:
-    data = path.read_bytes()
-    return {"sha256": hashlib.sha256(data).hexdigest(), "git_sha1": prepare_data.git_blob_sha1(data)}
+RELEASE_FILES = {
+    "casrel/WebNLG-star/train_triples.json": casrel(STAR_TRAIN),
+    "casrel/WebNLG-star/val_triples.json": casrel(STAR_TRAIN[:2]),
+    "casrel/WebNLG-star/test_triples.json": casrel([("A B .", [["A", "birthPlace", "B"]])]),
+    "casrel/WebNLG/train_triples.json": casrel(EXACT_SPANS),
+    "casrel/WebNLG/val_triples.json": casrel([]),
+    "casrel/WebNLG/test_triples.json": casrel([]),
+    "rin/webnlg/test.json": "".join(json.dumps(r) + "\n" for r in OFFICIAL_TEST),
+    "hrl/NYT11/dev.json": casrel([(" john smith lives in paris . ", [["john smith", "lives_in", "paris"]])]),
+    "hrl/NYT11/test.json": casrel([(" café owner anna lee left . ", [["anna lee", "owns", "cafe"],
+                                                                    ["bob", "knows", "anna lee"]])]),
+}
+ABSENT_SHA1 = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture
 def release(tmp_path, monkeypatch):
-    """A source folder in the published layout (WebNLG* + WebNLG + official test + HRL) and its checksums."""
-    root = tmp_path / "source"
-    files = {
-        "casrel/WebNLG-star/train_triples.json": casrel(STAR_TRAIN),
-        "casrel/WebNLG-star/val_triples.json": casrel(STAR_TRAIN[:2]),
-        "casrel/WebNLG-star/test_triples.json": casrel([("A B .", [["A", "birthPlace", "B"]])]),
-        "casrel/WebNLG/train_triples.json": casrel(EXACT_SPANS),
-        "casrel/WebNLG/val_triples.json": casrel([]),
-        "casrel/WebNLG/test_triples.json": casrel([]),
-        "rin/webnlg/test.json": "".join(json.dumps(r) + "\n" for r in OFFICIAL_TEST),
-        "hrl/NYT11/dev.json": casrel([(" john smith lives in paris . ", [["john smith", "lives_in", "paris"]])]),
-        "hrl/NYT11/test.json": casrel([(" café owner anna lee left . ", [["anna lee", "owns", "cafe"],
-                                                                        ["bob", "knows", "anna lee"]])]),
-    }
-    table = {}
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        table[relative] = digest(path)
-    table["hrl/NYT11/train.json"] = {"sha256": None, "git_sha1": "0123456789abcdef0123456789abcdef01234567"}
-    monkeypatch.setattr(prepare_data, "CHECKSUMS", table)
-    return root
+    """The release layout (WebNLG* + WebNLG + official test + HRL) as a folder and a mirror, with its manifest.
+
+    No ../shared and no download cache of the user's own: each test sees a fresh machine.
+    """
+    monkeypatch.setattr(prepare_data, "SHARED", tmp_path / "no_shared")
+    monkeypatch.setenv("RIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("RIN_DATA_BASE_URL", raising=False)
+    return make_release(tmp_path, RELEASE_FILES, absent={"hrl/NYT11/train.json": ABSENT_SHA1})
 
 
-def run(source, out, dataset="webnlg", *extra):
-    return prepare_data.main(["--dataset", dataset, "--source", str(source), "--out", str(out), *NO_TAGGER, *extra])
+def run(release, out, dataset="webnlg", *extra):
+    """prepare_data.py from the release's source folder (``--source``)."""
+    return prepare_data.main(["--dataset", dataset, "--source", str(release.source), "--out", str(out),
+                              "--manifest", str(release.manifest), *NO_TAGGER, *extra])
+
+
+def run_default(release, out, base_url, dataset="webnlg", *extra):
+    """prepare_data.py with no --source: ../shared is absent, so everything comes from ``base_url``."""
+    return prepare_data.main(["--dataset", dataset, "--out", str(out), "--manifest", str(release.manifest),
+                              "--base_url", base_url, *NO_TAGGER, *extra])
+
+
+def error_lines(capsys) -> list[str]:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if line.startswith("prepare_data.py: error:")]
 
 
 def test_webnlg_fixture(release, tmp_path):
     report = run(release, tmp_path / "out")
     out = tmp_path / "out" / "webnlg"
     # the official test file passes through byte for byte
-    assert (out / "test.json").read_bytes() == (release / "rin/webnlg/test.json").read_bytes()
+    assert (out / "test.json").read_bytes() == (release.source / "rin/webnlg/test.json").read_bytes()
     train = [json.loads(line) for line in (out / "train.json").read_text().splitlines()]
     assert len(train) == 5  # "Nothing here ." lost its only triple (Ghost is not a token)
     changes = report["changes"]["train"]
@@ -154,8 +162,8 @@ def test_every_relation_mention_ends_an_entity(release, tmp_path):
 
 def test_missing_split_is_reported_and_others_built(release, tmp_path):
     report = run(release, tmp_path / "out", "nyt11")
-    assert report["missing"] == [{"file": "hrl/NYT11/train.json", "sha256": None,
-                                  "git_sha1": "0123456789abcdef0123456789abcdef01234567"}]
+    assert [(m["file"], m["git_sha1"]) for m in report["missing"]] == [("hrl/NYT11/train.json", ABSENT_SHA1)]
+    assert report["missing"][0]["url"].endswith("/data/hrl/NYT11/train.json")
     assert set(report["splits"]) == {"dev", "test"}
     test = json.loads((tmp_path / "out" / "nyt11" / "test.json").read_text())
     # accent-insensitive: "cafe" matches "café"; "bob" is nowhere: that triple is dropped and counted
@@ -166,48 +174,192 @@ def test_missing_split_is_reported_and_others_built(release, tmp_path):
     assert test["sentText"][0] == "café"  # NYT11's leading/trailing spaces are gone
 
 
-def test_wrong_checksum_is_refused_unless_no_verify(release, tmp_path):
-    path = release / "casrel/WebNLG-star/val_triples.json"
+def test_wrong_checksum_is_refused_unless_no_verify(release, tmp_path, capsys):
+    path = release.source / "casrel/WebNLG-star/val_triples.json"
     path.write_text(casrel(STAR_TRAIN[:1]))
-    with pytest.raises(SystemExit, match="differs from the published"):
+    with pytest.raises(SystemExit) as stop:
         run(release, tmp_path / "out")
+    assert stop.value.code == 1
+    [line] = error_lines(capsys)
+    assert str(path) in line and "differs from the published" in line and "--no_verify" in line
+    assert not (tmp_path / "out").exists()
     report = run(release, tmp_path / "out", "webnlg", "--no_verify")
     assert report["splits"]["dev"]["sentences"] == 1
 
 
-def test_malformed_json_names_the_line(release, tmp_path, monkeypatch):
-    path = release / "hrl/NYT11/dev.json"
+def test_checksum_failure_leaves_the_old_dataset_untouched(release, tmp_path, capsys):
+    """Verify first, build in a temporary folder, swap it in: a failure never leaves a mix of old and new."""
+    run(release, tmp_path / "out")
+    (tmp_path / "out" / "webnlg" / "vocab.json").write_text("{}")  # prepare_vocab.py's output
+    before = snapshot(tmp_path / "out")
+    (release.source / "rin/webnlg/test.json").write_text("{}\n")  # a train/dev rebuild would come first
+    with pytest.raises(SystemExit):
+        run(release, tmp_path / "out")
+    assert len(error_lines(capsys)) == 1
+    assert snapshot(tmp_path / "out") == before
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["webnlg"]  # no temporary folder left
+
+
+def test_rebuild_swaps_in_and_keeps_the_vocabulary_files(release, tmp_path, capsys):
+    run(release, tmp_path / "out")
+    folder = tmp_path / "out" / "webnlg"
+    (folder / "vocab.json").write_text("{}")
+    (folder / "dev.json").write_text("stale")
+    run(release, tmp_path / "out", "webnlg", "--no_entity_lexicon")
+    assert (folder / "vocab.json").read_text() == "{}"
+    assert (folder / "dev.json").read_text() != "stale"
+    assert "run prepare_vocab.py again" in capsys.readouterr().err  # train changed under the vocabulary
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["webnlg"]
+
+
+def test_malformed_json_names_the_line(release, tmp_path, capsys):
+    path = release.source / "hrl/NYT11/dev.json"
     path.write_text('[{"text": "a b", "triple_list": []},\n{"text": "c d" "triple_list": []}]')
-    monkeypatch.setitem(prepare_data.CHECKSUMS, "hrl/NYT11/dev.json", digest(path))
-    with pytest.raises(DataError, match=r"dev.json:2: malformed JSON"):
+    release.files["hrl/NYT11/dev.json"].update(file_digests(path))
+    write_manifest(release)
+    with pytest.raises(SystemExit) as stop:
         run(release, tmp_path / "out", "nyt11")
-
-
-def serve(folder: Path):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    assert stop.value.code == 1
+    [line] = error_lines(capsys)
+    assert f"{path}:2: malformed JSON" in line
+    assert not (tmp_path / "out").exists()
 
 
 def test_download_folder_and_archive_from_local_http(release, tmp_path):
     with tarfile.open(tmp_path / "release.tar.gz", "w:gz") as bundle:
-        bundle.add(release, arcname="release")
-    server = serve(tmp_path)
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+        bundle.add(release.source, arcname="release")
+    with serve(tmp_path) as server:
         local = run(release, tmp_path / "local", "nyt11")
-        folder = run(f"{base}/source/", tmp_path / "from_folder", "nyt11", "--cache", str(tmp_path / "c1"))
-        archive = run(f"{base}/release.tar.gz", tmp_path / "from_archive", "nyt11", "--cache", str(tmp_path / "c2"))
-    finally:
-        server.shutdown()
+        folder = prepare_data.main(["--dataset", "nyt11", "--source", f"{server.base_url}/source/", "--out",
+                                    str(tmp_path / "from_folder"), "--manifest", str(release.manifest),
+                                    "--cache", str(tmp_path / "c1"), *NO_TAGGER])
+        archive = prepare_data.main(["--dataset", "nyt11", "--source", f"{server.base_url}/release.tar.gz",
+                                     "--out", str(tmp_path / "from_archive"), "--manifest", str(release.manifest),
+                                     "--cache", str(tmp_path / "c2"), *NO_TAGGER])
     for report, name in ((folder, "from_folder"), (archive, "from_archive")):
         assert report["splits"] == local["splits"]
         assert report["missing"][0]["file"] == "hrl/NYT11/train.json"  # a 404 is a missing split
         for split in ("dev", "test"):
             assert ((tmp_path / name / "nyt11" / f"{split}.json").read_text()
                     == (tmp_path / "local" / "nyt11" / f"{split}.json").read_text())
+    assert len(list((tmp_path / "c2").rglob(".complete"))) == 1  # set once the archive's files verified
+
+
+def test_a_bad_archive_is_not_kept_in_the_cache(release, tmp_path, capsys):
+    (release.source / "hrl/NYT11/dev.json").write_text(casrel([]))  # no longer the published file
+    with tarfile.open(tmp_path / "release.tar.gz", "w:gz") as bundle:
+        bundle.add(release.source, arcname="release")
+    with serve(tmp_path) as server, pytest.raises(SystemExit):
+        prepare_data.main(["--dataset", "nyt11", "--source", f"{server.base_url}/release.tar.gz", "--out",
+                           str(tmp_path / "out"), "--manifest", str(release.manifest), "--cache",
+                           str(tmp_path / "c"), *NO_TAGGER])
+    assert "hrl/NYT11/dev.json" in error_lines(capsys)[0]
+    assert not list((tmp_path / "c").rglob("*.json")) and not list((tmp_path / "c").rglob(".complete"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_default_downloads_from_the_manifest_and_builds_webnlg(release, tmp_path):
+    """A fresh machine: no --source, no ../shared; every file comes from the mirror and is verified."""
+    local = run(release, tmp_path / "local")
+    with serve(release.mirror) as server:
+        report = run_default(release, tmp_path / "out", server.base_url)
+    for split in ("train", "dev", "test"):
+        assert ((tmp_path / "out" / "webnlg" / f"{split}.json").read_bytes()
+                == (tmp_path / "local" / "webnlg" / f"{split}.json").read_bytes())
+    assert report["splits"] == local["splits"]
+    cached = tmp_path / "cache" / "casrel/WebNLG-star/train_triples.json"
+    assert cached.read_bytes() == (release.source / "casrel/WebNLG-star/train_triples.json").read_bytes()
+    assert report["inputs"]["rin/webnlg/test.json"]["from"] == server.base_url + release.url_path(
+        "rin/webnlg/test.json")
+    # the second run reads the verified cache and needs no network
+    again = run_default(release, tmp_path / "again", closed_port_url())
+    assert again["splits"] == report["splits"]
+
+
+def test_offline_gives_one_line_per_missing_file_and_writes_nothing(release, tmp_path, capsys):
+    base = closed_port_url()
+    with pytest.raises(SystemExit) as stop:
+        run_default(release, tmp_path / "out", base)
+    assert stop.value.code == 1
+    lines = error_lines(capsys)
+    needed = prepare_data.required_files(prepare_data.DATASETS["webnlg"])
+    assert len(lines) == len(needed) == 7
+    for relative, line in zip(needed, lines, strict=True):
+        assert base + release.url_path(relative) in line  # its URL
+        assert str(tmp_path / "cache" / relative) in line  # where to put it by hand
+        assert "--source DIR" in line
+    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "cache").rglob("*.*"))  # nothing half-written in the cache either
+
+
+def test_a_corrupted_download_is_refused_and_nothing_written(release, tmp_path, capsys):
+    corrupt = release.mirror_file("casrel/WebNLG-star/val_triples.json")
+    data = bytearray(corrupt.read_bytes())
+    data[5] ^= 1  # one bit of one byte
+    corrupt.write_bytes(bytes(data))
+    with serve(release.mirror) as server, pytest.raises(SystemExit):
+        run_default(release, tmp_path / "out", server.base_url)
+    [line] = error_lines(capsys)
+    assert "val_triples.json" in line and "differs from the published" in line and "discarded" in line
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "cache" / "casrel/WebNLG-star/val_triples.json").exists()
+    assert not list((tmp_path / "cache").rglob("*.part"))
+
+
+OFFICIAL_TRAIN = [
+    {"sentText": f"Person{i} was born in City{i} .".split(), "pos": ["NNP", "VBD", "VBN", "IN", "NNP", "."],
+     "en_list": [[f"Person{i}"], [f"City{i}"]],
+     "relationMentions": [{"em1Text": [f"Person{i}"], "em2Text": [f"City{i}"], "label": "birthPlace"}]}
+    for i in range(20)
+] + [OFFICIAL_TEST[0]] * 2  # a text repeated in train (and shared with test), as real releases have
+
+
+@pytest.fixture
+def official(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepare_data, "SHARED", tmp_path / "no_shared")
+    monkeypatch.setenv("RIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(prepare_data.DATASETS, "webnlg_official", {**prepare_data.DATASETS["webnlg_official"],
+                                                                   "dev_size": 5})
+    lines = "".join(json.dumps(r) + "\n" for r in OFFICIAL_TRAIN)
+    return make_release(tmp_path, {"rin/webnlg/train.json": lines, "rin/webnlg/test.json": RELEASE_FILES[
+        "rin/webnlg/test.json"], "rin/nyt/train.json": lines, "rin/nyt/test.json": RELEASE_FILES[
+        "rin/webnlg/test.json"]})
+
+
+def test_webnlg_official_from_the_mirror(official, tmp_path):
+    with serve(official.mirror) as server:
+        report = run_default(official, tmp_path / "out", server.base_url, "webnlg_official")
+    out = tmp_path / "out" / "webnlg_official"
+    assert (out / "test.json").read_bytes() == (official.source / "rin/webnlg/test.json").read_bytes()
+    train = [json.loads(line) for line in (out / "train.json").read_text().splitlines()]
+    dev = [json.loads(line) for line in (out / "dev.json").read_text().splitlines()]
+    assert len(dev) >= 5 and len(train) + len(dev) == len(OFFICIAL_TRAIN)
+    assert not {" ".join(r["sentText"]) for r in dev} & {" ".join(r["sentText"]) for r in train}
+    assert sorted(map(json.dumps, train + dev)) == sorted(map(json.dumps, OFFICIAL_TRAIN))  # records unchanged
+    assert report["dev"]["from"] == "rin/webnlg/train.json" and "held out" in report["dev"]["how"]
+    assert report["dev"]["test_texts_also_in_dev"] + report["dev"]["test_texts_also_in_train"] == 1
+    # the held-out slice is fixed: the same sentences on every run and machine
+    again = run(official, tmp_path / "again", "webnlg_official")
+    assert (tmp_path / "again" / "webnlg_official" / "dev.json").read_bytes() == (out / "dev.json").read_bytes()
+    assert again["splits"] == report["splits"]
+
+
+def test_nyt_official_needs_more_sentences_than_its_dev(official, tmp_path, capsys):
+    with pytest.raises(SystemExit):  # nyt_official holds out 5000 sentences: the 22 here are too few
+        run(official, tmp_path / "out", "nyt_official")
+    [line] = error_lines(capsys)
+    assert "too few to hold out 5000" in line and "rin/nyt/train.json" in line
+
+
+def test_official_record_without_a_field_names_its_line(official, tmp_path, capsys):
+    path = official.source / "rin/webnlg/train.json"
+    path.write_text(path.read_text() + json.dumps({"sentText": ["a"], "relationMentions": []}) + "\n")
+    official.files["rin/webnlg/train.json"].update(file_digests(path))
+    write_manifest(official)
+    with pytest.raises(SystemExit):
+        run(official, tmp_path / "out", "webnlg_official")
+    [line] = error_lines(capsys)
+    assert f"{path}:{len(OFFICIAL_TRAIN) + 1}: missing field 'en_list'" in line
 
 
 needs_shared = pytest.mark.skipif(not SHARED.exists(), reason=f"real releases not found at {SHARED}")
@@ -268,9 +420,9 @@ def test_real_nyt_dev_and_test(tmp_path):
 
 def test_retag_and_rebuild_test(release, tmp_path):
     pytest.importorskip("spacy", reason="spaCy is an optional dependency")
-    base = ["--dataset", "webnlg", "--source", str(release), "--out"]
+    base = ["--dataset", "webnlg", "--source", str(release.source), "--manifest", str(release.manifest), "--out"]
     report = prepare_data.main([*base, str(tmp_path / "retag"), "--retag_test"])
-    official = json.loads((release / "rin/webnlg/test.json").read_text())
+    official = json.loads((release.source / "rin/webnlg/test.json").read_text())
     retagged = json.loads((tmp_path / "retag" / "webnlg" / "test.json").read_text())
     assert retagged["sentText"] == official["sentText"] and retagged["en_list"] == official["en_list"]
     assert retagged["relationMentions"] == official["relationMentions"]

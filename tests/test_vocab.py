@@ -42,7 +42,7 @@ def test_vocab_and_labels_round_trip(tmp_path):
         Vocab(["a", "b"])
 
 
-def test_prepare_vocab_dimensions(tmp_path):
+def test_prepare_vocab_dimensions(tmp_path, capsys):
     from synthetic import write_synthetic_dataset
 
     import prepare_vocab
@@ -54,5 +54,6 @@ def test_prepare_vocab_dimensions(tmp_path):
     glove.write_text("Oslo 1 1 1 1\nyesterday 2 2 2 2\nZurich 3 3 3 3\n")
     stats = prepare_vocab.main(["--data_dir", str(data), "--wv_file", str(glove)])
     assert np.load(data / "embedding.npy").shape[1] == 4 and stats["pretrained_rows"] == 2
-    with pytest.raises(SystemExit, match="holds 4-d"):
+    with pytest.raises(SystemExit) as stop:
         prepare_vocab.main(["--data_dir", str(data), "--wv_file", str(glove), "--wv_dim", "100"])
+    assert stop.value.code == 1 and "holds 4-d" in capsys.readouterr().err

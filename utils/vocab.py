@@ -1,15 +1,19 @@
-"""Word vocabulary, label sets and pretrained word vectors, stored as JSON and NumPy."""
+"""Word vocabulary, label sets and pretrained word vectors, stored as JSON and NumPy (UTF-8, written atomically)."""
 from __future__ import annotations
 
+import io
 import json
 import logging
+import pickle
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
+from utils.helpers import InputError, atomic_write_bytes
 from utils.tagging import TAGS
 
 log = logging.getLogger(__name__)
@@ -44,11 +48,12 @@ class Vocab:
         return cls([PAD, UNK, *words], lower=lower)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"lower": self.lower, "words": self.words}, ensure_ascii=False))
+        data = json.dumps({"lower": self.lower, "words": self.words}, ensure_ascii=False)
+        atomic_write_bytes(Path(path), data.encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(data["words"], lower=data["lower"])
 
 
@@ -71,11 +76,11 @@ class Labels:
         return cls(relations=sorted(set(relations)), pos=[PAD, UNK, *sorted(set(pos_tags))], tags=list(TAGS))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=1, ensure_ascii=False))
+        atomic_write_bytes(Path(path), json.dumps(asdict(self), indent=1, ensure_ascii=False).encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | Path) -> Labels:
-        return cls(**json.loads(Path(path).read_text()))
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
@@ -100,10 +105,80 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
             if wanted is None or parts[0] in wanted:
                 vectors[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
     if dim == 0:
-        raise ValueError(f"{path}: no word vectors found")
+        raise InputError(f"{path}: no word vectors found")
     if bad:
         log.warning("%s: skipped %d lines whose width is not %d values", path, bad, dim)
     return vectors, dim
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles builtin containers, strings and numbers only: no global is ever looked up.
+
+    Every way a pickle can run code (a class to build, a function to call on REDUCE,
+    an extension code, a persistent id) goes through ``find_class`` or ``persistent_load``,
+    and both refuse.
+    """
+
+    def find_class(self, module: str, name: str) -> NoReturn:
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}")
+
+    def persistent_load(self, pid: object) -> NoReturn:
+        raise pickle.UnpicklingError("it uses a persistent id")
+
+
+PLAIN_TYPES = (list, tuple, dict, set, frozenset, str, int, float, bool, type(None))
+
+
+def _check_plain(value: object) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) not in PLAIN_TYPES:
+            raise pickle.UnpicklingError(f"it holds a {type(item).__name__}")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+
+
+def load_plain_pickle(path: str | Path) -> object:
+    """Read a pickle that may only hold builtin containers, strings and numbers (the authors' vocab.pkl).
+
+    Anything else, and above all anything that would import or call, is refused with
+    one line (InputError) before it can run.
+    """
+    data = Path(path).read_bytes()
+    try:
+        value = _PlainUnpickler(io.BytesIO(data)).load()
+        _check_plain(value)
+    except Exception as error:  # any failure to read untrusted bytes is a refusal
+        raise InputError(f"{path}: refused: not a plain pickle of lists and strings ({error}); nothing in it "
+                         f"was run") from None
+    return value
+
+
+def read_official_vectors(embedding_path: str | Path, vocab_path: str | Path) -> tuple[dict[str, np.ndarray], int]:
+    """The authors' vectors: ``embedding.npy`` (rows, no pickled objects) and ``vocab.pkl`` (the word of each row).
+
+    Returns the same ``{word: vector}`` and dimension as :func:`read_word_vectors`; a word
+    listed twice keeps its first row.
+    """
+    try:
+        matrix = np.load(embedding_path, allow_pickle=False)
+    except ValueError as error:
+        raise InputError(f"{embedding_path}: not a plain .npy array ({error})") from None
+    if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.floating):
+        raise InputError(f"{embedding_path}: expected a 2-d float matrix, found shape {matrix.shape} {matrix.dtype}")
+    words = load_plain_pickle(vocab_path)
+    if not isinstance(words, list | tuple) or not all(isinstance(word, str) for word in words):
+        raise InputError(f"{vocab_path}: expected a list of words (the word of each row of {embedding_path})")
+    if len(words) != matrix.shape[0]:
+        raise InputError(f"{vocab_path}: {len(words)} words for the {matrix.shape[0]} rows of {embedding_path}")
+    vectors: dict[str, np.ndarray] = {}
+    for word, row in zip(words, matrix.astype(np.float32), strict=True):
+        vectors.setdefault(word, row)
+    return vectors, int(matrix.shape[1])
 
 
 def train_word2vec(sentences: Sequence[Sequence[str]], dim: int, seed: int, workers: int = 1
