@@ -18,6 +18,7 @@ from model import load_run, speed
 from model.inference import BATCH_SIZE, THRESHOLD, extract
 from utils.analysis import breakdown, breakdown_markdown
 from utils.helpers import (
+    ArgumentParser,
     InputError,
     atomic_write_bytes,
     configure_threads,
@@ -36,7 +37,7 @@ log = logging.getLogger("evaluate")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
     parser.add_argument("--split", default="test", help="split of the run's dataset (default test)")
     parser.add_argument("--data", help="a RIN-format file to score instead of the run's split")
@@ -59,12 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    setup_logging()
     with one_line_errors("evaluate.py", args.debug):
         return run(args)
 
 
 def run(args: argparse.Namespace) -> dict:
-    setup_logging()
     device = pick_device(args.device)
     if problem := speed.precision_problem(args.precision, device):
         raise InputError(problem)
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> dict:
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)
     path = Path(args.data) if args.data else resolve_project_path(config["settings"]["data_dir"]) / f"{args.split}.json"
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a RIN-format file")
     if not path.is_file():
         raise InputError(f"{path} does not exist" + ("" if args.data else ": pass --data FILE"))
     name = path.stem if args.data else args.split

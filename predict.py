@@ -22,6 +22,7 @@ from pathlib import Path
 from model import load_extractor, speed
 from model.inference import BATCH_SIZE, MAX_TOKENS, THRESHOLD
 from utils.helpers import (
+    ArgumentParser,
     InputError,
     atomic_write_bytes,
     configure_threads,
@@ -37,7 +38,7 @@ log = logging.getLogger("predict")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", nargs="+", help="one or more sentences")
@@ -92,12 +93,12 @@ def read_sentences(path: str, errors: str) -> list[str | list[str]]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    setup_logging()
     with one_line_errors("predict.py", args.debug):
         return run(args)
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    setup_logging()
     if problem := speed.precision_problem(args.precision, pick_device(args.device)):
         raise InputError(problem)
     if args.output and not Path(args.output).absolute().parent.is_dir():

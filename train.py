@@ -36,6 +36,7 @@ from model.pair_kernels import fused_applies, fused_bf16_applies
 from model.training import TrainConfig, load_training_state, make_optimizer, save_training_state, train_epoch
 from utils.helpers import (
     PROJECT_ROOT,
+    ArgumentParser,
     InputError,
     atomic_torch_save,
     atomic_write_bytes,
@@ -70,7 +71,7 @@ TRAIN, NET = TrainConfig(), {f.name: f.default for f in dataclasses.fields(RINCo
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Every flag defaults to None (unset), so a preset can fill it and --resume can tell which were given."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", help=f"dataset name: reads dataset/<name>/ and presets/<name>.json "
                       f"(default: {TRAIN.dataset})")
@@ -287,6 +288,7 @@ def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, gene
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    setup_logging()
     with one_line_errors("train.py", args.debug):
         return train(args, argv)
 

@@ -114,7 +114,8 @@ class RIN(nn.Module):
         """(ER loss, RC loss): sums over real tokens / real cells, divided by the batch size."""
         out = self(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
         size = batch.word_ids.shape[0]
-        er_loss = F.cross_entropy(out.tag_logits[batch.mask], batch.tag_ids[batch.mask], reduction="sum")
+        targets = batch.tag_ids.masked_fill(~batch.mask, -100)  # padding ignored; no boolean indexing (host sync)
+        er_loss = F.cross_entropy(out.tag_logits.flatten(0, 1), targets.flatten(), reduction="sum", ignore_index=-100)
         rc_loss = pair_bce(*self._pair_inputs(out.relation_state), batch.relation_cells, batch.mask)
         return er_loss / size, rc_loss / size
 

@@ -23,6 +23,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _read(path: Path, reader):
+    """``reader(path)``, with any failure to parse reported as a RunError naming ``path``."""
+    try:
+        return reader(path)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise RunError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
+
+
 def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoint: str = "best.pt"
              ) -> tuple[RIN, Vocab, Labels, dict]:
     """Rebuild a trained model from its run folder (config, vocabulary, labels, weights).
@@ -37,17 +45,13 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
                if not (model_dir / name).is_file()]
     if missing:
         raise RunError(f"{model_dir} is not a finished run folder: missing {', '.join(missing)}")
-    try:
-        config = read_json(model_dir / "config.json")
-        if config.get("run_format") != RUN_FORMAT:
-            raise RunError(f"{model_dir / 'config.json'}: run format {config.get('run_format')!r}, this code reads "
-                           f"{RUN_FORMAT}; retrain or use the matching version of the code")
-        model_config = RINConfig(**config["model"])
-        vocab, labels = Vocab.load(model_dir / "vocab.json"), Labels.load(model_dir / "labels.json")
-    except (ValueError, KeyError, TypeError) as error:
-        if isinstance(error, RunError):
-            raise
-        raise RunError(f"{model_dir}: unreadable run files ({type(error).__name__}: {error})") from None
+    config = _read(model_dir / "config.json", read_json)
+    if config.get("run_format") != RUN_FORMAT:
+        raise RunError(f"{model_dir / 'config.json'}: run format {config.get('run_format')!r}, this code reads "
+                       f"{RUN_FORMAT}; retrain or use the matching version of the code")
+    model_config = _read(model_dir / "config.json", lambda _: RINConfig(**config["model"]))
+    vocab = _read(model_dir / "vocab.json", Vocab.load)
+    labels = _read(model_dir / "labels.json", Labels.load)
     recorded = config.get("data_sha256", {})
     for name in ("vocab.json", "labels.json"):
         if name in recorded and _sha256(model_dir / name) != recorded[name]:

@@ -3,11 +3,8 @@ import json
 import shutil
 
 import pytest
-from synthetic import write_synthetic_dataset
 
 import predict
-import prepare_vocab
-import train
 from model import load_extractor
 from utils.analysis import breakdown, count_bucket, overlap_patterns
 from utils.scorer import Extraction
@@ -16,14 +13,9 @@ SENTENCE = "Greta Berg works for Acme in Oslo ."
 EXPECTED = {("Greta Berg", "works_for", "Acme"), ("Acme", "located_in", "Oslo")}
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    data = write_synthetic_dataset(tmp_path_factory.mktemp("data"), seed=1)
-    prepare_vocab.main(["--data_dir", str(data)])
-    save = tmp_path_factory.mktemp("runs")
-    train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r",
-                "--num_epoch", "15", "--lr", "0.005", "--rounds", "2", "--pos_dim", "0", "--threads", "1"])
-    return save / "r"
+@pytest.fixture
+def run_dir(trained_run):
+    return trained_run[0]
 
 
 def triples(result):

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from synthetic import write_synthetic_dataset
 
 import evaluate
-import prepare_vocab
 import train
 from data.loader import collate, load_split
 from model import load_run
@@ -22,19 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--lr", "0.005", "--rounds", "2", "--threads", "1"]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    folder = write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"))
-    prepare_vocab.main(["--data_dir", str(folder), "--seed", "1"])
-    return folder
+@pytest.fixture
+def data_dir(synthetic_data):
+    return synthetic_data
 
 
-@pytest.fixture(scope="module")
-def trained(data_dir, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("runs")
-    results = train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(save_dir),
-                          "--run_id", "run", "--num_epoch", "12", *FAST])
-    return save_dir / "run", results
+@pytest.fixture
+def trained(trained_run):
+    return trained_run
 
 
 def test_vocab_files(data_dir):
@@ -54,7 +47,7 @@ def test_learns_synthetic_data(trained):
             assert set(saved[split][mode]) == {"precision", "recall", "f1"}
             assert all(0.0 <= v <= 1.0 for v in saved[split][mode].values())
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 12
+    assert len(lines) == 15
     first = json.loads(lines[0])
     assert {"epoch", "er_loss", "rc_loss", "dev", "train_seconds"} <= set(first)
     config = json.loads((run_dir / "config.json").read_text())

@@ -47,6 +47,17 @@ class InputError(ValueError):
     """Input a user can fix (a file, a flag, a run folder): the message names it and says why."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (``prog: error: ...; see --help``) instead of the usage."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(**kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _bounded(kind: Callable[[str], float], low: float | None, high: float | None, low_open: bool, high_open: bool,
              what: str) -> Callable[[str], float]:
     def parse(text: str):

@@ -1,0 +1,306 @@
+"""Bad flags, bad files and bad run folders: one line naming the flag, file or line, a non-zero exit, and
+nothing created or changed. Two trainings on one run folder: one runs, the other is refused."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import evaluate
+import predict
+import train
+from model import load_run
+from model.inference import decode_batches, extract
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--num_epoch", "1", "--lr", "0.005", "--rounds", "1", "--threads", "1"]
+pytestmark = pytest.mark.slow
+
+
+def snapshot(*folders: Path) -> dict:
+    """Every file under ``folders`` with its size and modification time."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for folder in folders if folder.exists()
+            for p in sorted(folder.rglob("*"))}
+
+
+def fails_cleanly(main, argv: list[str], capsys, *names: str, watched: tuple[Path, ...] = ()) -> str:
+    """Run a CLI's main(argv): it must exit non-zero with one error line that names each of ``names``, print no
+    traceback, and leave ``watched`` as it was. Returns the error line."""
+    before = snapshot(*watched)
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    captured = capsys.readouterr()
+    code = raised.value.code
+    text = code if isinstance(code, str) else captured.err
+    assert code not in (0, None), text
+    errors = [line for line in text.splitlines() if "error:" in line]
+    assert len(errors) == 1, text
+    assert "Traceback" not in captured.err + captured.out
+    for name in names:
+        assert name in errors[0], (name, errors[0])
+    assert snapshot(*watched) == before, "files were created or changed"
+    return errors[0]
+
+
+@pytest.fixture
+def workspace(synthetic_data, tmp_path):
+    """A private copy of the prepared data and an empty run folder root."""
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_data, data)
+    save = tmp_path / "runs"
+    save.mkdir()
+    return data, save
+
+
+BAD_TRAIN_FLAGS = [
+    (["--batch_size", "-1"], "--batch_size"), (["--batch_size", "0"], "--batch_size"),
+    (["--num_epoch", "0"], "--num_epoch"), (["--eval_batch_size", "0"], "--eval_batch_size"),
+    (["--pos_dim", "-1"], "--pos_dim"), (["--early_stop", "-1"], "--early_stop"), (["--lr", "0"], "--lr"),
+    (["--lr", "nan"], "--lr"), (["--rounds", "-1"], "--rounds"), (["--threads", "-1"], "--threads"),
+    (["--threads", "0"], "--threads"), (["--device", "foo"], "--device"), (["--device", "meta"], "--device"),
+    (["--input_dropout", "1.5"], "--input_dropout"), (["--word_dropout", "-0.1"], "--word_dropout"),
+    (["--max_grad_norm", "-1"], "--max_grad_norm"), (["--run_id", "../../x"], "--run_id"),
+    (["--run_id", "/tmp/abs"], "--run_id"), (["--run_id", "."], "--run_id"), (["--run_id", ".."], "--run_id"),
+    (["--precision", "fp16"], "fp16"), (["--precision", "fp8"], "--precision"),
+    (["--pair_kernel", "fast"], "--pair_kernel"), (["--match", "both"], "--match"),
+]
+
+
+@pytest.mark.parametrize(("flags", "named"), BAD_TRAIN_FLAGS, ids=[" ".join(f) for f, _ in BAD_TRAIN_FLAGS])
+def test_train_refuses_bad_flags_before_writing(workspace, capsys, flags, named):
+    data, save = workspace
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save),
+                               *FAST, *flags], capsys, named, watched=(data, save))
+
+
+def test_train_refuses_a_device_this_machine_lacks(workspace, capsys):
+    data, save = workspace
+    if torch.cuda.is_available():
+        flags, named = ["--device", f"cuda:{torch.cuda.device_count()}"], "cuda"
+    else:
+        flags, named = ["--device", "cuda"], "CUDA is not available"
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save),
+                               *FAST, *flags], capsys, named, watched=(data, save))
+
+
+def test_train_on_a_missing_dataset_leaves_nothing(tmp_path, capsys):
+    fails_cleanly(train.main, ["--dataset", "nosuch", "--save_dir", str(tmp_path), *FAST], capsys,
+                  "prepare_data.py --dataset nosuch", watched=(tmp_path,))
+    assert not any(tmp_path.iterdir())
+
+
+def test_resume_of_a_missing_folder(tmp_path, capsys):
+    fails_cleanly(train.main, ["--resume", str(tmp_path / "nonexistent")], capsys, "nonexistent",
+                  watched=(tmp_path,))
+
+
+BAD_RECORDS = {
+    "sentText as an int": ({"sentText": 5, "relationMentions": [], "en_list": []}, "sentText"),
+    "en_list null": ({"sentText": ["a", "b"], "relationMentions": [], "en_list": None}, "en_list"),
+    "null label": ({"sentText": ["a", "b"], "en_list": [["a"], ["b"]],
+                    "relationMentions": [{"em1Text": ["a"], "em2Text": ["b"], "label": None}]}, "label"),
+    "pos as a string": ({"sentText": ["a", "b"], "relationMentions": [], "en_list": [], "pos": "NN NN"}, "pos"),
+    "entity as a number": ({"sentText": ["a", "b"], "relationMentions": [], "en_list": [3]}, "en_list"),
+    "argument as a dict": ({"sentText": ["a", "b"], "en_list": [],
+                            "relationMentions": [{"em1Text": {"x": 1}, "em2Text": ["b"], "label": "r"}]}, "em1Text"),
+    "a list, not an object": (["a", "b"], "JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RECORDS))
+def test_train_names_the_file_and_line_of_a_bad_record(workspace, capsys, case):
+    data, save = workspace
+    record, named = BAD_RECORDS[case]
+    lines = (data / "train.json").read_text().splitlines()
+    lines[2] = json.dumps(record)
+    (data / "train.json").write_text("\n".join(lines) + "\n")
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST],
+                  capsys, "train.json:3", named, watched=(data, save))
+
+
+@pytest.mark.parametrize(("content", "named"), [(b"", "no training sentences"), (b"{bad json\n", "train.json:1"),
+                                                (b'{"sentText": "caf\xe9"}\n', "train.json:1: not UTF-8")])
+def test_train_refuses_an_empty_or_unreadable_split(workspace, capsys, content, named):
+    data, save = workspace
+    (data / "train.json").write_bytes(content)
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST],
+                  capsys, named, watched=(data, save))
+
+
+def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
+    data, save = workspace
+    train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r", *FAST])
+    line = fails_cleanly(train.main, ["--resume", str(save / "r"), "--lr", "0.1", "--seed", "7"], capsys,
+                         "--lr 0.1", "--seed 7", watched=(data, save))
+    assert "the run has 0.005" in line
+    train.main(["--resume", str(save / "r"), "--threads", "1", "--pair_kernel", "torch", "--lr", "0.005"])
+
+
+def test_resume_falls_back_to_the_previous_checkpoint(workspace):
+    data, save = workspace
+    flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--num_epoch", "2",
+             "--lr", "0.005", "--rounds", "1", "--threads", "1", "--run_id", "r"]
+    first = train.main(flags)
+    run_dir = save / "r"
+    assert (run_dir / "last_prev.pt").exists()
+    metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
+    (run_dir / "last.pt").write_bytes((run_dir / "last.pt").read_bytes()[:100])  # a crash while writing it
+    (run_dir / "results.json").unlink()
+    again = train.main(["--resume", str(run_dir), "--threads", "1"])  # epoch 2 again, from epoch 1's state
+    assert again["test"] == first["test"] and again["best_epoch"] == first["best_epoch"]
+
+    def without_time(lines):
+        return [{k: v for k, v in json.loads(line).items() if "seconds" not in k} for line in lines]
+
+    assert without_time((run_dir / "metrics.jsonl").read_text().splitlines()) == without_time(metrics)
+
+
+def test_two_trainings_on_one_run_folder(workspace):
+    """Started together: one trains, the other stops with one line; the folder holds one consistent run."""
+    data, save = workspace
+    common = [sys.executable, str(ROOT / "train.py"), "--dataset", "synthetic", "--data_dir", str(data),
+              "--save_dir", str(save), "--run_id", "same", "--num_epoch", "3", "--lr", "0.005", "--rounds", "1",
+              "--threads", "1"]
+    processes = [subprocess.Popen([*common, "--seed", str(seed)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    outcomes = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
+    codes = sorted(code for code, _ in outcomes)
+    assert codes[0] == 0 and codes[1] != 0, outcomes
+    winner = next(seed for seed, (code, _) in zip((1, 2), outcomes, strict=True) if code == 0)
+    loser_err = next(err for code, err in outcomes if code != 0)
+    assert "Traceback" not in loser_err
+    assert "in use by another train.py" in loser_err or "exists: continue it with --resume" in loser_err
+    run_dir = save / "same"
+    assert json.loads((run_dir / "config.json").read_text())["settings"]["seed"] == winner
+    epochs = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+# ---------------------------------------------------------------- bad run folders and inference flags
+
+def spoiled_run(trained_run, tmp_path, spoil) -> Path:
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run[0], run_dir)
+    spoil(run_dir)
+    return run_dir
+
+
+def reverse_relations(run_dir: Path) -> None:
+    labels = json.loads((run_dir / "labels.json").read_text())
+    labels["relations"].reverse()
+    (run_dir / "labels.json").write_text(json.dumps(labels))
+
+
+def grow_vocabulary(run_dir: Path) -> None:
+    vocab = json.loads((run_dir / "vocab.json").read_text())
+    vocab["words"] += ["extra1", "extra2"]
+    (run_dir / "vocab.json").write_text(json.dumps(vocab))
+
+
+BAD_RUNS = {
+    "missing best.pt": (lambda d: (d / "best.pt").unlink(), "missing best.pt"),
+    "corrupt best.pt": (lambda d: (d / "best.pt").write_bytes(b"not a checkpoint"), "best.pt"),
+    "truncated best.pt": (lambda d: (d / "best.pt").write_bytes((d / "best.pt").read_bytes()[:500]), "best.pt"),
+    "reversed relations": (reverse_relations, "labels.json differs"),
+    "larger vocabulary": (grow_vocabulary, "vocab.json differs"),
+    "malformed config.json": (lambda d: (d / "config.json").write_text("{"), "config.json"),
+    "config.json of another format": (
+        lambda d: (d / "config.json").write_text(json.dumps(json.loads((d / "config.json").read_text())
+                                                            | {"run_format": 0})), "run format 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RUNS))
+def test_bad_run_folders_are_refused(trained_run, tmp_path, capsys, case):
+    spoil, named = BAD_RUNS[case]
+    run_dir = spoiled_run(trained_run, tmp_path, spoil)
+    out = tmp_path / "out.jsonl"
+    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(out)], capsys, named,
+                  watched=(run_dir,))
+    fails_cleanly(predict.main, ["--model_dir", str(run_dir), "--text", "Anna Smith was born in Oslo ."], capsys,
+                  named, watched=(run_dir,))
+    assert not out.exists()
+
+
+def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys):
+    run_dir = spoiled_run(trained_run, tmp_path, lambda d: None)
+    watched = (run_dir, tmp_path)
+    for flags, named in ((["--threshold", "0"], "--threshold"), (["--threshold", "1"], "--threshold"),
+                         (["--batch_size", "0"], "--batch_size"), (["--device", "foo"], "--device"),
+                         (["--threads", "-1"], "--threads"), (["--out", str(tmp_path / "no" / "p.jsonl")], "no"),
+                         (["--data", str(tmp_path / "none.json")], "none.json"),
+                         (["--data", str(tmp_path)], "is a folder")):
+        fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
+    fails_cleanly(evaluate.main, ["--model_dir", str(tmp_path / "nosuch")], capsys, "nosuch", watched=watched)
+
+
+def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
+    run_dir = trained_run[0]
+    bad_json = tmp_path / "bad.jsonl"
+    bad_json.write_text('{"text": "Anna Smith was born in Oslo ."}\n{"text": 5}\n')
+    no_text = tmp_path / "no_text.jsonl"
+    no_text.write_text('["Anna", "Smith"]\n{"words": "x"}\n')
+    watched = (run_dir, tmp_path)
+    cases = ((["--input", str(tmp_path)], "is a folder"), (["--input", str(bad_json)], "bad.jsonl:2"),
+             (["--input", str(no_text)], "no_text.jsonl:2"), (["--input", str(tmp_path / "absent.txt")], "absent.txt"),
+             (["--text", "x", "--output", str(tmp_path / "missing" / "o.jsonl")], "missing"),
+             (["--text", "x", "--threshold", "0"], "--threshold"),
+             (["--text", "x", "--batch_size", "0"], "--batch_size"),
+             (["--text", "x", "--max_tokens", "0"], "--max_tokens"), (["--text", "x", "--precision", "fp16"], "fp16"))
+    for flags, named in cases:
+        fails_cleanly(predict.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
+
+
+# ---------------------------------------------------------------- bounded decoding memory
+
+def test_decoding_memory_is_bounded(trained_run, monkeypatch):
+    """Batches are split so that no decoding step holds more than DECODE_CELLS pair logits (a single sentence
+    may exceed it), and splitting changes no prediction."""
+    from model import inference
+
+    lengths = [300] * 100 + [5] * 50
+    for batch in decode_batches(lengths, batch_size=100, relations=170):
+        cells = len(batch) * max(lengths[i] for i in batch) ** 2 * 170
+        assert cells <= inference.DECODE_CELLS or len(batch) == 1
+    model, vocab, labels, config = load_run(trained_run[0])
+    from data.loader import load_split
+    from utils.helpers import resolve_project_path
+
+    split = load_split(resolve_project_path(config["settings"]["data_dir"]) / "test.json", vocab, labels)
+    whole = extract(model, split.examples, labels, torch.device("cpu"))
+    monkeypatch.setattr(inference, "DECODE_CELLS", 3 * 12 ** 2 * len(labels.relations))
+    assert max(map(len, decode_batches([len(e.word_ids) for e in split.examples], 100, len(labels.relations)))) <= 3
+    split_up = extract(model, split.examples, labels, torch.device("cpu"))
+    assert [e.triples for e in whole] == [e.triples for e in split_up]
+
+
+def test_deterministic_training_runs_and_is_recorded(workspace):
+    data, save = workspace
+    try:
+        train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "d",
+                    "--deterministic", *FAST])
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert json.loads((save / "d" / "config.json").read_text())["settings"]["deterministic"] is True
+
+
+def test_utf8_files_under_a_c_locale(workspace):
+    """Text files are read and written as UTF-8 whatever the locale."""
+    data, save = workspace
+    env = os.environ | {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"}
+    lines = (data / "train.json").read_text(encoding="utf-8").splitlines()
+    record = json.loads(lines[0])
+    record["sentText"][0] = "Zoë"
+    lines[0] = json.dumps(record, ensure_ascii=False)
+    (data / "train.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), "--dataset", "synthetic", "--data_dir", str(data),
+                           "--save_dir", str(save), "--run_id", "c", *FAST], cwd=ROOT, env=env, capture_output=True,
+                          text=True, encoding="utf-8", errors="replace", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
