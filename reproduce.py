@@ -1,19 +1,24 @@
 """Re-run the paper's tables: plan every training a table needs, run what is missing, report.
 
-    python reproduce.py --table 1 --dataset webnlg --jobs 2     # Table 1 (WebNLG columns)
+    python reproduce.py --table 1 --dataset webnlg --jobs 2     # Table 1 (WebNLG columns), 2 runs at once
     python reproduce.py --table all --dataset webnlg             # Tables 1, 5 and Figure 3
     python reproduce.py --table 1 --seeds 2 --only '*_K0_*'      # only some of a table's runs
     python reproduce.py --table fig3 --seeds 1 --hours 2.5       # only runs sure to end within 2.5 h
+    python reproduce.py --table all --jobs 8                     # 8 GPUs: one run per GPU
+    python reproduce.py --table all --jobs 16 --runs_per_gpu 2   # two runs share each GPU
+    python reproduce.py --table all --executor slurm --partition gpu --gpus_per_run 1 --time 600 --wait
     python reproduce.py --report                                 # rewrite results/README.md only
     python reproduce.py --compare_test       # test POS tags and entity spans: official vs ours
 
 Which runs each table needs and how they are named is data in experiments/plan.py;
-the report is rendered by experiments/report.py. A run whose results.json exists (in
-saved_models/<run_id>/ or in its committed summary results/runs/<run_id>/, so a
-fresh clone does not redo finished work) is skipped, an unfinished one is resumed
-(train.py --resume), so the runner can be stopped and started again at any time.
-After each run its small summary (config.json, metrics.jsonl, results.json,
-runner.json) is copied to results/runs/<run_id>/; checkpoints stay in saved_models/.
+the report is rendered by experiments/report.py; how a run is placed (this machine's
+GPUs and cores, or a SLURM job array) is experiments/launch.py. A run whose
+results.json exists (in saved_models/<run_id>/ or in its committed summary
+results/runs/<run_id>/, so a fresh clone does not redo finished work) is skipped, an
+unfinished one is resumed (train.py --resume), so the runner can be stopped and
+started again at any time. After each run its small summary (config.json,
+metrics.jsonl, results.json, runner.json) is copied to results/runs/<run_id>/;
+checkpoints stay in saved_models/. Exits non-zero when any run failed.
 """
 from __future__ import annotations
 
@@ -21,10 +26,9 @@ import argparse
 import json
 import logging
 import os
+import queue
 import shlex
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,16 +37,39 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from data.loader import read_json_records
-from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs
+from experiments.launch import (
+    Slot,
+    SlurmResources,
+    TrainJob,
+    assign_slots,
+    copy_summary,
+    is_finished,
+    submit_array,
+    visible_gpus,
+    wait_for_array,
+)
+from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
 from experiments.report import write_report
-from utils.helpers import PROJECT_ROOT, project_relative, read_json, resolve_project_path, setup_logging, write_json
+from utils.helpers import (
+    PROJECT_ROOT,
+    InputError,
+    non_negative_float,
+    non_negative_int,
+    one_line_errors,
+    positive_int,
+    project_relative,
+    read_json,
+    resolve_project_path,
+    setup_logging,
+    write_json,
+)
 
 log = logging.getLogger("reproduce")
-SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json", "prepare_report.json")
 
 
-def is_finished(run: Run, save_dir: Path, results_dir: Path) -> bool:
-    return any((folder / run.name / "results.json").exists() for folder in (save_dir, results_dir / "runs"))
+def known_datasets() -> list[str]:
+    """Datasets the runner can plan: those with a presets/<name>.json (the paper's settings per match mode)."""
+    return sorted(path.stem for path in (PROJECT_ROOT / "presets").glob("*.json"))
 
 
 def epoch_seconds(dataset: str, results_dir: Path) -> Callable[[int], float] | None:
@@ -52,7 +79,7 @@ def epoch_seconds(dataset: str, results_dir: Path) -> Callable[[int], float] | N
     seconds: dict[int, list[float]] = {}
     for folder in (results_dir / "runs").glob(f"{dataset}_*"):
         files = [folder / name for name in ("results.json", "config.json", "metrics.jsonl")]
-        if all(f.exists() for f in files):
+        if run_dataset(folder.name) in (dataset, None) and all(f.exists() for f in files):
             rounds = read_json(files[1])["settings"]["rounds"]
             for line in files[2].read_text().splitlines():
                 epoch = json.loads(line)
@@ -94,17 +121,10 @@ def over_time(run: Run, args: argparse.Namespace) -> str | None:
     return f"needs up to {needed / 3600:.1f} h, {left / 3600:.1f} h left of --hours" if needed > left else None
 
 
-def copy_summary(run_dir: Path, results_dir: Path) -> None:
-    target = results_dir / "runs" / run_dir.name
-    target.mkdir(parents=True, exist_ok=True)
-    for name in SUMMARY_FILES:
-        if (run_dir / name).exists():
-            shutil.copy(run_dir / name, target / name)
-
-
 def claim(run_dir: Path) -> bool:
-    """Take ``run_dir/runner.lock`` for this process, so two runners never train one run at once; a lock
-    left by a process that is gone (a runner killed with its session) is taken over."""
+    """Take ``run_dir/runner.lock`` for this process, so two runners on one machine never train one run at
+    once; a lock left by a process that is gone (a runner killed with its session) is taken over. (Across the
+    nodes of a cluster, where a pid means nothing, train.py's flock on the run folder is what guards a run.)"""
     lock = run_dir / "runner.lock"
     try:
         descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -122,8 +142,17 @@ def claim(run_dir: Path) -> bool:
     return True
 
 
-def execute(run: Run, args: argparse.Namespace, threads: int) -> str:
-    """Train (or resume) one run in a subprocess; returns what happened."""
+def train_job(run: Run, args: argparse.Namespace, threads: int | None = None) -> TrainJob:
+    """The TrainJob of ``run`` with this runner's settings (early stopping, data folder, extra train.py flags)."""
+    start = [*run.train_args(), "--run_id", run.name, "--save_dir", args.save_dir, "--early_stop",
+             str(args.early_stop), *(["--data_dir", args.data_dir] if args.data_dir else []),
+             *shlex.split(args.train_args)]
+    return TrainJob(run.name, tuple(start), args.save_dir, args.results_dir, threads=threads,
+                    executor=args.executor, commit=args.commit)
+
+
+def execute(run: Run, args: argparse.Namespace, slot: Slot) -> str:
+    """Train (or resume) one run on this machine, on ``slot``'s GPU and cores; returns what happened."""
     if reason := over_time(run, args):
         log.info("%s: not started, it %s", run.name, reason)
         return f"skipped: {reason}"
@@ -133,54 +162,87 @@ def execute(run: Run, args: argparse.Namespace, threads: int) -> str:
         log.info("%s: skipped, another runner is training it (%s)", run.name, run_dir / "runner.lock")
         return "skipped: another runner holds it"
     try:
-        if is_finished(run, Path(args.save_dir), Path(args.results_dir)):
-            return "skipped: finished by another runner"
-        return train_run(run, run_dir, args, threads)
+        gpu = f"GPU {slot.gpu}, " if slot.gpu else ""
+        log.info("%s %s (%scores %s)", "resume" if (run_dir / "config.json").exists() else "start", run.name, gpu,
+                 ",".join(map(str, slot.cores)))
+        start = time.time()
+        status = train_job(run, args).run(slot)
+        log.info("%s: %s after %.0fs", run.name, status, time.time() - start)
+        return status
     finally:
         (run_dir / "runner.lock").unlink(missing_ok=True)
 
 
-def train_run(run: Run, run_dir: Path, args: argparse.Namespace, threads: int) -> str:
-    """train.py in a subprocess (a fresh start or --resume); records wall time and copies the summary."""
-    results_dir = Path(args.results_dir)
-    resume = (run_dir / "config.json").exists()
-    command = [sys.executable, str(PROJECT_ROOT / "train.py")]
-    command += (["--resume", str(run_dir)] if resume else
-                [*run.train_args(), "--run_id", run.name, "--save_dir", args.save_dir,
-                 "--early_stop", str(args.early_stop), *(["--data_dir", args.data_dir] if args.data_dir else []),
-                 *shlex.split(args.train_args)])
-    command += ["--threads", str(threads)]
-    log.info("%s %s", "resume" if resume else "start", run.name)
-    start = time.time()
-    with open(run_dir / "stdout.log", "a") as out:
-        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT).returncode
-    wall = time.time() - start
-    runner_file = results_dir / "runs" / run.name / "runner.json"
-    runner_file.parent.mkdir(parents=True, exist_ok=True)
-    history = read_json(runner_file) if runner_file.exists() else {"invocations": []}
-    history["invocations"].append({"resumed": resume, "wall_seconds": round(wall, 1), "exit_code": code,
-                                   "threads": threads, "ended": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    history["wall_seconds_total"] = round(sum(i["wall_seconds"] for i in history["invocations"]), 1)
-    write_json(runner_file, history)
-    copy_summary(run_dir, results_dir)
-    if args.commit:
-        commit_summary(results_dir / "runs" / run.name, run.name)
-    status = "finished" if code == 0 else f"stopped (exit {code}; see {run_dir / 'stdout.log'})"
-    log.info("%s: %s after %.0fs", run.name, status, wall)
-    return status
+def cuda_device_count() -> int:
+    """GPUs torch sees (0 without CUDA); asked only when runs are about to start here."""
+    import torch
+
+    return torch.cuda.device_count()
 
 
-def commit_summary(folder: Path, name: str) -> None:
-    """Commit ``folder`` in the repository that holds it, which need not be the one this script runs
-    from (a runner started from a scratch worktree with ``--results_dir`` in the main checkout)."""
-    for _ in range(5):  # another commit may hold the index lock for a moment
-        added = subprocess.run(["git", "add", "."], cwd=folder, capture_output=True)
-        done = subprocess.run(["git", "commit", "-q", "-m", f"results: {name}", "--", "."],
-                              cwd=folder, capture_output=True)
-        if added.returncode == 0 and done.returncode in (0, 1):
-            return
-        time.sleep(2)
-    log.warning("could not commit %s: %s", folder, done.stderr.decode().strip())
+def local_slots(args: argparse.Namespace) -> list[Slot]:
+    """One slot per concurrent run: the runner's cores split between them, and with --device cuda or auto on a
+    GPU machine one GPU per run (or per --runs_per_gpu runs)."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    gpus = [] if args.device == "cpu" else visible_gpus(os.environ, cuda_device_count())
+    if args.device == "cuda" and not gpus:
+        raise InputError("--device cuda: no GPU is visible to this process")
+    try:
+        return assign_slots(args.jobs, cores, gpus, args.runs_per_gpu)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+
+
+def run_locally(todo: list[Run], args: argparse.Namespace) -> dict[str, str]:
+    """Train ``todo`` here, --jobs at a time, each on a slot of its own."""
+    slots = local_slots(args)
+    free: queue.Queue[Slot] = queue.Queue()
+    for slot in slots:
+        free.put(slot)
+
+    def on_a_slot(run: Run) -> str:
+        slot = free.get()
+        try:
+            return execute(run, args, slot)
+        finally:
+            free.put(slot)
+
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        return dict(zip([run.name for run in todo], pool.map(on_a_slot, todo), strict=True))
+
+
+def slurm_resources(args: argparse.Namespace) -> SlurmResources:
+    return SlurmResources(partition=args.partition, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run,
+                          time=args.time, mem=args.mem, parallel=args.jobs)
+
+
+def print_array(jobs: list[TrainJob], resources: SlurmResources) -> None:
+    """The job array --executor slurm would submit: one line per array task (index, run, resources, command)."""
+    print(f"# SLURM job array: {len(jobs)} task{'s' * (len(jobs) != 1)}, each {resources.describe()}"
+          + (f", at most {resources.parallel} at once" if resources.parallel else ""))
+    for index, job in enumerate(jobs):
+        print(f"{index}\t{job.name}\t{resources.describe()}\t{shlex.join(job.command())}")
+
+
+def run_on_slurm(todo: list[Run], args: argparse.Namespace) -> dict[str, str] | None:
+    """Submit ``todo`` as one SLURM job array; with --wait, block until it ends and return the outcomes."""
+    resources = slurm_resources(args)
+    jobs = [train_job(run, args, threads=args.cpus_per_run) for run in todo]
+    if args.dry_run:
+        print_array(jobs, resources)
+        return None
+    if not jobs:
+        return {}
+    folder = Path(args.slurm_folder or Path(args.save_dir) / "_slurm")
+    submitted = submit_array(jobs, resources, folder)
+    for job, handle in zip(jobs, submitted, strict=True):
+        log.info("submitted %s as SLURM job %s", job.name, handle.job_id)
+    log.info("logs in %s; run names -> job ids in %s", folder, folder / "submitted.json")
+    if not args.wait:
+        log.info("not waiting: run 'python reproduce.py --report --dataset %s' when the array has ended; "
+                 "the same command again resubmits what did not finish", args.dataset)
+        return None
+    return wait_for_array(jobs, submitted)
 
 
 def same_input_sentences(first: Path, second: Path) -> tuple[int, int]:
@@ -228,30 +290,39 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
     return found
 
 
+SLURM_ONLY = ("partition", "gpus_per_run", "mem", "slurm_folder", "wait")
+LOCAL_ONLY = ("hours", "runs_per_gpu", "device")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", choices=("1", "5", "fig3", "all"), help="which table's runs to do")
-    parser.add_argument("--dataset", default="webnlg", help="dataset (default webnlg)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(PAPER_SEEDS),
+    parser.add_argument("--dataset", default="webnlg",
+                        help="dataset (default webnlg): one with a presets/<name>.json")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(PAPER_SEEDS),
                         help="seeds to run (default 1 2 3 4 5); the report always covers seeds 1-5 and every seed "
                         "with a finished run")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once; CPU threads are split between them")
+    parser.add_argument("--jobs", type=positive_int,
+                        help="runs at once (default 1 here; no limit on SLURM): here each gets its own cores and, "
+                        "on a GPU machine, its own GPU (see --runs_per_gpu); on SLURM the array's task limit")
     parser.add_argument("--only", nargs="+", metavar="PATTERN",
                         help="do only the planned runs whose name matches one of these shell patterns, e.g. "
                         "'*_K0_*' (short runs first, to finish before a machine is handed back)")
-    parser.add_argument("--max_runs", type=int, help="stop after starting this many runs (for piecewise progress)")
-    parser.add_argument("--hours", type=float,
+    parser.add_argument("--max_runs", type=positive_int, help="start at most this many runs (piecewise progress)")
+    parser.add_argument("--hours", type=non_negative_float,
                         help="start a run only if it would end within this many hours of the runner's start even "
                         "if it went all its preset epochs (at the epoch times of finished runs with its K); "
                         "for a machine lent for a known time, where an unfinished run would be lost")
-    parser.add_argument("--early_stop", type=int, default=30,
+    parser.add_argument("--early_stop", type=non_negative_int, default=30,
                         help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
     parser.add_argument("--train_args", default="", help="extra flags for train.py, e.g. '--precision bf16'")
     parser.add_argument("--data_dir", help="passed to train.py (default: dataset/<dataset>)")
     parser.add_argument("--save_dir", default=str(PROJECT_ROOT / "saved_models"), help="run folders (checkpoints)")
     parser.add_argument("--results_dir", default=str(PROJECT_ROOT / "results"), help="summaries, report and figure")
     parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
-    parser.add_argument("--dry_run", action="store_true", help="print the plan and what is done, run nothing")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="print the plan and what is done (with --executor slurm: the job array it would "
+                        "submit, one line per task), run nothing")
     parser.add_argument("--report", action="store_true", help="only rewrite results/README.md")
     parser.add_argument("--compare_test", action="store_true",
                         help="score finished runs on the official test, on its retagged copy (our POS tags) and on "
@@ -260,7 +331,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the retagged test file (built with prepare_data.py --retag_test when missing)")
     parser.add_argument("--rebuilt_test", default=str(PROJECT_ROOT / "dataset" / "rebuilt" / "webnlg" / "test.json"),
                         help="the rebuilt test file (built with prepare_data.py --rebuild_test when missing)")
-    return parser.parse_args(argv)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
+    where = parser.add_argument_group("where runs train")
+    where.add_argument("--executor", choices=("local", "slurm"), default="local",
+                       help="local: on this machine (default); slurm: submit the runs as a SLURM job array "
+                       "(submitit); a preempted or timed-out task is requeued and resumes from its last.pt")
+    where.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                       help="local: cuda gives each run a GPU through CUDA_VISIBLE_DEVICES; cpu hides the GPUs; "
+                       "auto (default) uses the GPUs when there are any")
+    where.add_argument("--runs_per_gpu", type=positive_int, help="local: runs sharing one GPU (default 1)")
+    where.add_argument("--partition", help="slurm: partition (default: the cluster's default)")
+    where.add_argument("--gpus_per_run", type=non_negative_int, help="slurm: GPUs per task (default 0)")
+    where.add_argument("--cpus_per_run", type=positive_int,
+                       help="slurm: CPUs per task, also train.py's --threads (default 2)")
+    where.add_argument("--time", type=positive_int,
+                       help="slurm: time limit per task in minutes (default 1440); a task that reaches it is "
+                       "requeued and resumes")
+    where.add_argument("--mem", help="slurm: memory per task as sbatch --mem takes it, e.g. 8G (default: the "
+                       "partition's)")
+    where.add_argument("--slurm_folder", help="slurm: submitit's files and the tasks' logs "
+                       "(default <save_dir>/_slurm)")
+    where.add_argument("--wait", action="store_true",
+                       help="slurm: wait for the array to end, then write the report (else: reproduce.py --report "
+                       "later)")
+    args = parser.parse_args(argv)
+    check_args(args, parser)
+    return args
+
+
+def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse flags that do not apply to the chosen executor, then fill in their defaults."""
+    given = {name for name in (*SLURM_ONLY, *LOCAL_ONLY) if getattr(args, name) not in (None, False)}
+    wrong = given & set(LOCAL_ONLY if args.executor == "slurm" else SLURM_ONLY)
+    if wrong:
+        other = "local" if args.executor == "slurm" else "slurm"
+        parser.error(f"{', '.join('--' + name for name in sorted(wrong))}: only with --executor {other}")
+    defaults = {"device": "auto", "runs_per_gpu": 1, "gpus_per_run": 0, "cpus_per_run": 2, "time": 24 * 60}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.jobs is None and args.executor == "local":
+        args.jobs = 1
+    if args.dataset not in known_datasets():
+        raise InputError(f"unknown dataset {args.dataset!r} (no presets/{args.dataset}.json); known: "
+                         f"{', '.join(known_datasets())}")
+
+
+def finish(outcomes: dict[str, str]) -> None:
+    """Log each run's outcome; exit non-zero naming the runs that failed."""
+    log.info("outcomes: %s", json.dumps(outcomes, indent=1))
+    failed = [name for name, outcome in outcomes.items() if outcome.startswith("failed")]
+    if failed:
+        raise SystemExit(f"reproduce.py: {len(failed)} of {len(outcomes)} runs failed: {', '.join(failed)} "
+                         "(see their stdout.log; running the same command again resumes them)")
 
 
 def main(argv: list[str] | None = None) -> Plan | None:
@@ -283,29 +406,38 @@ def main(argv: list[str] | None = None) -> Plan | None:
     if args.only:
         plan.runs = [run for run in plan.runs if any(fnmatchcase(run.name, pattern) for pattern in args.only)]
         if not plan.runs:
-            raise SystemExit(f"--only {' '.join(args.only)}: no planned run of table {args.table} matches")
+            raise InputError(f"--only {' '.join(args.only)}: no planned run of table {args.table} matches")
     save_dir = Path(args.save_dir)
-    todo = [r for r in plan.runs if not is_finished(r, save_dir, results_dir)]
+    todo = [r for r in plan.runs if not is_finished(r.name, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
     hours = estimated_core_hours(todo, args.dataset, save_dir, results_dir)
     if todo and hours is not None:
         log.info("at most about %.1f core-hours if no run stops early (epoch times of the finished runs)", hours)
-    if args.dry_run:
+    for run in plan.runs:
+        if run not in todo and (save_dir / run.name).exists() and not args.dry_run:
+            copy_summary(save_dir / run.name, results_dir)
+    todo = todo[: args.max_runs] if args.max_runs else todo
+    if args.executor == "slurm":
+        outcomes = run_on_slurm(todo, args)
+        if outcomes is None:
+            return plan
+    elif args.dry_run:
         for run in plan.runs:
             print(("todo " if run in todo else "done ") + run.name)
         return plan
-    for run in plan.runs:
-        if run not in todo and (save_dir / run.name).exists():
-            copy_summary(save_dir / run.name, results_dir)
-    todo = todo[: args.max_runs] if args.max_runs else todo
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = max(1, cores // args.jobs)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        outcomes = list(pool.map(lambda run: execute(run, args, threads), todo))
-    log.info("outcomes: %s", json.dumps(dict(zip([r.name for r in todo], outcomes, strict=True)), indent=1))
+    else:
+        outcomes = run_locally(todo, args)
     write_report(args.dataset, args.seeds, results_dir)
+    finish(outcomes)
     return plan
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """main() for the command line: an expected error (a flag, a file, a dataset) is one line on stderr and exit
+    status 1; --debug shows its traceback instead."""
+    with one_line_errors("reproduce.py", debug="--debug" in (sys.argv[1:] if argv is None else argv)):
+        main(argv)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

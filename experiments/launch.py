@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from utils.helpers import PROJECT_ROOT, read_json, write_json
+from utils.helpers import PROJECT_ROOT, InputError, read_json, write_json
 
 SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json", "prepare_report.json")
 
@@ -98,6 +98,22 @@ def _ignore_preemption_signal() -> None:
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
+def stop_child(pid: int, grace_seconds: float = 60.0) -> None:
+    """SIGTERM the child ``pid``, SIGKILL it after ``grace_seconds``, and reap it. Reaped with os.waitpid, not
+    Popen.wait: this runs in a signal handler that interrupted Popen.wait, which holds the Popen's lock."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + grace_seconds
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.time() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.1)
+    except (ProcessLookupError, ChildProcessError):
+        pass  # it had already ended (and been reaped)
+
+
 @dataclasses.dataclass
 class TrainJob:
     """Train or resume one run: a picklable description (plain data, pickled by reference to this class by
@@ -131,13 +147,8 @@ class TrainJob:
         every epoch, is the checkpoint) and requeue this same job, which then resumes the run."""
         import submitit
 
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_child(self._process.pid)
         return submitit.helpers.DelayedSubmission(dataclasses.replace(self))
 
     def run(self, slot: Slot | None = None) -> str:
@@ -252,7 +263,11 @@ def submit_array(jobs: list[TrainJob], resources: SlurmResources, folder: Path) 
     # a requeue after each time limit continues the run, so allow many (submitit's default is 3)
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=100)
     executor.update_parameters(**resources.parameters(len(jobs)))
-    submitted = executor.submit_array(jobs)
+    try:
+        submitted = executor.submit_array(jobs)
+    except submitit.core.utils.FailedJobError as error:  # sbatch refused it (partition, limits, memory...)
+        lines = str(error).strip().splitlines() or ["no message"]
+        raise InputError(f"sbatch refused the job array: {lines[-1]}") from None
     record = read_json(folder / "submitted.json") if (folder / "submitted.json").exists() else {}
     record |= {job.name: handle.job_id for job, handle in zip(jobs, submitted, strict=True)}
     write_json(folder / "submitted.json", record)
@@ -267,7 +282,7 @@ def queued_jobs() -> set[str]:
     return {line.strip() for line in listed.splitlines() if line.strip()}
 
 
-def wait_for_array(jobs: list[TrainJob], submitted: list, poll_seconds: float = 10.0) -> dict[str, str]:
+def wait_for_array(jobs: list[TrainJob], submitted: list, poll_seconds: float = 5.0) -> dict[str, str]:
     """Block until every task of the array has left the queue; each run's outcome (what its TrainJob returned,
     or why it has none: cancelled, killed, out of memory...)."""
     outcomes: dict[str, str] = {}

@@ -12,7 +12,9 @@ from synthetic import write_synthetic_dataset
 
 import prepare_vocab
 import reproduce
+from experiments import launch
 from experiments import plan as experiments
+from utils.helpers import InputError
 
 
 def names(plan):
@@ -43,7 +45,7 @@ def test_only_narrows_the_plan(tmp_path, capsys):
     # test-selected runs are planned for seed 1 only, so continuing with later seeds adds none
     assert names(plan) == ["webnlg_partial_K2_seed2", "webnlg_partial_K0_seed2", "webnlg_exact_K0_seed2"]
     assert capsys.readouterr().out.count("todo ") == 3
-    with pytest.raises(SystemExit, match="no planned run"):
+    with pytest.raises(InputError, match="no planned run"):
         reproduce.main([*common, "--only", "*_K9_*"])
 
 
@@ -108,7 +110,7 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
 
     # a fresh clone has the committed summaries but no checkpoints: finished runs are not redone
     shutil.rmtree(tmp_path / "runs")
-    reproduce.main([*common, "--max_runs", "0", "--dry_run"])
+    reproduce.main([*common, "--dry_run"])
     assert capsys.readouterr().out.count("done ") == 3
 
 
@@ -162,7 +164,7 @@ def test_commit_summary_commits_in_the_results_repository(tmp_path, monkeypatch)
     subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "start"], check=True)
     (folder / "results.json").write_text("{}")
     (repo / "unrelated.txt").write_text("not a run summary")
-    reproduce.commit_summary(folder, folder.name)
+    launch.commit_summary(folder, folder.name)
     log = subprocess.run(["git", "-C", str(repo), "log", "-1", "--name-only", "--format=%s"],
                          capture_output=True, text=True).stdout
     assert log.split() == ["results:", "webnlg_exact_K0_seed9", "results/runs/webnlg_exact_K0_seed9/results.json"]
