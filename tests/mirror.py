@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import socket
+import struct
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -60,12 +61,14 @@ def write_manifest(release: Release) -> None:
 
 
 class MirrorServer(http.server.ThreadingHTTPServer):
-    """Serves a folder; ``cut[url_path] = n`` sends only n bytes of that file's next response, then hangs up."""
+    """Serves a folder; ``cut[url_path] = n`` sends only n bytes of that file's next response, then hangs up,
+    and ``cut_every[url_path] = n`` does so on every response."""
 
     def __init__(self, root: Path, honour_range: bool = True) -> None:
         super().__init__(("127.0.0.1", 0), MirrorHandler)
         self.root, self.honour_range = root, honour_range
         self.cut: dict[str, int] = {}
+        self.cut_every: dict[str, int] = {}
         self.requests: list[tuple[str, str | None]] = []
 
     @property
@@ -100,7 +103,7 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
         body = data[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        cut = self.server.cut.pop(path, None)
+        cut = self.server.cut.pop(path, self.server.cut_every.get(path))
         self.wfile.write(body if cut is None else body[:cut])
         self.wfile.flush()
         if cut is not None:
@@ -112,7 +115,7 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def serve(root: Path, honour_range: bool = True) -> Iterator[MirrorServer]:
     server = MirrorServer(root, honour_range)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield server
@@ -129,10 +132,16 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes | None]]:
-    """Every file and folder under ``folder`` with mode, time and content, to show that a failed run changed
-    nothing (no file created, removed, rewritten or touched)."""
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes] | None]:
+    """Every file under ``folder`` with its time and content, and every folder, to show that a failed run
+    changed nothing: no file or folder created or removed, no file rewritten or touched."""
     if not folder.exists():
         return {}
-    return {str(p.relative_to(folder)): (os.stat(p).st_mtime_ns, p.read_bytes() if p.is_file() else None)
+    return {str(p.relative_to(folder)): (os.stat(p).st_mtime_ns, p.read_bytes()) if p.is_file() else None
             for p in sorted(folder.rglob("*"))}
+
+
+def plain_pickle(words: list[str]) -> bytes:
+    """Protocol 2: PROTO, EMPTY_LIST, MARK, one BINUNICODE per word, APPENDS, STOP (as the authors' file)."""
+    items = b"".join(b"X" + struct.pack("<I", len(w.encode())) + w.encode() for w in words)
+    return b"\x80\x02](" + items + b"e."

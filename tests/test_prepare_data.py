@@ -365,6 +365,7 @@ def test_official_record_without_a_field_names_its_line(official, tmp_path, caps
 needs_shared = pytest.mark.skipif(not SHARED.exists(), reason=f"real releases not found at {SHARED}")
 
 
+@pytest.mark.slow
 @needs_shared
 def test_real_webnlg(tmp_path):
     report = prepare_data.main(["--dataset", "webnlg", "--source", str(SHARED), "--out", str(tmp_path)])
@@ -403,6 +404,7 @@ def assert_mentions_end_entities(path: Path) -> None:
             assert mention["em1Text"][-1] in ends and mention["em2Text"][-1] in ends, (path, record)
 
 
+@pytest.mark.slow
 @needs_shared
 def test_real_nyt_dev_and_test(tmp_path):
     report = prepare_data.main(["--dataset", "nyt", "--source", str(SHARED), "--out", str(tmp_path), *NO_TAGGER])
@@ -431,3 +433,60 @@ def test_retag_and_rebuild_test(release, tmp_path):
     prepare_data.main([*base, str(tmp_path / "rebuilt"), "--rebuild_test"])
     rebuilt = json.loads((tmp_path / "rebuilt" / "webnlg" / "test.json").read_text())
     assert rebuilt["sentText"] == ["A", "B", "."] and "stan_ner" not in rebuilt
+
+
+def break_file(release, relative, text):
+    """Replace a release file, its manifest entry following (a well-formed but unreadable file)."""
+    path = release.source / relative
+    path.write_text(text, encoding="utf-8")
+    release.files[relative].update(file_digests(path))
+    write_manifest(release)
+    return path
+
+
+BAD_PREPARE_RUNS = [  # (extra flags, or a file to break; what the one error line must name)
+    (["--source", "/nonexistent/releases"], "--source /nonexistent/releases"),
+    (["--dataset", "nosuch"], "--dataset"),
+    (["--rebuild_test", "--dataset", "nyt11"], "--rebuild_test"),
+    (["--base_url", "ftp://example.org"], "--base_url"),
+    (["--manifest", "/nonexistent/sources.json"], "/nonexistent/sources.json"),
+    ({"casrel/WebNLG-star/val_triples.json": '[{"text": "a"}]'}, "val_triples.json:1: expected an object"),
+    ({"casrel/WebNLG/train_triples.json": "[\n{]"}, "train_triples.json:2: malformed JSON"),
+    ({"rin/webnlg/test.json": '{"sentText": ["a"], "en_list": []}\n'}, "test.json:1: missing field"),
+    ({"rin/webnlg/test.json": b"\xff\xfe not UTF-8\n"}, "test.json"),
+]
+
+
+@pytest.mark.parametrize("change,named", BAD_PREPARE_RUNS, ids=[named for _, named in BAD_PREPARE_RUNS])
+def test_bad_flags_and_files_give_one_line_and_change_nothing(release, tmp_path, capsys, change, named):
+    run(release, tmp_path / "out")  # a dataset built before: it must survive every failure below
+    (tmp_path / "out" / "webnlg" / "vocab.json").write_text("{}")
+    flags = ["--dataset", "webnlg", "--source", str(release.source), "--out", str(tmp_path / "out"),
+             "--manifest", str(release.manifest), *NO_TAGGER]
+    if isinstance(change, dict):
+        for relative, content in change.items():
+            if isinstance(content, bytes):
+                (release.source / relative).write_bytes(content)
+                release.files[relative].update(file_digests(release.source / relative))
+                write_manifest(release)
+            else:
+                break_file(release, relative, content)
+    else:
+        flags += change
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        prepare_data.main(flags)
+    assert stop.value.code != 0
+    [line] = error_lines(capsys)
+    assert named in line
+    assert snapshot(tmp_path) == before  # not a file created, changed or removed anywhere
+
+
+def test_the_official_datasets_have_table_3_presets():
+    root = Path(prepare_data.__file__).parent / "presets"
+    for name, base in (("webnlg_official", "webnlg"), ("nyt_official", "nyt")):
+        preset, paper = (json.loads((root / f"{n}.json").read_text()) for n in (name, base))
+        assert set(preset) == {"_source", "partial", "exact"}
+        assert {mode: preset[mode] for mode in ("partial", "exact")} == {mode: paper[mode] for mode in
+                                                                          ("partial", "exact")}

@@ -1,8 +1,19 @@
-"""Word-vector files (GloVe and word2vec text), vocabulary building and label sets."""
+"""Word-vector files (GloVe, word2vec text, the authors' .npy + .pkl), vocabulary building and label sets,
+and prepare_vocab.py's one-line errors and all-or-nothing writes."""
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+from mirror import make_release, plain_pickle, serve, snapshot
 
 from utils.vocab import PAD, UNK, Labels, Vocab, build_embedding, read_word_vectors
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_glove_and_word2vec_text_formats(tmp_path):
@@ -57,3 +68,137 @@ def test_prepare_vocab_dimensions(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         prepare_vocab.main(["--data_dir", str(data), "--wv_file", str(glove), "--wv_dim", "100"])
     assert stop.value.code == 1 and "holds 4-d" in capsys.readouterr().err
+
+
+def read_tokens(folder):
+    return [t for line in (folder / "train.json").read_text(encoding="utf-8").splitlines()
+            for t in json.loads(line)["sentText"]]
+
+
+@pytest.fixture
+def small_data(tmp_path):
+    from synthetic import write_synthetic_dataset
+
+    return write_synthetic_dataset(tmp_path / "d", sizes=(30, 5, 5))
+
+
+def official_release(tmp_path, words, vocab_pickle=None):
+    """The authors' embedding.npy and vocab.pkl for ``words`` (row i = i + 0.5), as a release with its manifest."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(len(words), dtype=np.float32)[:, None].repeat(4, 1) + 0.5)
+    files = {"rin/webnlg/embedding.npy": buffer.getvalue(), "rin/webnlg/vocab.pkl": vocab_pickle or plain_pickle(words)}
+    return make_release(tmp_path / "release", files)
+
+
+def test_official_vectors_from_a_folder_and_from_the_mirror(small_data, tmp_path, monkeypatch):
+    import prepare_vocab
+
+    words = ["<PAD>", "<UNK>", *sorted(set(read_tokens(small_data)))[:5], "unseen"]
+    release = official_release(tmp_path, words)
+    stats = prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "official", "--source", str(release.source),
+                                "--manifest", str(release.manifest)])
+    assert stats["pretrained_rows"] == 5 and "the authors' vectors" in stats["vectors"]
+    vocab, embedding = Vocab.load(small_data / "vocab.json"), np.load(small_data / "embedding.npy")
+    assert embedding.shape == (len(vocab), 4)
+    for row, word in enumerate(words[2:7], start=2):
+        np.testing.assert_array_equal(embedding[vocab.index[word]], np.full(4, row + 0.5))
+    monkeypatch.setattr(prepare_vocab, "SHARED", tmp_path / "no_shared")
+    with serve(release.mirror) as server:  # no --source, no ../shared: downloaded and verified
+        again = prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "official", "--manifest",
+                                    str(release.manifest), "--base_url", server.base_url, "--cache",
+                                    str(tmp_path / "cache")])
+    assert again == stats and (tmp_path / "cache" / "rin/webnlg/vocab.pkl").exists()
+
+
+def test_a_malicious_vocab_pickle_is_refused_and_nothing_written(small_data, tmp_path, capsys):
+    import prepare_vocab
+
+    marker = tmp_path / "ran"
+    release = official_release(tmp_path, ["a"], b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    before = snapshot(small_data)
+    with pytest.raises(SystemExit) as stop:
+        prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "official", "--source", str(release.source),
+                            "--manifest", str(release.manifest)])
+    assert stop.value.code == 1
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]
+    assert "vocab.pkl: refused" in line and "os.system" in line
+    assert not marker.exists() and snapshot(small_data) == before
+
+
+def test_outputs_are_replaced_together_or_not_at_all(small_data, monkeypatch, capsys):
+    import prepare_vocab
+
+    prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "none"])
+    before = snapshot(small_data)
+
+    def disk_full(self, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(prepare_vocab.Labels, "save", disk_full)
+    with pytest.raises(SystemExit):
+        prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "none", "--seed", "2"])
+    assert "No space left on device" in capsys.readouterr().err
+    assert snapshot(small_data) == before  # vocab.json and embedding.npy were written first, yet are unchanged
+
+
+@pytest.mark.slow
+def test_non_ascii_words_under_the_c_locale(small_data):
+    """LC_ALL=C once crashed and left a 0-byte vocab.json beside the old embedding.npy."""
+    path = small_data / "train.json"
+    path.write_text(path.read_text(encoding="utf-8").replace("Paris", "Medellín"), encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([sys.executable, str(ROOT / "prepare_vocab.py"), "--data_dir", str(small_data),
+                           "--wv_file", "none"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Medellín" in Vocab.load(small_data / "vocab.json").words
+
+
+def test_missing_nyt_train_points_to_the_readme(small_data, capsys):
+    import prepare_vocab
+
+    (small_data / "train.json").unlink()
+    with pytest.raises(SystemExit):
+        prepare_vocab.main(["--dataset", "nyt", "--data_dir", str(small_data), "--wv_file", "none"])
+    [line] = capsys.readouterr().err.splitlines()
+    assert "dataset/README.md" in line and "nyt_official" in line
+    assert line.count("--dataset nyt") == line.count("--dataset nyt_official")  # not the command that cannot help
+
+
+BAD_VOCAB_RUNS = [  # (flags or a file to break, what the one error line must name)
+    (["--wv_dim", "0"], "--wv_dim"),
+    (["--wv_dim", "many"], "--wv_dim"),
+    (["--wv_file", "/nonexistent/glove.txt"], "/nonexistent/glove.txt"),
+    (["--data_dir", "/nonexistent/data"], "/nonexistent/data"),
+    (["--dataset", "nyt10", "--wv_file", "official"], "--wv_file official"),
+    (["--seed", "one"], "--seed"),
+    ({"train.json": '{"sentText": ["a"], "relationMentions": []}\n'}, "train.json:1: missing field 'en_list'"),
+    ({"dev.json": '{"sentText": ["a"]\n'}, "dev.json:1: malformed JSON"),
+    ({"train.json": ""}, "train.json: no sentences"),
+    ({"glove.txt": "\n"}, "glove.txt: no word vectors"),
+]
+
+
+@pytest.mark.parametrize("change,named", BAD_VOCAB_RUNS, ids=[str(named) for _, named in BAD_VOCAB_RUNS])
+def test_bad_flags_and_files_give_one_line_and_change_nothing(small_data, capsys, change, named):
+    import prepare_vocab
+
+    prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "none"])
+    flags = ["--data_dir", str(small_data), "--wv_file", "none"]
+    if isinstance(change, dict):
+        for name, text in change.items():
+            (small_data / name).write_text(text, encoding="utf-8")
+        if "glove.txt" in change:
+            flags[-1] = str(small_data / "glove.txt")
+    else:
+        flags += change
+    before = snapshot(small_data)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        prepare_vocab.main(flags)
+    assert stop.value.code != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    [line] = [x for x in err.splitlines() if "error:" in x]
+    assert named in line
+    assert snapshot(small_data) == before
