@@ -188,8 +188,10 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
                "| effect | seed pairs | ours | paper | ours - paper | verdict |", "|---|---|---|---|---|---|"]
     for title, runs, match, paper_f1, rin_runs, paper_rin in cells:
         mean, std, count = aggregate(collect(results, runs, "test", match, "f1"))
-        if mean is None or paper_f1 is None:
+        if mean is None:
             lines.append(f"| {title} | 0 of {len(seeds)} | | not run yet | |")
+        elif paper_f1 is None:
+            lines.append(f"| {title} | {count} of {len(seeds)} | | the paper has no number here | |")
         else:
             gap = mean - paper_f1
             cause = ""
@@ -202,8 +204,12 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
             continue
         differences = paired_effects(results, runs, rin_runs, match)
         mean, std, count = aggregate(differences)
-        if mean is None or paper_f1 is None or paper_rin is None:
+        if mean is None:
             effects.append(f"| {title} - RIN | 0 of {len(seeds)} | | | | not run yet |")
+            continue
+        if paper_f1 is None or paper_rin is None:
+            effects.append(f"| {title} - RIN | {count} of {len(seeds)} | {cell(differences, signed=True)} | | | "
+                           "the paper has no number here |")
             continue
         gap = mean - (paper_f1 - paper_rin)
         effects.append(f"| {title} - RIN | {count} of {len(seeds)} | {cell(differences, signed=True)} "

@@ -104,3 +104,21 @@ def test_report_covers_every_finished_seed(tmp_path):
     (tmp_path / "runs" / "webnlg_partial_K2_seed8").mkdir()  # unfinished: no results.json
     assert report_seeds("webnlg", [6], tmp_path) == [1, 2, 3, 4, 5, 6, 7]
     assert report_seeds("nyt", [1], tmp_path) == [1, 2, 3, 4, 5, 9]
+
+
+def test_renamed_datasets_take_the_papers_column(tmp_path, monkeypatch):
+    """webnlg_official is set beside the paper's WebNLG numbers; webnlg_exact, which the paper has no RIN numbers
+    for, renders with ours alone; neither mixes in the other dataset's runs."""
+    from experiments import plan, report
+
+    rounds = {"partial": 2, "exact": 3}
+    for module in (plan, report):  # the presets of webnlg_official come from another change; not needed here
+        monkeypatch.setattr(module, "preset_rounds", lambda dataset, match: rounds[match])
+    fake_result(tmp_path, "webnlg_official_partial_K2_seed1", 0.86, 0.7)
+    fake_result(tmp_path, "webnlg_exact_partial_K2_seed1", 0.5, 0.4)
+    official = write_report("webnlg_official", [1], tmp_path).read_text()
+    assert "| RIN | 1 | 86.0 (1 seed) | 86.0 (1 seed) | 86.0 (1 seed) | 87.6 / 87.0 / 87.3 | -1.3 |" in official
+    assert "1 finished runs" in official and "webnlg_exact_partial_K2_seed1" not in official
+    exact = write_report("webnlg_exact", [1], tmp_path).read_text()
+    assert "| partial | RIN | 1 | 50.0 (1 seed) | 50.0 (1 seed) | 50.0 (1 seed) | - / - / - |  |" in exact
+    assert "| Table 1, partial, RIN | 1 of 5 | | the paper has no number here | |" in exact

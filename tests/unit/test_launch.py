@@ -1,0 +1,127 @@
+"""Where runs go, without training anything: GPU and core assignment (a fake GPU count), the SLURM array a
+table becomes, flag validation, failure exit codes, the paper's columns for renamed datasets."""
+import pytest
+
+import reproduce
+from experiments import plan as experiments
+from experiments.launch import Slot, SlurmResources, assign_slots, visible_gpus
+from utils.helpers import InputError
+
+
+def test_one_gpu_per_run_or_a_share_of_one():
+    slots = assign_slots(4, list(range(16)), ["0", "1", "2", "3"])
+    assert [s.gpu for s in slots] == ["0", "1", "2", "3"]
+    assert [s.cores for s in slots] == [tuple(range(i * 4, i * 4 + 4)) for i in range(4)]
+    shared = assign_slots(4, list(range(8)), ["4", "7"], runs_per_gpu=2)
+    assert [s.gpu for s in shared] == ["4", "4", "7", "7"]
+    with pytest.raises(ValueError, match="needs 3 GPUs; 2 visible"):
+        assign_slots(5, list(range(8)), ["0", "1"], runs_per_gpu=2)
+
+
+def test_cores_are_split_contiguously_and_gpus_hidden_on_cpu():
+    slots = assign_slots(3, [0, 1, 2, 3, 4, 5, 6, 7], [])
+    assert slots == [Slot("", (0, 1, 2)), Slot("", (3, 4, 5)), Slot("", (6, 7))]
+    assert assign_slots(3, [0, 1], []) == [Slot("", (0,)), Slot("", (1,)), Slot("", (0,))]  # more runs than cores
+    assert assign_slots(1, [2, 5], ["0"]) == [Slot("0", (2, 5))]
+
+
+def test_visible_gpus_keep_the_runners_own_numbering():
+    assert visible_gpus({}, 3) == ["0", "1", "2"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}, 2) == ["2", "3"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, 0) == []
+
+
+@pytest.fixture
+def recorded(monkeypatch, tmp_path):
+    """reproduce.main with execute() replaced by a recorder, on a machine that claims two GPUs and two cores."""
+    calls = []
+
+    def fake_execute(run, args, slot):
+        calls.append((run.name, slot))
+        return "failed (exit 1)" if run.name in getattr(args, "fail", ()) else "finished"
+
+    monkeypatch.setattr(reproduce, "execute", fake_execute)
+    monkeypatch.setattr(reproduce, "cuda_device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(reproduce.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    return calls, ["--table", "5", "--seeds", "1", "--save_dir", str(tmp_path / "runs"),
+                   "--results_dir", str(tmp_path / "results")]
+
+
+def test_runs_get_their_own_gpu_and_cores(recorded):
+    calls, common = recorded
+    reproduce.main([*common, "--jobs", "2"])
+    assert len(calls) == 5 and {slot for _, slot in calls} <= {Slot("0", (0,)), Slot("1", (1,))}
+    calls.clear()
+    reproduce.main([*common, "--jobs", "2", "--device", "cpu"])
+    assert {slot for _, slot in calls} <= {Slot("", (0,)), Slot("", (1,))}
+    with pytest.raises(InputError, match="needs 3 GPUs"):
+        reproduce.main([*common, "--jobs", "3"])
+
+
+def test_a_failed_run_fails_the_runner(recorded, monkeypatch):
+    calls, common = recorded
+    real_parse = reproduce.parse_args
+
+    def parse_with_a_failure(argv):
+        args = real_parse(argv)
+        args.fail = ("webnlg_exact_K3_noER_seed1",)
+        return args
+
+    monkeypatch.setattr(reproduce, "parse_args", parse_with_a_failure)
+    with pytest.raises(SystemExit, match="1 of 5 runs failed: webnlg_exact_K3_noER_seed1"):
+        reproduce.main(common)
+    assert len(calls) == 5  # the other runs still ran
+
+
+@pytest.mark.parametrize("flags", [["--max_runs", "0"], ["--jobs", "0"], ["--hours", "-1"], ["--seeds", "-2"],
+                                   ["--time", "0"], ["--runs_per_gpu", "0"], ["--early_stop", "x"],
+                                   ["--executor", "slurm", "--hours", "2"], ["--partition", "gpu"]])
+def test_bad_flags_are_refused(flags):
+    with pytest.raises(SystemExit) as refused:
+        reproduce.parse_args(["--table", "1", *flags])
+    assert refused.value.code == 2
+
+
+def test_an_unknown_dataset_is_one_line_naming_the_known_ones(capsys):
+    with pytest.raises(SystemExit) as refused:
+        reproduce.cli(["--table", "1", "--dataset", "webnlg_typo"])
+    message = str(refused.value.code)
+    assert message.startswith("reproduce.py: error: unknown dataset 'webnlg_typo'") and "\n" not in message
+    assert "webnlg, webnlg_exact" in message
+
+
+def test_dry_run_prints_the_whole_array(tmp_path, capsys):
+    reproduce.main(["--table", "all", "--executor", "slurm", "--dry_run", "--partition", "gpu", "--gpus_per_run", "1",
+                    "--time", "600", "--mem", "8G", "--jobs", "20", "--save_dir", str(tmp_path / "runs"),
+                    "--results_dir", str(tmp_path / "results")])
+    lines = capsys.readouterr().out.splitlines()
+    planned = [run.name for run in experiments.plan_runs("all", "webnlg", list(experiments.PAPER_SEEDS)).runs]
+    resources = "partition=gpu gpus=1 cpus=2 time=600min mem=8G"
+    assert lines[0] == f"# SLURM job array: {len(planned)} tasks, each {resources}, at most 20 at once"
+    tasks = [line.split("\t") for line in lines[1:]]
+    assert [(index, name) for index, name, _, _ in tasks] == [(str(i), name) for i, name in enumerate(planned)]
+    assert all(task[2] == resources and "train.py --dataset webnlg" in task[3] and task[3].endswith("--threads 2")
+               for task in tasks)
+    assert not (tmp_path / "runs").exists()  # nothing submitted, nothing written
+
+
+def test_slurm_parameters():
+    chosen = SlurmResources(partition="gpu", gpus_per_run=2, cpus_per_run=4, time=90, mem="16G",
+                            parallel=8).parameters(tasks=30)
+    assert {k: chosen[k] for k in ("partition", "gpus_per_node", "cpus_per_task", "time", "mem",
+                                   "array_parallelism")} == {"partition": "gpu", "gpus_per_node": 2,
+                                                             "cpus_per_task": 4, "time": 90, "mem": "16G",
+                                                             "array_parallelism": 8}
+    plain = SlurmResources().parameters(tasks=3)
+    assert "partition" not in plain and "gpus_per_node" not in plain and plain["array_parallelism"] == 3
+
+
+def test_run_names_give_back_their_dataset():
+    assert experiments.run_dataset("webnlg_exact_exact_K3_noER_seed2") == "webnlg_exact"
+    assert experiments.run_dataset("webnlg_official_partial_K0_testsel_seed1") == "webnlg_official"
+    assert experiments.run_dataset("nyt_partial_K4_noPOS_seed3") == "nyt"
+    assert experiments.run_dataset("notes") is None
+    assert experiments.paper_numbers("webnlg_official") is experiments.PAPER["webnlg"]
+    assert experiments.paper_numbers("nyt_official") is experiments.PAPER["nyt"]
+    assert experiments.paper_numbers("webnlg_exact") == {}
