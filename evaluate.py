@@ -3,8 +3,10 @@
     python evaluate.py --model_dir saved_models/webnlg_partial_K2_seed1 --split test
     python evaluate.py --model_dir RUN --data my.json --out my_predictions.jsonl --scorer official
 
-Prints P/R/F1 in both match modes; writes one JSON line per input sentence, in
-input order: tokens, predicted triples (with probabilities), entities and gold.
+Prints P/R/F1 in both match modes, counted by positions (RIN's scorer; or
+--scorer official) and by strings (CasRel/TPLinker/PRGC); writes one JSON line
+per input sentence, in input order: tokens, predicted triples (with
+probabilities), entities and gold, and every scorer's figures to <out>_scores.json.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from utils.helpers import (
     setup_logging,
     write_json,
 )
-from utils.scorer import score_all, triple_record
+from utils.scorer import CONVENTIONS, SCORERS, is_repeated_mention, keep_first_mentions, score_all, triple_record
 
 log = logging.getLogger("evaluate")
 
@@ -42,8 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="test", help="split of the run's dataset (default test)")
     parser.add_argument("--data", help="a RIN-format file to score instead of the run's split")
     parser.add_argument("--out", help="predictions file (default: <model_dir>/predictions_<split>.jsonl)")
-    parser.add_argument("--scorer", choices=("ours", "official"), default="ours",
-                        help="ours: unique triples; official: the official repository's cell counting")
+    parser.add_argument("--scorer", choices=SCORERS, default="ours",
+                        help="printed beside the strings convention: ours (unique triples by position, default) or "
+                        "official (the official repository's cell counting); the _scores.json file has all three")
+    parser.add_argument("--first_mentions", action="store_true",
+                        help="keep each (subject text, relation, object text) once, at its first position (the "
+                        "releases' convention); off by default, so scores are the paper's decoder's")
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
                         help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--breakdown", action="store_true", help="also F1 by overlap pattern, triples per "
@@ -84,11 +90,17 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"--out {out}: folder {out.parent} does not exist")
     split = load_split(path, vocab, labels, name)
     extractions = extract(model, split.examples, labels, device, args.batch_size, args.threshold, progress=True)
-    scores = {scorer: score_all(extractions, split.gold, scorer) for scorer in ("ours", "official")}
-    for mode, result in scores[args.scorer].items():
-        print(f"{name} {mode:7s} ({args.scorer} scorer): P {result['precision']:.4f}  R {result['recall']:.4f}  "
-              f"F1 {result['f1']:.4f}  ({result['correct']} correct / {result['predicted']} predicted / "
-              f"{result['gold']} gold)")
+    tokens = [sentence.tokens for sentence in split.sentences]
+    if args.first_mentions:
+        extractions = [keep_first_mentions(e, t) for e, t in zip(extractions, tokens, strict=True)]
+    scores = {scorer: score_all(extractions, split.gold, scorer, tokens) for scorer in SCORERS}
+    for scorer in dict.fromkeys((args.scorer, "strings")):
+        for mode, result in scores[scorer].items():
+            print(f"{name} {mode:7s} ({scorer}): P {result['precision']:.4f}  R {result['recall']:.4f}  "
+                  f"F1 {result['f1']:.4f}  ({result['correct']} correct / {result['predicted']} predicted / "
+                  f"{result['gold']} gold)")
+    repeated = sum(is_repeated_mention(t, triple[0]) or is_repeated_mention(t, triple[2])
+                   for e, t in zip(extractions, tokens, strict=True) for triple in e.triples)
     lines = [json.dumps({
         "tokens": sentence.tokens,
         "triples": [triple_record(sentence.tokens, t, p)
@@ -97,9 +109,10 @@ def run(args: argparse.Namespace) -> dict:
         "gold": [triple_record(sentence.tokens, t) for t in sentence.triples],
     }, ensure_ascii=False) + "\n" for sentence, extraction in zip(split.sentences, extractions, strict=True)]
     atomic_write_bytes(out, "".join(lines).encode("utf-8"))
-    write_json(out.with_name(out.stem + "_scores.json"), {"data": str(path), "threshold": args.threshold,
-                                                          "scores": scores,
-                                                          "load_report": split.report.as_dict()})
+    write_json(out.with_name(out.stem + "_scores.json"), {
+        "data": str(path), "threshold": args.threshold, "first_mentions": args.first_mentions, "scores": scores,
+        "conventions": CONVENTIONS, "predicted_triples": sum(len(e.triples) for e in extractions),
+        "predicted_at_repeated_mentions": repeated, "load_report": split.report.as_dict()})
     if args.breakdown:
         result = breakdown(extractions, split.gold, [s.entities for s in split.sentences])
         write_json(out.with_name(out.stem + "_breakdown.json"), result)

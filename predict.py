@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
                         help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--pretokenized", action="store_true", help="split raw text on whitespace only")
+    parser.add_argument("--first_mentions", action="store_true",
+                        help="report each (subject, relation, object) text once, at its first position, instead of "
+                        "at every mention the model marks")
     parser.add_argument("--max_tokens", type=positive_int, default=MAX_TOKENS,
                         help=f"longer sentences are cut to this many tokens, with a warning (default {MAX_TOKENS})")
     parser.add_argument("--encoding_errors", choices=("strict", "replace"), default="strict",
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     sentences = args.text if args.text else read_sentences(args.input, args.encoding_errors)
     extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,
                                batch_size=args.batch_size, max_tokens=args.max_tokens,
-                               pretokenized=args.pretokenized)
+                               pretokenized=args.pretokenized, first_mentions=args.first_mentions)
     results = extractor.extract(sentences, progress=len(sentences) > 1000)
     skipped = [i + 1 for i, r in enumerate(results) if "skipped" in r]
     if skipped:

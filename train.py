@@ -58,7 +58,7 @@ from utils.helpers import (
     setup_logging,
     write_json,
 )
-from utils.scorer import score_all
+from utils.scorer import CONVENTIONS, score_all
 from utils.vocab import Labels, Vocab
 
 log = logging.getLogger("train")
@@ -396,12 +396,14 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
                  " | best" if progress["best_epoch"] == epoch else "")
 
     model.load_state_dict(torch.load(run_dir / "best.pt", map_location=device, weights_only=True))
-    results: dict = {}
+    results: dict = {"conventions": {key: CONVENTIONS[key] for key in ("ours", "official", "strings")}}
     for name in ("dev", "test"):
         ours, extractions = evaluate(model, splits[name], labels, device, settings["eval_batch_size"])
         results[name] = only_prf(ours)
         results.setdefault("official_scorer", {})[name] = only_prf(
             score_all(extractions, splits[name].gold, scorer="official"))
+        results.setdefault("string_sets", {})[name] = only_prf(score_all(
+            extractions, splits[name].gold, "strings", [s.tokens for s in splits[name].sentences]))
     results.update(best_epoch=progress["best_epoch"], selected_on=select_on, epochs_run=progress["epoch"],
                    train_seconds=progress["train_seconds"])
     write_json(run_dir / "results.json", results)

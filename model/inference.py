@@ -22,7 +22,7 @@ from model import speed
 from model.rin import RIN
 from model.run import load_run
 from utils.helpers import InputError, pick_device, read_json
-from utils.scorer import Extraction, decode, score_all, triple_record
+from utils.scorer import Extraction, decode, keep_first_mentions, score_all, triple_record
 from utils.vocab import Labels
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,12 @@ class Extractor:
     """A trained RIN with the tokeniser and POS tagger its training data used."""
 
     def __init__(self, model_dir: str | Path, device: str | None = None, threshold: float = THRESHOLD,
-                 batch_size: int = BATCH_SIZE, max_tokens: int = MAX_TOKENS, pretokenized: bool = False) -> None:
+                 batch_size: int = BATCH_SIZE, max_tokens: int = MAX_TOKENS, pretokenized: bool = False,
+                 first_mentions: bool = False) -> None:
         self.device = pick_device(device)
         self.model, self.vocab, self.labels, self.config = load_run(model_dir, self.device)
         self.threshold, self.batch_size, self.max_tokens = threshold, batch_size, max_tokens
+        self.first_mentions = first_mentions  # each (subject text, relation, object text) once
         report_file = Path(model_dir) / "prepare_report.json"
         spacy_model = read_json(report_file).get("spacy_model") if report_file.exists() else None
         needs_pos = self.model.config.pos_dim > 0
@@ -130,6 +132,8 @@ class Extractor:
                               progress=progress) if examples else []
         for index, extraction in zip(kept, extractions, strict=True):
             tokens = token_lists[index]
+            if self.first_mentions:
+                extraction = keep_first_mentions(extraction, tokens)
             results[index] |= {
                 "tokens": tokens,
                 "entities": [{"text": " ".join(tokens[s:e]), "span": [s, e]} for s, e in extraction.entities],

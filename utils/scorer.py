@@ -1,10 +1,18 @@
-"""Decode triples from model outputs and score them (ours and the official counting).
+"""Decode triples from model outputs and score them, by positions (ours, the official counting) or by strings.
 
-Our scorer compares unique triples per sentence. Partial match keys a triple by
-(last subject token, relation, last object token); exact match by (subject
-span, relation, object span). The official RIN counting (``official_score``)
-counts relation cells (i, j, r) instead and, in exact mode, accepts a correct
-cell only when the predicted tags contain both gold entities exactly.
+Two conventions count a correct triple differently; each score says which it used:
+
+* positions (RIN's official code, SPN): our scorer compares unique triples per
+  sentence, partial match keyed by (last subject token, relation, last object
+  token) positions, exact match by (subject span, relation, object span). The
+  official RIN counting (``official_score``) counts relation cells (i, j, r)
+  and, in exact mode, accepts a correct cell only when the predicted tags
+  contain both gold entities exactly.
+* strings (CasRel, TPLinker, PRGC): sets of (subject text, relation, object
+  text) per sentence; partial match compares the last words, as the NYT* and
+  WebNLG* releases annotate them, exact match the whole entity texts. A triple
+  predicted at a repeated mention counts once here, and where the annotation
+  has it, at whichever occurrence.
 """
 from __future__ import annotations
 
@@ -15,6 +23,13 @@ from utils.tagging import Span, tags_to_spans
 
 Triple = tuple[Span, str, Span]
 MODES = ("partial", "exact")
+SCORERS = ("ours", "official", "strings")
+CONVENTIONS = {
+    "ours": "positions: unique (subject, relation, object) per sentence by token positions (RIN's scorer)",
+    "official": "positions: relation cells (i, j, r) as the official RIN code counts them",
+    "strings": "strings: sets of (subject text, relation, object text) per sentence (CasRel, TPLinker, PRGC); "
+               "partial = last words",
+}
 
 
 @dataclass
@@ -99,15 +114,62 @@ def official_score(predicted: Sequence[Extraction], gold: Sequence[Iterable[Trip
     return prf(correct, n_predicted, n_gold)
 
 
-def score_all(predicted: Sequence[Extraction], gold: Sequence[Iterable[Triple]], scorer: str = "ours"
-              ) -> dict[str, dict]:
-    """Both match modes with the chosen scorer (``ours`` or ``official``)."""
+def text_key(tokens: Sequence[str], triple: Triple, mode: str) -> tuple[str, str, str]:
+    """(subject text, relation, object text): the last words in partial match, the whole entities in exact."""
+    (s_start, s_end), relation, (o_start, o_end) = triple
+    if mode == "partial":
+        return tokens[s_end - 1], relation, tokens[o_end - 1]
+    if mode == "exact":
+        return " ".join(tokens[s_start:s_end]), relation, " ".join(tokens[o_start:o_end])
+    raise ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
+
+
+def string_score(predicted: Sequence[Iterable[Triple]], gold: Sequence[Iterable[Triple]],
+                 token_lists: Sequence[Sequence[str]], mode: str) -> dict[str, float | int]:
+    """Micro P/R/F1 over sets of (subject text, relation, object text) per sentence."""
+    correct = n_predicted = n_gold = 0
+    for pred_triples, gold_triples, tokens in zip(predicted, gold, token_lists, strict=True):
+        pred_keys = {text_key(tokens, t, mode) for t in pred_triples}
+        gold_keys = {text_key(tokens, t, mode) for t in gold_triples}
+        correct += len(pred_keys & gold_keys)
+        n_predicted += len(pred_keys)
+        n_gold += len(gold_keys)
+    return prf(correct, n_predicted, n_gold)
+
+
+def score_all(predicted: Sequence[Extraction], gold: Sequence[Iterable[Triple]], scorer: str = "ours",
+              token_lists: Sequence[Sequence[str]] | None = None) -> dict[str, dict]:
+    """Both match modes with one scorer: ``ours`` or ``official`` (positions), ``strings`` (needs the tokens)."""
     gold = [list(g) for g in gold]
     if scorer == "official":
         return {mode: official_score(predicted, gold, mode) for mode in MODES}
     if scorer == "ours":
         return {mode: score([p.triples for p in predicted], gold, mode) for mode in MODES}
-    raise ValueError(f"unknown scorer {scorer!r}; use 'ours' or 'official'")
+    if scorer == "strings":
+        if token_lists is None:
+            raise ValueError("the strings scorer needs each sentence's tokens")
+        return {mode: string_score([p.triples for p in predicted], gold, token_lists, mode) for mode in MODES}
+    raise ValueError(f"unknown scorer {scorer!r}; use one of {SCORERS}")
+
+
+def is_repeated_mention(tokens: Sequence[str], span: Span) -> bool:
+    """Whether the entity text at ``span`` occurs earlier in the sentence (the annotation marks first ones)."""
+    start, end = span
+    phrase, width = list(tokens[start:end]), end - start
+    return any(list(tokens[i:i + width]) == phrase for i in range(start))
+
+
+def keep_first_mentions(extraction: Extraction, tokens: Sequence[str]) -> Extraction:
+    """Each (subject text, relation, object text) once, at its first position: the releases' own convention."""
+    seen: set[tuple[str, str, str]] = set()
+    triples, probabilities = [], []
+    for triple, probability in sorted(zip(extraction.triples, extraction.probabilities, strict=True)):
+        key = text_key(tokens, triple, "exact")
+        if key not in seen:
+            seen.add(key)
+            triples.append(triple)
+            probabilities.append(probability)
+    return Extraction(entities=extraction.entities, triples=triples, probabilities=probabilities)
 
 
 def triple_record(tokens: Sequence[str], triple: Triple, probability: float | None = None) -> dict:

@@ -1,7 +1,16 @@
 """Scorers on hand-built cases, counts worked out by hand in the comments."""
 import pytest
 
-from utils.scorer import Extraction, decode, official_score, score, score_all, triple_record
+from utils.scorer import (
+    Extraction,
+    decode,
+    is_repeated_mention,
+    keep_first_mentions,
+    official_score,
+    score,
+    score_all,
+    triple_record,
+)
 
 RELATIONS = ["born_in", "lives_in", "works_for"]
 
@@ -72,3 +81,39 @@ def test_triple_record():
     record = triple_record(tokens, ((0, 1), "creator", (2, 4)), 0.91234567)
     assert record == {"subject": "created", "subject_span": [0, 1], "relation": "creator",
                       "object": "Steve Bright", "object_span": [2, 4], "probability": 0.912346}
+
+
+# ---------------------------------------------------------------- the strings convention (CasRel, TPLinker, PRGC)
+
+TOKENS = "Apollo 12 crew flew Apollo 12 from Florida".split()
+FIRST, SECOND, FLORIDA = (0, 2), (4, 6), (7, 8)
+
+
+def test_strings_count_each_text_triple_once_whatever_its_position():
+    gold = [[(FIRST, "launch_site", FLORIDA)]]
+    both_copies = [[(FIRST, "launch_site", FLORIDA), (SECOND, "launch_site", FLORIDA)]]
+    strings = score_all([Extraction([], both_copies[0], [0.9, 0.8])], gold, "strings", [TOKENS])
+    assert (strings["exact"]["correct"], strings["exact"]["predicted"], strings["exact"]["gold"]) == (1, 1, 1)
+    positions = score_all([Extraction([], both_copies[0], [0.9, 0.8])], gold, "ours")
+    assert (positions["exact"]["correct"], positions["exact"]["predicted"]) == (1, 2)
+    assert positions["exact"]["precision"] == 0.5 and strings["exact"]["precision"] == 1.0
+    second_only = score_all([Extraction([], [(SECOND, "launch_site", FLORIDA)], [0.8])], gold, "strings", [TOKENS])
+    assert second_only["exact"]["f1"] == 1.0  # the text is right, wherever it was found
+
+
+def test_strings_partial_match_compares_last_words():
+    gold = [[((0, 2), "r", FLORIDA)]]
+    predicted = [Extraction([], [((1, 2), "r", FLORIDA)], [0.9])]  # "12" alone: same last word, wrong span
+    scores = score_all(predicted, gold, "strings", [TOKENS])
+    assert scores["partial"]["f1"] == 1.0 and scores["exact"]["f1"] == 0.0
+    with pytest.raises(ValueError, match="tokens"):
+        score_all(predicted, gold, "strings")
+
+
+def test_repeated_mentions_and_keeping_the_first():
+    assert not is_repeated_mention(TOKENS, FIRST) and is_repeated_mention(TOKENS, SECOND)
+    assert is_repeated_mention(TOKENS, (5, 6)) and not is_repeated_mention(TOKENS, FLORIDA)
+    extraction = Extraction([], [(SECOND, "r", FLORIDA), (FIRST, "r", FLORIDA), (FIRST, "s", FLORIDA)],
+                            [0.7, 0.9, 0.6])
+    kept = keep_first_mentions(extraction, TOKENS)
+    assert kept.triples == [(FIRST, "r", FLORIDA), (FIRST, "s", FLORIDA)] and kept.probabilities == [0.9, 0.6]

@@ -1,0 +1,61 @@
+"""Both counting conventions, checked by an independent scorer over evaluate.py's predictions file."""
+import json
+
+import pytest
+
+import evaluate
+
+pytestmark = pytest.mark.slow
+
+
+def prf(predicted: list[set], gold: list[set]) -> float:
+    correct = sum(len(p & g) for p, g in zip(predicted, gold, strict=True))
+    n_pred, n_gold = sum(map(len, predicted)), sum(map(len, gold))
+    precision, recall = correct / n_pred if n_pred else 0.0, correct / n_gold if n_gold else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def keys(triples: list[dict], convention: str, mode: str) -> set:
+    """A triple as the convention keys it, from the predictions file's own fields only."""
+    if convention == "positions":
+        if mode == "partial":
+            return {(t["subject_span"][1] - 1, t["relation"], t["object_span"][1] - 1) for t in triples}
+        return {(tuple(t["subject_span"]), t["relation"], tuple(t["object_span"])) for t in triples}
+    if mode == "partial":
+        return {(t["subject"].split()[-1], t["relation"], t["object"].split()[-1]) for t in triples}
+    return {(t["subject"], t["relation"], t["object"]) for t in triples}
+
+
+def test_an_independent_scorer_reproduces_both_conventions(trained_run, tmp_path):
+    run_dir, results = trained_run
+    out = tmp_path / "test.jsonl"
+    evaluate.main(["--model_dir", str(run_dir), "--split", "test", "--out", str(out), "--threads", "1"])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    saved = json.loads((tmp_path / "test_scores.json").read_text())
+    for convention, scorer in (("positions", "ours"), ("strings", "strings")):
+        for mode in ("partial", "exact"):
+            independent = prf([keys(r["triples"], convention, mode) for r in records],
+                              [keys(r["gold"], convention, mode) for r in records])
+            assert saved["scores"][scorer][mode]["f1"] == pytest.approx(independent, abs=1e-9), (convention, mode)
+    assert set(saved["conventions"]) == {"ours", "official", "strings"}
+    for split in ("dev", "test"):  # a new run's results.json carries both conventions
+        assert results["string_sets"][split]["exact"]["f1"] >= 0.0 and results[split]["exact"]["f1"] >= 0.0
+    assert "strings" in results["conventions"]
+
+
+def test_first_mentions_change_positions_never_strings(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    repeated = tmp_path / "repeated.json"
+    sentence = {"sentText": "Anna Smith was born in Oslo . Anna Smith was born in Oslo .".split(),
+                "en_list": [["Anna", "Smith"], ["Oslo"]],
+                "relationMentions": [{"em1Text": ["Smith"], "em2Text": ["Oslo"], "label": "born_in"}]}
+    repeated.write_text(json.dumps(sentence) + "\n")
+    runs = {}
+    for name, flags in (("all", []), ("first", ["--first_mentions"])):
+        evaluate.main(["--model_dir", str(run_dir), "--data", str(repeated), "--out", str(tmp_path / f"{name}.jsonl"),
+                       "--threads", "1", *flags])
+        runs[name] = json.loads((tmp_path / f"{name}_scores.json").read_text())
+    assert runs["all"]["predicted_at_repeated_mentions"] > 0  # the second "Anna Smith ... Oslo" is found too
+    assert runs["first"]["predicted_at_repeated_mentions"] < runs["all"]["predicted_at_repeated_mentions"]
+    assert runs["first"]["scores"]["ours"]["exact"]["predicted"] < runs["all"]["scores"]["ours"]["exact"]["predicted"]
+    assert runs["first"]["scores"]["strings"] == runs["all"]["scores"]["strings"]
