@@ -205,7 +205,9 @@ class Inputs:
                 continue
             problem = self.manifest.mismatch(path, relative)
             if problem and not self.no_verify:
-                errors.append(f"{path}: {problem}; pass --no_verify to use it anyway")
+                remedy = ("delete it to download it again" if self.cache in path.parents
+                          else "pass --no_verify to use it anyway")
+                errors.append(f"{path}: {problem}; {remedy}")
                 continue
             if problem:
                 log.warning("%s: %s (accepted: --no_verify)", path, problem)

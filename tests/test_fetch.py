@@ -106,7 +106,7 @@ def test_a_cached_file_changed_by_hand_is_refused(release, tmp_path):
     cached = tmp_path / "cache" / BIG
     cached.parent.mkdir(parents=True)
     cached.write_text("not it")
-    with pytest.raises(FetchError, match=f"{cached}: size 6 differs"):
+    with pytest.raises(FetchError, match=f"{cached}: size 6 differs.*delete it to download it again"):
         inputs(release, tmp_path / "cache", closed_port_url()).gather([BIG])
 
 
