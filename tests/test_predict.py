@@ -141,3 +141,18 @@ def test_breakdown_scores_by_hand():
     assert result["relation"]["t"]["exact"]["predicted"] == 1 and result["relation"]["t"]["exact"]["gold"] == 0
     entities = result["entities"]
     assert (entities["correct"], entities["predicted"], entities["gold"]) == (5, 6, 7)
+
+
+def test_a_run_folder_written_before_the_redesign_still_loads(run_dir, tmp_path):
+    """Checkpoints whose BiLSTM halves sat on the model itself, and configs without the newer fields, load."""
+    import torch
+
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    state = torch.load(old / "best.pt", weights_only=True)
+    torch.save({key.removeprefix("bilstm."): value for key, value in state.items()}, old / "best.pt")
+    config = json.loads((old / "config.json").read_text())
+    del config["pair_scorer"], config["settings"]["deterministic"]
+    (old / "config.json").write_text(json.dumps(config))
+    (result,) = load_extractor(old, pretokenized=True).extract([SENTENCE])
+    assert triples(result) == EXPECTED
