@@ -121,11 +121,18 @@ def required_files(spec: dict) -> list[str]:
 
 
 def read_release(path: Path) -> list[dict]:
-    """A CasRel/HRL release file: a JSON array (or JSON lines) of {"text", "triple_list"}."""
+    """A CasRel/HRL release file: a JSON array (or JSON lines) of {"text", "triple_list"}, checked field by field."""
     items = []
     for number, item in read_json_records(path):
+        where = f"{path}:{number}"
         if not isinstance(item, dict) or "text" not in item or "triple_list" not in item:
-            raise DataError(f"{path}:{number}: expected an object with 'text' and 'triple_list'")
+            raise DataError(f"{where}: expected an object with 'text' and 'triple_list'")
+        if not isinstance(item["text"], str):
+            raise DataError(f"{where}: 'text' must be a string, not {type(item['text']).__name__}")
+        triples = item["triple_list"]
+        if not isinstance(triples, list) or not all(
+                isinstance(t, list) and len(t) == 3 and all(isinstance(x, str) for x in t) for t in triples):
+            raise DataError(f"{where}: 'triple_list' must be a list of [subject, relation, object] strings")
         items.append(item)
     return items
 
@@ -329,9 +336,14 @@ def record_split(report: dict, split: str, records: list[dict], changes: LoadRep
     log.info("%s/%s: %s", dataset, split, report["splits"][split])
 
 
-def sentence_key(record: dict) -> str:
+def sentence_key(record: dict, where: str) -> str:
+    """The sentence's text, the unit the held-out dev is drawn by (copies of one text stay together)."""
     tokens = record["sentText"]
-    return " ".join(tokens.split() if isinstance(tokens, str) else tokens)
+    if isinstance(tokens, str):
+        tokens = tokens.split()
+    if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+        raise DataError(f"{where}: sentText must be a list of strings or a string")
+    return " ".join(tokens)
 
 
 def dev_rank(key: str) -> str:
@@ -366,43 +378,41 @@ def build_official(spec: dict, gathered: Gathered, out: Path, report: dict) -> N
     Their release has no dev split (their code chose epochs on test); holding out part of
     their own train keeps model selection off test with the same annotation throughout.
     """
-    test_path = gathered.paths.get(spec["official_test"])
     train_path = gathered.paths.get(spec["official_train"])
-    test_keys: set[str] = set()
+    test_path = gathered.paths.get(spec["official_test"])
+    test_records = [record for _, record in read_json_records(test_path)] if test_path else []
+    test_changes, test_keys = LoadReport(), set()
+    for number, record in enumerate(test_records, start=1):
+        test_changes.merge(check_record(record, f"{test_path}:{number}"))  # DataError on an unreadable record
+        test_keys.add(sentence_key(record, f"{test_path}:{number}"))
+    if train_path is not None:
+        numbered = list(read_json_records(train_path))
+        checks, keys = [], []
+        for number, record in numbered:
+            checks.append(check_record(record, f"{train_path}:{number}"))
+            keys.append(sentence_key(record, f"{train_path}:{number}"))
+        held_out = hold_out_dev(keys, spec["dev_size"], str(train_path))
+        splits: dict[str, list[dict]] = {"train": [], "dev": []}
+        changes = {"train": LoadReport(), "dev": LoadReport()}
+        for key, (_, record), check in zip(keys, numbered, checks, strict=True):
+            split = "dev" if key in held_out else "train"
+            splits[split].append(record)
+            changes[split].merge(check)
+        for split in ("train", "dev"):
+            write_jsonl(out / f"{split}.json", splits[split])
+            record_split(report, split, splits[split], changes[split], report["dataset"])
+        report["dev"] = {
+            "from": spec["official_train"],
+            "how": f"held out of the authors' train: its distinct sentence texts ordered by SHA-256 of "
+                   f"'{DEV_SEED}' + NUL + the space-joined tokens, the first taken (all copies of a text together) "
+                   f"until {spec['dev_size']} sentences; train is the rest. Test is never used for model selection.",
+            "train_sentences_released": len(numbered),
+            "test_texts_also_in_train": len(test_keys & {k for k in keys if k not in held_out}),
+            "test_texts_also_in_dev": len(test_keys & held_out),
+        }
     if test_path is not None:
-        changes = LoadReport()
-        records = [record for _, record in read_json_records(test_path)]
-        for number, record in enumerate(records, start=1):
-            changes.merge(check_record(record, f"{test_path}:{number}"))
-        test_keys = {sentence_key(record) for record in records}
-        shutil.copyfile(test_path, out / "test.json")
-        record_split(report, "test", records, changes, report["dataset"])
-    if train_path is None:
-        return
-    numbered = list(read_json_records(train_path))
-    checks, keys = [], []
-    for number, record in numbered:
-        checks.append(check_record(record, f"{train_path}:{number}"))  # DataError on an unreadable record
-        keys.append(sentence_key(record))
-    held_out = hold_out_dev(keys, spec["dev_size"], str(train_path))
-    splits: dict[str, list[dict]] = {"train": [], "dev": []}
-    changes = {"train": LoadReport(), "dev": LoadReport()}
-    for key, (_, record), check in zip(keys, numbered, checks, strict=True):
-        split = "dev" if key in held_out else "train"
-        splits[split].append(record)
-        changes[split].merge(check)
-    for split in ("train", "dev"):
-        write_jsonl(out / f"{split}.json", splits[split])
-        record_split(report, split, splits[split], changes[split], report["dataset"])
-    report["dev"] = {
-        "from": spec["official_train"],
-        "how": f"held out of the authors' train: its distinct sentence texts ordered by SHA-256 of "
-               f"'{DEV_SEED}' + NUL + the space-joined tokens, the first taken (all copies of a text together) "
-               f"until {spec['dev_size']} sentences; train is the rest. Test is never used for model selection.",
-        "train_sentences_released": len(numbered),
-        "test_texts_also_in_train": len(test_keys & {k for k in keys if k not in held_out}),
-        "test_texts_also_in_dev": len(test_keys & held_out),
-    }
+        shutil.copyfile(test_path, out / "test.json")  # byte for byte: the paper's test set
+        record_split(report, "test", test_records, test_changes, report["dataset"])
 
 
 @contextlib.contextmanager

@@ -452,6 +452,9 @@ BAD_PREPARE_RUNS = [  # (extra flags, or a file to break; what the one error lin
     (["--manifest", "/nonexistent/sources.json"], "/nonexistent/sources.json"),
     ({"casrel/WebNLG-star/val_triples.json": '[{"text": "a"}]'}, "val_triples.json:1: expected an object"),
     ({"casrel/WebNLG/train_triples.json": "[\n{]"}, "train_triples.json:2: malformed JSON"),
+    ({"casrel/WebNLG-star/train_triples.json": '[{"text": 5, "triple_list": []}]'}, "train_triples.json:1: 'text'"),
+    ({"casrel/WebNLG-star/test_triples.json": '[{"text": "a b", "triple_list": [["a", "b"]]}]'},
+     "test_triples.json:1: 'triple_list'"),
     ({"rin/webnlg/test.json": '{"sentText": ["a"], "en_list": []}\n'}, "test.json:1: missing field"),
     ({"rin/webnlg/test.json": b"\xff\xfe not UTF-8\n"}, "test.json"),
 ]
