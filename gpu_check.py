@@ -1,0 +1,270 @@
+"""Check a GPU machine in one command (under 8 minutes on one GPU) and print one summary table.
+
+    python gpu_check.py                                   # on a GPU machine; writes results/gpu_check/
+    python gpu_check.py --device cpu --quick --out /tmp/check   # the same steps on CPU and generated data
+
+Steps, each with its own log in --out and a line in the table (passed / failed / skipped, seconds, detail):
+1. cuda tests: ``pytest -m cuda`` (tests/test_cuda.py: the GPU step against the CPU's, each precision,
+   deterministic repeats).
+2. bench: ``bench.py --device cuda`` on few batches (oracle against production, each precision, inference).
+3. train fp32: a 3-epoch WebNLG training (``train.py --num_epoch 3``).
+4. train bf16: the same in bf16; its dev F1 must stay within --f1_tolerance of fp32's.
+5. kill and resume: the fp32 training again, killed with SIGKILL once epoch 1's last.pt exists, then
+   ``train.py --resume``; every epoch's losses and dev scores and the final dev/test scores must equal those
+   of the uninterrupted fp32 run (``--deterministic`` on CUDA).
+On CPU (``--device cpu``) the GPU-only steps (1, 2) are reported as skipped; ``--quick`` trains on generated
+data (tests/synthetic.py), so the command runs anywhere, e.g. in tests/test_gpu_check.py. Exits 1 if a step
+failed. The table also goes to <out>/summary.md, the figures to <out>/summary.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from utils.helpers import PROJECT_ROOT, non_negative_float, positive_int, write_json
+
+PYTHON = sys.executable
+
+
+@dataclass
+class Step:
+    name: str
+    status: str  # passed, failed or skipped
+    seconds: float
+    detail: str
+
+
+class Check:
+    """Runs the steps in order within one time budget, each step's output logged to <out>/<log>."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = Path(args.out)
+        self.deadline = time.time() + args.budget
+        self.steps: list[Step] = []
+
+    def left(self, cap: float) -> float:
+        return max(1.0, min(cap, self.deadline - time.time()))
+
+    def command(self, command: list[str], log: str, cap: float) -> tuple[int | None, str]:
+        """Run ``command`` in the project root with at most ``cap`` seconds (less if the budget is nearly
+        spent); its exit code (None on timeout) and output, which is also written to <out>/<log>."""
+        try:
+            done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=self.left(cap))
+            code, output = done.returncode, done.stdout + done.stderr
+        except subprocess.TimeoutExpired as expired:
+            code = None
+            output = "".join(part.decode() if isinstance(part, bytes) else part or ""
+                             for part in (expired.stdout, expired.stderr))
+        (self.out / log).write_text(f"$ {' '.join(command)}\n{output}")
+        return code, output
+
+    def record(self, name: str, started: float, status: str, detail: str) -> None:
+        self.steps.append(Step(name, status, round(time.time() - started, 1), detail))
+
+
+def last_line(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1][:160] if lines else "no output"
+
+
+def epochs_of(run_dir: Path) -> list[dict]:
+    """metrics.jsonl without its timings."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{key: value for key, value in row.items() if not key.endswith("seconds")} for row in rows]
+
+
+def final_scores(run_dir: Path) -> dict:
+    results = json.loads((run_dir / "results.json").read_text())
+    return {key: results[key] for key in ("dev", "test", "best_epoch")}
+
+
+def cuda_tests(check: Check) -> None:
+    started = time.time()
+    if check.args.device == "cpu":
+        return check.record("cuda tests", started, "skipped", "no GPU (--device cpu)")
+    code, output = check.command([PYTHON, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider"],
+                                 "cuda_tests.log", 200)
+    status = "passed" if code == 0 else "failed"
+    check.record("cuda tests", started, status, "timed out" if code is None else last_line(output))
+
+
+def bench(check: Check) -> None:
+    started = time.time()
+    if check.args.device == "cpu":
+        return check.record("bench", started, "skipped", "no GPU (--device cpu)")
+    figures = check.out / "bench_cuda.json"
+    code, output = check.command([PYTHON, "bench.py", "--device", "cuda", "--settings", "webnlg_partial",
+                                  "nyt_partial", "--batches", "8", "--oracle_batches", "2", "--json", str(figures)],
+                                 "bench_cuda.txt", 200)
+    status = "passed" if code == 0 else "failed"
+    detail = "timed out" if code is None else f"figures in {figures.name}; {last_line(output)}"
+    check.record("bench", started, status, detail)
+
+
+def train_command(check: Check, run_id: str, precision: str) -> list[str]:
+    args = check.args
+    command = [PYTHON, "train.py", "--dataset", "webnlg", "--match", "partial", "--data_dir", str(args.data_dir),
+               "--num_epoch", str(args.epochs), "--seed", "1", "--save_dir", str(check.out / "runs"),
+               "--run_id", run_id, "--device", args.device, "--precision", precision]
+    if args.device == "cpu":  # a fixed thread count: CPU runs repeat bit for bit
+        command += ["--threads", "1" if args.quick else str(len(os.sched_getaffinity(0))), "--thread_policy", "fixed"]
+    else:
+        command += ["--deterministic"]
+    return command + (["--lr", "0.005"] if args.quick else [])  # generated data: learnt within 3 epochs
+
+
+def train(check: Check, precision: str) -> float | None:
+    """Train one run of --epochs epochs; its dev F1 (partial match), None if it failed."""
+    started, name = time.time(), f"train {precision}"
+    code, output = check.command(train_command(check, precision, precision), f"train_{precision}.log", 150)
+    run_dir = check.out / "runs" / precision
+    if code != 0 or not (run_dir / "results.json").exists():
+        check.record(name, started, "failed", "timed out" if code is None else last_line(output))
+        return None
+    f1 = json.loads((run_dir / "results.json").read_text())["dev"]["partial"]["f1"]
+    per_epoch = [row["train_seconds"] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+    detail = f"dev F1 {f1:.4f} after {len(per_epoch)} epochs, {sum(per_epoch) / len(per_epoch):.1f} s/epoch"
+    check.record(name, started, "passed", detail)
+    return f1
+
+
+def compare_precisions(check: Check, fp32: float | None, bf16: float | None) -> None:
+    """bf16's dev F1 against fp32's: a mixed-precision run may move a few cells across the threshold."""
+    if fp32 is None or bf16 is None:
+        return
+    gap, tolerance = abs(bf16 - fp32), check.args.f1_tolerance
+    step = check.steps[-1]
+    step.status = "passed" if gap <= tolerance else "failed"
+    step.detail += f"; fp32 {fp32:.4f}, gap {gap:.4f} (tolerance {tolerance})"
+
+
+def kill_and_resume(check: Check) -> None:
+    """Kill -9 the fp32 training after its first checkpoint, resume it, compare with the uninterrupted run."""
+    started, name = time.time(), "kill and resume"
+    reference, run_dir = check.out / "runs" / "fp32", check.out / "runs" / "killed"
+    if not (reference / "results.json").exists():
+        return check.record(name, started, "skipped", "no uninterrupted fp32 run to compare with")
+    log = open(check.out / "kill_and_resume.log", "w")
+    process = subprocess.Popen(train_command(check, "killed", "fp32"), cwd=PROJECT_ROOT, stdout=log,
+                               stderr=subprocess.STDOUT)
+    deadline = time.time() + check.left(150)
+    while process.poll() is None and time.time() < deadline:
+        metrics = run_dir / "metrics.jsonl"
+        if (run_dir / "last.pt").exists() and metrics.exists() and metrics.read_text().strip():
+            break
+        time.sleep(0.05)
+    if process.poll() is not None:
+        log.close()
+        return check.record(name, started, "failed", f"train.py ended (exit {process.returncode}) before it "
+                            "could be killed: see kill_and_resume.log")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_after = len(epochs_of(run_dir))
+    log.write(f"\n--- killed with SIGKILL after {killed_after} epoch(s); resuming\n")
+    log.flush()
+    same_threads = ["--thread_policy", "fixed"] if check.args.device == "cpu" else []
+    resumed = subprocess.run([PYTHON, "train.py", "--resume", str(run_dir), *same_threads], cwd=PROJECT_ROOT,
+                             stdout=log, stderr=subprocess.STDOUT, timeout=check.left(150))
+    log.close()
+    if resumed.returncode != 0 or not (run_dir / "results.json").exists():
+        return check.record(name, started, "failed", f"--resume exited {resumed.returncode}: see kill_and_resume.log")
+    same_epochs = epochs_of(run_dir) == epochs_of(reference)
+    same_scores = final_scores(run_dir) == final_scores(reference)
+    status = "passed" if same_epochs and same_scores else "failed"
+    detail = (f"killed after epoch {killed_after}; every epoch and the final scores equal the uninterrupted run's"
+              if status == "passed" else f"killed after epoch {killed_after}; differs from the uninterrupted run "
+              f"(epochs equal: {same_epochs}, final scores equal: {same_scores})")
+    check.record(name, started, status, detail)
+
+
+def quick_data(out: Path) -> Path:
+    """Generated data (tests/synthetic.py), large enough that an epoch takes a few seconds on one thread."""
+    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+    from synthetic import write_synthetic_dataset
+
+    import prepare_vocab
+
+    folder = write_synthetic_dataset(out / "synthetic", sizes=(1200, 40, 40))
+    prepare_vocab.main(["--data_dir", str(folder), "--wv_file", "none"])
+    return folder
+
+
+def machine() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        where = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    else:
+        where = f"CPU, {len(os.sched_getaffinity(0))} cores"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    return f"{where}, torch {torch.__version__}, commit {commit}"
+
+
+def table(steps: list[Step], header: str) -> str:
+    rows = [f"| {s.name} | {s.status} | {s.seconds:.0f} | {s.detail.replace('|', '/')} |" for s in steps]
+    return "\n".join([f"GPU check: {header}", "", "| step | status | seconds | detail |", "|---|---|---|---|",
+                      *rows]) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cuda (default) or cpu")
+    parser.add_argument("--quick", action="store_true", help="train on generated data (for tests, and for CPUs)")
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "results" / "gpu_check"),
+                        help="folder for the logs, runs and summary (default results/gpu_check/)")
+    parser.add_argument("--data_dir", default=str(PROJECT_ROOT / "dataset" / "webnlg"),
+                        help="the prepared WebNLG (default dataset/webnlg; ignored with --quick)")
+    parser.add_argument("--epochs", type=positive_int, default=3, help="epochs of each training (default 3)")
+    parser.add_argument("--f1_tolerance", type=non_negative_float, default=0.05,
+                        help="largest dev F1 gap allowed between the bf16 and fp32 trainings (default 0.05)")
+    parser.add_argument("--budget", type=positive_int, default=470,
+                        help="seconds for all steps together (default 470: the check ends within 8 minutes)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[Step]:
+    args = parse_args(argv)
+    out = Path(args.out)
+    if (out / "runs").exists():  # runs of an earlier check: train.py would refuse to start them again
+        import shutil
+
+        shutil.rmtree(out / "runs")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("gpu_check.py: error: no CUDA GPU here; use --device cpu --quick to try the steps")
+    if args.quick:
+        args.data_dir = quick_data(out)
+    elif not (Path(args.data_dir) / "vocab.json").exists():
+        raise SystemExit(f"gpu_check.py: error: {args.data_dir} holds no prepared dataset: python prepare_data.py "
+                         "--dataset webnlg && python prepare_vocab.py --dataset webnlg, or pass --data_dir")
+    check = Check(args)
+    cuda_tests(check)
+    bench(check)
+    fp32 = train(check, "fp32")
+    bf16 = train(check, "bf16")
+    compare_precisions(check, fp32, bf16)
+    kill_and_resume(check)
+    summary = table(check.steps, machine())
+    print(summary, end="")
+    (out / "summary.md").write_text(summary)
+    write_json(out / "summary.json", {"machine": machine(), "quick": args.quick, "device": args.device,
+                                      "steps": [asdict(step) for step in check.steps]})
+    if any(step.status == "failed" for step in check.steps):
+        raise SystemExit(1)
+    return check.steps
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""gpu_check.py's judgement of its steps, without running them."""
+import gpu_check
+
+
+def test_a_bf16_run_far_from_fp32_fails_the_check(tmp_path):
+    check = gpu_check.Check(gpu_check.parse_args(["--device", "cpu", "--out", str(tmp_path)]))
+    check.steps.append(gpu_check.Step("train bf16", "passed", 1.0, "dev F1 0.7000"))
+    gpu_check.compare_precisions(check, 0.80, 0.70)
+    assert check.steps[-1].status == "failed" and "gap 0.1000 (tolerance 0.05)" in check.steps[-1].detail
+    check.steps[-1].status = "passed"
+    gpu_check.compare_precisions(check, 0.72, 0.70)
+    assert check.steps[-1].status == "passed"
