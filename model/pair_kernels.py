@@ -3,13 +3,17 @@
 They compute the same pair logits as the PyTorch path in model/pair_scorer.py
 without ever storing the (B, n, n, d) pair tensor, for float32 tensors on the
 CPU. With ``bf16=True`` the forward kernels round each relu(a_i + b_j) and Wr to
-bfloat16 and multiply them with AVX512-BF16 dot products (float32 sums), where
-the CPU has them (:func:`has_bf16`); the backward kernels stay float32.
+bfloat16 and multiply them with AVX512-BF16 dot products (float32 sums), in the
+build for CPUs that have them (:func:`has_bf16`); the backward kernels stay float32.
 
-The extension is compiled on first use with torch.utils.cpp_extension (needs a
-C++ compiler and ninja; cached in ~/.cache/torch_extensions or
-$TORCH_EXTENSIONS_DIR, keyed by this CPU's instruction sets since it is built
-with -march=native).
+One source, one build per instruction-set level (:data:`VARIANTS`), chosen at run
+time from the CPU's flags, so a build never depends on the machine it was made
+on: AVX2 + FMA (``-march=x86-64-v3``), AVX-512 (``x86-64-v4``) and AVX-512 with
+BF16. Each is compiled on first use with torch.utils.cpp_extension (needs a C++
+compiler and ninja; cached in ~/.cache/torch_extensions or $TORCH_EXTENSIONS_DIR).
+CPUs without AVX2 (plain x86-64, aarch64...) and machines where the build fails
+use the PyTorch pair scorer, with one warning. ``RIN_PAIR_ISA=<variant>`` picks a
+lower level than the best (to compare them), ``RIN_PAIR_ISA=none`` none.
 
 Which path runs is chosen by :func:`model.speed.configure` (``kernel``).
 """
@@ -19,6 +23,7 @@ import hashlib
 import logging
 import os
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -29,51 +34,121 @@ from model import speed
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parent / "csrc" / "pair_kernels.cpp"
-# Floats per vector in the build. 8, not 16, even with AVX-512: on this project's AMD EPYC (Zen 4) 8 measured
-# faster (less padding of j, same multiply-add throughput). RIN_PAIR_LANES=16 may suit other AVX-512 CPUs.
+# Floats per vector. 8, not 16, even with AVX-512: on an AMD EPYC (Zen 4) 8 measured faster (less padding of
+# j, the same multiply-add throughput). RIN_PAIR_LANES=16 may suit other AVX-512 CPUs (no bfloat16 scorer then).
 LANES = int(os.environ.get("RIN_PAIR_LANES", 8))
+X86_64 = ("x86_64", "amd64")
+_AVX2 = ("avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "movbe", "abm")  # what -march=x86-64-v3 may use
+_AVX512 = _AVX2 + ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")  # x86-64-v4
 
-_module: ModuleType | None = None
-_build_error: str | None = None
+
+@dataclass(frozen=True)
+class Variant:
+    """One build of the kernels: compiler flags, the CPU flags (/proc/cpuinfo) it needs, relations per block."""
+
+    name: str
+    cflags: tuple[str, ...]
+    needs: tuple[str, ...]
+    block: int  # relations scored at once: 24 accumulators fit AVX-512's 32 registers, 8 fit AVX2's 16
+
+
+VARIANTS = (  # best first
+    Variant("avx512_bf16", ("-march=x86-64-v4", "-mavx512bf16"), _AVX512 + ("avx512_bf16",), 24),
+    Variant("avx512", ("-march=x86-64-v4",), _AVX512, 24),
+    Variant("avx2", ("-march=x86-64-v3",), _AVX2, 8),
+)
+BY_NAME = {v.name: v for v in VARIANTS}
+
+_modules: dict[str, ModuleType] = {}
+_errors: dict[str, str] = {}
 _warned = False
 
 
-def _cpu_flags() -> str:
+def cpu() -> tuple[str, frozenset[str]]:
+    """This machine's architecture (``platform.machine()``, lower case) and CPU flags (empty off Linux)."""
+    flags: frozenset[str] = frozenset()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(("flags", "Features")):
-                return line
+                flags = frozenset(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
-    return platform.processor()
+    return platform.machine().lower(), flags
 
 
-def build() -> ModuleType:
-    """Compile (or load the cached build of) the extension; raises RuntimeError when that fails."""
-    global _module, _build_error
-    if _module is not None:
-        return _module
-    if _build_error is not None:
-        raise RuntimeError(_build_error)
+def cpu_model() -> str:
+    """The CPU's model name, for benchmark records."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def runnable(variant: Variant) -> bool:
+    """Whether this CPU can execute ``variant`` (never load one it cannot: illegal instructions)."""
+    machine, flags = cpu()
+    return machine in X86_64 and all(flag in flags for flag in variant.needs)
+
+
+def chosen() -> Variant:
+    """The build the kernels use here: the best this CPU runs, or ``$RIN_PAIR_ISA``'s. RuntimeError (with the
+    reason) when none applies, and the PyTorch pair scorer runs instead."""
+    request = os.environ.get("RIN_PAIR_ISA", "").strip().lower()
+    if request == "none":
+        raise RuntimeError("RIN_PAIR_ISA=none: the fused pair kernels are switched off")
+    if request:
+        if request not in BY_NAME:
+            raise RuntimeError(f"RIN_PAIR_ISA={request!r} is not one of none, {', '.join(BY_NAME)}")
+        if not runnable(BY_NAME[request]):
+            raise RuntimeError(f"RIN_PAIR_ISA={request}: this CPU lacks {' '.join(BY_NAME[request].needs)}")
+        return BY_NAME[request]
+    for variant in VARIANTS:
+        if runnable(variant):
+            return variant
+    machine, _ = cpu()
+    raise RuntimeError(f"the fused pair kernels need an x86-64 CPU with AVX2 and FMA; this {machine} CPU has "
+                       "neither" if machine in X86_64 else
+                       f"the fused pair kernels need an x86-64 CPU with AVX2 and FMA, not {machine}")
+
+
+def compile_flags(variant: Variant) -> list[str]:
+    """The C++ flags of ``variant``'s build (the tests compile a variant this CPU cannot run with these)."""
+    return ["-O3", *variant.cflags, "-fopenmp", f"-DPAIR_LANES={LANES}", f"-DPAIR_BLOCK={variant.block}",
+            f"-DPAIR_ISA={variant.name}"]
+
+
+def build(variant: Variant | None = None) -> ModuleType:
+    """Compile (or load the cached build of) ``variant`` (default :func:`chosen`); RuntimeError when that fails or
+    this CPU cannot run it."""
+    variant = variant or chosen()
+    if variant.name in _modules:
+        return _modules[variant.name]
+    if variant.name in _errors:
+        raise RuntimeError(_errors[variant.name])
+    if not runnable(variant):
+        raise RuntimeError(f"this CPU cannot run the {variant.name} build of the pair kernels (it lacks "
+                           f"{' '.join(f for f in variant.needs if f not in cpu()[1])})")
     from torch.utils import cpp_extension
 
-    flags = _cpu_flags()
-    # relations scored at once: 24 accumulators fit AVX-512's 32 registers; with AVX2's 16, blocks of 8
-    # measured about 30% faster than 24 (the same code built with -march=haswell on this CPU)
-    block = 24 if "avx512f" in flags else 8
+    flags = compile_flags(variant)
     # the source's path is part of the key: one build per checkout, since ninja rebuilds whenever the
     # compile command (which names the path) differs from the one it last ran in that build folder
-    key = hashlib.sha1(f"{flags} {LANES} {block} {SOURCE} {SOURCE.read_text()}".encode()).hexdigest()[:10]
-    log.info("loading the fused pair kernels (compiled on first use, about 30 s here; cached after that)")
+    key = hashlib.sha1(f"{flags} {SOURCE} {SOURCE.read_text()}".encode()).hexdigest()[:10]
+    log.info("loading the %s build of the fused pair kernels (compiled on first use, about 30 s; cached after "
+             "that)", variant.name)
     try:
-        _module = cpp_extension.load(
-            name=f"rin_pair_kernels_{key}", sources=[str(SOURCE)],
-            extra_cflags=["-O3", "-march=native", "-fopenmp", f"-DPAIR_LANES={LANES}", f"-DPAIR_BLOCK={block}"],
+        _modules[variant.name] = cpp_extension.load(
+            name=f"rin_pair_kernels_{variant.name}_{key}", sources=[str(SOURCE)], extra_cflags=flags,
             extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as error:  # compiler, ninja or linker missing: every failure means "use PyTorch"
-        _build_error = f"the fused pair kernels could not be built ({type(error).__name__}: {str(error)[-2000:]})"
-        raise RuntimeError(_build_error) from None
-    return _module
+        _errors[variant.name] = (f"the fused pair kernels could not be built ({type(error).__name__}: "
+                                 f"{str(error)[-2000:]})")
+        raise RuntimeError(_errors[variant.name]) from None
+    return _modules[variant.name]
 
 
 def fused_applies(tensor: torch.Tensor) -> bool:
@@ -100,21 +175,24 @@ def fused_applies(tensor: torch.Tensor) -> bool:
 
 
 def has_bf16() -> bool:
-    """Whether the fused kernels were built with the bfloat16 scorer (the CPU has AVX512-BF16)."""
+    """Whether the chosen build has the bfloat16 scorer (the CPU has AVX512-BF16)."""
     return bool(build().has_bf16)
 
 
 def fused_bf16_applies(tensor: torch.Tensor) -> bool:
-    """Whether the bfloat16 fused kernels should score pairs for ``tensor`` (of any float dtype) under the
-    current choice; ``fused`` fails where they cannot."""
-    if not fused_applies(tensor.float() if tensor.device.type == "cpu" else tensor):
-        return False
-    if has_bf16():
-        return True
-    if speed.current().kernel == "fused":
-        raise RuntimeError("the fused pair kernels have no bfloat16 scorer on this CPU (it needs AVX512-BF16); "
-                           "use --pair_kernel auto or torch, or --precision fp32")
-    return False
+    """Whether the fused kernels score pairs for ``tensor`` (any float dtype) under ``--precision bf16``: in
+    bfloat16 where :func:`has_bf16`, in float32 on other CPUs."""
+    return tensor.device.type == "cpu" and fused_applies(tensor.float())
+
+
+def describe(device: torch.device | str = "cpu") -> str:
+    """Which pair scorer runs on ``device`` under the current choice, in words (for logs and benchmark records)."""
+    fused = fused_applies(torch.zeros(0, device=device))
+    precision = speed.current().precision
+    if not fused:
+        return "PyTorch" + ("" if precision == "fp32" else f", {precision}")
+    bf16 = "" if precision == "fp32" else (", bf16 dot products" if has_bf16() else ", float32 (no AVX512-BF16)")
+    return f"fused C++ kernels ({build().isa}{bf16})"
 
 
 def _round_up(value: int, multiple: int) -> int:

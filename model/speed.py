@@ -1,6 +1,7 @@
-"""How the network computes, never what: the pair-scorer implementation and the numeric precision.
+"""How the network computes, never what: the pair-scorer implementation, the numeric precision and the
+CPU threads.
 
-One switch for both, :func:`configure`, and one pair of flags, :func:`add_arguments`,
+One switch for all, :func:`configure`, and one set of flags, :func:`add_arguments`,
 shared by every script. The model itself holds no dtype or kernel logic: the
 caller wraps forward and loss in :func:`autocast`, the pair scorer asks
 :func:`current` which implementation and precision to use.
@@ -12,18 +13,27 @@ caller wraps forward and loss in :func:`autocast`, the pair scorer asks
   bfloat16 under autocast (CPU, or a GPU with bfloat16); ``fp16``: float16
   autocast with loss scaling (:func:`grad_scaler`), for CUDA GPUs without
   bfloat16. Parameters, losses and Adam stay float32.
+* threads ``adaptive`` (default): on the CPU, :func:`autocast` also fits the
+  intra-op thread count, at most once a second, to the cores other processes
+  leave free (:class:`ThreadGovernor`): a parallel region runs as slowly as its
+  slowest thread, and a thread that shares its core with a busy process stalls
+  every region (5x slower epochs measured, docs/speed.md). ``fixed``: keep the
+  count set with torch.set_num_threads (repeatable runs, timing).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
 KERNELS = ("auto", "fused", "torch")
 PRECISIONS = ("fp32", "bf16", "fp16")
+THREADS = ("adaptive", "fixed")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -31,11 +41,12 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 class Speed:
     kernel: str = "auto"
     precision: str = "fp32"
+    threads: str = "adaptive"
 
 
 def _from_environment() -> Speed:
-    kernel = os.environ.get("RIN_PAIR_KERNEL", "auto")
-    return Speed(kernel=kernel if kernel in KERNELS else "auto")
+    kernel, threads = os.environ.get("RIN_PAIR_KERNEL", "auto"), os.environ.get("RIN_THREADS", "adaptive")
+    return Speed(kernel=kernel if kernel in KERNELS else "auto", threads=threads if threads in THREADS else "adaptive")
 
 
 _current = _from_environment()
@@ -45,14 +56,18 @@ def current() -> Speed:
     return _current
 
 
-def configure(kernel: str | None = None, precision: str | None = None) -> Speed:
-    """Set the pair-scorer implementation and/or the precision from now on; returns the new setting."""
+def configure(kernel: str | None = None, precision: str | None = None, threads: str | None = None) -> Speed:
+    """Set the pair-scorer implementation, the precision and/or the thread policy from now on; returns the new
+    setting. Switching to ``fixed`` restores the thread count the governor started from."""
     global _current
-    if kernel is not None and kernel not in KERNELS:
-        raise ValueError(f"pair kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
-    if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    _current = replace(_current, **{k: v for k, v in (("kernel", kernel), ("precision", precision)) if v})
+    for value, allowed, what in ((kernel, KERNELS, "pair kernel"), (precision, PRECISIONS, "precision"),
+                                 (threads, THREADS, "threads")):
+        if value is not None and value not in allowed:
+            raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
+    if threads == "fixed":
+        governor.restore()
+    changes = (("kernel", kernel), ("precision", precision), ("threads", threads))
+    _current = replace(_current, **{k: v for k, v in changes if v})
     return _current
 
 
@@ -65,6 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
                         help="fp32 (default); bf16 = mixed precision, matrix products in bfloat16 (CPU, or a GPU "
                         "with bfloat16); fp16 = float16 mixed precision with loss scaling, for CUDA GPUs without "
                         "bfloat16. Parameters, losses and Adam stay float32")
+    parser.add_argument("--thread_policy", choices=THREADS, default=_current.threads,
+                        help="adaptive (default): use only the CPU cores other processes leave free, checked "
+                        "every second (threads that share a core with a busy process stall every parallel "
+                        "step); fixed: always the --threads count, for repeatable runs and timing "
+                        "(default: $RIN_THREADS or adaptive)")
 
 
 def precision_problem(precision: str, device: torch.device) -> str | None:
@@ -81,7 +101,10 @@ def precision_problem(precision: str, device: torch.device) -> str | None:
 
 def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
     """The autocast context the caller holds around forward and loss: none in fp32 (so the meta device
-    works), else ``torch.autocast`` to the configured dtype."""
+    works), else ``torch.autocast`` to the configured dtype. On the CPU with ``adaptive`` threads it first
+    lets the :data:`governor` fit the thread count (every training step and decoded batch passes here)."""
+    if _current.threads == "adaptive" and torch.device(device).type == "cpu":
+        governor.tick()
     dtype = AUTOCAST_DTYPES.get(_current.precision)
     if dtype is None:
         return contextlib.nullcontext()
@@ -91,3 +114,77 @@ def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
 def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
     """Loss scaling for fp16 (disabled, a pass-through, for every other precision)."""
     return torch.amp.GradScaler(torch.device(device).type, enabled=_current.precision == "fp16")
+
+
+def _ticks(path: str, fields: slice, lines: set[str] | None = None) -> int | None:
+    """Summed clock-tick counters of a /proc file: ``fields`` of the lines named in ``lines`` (all when None,
+    then the file is one line); None where the file is missing (not Linux)."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    if lines is None:  # /proc/self/stat: the command name may hold spaces, the fields follow its ')'
+        return sum(int(x) for x in text.rsplit(")", 1)[1].split()[fields])
+    return sum(int(x) for line in text.splitlines() if line.split(" ", 1)[0] in lines
+               for x in line.split()[1:][fields])
+
+
+class ThreadGovernor:
+    """Fits torch's intra-op threads to the cores other processes leave free.
+
+    Every ``interval`` seconds it reads how busy this process's CPUs were (/proc/stat, the CPUs of its
+    affinity mask) minus this process's own CPU time (/proc/self/stat): what other processes used. Each core
+    they kept busy at least ``busy_share`` of the time costs one thread; at least one stays, at most the
+    count torch had when the governor started (or was last set by someone else: ``--threads``).
+    """
+
+    def __init__(self, interval: float = 1.0, busy_share: float = 0.3) -> None:
+        self.interval, self.busy_share = interval, busy_share
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+        self.cpus = {f"cpu{c}" for c in cpus}
+        self.ceiling: int | None = None  # the thread count asked for
+        self.set_to: int | None = None  # what this governor last set
+        self.last: tuple[float, int, int] | None = None
+        self.others = 0.0  # cores other processes kept busy in the last interval
+
+    def _sample(self) -> tuple[float, int, int] | None:
+        busy = _ticks("/proc/stat", slice(0, 8), self.cpus)  # user..steal, all non-idle except fields 3, 4
+        idle = _ticks("/proc/stat", slice(3, 5), self.cpus)  # idle, iowait
+        ours = _ticks("/proc/self/stat", slice(11, 13))  # utime, stime (fields 14, 15 of proc(5))
+        if busy is None or idle is None or ours is None:
+            return None
+        return time.monotonic(), busy - idle, ours
+
+    def threads_for(self, others: float) -> int:
+        """Threads to use when other processes keep ``others`` cores busy."""
+        ceiling = self.ceiling or torch.get_num_threads()
+        return max(1, min(ceiling, len(self.cpus) - int(others + 1 - self.busy_share)))
+
+    def tick(self) -> None:
+        """Look again if ``interval`` has passed; change torch's thread count if the free cores changed."""
+        now = time.monotonic()
+        if self.last is not None and now - self.last[0] < self.interval:
+            return
+        sample = self._sample()
+        if sample is None:
+            return
+        current = torch.get_num_threads()
+        if current != self.set_to:  # first look, or set by someone else since: that is the ceiling now
+            self.ceiling, self.set_to = current, current
+        if self.last is not None:
+            seconds = (sample[0] - self.last[0]) * os.sysconf("SC_CLK_TCK")
+            self.others = max(0.0, ((sample[1] - self.last[1]) - (sample[2] - self.last[2])) / seconds)
+            threads = self.threads_for(self.others)
+            if threads != current:
+                torch.set_num_threads(threads)
+                self.set_to = threads
+        self.last = sample
+
+    def restore(self) -> None:
+        """Back to the thread count asked for; stop governing until the next :meth:`tick`."""
+        if self.ceiling is not None and torch.get_num_threads() == self.set_to:
+            torch.set_num_threads(self.ceiling)
+        self.ceiling = self.set_to = self.last = None
+
+
+governor = ThreadGovernor()

@@ -1,14 +1,18 @@
-"""The fused C++ pair kernels compute what the PyTorch pair scorer computes (float32, CPU), and the bfloat16
-scorer sums the rounded products it promises."""
+"""The fused C++ pair kernels compute what the PyTorch pair scorer computes (float32, CPU), in every build this
+CPU can run; the builds it cannot run still compile; the bfloat16 scorer sums the rounded products it
+promises; and every CPU, compiler or ninja that cannot give a build falls back to PyTorch with one warning."""
 import importlib.util
+import logging
 import shutil
+import subprocess
+import sysconfig
 
 import pytest
 import torch
 from helpers import random_examples, small_model
 
 from data.loader import collate
-from model import pair_kernels, pair_scorer
+from model import pair_kernels, pair_scorer, speed
 
 
 def kernels_available() -> bool:
@@ -19,27 +23,82 @@ def kernels_available() -> bool:
     return True
 
 
-needs_kernels = pytest.mark.skipif(not kernels_available(), reason="no C++ compiler or ninja here: the fused "
-                                   "pair kernels cannot be built (test_kernels_build says why)")
+NO_KERNELS = ("the fused pair kernels cannot be built or run here (no C++ compiler or ninja, or a CPU without "
+              "AVX2; test_kernels_build_where_a_compiler_is_present says which)")
+needs_kernels = pytest.mark.skipif(not kernels_available(), reason=NO_KERNELS)
+
+
+def default_variant() -> str | None:
+    try:
+        return pair_kernels.chosen().name
+    except RuntimeError:
+        return None
+
+
+def variant_params() -> list:
+    """Every build; those other than this CPU's default compile on first use: marked slow."""
+    return [pytest.param(v.name, marks=() if v.name == default_variant() else pytest.mark.slow)
+            for v in pair_kernels.VARIANTS]
 
 
 @pytest.fixture(autouse=True)
 def restore_choice():
     yield
-    pair_kernels.set_pair_kernel("auto")
+    speed.configure(kernel="auto", precision="fp32")
+
+
+@pytest.fixture
+def variant(request, monkeypatch):
+    """Run the test on the build named by the parameter (skipped, with the reason, where the CPU cannot)."""
+    chosen = pair_kernels.BY_NAME[request.param]
+    if not pair_kernels.runnable(chosen):
+        missing = sorted(set(chosen.needs) - pair_kernels.cpu()[1])
+        pytest.skip(f"this CPU cannot run the {chosen.name} build (lacks {' '.join(missing)}); "
+                    "test_builds_this_cpu_cannot_run_still_compile compiles it")
+    if not kernels_available():
+        pytest.skip(NO_KERNELS)
+    monkeypatch.setenv("RIN_PAIR_ISA", chosen.name)
+    assert pair_kernels.build().isa == chosen.name
+    return chosen.name
+
+
+@pytest.fixture
+def fresh_kernels(monkeypatch):
+    """No build loaded, failed or warned about yet in this process (restored afterwards)."""
+    monkeypatch.setattr(pair_kernels, "_modules", {})
+    monkeypatch.setattr(pair_kernels, "_errors", {})
+    monkeypatch.setattr(pair_kernels, "_warned", False)
 
 
 def test_kernels_build_where_a_compiler_is_present():
     if shutil.which("c++") is None or importlib.util.find_spec("ninja") is None:
         pytest.skip("no C++ compiler or no ninja: the PyTorch pair scorer is used")
-    pair_kernels.build()  # raises with the compiler's message when the build breaks
+    if default_variant() is None:
+        pytest.skip(f"no build runs on this CPU: {pair_kernels.cpu()[0]} without AVX2 (the PyTorch pair scorer "
+                    "is used; test_cpu_without_a_build_falls_back_with_one_warning)")
+    assert pair_kernels.build().isa == default_variant()  # raises with the compiler's message when it breaks
+
+
+def test_the_best_build_the_cpu_runs_is_chosen(monkeypatch):
+    avx2 = set(pair_kernels.BY_NAME["avx2"].needs)
+    avx512 = set(pair_kernels.BY_NAME["avx512"].needs)
+    for flags, expected in ((avx2, "avx2"), (avx512, "avx512"), (avx512 | {"avx512_bf16"}, "avx512_bf16"),
+                            (avx2 | {"avx512f"}, "avx2")):  # part of AVX-512 is not enough
+        monkeypatch.setattr(pair_kernels, "cpu", lambda flags=flags: ("x86_64", frozenset(flags)))
+        assert pair_kernels.chosen().name == expected
+    monkeypatch.setenv("RIN_PAIR_ISA", "avx2")  # a lower level on request
+    assert pair_kernels.chosen().name == "avx2"
+    for request, message in (("avx512_bf16", "lacks"), ("sse", "not one of"), ("none", "switched off")):
+        monkeypatch.setenv("RIN_PAIR_ISA", request)
+        with pytest.raises(RuntimeError, match=message):
+            pair_kernels.chosen()
 
 
 def run_both(model, batch):
     """Loss, gradients and predictions under the PyTorch and the fused pair scorer."""
     outputs = {}
     for choice in ("torch", "fused"):
-        pair_kernels.set_pair_kernel(choice)
+        speed.configure(kernel=choice)
         model.zero_grad()
         er_loss, rc_loss = model.loss(batch)
         (er_loss + rc_loss).backward()
@@ -49,14 +108,14 @@ def run_both(model, batch):
     return outputs["torch"], outputs["fused"]
 
 
-@needs_kernels
+@pytest.mark.parametrize("variant", variant_params(), indirect=True)
 @pytest.mark.parametrize("relations, rounds, sizes", [
     (4, 2, {}),  # one block of 8 relations, 7 pair features (one padded vector)
-    (30, 3, {"pair_hidden": 20}),  # blocks of 24 + 8 relations
+    (30, 3, {"pair_hidden": 20}),  # blocks of 24 + 8 relations (AVX-512), 4 x 8 (AVX2)
     (57, 1, {"pair_hidden": 70}),  # 24 + 24 + 8 + 8; more than one chunk of feature vectors
     (5, 0, {}),  # no interaction: only the BCE and the decoder use the kernels
 ])
-def test_fused_kernels_match_pytorch(relations, rounds, sizes):
+def test_fused_kernels_match_pytorch(variant, relations, rounds, sizes):
     model = small_model(relations, rounds, **sizes).eval()
     for seed in range(2):
         examples = random_examples(7, relations, seed=seed, max_len=21)
@@ -74,15 +133,15 @@ def test_fused_kernels_match_pytorch(relations, rounds, sizes):
         assert torch.allclose(logits_a[real], logits_b[real], rtol=1e-5, atol=1e-5)
 
 
-@needs_kernels
-def test_pair_max_ignores_padding_and_breaks_ties_to_the_first_j():
+@pytest.mark.parametrize("variant", variant_params(), indirect=True)
+def test_pair_max_ignores_padding_and_breaks_ties_to_the_first_j(variant):
     torch.manual_seed(0)
     left, right = torch.randn(2, 6, 7), torch.randn(2, 6, 7)
     right[0, 3] = right[0, 1]  # j = 1 and j = 3 score the same in sentence 0
     right[1, 4:] = 50.0  # padding of sentence 1 (length 4) would win every max
     weight, bias = torch.randn(9, 7), torch.randn(9)
     mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
-    pair_kernels.set_pair_kernel("fused")
+    speed.configure(kernel="fused")
     values, winner = pair_kernels.pair_max(left, right, weight, bias, mask.sum(dim=1))
     logits = (left[:, :, None] + right[:, None]).relu() @ weight.T + bias
     expected = logits.masked_fill(~mask[:, None, :, None], float("-inf")).max(dim=2)
@@ -94,8 +153,8 @@ def test_pair_max_ignores_padding_and_breaks_ties_to_the_first_j():
     assert grads[1][1, 4:].abs().sum() == 0  # padding gets no gradient
 
 
-@needs_kernels
-def test_pair_bce_sigmoid_and_softplus_over_the_float_range():
+@pytest.mark.parametrize("variant", variant_params(), indirect=True)
+def test_pair_bce_sigmoid_and_softplus_over_the_float_range(variant):
     """With Wr = 0 every logit is its relation's bias: sweep biases from -120 to 120 (tails included)."""
     relations = 241
     bias = torch.linspace(-120.0, 120.0, relations)
@@ -122,36 +181,121 @@ def test_pair_bce_sigmoid_and_softplus_over_the_float_range():
         assert abs(softplus_sums.item() - expected.item()) < 1e-6 * expected.item(), logit
 
 
+def compiler_targets(flags: list[str]) -> bool:
+    probe = subprocess.run(["c++", *flags, "-x", "c++", "-c", "-", "-o", "/dev/null"], input="int x;",
+                           capture_output=True, text=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [v.name for v in pair_kernels.VARIANTS])
+def test_builds_this_cpu_cannot_run_still_compile(name, tmp_path):
+    """Each build this CPU cannot run is compiled (not loaded: illegal instructions), so CI on an AVX2 machine
+    still catches an AVX-512 build that breaks; the builds it runs are compiled and tested above."""
+    variant = pair_kernels.BY_NAME[name]
+    if pair_kernels.runnable(variant):
+        pytest.skip(f"this CPU runs the {name} build: test_fused_kernels_match_pytorch[{name}-...] builds and "
+                    "tests it")
+    if shutil.which("c++") is None:
+        pytest.skip("no C++ compiler")
+    flags = pair_kernels.compile_flags(variant)
+    if not compiler_targets(variant.cflags):
+        pytest.skip(f"this compiler cannot target {' '.join(variant.cflags)}")
+    from torch.utils import cpp_extension
+
+    includes = [f"-I{path}" for path in [*cpp_extension.include_paths(), sysconfig.get_paths()["include"]]]
+    abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
+    result = subprocess.run(["c++", "-std=c++17", "-fPIC", *flags, *includes, abi, "-DTORCH_EXTENSION_NAME=probe",
+                             "-DTORCH_API_INCLUDE_EXTENSION_H", "-c", str(pair_kernels.SOURCE), "-o",
+                             str(tmp_path / "kernels.o")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    symbols = subprocess.run(["nm", "-C", str(tmp_path / "kernels.o")], capture_output=True, text=True).stdout
+    assert "pair_bce" in symbols and "pair_max_backward" in symbols
+
+
 def test_choice_is_checked_and_respected():
     with pytest.raises(ValueError):
-        pair_kernels.set_pair_kernel("fast")
-    pair_kernels.set_pair_kernel("torch")
+        speed.configure(kernel="fast")
+    speed.configure(kernel="torch")
     assert not pair_kernels.fused_applies(torch.zeros(1))
-    pair_kernels.set_pair_kernel("auto")
+    speed.configure(kernel="auto")
     assert not pair_kernels.fused_applies(torch.zeros(1, dtype=torch.float64))  # float64: PyTorch path
-    pair_kernels.set_pair_kernel("fused")
+    speed.configure(kernel="fused")
     with pytest.raises(RuntimeError, match="float32 CPU"):
         pair_kernels.fused_applies(torch.zeros(1, dtype=torch.float64))
 
 
+def losses_and_warnings(caplog, calls: int = 2) -> tuple[list[float], list[str]]:
+    model = small_model(6, 2).eval()
+    batch = collate(random_examples(4, 6, seed=2), range(4), torch.device("cpu"))
+    with caplog.at_level(logging.WARNING, logger=pair_kernels.log.name):
+        losses = [sum(model.loss(batch)).item() for _ in range(calls)]
+    return losses, [r.getMessage() for r in caplog.records if r.name == pair_kernels.log.name]
+
+
+@pytest.mark.parametrize("machine, flags, reason", [
+    ("x86_64", {"sse2", "sse4_2", "avx"}, "AVX2"),  # plain x86-64: no AVX2
+    ("aarch64", {"fp", "asimd", "sve"}, "aarch64"),
+])
+def test_cpu_without_a_build_falls_back_with_one_warning(machine, flags, reason, monkeypatch, caplog, fresh_kernels):
+    monkeypatch.setattr(pair_kernels, "cpu", lambda: (machine, frozenset(flags)))
+    speed.configure(kernel="torch")
+    expected = losses_and_warnings(caplog, calls=1)[0][0]
+    speed.configure(kernel="auto")
+    losses, warnings = losses_and_warnings(caplog)
+    assert losses == [expected, expected]  # the PyTorch pair scorer's own loss
+    assert len(warnings) == 1 and reason in warnings[0] and "PyTorch pair scorer" in warnings[0]
+    speed.configure(kernel="fused")
+    with pytest.raises(RuntimeError, match=reason):
+        losses_and_warnings(caplog)
+
+
+@pytest.mark.parametrize("failure", ["no compiler", "no ninja"])
+def test_failed_build_falls_back_with_one_warning(failure, monkeypatch, caplog, fresh_kernels, tmp_path):
+    if default_variant() is None:
+        pytest.skip("no build runs on this CPU: nothing to fail")
+    from torch.utils import cpp_extension
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # no cached build to load
+    if failure == "no compiler":
+        monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    else:
+        def no_ninja():
+            raise RuntimeError("Ninja is required to load C++ extensions")
+        monkeypatch.setattr(cpp_extension, "verify_ninja_availability", no_ninja)
+    speed.configure(kernel="torch")
+    expected = losses_and_warnings(caplog, calls=1)[0][0]
+    speed.configure(kernel="auto")
+    losses, warnings = losses_and_warnings(caplog)
+    assert losses == [expected, expected]
+    assert len(warnings) == 1 and "could not be built" in warnings[0]
+    speed.configure(kernel="fused")
+    with pytest.raises(RuntimeError, match="could not be built"):
+        losses_and_warnings(caplog)
+
+
 @needs_kernels
-def test_fused_gradients_are_repeatable_with_several_threads():
-    """Per-thread partial sums are added in a fixed order, so a step gives the same bits every time."""
+def test_fused_gradients_are_repeatable_whatever_the_thread_count():
+    """Chunks of work are fixed and their partial sums added in order: the same bits every time, with any
+    number of threads and whichever thread takes which chunk."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.manual_seed(1)
+    batch, length, hidden, relations = 37, 19, 20, 30
+    left, right = torch.randn(batch, length, hidden), torch.randn(batch, length, hidden)
+    weight, bias = torch.randn(relations, hidden), torch.randn(relations)
+    lengths = torch.randint(1, length + 1, (batch,))
+    runs = []
     try:
-        model = small_model(30, 2, pair_hidden=20).eval()
-        examples = random_examples(16, 30, seed=5, max_len=30)
-        batch = collate(examples, range(len(examples)), torch.device("cpu"))
-        pair_kernels.set_pair_kernel("fused")
-        runs = []
-        for _ in range(3):
-            model.zero_grad()
-            sum(model.loss(batch)).backward()
-            runs.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
-        assert all(torch.equal(a, b) for run in runs[1:] for a, b in zip(runs[0], run, strict=True))
+        for count in (1, 2, 3, 2):
+            torch.set_num_threads(count)
+            grad_logits, _, _ = pair_kernels.pair_bce(left, right, weight, bias, lengths)
+            _, winner = pair_kernels.pair_max(left, right, weight, bias, lengths)
+            runs.append([*pair_kernels.pair_backward(grad_logits, left, right, weight, lengths),
+                         *pair_kernels.pair_max_backward(torch.randn(winner.shape, generator=torch.Generator()
+                                                                     .manual_seed(0)), winner, left, right, weight)])
     finally:
         torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for run in runs[1:] for a, b in zip(runs[0], run, strict=True))
 
 
 needs_bf16 = pytest.mark.skipif(not (kernels_available() and pair_kernels.has_bf16()),
@@ -189,18 +333,41 @@ def test_bf16_kernels_sum_the_rounded_products_in_float32(hidden, relations):
     assert torch.allclose(softplus_sums.double(), expected_softplus, rtol=1e-5)
 
 
+def bf16_step(model, batch) -> tuple[float, torch.Tensor]:
+    """Loss and all gradients of one step under the configured precision, autocast held as train_step holds it."""
+    model.zero_grad()
+    with speed.autocast("cpu"):
+        loss = sum(model.loss(batch))
+    loss.backward()
+    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
 @needs_kernels
-def test_bf16_precision_falls_back_to_pytorch_without_avx512_bf16(monkeypatch):
+@pytest.mark.parametrize("kernel", ["auto", "fused", "torch"])
+def test_bf16_precision_runs_on_every_cpu(kernel, monkeypatch):
+    """Without AVX512-BF16 (forced here, so it holds on every CPU) --precision bf16 runs: the fused kernels
+    score pairs in float32 (auto and fused; the fastest there, docs/speed.md), the PyTorch pair scorer on
+    bfloat16 copies (torch); the dense layers under bfloat16 autocast either way."""
+    monkeypatch.setattr(pair_kernels, "has_bf16", lambda: False)
     model = small_model(30, 2, pair_hidden=20).eval()
     batch = collate(random_examples(6, 30, seed=3, max_len=15), range(6), torch.device("cpu"))
-    reference = sum(model.loss(batch)).item()
-    model.set_precision("bf16")
-    monkeypatch.setattr(pair_kernels, "has_bf16", lambda: False)
-    fallback = sum(model.loss(batch)).item()  # auto: the PyTorch pair scorer on bfloat16 copies
-    assert fallback == pytest.approx(reference, rel=0.02)
-    pair_kernels.set_pair_kernel("fused")
-    with pytest.raises(RuntimeError, match="AVX512-BF16"):
-        model.loss(batch)
+    loss_32, grad_32 = bf16_step(model, batch)
+    speed.configure(kernel=kernel, precision="bf16")
+    loss_16, grad_16 = bf16_step(model, batch)
+    assert loss_16 == pytest.approx(loss_32, rel=0.02) and loss_16 != loss_32
+    assert torch.nn.functional.cosine_similarity(grad_32, grad_16, dim=0) > 0.99
+    assert pair_kernels.fused_bf16_applies(torch.zeros(1, dtype=torch.bfloat16)) == (kernel != "torch")
+    left, right = torch.randn(2, 5, 20, dtype=torch.bfloat16), torch.randn(2, 5, 20, dtype=torch.bfloat16)
+    weight, bias = torch.randn(30, 20), torch.randn(30)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    got = pair_scorer.pair_logits(left, right, weight, bias, mask)
+    speed.configure(kernel="torch", precision="fp32")
+    float32 = pair_scorer.pair_logits(left.float(), right.float(), weight, bias, mask)
+    if kernel == "torch":  # bfloat16 products
+        assert got.dtype == torch.float32 and not torch.equal(got, float32)
+        assert torch.allclose(got, float32, rtol=0.05, atol=0.1)
+    else:  # the float32 kernels on the bfloat16 inputs
+        assert torch.allclose(got, float32, rtol=1e-5, atol=1e-5)
 
 
 @needs_bf16
@@ -208,14 +375,8 @@ def test_bf16_training_step_stays_close_to_float32():
     """--precision bf16 (fused bfloat16 scorer, autocast dense layers): loss and gradients near float32's."""
     model = small_model(30, 2, pair_hidden=20).eval()
     batch = collate(random_examples(8, 30, seed=4, max_len=20), range(8), torch.device("cpu"))
-    results = {}
-    for precision in ("fp32", "bf16"):
-        model.set_precision(precision)
-        model.zero_grad()
-        loss = sum(model.loss(batch))
-        loss.backward()
-        results[precision] = loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()
-                                                     if p.grad is not None])
-    (loss_32, grad_32), (loss_16, grad_16) = results["fp32"], results["bf16"]
+    loss_32, grad_32 = bf16_step(model, batch)
+    speed.configure(precision="bf16")
+    loss_16, grad_16 = bf16_step(model, batch)
     assert loss_16 == pytest.approx(loss_32, rel=0.01) and loss_16 != loss_32
     assert torch.nn.functional.cosine_similarity(grad_32, grad_16, dim=0) > 0.99

@@ -1,9 +1,15 @@
 // Fused CPU kernels for RIN's pair scorer: logits_ij = Wr relu(a_i + b_j) + br, where a = A h + b_m and
 // b = B h (model/pair_scorer.py). PyTorch builds the (B, n, n, d) pair tensor in memory, then multiplies
 // it by Wr; here each relu(a_i + b_j) lives only in registers, so the work is bound by multiply-adds
-// instead of memory traffic. Written with GCC/Clang vector extensions: -march=native maps a `vec` to one
-// AVX-512 register, two AVX2 registers, or NEON registers. The optional bfloat16 scorer (--precision bf16)
-// uses AVX512-BF16 intrinsics and is compiled only where the CPU has them.
+// instead of memory traffic. Written with GCC/Clang vector extensions, built once per instruction-set level
+// (model/pair_kernels.py: -march=x86-64-v3 for AVX2 + FMA, x86-64-v4 for AVX-512, plus -mavx512bf16), so one
+// source serves every x86-64 CPU with AVX2. The optional bfloat16 scorer (--precision bf16) uses AVX512-BF16
+// intrinsics and exists only in the build that targets them.
+//
+// Threads: every parallel loop hands out fixed chunks from a shared counter (parallel_chunks), so a thread
+// that the OS deschedules (another process busy on its core) delays only the chunk it holds, not a static
+// half of the work; per-chunk partial sums are added in chunk order, so results do not depend on the
+// thread count or on which thread ran which chunk.
 //
 // Layouts (built by model/pair_kernels.py; contiguous; float32 unless said):
 //   left       (B, n, d)        a_i, Wm's bias included
@@ -20,11 +26,10 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <map>
-#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -35,6 +40,9 @@
 #else
 #define PAIR_HAS_BF16 false
 #endif
+
+#define PAIR_STRING_(x) #x
+#define PAIR_STRING(x) PAIR_STRING_(x)
 
 namespace {
 
@@ -102,8 +110,8 @@ struct Bf16Scorer {
 #endif
 
 // Calls visit(std::integral_constant<int, RB>, first relation) over blocks of PAIR_BLOCK (a multiple of 8)
-// then 8 relations. model/pair_kernels.py picks 24 with AVX-512 (24 accumulators plus a few temporaries
-// fill its 32 vector registers) and 8 otherwise (AVX2 has 16).
+// then 8 relations. model/pair_kernels.py builds 24 for AVX-512 (24 accumulators plus a few temporaries
+// fill its 32 vector registers) and 8 for AVX2 (16 registers).
 template <typename Visit>
 inline void for_each_relation_block(int64_t rp, Visit visit) {
   static_assert(PAIR_BLOCK % 8 == 0, "PAIR_BLOCK must be a multiple of 8");
@@ -119,6 +127,28 @@ inline ivec lane_ids() {
   for (int l = 0; l < LANES; ++l) lane[l] = l;
   return lane;
 }
+
+// Calls body(begin, end) for the chunks [c * chunk, min(n, (c + 1) * chunk)) of [0, n). Intra-op threads
+// take the next chunk from a shared counter whenever they finish one (at::parallel_for alone would give
+// each thread one static share, and the whole loop would wait for a descheduled thread's share).
+template <typename Body>
+void parallel_chunks(int64_t n, int64_t chunk, const Body& body) {
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), chunks);
+  if (threads <= 1 || at::in_parallel_region()) {
+    for (int64_t c = 0; c < chunks; ++c) body(c * chunk, std::min(n, (c + 1) * chunk), c);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
+    for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
+      body(c * chunk, std::min(n, (c + 1) * chunk), c);
+    }
+  });
+}
+
+// Rows (token i of a sentence) per chunk of the forward kernels: about 64 chunks per call, at least 4 rows.
+inline int64_t row_chunk(int64_t rows) { return std::max<int64_t>(4, (rows + 63) / 64); }
 
 struct Shapes {
   int64_t batch, length, hidden, np, relations, rp;
@@ -190,7 +220,8 @@ torch::Tensor pair_logits(torch::Tensor left, torch::Tensor right, torch::Tensor
     const float* a_all = left.data_ptr<float>();
     const int64_t* lens = lengths.data_ptr<int64_t>();
     float* out_all = out.data_ptr<float>();
-    at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
+    const int64_t rows = s.batch * s.length;
+    parallel_chunks(rows, row_chunk(rows), [&](int64_t begin, int64_t end, int64_t) {
       for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / s.length;
         float* out_row = out_all + row * s.relations * s.np;
@@ -298,7 +329,8 @@ std::vector<torch::Tensor> pair_bce(torch::Tensor left, torch::Tensor right, tor
     const int64_t* lens = lengths.data_ptr<int64_t>();
     float *probs_all = probs.data_ptr<float>(), *softplus_all = softplus.data_ptr<float>();
     float* sums_all = prob_sums.data_ptr<float>();
-    at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
+    const int64_t rows = s.batch * s.length;
+    parallel_chunks(rows, row_chunk(rows), [&](int64_t begin, int64_t end, int64_t) {
       for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / s.length;
         float* prob_row = probs_all + row * s.relations * s.np;
@@ -328,7 +360,8 @@ std::vector<torch::Tensor> pair_max(torch::Tensor left, torch::Tensor right, tor
     const int64_t* lens = lengths.data_ptr<int64_t>();
     float* values_all = values.data_ptr<float>();
     int64_t* winner_all = winner.data_ptr<int64_t>();
-    at::parallel_for(0, s.batch * s.length, 1, [&](int64_t begin, int64_t end) {
+    const int64_t rows = s.batch * s.length;
+    parallel_chunks(rows, row_chunk(rows), [&](int64_t begin, int64_t end, int64_t) {
       std::vector<float> logits(s.relations * s.np);
       for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / s.length;
@@ -345,25 +378,23 @@ std::vector<torch::Tensor> pair_max(torch::Tensor left, torch::Tensor right, tor
   return {values, winner};
 }
 
-// Per-chunk copies of grad_weight, summed in chunk order after the parallel loop: the same sum for the
-// same thread count whichever thread finishes first, so CPU training stays repeatable.
+// Per-chunk copies of grad_weight, summed in chunk order after the parallel loop. Chunks are fixed runs of
+// sentences (at most 16 per call, whatever the thread count), so a step gives the same bits every time.
 class ChunkSums {
  public:
-  explicit ChunkSums(int64_t size) : size_(size) {}
-  float* get(int64_t chunk_begin) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return chunks_.emplace(chunk_begin, std::vector<float>(size_, 0.0f)).first->second.data();
-  }
+  ChunkSums(int64_t batch, int64_t size)
+      : chunk_(std::max<int64_t>(1, (batch + 15) / 16)), size_(size), sums_(((batch + chunk_ - 1) / chunk_) * size, 0.0f) {}
+  int64_t chunk() const { return chunk_; }
+  float* get(int64_t chunk_index) { return sums_.data() + chunk_index * size_; }
   void sum_into(float* out) const {
-    for (const auto& chunk : chunks_) {
-      for (int64_t x = 0; x < size_; ++x) out[x] += chunk.second[x];
+    for (size_t offset = 0; offset < sums_.size(); offset += size_) {
+      for (int64_t x = 0; x < size_; ++x) out[x] += sums_[offset + x];
     }
   }
 
  private:
-  int64_t size_;
-  std::mutex mutex_;
-  std::map<int64_t, std::vector<float>> chunks_;
+  int64_t chunk_, size_;
+  std::vector<float> sums_;
 };
 
 // Backward of sum(grad_logits * logits) for two pairs (i, j) and (i, j + 1) over KC vectors of features:
@@ -442,9 +473,9 @@ std::vector<torch::Tensor> pair_backward(torch::Tensor grad_logits, torch::Tenso
   float *ga_all = grad_left.data_ptr<float>(), *gb_all = grad_right.data_ptr<float>();
   float* gw_all = grad_weight.data_ptr<float>();
   const int64_t* lens = lengths.data_ptr<int64_t>();
-  ChunkSums weight_sums(relations * dp);
-  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    float* gw_local = weight_sums.get(begin);
+  ChunkSums weight_sums(batch, relations * dp);
+  parallel_chunks(batch, weight_sums.chunk(), [&](int64_t begin, int64_t end, int64_t chunk_index) {
+    float* gw_local = weight_sums.get(chunk_index);
     for (int64_t b = begin; b < end; ++b) {
       const int64_t real = lens[b];
       for (int64_t i = 0; i < real; ++i) {
@@ -489,9 +520,9 @@ std::vector<torch::Tensor> pair_max_backward(torch::Tensor grad, torch::Tensor w
   const int64_t* winner_all = winner.data_ptr<int64_t>();
   float *ga_all = grad_left.data_ptr<float>(), *gb_all = grad_right.data_ptr<float>();
   float* gw_all = grad_weight.data_ptr<float>();
-  ChunkSums weight_sums(relations * dp);
-  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    float* gw_local = weight_sums.get(begin);
+  ChunkSums weight_sums(batch, relations * dp);
+  parallel_chunks(batch, weight_sums.chunk(), [&](int64_t begin, int64_t end, int64_t chunk_index) {
+    float* gw_local = weight_sums.get(chunk_index);
     for (int64_t row = begin * length; row < end * length; ++row) {
       const float* a = a_all + row * dp;
       float* ga = ga_all + row * dp;
@@ -524,6 +555,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pair_bce", &pair_bce, "sigmoid of every pair logit, and per-row sums of softplus and sigmoid");
   m.def("pair_max", &pair_max, "max over real j of the pair logits, and its arg-max");
   m.def("pair_backward", &pair_backward, "gradients of sum(grad_logits * logits)");
-  m.attr("has_bf16") = pybind11::bool_(PAIR_HAS_BF16);
   m.def("pair_max_backward", &pair_max_backward, "gradients of pair_max's values");
+  m.attr("has_bf16") = pybind11::bool_(PAIR_HAS_BF16);
+  m.attr("isa") = pybind11::str(PAIR_STRING(PAIR_ISA));
 }

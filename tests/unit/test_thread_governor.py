@@ -1,0 +1,77 @@
+"""The thread governor (model/speed.py): reads /proc's tick counters and gives up one thread per core that other
+processes keep busy, never below one, never above what was asked for."""
+import pytest
+import torch
+
+from model import speed
+
+
+@pytest.fixture
+def threads():
+    """Restore torch's thread count and the speed settings after the test."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+    speed.configure(kernel="auto", precision="fp32", threads="adaptive")
+
+
+def test_ticks_read_the_named_cpus_and_the_process_line(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 1 50 900 9 0 2 3 0 0\ncpu0 10 0 5 90 1 0 1 1 0 0\ncpu1 20 0 6 80 2 0 1 0 0 0\n"
+                    "cpu2 1 1 1 1 1 1 1 1 0 0\nintr 5 6\n")
+    assert speed._ticks(str(stat), slice(0, 8), {"cpu0", "cpu1"}) == 108 + 109
+    assert speed._ticks(str(stat), slice(3, 5), {"cpu1"}) == 82
+    process = tmp_path / "self_stat"
+    process.write_text("42 (python (x) y) R 1 1 1 0 -1 0 0 0 0 0 700 80 0 0 20 0 3 0\n")
+    assert speed._ticks(str(process), slice(11, 13)) == 780  # utime, stime after the ')' of the name
+    assert speed._ticks(str(tmp_path / "absent"), slice(0, 1)) is None
+
+
+@pytest.mark.parametrize("cpus, ceiling, others, expected", [
+    (2, 2, 0.0, 2), (2, 2, 0.25, 2), (2, 2, 0.35, 1), (2, 2, 1.0, 1), (2, 2, 3.0, 1),
+    (16, 8, 4.0, 8), (16, 8, 10.0, 6), (16, 16, 15.9, 1), (1, 1, 0.0, 1),
+])
+def test_one_thread_less_per_core_others_keep_busy(cpus, ceiling, others, expected):
+    governor = speed.ThreadGovernor()
+    governor.cpus, governor.ceiling = {f"cpu{i}" for i in range(cpus)}, ceiling
+    assert governor.threads_for(others) == expected
+
+
+def test_tick_follows_the_load_and_respects_a_new_ceiling(threads, monkeypatch):
+    torch.set_num_threads(2)
+    governor = speed.ThreadGovernor(interval=0.0)
+    governor.cpus = {"cpu0", "cpu1"}
+    hz = speed.os.sysconf("SC_CLK_TCK")
+    samples = iter([(0.0, 0, 0), (1.0, 2 * hz, hz), (2.0, 3 * hz, 2 * hz), (3.0, 4 * hz, 3 * hz)])
+    monkeypatch.setattr(governor, "_sample", lambda: next(samples))
+    governor.tick()  # first look: a baseline only
+    assert torch.get_num_threads() == 2 and governor.ceiling == 2
+    governor.tick()  # others used 2 - 1 = 1 core of 2
+    assert governor.others == pytest.approx(1.0) and torch.get_num_threads() == 1
+    governor.tick()  # only this process was busy
+    assert governor.others == 0 and torch.get_num_threads() == 2
+    torch.set_num_threads(1)  # someone (--threads 1) asks for one thread: the new ceiling
+    governor.tick()
+    assert governor.ceiling == 1 and torch.get_num_threads() == 1
+
+
+def test_fixed_threads_restore_the_count_asked_for(threads, monkeypatch):
+    torch.set_num_threads(2)
+    ticks = []
+    monkeypatch.setattr(speed.governor, "tick", lambda: ticks.append(1))
+    with speed.autocast("cpu"):
+        pass
+    assert ticks == [1]  # adaptive (the default): every forward on the CPU lets the governor look
+    with speed.autocast("meta"):
+        pass
+    assert ticks == [1]
+    monkeypatch.setattr(speed.governor, "ceiling", 2)
+    monkeypatch.setattr(speed.governor, "set_to", 1)
+    torch.set_num_threads(1)
+    speed.configure(threads="fixed")
+    assert torch.get_num_threads() == 2 and speed.governor.ceiling is None
+    with speed.autocast("cpu"):
+        pass
+    assert ticks == [1]
+    with pytest.raises(ValueError, match="threads"):
+        speed.configure(threads="some")
