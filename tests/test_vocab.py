@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mirror import make_release, plain_pickle, serve, snapshot
+from mirror import closed_port_url, make_release, plain_pickle, serve, snapshot
 
 from utils.vocab import PAD, UNK, Labels, Vocab, build_embedding, read_word_vectors
 
@@ -201,4 +201,20 @@ def test_bad_flags_and_files_give_one_line_and_change_nothing(small_data, capsys
     assert "Traceback" not in err
     [line] = [x for x in err.splitlines() if "error:" in x]
     assert named in line
+    assert snapshot(small_data) == before
+
+
+def test_official_vectors_offline_give_one_line_per_file(small_data, tmp_path, monkeypatch, capsys):
+    import prepare_vocab
+
+    release = official_release(tmp_path, ["a"])
+    monkeypatch.setattr(prepare_vocab, "SHARED", tmp_path / "no_shared")
+    before = snapshot(small_data)
+    with pytest.raises(SystemExit) as stop:
+        prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "official", "--manifest", str(release.manifest),
+                            "--base_url", closed_port_url(), "--cache", str(tmp_path / "cache")])
+    assert stop.value.code == 1
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("prepare_vocab.py: error:")]
+    assert [("embedding.npy" in x, "vocab.pkl" in x) for x in lines] == [(True, False), (False, True)]
+    assert all("download it by hand to" in x and "--source DIR" in x for x in lines)
     assert snapshot(small_data) == before
