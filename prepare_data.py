@@ -44,7 +44,7 @@ from data.convert import (
 from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Gathered, Inputs, Manifest, default_cache
 from data.loader import DataError, LoadReport, parse_record, read_json_records
 from data.spacy_tools import DEFAULT_MODEL, load_tools
-from utils.helpers import PROJECT_ROOT, setup_logging, write_json
+from utils.helpers import PROJECT_ROOT, positive_int, setup_logging, write_json
 from utils.scorer import MODES, score
 
 log = logging.getLogger("prepare_data")
@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="last-word releases: skip the noun-compound span (nouns, adjectives and numbers "
                         "ending at the word, by spaCy's POS tags) tried after named entities, as annotation v2 "
                         "did (results/annotation_v2)")
+    parser.add_argument("--dev_size", type=positive_int,
+                        help="webnlg_official, nyt_official: sentences held out of the authors' train as dev "
+                        "(default 500 and 5000, the published dev sizes)")
     parser.add_argument("--cache", default=str(default_cache()),
                         help="download cache, in the release layout (default: $RIN_CACHE, else "
                         "$XDG_CACHE_HOME/rin, else ~/.cache/rin)")
@@ -102,6 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.rebuild_test or args.retag_test) and args.dataset != "webnlg":
         parser.error(f"--{'rebuild' if args.rebuild_test else 'retag'}_test: only for --dataset webnlg")
+    if args.dev_size and "dev_size" not in DATASETS[args.dataset]:
+        parser.error(f"--dev_size: only for {', '.join(n for n, spec in DATASETS.items() if 'dev_size' in spec)}")
     if args.base_url is not None and not args.base_url.startswith(("http://", "https://")):
         parser.error(f"--base_url {args.base_url!r}: not an http(s) URL")
     return args
@@ -269,7 +274,7 @@ def prepare(args: argparse.Namespace) -> dict:
     final = Path(args.out) / args.dataset
     with staged_folder(final) as staging:
         if official:
-            build_official(spec, gathered, staging, report)
+            build_official({**spec, "dev_size": args.dev_size or spec["dev_size"]}, gathered, staging, report)
         else:
             build_releases(args, spec, gathered, tools, staging, report)
         write_json(staging / "prepare_report.json", report)

@@ -342,6 +342,8 @@ def test_webnlg_official_from_the_mirror(official, tmp_path):
     again = run(official, tmp_path / "again", "webnlg_official")
     assert (tmp_path / "again" / "webnlg_official" / "dev.json").read_bytes() == (out / "dev.json").read_bytes()
     assert again["splits"] == report["splits"]
+    larger = run(official, tmp_path / "larger", "webnlg_official", "--dev_size", "8")
+    assert larger["splits"]["dev"]["sentences"] >= 8
 
 
 def test_nyt_official_needs_more_sentences_than_its_dev(official, tmp_path, capsys):
@@ -449,6 +451,8 @@ BAD_PREPARE_RUNS = [  # (extra flags, or a file to break; what the one error lin
     (["--dataset", "nosuch"], "--dataset"),
     (["--rebuild_test", "--dataset", "nyt11"], "--rebuild_test"),
     (["--base_url", "ftp://example.org"], "--base_url"),
+    (["--dev_size", "100"], "--dev_size"),
+    (["--dataset", "webnlg_official", "--dev_size", "0"], "--dev_size"),
     (["--manifest", "/nonexistent/sources.json"], "/nonexistent/sources.json"),
     ({"casrel/WebNLG-star/val_triples.json": '[{"text": "a"}]'}, "val_triples.json:1: expected an object"),
     ({"casrel/WebNLG/train_triples.json": "[\n{]"}, "train_triples.json:2: malformed JSON"),
