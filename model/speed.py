@@ -66,6 +66,8 @@ def configure(kernel: str | None = None, precision: str | None = None, threads: 
             raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
     if threads == "fixed":
         governor.restore()
+    elif threads == "adaptive" and _current.threads == "fixed":
+        governor.resume()
     changes = (("kernel", kernel), ("precision", precision), ("threads", threads))
     _current = replace(_current, **{k: v for k, v in changes if v})
     return _current
@@ -145,7 +147,7 @@ class ThreadGovernor:
         self.ceiling: int | None = None  # the thread count asked for
         self.set_to: int | None = None  # what this governor last set
         self.last: tuple[float, int, int] | None = None
-        self.others = 0.0  # cores other processes kept busy in the last interval
+        self.others: float | None = None  # cores other processes kept busy in the last interval
 
     def _sample(self) -> tuple[float, int, int] | None:
         busy = _ticks("/proc/stat", slice(0, 8), self.cpus)  # user..steal, all non-idle except fields 3, 4
@@ -181,10 +183,16 @@ class ThreadGovernor:
         self.last = sample
 
     def restore(self) -> None:
-        """Back to the thread count asked for; stop governing until the next :meth:`tick`."""
+        """Back to the thread count asked for (``fixed``); the measurements go on at the next :meth:`tick`."""
         if self.ceiling is not None and torch.get_num_threads() == self.set_to:
             torch.set_num_threads(self.ceiling)
-        self.ceiling = self.set_to = self.last = None
+            self.set_to = self.ceiling
+
+    def resume(self) -> None:
+        """Back to ``adaptive``: at once the count the last measurement gave (if any)."""
+        if self.ceiling is not None and self.set_to == torch.get_num_threads() and self.others is not None:
+            self.set_to = self.threads_for(self.others)
+            torch.set_num_threads(self.set_to)
 
 
 governor = ThreadGovernor()

@@ -1,21 +1,64 @@
-"""bench.py end to end on a small generated setting: the figures the speed issue asks for, in the JSON."""
+"""bench.py end to end on a small generated setting: the figures the speed issue asks for, in the JSON; its busy
+processes (--contention) load the CPU and always end."""
 import json
+import multiprocessing
+import time
+
+import pytest
 
 import bench
+from model import pair_kernels
 
 
+@pytest.mark.slow
 def test_bench_writes_every_figure(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench, "SHARED", tmp_path / "absent")  # no releases: generated lengths, said so
     monkeypatch.setitem(bench.SETTINGS, "nyt_partial", bench.Setting(("none.json",), 120, 24, 1, 500))
     monkeypatch.setattr(bench.RIN, "compile", lambda self, **kwargs: None)  # plumbing only; compiling takes a minute
     out = tmp_path / "bench.json"
     bench.main(["--settings", "nyt_partial", "--batches", "2", "--oracle_batches", "1", "--threads", "1",
-                "--json", str(out)])
+                "--contention", "1", "--json", str(out)])
     report = json.loads(out.read_text())
     result = report["nyt_partial"]
     assert result["data"].startswith("GENERATED") and result["sentences"] == 120
-    for key in ("epoch_seconds", "oracle_epoch_seconds", "peak_mem_mb", "oracle_peak_mem_mb"):
+    for key in ("epoch_seconds", "oracle_epoch_seconds", "bf16_epoch_seconds", "torch_pair_scorer_epoch_seconds",
+                "compiled_epoch_seconds", "fixed_threads_epoch_seconds", "peak_mem_mb", "oracle_peak_mem_mb",
+                "epoch_tflop", "compute_floor_epoch_seconds", "inference_sentences_per_second_bf16"):
         assert result[key] > 0, key
     assert result["speedup"] == result["oracle_epoch_seconds"] / result["epoch_seconds"]
+    assert result["times_the_compute_floor"] == result["epoch_seconds"] / result["compute_floor_epoch_seconds"]
     assert report["inference_sentences_per_second"] == result["inference_sentences_per_second"] > 0
-    assert "speed-up over the oracle" in capsys.readouterr().out
+    assert report["peak_matmul_gflops"] > 0 and report["contention_processes"] == 1
+    assert report["cpu_model"] == pair_kernels.cpu_model() and report["pair_scorer"]
+    assert len(report["loadavg_start"]) == 3 and len(result["loadavg_before"]) == 3
+    checked = {c["target"] for c in report["targets"]}
+    assert "NYT partial: faster than the paper-literal oracle" in checked  # figures of absent settings: not checked
+    assert not any(c["target"].startswith("WebNLG") for c in report["targets"])
+    printed = capsys.readouterr().out
+    assert "speed-up over the oracle" in printed and "compute floor" in printed and "target" in printed
+    assert not multiprocessing.active_children()
+
+
+def test_step_flops_count_the_products():
+    config = bench.RINConfig(vocab_size=10, num_pos=3, num_tags=5, num_relations=4, emb_dim=6, pos_dim=2,
+                             rnn_hidden=3, pair_hidden=7, rounds=0)
+    # K = 0: BiLSTM 2 * 4 * 3 * (8 + 3) = 264, tag classifier 6 * 5 = 30, Wm halves 2 * 6 * 7 = 84 per token;
+    # Wr over every pair: 4 * 7 = 28 per pair. Inference: one pass; training: 3 passes of everything.
+    assert bench.step_flops(config, [2, 3], training=False) == 2 * (378 * 5 + 28 * 13)
+    assert bench.step_flops(config, [2, 3]) == 2 * (3 * 378 * 5 + 3 * 28 * 13)
+    rounds = bench.RINConfig(**{**config.to_dict(), "rounds": 1})
+    per_layer = 6 * 5 + 2 * 6 * 7 + 3 * 6 * (5 + 6) + 3 * 6 * (4 + 6)  # Ce, Wm, GRU_e, GRU_r
+    assert bench.step_flops(rounds, [2]) - bench.step_flops(config, [2]) == 2 * (3 * per_layer * 2 + 28 * 4)
+
+
+@pytest.mark.slow
+def test_contention_processes_burn_a_core_and_always_end():
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C while timing
+        with bench.contention(2):
+            children = multiprocessing.active_children()
+            time.sleep(1.0)
+            ticks = [sum(int(x) for x in open(f"/proc/{c.pid}/stat").read().rsplit(")", 1)[1].split()[11:13])
+                     for c in children]
+            raise KeyboardInterrupt
+    assert len(children) == 2 and all(t > 10 for t in ticks)  # each busy (clock ticks of 10 ms)
+    assert not any(c.is_alive() for c in children) and not multiprocessing.active_children()

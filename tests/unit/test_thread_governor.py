@@ -67,11 +67,14 @@ def test_fixed_threads_restore_the_count_asked_for(threads, monkeypatch):
     assert ticks == [1]
     monkeypatch.setattr(speed.governor, "ceiling", 2)
     monkeypatch.setattr(speed.governor, "set_to", 1)
+    monkeypatch.setattr(speed.governor, "others", 1.0)  # the last look: one core busy elsewhere
     torch.set_num_threads(1)
     speed.configure(threads="fixed")
-    assert torch.get_num_threads() == 2 and speed.governor.ceiling is None
+    assert torch.get_num_threads() == 2
     with speed.autocast("cpu"):
         pass
     assert ticks == [1]
+    speed.configure(threads="adaptive")  # back at once to what the last look gave
+    assert torch.get_num_threads() == 1
     with pytest.raises(ValueError, match="threads"):
         speed.configure(threads="some")
