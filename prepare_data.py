@@ -43,9 +43,10 @@ from data.convert import (
 )
 from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Gathered, Inputs, Manifest, default_cache
 from data.loader import DataError, LoadReport, parse_record, read_json_records
-from data.spacy_tools import DEFAULT_MODEL, load_tools
+from data.spacy_tools import DEFAULT_MODEL, SpacyTools, load_tools
 from utils.helpers import PROJECT_ROOT, positive_int, setup_logging, write_json
 from utils.scorer import MODES, score
+from utils.tagging import Span
 
 log = logging.getLogger("prepare_data")
 SPLITS = ("train", "dev", "test")
@@ -142,7 +143,8 @@ def read_release(path: Path) -> list[dict]:
     return items
 
 
-def ner_span(entity_spans: list[tuple[int, int]], tokens: list[str], end: int):
+def ner_span(entity_spans: list[Span], tokens: Sequence[str], end: int) -> tuple[Span | None, str]:
+    """A named-entity span ending at token ``end`` (a span source)."""
     for span in entity_spans:
         if span[1] == end:
             return span, "named-entity span"
@@ -152,7 +154,7 @@ def ner_span(entity_spans: list[tuple[int, int]], tokens: list[str], end: int):
 Tagged = list[tuple[list[str] | None, list[tuple[int, int]]]]
 
 
-def tag_items(items: list[dict], tools) -> Tagged:
+def tag_items(items: list[dict], tools: SpacyTools | None) -> Tagged:
     """POS tags and named-entity spans of each item's tokens (``None`` and ``[]`` without a tagger)."""
     return tools.tag([item["text"].split() for item in items]) if tools else [(None, [])] * len(items)
 
@@ -238,6 +240,7 @@ def agreement(ours: list[dict], official: list[dict]) -> dict:
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
+    """RIN format: one JSON object per line, UTF-8 as it is (no escapes)."""
     with open(path, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -251,6 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def prepare(args: argparse.Namespace) -> dict:
+    """Gather and verify every input, then build the dataset in a temporary folder and swap it in."""
     setup_logging()
     manifest = Manifest.load(args.manifest)
     spec = DATASETS[args.dataset]
@@ -282,7 +286,8 @@ def prepare(args: argparse.Namespace) -> dict:
     return report
 
 
-def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, tools, out: Path, report: dict) -> None:
+def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, tools: SpacyTools | None, out: Path,
+                   report: dict) -> None:
     """The CasRel/HRL releases converted split by split (webnlg: the official test passed through)."""
     span_sources: list[SpanSource] = []
     exact_release = None
@@ -335,6 +340,7 @@ def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, too
 
 
 def record_split(report: dict, split: str, records: list[dict], changes: LoadReport, dataset: str) -> None:
+    """A built split's statistics and changes, into the report and the log."""
     report["splits"][split] = split_statistics(records)
     report["changes"][split] = changes.as_dict()
     changes.log(f"{dataset}/{split}")
@@ -447,6 +453,7 @@ def staged_folder(final: Path) -> Iterator[Path]:
 
 
 def carry_over(final: Path, staging: Path) -> None:
+    """Copy what another script wrote into the old folder (the vocabulary) into the new one."""
     if not final.is_dir():
         return
     kept = []
@@ -477,7 +484,7 @@ def swap_in(staging: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def compare_with_official(spec: dict, gathered: Gathered, tools, span_sources: Sequence[SpanSource],
+def compare_with_official(spec: dict, gathered: Gathered, tools: SpacyTools | None, span_sources: Sequence[SpanSource],
                           noun_compounds: bool, report: dict) -> None:
     """Rebuild test from WebNLG* and measure agreement with the official RIN test (spans, POS)."""
     official_path = gathered.paths.get(spec["official_test"])
