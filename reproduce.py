@@ -180,22 +180,23 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count()
 
 
-def local_slots(args: argparse.Namespace) -> list[Slot]:
-    """One slot per concurrent run: the runner's cores split between them, and with --device cuda or auto on a
-    GPU machine one GPU per run (or per --runs_per_gpu runs)."""
+def local_slots(args: argparse.Namespace, runs: int) -> list[Slot]:
+    """One slot per concurrent run (--jobs, or fewer when fewer ``runs`` are left, so no core stays idle): the
+    runner's cores split between them, and with --device cuda or auto on a GPU machine one GPU per run (or per
+    --runs_per_gpu runs)."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     gpus = [] if args.device == "cpu" else visible_gpus(os.environ, cuda_device_count())
     if args.device == "cuda" and not gpus:
         raise InputError("--device cuda: no GPU is visible to this process")
     try:
-        return assign_slots(args.jobs, cores, gpus, args.runs_per_gpu)
+        return assign_slots(min(args.jobs, max(1, runs)), cores, gpus, args.runs_per_gpu)
     except ValueError as error:
         raise InputError(str(error)) from None
 
 
 def run_locally(todo: list[Run], args: argparse.Namespace) -> dict[str, str]:
     """Train ``todo`` here, --jobs at a time, each on a slot of its own."""
-    slots = local_slots(args)
+    slots = local_slots(args, len(todo))
     free: queue.Queue[Slot] = queue.Queue()
     for slot in slots:
         free.put(slot)

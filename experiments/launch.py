@@ -274,11 +274,15 @@ def submit_array(jobs: list[TrainJob], resources: SlurmResources, folder: Path) 
     return submitted
 
 
-def queued_jobs() -> set[str]:
-    """SLURM job ids (array tasks as ARRAY_TASK) still pending, running, requeued or completing. Asked of
-    squeue, since sacct needs an accounting database that small clusters often lack."""
-    listed = subprocess.run(["squeue", "--noheader", "--array", "--format=%i"], capture_output=True, text=True,
-                            check=True).stdout
+def queued_jobs() -> set[str] | None:
+    """SLURM job ids (array tasks as ARRAY_TASK) still pending, running, requeued or completing; None when
+    squeue does not answer (a busy controller: ask again later). Asked of squeue, since sacct needs an
+    accounting database that small clusters often lack."""
+    try:
+        listed = subprocess.run(["squeue", "--noheader", "--array", "--format=%i"], capture_output=True, text=True,
+                                check=True, timeout=120).stdout
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return None
     return {line.strip() for line in listed.splitlines() if line.strip()}
 
 
@@ -289,6 +293,8 @@ def wait_for_array(jobs: list[TrainJob], submitted: list, poll_seconds: float = 
     while len(outcomes) < len(jobs):
         queued = queued_jobs()
         for job, handle in zip(jobs, submitted, strict=True):
+            if queued is None:
+                break
             if job.name in outcomes or (handle.job_id in queued and not handle.paths.result_pickle.exists()):
                 continue
             if handle.paths.result_pickle.exists():

@@ -55,6 +55,9 @@ def test_runs_get_their_own_gpu_and_cores(recorded):
     calls.clear()
     reproduce.main([*common, "--jobs", "2", "--device", "cpu"])
     assert {slot for _, slot in calls} <= {Slot("", (0,)), Slot("", (1,))}
+    calls.clear()  # one run left: it gets every core
+    reproduce.main([*common, "--jobs", "2", "--device", "cpu", "--only", "*_noER_*"])
+    assert calls == [("webnlg_exact_K3_noER_seed1", Slot("", (0, 1)))]
     with pytest.raises(InputError, match="needs 3 GPUs"):
         reproduce.main([*common, "--jobs", "3"])
 
