@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from utils.helpers import PROJECT_ROOT, non_negative_float, positive_int, write_json
+from utils.helpers import PROJECT_ROOT, ArgumentParser, non_negative_float, positive_int, write_json
 
 PYTHON = sys.executable
 
@@ -216,7 +216,7 @@ def table(steps: list[Step], header: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cuda (default) or cpu")
     parser.add_argument("--quick", action="store_true", help="train on generated data (for tests, and for CPUs)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "results" / "gpu_check"),

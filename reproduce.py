@@ -52,6 +52,7 @@ from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
 from experiments.report import write_report
 from utils.helpers import (
     PROJECT_ROOT,
+    ArgumentParser,
     InputError,
     non_negative_float,
     non_negative_int,
@@ -296,7 +297,7 @@ LOCAL_ONLY = ("hours", "runs_per_gpu", "device")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--table", choices=("1", "5", "fig3", "all"), help="which table's runs to do")
     parser.add_argument("--dataset", default="webnlg",
                         help="dataset (default webnlg): one with a presets/<name>.json")
@@ -360,7 +361,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     """Refuse flags that do not apply to the chosen executor, then fill in their defaults."""
     given = {name for name in (*SLURM_ONLY, *LOCAL_ONLY) if getattr(args, name) not in (None, False)}
     wrong = given & set(LOCAL_ONLY if args.executor == "slurm" else SLURM_ONLY)
