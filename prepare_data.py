@@ -30,7 +30,6 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from data.cli import OneLineArgumentParser, cli_errors
 from data.convert import (
     EntityLexicon,
     ExactReleaseSpans,
@@ -44,7 +43,7 @@ from data.convert import (
 from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Gathered, Inputs, Manifest, default_cache
 from data.loader import DataError, LoadReport, parse_record, read_json_records
 from data.spacy_tools import DEFAULT_MODEL, SpacyTools, load_tools
-from utils.helpers import PROJECT_ROOT, positive_int, setup_logging, write_json
+from utils.helpers import PROJECT_ROOT, ArgumentParser, one_line_errors, positive_int, setup_logging, write_json
 from utils.scorer import MODES, score
 from utils.tagging import Span
 
@@ -71,7 +70,7 @@ DATASETS: dict[str, dict] = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = OneLineArgumentParser(prog="prepare_data.py", description=__doc__,
+    parser = ArgumentParser(prog="prepare_data.py", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     parser.add_argument("--source", help="folder with the releases in their published layout, or an http(s) URL of "
@@ -249,7 +248,7 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> dict:
     """Build dataset/<name>/; expected failures end as one line per problem on stderr and exit 1."""
     args = parse_args(argv)
-    with cli_errors("prepare_data.py", args.debug):
+    with one_line_errors("prepare_data.py", args.debug):
         return prepare(args)
 
 

@@ -23,10 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from data.cli import OneLineArgumentParser, cli_errors
 from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Inputs, Manifest, default_cache
 from data.loader import load_sentences
-from utils.helpers import PROJECT_ROOT, InputError, positive_int, setup_logging, write_json
+from utils.helpers import (
+    PROJECT_ROOT,
+    ArgumentParser,
+    InputError,
+    one_line_errors,
+    positive_int,
+    setup_logging,
+    write_json,
+)
 from utils.vocab import (
     UNK_ID,
     Labels,
@@ -46,7 +53,7 @@ OUTPUTS = ("vocab.json", "embedding.npy", "labels.json", "vocab_report.json")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = OneLineArgumentParser(prog="prepare_vocab.py", description=__doc__,
+    parser = ArgumentParser(prog="prepare_vocab.py", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="webnlg", help="dataset name (default: webnlg)")
     parser.add_argument("--data_dir", help="folder with train/dev/test.json (default: dataset/<dataset>)")
@@ -120,7 +127,7 @@ def write_together(data_dir: Path, vocab: Vocab, embedding: np.ndarray, labels: 
 def main(argv: list[str] | None = None) -> dict:
     """Build the vocabulary files; expected failures end as one line on stderr and exit 1."""
     args = parse_args(argv)
-    with cli_errors("prepare_vocab.py", args.debug):
+    with one_line_errors("prepare_vocab.py", args.debug):
         return build(args)
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import random
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -115,10 +116,22 @@ def pick_device(name: str | None = None) -> torch.device:
     return device
 
 
+class ErrorExit(SystemExit):
+    """Exit status 1 after the error lines were printed; ``str()`` is the message, for callers that catch it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(1)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @contextlib.contextmanager
 def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
-    """Turn the errors a user can fix (bad input, files, run folders) into one line on stderr and exit 1;
-    a traceback only for bugs, or for everything with ``debug``."""
+    """Turn the errors a user can fix (bad input, files, run folders, downloads) into ``program: error: ...`` on
+    stderr and exit status 1: one line, or one per line of a message that lists several items (every file a
+    download misses). A traceback only for bugs, or for everything with ``debug``."""
     try:
         yield
     except (InputError, OSError, UnicodeError, json.JSONDecodeError) as error:
@@ -126,11 +139,11 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
             raise
         if isinstance(error, OSError) and error.filename and str(error.filename) not in str(error):
             message = f"{error.filename}: {error.strerror or error}"
-        elif isinstance(error, OSError) and error.strerror:
-            message = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
         else:
-            message = str(error)
-        raise SystemExit(f"{program}: error: {' '.join(message.split())}") from None  # printed, exit status 1
+            message = str(error) or type(error).__name__
+        lines = [f"{program}: error: {' '.join(line.split())}" for line in message.splitlines() if line.strip()]
+        print("\n".join(lines), file=sys.stderr)
+        raise ErrorExit("\n".join(lines)) from None
 
 
 def configure_threads(threads: int | None = None) -> int:

@@ -89,7 +89,7 @@ def test_bad_flags_are_refused(flags):
 def test_an_unknown_dataset_is_one_line_naming_the_known_ones(capsys):
     with pytest.raises(SystemExit) as refused:
         reproduce.cli(["--table", "1", "--dataset", "webnlg_typo"])
-    message = str(refused.value.code)
+    message = str(refused.value)
     assert message.startswith("reproduce.py: error: unknown dataset 'webnlg_typo'") and "\n" not in message
     assert "webnlg, webnlg_exact" in message
 
