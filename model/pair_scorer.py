@@ -16,9 +16,9 @@ On the CPU the pair logits and their backward come from fused C++ kernels that
 keep each relu(A h_i + B h_j) in registers (model/pair_kernels.py), and the BCE's
 sigmoid and softplus are taken there too, before a logit is stored; elsewhere, or
 with ``--pair_kernel torch``, from the PyTorch code below. Which path runs and in
-which precision is :func:`model.speed.current`'s: with ``bf16`` the fused kernels
-multiply in bfloat16 (AVX512-BF16) where the CPU has it and in float32 on other CPUs;
-the PyTorch path runs on bfloat16 (``fp16``: float16) copies of its inputs.
+which precision is :func:`model.speed.precision_for`'s: with ``bf16`` the fused
+kernels multiply in bfloat16 (AVX512-BF16); the PyTorch path runs on bfloat16
+(``fp16``: float16) copies of its inputs.
 """
 from __future__ import annotations
 
@@ -50,12 +50,11 @@ def _scores_into(out: torch.Tensor, pairs: torch.Tensor, weight: torch.Tensor, b
 
 def _operands(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
               ) -> tuple[tuple[torch.Tensor, ...], bool]:
-    """The pair scorer's inputs in the configured precision, and whether the fused kernels are to round to
-    bfloat16. The fused kernels take float32 inputs: under bf16 they round inside where the CPU has
-    AVX512-BF16 and score in float32 elsewhere (faster there than the PyTorch path on bfloat16 copies,
-    docs/speed.md); the PyTorch path runs on copies in the autocast dtype."""
+    """The pair scorer's inputs in the precision that runs here (:func:`model.speed.precision_for`), and
+    whether the fused kernels are to round to bfloat16. The fused kernels take float32 inputs and, under
+    bf16, round inside (AVX512-BF16); the PyTorch path runs on copies in the autocast dtype."""
     tensors = (left, right, weight, bias)
-    precision = speed.current().precision
+    precision = speed.precision_for(left.device)
     if precision == "fp32":
         return tensors, False
     if left.device.type == "cpu" and speed.current().kernel != "torch":

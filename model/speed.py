@@ -10,7 +10,10 @@ caller wraps forward and loss in :func:`autocast`, the pair scorer asks
   they apply and build, else PyTorch with one warning; ``fused``: fail instead;
   ``torch``: always the PyTorch pair scorer.
 * precision ``fp32`` (default); ``bf16``: mixed precision, matrix products in
-  bfloat16 under autocast (CPU, or a GPU with bfloat16); ``fp16``: float16
+  bfloat16 under autocast (CPU, or a GPU with bfloat16); on a CPU without
+  bfloat16 arithmetic (neither AVX512-BF16 nor AMX-BF16) it runs float32, with
+  one warning: emulated bfloat16 took 2.1x as long per WebNLG epoch on an
+  AVX2-only CPU (docs/speed.md); ``fp16``: float16
   autocast with loss scaling (:func:`grad_scaler`), for CUDA GPUs without
   bfloat16. Parameters, losses and Adam stay float32.
 * threads ``adaptive`` (default): on the CPU, :func:`autocast` also fits the
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import time
 from dataclasses import dataclass, replace
@@ -34,6 +38,7 @@ import torch
 KERNELS = ("auto", "fused", "torch")
 PRECISIONS = ("fp32", "bf16", "fp16")
 THREADS = ("adaptive", "fixed")
+log = logging.getLogger(__name__)
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -101,13 +106,41 @@ def precision_problem(precision: str, device: torch.device) -> str | None:
     return None
 
 
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+_warned_bf16 = False
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (/proc/cpuinfo shows AVX512-BF16 or AMX-BF16)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return any(flag in line.split() for flag in BF16_CPU_FLAGS)
+    except OSError:
+        pass
+    return False
+
+
+def precision_for(device: torch.device | str) -> str:
+    """The precision that runs on ``device``: the configured one, except bf16 on a CPU without bfloat16
+    arithmetic, where float32 is faster (warned once)."""
+    global _warned_bf16
+    if _current.precision != "bf16" or torch.device(device).type != "cpu" or cpu_bf16():
+        return _current.precision
+    if not _warned_bf16:
+        log.warning("--precision bf16: this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX-BF16), where "
+                    "emulated bfloat16 is slower than float32 (docs/speed.md); running float32")
+        _warned_bf16 = True
+    return "fp32"
+
+
 def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
     """The autocast context the caller holds around forward and loss: none in fp32 (so the meta device
     works), else ``torch.autocast`` to the configured dtype. On the CPU with ``adaptive`` threads it first
     lets the :data:`governor` fit the thread count (every training step and decoded batch passes here)."""
     if _current.threads == "adaptive" and torch.device(device).type == "cpu":
         governor.tick()
-    dtype = AUTOCAST_DTYPES.get(_current.precision)
+    dtype = AUTOCAST_DTYPES.get(precision_for(device))
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=dtype)

@@ -342,12 +342,33 @@ def bf16_step(model, batch) -> tuple[float, torch.Tensor]:
     return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
 
+@pytest.mark.parametrize("kernel", ["auto", "fused", "torch"])
+def test_bf16_on_a_cpu_without_bfloat16_arithmetic_runs_float32(kernel, monkeypatch, caplog):
+    """Where the CPU lacks AVX512-BF16 and AMX-BF16 (forced here), emulated bfloat16 is slower than float32
+    (docs/speed.md): --precision bf16 runs float32 exactly, with one warning."""
+    if kernel == "fused" and not kernels_available():
+        pytest.skip(NO_KERNELS)
+    monkeypatch.setattr(speed, "cpu_bf16", lambda: False)
+    monkeypatch.setattr(speed, "_warned_bf16", False)
+    model = small_model(30, 2, pair_hidden=20).eval()
+    batch = collate(random_examples(6, 30, seed=3, max_len=15), range(6), torch.device("cpu"))
+    speed.configure(kernel=kernel)
+    loss_32, grad_32 = bf16_step(model, batch)
+    speed.configure(precision="bf16")
+    with caplog.at_level(logging.WARNING, logger=speed.log.name):
+        steps = [bf16_step(model, batch) for _ in range(2)]
+    assert all(loss == loss_32 and torch.equal(grad, grad_32) for loss, grad in steps)
+    warnings = [r.getMessage() for r in caplog.records if r.name == speed.log.name]
+    assert len(warnings) == 1 and "running float32" in warnings[0]
+
+
 @needs_kernels
 @pytest.mark.parametrize("kernel", ["auto", "fused", "torch"])
-def test_bf16_precision_runs_on_every_cpu(kernel, monkeypatch):
-    """Without AVX512-BF16 (forced here, so it holds on every CPU) --precision bf16 runs: the fused kernels
-    score pairs in float32 (auto and fused; the fastest there, docs/speed.md), the PyTorch pair scorer on
-    bfloat16 copies (torch); the dense layers under bfloat16 autocast either way."""
+def test_bf16_without_the_fused_bfloat16_scorer(kernel, monkeypatch):
+    """A CPU with bfloat16 arithmetic but a kernel build without the bfloat16 scorer (forced here, so it runs on
+    every CPU): the fused kernels score the autocast's bfloat16 inputs in float32 (auto, fused), the PyTorch
+    pair scorer multiplies bfloat16 copies (torch); the dense layers run under bfloat16 autocast either way."""
+    monkeypatch.setattr(speed, "cpu_bf16", lambda: True)
     monkeypatch.setattr(pair_kernels, "has_bf16", lambda: False)
     model = small_model(30, 2, pair_hidden=20).eval()
     batch = collate(random_examples(6, 30, seed=3, max_len=15), range(6), torch.device("cpu"))
