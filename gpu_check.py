@@ -192,7 +192,7 @@ def quick_data(out: Path) -> Path:
 
     import prepare_vocab
 
-    folder = write_synthetic_dataset(out / "synthetic", sizes=(1200, 40, 40))
+    folder = write_synthetic_dataset(out / "synthetic", sizes=(800, 40, 40))
     prepare_vocab.main(["--data_dir", str(folder), "--wv_file", "none"])
     return folder
 
