@@ -1,10 +1,14 @@
 """Where runs go, without training anything: GPU and core assignment (a fake GPU count), the SLURM array a
 table becomes, flag validation, failure exit codes, the paper's columns for renamed datasets."""
+import json
+import os
+import sys
+
 import pytest
 
 import reproduce
 from experiments import plan as experiments
-from experiments.launch import Slot, SlurmResources, assign_slots, visible_gpus
+from experiments.launch import Slot, SlurmResources, TrainJob, assign_slots, visible_gpus
 from utils.helpers import InputError
 
 
@@ -128,3 +132,27 @@ def test_run_names_give_back_their_dataset():
     assert experiments.paper_numbers("webnlg_official") is experiments.PAPER["webnlg"]
     assert experiments.paper_numbers("nyt_official") is experiments.PAPER["nyt"]
     assert experiments.paper_numbers("webnlg_exact") == {}
+
+
+class ReportingJob(TrainJob):
+    """A TrainJob whose child reports the cores and GPUs it was given instead of training."""
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", "import os; print('child', sorted(os.sched_getaffinity(0)), "
+                "repr(os.environ['CUDA_VISIBLE_DEVICES']))"]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux's")
+def test_the_child_runs_on_its_slot(tmp_path):
+    core = max(os.sched_getaffinity(0))
+    job = ReportingJob("webnlg_exact_K0_seed1", (), str(tmp_path / "runs"), str(tmp_path / "results"))
+    assert job.run(Slot("3", (core,))) == "finished"
+    assert f"child [{core}] '3'" in (tmp_path / "runs" / job.name / "stdout.log").read_text()
+    runner = json.loads((tmp_path / "results" / "runs" / job.name / "runner.json").read_text())
+    assert runner["invocations"][0] | {"cores": [core], "cuda_visible_devices": "3", "threads": 1} == \
+        runner["invocations"][0]
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(InputError, match="unknown dataset"):
+        reproduce.cli(["--table", "1", "--dataset", "webnlg_typo", "--debug"])
