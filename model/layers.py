@@ -29,7 +29,8 @@ class BiLSTM(nn.Module):
     """A one-layer BiLSTM whose backward half reads each sentence reversed within its length, so padded batches
     need no packing (inference about 8% faster on CPU than a packed ``nn.LSTM(bidirectional=True)``).
 
-    Under bfloat16 autocast on a CPU whose oneDNN has no bfloat16 LSTM, both halves run in float32.
+    Under bfloat16 autocast on a CPU whose oneDNN has no bfloat16 LSTM (no AVX-512, or hidden by
+    ONEDNN_MAX_CPU_ISA), both halves run in float32 instead of failing.
     """
 
     def __init__(self, input_size: int, hidden_size: int) -> None:

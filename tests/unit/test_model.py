@@ -105,8 +105,8 @@ def test_word_dropout_only_in_training():
 
 
 def test_bf16_precision_stays_close():
-    """bf16 autocast, held by the caller, runs on every CPU (the BiLSTM falls back to float32 where oneDNN has
-    no bfloat16 LSTM) and stays close to float32."""
+    """--precision bf16 (bfloat16 autocast where the CPU multiplies bfloat16, float32 elsewhere) stays close to
+    float32."""
     model = small_model(rounds=2).eval()
     examples = random_examples(4, 4, seed=6)
     reference = outputs(model, examples)[2]
@@ -119,6 +119,18 @@ def test_bf16_precision_stays_close():
     assert (got - reference).abs().max() < 0.05
     with pytest.raises(ValueError):
         speed.configure(precision="fp8")
+
+
+def test_the_bilstm_runs_under_bfloat16_autocast_on_every_cpu():
+    """oneDNN has a bfloat16 LSTM only with AVX-512 (and ONEDNN_MAX_CPU_ISA may hide it): elsewhere the BiLSTM
+    runs in float32 inside the autocast region instead of failing."""
+    model = small_model(rounds=1).eval()
+    batch = collate(random_examples(5, 4, seed=8), range(5), CPU, with_targets=False)
+    inputs = torch.randn(*batch.word_ids.shape, model.bilstm.forward_lstm.input_size)
+    reference = model.bilstm(inputs, batch.lengths)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = model.bilstm(inputs, batch.lengths)
+    assert (got.float() - reference).abs().max() < 0.05
 
 
 def test_fp32_enters_no_autocast_and_runs_on_the_meta_device():
