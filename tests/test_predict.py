@@ -1,4 +1,4 @@
-"""predict.py and the Python API on a model trained on generated data; evaluate --breakdown by hand."""
+"""predict.py and the Python API on a model trained on generated data."""
 import json
 import shutil
 
@@ -6,11 +6,10 @@ import pytest
 
 import predict
 from model import load_extractor
-from utils.analysis import breakdown, count_bucket, overlap_patterns
-from utils.scorer import Extraction
 
 SENTENCE = "Greta Berg works for Acme in Oslo ."
 EXPECTED = {("Greta Berg", "works_for", "Acme"), ("Acme", "located_in", "Oslo")}
+pytestmark = pytest.mark.slow  # every test here reads the session's trained run
 
 
 @pytest.fixture
@@ -99,48 +98,6 @@ def test_incompatible_or_incomplete_run_folder(run_dir, tmp_path):
     (old / "best.pt").unlink()
     with pytest.raises(SystemExit, match="missing best.pt"):
         predict.main(["--model_dir", str(old), "--text", SENTENCE])
-
-
-# ---------------------------------------------------------------- breakdown, counted by hand
-
-A, B, C, D = (0, 1), (2, 3), (4, 6), (7, 8)
-
-
-def test_overlap_patterns_and_buckets():
-    assert overlap_patterns([(A, "r", B)]) == {"Normal"}
-    assert overlap_patterns([(A, "r", B), (C, "r", D)]) == {"Normal"}
-    assert overlap_patterns([(A, "r", B), (A, "s", B)]) == {"EntityPairOverlap"}
-    assert overlap_patterns([(A, "r", B), (B, "s", A)]) == {"EntityPairOverlap"}
-    assert overlap_patterns([(A, "r", B), (A, "s", C)]) == {"SingleEntityOverlap"}
-    assert overlap_patterns([(A, "r", B), (A, "s", B), (B, "t", C)]) == {"EntityPairOverlap", "SingleEntityOverlap"}
-    assert overlap_patterns([]) == set()
-    assert [count_bucket([(A, "r", B)] * 1), count_bucket([]), count_bucket([(A, str(i), B) for i in range(7)])] == [
-        "1", None, ">=5"]
-
-
-def test_breakdown_scores_by_hand():
-    gold = [[(A, "r", B)],  # Normal, 1 triple
-            [(A, "r", B), (A, "s", B)],  # EPO, 2 triples
-            [(A, "r", B), (A, "s", C)]]  # SEO, 2 triples
-    predicted = [Extraction([A, B], [(A, "r", B)], [0.9]),  # right
-                 Extraction([A, B], [(A, "r", B)], [0.9]),  # 1 of 2
-                 Extraction([A, (3, 6)], [(A, "s", (3, 6)), (A, "t", B)], [0.9, 0.9])]  # partial-right, wrong
-    result = breakdown(predicted, gold, [[A, B], [A, B], [A, B, C]])
-    normal = result["overlap_pattern"]["Normal"]
-    assert normal["sentences"] == 1 and normal["exact"]["f1"] == 1.0
-    epo = result["overlap_pattern"]["EntityPairOverlap"]["exact"]
-    assert (epo["correct"], epo["predicted"], epo["gold"]) == (1, 1, 2)
-    seo = result["overlap_pattern"]["SingleEntityOverlap"]
-    assert (seo["partial"]["correct"], seo["partial"]["predicted"], seo["partial"]["gold"]) == (1, 2, 2)
-    assert seo["exact"]["correct"] == 0
-    two = result["triples_per_sentence"]["2"]["exact"]
-    assert (two["correct"], two["predicted"], two["gold"]) == (1, 3, 4)
-    assert result["triples_per_sentence"]["3"]["sentences"] == 0
-    relation_s = result["relation"]["s"]["partial"]
-    assert (relation_s["correct"], relation_s["predicted"], relation_s["gold"]) == (1, 1, 2)
-    assert result["relation"]["t"]["exact"]["predicted"] == 1 and result["relation"]["t"]["exact"]["gold"] == 0
-    entities = result["entities"]
-    assert (entities["correct"], entities["predicted"], entities["gold"]) == (5, 6, 7)
 
 
 def test_a_run_folder_written_before_the_redesign_still_loads(run_dir, tmp_path):

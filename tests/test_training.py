@@ -18,6 +18,7 @@ from model.inference import extract
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--lr", "0.005", "--rounds", "2", "--threads", "1"]
+pytestmark = pytest.mark.slow  # trains, compiles, kills and resumes runs
 
 
 @pytest.fixture
