@@ -139,7 +139,7 @@ class ReportingJob(TrainJob):
 
     def command(self) -> list[str]:
         return [sys.executable, "-c", "import os; print('child', sorted(os.sched_getaffinity(0)), "
-                "repr(os.environ['CUDA_VISIBLE_DEVICES']))"]
+                "repr(os.environ.get('CUDA_VISIBLE_DEVICES')))"]
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux's")
@@ -156,3 +156,25 @@ def test_the_child_runs_on_its_slot(tmp_path):
 def test_debug_shows_the_traceback():
     with pytest.raises(InputError, match="unknown dataset"):
         reproduce.cli(["--table", "1", "--dataset", "webnlg_typo", "--debug"])
+
+
+def test_a_run_held_by_another_train_py_is_left_alone(tmp_path):
+    """train.py's flock on the run folder (which holds across the nodes of a shared filesystem) keeps a second
+    job off a run that one is training; a finished run is never started again."""
+    import fcntl
+
+    job = ReportingJob("webnlg_exact_K0_seed1", (), str(tmp_path / "runs"), str(tmp_path / "results"))
+    job.run_dir.mkdir(parents=True)
+    with open(job.run_dir / "train.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert job.run() == "skipped: another train.py is training it"
+    assert job.run() == "finished"  # the lock is free again
+    (tmp_path / "runs" / job.name / "results.json").write_text("{}")
+    assert job.run() == "skipped: finished"
+
+
+def test_the_slurm_test_says_why_it_skips(monkeypatch):
+    import slurm_cluster
+
+    monkeypatch.setattr(slurm_cluster.shutil, "which", lambda tool: None if tool == "slurmd" else f"/usr/bin/{tool}")
+    assert "slurmd missing" in slurm_cluster.why_unavailable() and "apt-get install" in slurm_cluster.why_unavailable()
