@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> dict:
     if problem := speed.precision_problem(args.precision, device):
         raise InputError(problem)
     configure_threads(args.threads)
-    speed.configure(kernel=args.pair_kernel, precision=args.precision)
+    speed.configure(kernel=args.pair_kernel, precision=args.precision, threads=args.thread_policy)
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)
     path = Path(args.data) if args.data else resolve_project_path(config["settings"]["data_dir"]) / f"{args.split}.json"

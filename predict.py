@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     if args.output and not Path(args.output).absolute().parent.is_dir():
         raise InputError(f"--output {args.output}: folder {Path(args.output).absolute().parent} does not exist")
     configure_threads(args.threads)
-    speed.configure(kernel=args.pair_kernel, precision=args.precision)
+    speed.configure(kernel=args.pair_kernel, precision=args.precision, threads=args.thread_policy)
     sentences = args.text if args.text else read_sentences(args.input, args.encoding_errors)
     extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,
                                batch_size=args.batch_size, max_tokens=args.max_tokens,

@@ -64,7 +64,7 @@ from utils.vocab import Labels, Vocab
 log = logging.getLogger("train")
 PRESET_KEYS = ("rounds", "lr", "num_epoch")  # what Table 3 varies per dataset and match mode
 MODEL_KEYS = ("rounds", "pos_dim", "rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")  # RINConfig's
-RESUME_FREE = ("device", "threads", "pair_kernel")  # how, not what, a run computes: free to change on resume
+RESUME_FREE = ("device", "threads", "pair_kernel", "thread_policy")  # how, not what: free to change on resume
 DATA_FILES = ("train.json", "dev.json", "test.json", "vocab.json", "labels.json", "embedding.npy")
 TRAIN, NET = TrainConfig(), {f.name: f.default for f in dataclasses.fields(RINConfig)}
 
@@ -108,7 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt.add_argument("--early_stop", type=non_negative_int,
                      help=f"stop after this many epochs without a better selection F1; 0 = never "
                      f"(default {TRAIN.early_stop})")
-    opt.add_argument("--seed", type=int, help=f"random seed; CPU runs are repeatable (default {TRAIN.seed})")
+    opt.add_argument("--seed", type=int, help=f"random seed; CPU runs repeat bit for bit with --thread_policy fixed "
+                     f"(default {TRAIN.seed})")
     run = parser.add_argument_group("run")
     run.add_argument("--select_on", choices=("dev", "test"),
                      help="split whose F1 picks best.pt; 'test' mimics the official code and is labelled so "
@@ -132,7 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      "CPU runs are repeatable without it)")
     run.add_argument("--debug", action="store_true", help="show a full traceback on errors")
     for action in parser._actions:  # speed.add_arguments gives real defaults: unset here too
-        if action.dest in ("pair_kernel", "precision"):
+        if action.dest in ("pair_kernel", "precision", "thread_policy"):
             action.default = None
     return parser.parse_args(argv)
 
@@ -144,8 +145,10 @@ def given_flags(args: argparse.Namespace) -> dict:
 
 def resolve_settings(args: argparse.Namespace) -> dict:
     """Defaults (TrainConfig, RINConfig), then presets/<dataset>.json for the match mode, then the flags."""
+    now = speed.current()  # the speed defaults: model/speed.py's, or the environment's
     settings = dataclasses.asdict(TRAIN) | {key: NET[key] for key in MODEL_KEYS} | {
-        "emb_dim": None, "no_er_feedback": False, "no_rc_feedback": False}
+        "emb_dim": None, "no_er_feedback": False, "no_rc_feedback": False, "pair_kernel": now.kernel,
+        "precision": now.precision, "thread_policy": now.threads}
     settings |= {k: v for k, v in given_flags(args).items() if k in ("dataset", "match")}
     preset_file = PROJECT_ROOT / "presets" / f"{settings['dataset']}.json"
     if preset_file.exists():
@@ -313,7 +316,8 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
              argv: list[str] | None) -> dict:
     setup_logging(run_dir / "train.log")
     threads = configure_threads(settings["threads"])
-    speed.configure(kernel=settings["pair_kernel"], precision=settings.get("precision", "fp32"))
+    speed.configure(kernel=settings["pair_kernel"], precision=settings.get("precision", "fp32"),
+                    threads=settings.get("thread_policy", "adaptive"))
     log.info("run %s on %s (%d CPU threads)%s", run_dir, device, threads, " [resumed]" if args.resume else "")
     fingerprint = data_fingerprint(data_dir)
     if args.resume:

@@ -46,8 +46,6 @@ class TrainConfig:
     device: str | None = None  # None: cuda when available, else cpu
     threads: int | None = None  # None: every core this process may use
     eval_batch_size: int = inference.BATCH_SIZE
-    precision: str = "fp32"
-    pair_kernel: str = "auto"
     compile: bool = False
     deterministic: bool = False
 
