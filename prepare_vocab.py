@@ -25,6 +25,7 @@ import numpy as np
 
 from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Inputs, Manifest, default_cache
 from data.loader import load_sentences
+from model.rin import RINConfig
 from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
@@ -45,7 +46,7 @@ from utils.vocab import (
 )
 
 log = logging.getLogger("prepare_vocab")
-DEFAULT_DIM = {"nyt10": 300, "nyt11": 300}  # the paper used glove.840B.300d there, 100-d elsewhere
+DEFAULT_DIM = {"nyt10": 300, "nyt11": 300}  # the paper used glove.840B.300d there, RINConfig.emb_dim elsewhere
 # the authors' vectors (release layout) for each dataset built on their sentences
 OFFICIAL_VECTORS = {"webnlg": "rin/webnlg", "webnlg_exact": "rin/webnlg", "webnlg_official": "rin/webnlg",
                     "nyt": "rin/nyt", "nyt_official": "rin/nyt"}
@@ -60,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wv_file", help="GloVe or word2vec text file; 'official' = the authors' vectors "
                         "(webnlg*, nyt*); 'none' = random vectors; default: train word2vec on the training "
                         "split (gensim)")
-    parser.add_argument("--wv_dim", type=positive_int, help="vector size (default: 300 for nyt10/nyt11, else 100)")
+    parser.add_argument("--wv_dim", type=positive_int,
+                        help=f"vector size (default: 300 for nyt10/nyt11, else {RINConfig.emb_dim})")
     parser.add_argument("--lower", action="store_true", help="lower-case all words")
     parser.add_argument("--seed", type=int, default=1, help="seed for word2vec and random rows (default 1)")
     parser.add_argument("--source", help="--wv_file official: folder with the release layout (default: "
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def build(args: argparse.Namespace) -> dict:
     data_dir = Path(args.data_dir or PROJECT_ROOT / "dataset" / args.dataset)
-    dim = args.wv_dim or DEFAULT_DIM.get(args.dataset, 100)
+    dim = args.wv_dim or DEFAULT_DIM.get(args.dataset, RINConfig.emb_dim)
     for name in ("train", "dev", "test"):
         if not (data_dir / f"{name}.json").is_file():
             raise InputError(missing_split_message(data_dir / f"{name}.json", args.dataset))

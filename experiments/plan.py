@@ -8,7 +8,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from model.rin import RINConfig
 from utils.helpers import PROJECT_ROOT, read_json
+
+POS_DIM = RINConfig.pos_dim  # a run without --pos_dim has the network's default
 
 FIGURE_ROUNDS = range(0, 9)
 TEST_SELECTION_SEED = 1  # the one seed per Table 1 setting also trained with --select_on test
@@ -48,7 +51,7 @@ def run_dataset(name: str) -> str | None:
 
 
 def run_name(dataset: str, match: str, rounds: int, seed: int, no_er_feedback: bool = False,
-             no_rc_feedback: bool = False, pos_dim: int = 10, select_on: str = "dev") -> str:
+             no_rc_feedback: bool = False, pos_dim: int = POS_DIM, select_on: str = "dev") -> str:
     """A run folder name that spells out its settings, e.g. ``webnlg_exact_K3_noER_seed2``."""
     ablations = "".join(tag for on, tag in ((no_er_feedback, "_noER"), (no_rc_feedback, "_noRC"),
                                             (pos_dim == 0, "_noPOS"), (select_on == "test", "_testsel")) if on)
@@ -65,7 +68,7 @@ class Run:
     seed: int
     no_er_feedback: bool = False
     no_rc_feedback: bool = False
-    pos_dim: int = 10
+    pos_dim: int = POS_DIM
     select_on: str = "dev"
 
     @property

@@ -56,6 +56,7 @@ def data_dir(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     common = ["--table", "1", "--dataset", "webnlg", "--seeds", "1", "--data_dir", str(data_dir),
               "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
