@@ -129,11 +129,12 @@ def diff(values: list[float], paper: float | None) -> str:
 
 
 def collect(results: dict, runs: list[Run], split: str, mode: str, metric: str, scorer: str = "ours") -> list[float]:
+    key = {"ours": None, "official": "official_scorer", "strings": "string_sets"}[scorer]
     out = []
     for run in runs:
         result = results.get(run.name)
-        if result is not None:
-            scores = result[split] if scorer == "ours" else result["official_scorer"][split]
+        if result is not None and (key is None or key in result):  # runs before string sets have none
+            scores = result[split] if key is None else result[key][split]
             out.append(scores[mode][metric])
     return out
 
@@ -143,7 +144,7 @@ def paired_effects(results: dict, runs: list[Run], rin_runs: list[Run], mode: st
     effect, in which an offset common to both runs (our annotation's on exact match) cancels."""
     pairs = [[run, rin] for run, rin in zip(runs, rin_runs, strict=True) if run.name in results and rin.name in results]
     scores = (collect(results, pair, "test", mode, "f1", scorer) for pair in pairs)
-    return [score - rin_score for score, rin_score in scores]
+    return [pair[0] - pair[1] for pair in scores if len(pair) == 2]  # both runs scored under ``scorer``
 
 
 def effect_cells(results: dict, runs: list[Run], rin_runs: list[Run], mode: str, paper: float | None,
@@ -163,8 +164,7 @@ def verdict(gap: float, std: float | None) -> str:
 
 def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
     """Each cell of Tables 1 and 5 against the paper: reproduced (within one of our standard deviations), not,
-    or not judged yet, with the likely cause of a gap (our reading of the differences listed above); then
-    each row's effect (its F1 minus RIN's) against the paper's, judged the same way."""
+    or not judged yet; then each row's effect (its F1 minus RIN's) against the paper's, judged the same way."""
     paper = paper_numbers(dataset)
     cells = [(f"Table 1, {match}, {label}", [table1_rows(dataset, match, s)[label] for s in seeds], match,
               paper.get((match, label), (None,) * 3)[2], [table1_rows(dataset, match, s)["RIN"] for s in seeds],
@@ -174,32 +174,20 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
                paper.get(("table5", label)), [ablations(dataset, s)["RIN"] for s in seeds],
                paper.get(("table5", "RIN"))) for label in ("w/o ER", "w/o RC", "w/o POS")]
     lines = ["## Status against the paper", "",
-             "Test F1 of our scorer; 'reproduced' means within one standard deviation of our seeds. A likely "
-             "cause is named for a gap over one standard deviation (over 1 point while there is one seed); it is "
-             "our reading, backed where we could measure it: the exact-match ceiling of the recovered entity "
-             "spans and what the span convention alone costs each run on test are measured below, the other "
-             "differences are listed above.", "",
-             "| cell | seeds | ours - paper | verdict | likely cause of a gap |", "|---|---|---|---|---|"]
+             "Test F1 of our scorer; 'reproduced' means within one standard deviation of our seeds.", "",
+             "| cell | seeds | ours - paper | verdict |", "|---|---|---|---|"]
     effects = ["", "Each row's effect: its test F1 minus that of RIN with the same seed (ours: mean ± std over the "
-               "seeds where both finished) against the paper's difference of means. An offset common to both "
-               "runs, such as our annotation's on exact match, cancels here; the annotation could still change "
-               "an effect (rule-made spans may leave the interaction less to correct), which we have not "
-               "measured.", "",
+               "seeds where both finished) against the paper's difference of means.", "",
                "| effect | seed pairs | ours | paper | ours - paper | verdict |", "|---|---|---|---|---|---|"]
     for title, runs, match, paper_f1, rin_runs, paper_rin in cells:
         mean, std, count = aggregate(collect(results, runs, "test", match, "f1"))
         if mean is None:
-            lines.append(f"| {title} | 0 of {len(seeds)} | | not run yet | |")
+            lines.append(f"| {title} | 0 of {len(seeds)} | | not run yet |")
         elif paper_f1 is None:
-            lines.append(f"| {title} | {count} of {len(seeds)} | | the paper has no number here | |")
+            lines.append(f"| {title} | {count} of {len(seeds)} | | the paper has no number here |")
         else:
             gap = mean - paper_f1
-            cause = ""
-            if abs(gap) > (std if std is not None else 1.0):
-                spans = match == "exact" and gap < 0
-                cause = ("recovered train/dev entity spans (measured below: ceiling, test entity spans)" if spans
-                         else "word vectors, POS tagger, selection on dev, early stopping")
-            lines.append(f"| {title} | {count} of {len(seeds)} | {gap:+.1f} | {verdict(gap, std)} | {cause} |")
+            lines.append(f"| {title} | {count} of {len(seeds)} | {gap:+.1f} | {verdict(gap, std)} |")
         if rin_runs == runs:
             continue
         differences = paired_effects(results, runs, rin_runs, match)
@@ -253,6 +241,25 @@ def annotation_lines(results_dir: Path, names: list[str]) -> list[str]:
     return [*lines, ""]
 
 
+def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
+    """How the finished runs were trained, counted from their configs: which split chose the checkpoint, the
+    early-stopping patience, the datasets. Why numbers may differ from the paper's is for the dated notes."""
+    counts: dict[str, Counter] = {"best epoch chosen on": Counter(), "early-stopping patience (epochs; 0 = none)":
+                                  Counter(), "data": Counter()}
+    for name in names:
+        path = results_dir / "runs" / name / "config.json"
+        settings = read_json(path).get("settings", {}) if path.exists() else {}
+        counts["best epoch chosen on"][settings.get("select_on", "not recorded")] += 1
+        counts["early-stopping patience (epochs; 0 = none)"][str(settings.get("early_stop", "not recorded"))] += 1
+        counts["data"][settings.get("data_dir", "not recorded")] += 1
+    lines = ["How the runs below were trained, from their config.json (interpretation and history: the dated "
+             "NOTES files beside this report):", ""]
+    for what, counter in counts.items():
+        lines.append(f"- {what}: " + ", ".join(f"{value} ({count} run{'s' * (count != 1)})"
+                                              for value, count in sorted(counter.items())))
+    return lines
+
+
 def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
     results = load_results(results_dir)
     paper = paper_numbers(dataset)
@@ -262,18 +269,18 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
              "said otherwise). Mean ± sample standard deviation over the seeds that have finished; "
              "'(1 seed)' means no spread yet. Scores in percent. The 'ours - RIN' columns hold a row's effect "
              "rather than its score (its F1 minus RIN's, paired by seed; see the effect table below).", "",
-             "How these runs differ from the paper's, and so why numbers may differ: the best epoch is chosen on "
-             "dev (the official code chose on test; the comparison row below shows what that adds); training "
-             "stops after `--early_stop` epochs without a better dev F1 (30 by default in this runner); word "
-             "vectors are word2vec trained on the training split (the authors' 100-d vectors are not "
-             "published); train/dev entity spans are recovered by `prepare_data.py` (the paper's annotation "
-             "was never released; the next section measures how far the recovery agrees with the official test "
-             "annotation) and train/dev POS tags come from spaCy, while the official test keeps Stanford tags; "
-             "dropped or merged annotations are counted in each run's prepare_report.json.", ""]
+             *protocol_lines(results_dir, sorted(results)), ""]
     lines += status_lines(dataset, seeds, results)
     lines += annotation_lines(results_dir, sorted(results))
-    for scorer, title in (("ours", "our scorer (unique triples)"), ("official", "the official cell counting")):
-        lines += [f"## Table 1 ({dataset}), {title}", "",
+    titles = {"ours": "our scorer (positions: unique triples)", "official": "the official cell counting",
+              "strings": "strings: sets of (subject, relation, object) texts, CasRel/TPLinker/PRGC"}
+    for scorer, title in titles.items():
+        lines += [f"## Table 1 ({dataset}), {title}", ""]
+        if scorer == "strings":
+            scored = sum("string_sets" in result for result in results.values())
+            lines += [f"{scored} of {len(results)} finished runs carry string-set scores (runs trained before "
+                      "train.py wrote them have none; 'not run yet' below means no such run).", ""]
+        lines += [
                   "| match | model | seeds | P | R | F1 | paper P / R / F1 | F1 diff | ours - RIN | paper - RIN |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for match in ("partial", "exact"):
@@ -290,8 +297,7 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
                              f"{diff(values['f1'], reference[2])} | {' | '.join(effects)} |")
         lines.append("")
     lines += ["## Dev (our annotation) vs. test (the authors' annotation), F1 of the run's match mode", "",
-              "Dev entity spans come from the same recovery as train; test spans are the authors'. A dev-test "
-              "gap far wider in exact than in partial match points at the span annotation, not the model.", "",
+              "Dev entity spans come from the same annotation as train; test spans are those of the test file.", "",
               "| match | model | seeds | dev F1 | test F1 |", "|---|---|---|---|---|"]
     for match in ("partial", "exact"):
         for label in ("RIN", "w/o interaction"):
@@ -300,10 +306,8 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
             lines.append(f"| {match} | {label} | {len(test)} | {cell(dev)} | {cell(test)} |")
     lines += ["", f"## Selection on dev vs. on test (the official code's protocol), seed {TEST_SELECTION_SEED}, "
               "test F1", "",
-              "Each column is its own training run with the same seed. Their losses agree to about five digits "
-              "in the first epoch and then drift apart (float rounding: thread count, code version), so the "
-              "test-selected run follows another trajectory and its figure can fall below the dev-selected one.",
-              "", "| match | model | selected on dev | selected on test |", "|---|---|---|---|"]
+              "Each column is its own training run with the same seed.", "",
+              "| match | model | selected on dev | selected on test |", "|---|---|---|---|"]
     for match in ("partial", "exact"):
         for label, run in table1_rows(dataset, match, TEST_SELECTION_SEED).items():
             test_run = Run(**{**run.__dict__, "select_on": "test"})

@@ -67,8 +67,10 @@ def test_report_and_figure(tmp_path):
     assert "do not average them" in report
     assert f"- embedding.npy SHA-256 `{'c' * 12}`: 9 runs" in report and "word vectors differ" not in report
     # the status: two seeds judged against one std, cells with no run named as such
-    assert "| Table 1, partial, RIN | 2 of 5 | -0.3 | reproduced |  |" in report
-    assert "| Table 5, w/o RC | 0 of 5 | | not run yet | |" in report
+    assert "| Table 1, partial, RIN | 2 of 5 | -0.3 | reproduced |" in report
+    assert "| Table 5, w/o RC | 0 of 5 | | not run yet |" in report
+    # how the runs were trained, counted from their configs
+    assert "- best epoch chosen on: not recorded (" in report
     # the effects judged the same way: -2.0 ± 1.4 against the paper's -2.8 is within one std
     assert "| Table 1, exact, w/o interaction - RIN | 2 of 5 | -2.0 ± 1.4 | -2.8 | +0.8 | reproduced |" in report
     assert "| Table 5, w/o ER - RIN | 1 of 5 | +1.0 (1 seed) | -0.6 | +1.6 | one seed: no spread yet |" in report
@@ -121,4 +123,19 @@ def test_renamed_datasets_take_the_papers_column(tmp_path, monkeypatch):
     assert "1 finished runs" in official and "webnlg_exact_partial_K2_seed1" not in official
     exact = write_report("webnlg_exact", [1], tmp_path).read_text()
     assert "| partial | RIN | 1 | 50.0 (1 seed) | 50.0 (1 seed) | 50.0 (1 seed) | - / - / - |  |" in exact
-    assert "| Table 1, partial, RIN | 1 of 5 | | the paper has no number here | |" in exact
+    assert "| Table 1, partial, RIN | 1 of 5 | | the paper has no number here |" in exact
+
+
+def test_the_strings_convention_has_its_own_table(tmp_path):
+    """Runs that carry string-set scores get a row in the strings table; older runs without them are left out."""
+    fake_result(tmp_path, "webnlg_partial_K2_seed1", 0.86, 0.76)
+    fake_result(tmp_path, "webnlg_partial_K2_seed2", 0.88, 0.78)
+    path = tmp_path / "runs" / "webnlg_partial_K2_seed2" / "results.json"
+    result = json.loads(path.read_text())
+    result["string_sets"] = {split: {mode: {"precision": 0.9, "recall": 0.9, "f1": 0.9} for mode in result[split]}
+                             for split in ("dev", "test")}
+    path.write_text(json.dumps(result))
+    report = write_report("webnlg", [1, 2], tmp_path).read_text()
+    strings = report[report.index("## Table 1 (webnlg), strings"):]
+    assert "| partial | RIN | 1 | 90.0 (1 seed) | 90.0 (1 seed) | 90.0 (1 seed) |" in strings
+    assert "| partial | RIN | 2 | 87.0 ± 1.4 |" in report[:report.index("## Table 1 (webnlg), strings")]
