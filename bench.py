@@ -234,7 +234,9 @@ def spread_sample(batches: list[list[int]], examples: list[Example], count: int)
     """``count`` batches spread evenly over ``batches`` sorted by padded length."""
     ordered = sorted(batches, key=lambda b: max(len(examples[i].word_ids) for i in b))
     count = min(count, len(ordered))
-    return [ordered[round(k * (len(ordered) - 1) / max(1, count - 1))] for k in range(count)]
+    if count == 1:  # the median batch, not the shortest
+        return [ordered[len(ordered) // 2]]
+    return [ordered[round(k * (len(ordered) - 1) / (count - 1))] for k in range(count)]
 
 
 DEFAULT = "production (length buckets)"  # the default path: fused kernels where they apply, adaptive threads
@@ -278,7 +280,8 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
 
     def oracle_step(indices):
         speed.configure(precision="fp32")
-        er, rc = reference_loss(model, [examples[i] for i in indices])
+        with speed.autocast(device):  # fp32: no autocast, but the same thread governor as the production path
+            er, rc = reference_loss(model, [examples[i] for i in indices])
         optimizer.zero_grad(set_to_none=True)
         (er + rc).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
