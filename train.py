@@ -32,7 +32,7 @@ from data.loader import load_split
 from experiments.plan import run_name
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
-from model.pair_kernels import fused_applies, fused_bf16_applies
+from model.pair_kernels import describe
 from model.training import TrainConfig, load_training_state, make_optimizer, save_training_state, train_epoch
 from utils.helpers import (
     PROJECT_ROOT,
@@ -264,13 +264,6 @@ def configure_determinism(device: torch.device) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def pair_scorer_used(device: torch.device) -> str:
-    probe = torch.zeros(0, device=device)
-    precision = speed.current().precision
-    fused = fused_bf16_applies(probe) if precision == "bf16" else fused_applies(probe)
-    return ("fused C++ kernels" if fused else "PyTorch") + ("" if precision == "fp32" else f", {precision}")
-
-
 def only_prf(scores: dict) -> dict:
     return {mode: {k: s[k] for k in ("precision", "recall", "f1")} for mode, s in scores.items()}
 
@@ -333,9 +326,10 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     set_seed(settings["seed"])
     if settings.get("deterministic"):
         configure_determinism(device)
+        speed.configure(threads="fixed")  # a thread count that follows the load would change float sums
     model, model_config = build_model(settings, vocab, labels, embedding)
     model.to(device)
-    scorer = pair_scorer_used(device)
+    scorer = describe(device)
     log.info("pair scorer: %s", scorer)
     if settings.get("compile"):
         model.compile(dynamic=True)  # in place: parameter names, so checkpoints, stay the same
