@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.loader import Example, Split, bucketed_batches, collate
+from data.loader import Batch, Example, Split, bucketed_batches, collate
 from data.spacy_tools import SpacyTools
 from model import speed
 from model.rin import RIN
@@ -41,6 +41,26 @@ def decode_batches(lengths: Sequence[int], batch_size: int, relations: int) -> l
     return batches
 
 
+@torch.no_grad()
+def long_sentence_hits(model: RIN, batch: Batch, cutoff: float) -> tuple[torch.Tensor, list]:
+    """Tag ids and the cells at or above ``cutoff`` of a batch of ONE sentence whose (n, n, R) logits would
+    exceed DECODE_CELLS: Wr relu(A h_i + B h_j) + br scored a block of rows i at a time, so memory stays
+    bounded however long the sentence is (the PyTorch formula; such sentences are rare)."""
+    with speed.autocast(batch.word_ids.device):
+        out = model(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
+        left, right = model.pair_left(out.relation_state)[0], model.pair_right(out.relation_state)[0]
+    length, relations = right.shape[0], model.config.num_relations
+    rows = max(1, DECODE_CELLS // (length * relations))
+    hits = []
+    for start in range(0, length, rows):
+        pairs = torch.relu(left[start:start + rows, None].float() + right[None].float())
+        logits = model.relation_classifier(pairs)  # (rows, n, R)
+        above = logits >= cutoff
+        hits += [((0, start + i, j, r), p) for (i, j, r), p in
+                 zip(above.nonzero().tolist(), torch.sigmoid(logits[above]).tolist(), strict=True)]
+    return out.tag_logits.argmax(dim=-1), hits
+
+
 def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: torch.device,
             batch_size: int = BATCH_SIZE, threshold: float = THRESHOLD, progress: bool = False) -> list[Extraction]:
     """Run the model on ``examples`` (in length buckets) and decode, returned in input order."""
@@ -52,13 +72,15 @@ def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: tor
     batches = decode_batches([len(e.word_ids) for e in examples], batch_size, len(labels.relations))
     for indices in tqdm(batches, desc="extract", disable=not progress, leave=False):
         batch = collate([examples[i] for i in indices], indices, device, with_targets=False)
-        with speed.autocast(device):
-            tag_ids, logits = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
-        above = logits >= cutoff
-        hits = above.nonzero().tolist()
-        hit_probs = torch.sigmoid(logits[above]).tolist()
         cells: list[list] = [[] for _ in indices]
-        for (row, i, j, relation), probability in zip(hits, hit_probs, strict=True):
+        if int(batch.lengths.max()) ** 2 * len(labels.relations) > DECODE_CELLS:  # one very long sentence
+            tag_ids, hits = long_sentence_hits(model, batch, cutoff)
+        else:
+            with speed.autocast(device):
+                tag_ids, logits = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
+            above = logits >= cutoff
+            hits = zip(above.nonzero().tolist(), torch.sigmoid(logits[above]).tolist(), strict=True)
+        for (row, i, j, relation), probability in hits:
             cells[row].append((i, j, relation, probability))
         tag_ids = tag_ids.tolist()
         for row, (index, length) in enumerate(zip(indices, batch.lengths.tolist(), strict=True)):

@@ -261,8 +261,8 @@ def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
 # ---------------------------------------------------------------- bounded decoding memory
 
 def test_decoding_memory_is_bounded(trained_run, monkeypatch):
-    """Batches are split so that no decoding step holds more than DECODE_CELLS pair logits (a single sentence
-    may exceed it), and splitting changes no prediction."""
+    """Batches are split so that no decoding step holds more than DECODE_CELLS pair logits, a longer sentence
+    is scored a block of rows at a time, and neither changes a prediction."""
     from model import inference
 
     lengths = [300] * 100 + [5] * 50
@@ -279,6 +279,19 @@ def test_decoding_memory_is_bounded(trained_run, monkeypatch):
     assert max(map(len, decode_batches([len(e.word_ids) for e in split.examples], 100, len(labels.relations)))) <= 3
     split_up = extract(model, split.examples, labels, torch.device("cpu"))
     assert [e.triples for e in whole] == [e.triples for e in split_up]
+    # below one sentence's logits, rows are scored a few at a time: the same triples and probabilities
+    monkeypatch.setattr(inference, "DECODE_CELLS", 2 * 12 * len(labels.relations))
+    scored, predict = [], type(model).predict
+
+    def spy(self, word_ids, *args):  # no call may score more cells than the budget
+        scored.append(word_ids.shape[0] * word_ids.shape[1] ** 2 * len(labels.relations))
+        return predict(self, word_ids, *args)
+
+    monkeypatch.setattr(type(model), "predict", spy)
+    by_rows = extract(model, split.examples, labels, torch.device("cpu"))
+    assert max(scored, default=0) <= inference.DECODE_CELLS
+    assert [e.triples for e in whole] == [e.triples for e in by_rows]
+    assert [e.probabilities for e in whole] == [pytest.approx(e.probabilities, abs=1e-5) for e in by_rows]
 
 
 def test_deterministic_training_runs_and_is_recorded(workspace):
