@@ -18,6 +18,7 @@ from pathlib import Path
 from data.loader import load_split
 from model import load_run, speed
 from model.inference import BATCH_SIZE, THRESHOLD, extract
+from model.pair_kernels import kernel_problem
 from utils.analysis import breakdown, breakdown_markdown
 from utils.helpers import (
     ArgumentParser,
@@ -75,8 +76,10 @@ def run(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
     if problem := speed.precision_problem(args.precision, device):
         raise InputError(problem)
-    configure_threads(args.threads)
     speed.configure(kernel=args.pair_kernel, precision=args.precision, threads=args.thread_policy)
+    if problem := kernel_problem(device):
+        raise InputError(problem)
+    configure_threads(args.threads)
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)
     path = Path(args.data) if args.data else resolve_project_path(config["settings"]["data_dir"]) / f"{args.split}.json"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from model import load_extractor, speed
 from model.inference import BATCH_SIZE, MAX_TOKENS, THRESHOLD
+from model.pair_kernels import kernel_problem
 from utils.helpers import (
     ArgumentParser,
     InputError,
@@ -69,8 +70,9 @@ def read_sentences(path: str, errors: str) -> list[str | list[str]]:
         raise InputError(f"--input {path}: is a folder, not a file of sentences")
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     sentences: list[str | list[str]] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if number == len(data.split(b"\n")) and not raw:
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, start=1):
+        if number == len(lines) and not raw:
             break  # the final newline
         try:
             line = raw.decode("utf-8", errors=errors).rstrip("\r")
@@ -102,12 +104,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    if problem := speed.precision_problem(args.precision, pick_device(args.device)):
+    device = pick_device(args.device)
+    if problem := speed.precision_problem(args.precision, device):
+        raise InputError(problem)
+    speed.configure(kernel=args.pair_kernel, precision=args.precision, threads=args.thread_policy)
+    if problem := kernel_problem(device):
         raise InputError(problem)
     if args.output and not Path(args.output).absolute().parent.is_dir():
         raise InputError(f"--output {args.output}: folder {Path(args.output).absolute().parent} does not exist")
     configure_threads(args.threads)
-    speed.configure(kernel=args.pair_kernel, precision=args.precision, threads=args.thread_policy)
     sentences = args.text if args.text else read_sentences(args.input, args.encoding_errors)
     extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,
                                batch_size=args.batch_size, max_tokens=args.max_tokens,

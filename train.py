@@ -18,9 +18,11 @@ import fcntl
 import json
 import logging
 import os
+import pickle
 import shutil
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +34,11 @@ from data.loader import load_split
 from experiments.plan import run_name
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
-from model.pair_kernels import describe
+from model.pair_kernels import describe, kernel_problem
 from model.training import TrainConfig, load_training_state, make_optimizer, save_training_state, train_epoch
 from utils.helpers import (
     PROJECT_ROOT,
+    RUN_DATA_FILES,
     ArgumentParser,
     InputError,
     atomic_torch_save,
@@ -64,8 +67,8 @@ from utils.vocab import Labels, Vocab
 log = logging.getLogger("train")
 PRESET_KEYS = ("rounds", "lr", "num_epoch")  # what Table 3 varies per dataset and match mode
 MODEL_KEYS = ("rounds", "pos_dim", "rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")  # RINConfig's
-RESUME_FREE = ("device", "threads", "pair_kernel", "thread_policy")  # how, not what: free to change on resume
-DATA_FILES = ("train.json", "dev.json", "test.json", "vocab.json", "labels.json", "embedding.npy")
+# how, not what, a run computes: free to change on resume
+RESUME_FREE = ("device", "threads", "pair_kernel", "thread_policy", "eval_batch_size")
 TRAIN, NET = TrainConfig(), {f.name: f.default for f in dataclasses.fields(RINConfig)}
 
 
@@ -171,7 +174,13 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
     """A run's own settings; flags that would change what it computes are refused, listed."""
     if not (run_dir / "config.json").is_file():
         raise InputError(f"--resume {run_dir}: not a run folder (no config.json)")
-    settings = read_json(run_dir / "config.json")["settings"]
+    config = read_json(run_dir / "config.json")
+    if config.get("run_format") != RUN_FORMAT or not isinstance(config.get("settings"), dict):
+        raise InputError(f"{run_dir / 'config.json'}: not a run of this code's format {RUN_FORMAT} (run_format "
+                         f"{config.get('run_format')!r}); retrain or use the matching version of the code")
+    now = speed.current()  # runs from before a speed setting existed ran with its default
+    settings = {"pair_kernel": now.kernel, "precision": now.precision, "thread_policy": now.threads,
+                "deterministic": False} | config["settings"]
     given = given_flags(args)
     changed = [f"--{key} {value} (the run has {settings.get(key)})" for key, value in given.items()
                if key not in RESUME_FREE and settings.get(key, NET.get(key)) != value]
@@ -183,7 +192,7 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
 
 
 def check_data_files(data_dir: Path, dataset: str) -> None:
-    missing = [name for name in DATA_FILES if not (data_dir / name).is_file()]
+    missing = [name for name in RUN_DATA_FILES if not (data_dir / name).is_file()]
     if not missing:
         return
     if not data_dir.is_dir():
@@ -276,7 +285,7 @@ def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, gene
             continue
         try:
             return load_training_state(run_dir / name, model, optimizer, generator, scaler)
-        except (RuntimeError, OSError, EOFError, KeyError) as error:
+        except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
             log.warning("%s is unreadable (%s): trying the previous checkpoint", run_dir / name,
                         str(error).splitlines()[0] if str(error) else type(error).__name__)
     raise InputError(f"{run_dir}: no readable last.pt or last_prev.pt to resume from")
@@ -297,7 +306,11 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         settings = resolve_settings(args)
         run_dir = Path(settings["save_dir"]) / settings["run_id"]
     device = pick_device(settings["device"])
-    if problem := speed.precision_problem(settings.get("precision", "fp32"), device):
+    if problem := speed.precision_problem(settings["precision"], device):
+        raise InputError(problem)
+    speed.configure(kernel=settings["pair_kernel"], precision=settings["precision"],
+                    threads=settings["thread_policy"])
+    if problem := kernel_problem(device):
         raise InputError(problem)
     data_dir = resolve_project_path(settings["data_dir"])
     check_data_files(data_dir, settings["dataset"])
@@ -309,14 +322,16 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
              argv: list[str] | None) -> dict:
     setup_logging(run_dir / "train.log")
     threads = configure_threads(settings["threads"])
-    speed.configure(kernel=settings["pair_kernel"], precision=settings.get("precision", "fp32"),
-                    threads=settings.get("thread_policy", "adaptive"))
     log.info("run %s on %s (%d CPU threads)%s", run_dir, device, threads, " [resumed]" if args.resume else "")
     fingerprint = data_fingerprint(data_dir)
     if args.resume:
         check_same_data(read_json(run_dir / "config.json").get("data_sha256"), fingerprint, data_dir)
-    vocab, labels = Vocab.load(data_dir / "vocab.json"), Labels.load(data_dir / "labels.json")
-    embedding = np.load(data_dir / "embedding.npy", allow_pickle=False)
+    try:
+        vocab, labels = Vocab.load(data_dir / "vocab.json"), Labels.load(data_dir / "labels.json")
+        embedding = np.load(data_dir / "embedding.npy", allow_pickle=False)
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{data_dir}: unreadable vocab.json, labels.json or embedding.npy ({type(error).__name__}: "
+                         f"{error}); run python prepare_vocab.py --dataset {settings['dataset']} again") from None
     splits = {name: load_split(data_dir / f"{name}.json", vocab, labels) for name in ("train", "dev", "test")}
     for name, split in splits.items():
         log.info("%s: %d sentences, %d triples", name, len(split.sentences), sum(len(g) for g in split.gold))
@@ -347,16 +362,16 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         log.info("resuming after epoch %d (best %s F1 %.4f at epoch %d)", progress["epoch"],
                  settings["select_on"], progress["best_score"], progress["best_epoch"])
     elif not args.resume:
+        for name in ("vocab.json", "labels.json"):  # before config.json: a folder with one is a complete run
+            shutil.copy(data_dir / name, run_dir / name)
+        prepared = data_dir / "prepare_report.json"
+        if prepared.exists():
+            shutil.copy(prepared, run_dir / "prepare_report.json")
         write_json(run_dir / "config.json", {
             "run_format": RUN_FORMAT, "settings": settings, "model": model_config, "pair_scorer": scorer,
             "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
             "torch": torch.__version__, "data_sha256": fingerprint,
             "data_reports": {n: s.report.as_dict() for n, s in splits.items()}})
-        for name in ("vocab.json", "labels.json"):
-            shutil.copy(data_dir / name, run_dir / name)
-        prepared = data_dir / "prepare_report.json"
-        if prepared.exists():
-            shutil.copy(prepared, run_dir / "prepare_report.json")
 
     metrics_file = run_dir / "metrics.jsonl"
     kept = metrics_file.read_text(encoding="utf-8").splitlines()[: progress["epoch"]] if metrics_file.exists() else []

@@ -39,7 +39,9 @@ def comparison_lines(dataset: str, seeds: list[int], results_dir: Path) -> list[
     if not path.exists():
         return []
     found = read_json(path)
-    runs = found["runs"]
+    runs = {name: entry for name, entry in found["runs"].items() if run_dataset(name) == dataset}
+    if not runs:
+        return []
     lines = ["", "## Test POS tags: official (Stanford) vs. ours (spaCy, as in train/dev)", "",
              "Written by `python reproduce.py --compare_test`: each finished run's best checkpoint scored on "
              "the official test file and on the same file with POS tags from our tagger (`prepare_data.py "

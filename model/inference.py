@@ -50,7 +50,7 @@ def long_sentence_hits(model: RIN, batch: Batch, cutoff: float) -> tuple[torch.T
         out = model(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
         left, right = model.pair_left(out.relation_state)[0], model.pair_right(out.relation_state)[0]
     length, relations = right.shape[0], model.config.num_relations
-    rows = max(1, DECODE_CELLS // (length * relations))
+    rows = max(1, DECODE_CELLS // (length * max(relations, model.config.pair_hidden)))  # logits or pair features
     hits = []
     for start in range(0, length, rows):
         pairs = torch.relu(left[start:start + rows, None].float() + right[None].float())

@@ -185,6 +185,15 @@ def fused_bf16_applies(tensor: torch.Tensor) -> bool:
     return tensor.device.type == "cpu" and fused_applies(tensor.float())
 
 
+def kernel_problem(device: torch.device | str) -> str | None:
+    """Why the configured pair kernel cannot run on ``device`` (one line; only ``fused`` can fail), or None."""
+    try:
+        fused_applies(torch.zeros(0, device=device))
+    except RuntimeError as error:
+        return f"--pair_kernel fused: {str(error).splitlines()[0][:300]}"
+    return None
+
+
 def describe(device: torch.device | str = "cpu") -> str:
     """Which pair scorer runs on ``device`` under the current choice, in words (for logs and benchmark records)."""
     fused = fused_applies(torch.zeros(0, device=device))

@@ -19,6 +19,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def default_speed():
+    """Each test starts from the speed settings a fresh process has (scripts called in-process set them)."""
+    from model import speed
+
+    start = speed.current()
+    yield
+    speed.configure(kernel=start.kernel, precision=start.precision, threads=start.threads)
+    torch.use_deterministic_algorithms(False)
+
+
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory) -> Path:
     """A generated RIN-format dataset with its vocabulary (word2vec on train), prepared once per session."""
