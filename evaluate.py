@@ -18,7 +18,7 @@ from pathlib import Path
 from data.loader import load_split
 from model import load_run, speed
 from model.inference import BATCH_SIZE, THRESHOLD, extract
-from model.pair_kernels import kernel_problem
+from model.pair_kernels import configure_speed
 from utils.analysis import breakdown, breakdown_markdown
 from utils.helpers import (
     ArgumentParser,
@@ -74,11 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
-    if problem := speed.precision_problem(args.precision, device):
-        raise InputError(problem)
-    speed.configure(kernel=args.pair_kernel, precision=args.precision, threads=args.thread_policy)
-    if problem := kernel_problem(device):
-        raise InputError(problem)
+    configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
     configure_threads(args.threads)
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from model import load_extractor, speed
 from model.inference import BATCH_SIZE, MAX_TOKENS, THRESHOLD
-from model.pair_kernels import kernel_problem
+from model.pair_kernels import configure_speed
 from utils.helpers import (
     ArgumentParser,
     InputError,
@@ -105,11 +105,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def run(args: argparse.Namespace) -> list[dict]:
     device = pick_device(args.device)
-    if problem := speed.precision_problem(args.precision, device):
-        raise InputError(problem)
-    speed.configure(kernel=args.pair_kernel, precision=args.precision, threads=args.thread_policy)
-    if problem := kernel_problem(device):
-        raise InputError(problem)
+    configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
     if args.output and not Path(args.output).absolute().parent.is_dir():
         raise InputError(f"--output {args.output}: folder {Path(args.output).absolute().parent} does not exist")
     configure_threads(args.threads)

@@ -34,7 +34,7 @@ from data.loader import load_split
 from experiments.plan import run_name
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
-from model.pair_kernels import describe, kernel_problem
+from model.pair_kernels import configure_speed, describe
 from model.training import TrainConfig, load_training_state, make_optimizer, save_training_state, train_epoch
 from utils.helpers import (
     PROJECT_ROOT,
@@ -306,12 +306,7 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         settings = resolve_settings(args)
         run_dir = Path(settings["save_dir"]) / settings["run_id"]
     device = pick_device(settings["device"])
-    if problem := speed.precision_problem(settings["precision"], device):
-        raise InputError(problem)
-    speed.configure(kernel=settings["pair_kernel"], precision=settings["precision"],
-                    threads=settings["thread_policy"])
-    if problem := kernel_problem(device):
-        raise InputError(problem)
+    configure_speed(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
     data_dir = resolve_project_path(settings["data_dir"])
     check_data_files(data_dir, settings["dataset"])
     with locked_run_folder(run_dir, fresh=not args.resume):

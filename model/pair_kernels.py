@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from model import speed
+from utils.helpers import InputError
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parent / "csrc" / "pair_kernels.cpp"
@@ -66,15 +67,7 @@ _warned = False
 
 def cpu() -> tuple[str, frozenset[str]]:
     """This machine's architecture (``platform.machine()``, lower case) and CPU flags (empty off Linux)."""
-    flags: frozenset[str] = frozenset()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                flags = frozenset(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    return platform.machine().lower(), flags
+    return platform.machine().lower(), speed.cpu_flags()
 
 
 def cpu_model() -> str:
@@ -185,13 +178,16 @@ def fused_bf16_applies(tensor: torch.Tensor) -> bool:
     return tensor.device.type == "cpu" and fused_applies(tensor.float())
 
 
-def kernel_problem(device: torch.device | str) -> str | None:
-    """Why the configured pair kernel cannot run on ``device`` (one line; only ``fused`` can fail), or None."""
+def configure_speed(device: torch.device, kernel: str, precision: str, threads: str) -> None:
+    """:func:`model.speed.configure` for a script, after checking that ``precision`` and ``kernel`` can run on
+    ``device``; raises InputError with the reason (before any work starts) when one cannot."""
+    if problem := speed.precision_problem(precision, device):
+        raise InputError(problem)
+    speed.configure(kernel=kernel, precision=precision, threads=threads)
     try:
         fused_applies(torch.zeros(0, device=device))
     except RuntimeError as error:
-        return f"--pair_kernel fused: {str(error).splitlines()[0][:300]}"
-    return None
+        raise InputError(f"--pair_kernel fused: {str(error).splitlines()[0][:300]}") from None
 
 
 def describe(device: torch.device | str = "cpu") -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -110,15 +111,21 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 _warned_bf16 = False
 
 
-def cpu_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (/proc/cpuinfo shows AVX512-BF16 or AMX-BF16)."""
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (/proc/cpuinfo's flags, or Features on ARM; empty off Linux), read once."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return any(flag in line.split() for flag in BF16_CPU_FLAGS)
+            if line.startswith(("flags", "Features")):
+                return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16)."""
+    return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
 
 
 def precision_for(device: torch.device | str) -> str:
