@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data.fetch import SHARED
 from data.loader import Example, bucketed_batches, collate
 from model import pair_kernels, speed
 from model.inference import extract
@@ -51,7 +52,6 @@ from model.training import TrainConfig, make_optimizer, train_step
 from utils.helpers import PROJECT_ROOT, configure_threads, pick_device
 from utils.vocab import Labels
 
-SHARED = PROJECT_ROOT.parent / "shared" / "datasets"
 MAX_GRAD_NORM = TrainConfig.max_grad_norm
 BATCH_SIZE = TrainConfig.batch_size
 

@@ -292,6 +292,7 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
     return found
 
 
+SLURM_DEFAULTS = SlurmResources()  # the one home of the per-task defaults
 SLURM_ONLY = ("partition", "gpus_per_run", "mem", "slurm_folder", "wait")
 LOCAL_ONLY = ("hours", "runs_per_gpu", "device")
 
@@ -343,12 +344,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        "auto (default) uses the GPUs when there are any")
     where.add_argument("--runs_per_gpu", type=positive_int, help="local: runs sharing one GPU (default 1)")
     where.add_argument("--partition", help="slurm: partition (default: the cluster's default)")
-    where.add_argument("--gpus_per_run", type=non_negative_int, help="slurm: GPUs per task (default 0)")
+    where.add_argument("--gpus_per_run", type=non_negative_int,
+                       help=f"slurm: GPUs per task (default {SLURM_DEFAULTS.gpus_per_run})")
     where.add_argument("--cpus_per_run", type=positive_int,
-                       help="slurm: CPUs per task, also train.py's --threads (default 2)")
+                       help=f"slurm: CPUs per task, also train.py's --threads (default {SLURM_DEFAULTS.cpus_per_run})")
     where.add_argument("--time", type=positive_int,
-                       help="slurm: time limit per task in minutes (default 1440); a task that reaches it is "
-                       "requeued and resumes")
+                       help=f"slurm: time limit per task in minutes (default {SLURM_DEFAULTS.time}); a task that "
+                       "reaches it is requeued and resumes")
     where.add_argument("--mem", help="slurm: memory per task as sbatch --mem takes it, e.g. 8G (default: the "
                        "partition's)")
     where.add_argument("--slurm_folder", help="slurm: submitit's files and the tasks' logs "
@@ -368,7 +370,8 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     if wrong:
         other = "local" if args.executor == "slurm" else "slurm"
         parser.error(f"{', '.join('--' + name for name in sorted(wrong))}: only with --executor {other}")
-    defaults = {"device": "auto", "runs_per_gpu": 1, "gpus_per_run": 0, "cpus_per_run": 2, "time": 24 * 60}
+    defaults = {"device": "auto", "runs_per_gpu": 1, "gpus_per_run": SLURM_DEFAULTS.gpus_per_run,
+                "cpus_per_run": SLURM_DEFAULTS.cpus_per_run, "time": SLURM_DEFAULTS.time}
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
