@@ -45,18 +45,20 @@ _AVX512 = _AVX2 + ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")  #
 
 @dataclass(frozen=True)
 class Variant:
-    """One build of the kernels: compiler flags, the CPU flags (/proc/cpuinfo) it needs, relations per block."""
+    """One build of the kernels: compiler flags, the CPU flags (/proc/cpuinfo) it needs, and the forward
+    scorer's register tile: ``j_vectors`` vectors of positions j by ``block`` relations."""
 
     name: str
     cflags: tuple[str, ...]
     needs: tuple[str, ...]
-    block: int  # relations scored at once: 24 accumulators fit AVX-512's 32 registers, 8 fit AVX2's 16
+    block: int  # 1 x 24 accumulators fit AVX-512's 32 registers, 2 x 6 fit AVX2's 16
+    j_vectors: int
 
 
 VARIANTS = (  # best first
-    Variant("avx512_bf16", ("-march=x86-64-v4", "-mavx512bf16"), _AVX512 + ("avx512_bf16",), 24),
-    Variant("avx512", ("-march=x86-64-v4",), _AVX512, 24),
-    Variant("avx2", ("-march=x86-64-v3",), _AVX2, 8),
+    Variant("avx512_bf16", ("-march=x86-64-v4", "-mavx512bf16"), _AVX512 + ("avx512_bf16",), 24, 1),
+    Variant("avx512", ("-march=x86-64-v4",), _AVX512, 24, 1),
+    Variant("avx2", ("-march=x86-64-v3",), _AVX2, 6, 2),
 )
 BY_NAME = {v.name: v for v in VARIANTS}
 
@@ -111,7 +113,7 @@ def chosen() -> Variant:
 def compile_flags(variant: Variant) -> list[str]:
     """The C++ flags of ``variant``'s build (the tests compile a variant this CPU cannot run with these)."""
     return ["-O3", *variant.cflags, "-fopenmp", f"-DPAIR_LANES={LANES}", f"-DPAIR_BLOCK={variant.block}",
-            f"-DPAIR_ISA={variant.name}"]
+            f"-DPAIR_J_VECTORS={variant.j_vectors}", f"-DPAIR_ISA={variant.name}"]
 
 
 def build(variant: Variant | None = None) -> ModuleType:

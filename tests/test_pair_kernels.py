@@ -110,15 +110,15 @@ def run_both(model, batch):
 
 @pytest.mark.parametrize("variant", variant_params(), indirect=True)
 @pytest.mark.parametrize("relations, rounds, sizes", [
-    (4, 2, {}),  # one block of 8 relations, 7 pair features (one padded vector)
-    (30, 3, {"pair_hidden": 20}),  # blocks of 24 + 8 relations (AVX-512), 4 x 8 (AVX2)
-    (57, 1, {"pair_hidden": 70}),  # 24 + 24 + 8 + 8; more than one chunk of feature vectors
+    (4, 2, {}),  # Rp = 8: one block of 8 (AVX-512), 6 + 2 (AVX2); 7 pair features (one padded vector)
+    (30, 3, {"pair_hidden": 20}),  # Rp = 32: blocks of 24 + 8 relations (AVX-512), 5 x 6 + 2 (AVX2)
+    (57, 1, {"pair_hidden": 70}),  # 24 + 24 + 8 + 8 (AVX-512), 10 x 6 + 4 (AVX2); two chunks of features
     (5, 0, {}),  # no interaction: only the BCE and the decoder use the kernels
 ])
 def test_fused_kernels_match_pytorch(variant, relations, rounds, sizes):
     model = small_model(relations, rounds, **sizes).eval()
     for seed in range(2):
-        examples = random_examples(7, relations, seed=seed, max_len=21)
+        examples = random_examples(7, relations, seed=seed, max_len=21)  # np <= 24: a 2 x 8 tile of j (AVX2) + 8
         examples[0] = random_examples(1, relations, seed=99, max_len=1)[0]  # a one-token sentence
         batch = collate(examples, range(len(examples)), torch.device("cpu"))
         (er_a, rc_a, grads_a, tags_a, logits_a), (er_b, rc_b, grads_b, tags_b, logits_b) = run_both(model, batch)

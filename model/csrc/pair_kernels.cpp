@@ -33,8 +33,9 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__AVX512BF16__) && defined(__AVX512VL__) && PAIR_LANES == 8
 #include <immintrin.h>
+
+#if defined(__AVX512BF16__) && defined(__AVX512VL__) && PAIR_LANES == 8
 #define PAIR_BF16 1
 #define PAIR_HAS_BF16 true
 #else
@@ -53,25 +54,41 @@ using vec_u = float __attribute__((vector_size(LANES * sizeof(float)), aligned(s
 
 inline vec load(const float* p) { return *reinterpret_cast<const vec_u*>(p); }
 inline void store(float* p, vec v) { *reinterpret_cast<vec_u*>(p) = v; }
-inline vec splat(float x) { return vec{} + x; }
-inline vec relu(vec v) { return v > vec{} ? v : vec{}; }
+// A broadcast and max(v, 0) as single instructions: `vec{} + x` costs a scalar add (0 + x is not x for
+// x = -0) before the broadcast, and `v > 0 ? v : 0` a compare and an and, in the innermost loops.
+#if PAIR_LANES == 8
+inline vec splat(float x) { return reinterpret_cast<vec>(_mm256_set1_ps(x)); }
+inline vec relu(vec v) { return reinterpret_cast<vec>(_mm256_max_ps(reinterpret_cast<__m256>(v), _mm256_setzero_ps())); }
+#else
+inline vec splat(float x) { return reinterpret_cast<vec>(_mm512_set1_ps(x)); }
+inline vec relu(vec v) { return reinterpret_cast<vec>(_mm512_max_ps(reinterpret_cast<__m512>(v), _mm512_setzero_ps())); }
+#endif
 
-// The float32 scorer: right_t (B, d, np), weight_t (d, Rp). acc[r] = bias[r0 + r] + sum_k
-// weight_t[k, r0 + r] relu(a[k] + b_{j0:j0+LANES}[k]) for RB relations.
+// The float32 scorer: right_t (B, d, np), weight_t (d, Rp). For JV vectors of LANES positions j from j0 and
+// RB relations from r0: acc[v * RB + r] = bias[r0 + r] + sum_k weight_t[k, r0 + r] relu(a[k] + b_j[k]). Each
+// broadcast of a weight feeds JV multiply-adds and each relu(a + b) feeds RB: with AVX2's 16 registers a
+// 2 x 6 tile (12 accumulators) issues one broadcast per two multiply-adds, where 1 x 8 issued one per one.
 struct Fp32Scorer {
+  static constexpr int max_j_vectors = PAIR_J_VECTORS;
   const float *right_t, *weight_t, *bias;
   int64_t hidden, np, rp;
 
-  template <int RB>
+  template <int RB, int JV>
   void score(const float* a, int64_t b, int64_t j0, int64_t r0, vec* acc) const {
     const float* rt = right_t + b * hidden * np + j0;
 #pragma GCC unroll 32
-    for (int r = 0; r < RB; ++r) acc[r] = splat(bias[r0 + r]);
+    for (int x = 0; x < JV * RB; ++x) acc[x] = splat(bias[r0 + x % RB]);
     for (int64_t k = 0; k < hidden; ++k) {
-      const vec pair = relu(load(rt + k * np) + a[k]);
+      vec pair[JV];
+#pragma GCC unroll 4
+      for (int v = 0; v < JV; ++v) pair[v] = relu(load(rt + k * np + v * LANES) + a[k]);
       const float* w = weight_t + k * rp + r0;
 #pragma GCC unroll 32
-      for (int r = 0; r < RB; ++r) acc[r] += pair * w[r];
+      for (int r = 0; r < RB; ++r) {
+        const vec weight = splat(w[r]);
+#pragma GCC unroll 4
+        for (int v = 0; v < JV; ++v) acc[v * RB + r] += pair[v] * weight;
+      }
     }
   }
 };
@@ -81,13 +98,15 @@ struct Fp32Scorer {
 // multiplied by Wr rounded likewise, two features per instruction (vdpbf16ps), summed in float32: twice the
 // multiply-adds of the float32 scorer per instruction. right_2 (B, d/2, np, 2), weight_2 (d/2, Rp).
 struct Bf16Scorer {
+  static constexpr int max_j_vectors = 1;
   const float* right_2;
   const int32_t* weight_2;
   const float* bias;
   int64_t hidden, np, rp;
 
-  template <int RB>
+  template <int RB, int JV>
   void score(const float* a, int64_t b, int64_t j0, int64_t r0, vec* acc) const {
+    static_assert(JV == 1, "the bfloat16 scorer scores one vector of j at a time");
     const float* r2 = right_2 + b * hidden * np + 2 * j0;  // (d/2) * np * 2 floats per sentence
     __m256 sums[RB];
 #pragma GCC unroll 32
@@ -109,15 +128,39 @@ struct Bf16Scorer {
 };
 #endif
 
-// Calls visit(std::integral_constant<int, RB>, first relation) over blocks of PAIR_BLOCK (a multiple of 8)
-// then 8 relations. model/pair_kernels.py builds 24 for AVX-512 (24 accumulators plus a few temporaries
-// fill its 32 vector registers) and 8 for AVX2 (16 registers).
+// Calls visit(std::integral_constant<int, RB>, first relation) over blocks of PAIR_BLOCK relations, then the
+// rest of Rp (a multiple of 8) in blocks of 8, 4 and 2. model/pair_kernels.py builds 24 for AVX-512 (24
+// accumulators plus a few temporaries fill its 32 vector registers) and 6 for AVX2 (2 x 6 of its 16).
 template <typename Visit>
 inline void for_each_relation_block(int64_t rp, Visit visit) {
-  static_assert(PAIR_BLOCK % 8 == 0, "PAIR_BLOCK must be a multiple of 8");
   int64_t r0 = 0;
   for (; r0 + PAIR_BLOCK <= rp; r0 += PAIR_BLOCK) visit(std::integral_constant<int, PAIR_BLOCK>{}, r0);
-  for (; r0 < rp; r0 += 8) visit(std::integral_constant<int, 8>{}, r0);
+  for (; r0 + 8 <= rp; r0 += 8) visit(std::integral_constant<int, 8>{}, r0);
+  if (r0 + 4 <= rp) visit(std::integral_constant<int, 4>{}, r0), r0 += 4;
+  if (r0 + 2 <= rp) visit(std::integral_constant<int, 2>{}, r0), r0 += 2;
+}
+
+// Scores RB relations from r0 of token i (left row a, sentence b) against the first `computed` positions j
+// (a multiple of LANES), tiles of Scorer::max_j_vectors vectors first, and calls emit(j0, r, logits) for
+// every vector of j in ascending j0.
+template <int RB, typename Scorer, typename Emit>
+inline void score_block(const Scorer& scorer, const float* a, int64_t b, int64_t computed, int64_t r0, Emit emit) {
+  constexpr int JV = Scorer::max_j_vectors;
+  int64_t j0 = 0;
+  if constexpr (JV > 1) {
+    vec acc[JV * RB];
+    for (; j0 + JV * LANES <= computed; j0 += JV * LANES) {
+      scorer.template score<RB, JV>(a, b, j0, r0, acc);
+      for (int v = 0; v < JV; ++v) {
+        for (int r = 0; r < RB; ++r) emit(j0 + v * LANES, r, acc[v * RB + r]);
+      }
+    }
+  }
+  vec acc[RB];
+  for (; j0 < computed; j0 += LANES) {
+    scorer.template score<RB, 1>(a, b, j0, r0, acc);
+    for (int r = 0; r < RB; ++r) emit(j0, r, acc[r]);
+  }
 }
 
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
@@ -198,15 +241,11 @@ inline void row_logits(const Shapes& s, const Scorer& scorer, const float* a, in
   for (int64_t r = 0; r < s.relations; ++r) std::fill(out_row + r * s.np + computed, out_row + (r + 1) * s.np, NEG_INF);
   const ivec lane = lane_ids();
   for_each_relation_block(s.rp, [&](auto block, int64_t r0) {
-    constexpr int RB = decltype(block)::value;
-    vec acc[RB];
-    for (int64_t j0 = 0; j0 < computed; j0 += LANES) {
-      scorer.template score<RB>(a, b, j0, r0, acc);
+    score_block<decltype(block)::value>(scorer, a, b, computed, r0, [&](int64_t j0, int r, vec logits) {
+      if (r0 + r >= s.relations) return;
       const ivec real = lane + static_cast<int32_t>(j0) < static_cast<int32_t>(length);
-      for (int r = 0; r < RB && r0 + r < s.relations; ++r) {
-        store(out_row + (r0 + r) * s.np + j0, real ? acc[r] : splat(NEG_INF));
-      }
-    }
+      store(out_row + (r0 + r) * s.np + j0, real ? logits : splat(NEG_INF));
+    });
   });
 }
 
@@ -293,22 +332,19 @@ inline float row_bce(const Shapes& s, const Scorer& scorer, const float* a, int6
   vec softplus_sum{};
   for_each_relation_block(s.rp, [&](auto block, int64_t r0) {
     constexpr int RB = decltype(block)::value;
-    vec acc[RB], prob_acc[RB];
+    vec prob_acc[RB];
 #pragma GCC unroll 32
     for (int r = 0; r < RB; ++r) prob_acc[r] = vec{};
-    for (int64_t j0 = 0; j0 < computed; j0 += LANES) {
-      scorer.template score<RB>(a, b, j0, r0, acc);
+    score_block<RB>(scorer, a, b, computed, r0, [&](int64_t j0, int r, vec z) {
+      if (r0 + r >= s.relations) return;
       const ivec real = lane + static_cast<int32_t>(j0) < static_cast<int32_t>(length);
-      for (int r = 0; r < RB && r0 + r < s.relations; ++r) {
-        const vec z = acc[r];
-        const ivec positive = z >= vec{};
-        const vec e = exp_nonpositive(positive ? -z : z);
-        const vec prob = real ? (positive ? splat(1.0f) : e) / (e + 1.0f) : vec{};
-        softplus_sum += real ? relu(z) + log1p_unit(e) : vec{};
-        prob_acc[r] += prob;
-        store(prob_row + (r0 + r) * s.np + j0, prob);
-      }
-    }
+      const ivec positive = z >= vec{};
+      const vec e = exp_nonpositive(positive ? -z : z);
+      const vec prob = real ? (positive ? splat(1.0f) : e) / (e + 1.0f) : vec{};
+      softplus_sum += real ? relu(z) + log1p_unit(e) : vec{};
+      prob_acc[r] += prob;
+      store(prob_row + (r0 + r) * s.np + j0, prob);
+    });
     for (int r = 0; r < RB && r0 + r < s.relations; ++r) prob_sums[r0 + r] = lane_sum(prob_acc[r]);
   });
   return lane_sum(softplus_sum);
