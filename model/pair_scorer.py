@@ -93,6 +93,15 @@ def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, b
     return logits.float()
 
 
+def _true_indices(flags: torch.Tensor, bound: int) -> torch.Tensor:
+    """Indices of the True entries of a 1-D ``flags``. On a GPU, padded with index 0 to ``bound`` (at least
+    their count) by ``nonzero_static``: a result whose size depends on the data would make the host wait for
+    the device. Callers give the padding zero weight."""
+    if flags.device.type == "cpu":
+        return flags.nonzero().squeeze(1)
+    return torch.nonzero_static(flags, size=bound, fill_value=0).squeeze(1)
+
+
 class PairMax(torch.autograd.Function):
     """``max over real j`` of the pair logits, per token i and relation r."""
 
@@ -122,13 +131,14 @@ class PairMax(torch.autograd.Function):
             grad_left, grad_right, grad_weight = pair_kernels.pair_max_backward(grad, winner, left, right, weight)
             return grad_left, grad_right, grad_weight, grad.sum(dim=(0, 1)), None, None
         # Only the winning cell of each (sentence, i, r) gets a gradient. Score the
-        # distinct winning pairs (b, i, j) once each: at most B*n*min(n, R) of them.
+        # distinct winning pairs (b, i, j) once each: at most B*n*min(n, R) of them
+        # (on a GPU exactly that many, the padding with zero gradient).
         batch, length, relations = winner.shape
         rows = torch.arange(batch * length, device=winner.device).repeat_interleave(relations)
         cell_ids = rows * length + winner.flatten()
         used = torch.zeros(batch * length * length, dtype=torch.bool, device=winner.device)
         used[cell_ids] = True  # a dense map instead of torch.unique: no sort
-        pair_ids = used.nonzero().squeeze(1)
+        pair_ids = _true_indices(used, bound=batch * length * min(length, relations))
         slot = (torch.cumsum(used, 0) - 1)[cell_ids]
         sentence, i, j = pair_ids // (length * length), (pair_ids // length) % length, pair_ids % length
         pair = torch.relu(left[sentence, i] + right[sentence, j])  # (U, d)

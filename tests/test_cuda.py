@@ -83,3 +83,23 @@ def test_a_resumed_cuda_run_ends_as_an_uninterrupted_one(synthetic_data, tmp_pat
         return [{k: v for k, v in json.loads(line).items() if "seconds" not in k} for line in lines]
 
     assert without_time((run_dir / "metrics.jsonl").read_text().splitlines()) == without_time(metrics)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_training_step_never_makes_the_host_wait(precision):
+    """No host sync inside train_step (fp16 is left out: GradScaler's step reads its inf check on the host)."""
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        pytest.skip(f"{torch.cuda.get_device_name()} has no bfloat16")
+    speed.configure(kernel="torch", precision=precision)
+    model = small_model(relations=5, rounds=2).to(CUDA)
+    optimizer = make_optimizer(model, 1e-3)
+    examples = random_examples(8, 5, seed=5)
+    batch = collate(examples, range(len(examples)), CUDA)
+    train_step(model, optimizer, batch, 5.0)  # first step: lazy initialisation (cuBLAS handles, Adam state)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        train_step(model, optimizer, batch, 5.0)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()

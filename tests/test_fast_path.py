@@ -48,3 +48,24 @@ def test_chunking_does_not_change_results(monkeypatch):
     assert torch.allclose(sum(whole), sum(parts))
     for name in whole_grads:
         assert torch.allclose(whole_grads[name], part_grads[name]), name
+
+
+def test_winning_pairs_padded_as_on_a_gpu_change_no_gradient(monkeypatch):
+    """On a GPU, PairMax's backward pads its distinct winning pairs to a fixed count (nonzero_static: no host
+    sync); the padding, forced here on the CPU, gives the gradients of the exact count."""
+    relations = 4
+    model = small_model(relations, 2).double().eval()
+    examples = random_examples(5, relations, seed=8)
+    batch = collate(examples, range(5), torch.device("cpu"))
+    exact = gradients(model, sum(model.loss(batch)))
+    counts = []
+
+    def padded(flags, bound):
+        counts.append((int(flags.sum()), bound))
+        return torch.nonzero_static(flags, size=bound, fill_value=0).squeeze(1)
+
+    monkeypatch.setattr("model.pair_scorer._true_indices", padded)
+    padded_grads = gradients(model, sum(model.loss(batch)))
+    assert counts and all(count < bound for count, bound in counts)  # the padding did happen
+    for name in exact:
+        assert torch.allclose(exact[name], padded_grads[name]), name
