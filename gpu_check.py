@@ -12,7 +12,8 @@ Steps, each with its own log in --out and a line in the table (passed / failed /
 5. kill and resume: the fp32 training again, killed with SIGKILL once epoch 1's last.pt exists, then
    ``train.py --resume``; every epoch's losses and dev scores and the final dev/test scores must equal those
    of the uninterrupted fp32 run (``--deterministic`` on CUDA).
-On CPU (``--device cpu``) the GPU-only steps (1, 2) are reported as skipped; ``--quick`` trains on generated
+6. deterministic cost: the fp32 training once more without ``--deterministic``; seconds per epoch of both.
+On CPU (``--device cpu``) the GPU-only steps (1, 2, 6) are reported as skipped; ``--quick`` trains on generated
 data (tests/synthetic.py), so the command runs anywhere, e.g. in tests/test_gpu_check.py. Exits 1 if a step
 failed. The table also goes to <out>/summary.md, the figures to <out>/summary.json.
 """
@@ -109,16 +110,25 @@ def bench(check: Check) -> None:
     check.record("bench", started, status, detail)
 
 
-def train_command(check: Check, run_id: str, precision: str) -> list[str]:
+def train_command(check: Check, run_id: str, precision: str, deterministic: bool = True) -> list[str]:
     args = check.args
     command = [PYTHON, "train.py", "--dataset", "webnlg", "--match", "partial", "--data_dir", str(args.data_dir),
                "--num_epoch", str(args.epochs), "--seed", "1", "--save_dir", str(check.out / "runs"),
                "--run_id", run_id, "--device", args.device, "--precision", precision]
     if args.device == "cpu":  # a fixed thread count: CPU runs repeat bit for bit
         command += ["--threads", "1" if args.quick else str(len(os.sched_getaffinity(0))), "--thread_policy", "fixed"]
-    else:
+    elif deterministic:
         command += ["--deterministic"]
     return command + (["--lr", "0.005"] if args.quick else [])  # generated data: learnt within 3 epochs
+
+
+def seconds_per_epoch(run_dir: Path) -> float:
+    per_epoch = [row["train_seconds"] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+    return sum(per_epoch) / len(per_epoch)
+
+
+def epochs_run(run_dir: Path) -> int:
+    return len((run_dir / "metrics.jsonl").read_text().splitlines())
 
 
 def train(check: Check, precision: str) -> float | None:
@@ -130,10 +140,26 @@ def train(check: Check, precision: str) -> float | None:
         check.record(name, started, "failed", "timed out" if code is None else last_line(output))
         return None
     f1 = json.loads((run_dir / "results.json").read_text())["dev"]["partial"]["f1"]
-    per_epoch = [row["train_seconds"] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
-    detail = f"dev F1 {f1:.4f} after {len(per_epoch)} epochs, {sum(per_epoch) / len(per_epoch):.1f} s/epoch"
+    detail = f"dev F1 {f1:.4f} after {epochs_run(run_dir)} epochs, {seconds_per_epoch(run_dir):.1f} s/epoch"
     check.record(name, started, "passed", detail)
     return f1
+
+
+def deterministic_cost(check: Check) -> None:
+    """The fp32 training (``--deterministic``) against the same training without it: seconds per epoch."""
+    started, name = time.time(), "deterministic cost"
+    if check.args.device == "cpu":
+        return check.record(name, started, "skipped", "no GPU (--device cpu); CPU runs repeat with fixed threads")
+    reference, run_dir = check.out / "runs" / "fp32", check.out / "runs" / "fp32_free"
+    if not (reference / "results.json").exists():
+        return check.record(name, started, "skipped", "no --deterministic fp32 run to compare with")
+    code, output = check.command(train_command(check, "fp32_free", "fp32", deterministic=False),
+                                 "train_fp32_free.log", 150)
+    if code != 0 or not (run_dir / "results.json").exists():
+        return check.record(name, started, "failed", "timed out" if code is None else last_line(output))
+    fixed, free = seconds_per_epoch(reference), seconds_per_epoch(run_dir)
+    check.record(name, started, "passed", f"{fixed:.2f} s/epoch with --deterministic, {free:.2f} without: "
+                 f"{fixed / free:.2f}x")
 
 
 def compare_precisions(check: Check, fp32: float | None, bf16: float | None) -> None:
@@ -256,6 +282,7 @@ def main(argv: list[str] | None = None) -> list[Step]:
     bf16 = train(check, "bf16")
     compare_precisions(check, fp32, bf16)
     kill_and_resume(check)
+    deterministic_cost(check)
     summary = table(check.steps, machine())
     print(summary, end="")
     (out / "summary.md").write_text(summary)
