@@ -73,11 +73,14 @@ def cpu() -> tuple[str, frozenset[str]]:
 
 
 def cpu_model() -> str:
-    """The CPU's model name, for benchmark records."""
+    """The CPU's model name with its family and model numbers (a virtual machine may call a Zen 1 and a Zen 4 both
+    "AMD EPYC"), for benchmark records."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                      if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        if "model name" in fields:
+            return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
     except OSError:
         pass
     return platform.processor() or platform.machine()
