@@ -118,7 +118,8 @@ def run_both(model, batch):
 def test_fused_kernels_match_pytorch(variant, relations, rounds, sizes):
     model = small_model(relations, rounds, **sizes).eval()
     for seed in range(2):
-        examples = random_examples(7, relations, seed=seed, max_len=21)  # np <= 24: a 2 x 8 tile of j (AVX2) + 8
+        examples = random_examples(7, relations, seed=seed, max_len=21)
+        assert max(len(e.word_ids) for e in examples) > 16  # np = 24: a tile of 2 x 8 j (AVX2), then 8 more
         examples[0] = random_examples(1, relations, seed=99, max_len=1)[0]  # a one-token sentence
         batch = collate(examples, range(len(examples)), torch.device("cpu"))
         (er_a, rc_a, grads_a, tags_a, logits_a), (er_b, rc_b, grads_b, tags_b, logits_b) = run_both(model, batch)
