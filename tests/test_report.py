@@ -1,7 +1,7 @@
 """The report: aggregates (hand-computed), effects paired by seed, the status verdicts, the figure."""
 import json
 
-from experiments.report import aggregate, cell, comparison_lines, diff, report_seeds, write_report
+from experiments.report import aggregate, cell, comparison_lines, diff, render_report, report_seeds, write_report
 
 
 def test_aggregate_by_hand():
@@ -118,12 +118,25 @@ def test_renamed_datasets_take_the_papers_column(tmp_path, monkeypatch):
         monkeypatch.setattr(module, "preset_rounds", lambda dataset, match: rounds[match])
     fake_result(tmp_path, "webnlg_official_partial_K2_seed1", 0.86, 0.7)
     fake_result(tmp_path, "webnlg_exact_partial_K2_seed1", 0.5, 0.4)
-    official = write_report("webnlg_official", [1], tmp_path).read_text()
+    official = render_report("webnlg_official", report_seeds("webnlg_official", [1], tmp_path), tmp_path)
     assert "| RIN | 1 | 86.0 (1 seed) | 86.0 (1 seed) | 86.0 (1 seed) | 87.6 / 87.0 / 87.3 | -1.3 |" in official
     assert "1 finished runs" in official and "webnlg_exact_partial_K2_seed1" not in official
-    exact = write_report("webnlg_exact", [1], tmp_path).read_text()
+    exact = render_report("webnlg_exact", report_seeds("webnlg_exact", [1], tmp_path), tmp_path)
     assert "| partial | RIN | 1 | 50.0 (1 seed) | 50.0 (1 seed) | 50.0 (1 seed) | - / - / - |  |" in exact
     assert "| Table 1, partial, RIN | 1 of 5 | | the paper has no number here |" in exact
+
+
+def test_the_report_keeps_every_dataset_with_runs(tmp_path):
+    """A runner started for one dataset rewrites results/README.md with every dataset's tables, each from its
+    own runs only (training-data checksums included)."""
+    fake_result(tmp_path, "webnlg_partial_K2_seed1", 0.86, 0.76)
+    fake_result(tmp_path, "webnlg_exact_exact_K0_seed1", 0.5, 0.4, train_sha="b" * 64)
+    report = write_report("webnlg_exact", [1], tmp_path).read_text()
+    webnlg, webnlg_exact = report.split("# Reproduction: webnlg_exact\n")
+    assert webnlg.startswith("# Reproduction: webnlg\n")
+    assert "webnlg_partial_K2_seed1" in webnlg and "webnlg_exact_exact_K0_seed1" not in webnlg
+    assert "webnlg_exact_exact_K0_seed1" in webnlg_exact and "webnlg_partial_K2_seed1" not in webnlg_exact
+    assert "train.json SHA-256 `aaaaaaaaaaaa`: 1 run" in webnlg and "bbbbbbbbbbbb" not in webnlg
 
 
 def test_the_strings_convention_has_its_own_table(tmp_path):
