@@ -23,7 +23,7 @@ from experiments.plan import (
     run_dataset,
     table1_rows,
 )
-from utils.helpers import read_json
+from utils.helpers import PROJECT_ROOT, read_json
 
 log = logging.getLogger("report")
 
@@ -445,15 +445,22 @@ def report_seeds(dataset: str, requested: list[int], results_dir: Path) -> list[
 
 
 def write_report(dataset: str, seeds: list[int], results_dir: Path) -> Path:
-    """results/README.md: the report of ``dataset`` and of every other dataset with finished runs (in name
+    """results/README.md: the report of ``dataset`` and of every other dataset with runs in results/runs (in name
     order), so a runner started for one dataset keeps the others' tables."""
     results_dir.mkdir(parents=True, exist_ok=True)
-    datasets = sorted({dataset} | {run_dataset(name) for name in load_results(results_dir)} - {None})
+    found = {run_dataset(folder.name) for folder in (results_dir / "runs").glob("*") if folder.is_dir()} - {None}
+    datasets = [dataset]
+    for name in sorted(found - {dataset}):
+        if (PROJECT_ROOT / "presets" / f"{name}.json").exists():
+            datasets.append(name)
+        else:
+            log.warning("results/runs holds runs of %s, which has no presets/%s.json: left out of the report",
+                        name, name)
     reports = [render_report(name, report_seeds(name, seeds if name == dataset else [], results_dir), results_dir)
-               for name in datasets]
+               for name in sorted(datasets)]
     path = results_dir / "README.md"
     path.write_text("\n".join(reports), encoding="utf-8")
-    log.info("wrote %s (%s)", path, ", ".join(datasets))
+    log.info("wrote %s (%s)", path, ", ".join(sorted(datasets)))
     return path
 
 

@@ -131,8 +131,15 @@ def test_the_report_keeps_every_dataset_with_runs(tmp_path):
     own runs only (training-data checksums included)."""
     fake_result(tmp_path, "webnlg_partial_K2_seed1", 0.86, 0.76)
     fake_result(tmp_path, "webnlg_exact_exact_K0_seed1", 0.5, 0.4, train_sha="b" * 64)
+    fake_result(tmp_path, "toy_partial_K2_seed1", 0.5, 0.4)  # a dataset without presets/toy.json: left out
+    unfinished = tmp_path / "runs" / "nyt_partial_K4_seed1"  # a dataset whose only run is unfinished
+    unfinished.mkdir()
+    (unfinished / "metrics.jsonl").write_text('{"epoch": 1}\n')
     report = write_report("webnlg_exact", [1], tmp_path).read_text()
-    webnlg, webnlg_exact = report.split("# Reproduction: webnlg_exact\n")
+    assert "toy" not in report
+    nyt, report = report.split("# Reproduction: webnlg\n")
+    assert nyt.startswith("# Reproduction: nyt\n") and "- nyt_partial_K4_seed1: 1 epochs done" in nyt
+    webnlg, webnlg_exact = ("# Reproduction: webnlg\n" + report).split("# Reproduction: webnlg_exact\n")
     assert webnlg.startswith("# Reproduction: webnlg\n")
     assert "webnlg_partial_K2_seed1" in webnlg and "webnlg_exact_exact_K0_seed1" not in webnlg
     assert "webnlg_exact_exact_K0_seed1" in webnlg_exact and "webnlg_partial_K2_seed1" not in webnlg_exact

@@ -59,9 +59,16 @@ inline void store(float* p, vec v) { *reinterpret_cast<vec_u*>(p) = v; }
 #if PAIR_LANES == 8
 inline vec splat(float x) { return reinterpret_cast<vec>(_mm256_set1_ps(x)); }
 inline vec relu(vec v) { return reinterpret_cast<vec>(_mm256_max_ps(reinterpret_cast<__m256>(v), _mm256_setzero_ps())); }
-#else
+#elif PAIR_LANES == 16 && defined(__AVX512F__)
 inline vec splat(float x) { return reinterpret_cast<vec>(_mm512_set1_ps(x)); }
 inline vec relu(vec v) { return reinterpret_cast<vec>(_mm512_max_ps(reinterpret_cast<__m512>(v), _mm512_setzero_ps())); }
+#else  // e.g. RIN_PAIR_LANES=16 in the AVX2 build: two registers per vector
+inline vec splat(float x) {
+  vec v;
+  for (int l = 0; l < LANES; ++l) v[l] = x;
+  return v;
+}
+inline vec relu(vec v) { return v > vec{} ? v : vec{}; }
 #endif
 
 // The float32 scorer: right_t (B, d, np), weight_t (d, Rp). For JV vectors of LANES positions j from j0 and
@@ -133,6 +140,7 @@ struct Bf16Scorer {
 // accumulators plus a few temporaries fill its 32 vector registers) and 6 for AVX2 (2 x 6 of its 16).
 template <typename Visit>
 inline void for_each_relation_block(int64_t rp, Visit visit) {
+  static_assert(PAIR_BLOCK % 2 == 0, "blocks of 8, 4 and 2 cover the rest of Rp only after even blocks");
   int64_t r0 = 0;
   for (; r0 + PAIR_BLOCK <= rp; r0 += PAIR_BLOCK) visit(std::integral_constant<int, PAIR_BLOCK>{}, r0);
   for (; r0 + 8 <= rp; r0 += 8) visit(std::integral_constant<int, 8>{}, r0);
