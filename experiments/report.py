@@ -280,8 +280,8 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
     for scorer, title in titles.items():
         lines += [f"## Table 1 ({dataset}), {title}", ""]
         if scorer == "strings":
-            scored = sum("string_sets" in result for result in results.values())
-            lines += [f"{scored} of {len(results)} finished runs carry string-set scores (runs trained before "
+            scored = sum("string_sets" in results[name] for name in own)
+            lines += [f"{scored} of {len(own)} finished runs carry string-set scores (runs trained before "
                       "train.py wrote them have none; 'not run yet' below means no such run).", ""]
         lines += [
                   "| match | model | seeds | P | R | F1 | paper P / R / F1 | F1 diff | ours - RIN | paper - RIN |",
