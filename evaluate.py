@@ -34,7 +34,7 @@ from utils.helpers import (
     setup_logging,
     write_json,
 )
-from utils.scorer import CONVENTIONS, SCORERS, is_repeated_mention, keep_first_mentions, score_all, triple_record
+from utils.scorer import CONVENTIONS, SCORERS, keep_first_mentions, repeated_mention_count, score_all, triple_record
 
 log = logging.getLogger("evaluate")
 
@@ -98,8 +98,6 @@ def run(args: argparse.Namespace) -> dict:
             print(f"{name} {mode:7s} ({scorer}): P {result['precision']:.4f}  R {result['recall']:.4f}  "
                   f"F1 {result['f1']:.4f}  ({result['correct']} correct / {result['predicted']} predicted / "
                   f"{result['gold']} gold)")
-    repeated = sum(is_repeated_mention(t, triple[0]) or is_repeated_mention(t, triple[2])
-                   for e, t in zip(extractions, tokens, strict=True) for triple in e.triples)
     lines = [json.dumps({
         "tokens": sentence.tokens,
         "triples": [triple_record(sentence.tokens, t, p)
@@ -111,7 +109,8 @@ def run(args: argparse.Namespace) -> dict:
     write_json(out.with_name(out.stem + "_scores.json"), {
         "data": str(path), "threshold": args.threshold, "first_mentions": args.first_mentions, "scores": scores,
         "conventions": CONVENTIONS, "predicted_triples": sum(len(e.triples) for e in extractions),
-        "predicted_at_repeated_mentions": repeated, "load_report": split.report.as_dict()})
+        "predicted_at_repeated_mentions": repeated_mention_count(extractions, tokens),
+        "load_report": split.report.as_dict()})
     if args.breakdown:
         result = breakdown(extractions, split.gold, [s.entities for s in split.sentences])
         write_json(out.with_name(out.stem + "_breakdown.json"), result)

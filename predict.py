@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from model import load_extractor, speed
-from model.inference import BATCH_SIZE, MAX_TOKENS, THRESHOLD
+from model.inference import BATCH_SIZE, FIRST_MENTIONS, MAX_TOKENS, THRESHOLD
 from model.pair_kernels import configure_speed
 from utils.helpers import (
     ArgumentParser,
@@ -48,9 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
                         help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--pretokenized", action="store_true", help="split raw text on whitespace only")
-    parser.add_argument("--first_mentions", action="store_true",
-                        help="report each (subject, relation, object) text once, at its first position, instead of "
-                        "at every mention the model marks")
+    parser.add_argument("--first_mentions", action=argparse.BooleanOptionalAction, default=FIRST_MENTIONS,
+                        help="report each (subject, relation, object) text once, at its first position (default); "
+                        "--no-first_mentions reports every mention the model marks, as the paper's decoder does")
     parser.add_argument("--max_tokens", type=positive_int, default=MAX_TOKENS,
                         help=f"longer sentences are cut to this many tokens, with a warning (default {MAX_TOKENS})")
     parser.add_argument("--encoding_errors", choices=("strict", "replace"), default="strict",

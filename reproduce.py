@@ -9,6 +9,7 @@
     python reproduce.py --table all --executor slurm --partition gpu --gpus_per_run 1 --time 600 --wait
     python reproduce.py --report                                 # rewrite results/README.md only
     python reproduce.py --compare_test       # test POS tags and entity spans: official vs ours
+    python reproduce.py --mention_study      # triples at repeated mentions: what --first_mentions changes
 
 Which runs each table needs and how they are named is data in experiments/plan.py;
 the report is rendered by experiments/report.py; how a run is placed (this machine's
@@ -255,6 +256,12 @@ def same_input_sentences(first: Path, second: Path) -> tuple[int, int]:
     return sum(a["sentText"] == b["sentText"] and a.get("pos") == b.get("pos") for a, b in pairs), len(records)
 
 
+def finished_checkpoints(dataset: str, save_dir: Path) -> list[Path]:
+    """The run folders of ``dataset`` in ``save_dir`` that finished and still hold their best checkpoint."""
+    return [run_dir for run_dir in sorted(save_dir.glob(f"{dataset}_*")) if run_dataset(run_dir.name) == dataset
+            and (run_dir / "results.json").exists() and (run_dir / "best.pt").exists()]
+
+
 def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged: Path, rebuilt: Path) -> dict:
     """Score every finished run (with POS features and a checkpoint) on three copies of the test sentences:
     the official file; ``retagged``, its POS tags replaced by our tagger's (as in train/dev); ``rebuilt``,
@@ -274,11 +281,9 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
     found |= {"retagged_test": project_relative(retagged), "rebuilt_test": project_relative(rebuilt),
               "same_input_sentences": same, "sentences": sentences}
     device = pick_device(None)
-    for run_dir in sorted(save_dir.glob(f"{dataset}_*")):
-        if not (run_dir / "results.json").exists() or not (run_dir / "best.pt").exists():
-            continue
+    for run_dir in finished_checkpoints(dataset, save_dir):
         model, vocab, labels, config = load_run(run_dir, device)
-        if config["model"]["pos_dim"] == 0 or config["settings"]["dataset"] != dataset:
+        if config["model"]["pos_dim"] == 0:
             continue
         entry = {}
         official = resolve_project_path(config["settings"]["data_dir"]) / "test.json"
@@ -288,6 +293,41 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
             entry[name] = {mode: round(scores[mode]["f1"], 6) for mode in ("partial", "exact")}
         found["runs"][run_dir.name] = entry
         log.info("%s: test F1 %s", run_dir.name, entry)
+    write_json(path, found)
+    return found
+
+
+def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
+    """Decode every finished run's test split twice: with the paper's decoder, and keeping each (subject text,
+    relation, object text) once at its first position (``--first_mentions``); count how many predicted triples
+    sit on a repeated mention and score both decodings by positions and by strings. Merged into
+    results/mention_study.json, so runs whose checkpoints are gone keep their entry."""
+    from data.loader import load_split
+    from model import load_run
+    from model.inference import extract
+    from utils.helpers import pick_device
+    from utils.scorer import keep_first_mentions, repeated_mention_count, score_all
+
+    path = results_dir / "mention_study.json"
+    found = read_json(path) if path.exists() else {"runs": {}}
+    device = pick_device(None)
+    for run_dir in finished_checkpoints(dataset, save_dir):
+        model, vocab, labels, config = load_run(run_dir, device)
+        split = load_split(resolve_project_path(config["settings"]["data_dir"]) / "test.json", vocab, labels, "test")
+        tokens = [sentence.tokens for sentence in split.sentences]
+        paper = extract(model, split.examples, labels, device)
+        first = [keep_first_mentions(extraction, t) for extraction, t in zip(paper, tokens, strict=True)]
+        entry = {}
+        for decoder, extractions in (("paper", paper), ("first_mentions", first)):
+            scores = {scorer: score_all(extractions, split.gold, scorer, tokens) for scorer in ("ours", "strings")}
+            entry[decoder] = {
+                "predicted": sum(len(extraction.triples) for extraction in extractions),
+                "at_repeated_mentions": repeated_mention_count(extractions, tokens),
+                "scores": {scorer: {mode: {key: round(value, 6) for key, value in result.items()}
+                                    for mode, result in by_mode.items()} for scorer, by_mode in scores.items()}}
+        found["runs"][run_dir.name] = entry
+        log.info("%s: %d of %d predicted test triples at a repeated mention", run_dir.name,
+                 entry["paper"]["at_repeated_mentions"], entry["paper"]["predicted"])
     write_json(path, found)
     return found
 
@@ -330,6 +370,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compare_test", action="store_true",
                         help="score finished runs on the official test, on its retagged copy (our POS tags) and on "
                         "the rebuilt test (our POS tags and entity spans), then report")
+    parser.add_argument("--mention_study", action="store_true",
+                        help="decode finished runs' test split with and without --first_mentions, count the triples "
+                        "predicted at repeated mentions and score both ways (results/mention_study.json), then "
+                        "report")
     parser.add_argument("--retagged_test", default=str(PROJECT_ROOT / "dataset" / "retagged" / "webnlg" / "test.json"),
                         help="the retagged test file (built with prepare_data.py --retag_test when missing)")
     parser.add_argument("--rebuilt_test", default=str(PROJECT_ROOT / "dataset" / "rebuilt" / "webnlg" / "test.json"),
@@ -404,7 +448,9 @@ def main(argv: list[str] | None = None) -> Plan | None:
 
                 prepare_data.main(["--dataset", args.dataset, flag, "--out", str(test_file.parent.parent)])
         compare_test_files(args.dataset, Path(args.save_dir), results_dir, retagged, rebuilt)
-    if args.report or args.compare_test or not args.table:
+    if args.mention_study:
+        mention_study(args.dataset, Path(args.save_dir), results_dir)
+    if args.report or args.compare_test or args.mention_study or not args.table:
         write_report(args.dataset, args.seeds, results_dir)
         return None
     plan = plan_runs(args.table, args.dataset, args.seeds)

@@ -37,17 +37,43 @@ PAPER = {
 PAPER_COLUMNS = {"webnlg_official": "webnlg", "nyt_official": "nyt"}
 
 
+# Published exact-match F1 on a dataset's release by models without a pretrained language model, set beside
+# ours: (model, F1, how its code counts a correct triple or None where we have not checked, where it comes from).
+# Each paper preprocessed the release its own way.
+PUBLISHED = {
+    "webnlg_exact": [
+        ("ETL-Span (BiLSTM, GloVe)", 83.1, None,
+         "Yu et al., ECAI 2020, as its own paper reports it, on its own preprocessing of WebNLG"),
+        ("TPLinker-BiLSTM (GloVe trained on the data)", 86.4, "strings",
+         "Wang et al., COLING 2020, as issue #27 quotes it; not yet checked against the paper's Table 2, which "
+         "could not be read from this project's machines"),
+    ],
+}
+
+
 def paper_numbers(dataset: str) -> dict:
     """The paper's numbers for ``dataset``'s tables; empty where the paper reports none (the report then shows
     ours alone)."""
     return PAPER.get(PAPER_COLUMNS.get(dataset, dataset), {})
 
 
+# run_name's layout, read back
+RUN_NAME = re.compile(r"(?P<dataset>.+)_(?P<match>partial|exact)_K\d+(?:_[A-Za-z]+)*_seed(?P<seed>\d+)")
+
+
 def run_dataset(name: str) -> str | None:
     """The dataset of a run folder named by run_name (``webnlg_exact_exact_K3_seed1`` -> ``webnlg_exact``), None
     for another name: a glob on ``webnlg_*`` also finds the runs of webnlg_exact and webnlg_official."""
-    found = re.fullmatch(r"(.+)_(?:partial|exact)_K\d+(?:_[A-Za-z]+)*_seed\d+", name)
-    return found.group(1) if found else None
+    found = RUN_NAME.fullmatch(name)
+    return found.group("dataset") if found else None
+
+
+def run_match(name: str) -> str:
+    """The match mode of a run folder named by run_name (``webnlg_exact_partial_K2_seed1`` -> ``partial``)."""
+    found = RUN_NAME.fullmatch(name)
+    if not found:
+        raise ValueError(f"{name!r} is not a run name of the form <dataset>_<match>_K<rounds>[_...]_seed<seed>")
+    return found.group("match")
 
 
 def run_name(dataset: str, match: str, rounds: int, seed: int, no_er_feedback: bool = False,

@@ -15,12 +15,15 @@ from pathlib import Path
 from experiments.plan import (
     FIGURE_ROUNDS,
     PAPER_SEEDS,
+    PUBLISHED,
+    RUN_NAME,
     TEST_SELECTION_SEED,
     Run,
     ablations,
     paper_numbers,
     preset_rounds,
     run_dataset,
+    run_match,
     table1_rows,
 )
 from utils.helpers import PROJECT_ROOT, read_json
@@ -49,7 +52,7 @@ def comparison_lines(dataset: str, seeds: list[int], results_dir: Path) -> list[
              "| run | official POS | our POS | difference |", "|---|---|---|---|"]
     differences = []
     for name, entry in sorted(runs.items()):
-        mode = "exact" if "_exact_" in name else "partial"
+        mode = run_match(name)
         official, retagged = 100 * entry["official"][mode], 100 * entry["retagged"][mode]
         differences.append(retagged - official)
         lines.append(f"| {name} | {official:.2f} | {retagged:.2f} | {retagged - official:+.2f} |")
@@ -69,7 +72,7 @@ def comparison_lines(dataset: str, seeds: list[int], results_dir: Path) -> list[
     differences = []
     for name, entry in rebuilt.items():
         theirs, ours = 100 * entry["retagged"]["exact"], 100 * entry["rebuilt"]["exact"]
-        if "_exact_" in name:
+        if run_match(name) == "exact":
             differences.append(ours - theirs)
         lines.append(f"| {name} | {theirs:.2f} | {ours:.2f} | {ours - theirs:+.2f} |")
     if differences:
@@ -88,6 +91,63 @@ def comparison_lines(dataset: str, seeds: list[int], results_dir: Path) -> list[
                   + (f" (the paper: {paper_gain[0] - paper_gain[1]:+.1f})" if None not in paper_gain else "")
                   + ". Where the two agree, the test's span convention is not what makes the gain differ from "
                   "the paper's."]
+    return lines
+
+
+def published_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
+    """Our exact-match test F1 beside the published figures of other models on the same release (PUBLISHED)."""
+    if dataset not in PUBLISHED:
+        return []
+    lines = [f"## Beside published exact-match F1 on this release ({dataset})", "",
+             "Their figures as published, each on its own preprocessing of the release (which differs between "
+             "papers, so a difference under about one point says little); ours: test F1, mean ± std over the "
+             "seeds that finished, counted both ways (strings is the convention of the CasRel/TPLinker family).",
+             "", "| model | exact F1 | counted by | source |", "|---|---|---|---|"]
+    lines += [f"| {model} | {f1:.1f} | {counted or 'not checked'} | {source} |"
+              for model, f1, counted, source in PUBLISHED[dataset]]
+    for label in ("RIN", "w/o interaction"):
+        runs = [table1_rows(dataset, "exact", seed)[label] for seed in seeds]
+        rounds = runs[0].rounds
+        for scorer, counted in (("strings", "strings"), ("ours", "positions")):
+            values = collect(results, runs, "test", "exact", "f1", scorer)
+            lines.append(f"| ours: RIN{'' if label == 'RIN' else ' ' + label} (K = {rounds}), {len(values)} "
+                         f"seed{'s' * (len(values) != 1)} | {cell(values)} | {counted} | `results/runs/` |")
+    return [*lines, ""]
+
+
+def mention_lines(dataset: str, results_dir: Path) -> list[str]:
+    """What keeping each (subject text, relation, object text) once, at its first position, changes: per
+    setting, the mean over its seeds of the triples predicted at a repeated mention and of the test F1 in the
+    run's match mode, counted by positions and by strings, from results/mention_study.json."""
+    path = results_dir / "mention_study.json"
+    runs = {name: entry for name, entry in read_json(path)["runs"].items()
+            if run_dataset(name) == dataset} if path.exists() else {}
+    if not runs:
+        return []
+    settings: dict[str, list[str]] = {}
+    for name in sorted(runs):
+        settings.setdefault(re.sub(r"_seed\d+$", "", name), []).append(name)
+    lines = ["", "## Repeated mentions: the paper's decoder vs. each triple once at its first mention (test)", "",
+             "Written by `python reproduce.py --mention_study`: each finished run's best checkpoint decodes the "
+             "test split twice, with the paper's decoder (every cell above the threshold is a triple) and with "
+             "`--first_mentions` (each (subject text, relation, object text) kept once, at its first position: "
+             "the releases annotate first occurrences only). 'at a repeated mention': predicted triples whose "
+             "subject or object text occurs earlier in the sentence. F1 of the run's match mode (percent), mean "
+             "± std over the seeds; the differences are paired by run.", "",
+             "| setting | seeds | predicted triples | at a repeated mention | positions F1: paper decoder "
+             "| first mentions | difference | strings F1: paper decoder | first mentions | difference |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for setting, names in settings.items():
+        mode = run_match(names[0])
+        entries = [runs[name] for name in names]
+        predicted = statistics.fmean(e["paper"]["predicted"] for e in entries)
+        repeated = [e["paper"]["at_repeated_mentions"] / max(e["paper"]["predicted"], 1) for e in entries]
+        cells = []
+        for scorer in ("ours", "strings"):
+            paper, first = ([e[decoder]["scores"][scorer][mode]["f1"] for e in entries]
+                            for decoder in ("paper", "first_mentions"))
+            cells += [cell(paper), cell(first), cell([b - a for a, b in zip(paper, first, strict=True)], signed=True)]
+        lines.append(f"| {setting} | {len(names)} | {predicted:.0f} | {cell(repeated)}% | {' | '.join(cells)} |")
     return lines
 
 
@@ -274,6 +334,7 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
              "rather than its score (its F1 minus RIN's, paired by seed; see the effect table below).", "",
              *protocol_lines(results_dir, own), ""]
     lines += status_lines(dataset, seeds, results)
+    lines += published_lines(dataset, seeds, results)
     lines += annotation_lines(results_dir, own)
     titles = {"ours": "our scorer (positions: unique triples)", "official": "the official cell counting",
               "strings": "strings: sets of (subject, relation, object) texts, CasRel/TPLinker/PRGC"}
@@ -345,6 +406,7 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
             cells += [cell([scores[s] for s in common[match] if s in scores]), cell(list(scores.values()))]
         lines.append(f"| {rounds} | {' | '.join(cells)} |")
     lines += comparison_lines(dataset, seeds, results_dir)
+    lines += mention_lines(dataset, results_dir)
     finished = own
     running = sorted(p.name for p in (results_dir / "runs").glob(f"{dataset}_*")
                      if run_dataset(p.name) == dataset and p.name not in results and (p / "metrics.jsonl").exists())
@@ -438,9 +500,8 @@ def draw_figure(dataset: str, curves: dict[str, dict[int, dict[int, float]]], co
 def report_seeds(dataset: str, requested: list[int], results_dir: Path) -> list[int]:
     """The seeds a report covers: the paper's five, those asked for and every seed with a finished summary,
     so a runner started for one seed does not rewrite the report as if the other seeds had no runs."""
-    pattern = re.compile(rf"{re.escape(dataset)}_(partial|exact)_K\d+.*_seed(\d+)")  # run_name's layout
-    finished = {int(match.group(2)) for folder in (results_dir / "runs").glob(f"{dataset}_*/results.json")
-                if (match := pattern.fullmatch(folder.parent.name))}
+    finished = {int(found.group("seed")) for folder in (results_dir / "runs").glob(f"{dataset}_*/results.json")
+                if (found := RUN_NAME.fullmatch(folder.parent.name)) and found.group("dataset") == dataset}
     return sorted(set(PAPER_SEEDS) | set(requested) | finished)
 
 

@@ -27,6 +27,9 @@ from utils.vocab import Labels
 
 log = logging.getLogger(__name__)
 BATCH_SIZE, THRESHOLD, MAX_TOKENS = 100, 0.5, 300  # defaults of evaluate.py, predict.py and Extractor
+# Extractor's and predict.py's default: each (subject text, relation, object text) once, at its first position,
+# as the releases annotate (results/README.md, "Repeated mentions"); evaluate.py keeps the paper's decoder
+FIRST_MENTIONS = True
 DECODE_CELLS = 1 << 25  # pair logits (sentences x n x n x relations) decoded at once: 128 MB in float32
 
 
@@ -101,7 +104,7 @@ class Extractor:
 
     def __init__(self, model_dir: str | Path, device: str | None = None, threshold: float = THRESHOLD,
                  batch_size: int = BATCH_SIZE, max_tokens: int = MAX_TOKENS, pretokenized: bool = False,
-                 first_mentions: bool = False) -> None:
+                 first_mentions: bool = FIRST_MENTIONS) -> None:
         self.device = pick_device(device)
         self.model, self.vocab, self.labels, self.config = load_run(model_dir, self.device)
         self.threshold, self.batch_size, self.max_tokens = threshold, batch_size, max_tokens

@@ -4,6 +4,7 @@ import json
 import pytest
 
 import evaluate
+import predict
 
 pytestmark = pytest.mark.slow
 
@@ -59,3 +60,18 @@ def test_first_mentions_change_positions_never_strings(trained_run, tmp_path):
     assert runs["first"]["predicted_at_repeated_mentions"] < runs["all"]["predicted_at_repeated_mentions"]
     assert runs["first"]["scores"]["ours"]["exact"]["predicted"] < runs["all"]["scores"]["ours"]["exact"]["predicted"]
     assert runs["first"]["scores"]["strings"] == runs["all"]["scores"]["strings"]
+
+
+def test_predict_reports_each_fact_once_unless_asked(trained_run, tmp_path):
+    """predict.py keeps each (subject text, relation, object text) once by default; --no-first_mentions gives
+    every mention the model marks, as evaluate.py's paper decoder does."""
+    run_dir, _ = trained_run
+    text = "Anna Smith was born in Oslo . Anna Smith was born in Oslo ."
+    found = {}
+    for name, flags in (("default", []), ("all", ["--no-first_mentions"])):
+        out = tmp_path / f"{name}.jsonl"
+        predict.main(["--model_dir", str(run_dir), "--text", text, "--pretokenized", "--output", str(out),
+                      "--threads", "1", *flags])
+        found[name] = [(t["subject"], t["relation"], t["object"]) for t in json.loads(out.read_text())["triples"]]
+    assert len(found["all"]) > len(set(found["all"]))  # the second mention is marked too
+    assert sorted(found["default"]) == sorted(set(found["all"]))

@@ -1,7 +1,17 @@
 """The report: aggregates (hand-computed), effects paired by seed, the status verdicts, the figure."""
 import json
 
-from experiments.report import aggregate, cell, comparison_lines, diff, render_report, report_seeds, write_report
+from experiments.plan import PUBLISHED
+from experiments.report import (
+    aggregate,
+    cell,
+    comparison_lines,
+    diff,
+    mention_lines,
+    render_report,
+    report_seeds,
+    write_report,
+)
 
 
 def test_aggregate_by_hand():
@@ -159,3 +169,41 @@ def test_the_strings_convention_has_its_own_table(tmp_path):
     strings = report[report.index("## Table 1 (webnlg), strings"):]
     assert "| partial | RIN | 1 | 90.0 (1 seed) | 90.0 (1 seed) | 90.0 (1 seed) |" in strings
     assert "| partial | RIN | 2 | 87.0 ± 1.4 |" in report[:report.index("## Table 1 (webnlg), strings")]
+
+
+def mention_entry(predicted, repeated, positions_f1, strings_f1, kept, first_f1):
+    def decoder(count, at_repeated, f1):
+        return {"predicted": count, "at_repeated_mentions": at_repeated,
+                "scores": {"ours": {"exact": {"f1": f1}}, "strings": {"exact": {"f1": strings_f1}}}}
+    return {"paper": decoder(predicted, repeated, positions_f1), "first_mentions": decoder(kept, 0, first_f1)}
+
+
+def test_the_repeated_mention_study_by_hand(tmp_path):
+    runs = {"webnlg_exact_exact_K3_seed1": mention_entry(100, 10, 0.80, 0.84, 90, 0.83),
+            "webnlg_exact_exact_K3_seed2": mention_entry(200, 10, 0.78, 0.82, 190, 0.79),
+            "webnlg_exact_K3_seed1": mention_entry(100, 50, 0.5, 0.5, 50, 0.5)}  # dataset webnlg: not in this table
+    (tmp_path / "mention_study.json").write_text(json.dumps({"runs": runs}))
+    lines = "\n".join(mention_lines("webnlg_exact", tmp_path))
+    # repeated: 10% and 5%; positions 80 -> 83 and 78 -> 79: differences +3 and +1; strings unchanged
+    assert ("| webnlg_exact_exact_K3 | 2 | 150 | 7.5 ± 3.5% | 79.0 ± 1.4 | 81.0 ± 2.8 | +2.0 ± 1.4 | 83.0 ± 1.4 "
+            "| 83.0 ± 1.4 | +0.0 ± 0.0 |") in lines
+    assert "webnlg_exact_K3 |" not in lines
+    assert mention_lines("nyt", tmp_path) == []
+
+
+def test_published_figures_stand_beside_both_counts(tmp_path):
+    fake_result(tmp_path, "webnlg_exact_exact_K0_seed1", 0.9, 0.80)
+    fake_result(tmp_path, "webnlg_exact_exact_K0_seed2", 0.9, 0.82)
+    path = tmp_path / "runs" / "webnlg_exact_exact_K0_seed1" / "results.json"
+    result = json.loads(path.read_text())
+    scores = {"precision": 0.85, "recall": 0.85, "f1": 0.85}
+    result["string_sets"] = {split: {"partial": scores, "exact": scores} for split in ("dev", "test")}
+    path.write_text(json.dumps(result))
+    report = render_report("webnlg_exact", [1, 2], tmp_path)
+    published = report[report.index("## Beside published"):report.index("## Training data")]
+    for model, f1, counted, _ in PUBLISHED["webnlg_exact"]:
+        assert f"| {model} | {f1:.1f} | {counted or 'not checked'} |" in published
+    assert "| ours: RIN w/o interaction (K = 0), 2 seeds | 81.0 ± 1.4 | positions |" in published
+    assert "| ours: RIN w/o interaction (K = 0), 1 seed | 85.0 (1 seed) | strings |" in published
+    assert "| ours: RIN (K = 3), 0 seeds | not run yet | positions |" in published
+    assert "## Beside published" not in render_report("webnlg", [1], tmp_path)

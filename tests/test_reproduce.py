@@ -105,6 +105,19 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     report = (tmp_path / "results" / "README.md").read_text()
     assert "## Test POS tags" in report and "## Test entity spans" in report
 
+    # the repeated-mention study: every finished run decoded both ways, its entry in the report
+    reproduce.main([*common[:4], "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
+                    "--mention_study"])
+    study = json.loads((tmp_path / "results" / "mention_study.json").read_text())
+    assert sorted(study["runs"]) == finished
+    for entry in study["runs"].values():
+        paper, first = entry["paper"], entry["first_mentions"]
+        for count in ("predicted", "at_repeated_mentions"):
+            assert first[count] <= paper[count]
+        assert first["scores"]["strings"] == paper["scores"]["strings"]  # a text triple once or twice: one string
+        assert first["scores"]["ours"]["exact"]["gold"] == paper["scores"]["ours"]["exact"]["gold"]
+    assert "## Repeated mentions" in (tmp_path / "results" / "README.md").read_text()
+
     # with no time left (--hours 0), no run starts, nor gets a folder
     reproduce.main([*common, "--hours", "0"])
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == finished

@@ -159,6 +159,12 @@ def is_repeated_mention(tokens: Sequence[str], span: Span) -> bool:
     return any(list(tokens[i:i + width]) == phrase for i in range(start))
 
 
+def repeated_mention_count(predicted: Sequence[Extraction], token_lists: Sequence[Sequence[str]]) -> int:
+    """How many predicted triples have their subject or object at a repeated mention."""
+    return sum(is_repeated_mention(tokens, triple[0]) or is_repeated_mention(tokens, triple[2])
+               for extraction, tokens in zip(predicted, token_lists, strict=True) for triple in extraction.triples)
+
+
 def keep_first_mentions(extraction: Extraction, tokens: Sequence[str]) -> Extraction:
     """Each (subject text, relation, object text) once, at its first position: the releases' own convention."""
     seen: set[tuple[str, str, str]] = set()
