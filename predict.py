@@ -49,8 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--pretokenized", action="store_true", help="split raw text on whitespace only")
     parser.add_argument("--first_mentions", action=argparse.BooleanOptionalAction, default=FIRST_MENTIONS,
-                        help="report each (subject, relation, object) text once, at its first position (default); "
-                        "--no-first_mentions reports every mention the model marks, as the paper's decoder does")
+                        help="report each (subject text, relation, object text) once per sentence, at its first "
+                        "position, or (--no-first_mentions) every mention the model marks, as the paper's decoder "
+                        f"and evaluate.py do (default: {'once' if FIRST_MENTIONS else 'every mention'})")
     parser.add_argument("--max_tokens", type=positive_int, default=MAX_TOKENS,
                         help=f"longer sentences are cut to this many tokens, with a warning (default {MAX_TOKENS})")
     parser.add_argument("--encoding_errors", choices=("strict", "replace"), default="strict",

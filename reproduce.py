@@ -311,7 +311,10 @@ def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
     path = results_dir / "mention_study.json"
     found = read_json(path) if path.exists() else {"runs": {}}
     device = pick_device(None)
-    for run_dir in finished_checkpoints(dataset, save_dir):
+    checkpoints = finished_checkpoints(dataset, save_dir)
+    if not checkpoints:
+        log.warning("no finished run of %s with a best.pt in %s: nothing to decode", dataset, save_dir)
+    for run_dir in checkpoints:
         model, vocab, labels, config = load_run(run_dir, device)
         split = load_split(resolve_project_path(config["settings"]["data_dir"]) / "test.json", vocab, labels, "test")
         tokens = [sentence.tokens for sentence in split.sentences]
@@ -419,6 +422,10 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    scoring = [flag for flag in ("compare_test", "mention_study") if getattr(args, flag)]
+    if scoring and (args.table or args.dry_run):
+        parser.error(f"--{' and --'.join(scoring)} score{'s' * (len(scoring) == 1)} finished runs and trains "
+                     "nothing: drop --table and --dry_run")
     if args.jobs is None and args.executor == "local":
         args.jobs = 1
     if args.dataset not in known_datasets():

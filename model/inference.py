@@ -100,7 +100,9 @@ def evaluate(model: RIN, split: Split, labels: Labels, device: torch.device, bat
 
 
 class Extractor:
-    """A trained RIN with the tokeniser and POS tagger its training data used."""
+    """A trained RIN with the tokeniser and POS tagger its training data used. By default
+    (``first_mentions=True``) each (subject text, relation, object text) is reported once per sentence, at its
+    first position; ``first_mentions=False`` reports every mention the model marks (the paper's decoder)."""
 
     def __init__(self, model_dir: str | Path, device: str | None = None, threshold: float = THRESHOLD,
                  batch_size: int = BATCH_SIZE, max_tokens: int = MAX_TOKENS, pretokenized: bool = False,

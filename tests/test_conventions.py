@@ -5,6 +5,7 @@ import pytest
 
 import evaluate
 import predict
+from model import load_extractor
 
 pytestmark = pytest.mark.slow
 
@@ -75,3 +76,7 @@ def test_predict_reports_each_fact_once_unless_asked(trained_run, tmp_path):
         found[name] = [(t["subject"], t["relation"], t["object"]) for t in json.loads(out.read_text())["triples"]]
     assert len(found["all"]) > len(set(found["all"]))  # the second mention is marked too
     assert sorted(found["default"]) == sorted(set(found["all"]))
+    for first_mentions, expected in ((None, found["default"]), (False, found["all"])):  # the API's default too
+        options = {} if first_mentions is None else {"first_mentions": first_mentions}
+        (result,) = load_extractor(run_dir, pretokenized=True, **options).extract([text])
+        assert [(t["subject"], t["relation"], t["object"]) for t in result["triples"]] == expected

@@ -171,22 +171,31 @@ def test_the_strings_convention_has_its_own_table(tmp_path):
     assert "| partial | RIN | 2 | 87.0 ± 1.4 |" in report[:report.index("## Table 1 (webnlg), strings")]
 
 
-def mention_entry(predicted, repeated, positions_f1, strings_f1, kept, first_f1):
-    def decoder(count, at_repeated, f1):
+def mention_entry(predicted, repeated, positions_f1, strings_f1, kept, first_f1, first_strings_f1=None):
+    def decoder(count, at_repeated, f1, strings):
         return {"predicted": count, "at_repeated_mentions": at_repeated,
-                "scores": {"ours": {"exact": {"f1": f1}}, "strings": {"exact": {"f1": strings_f1}}}}
-    return {"paper": decoder(predicted, repeated, positions_f1), "first_mentions": decoder(kept, 0, first_f1)}
+                "scores": {"ours": {"exact": {"f1": f1}}, "strings": {"exact": {"f1": strings}}}}
+    return {"paper": decoder(predicted, repeated, positions_f1, strings_f1),
+            "first_mentions": decoder(kept, kept // 20, first_f1, first_strings_f1 or strings_f1)}
 
 
 def test_the_repeated_mention_study_by_hand(tmp_path):
     runs = {"webnlg_exact_exact_K3_seed1": mention_entry(100, 10, 0.80, 0.84, 90, 0.83),
-            "webnlg_exact_exact_K3_seed2": mention_entry(200, 10, 0.78, 0.82, 190, 0.79),
+            "webnlg_exact_exact_K3_seed2": mention_entry(200, 10, 0.78, 0.82, 190, 0.79, 0.5),
+            "webnlg_exact_partial_K2_seed1": mention_entry(100, 20, 0.9, 0.6, 80, 0.95),  # scored in partial
             "webnlg_exact_K3_seed1": mention_entry(100, 50, 0.5, 0.5, 50, 0.5)}  # dataset webnlg: not in this table
+    runs["webnlg_exact_partial_K2_seed1"]["paper"]["scores"]["ours"]["partial"] = {"f1": 0.7}
+    runs["webnlg_exact_partial_K2_seed1"]["first_mentions"]["scores"]["ours"]["partial"] = {"f1": 0.75}
+    for decoder in ("paper", "first_mentions"):
+        runs["webnlg_exact_partial_K2_seed1"][decoder]["scores"]["strings"]["partial"] = {"f1": 0.6}
     (tmp_path / "mention_study.json").write_text(json.dumps({"runs": runs}))
     lines = "\n".join(mention_lines("webnlg_exact", tmp_path))
-    # repeated: 10% and 5%; positions 80 -> 83 and 78 -> 79: differences +3 and +1; strings unchanged
-    assert ("| webnlg_exact_exact_K3 | 2 | 150 | 7.5 ± 3.5% | 79.0 ± 1.4 | 81.0 ± 2.8 | +2.0 ± 1.4 | 83.0 ± 1.4 "
-            "| 83.0 ± 1.4 | +0.0 ± 0.0 |") in lines
+    # repeated: 10% and 5% (first mentions: 4/90 and 9/190); positions 80 -> 83 and 78 -> 79: +3 and +1
+    assert ("| webnlg_exact_exact_K3 | 2 | 150 | 7.5 ± 3.5 | 4.6 ± 0.2 | 79.0 ± 1.4 | 81.0 ± 2.8 | +2.0 ± 1.4 "
+            "| 83.0 ± 1.4 |") in lines
+    assert ("| webnlg_exact_partial_K2 | 1 | 100 | 20.0 (1 seed) | 5.0 (1 seed) | 70.0 (1 seed) | 75.0 (1 seed) "
+            "| +5.0 (1 seed) | 60.0 (1 seed) |") in lines
+    assert "score the same in 2 of 3 runs" in lines  # seed 2's strings F1 differs (made up)
     assert "webnlg_exact_K3 |" not in lines
     assert mention_lines("nyt", tmp_path) == []
 

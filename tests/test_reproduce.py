@@ -93,7 +93,7 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
         for mention in record["relationMentions"]:
             mention["em1Text"], mention["em2Text"] = mention["em1Text"][-1:], mention["em2Text"][-1:]
     rebuilt.write_text("".join(json.dumps(r) + "\n" for r in records))
-    reproduce.main([*common[:4], "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
+    reproduce.main([*common[2:4], "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
                     "--compare_test", "--retagged_test", str(retagged), "--rebuilt_test", str(rebuilt)])
     comparison = json.loads((tmp_path / "results" / "test_comparison.json").read_text())
     assert comparison["same_input_sentences"] == comparison["sentences"] == len(records)
@@ -106,7 +106,7 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     assert "## Test POS tags" in report and "## Test entity spans" in report
 
     # the repeated-mention study: every finished run decoded both ways, its entry in the report
-    reproduce.main([*common[:4], "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
+    reproduce.main([*common[2:4], "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
                     "--mention_study"])
     study = json.loads((tmp_path / "results" / "mention_study.json").read_text())
     assert sorted(study["runs"]) == finished
@@ -116,6 +116,13 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
             assert first[count] <= paper[count]
         assert first["scores"]["strings"] == paper["scores"]["strings"]  # a text triple once or twice: one string
         assert first["scores"]["ours"]["exact"]["gold"] == paper["scores"]["ours"]["exact"]["gold"]
+    for name, entry in study["runs"].items():  # the paper decoder's scores are the run's own test scores
+        run_results = json.loads((tmp_path / "runs" / name / "results.json").read_text())
+        for mode in ("partial", "exact"):
+            assert entry["paper"]["scores"]["ours"][mode]["f1"] == pytest.approx(run_results["test"][mode]["f1"],
+                                                                                  abs=1e-6)
+            assert entry["paper"]["scores"]["strings"][mode]["f1"] == pytest.approx(
+                run_results["string_sets"]["test"][mode]["f1"], abs=1e-6)
     assert "## Repeated mentions" in (tmp_path / "results" / "README.md").read_text()
 
     # with no time left (--hours 0), no run starts, nor gets a folder

@@ -83,7 +83,8 @@ def test_a_failed_run_fails_the_runner(recorded, monkeypatch):
 
 @pytest.mark.parametrize("flags", [["--max_runs", "0"], ["--jobs", "0"], ["--hours", "-1"], ["--seeds", "-2"],
                                    ["--time", "0"], ["--runs_per_gpu", "0"], ["--early_stop", "x"],
-                                   ["--executor", "slurm", "--hours", "2"], ["--partition", "gpu"]])
+                                   ["--executor", "slurm", "--hours", "2"], ["--partition", "gpu"],
+                                   ["--mention_study"], ["--compare_test"]])  # these train nothing: no --table
 def test_bad_flags_are_refused(flags):
     with pytest.raises(SystemExit) as refused:
         reproduce.parse_args(["--table", "1", *flags])
@@ -129,6 +130,11 @@ def test_run_names_give_back_their_dataset():
     assert experiments.run_dataset("webnlg_official_partial_K0_testsel_seed1") == "webnlg_official"
     assert experiments.run_dataset("nyt_partial_K4_noPOS_seed3") == "nyt"
     assert experiments.run_dataset("notes") is None
+    # the match mode after the dataset's own name, which may contain "exact"
+    assert experiments.run_match("webnlg_exact_partial_K2_seed1") == "partial"
+    assert experiments.run_match("webnlg_exact_exact_K0_testsel_seed1") == "exact"
+    with pytest.raises(ValueError, match="not a run name"):
+        experiments.run_match("webnlg_exact_seed1")
     assert experiments.paper_numbers("webnlg_official") is experiments.PAPER["webnlg"]
     assert experiments.paper_numbers("nyt_official") is experiments.PAPER["nyt"]
     assert experiments.paper_numbers("webnlg_exact") == {}
