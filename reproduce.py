@@ -424,8 +424,9 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
             setattr(args, name, value)
     scoring = [flag for flag in ("compare_test", "mention_study") if getattr(args, flag)]
     if scoring and (args.table or args.dry_run):
-        parser.error(f"--{' and --'.join(scoring)} score{'s' * (len(scoring) == 1)} finished runs and trains "
-                     "nothing: drop --table and --dry_run")
+        verb = "s" * (len(scoring) == 1)
+        parser.error(f"--{' and --'.join(scoring)} score{verb} finished runs and train{verb} nothing: drop --table "
+                     "and --dry_run")
     if args.jobs is None and args.executor == "local":
         args.jobs = 1
     if args.dataset not in known_datasets():
