@@ -43,7 +43,8 @@ PAPER_COLUMNS = {"webnlg_official": "webnlg", "nyt_official": "nyt"}
 PUBLISHED = {
     "webnlg_exact": [
         ("ETL-Span (BiLSTM, GloVe)", 83.1, None,
-         "Yu et al., ECAI 2020, as its own paper reports it, on its own preprocessing of WebNLG"),
+         "Yu et al., ECAI 2020, as its camera-ready reports it (earlier arXiv versions give other figures), "
+         "on its own preprocessing of WebNLG"),
         ("TPLinker-BiLSTM (GloVe trained on the data)", 86.4, "strings",
          "Wang et al., COLING 2020, as this project's issue #27 quotes it; not yet checked against the paper's "
          "Table 2, which could not be read from this project's machines"),

@@ -133,7 +133,10 @@ def test_renamed_datasets_take_the_papers_column(tmp_path, monkeypatch):
     assert "1 finished runs" in official and "webnlg_exact_partial_K2_seed1" not in official
     exact = render_report("webnlg_exact", report_seeds("webnlg_exact", [1], tmp_path), tmp_path)
     assert "| partial | RIN | 1 | 50.0 (1 seed) | 50.0 (1 seed) | 50.0 (1 seed) | - / - / - |  |" in exact
-    assert "| Table 1, partial, RIN | 1 of 5 | | the paper has no number here |" in exact
+    assert "## Status against the paper" not in exact and "The paper reports no figures on this dataset" in exact
+    assert "## Table 5" not in exact and "## Selection on dev" not in exact  # no run of theirs finished
+    fake_result(tmp_path, "webnlg_exact_exact_K3_noER_seed1", 0.5, 0.4)
+    assert "## Table 5 (webnlg_exact" in render_report("webnlg_exact", [1], tmp_path)
 
 
 def test_the_report_keeps_every_dataset_with_runs(tmp_path):
