@@ -76,14 +76,14 @@ def known_datasets() -> list[str]:
 
 def epoch_seconds(dataset: str, results_dir: Path) -> Callable[[int], float] | None:
     """Seconds one epoch (training + evaluation) of a ``dataset`` run with K = rounds takes: the median over
-    the dataset's finished runs with that K; for a K with no finished run, a straight line in K through those
-    medians. None before any run has finished."""
+    the epochs of the dataset's runs with that K (unfinished ones too); for a K with no timed epoch, a straight
+    line in K through those medians. None before any epoch has been timed."""
     seconds: dict[int, list[float]] = {}
     for folder in (results_dir / "runs").glob(f"{dataset}_*"):
-        files = [folder / name for name in ("results.json", "config.json", "metrics.jsonl")]
+        files = [folder / name for name in ("config.json", "metrics.jsonl")]
         if run_dataset(folder.name) in (dataset, None) and all(f.exists() for f in files):
-            rounds = read_json(files[1])["settings"]["rounds"]
-            for line in files[2].read_text().splitlines():
+            rounds = read_json(files[0])["settings"]["rounds"]
+            for line in files[1].read_text().splitlines():
                 epoch = json.loads(line)
                 seconds.setdefault(rounds, []).append(epoch["train_seconds"] + epoch.get("eval_seconds", 0))
     if not seconds:
@@ -106,14 +106,14 @@ def remaining_seconds(run: Run, save_dir: Path, per_epoch: Callable[[int], float
 
 
 def estimated_core_hours(todo: list[Run], dataset: str, save_dir: Path, results_dir: Path) -> float | None:
-    """Core-hours the runs ``todo`` take at worst (see remaining_seconds); None before any run has finished."""
+    """Core-hours the runs ``todo`` take at worst (see remaining_seconds); None before any epoch was timed."""
     per_epoch = epoch_seconds(dataset, results_dir)
     return None if per_epoch is None else sum(remaining_seconds(run, save_dir, per_epoch) for run in todo) / 3600
 
 
 def over_time(run: Run, args: argparse.Namespace) -> str | None:
     """Why ``run`` must not start under --hours (it could, at worst, run past the runner's deadline), else
-    None. Without finished runs to time against, every run may start."""
+    None. Without timed epochs to go by, every run may start."""
     if args.deadline is None:
         return None
     per_epoch = epoch_seconds(args.dataset, Path(args.results_dir))
@@ -357,7 +357,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_runs", type=positive_int, help="start at most this many runs (piecewise progress)")
     parser.add_argument("--hours", type=non_negative_float,
                         help="start a run only if it would end within this many hours of the runner's start even "
-                        "if it went all its preset epochs (at the epoch times of finished runs with its K); "
+                        "if it went all its preset epochs (at the epoch times of earlier runs with its K); "
                         "for a machine lent for a known time, where an unfinished run would be lost")
     parser.add_argument("--early_stop", type=non_negative_int, default=30,
                         help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
@@ -471,7 +471,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
     hours = estimated_core_hours(todo, args.dataset, save_dir, results_dir)
     if todo and hours is not None:
-        log.info("at most about %.1f core-hours if no run stops early (epoch times of the finished runs)", hours)
+        log.info("at most about %.1f core-hours if no run stops early (epoch times of earlier runs)", hours)
     for run in plan.runs:
         if run not in todo and (save_dir / run.name).exists() and not args.dry_run:
             copy_summary(save_dir / run.name, results_dir)

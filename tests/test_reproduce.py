@@ -143,7 +143,8 @@ def test_time_estimates_by_hand(tmp_path):
                                  ("nyt_c", 2, [(900, 100)])):  # another dataset's runs do not count
         folder = tmp_path / "runs" / name
         folder.mkdir(parents=True)
-        folder.joinpath("results.json").write_text("{}")
+        if name != "webnlg_b":  # an unfinished run's epochs count too
+            folder.joinpath("results.json").write_text("{}")
         folder.joinpath("config.json").write_text(json.dumps({"settings": {"rounds": rounds}}))
         folder.joinpath("metrics.jsonl").write_text("".join(
             json.dumps({"train_seconds": train, "eval_seconds": evaluation}) + "\n" for train, evaluation in epochs))
