@@ -40,7 +40,7 @@ log = logging.getLogger("evaluate")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(prog="evaluate.py", description=__doc__)
     parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
     parser.add_argument("--split", default="test", help="split of the run's dataset (default test)")
     parser.add_argument("--data", help="a RIN-format file to score instead of the run's split")

@@ -244,7 +244,7 @@ def table(steps: list[Step], header: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(prog="gpu_check.py", description=__doc__)
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cuda (default) or cpu")
     parser.add_argument("--quick", action="store_true", help="train on generated data (for tests, and for CPUs)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "results" / "gpu_check"),

@@ -39,7 +39,7 @@ log = logging.getLogger("predict")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(prog="predict.py", description=__doc__)
     parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", nargs="+", help="one or more sentences")

@@ -275,17 +275,31 @@ def prepare(args: argparse.Namespace) -> dict:
         entry = manifest.entry(relative)
         report["missing"].append({"file": relative, "url": manifest.url(relative, args.base_url),
                                   "git_sha1": entry.get("git_sha1"), "sha256": entry.get("sha256")})
-        log.warning("MISSING %s (git blob SHA-1 %s, published at %s): what needs it is not built", relative,
-                    entry.get("git_sha1"), manifest.url(relative, args.base_url))
+        save_as = f"; save it as {Path(args.source) / relative}" if args.source and Path(args.source).is_dir() else ""
+        log.warning("MISSING %s (git blob SHA-1 %s, published at %s%s): what needs it is not built", relative,
+                    entry.get("git_sha1"), manifest.url(relative, args.base_url), save_as)
     final = Path(args.out) / args.dataset
     with staged_folder(final) as staging:
         if official:
             build_official({**spec, "dev_size": args.dev_size or spec["dev_size"]}, gathered, staging, report)
         else:
             build_releases(args, spec, gathered, tools, staging, report)
+        check_splits(final, staging, gathered.missing)
         write_json(staging / "prepare_report.json", report)
     log.info("wrote %s (report: %s)", final, final / "prepare_report.json")
     return report
+
+
+def check_splits(final: Path, staging: Path, missing: list[str]) -> None:
+    """Refuse a build that made no split, or that would replace a dataset by one with fewer splits (a partial
+    --source must not delete what an earlier, complete preparation built)."""
+    built = {split for split in SPLITS if (staging / f"{split}.json").exists()}
+    if not built:
+        raise DataError(f"no split of {final.name} could be built: its source lacks {', '.join(missing)}")
+    lost = sorted(split for split in SPLITS if (final / f"{split}.json").exists() and split not in built)
+    if lost:
+        raise DataError(f"{final} has {', '.join(f'{s}.json' for s in lost)}, which this source cannot rebuild "
+                        f"(it lacks {', '.join(missing)}): left as it was; pass --out elsewhere or supply the files")
 
 
 def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, tools: SpacyTools | None, out: Path,

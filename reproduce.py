@@ -341,7 +341,7 @@ LOCAL_ONLY = ("hours", "runs_per_gpu", "device")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(prog="reproduce.py", description=__doc__)
     parser.add_argument("--table", choices=("1", "5", "fig3", "all"), help="which table's runs to do")
     parser.add_argument("--dataset", default="webnlg",
                         help="dataset (default webnlg): one with a presets/<name>.json")
@@ -429,9 +429,32 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
                      "and --dry_run")
     if args.jobs is None and args.executor == "local":
         args.jobs = 1
+    if args.train_args:
+        check_train_args(args.train_args, parser)
     if args.dataset not in known_datasets():
         raise InputError(f"unknown dataset {args.dataset!r} (no presets/{args.dataset}.json); known: "
                          f"{', '.join(known_datasets())}")
+
+
+# train.py settings the plan and the runner give each run: --train_args may not change them
+RUNNER_SETS = ("dataset", "match", "rounds", "seed", "pos_dim", "select_on", "no_er_feedback", "no_rc_feedback",
+               "run_id", "save_dir", "early_stop", "data_dir", "threads", "resume")
+
+
+def check_train_args(train_args: str, parser: ArgumentParser) -> None:
+    """--train_args checked by train.py's own parser before any run starts, and refused where it would change
+    what a run's name promises (its K, seed, ...) or where the runner puts it."""
+    from train import parse_args as train_parse_args  # train.py's flags and their checks, in one place
+
+    try:
+        tokens = shlex.split(train_args)
+    except ValueError as error:
+        parser.error(f"--train_args {train_args!r}: {error}")
+    given = {key for key, value in vars(train_parse_args(tokens)).items() if value not in (None, False)}
+    taken = sorted(given & set(RUNNER_SETS))
+    if taken:
+        parser.error(f"--train_args: {', '.join('--' + key for key in taken)}: set for each run by the plan or by "
+                     "this runner's own flags")
 
 
 def finish(outcomes: dict[str, str]) -> None:

@@ -74,7 +74,7 @@ TRAIN, NET = TrainConfig(), {f.name: f.default for f in dataclasses.fields(RINCo
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Every flag defaults to None (unset), so a preset can fill it and --resume can tell which were given."""
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(prog="train.py", description=__doc__)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", help=f"dataset name: reads dataset/<name>/ and presets/<name>.json "
                       f"(default: {TRAIN.dataset})")

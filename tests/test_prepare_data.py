@@ -276,6 +276,26 @@ def test_default_downloads_from_the_manifest_and_builds_webnlg(release, tmp_path
     assert again["splits"] == report["splits"]
 
 
+def test_a_partial_source_never_deletes_a_complete_dataset(release, tmp_path, capsys):
+    """A --source lacking files builds what it can into a new folder, but never replaces a dataset by one with
+    fewer splits, nor writes a dataset with no split at all."""
+    run(release, tmp_path / "out", "nyt11")  # dev and test: the fixture release lacks NYT11's train
+    (tmp_path / "out" / "nyt11" / "train.json").write_text("kept\n")  # as if an earlier source had it
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out" / "nyt11").iterdir()}
+    with pytest.raises(SystemExit) as stop:
+        run(release, tmp_path / "out", "nyt11")
+    assert stop.value.code == 1
+    assert "train.json, which this source cannot rebuild (it lacks hrl/NYT11/train.json)" in error_lines(capsys)[-1]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "nyt11").iterdir()} == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit):
+        prepare_data.main(["--dataset", "webnlg_exact", "--source", str(empty), "--out", str(tmp_path / "out2"),
+                           "--manifest", str(release.manifest), *NO_TAGGER])
+    assert "no split of webnlg_exact could be built" in error_lines(capsys)[-1]
+    assert not (tmp_path / "out2" / "webnlg_exact").exists()
+
+
 def test_offline_gives_one_line_per_missing_file_and_writes_nothing(release, tmp_path, capsys):
     base = closed_port_url()
     with pytest.raises(SystemExit) as stop:

@@ -91,6 +91,19 @@ def test_bad_flags_are_refused(flags):
     assert refused.value.code == 2
 
 
+@pytest.mark.parametrize(("train_args", "message"), [
+    ("--seed 3 --round 5", "reproduce.py: error: --train_args: --rounds, --seed: set for each run"),  # abbreviated too
+    ("--data_dir elsewhere", "--train_args: --data_dir: set for each run"),
+    ("--lr -1", "train.py: error: argument --lr: '-1' is not a number > 0"),  # train.py's own checks, at once
+    ("--lr '1", "--train_args \"--lr '1\": No closing quotation"),
+])
+def test_train_args_are_checked_before_any_run(train_args, message, capsys):
+    with pytest.raises(SystemExit) as refused:
+        reproduce.parse_args(["--table", "1", "--train_args", train_args])
+    assert refused.value.code == 2 and message in capsys.readouterr().err
+    assert reproduce.parse_args(["--table", "1", "--train_args", "--precision bf16 --lr 1e-3"]).train_args
+
+
 def test_an_unknown_dataset_is_one_line_naming_the_known_ones(capsys):
     with pytest.raises(SystemExit) as refused:
         reproduce.cli(["--table", "1", "--dataset", "webnlg_typo"])
