@@ -32,6 +32,7 @@ from utils.helpers import (
     InputError,
     one_line_errors,
     positive_int,
+    seed_value,
     setup_logging,
     write_json,
 )
@@ -64,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wv_dim", type=positive_int,
                         help=f"vector size (default: 300 for nyt10/nyt11, else {RINConfig.emb_dim})")
     parser.add_argument("--lower", action="store_true", help="lower-case all words")
-    parser.add_argument("--seed", type=int, default=1, help="seed for word2vec and random rows (default 1)")
+    parser.add_argument("--seed", type=seed_value, default=1, help="seed for word2vec and random rows (default 1)")
     parser.add_argument("--source", help="--wv_file official: folder with the release layout (default: "
                         "../shared/datasets when present, then the download cache, then a download)")
     parser.add_argument("--cache", default=str(default_cache()), help="download cache (as in prepare_data.py)")

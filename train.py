@@ -57,6 +57,7 @@ from utils.helpers import (
     project_relative,
     read_json,
     resolve_project_path,
+    seed_value,
     set_seed,
     setup_logging,
     write_json,
@@ -111,8 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt.add_argument("--early_stop", type=non_negative_int,
                      help=f"stop after this many epochs without a better selection F1; 0 = never "
                      f"(default {TRAIN.early_stop})")
-    opt.add_argument("--seed", type=int, help=f"random seed; CPU runs repeat bit for bit with --thread_policy fixed "
-                     f"(default {TRAIN.seed})")
+    opt.add_argument("--seed", type=seed_value,
+                     help=f"random seed; CPU runs repeat bit for bit with --thread_policy fixed (default {TRAIN.seed})")
     run = parser.add_argument_group("run")
     run.add_argument("--select_on", choices=("dev", "test"),
                      help="split whose F1 picks best.pt; 'test' mimics the official code and is labelled so "
@@ -305,6 +306,10 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
     else:
         settings = resolve_settings(args)
         run_dir = Path(settings["save_dir"]) / settings["run_id"]
+    if settings.get("deterministic"):  # a thread count that follows the load would change float sums
+        if args.thread_policy == "adaptive":
+            raise InputError("--deterministic needs --thread_policy fixed (the default with it)")
+        settings["thread_policy"] = "fixed"
     device = pick_device(settings["device"])
     configure_speed(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
     data_dir = resolve_project_path(settings["data_dir"])
@@ -332,11 +337,14 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         log.info("%s: %d sentences, %d triples", name, len(split.sentences), sum(len(g) for g in split.gold))
     if not splits["train"].examples:
         raise InputError(f"{data_dir / 'train.json'}: no training sentences")
+    if not splits[settings["select_on"]].examples:
+        raise InputError(f"{data_dir / (settings['select_on'] + '.json')}: no sentences to choose the best epoch on")
+    if not splits["test"].examples:
+        log.warning("%s: no sentences: test scores will be 0", data_dir / "test.json")
 
     set_seed(settings["seed"])
     if settings.get("deterministic"):
         configure_determinism(device)
-        speed.configure(threads="fixed")  # a thread count that follows the load would change float sums
     model, model_config = build_model(settings, vocab, labels, embedding)
     model.to(device)
     scorer = describe(device)

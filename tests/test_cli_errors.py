@@ -69,6 +69,8 @@ BAD_TRAIN_FLAGS = [
     (["--run_id", "/tmp/abs"], "--run_id"), (["--run_id", "."], "--run_id"), (["--run_id", ".."], "--run_id"),
     (["--precision", "fp16"], "fp16"), (["--precision", "fp8"], "--precision"),
     (["--pair_kernel", "fast"], "--pair_kernel"), (["--match", "both"], "--match"),
+    (["--seed", "-1"], "--seed"), (["--seed", str(2**32)], "--seed"),
+    (["--deterministic", "--thread_policy", "adaptive"], "--thread_policy fixed"),
 ]
 
 
@@ -131,6 +133,15 @@ def test_train_refuses_an_empty_or_unreadable_split(workspace, capsys, content, 
     (data / "train.json").write_bytes(content)
     fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST],
                   capsys, named, watched=(data, save))
+
+
+@pytest.mark.parametrize("select_on", ["dev", "test"])
+def test_train_refuses_an_empty_selection_split(workspace, capsys, select_on):
+    data, save = workspace
+    (data / f"{select_on}.json").write_bytes(b"")
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST,
+                               "--select_on", select_on], capsys, f"{select_on}.json: no sentences to choose",
+                  watched=(data, save))
 
 
 def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
@@ -301,7 +312,8 @@ def test_deterministic_training_runs_and_is_recorded(workspace):
                     "--deterministic", *FAST])
     finally:
         torch.use_deterministic_algorithms(False)
-    assert json.loads((save / "d" / "config.json").read_text())["settings"]["deterministic"] is True
+    settings = json.loads((save / "d" / "config.json").read_text())["settings"]
+    assert settings["deterministic"] is True and settings["thread_policy"] == "fixed"  # what ran is what is saved
 
 
 def test_utf8_files_under_a_c_locale(workspace):

@@ -81,6 +81,7 @@ positive_float = _bounded(float, 0, None, True, False, "a number > 0")
 non_negative_float = _bounded(float, 0, None, False, False, "a number >= 0")
 dropout_rate = _bounded(float, 0, 1, False, True, "a probability in [0, 1)")
 open_probability = _bounded(float, 0, 1, True, True, "a probability strictly between 0 and 1")
+seed_value = _bounded(int, 0, 2**32 - 1, False, False, "a seed in [0, 2**32 - 1]")  # numpy's and torch's range
 
 
 def device_name(text: str) -> str:
