@@ -5,8 +5,9 @@
 
 Prints P/R/F1 in both match modes, counted by positions (RIN's scorer; or
 --scorer official) and by strings (CasRel/TPLinker/PRGC); writes one JSON line
-per input sentence, in input order: tokens, predicted triples (with
-probabilities), entities and gold, and every scorer's figures to <out>_scores.json.
+per scored sentence, in input order: its line in the input, tokens, predicted
+triples (with probabilities), entities and gold (empty sentences are skipped and
+counted in the load report), and every scorer's figures to <out>_scores.json.
 """
 from __future__ import annotations
 
@@ -46,8 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", help="a RIN-format file to score instead of the run's split")
     parser.add_argument("--out", help="predictions file (default: <model_dir>/predictions_<split>.jsonl)")
     parser.add_argument("--scorer", choices=SCORERS, default="ours",
-                        help="printed beside the strings convention: ours (unique triples by position, default) or "
-                        "official (the official repository's cell counting); the _scores.json file has all three")
+                        help="the count printed beside the strings count (sets of (subject text, relation, object "
+                        "text) per sentence, as CasRel/TPLinker/PRGC count): ours (unique triples by position, "
+                        "default), official (the official repository's cell counting), or strings (that count "
+                        "alone); the _scores.json file has all three")
     parser.add_argument("--first_mentions", action="store_true",
                         help="keep each (subject text, relation, object text) once, at its first position (the "
                         "releases' convention); off by default, so scores are the paper's decoder's")
@@ -87,7 +90,9 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out) if args.out else model_dir / f"predictions_{name}.jsonl"
     if not out.parent.is_dir():
         raise InputError(f"--out {out}: folder {out.parent} does not exist")
-    split = load_split(path, vocab, labels, name)
+    split = load_split(path, vocab, labels, name, scored=True)
+    if not split.sentences:
+        raise InputError(f"{path}: no sentences to score")
     extractions = extract(model, split.examples, labels, device, args.batch_size, args.threshold, progress=True)
     tokens = [sentence.tokens for sentence in split.sentences]
     if args.first_mentions:
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace) -> dict:
                   f"F1 {result['f1']:.4f}  ({result['correct']} correct / {result['predicted']} predicted / "
                   f"{result['gold']} gold)")
     lines = [json.dumps({
+        "line": int(sentence.where.rsplit(":", 1)[1]),
         "tokens": sentence.tokens,
         "triples": [triple_record(sentence.tokens, t, p)
                     for t, p in zip(extraction.triples, extraction.probabilities, strict=True)],

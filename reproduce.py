@@ -288,7 +288,7 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
         entry = {}
         official = resolve_project_path(config["settings"]["data_dir"]) / "test.json"
         for name, test_file in (("official", official), ("retagged", retagged), ("rebuilt", rebuilt)):
-            split = load_split(test_file, vocab, labels, f"test ({name})")
+            split = load_split(test_file, vocab, labels, f"test ({name})", scored=True)
             scores = score_all(extract(model, split.examples, labels, device), split.gold, "ours")
             entry[name] = {mode: round(scores[mode]["f1"], 6) for mode in ("partial", "exact")}
         found["runs"][run_dir.name] = entry
@@ -316,7 +316,8 @@ def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
         log.warning("no finished run of %s with a best.pt in %s: nothing to decode", dataset, save_dir)
     for run_dir in checkpoints:
         model, vocab, labels, config = load_run(run_dir, device)
-        split = load_split(resolve_project_path(config["settings"]["data_dir"]) / "test.json", vocab, labels, "test")
+        split = load_split(resolve_project_path(config["settings"]["data_dir"]) / "test.json", vocab, labels, "test",
+                           scored=True)
         tokens = [sentence.tokens for sentence in split.sentences]
         paper = extract(model, split.examples, labels, device)
         first = [keep_first_mentions(extraction, t) for extraction, t in zip(paper, tokens, strict=True)]

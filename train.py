@@ -332,7 +332,8 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f"{data_dir}: unreadable vocab.json, labels.json or embedding.npy ({type(error).__name__}: "
                          f"{error}); run python prepare_vocab.py --dataset {settings['dataset']} again") from None
-    splits = {name: load_split(data_dir / f"{name}.json", vocab, labels) for name in ("train", "dev", "test")}
+    splits = {name: load_split(data_dir / f"{name}.json", vocab, labels, scored=name != "train")
+              for name in ("train", "dev", "test")}
     for name, split in splits.items():
         log.info("%s: %d sentences, %d triples", name, len(split.sentences), sum(len(g) for g in split.gold))
     if not splits["train"].examples:

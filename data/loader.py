@@ -149,9 +149,11 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {text[:60]}"
 
 
-def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | None:
+def parse_record(record: dict, where: str, report: LoadReport, scored: bool = False) -> Sentence | None:
     """Turn one RIN JSON object into a :class:`Sentence`; ``None`` when skipped. Every field is type-checked:
-    a wrong type is a :class:`DataError` naming ``where`` (file:line) and the field."""
+    a wrong type is a :class:`DataError` naming ``where`` (file:line) and the field. A relation argument that is
+    not in the sentence drops its triple (counted), except in ``scored`` gold, where dropping it would raise
+    recall: a DataError there."""
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
     for key in ("sentText", "relationMentions", "en_list"):
@@ -195,6 +197,9 @@ def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | Non
             if not argument:
                 raise DataError(f"{where}: {name} is empty ({label})")
             span, problem = locate_mention(argument, tokens, taggable, entity_spans)
+            if span is None and scored:
+                raise DataError(f"{where}: {name} {' '.join(argument)!r} ({label}) is not in the sentence, so this "
+                                "gold triple cannot be scored; fix or remove it")
             if problem:
                 report.add(f"relation argument {problem.split(':')[0]}", where,
                            f"{' '.join(argument)!r} ({label})")
@@ -214,12 +219,13 @@ def parse_record(record: dict, where: str, report: LoadReport) -> Sentence | Non
     return Sentence(tokens=list(tokens), pos=pos, entities=kept, triples=triples, where=where)
 
 
-def load_sentences(path: str | Path) -> tuple[list[Sentence], LoadReport]:
-    """Read a RIN file; raise :class:`DataError` on unreadable input, report the rest."""
+def load_sentences(path: str | Path, scored: bool = False) -> tuple[list[Sentence], LoadReport]:
+    """Read a RIN file; raise :class:`DataError` on unreadable input, report the rest (see parse_record for
+    ``scored``)."""
     report = LoadReport()
     sentences = []
     for number, record in read_json_records(path):
-        sentence = parse_record(record, f"{path}:{number}", report)
+        sentence = parse_record(record, f"{path}:{number}", report, scored)
         if sentence is not None:
             sentences.append(sentence)
     return sentences, report
@@ -330,9 +336,10 @@ class Split:
         return [s.triples for s in self.sentences]
 
 
-def load_split(path: str | Path, vocab, labels, name: str | None = None) -> Split:
-    """Read and encode a RIN file; what was repaired or skipped is logged and kept in ``report``."""
-    sentences, report = load_sentences(path)
+def load_split(path: str | Path, vocab, labels, name: str | None = None, scored: bool = False) -> Split:
+    """Read and encode a RIN file; what was repaired or skipped is logged and kept in ``report``. ``scored``:
+    its gold is scored (dev, test), so every gold triple must be locatable."""
+    sentences, report = load_sentences(path, scored)
     examples = encode(sentences, vocab, labels, report)
     split = Split(name or Path(path).stem, sentences, examples, report)
     report.log(f"{path}")

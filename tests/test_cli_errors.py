@@ -250,6 +250,18 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys):
                          (["--data", str(tmp_path)], "is a folder")):
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
     fails_cleanly(evaluate.main, ["--model_dir", str(tmp_path / "nosuch")], capsys, "nosuch", watched=watched)
+    empty, unlocatable = tmp_path / "empty.json", tmp_path / "unlocatable.json"
+    empty.write_text("\n")
+    record = {"sentText": "Anna Smith was born in Oslo .", "en_list": [], "relationMentions": [
+        {"em1Text": "Anna Smith", "em2Text": "Oslo", "label": "born_in"},
+        {"em1Text": "Anna Smith", "em2Text": "Bergen", "label": "born_in"}]}  # not in the sentence
+    unlocatable.write_text(json.dumps(record) + "\n")
+    for data, named in ((empty, "empty.json: no sentences to score"),
+                        (unlocatable, "unlocatable.json:1: em2Text 'Bergen' (born_in) is not in the sentence")):
+        out = tmp_path / f"{data.stem}.jsonl"
+        fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--data", str(data), "--out", str(out)], capsys,
+                      named, watched=(run_dir,))
+        assert not out.exists()
 
 
 def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):

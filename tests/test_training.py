@@ -65,6 +65,7 @@ def test_evaluate_round_trip_and_reload(trained, data_dir, tmp_path):
     test_lines = (data_dir / "test.json").read_text().splitlines()
     assert len(records) == len(test_lines)
     assert [r["tokens"] for r in records] == [json.loads(line)["sentText"] for line in test_lines]
+    assert [r["line"] for r in records] == list(range(1, len(test_lines) + 1))
     triple = records[0]["gold"][0] if records[0]["gold"] else next(r["gold"][0] for r in records if r["gold"])
     assert set(triple) == {"subject", "subject_span", "relation", "object", "object_span"}
     bf16 = evaluate.main(["--model_dir", str(run_dir), "--split", "test", "--out", str(tmp_path / "bf16.jsonl"),
