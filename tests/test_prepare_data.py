@@ -474,6 +474,9 @@ BAD_PREPARE_RUNS = [  # (extra flags, or a file to break; what the one error lin
     (["--dev_size", "100"], "--dev_size"),
     (["--dataset", "webnlg_official", "--dev_size", "0"], "--dev_size"),
     (["--manifest", "/nonexistent/sources.json"], "/nonexistent/sources.json"),
+    (["--spacy_model", "nosuch_model"], "--spacy_model nosuch_model: cannot be loaded"),  # never a silent "none"
+    (["--rebuild_test", "--retag_test"], "pick one"),
+    (["--retag_test"], "--retag_test needs a POS tagger"),  # with --spacy_model none
     ({"casrel/WebNLG-star/val_triples.json": '[{"text": "a"}]'}, "val_triples.json:1: expected an object"),
     ({"casrel/WebNLG/train_triples.json": "[\n{]"}, "train_triples.json:2: malformed JSON"),
     ({"casrel/WebNLG-star/train_triples.json": '[{"text": 5, "triple_list": []}]'}, "train_triples.json:1: 'text'"),
