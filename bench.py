@@ -49,7 +49,18 @@ from model.inference import extract
 from model.reference import reference_loss
 from model.rin import RIN, RINConfig
 from model.training import TrainConfig, make_optimizer, train_step
-from utils.helpers import PROJECT_ROOT, configure_threads, pick_device
+from utils.helpers import (
+    PROJECT_ROOT,
+    ArgumentParser,
+    configure_threads,
+    device_name,
+    non_negative_int,
+    one_line_errors,
+    pick_device,
+    positive_float,
+    positive_int,
+    seed_value,
+)
 from utils.vocab import Labels
 
 MAX_GRAD_NORM = TrainConfig.max_grad_norm
@@ -509,26 +520,41 @@ def check_targets(report: dict) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
-    parser.add_argument("--batches", type=int, default=20, help="production batches timed per variant")
-    parser.add_argument("--oracle_batches", type=int, default=3, help="oracle batches timed per variant")
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    parser.add_argument("--contention", type=int, default=0, metavar="N",
-                        help="time with N busy processes of the bench's own (one core each), ended afterwards")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = ArgumentParser(prog="bench.py", description=__doc__)
+    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS),
+                        help="what to time: NYT partial (K=4) and exact (K=7) training with NYT's 24 relations, WebNLG "
+                        "partial (K=2, 170 relations); inference is timed with nyt_partial (default: all)")
+    parser.add_argument("--batches", type=positive_int, default=20,
+                        help="production batches timed per variant (default 20)")
+    parser.add_argument("--oracle_batches", type=positive_int, default=3,
+                        help="oracle batches timed per variant (default 3)")
+    parser.add_argument("--device", type=device_name, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    parser.add_argument("--contention", type=non_negative_int, default=0, metavar="N",
+                        help="time with N busy processes of the bench's own (one core each), ended afterwards "
+                        "(default 0)")
+    parser.add_argument("--seed", type=seed_value, default=0,
+                        help="seed of the generated sentences, the networks' weights, the batches timed and "
+                        "--equivalence's training (default 0)")
     parser.add_argument("--json", help="write the figures to this file")
-    parser.add_argument("--equivalence", type=int, metavar="EPOCHS",
+    parser.add_argument("--equivalence", type=positive_int, metavar="EPOCHS",
                         help="instead of timing: train WebNLG (K=2) for EPOCHS with each of --paths on identical "
                         "batches and compare dev F1")
     parser.add_argument("--profile", action="store_true",
                         help="instead of timing: run --batches production steps under torch.profiler and print "
                         "where the time goes, by phase and by operator")
-    parser.add_argument("--lr", type=float, default=2e-3, help="learning rate for --equivalence (default 2e-3)")
+    parser.add_argument("--lr", type=positive_float, default=2e-3,
+                        help="learning rate for --equivalence (default 2e-3)")
     parser.add_argument("--paths", nargs="+", choices=list(EQUIVALENCE_PATHS), default=list(EQUIVALENCE_PATHS),
                         help="what --equivalence trains (default: all)")
+    parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
     args = parser.parse_args(argv)
+    with one_line_errors("bench.py", args.debug):
+        return bench(args)
+
+
+def bench(args: argparse.Namespace) -> dict:
+    """Measure what ``args`` asks for; the figures as a dict (and in --json)."""
     device = pick_device(args.device)
     threads = configure_threads(args.threads)
     speed.configure(kernel="auto", precision="fp32", threads="fixed")

@@ -39,6 +39,18 @@ def test_bench_writes_every_figure(tmp_path, monkeypatch, capsys):
     assert not multiprocessing.active_children()
 
 
+@pytest.mark.parametrize(("flags", "named"), [
+    (["--batches", "0"], "--batches"), (["--oracle_batches", "-1"], "--oracle_batches"),
+    (["--contention", "-1"], "--contention"), (["--threads", "0"], "--threads"), (["--device", "tpu"], "--device"),
+    (["--equivalence", "0"], "--equivalence"), (["--lr", "-1"], "--lr"), (["--seed", "-1"], "--seed"),
+])
+def test_bad_flags_stop_before_any_timing(flags, named, capsys):
+    with pytest.raises(SystemExit) as refused:
+        bench.main(flags)
+    error = capsys.readouterr().err
+    assert refused.value.code == 2 and error.startswith(f"bench.py: error: argument {named}") and "Traceback" not in error
+
+
 def test_step_flops_count_the_products():
     config = bench.RINConfig(vocab_size=10, num_pos=3, num_tags=5, num_relations=4, emb_dim=6, pos_dim=2,
                              rnn_hidden=3, pair_hidden=7, rounds=0)
