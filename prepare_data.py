@@ -112,6 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--retag_test needs a POS tagger: not with --spacy_model none")
     if args.dev_size and "dev_size" not in DATASETS[args.dataset]:
         parser.error(f"--dev_size: only for {', '.join(n for n, spec in DATASETS.items() if 'dev_size' in spec)}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out}: a file, not a folder")
     if args.base_url is not None and not args.base_url.startswith(("http://", "https://")):
         parser.error(f"--base_url {args.base_url!r}: not an http(s) URL")
     return args

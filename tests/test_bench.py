@@ -48,7 +48,8 @@ def test_bad_flags_stop_before_any_timing(flags, named, capsys):
     with pytest.raises(SystemExit) as refused:
         bench.main(flags)
     error = capsys.readouterr().err
-    assert refused.value.code == 2 and error.startswith(f"bench.py: error: argument {named}") and "Traceback" not in error
+    assert refused.value.code == 2 and error.startswith(f"bench.py: error: argument {named}")
+    assert "Traceback" not in error
 
 
 def test_step_flops_count_the_products():

@@ -100,6 +100,9 @@ def test_train_on_a_missing_dataset_leaves_nothing(tmp_path, capsys):
 def test_resume_of_a_missing_folder(tmp_path, capsys):
     fails_cleanly(train.main, ["--resume", str(tmp_path / "nonexistent")], capsys, "nonexistent",
                   watched=(tmp_path,))
+    (tmp_path / "config.json").write_text("{\n  x")
+    fails_cleanly(train.main, ["--resume", str(tmp_path)], capsys, "config.json:2: malformed JSON",
+                  watched=(tmp_path,))
 
 
 BAD_RECORDS = {
@@ -221,7 +224,7 @@ BAD_RUNS = {
     "truncated best.pt": (lambda d: (d / "best.pt").write_bytes((d / "best.pt").read_bytes()[:500]), "best.pt"),
     "reversed relations": (reverse_relations, "labels.json differs"),
     "larger vocabulary": (grow_vocabulary, "vocab.json differs"),
-    "malformed config.json": (lambda d: (d / "config.json").write_text("{"), "config.json"),
+    "malformed config.json": (lambda d: (d / "config.json").write_text("{"), "config.json:1: malformed JSON"),
     "config.json of another format": (
         lambda d: (d / "config.json").write_text(json.dumps(json.loads((d / "config.json").read_text())
                                                             | {"run_format": 0})), "run format 0"),

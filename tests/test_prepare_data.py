@@ -476,6 +476,8 @@ BAD_PREPARE_RUNS = [  # (extra flags, or a file to break; what the one error lin
     (["--manifest", "/nonexistent/sources.json"], "/nonexistent/sources.json"),
     (["--spacy_model", "nosuch_model"], "--spacy_model nosuch_model: cannot be loaded"),  # never a silent "none"
     (["--rebuild_test", "--retag_test"], "pick one"),
+    (["--manifest", __file__], "test_prepare_data.py:1: malformed JSON"),
+    (["--out", __file__], "a file, not a folder"),
     (["--retag_test"], "--retag_test needs a POS tagger"),  # with --spacy_model none
     ({"casrel/WebNLG-star/val_triples.json": '[{"text": "a"}]'}, "val_triples.json:1: expected an object"),
     ({"casrel/WebNLG/train_triples.json": "[\n{]"}, "train_triples.json:2: malformed JSON"),

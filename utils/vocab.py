@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from utils.helpers import InputError, atomic_write_bytes
+from utils.helpers import InputError, atomic_write_bytes, read_json
 from utils.tagging import TAGS
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = read_json(Path(path))
         return cls(data["words"], lower=data["lower"])
 
 
@@ -80,7 +80,7 @@ class Labels:
 
     @classmethod
     def load(cls, path: str | Path) -> Labels:
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+        return cls(**read_json(Path(path)))
 
 
 def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
