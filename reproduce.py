@@ -423,6 +423,12 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if not (args.table or args.report or args.compare_test or args.mention_study):
+        parser.error("nothing to do: pass --table (plan and train; with --dry_run, only plan), --report, "
+                     "--compare_test or --mention_study")
+    if args.report and (args.table or args.dry_run):
+        parser.error("--report only rewrites the report (a --table run writes it too when it ends): drop --table "
+                     "and --dry_run")
     scoring = [flag for flag in ("compare_test", "mention_study") if getattr(args, flag)]
     if scoring and (args.table or args.dry_run):
         verb = "s" * (len(scoring) == 1)
@@ -482,7 +488,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
         compare_test_files(args.dataset, Path(args.save_dir), results_dir, retagged, rebuilt)
     if args.mention_study:
         mention_study(args.dataset, Path(args.save_dir), results_dir)
-    if args.report or args.compare_test or args.mention_study or not args.table:
+    if args.report or args.compare_test or args.mention_study:
         write_report(args.dataset, args.seeds, results_dir)
         return None
     plan = plan_runs(args.table, args.dataset, args.seeds)

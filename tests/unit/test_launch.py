@@ -84,10 +84,13 @@ def test_a_failed_run_fails_the_runner(recorded, monkeypatch):
 @pytest.mark.parametrize("flags", [["--max_runs", "0"], ["--jobs", "0"], ["--hours", "-1"], ["--seeds", "-2"],
                                    ["--time", "0"], ["--runs_per_gpu", "0"], ["--early_stop", "x"],
                                    ["--executor", "slurm", "--hours", "2"], ["--partition", "gpu"],
-                                   ["--mention_study"], ["--compare_test"]])  # these train nothing: no --table
+                                   ["--mention_study"], ["--compare_test"], ["--report"]])  # these train nothing
 def test_bad_flags_are_refused(flags):
     with pytest.raises(SystemExit) as refused:
         reproduce.parse_args(["--table", "1", *flags])
+    assert refused.value.code == 2
+    with pytest.raises(SystemExit) as refused:  # no --table, nothing else: not a silent rewrite of the report
+        reproduce.parse_args(["--dry_run"])
     assert refused.value.code == 2
 
 
