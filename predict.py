@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> list[dict]:
         raise InputError(f"--output {args.output}: folder {Path(args.output).absolute().parent} does not exist")
     configure_threads(args.threads)
     sentences = args.text if args.text else read_sentences(args.input, args.encoding_errors)
+    if not sentences:
+        log.warning("%s holds no sentences: nothing to extract", args.input)
     extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,
                                batch_size=args.batch_size, max_tokens=args.max_tokens,
                                pretokenized=args.pretokenized, first_mentions=args.first_mentions)
@@ -123,7 +125,7 @@ def run(args: argparse.Namespace) -> list[dict]:
              for i, (s, r) in enumerate(zip(sentences, results, strict=True))]
     if args.output:
         atomic_write_bytes(Path(args.output), "".join(line + "\n" for line in lines).encode("utf-8"))
-    else:
+    elif lines:  # no input sentences: no output lines, not an empty one
         print("\n".join(lines))
     log.info("%d sentences, %d triples, %.0f sentences/s (tokenizer: %s)", len(results),
              sum(len(r["triples"]) for r in results), extractor.last_rate, extractor.tokenizer)

@@ -49,6 +49,13 @@ def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path):
     records = predict.main(["--model_dir", str(run_dir), "--input", str(json_input), "--pretokenized"])
     assert [triples(r) for r in records] == [EXPECTED, EXPECTED]
 
+def test_empty_input_gives_no_output_lines(run_dir, tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert predict.main(["--model_dir", str(run_dir), "--input", str(empty), "--pretokenized"]) == []
+    captured = capsys.readouterr()
+    assert captured.out == "" and "holds no sentences" in captured.err
+
 
 def test_spacy_tokenizer_splits_punctuation(run_dir, tmp_path):
     pytest.importorskip("spacy", reason="spaCy is an optional dependency")

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from mirror import closed_port_url, make_release, plain_pickle, serve, snapshot
 
+from utils.helpers import InputError
 from utils.vocab import PAD, UNK, Labels, Vocab, build_embedding, read_word_vectors
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_glove_and_word2vec_text_formats(tmp_path):
+def test_glove_and_word2vec_text_formats(tmp_path, caplog):
     glove = tmp_path / "glove.txt"
     glove.write_text("the 0.1 0.2 0.3\nParis 1 2 3\nbad line 1 2 3\n")
     word2vec = tmp_path / "w2v.txt"
@@ -27,6 +28,10 @@ def test_glove_and_word2vec_text_formats(tmp_path):
         np.testing.assert_allclose(vectors["Paris"], [1, 2, 3])
     vectors, _ = read_word_vectors(glove, wanted={"Paris"})
     assert set(vectors) == {"Paris"}
+    assert "skipped 1 lines whose width is not 3 values (lines 3)" in caplog.text
+    glove.write_text("the 0.1 0.2 0.3\nParis 1 x 3\n")
+    with pytest.raises(InputError, match=r"glove.txt:2: the vector of 'Paris' holds a value that is not a number"):
+        read_word_vectors(glove)
 
 
 def test_embedding_rows_from_vectors_or_noise():

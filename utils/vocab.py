@@ -91,7 +91,7 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
     skipped (glove.840B has a few words containing spaces).
     """
     vectors: dict[str, np.ndarray] = {}
-    dim, bad = 0, 0
+    dim, bad = 0, []
     with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             parts = line.rstrip("\n").rstrip().split(" ")
@@ -100,14 +100,19 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
             if dim == 0:
                 dim = len(parts) - 1
             if len(parts) != dim + 1:
-                bad += 1
+                bad.append(number)
                 continue
             if wanted is None or parts[0] in wanted:
-                vectors[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+                try:
+                    vectors[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+                except ValueError:
+                    raise InputError(f"{path}:{number}: the vector of {parts[0]!r} holds a value that is not a "
+                                     "number") from None
     if dim == 0:
         raise InputError(f"{path}: no word vectors found")
     if bad:
-        log.warning("%s: skipped %d lines whose width is not %d values", path, bad, dim)
+        log.warning("%s: skipped %d lines whose width is not %d values (lines %s)", path, len(bad), dim,
+                    ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else ""))
     return vectors, dim
 
 
