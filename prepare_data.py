@@ -75,7 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     parser.add_argument("--source", help="folder with the releases in their published layout, or an http(s) URL of "
                         "such a folder or of a .zip/.tar.gz of it; files it lacks are reported and their splits "
-                        "not built (default: ../shared/datasets when present, then the cache, then downloads)")
+                        "not built, and a dataset already built with those splits is left as it was (default: "
+                        "../shared/datasets when present, then the cache, then downloads)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "dataset"), help="output root (default: dataset/)")
     parser.add_argument("--no_verify", action="store_true", help="accept files whose checksum differs")
     parser.add_argument("--spacy_model", default=DEFAULT_MODEL,
