@@ -17,6 +17,7 @@ import dataclasses
 import fcntl
 import json
 import logging
+import math
 import os
 import pickle
 import shutil
@@ -171,6 +172,17 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+def check_resumable(run_dir: Path) -> None:
+    """A run with trained epochs continues from its last.pt (or last_prev.pt); without them it would start over
+    and overwrite its best.pt and results, so it is refused. (A run that died before its first epoch restarts.)"""
+    if any((run_dir / name).exists() for name in ("last.pt", "last_prev.pt")):
+        return
+    metrics = run_dir / "metrics.jsonl"
+    if (run_dir / "results.json").exists() or (metrics.exists() and metrics.read_text(encoding="utf-8").strip()):
+        raise InputError(f"--resume {run_dir}: it has trained epochs but no last.pt or last_prev.pt to continue "
+                         "from (deleted?); starting over would overwrite its best.pt and results: start a new run")
+
+
 def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
     """A run's own settings; flags that would change what it computes are refused, listed."""
     if not (run_dir / "config.json").is_file():
@@ -303,6 +315,7 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
     if args.resume:
         run_dir = Path(args.resume)
         settings = resume_settings(args, run_dir)
+        check_resumable(run_dir)
     else:
         settings = resolve_settings(args)
         run_dir = Path(settings["save_dir"]) / settings["run_id"]
@@ -314,8 +327,14 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
     configure_speed(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
     data_dir = resolve_project_path(settings["data_dir"])
     check_data_files(data_dir, settings["dataset"])
-    with locked_run_folder(run_dir, fresh=not args.resume):
-        return train_in(run_dir, settings, device, data_dir, args, argv)
+    try:
+        with locked_run_folder(run_dir, fresh=not args.resume):
+            return train_in(run_dir, settings, device, data_dir, args, argv)
+    except KeyboardInterrupt:
+        if not (run_dir / "config.json").exists():
+            raise SystemExit("train.py: interrupted before the run started; nothing kept") from None
+        raise SystemExit(f"train.py: interrupted; its finished epochs are saved: continue with python train.py "
+                         f"--resume {run_dir}") from None
 
 
 def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path, args: argparse.Namespace,
@@ -387,6 +406,10 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
             break
         losses = train_epoch(model, optimizer, splits["train"].examples, settings["batch_size"], generator, device,
                              settings["max_grad_norm"], scaler, desc=f"epoch {epoch}")
+        if not (math.isfinite(losses["er_loss"]) and math.isfinite(losses["rc_loss"])):
+            raise InputError(f"epoch {epoch}: the training loss is not finite (ER {losses['er_loss']}, RC "
+                             f"{losses['rc_loss']}); this epoch was not saved. Check {data_dir / 'embedding.npy'} "
+                             "for NaN or inf, or lower --lr")
         start = time.perf_counter()
         record = {"epoch": epoch, **losses}
         for name in dict.fromkeys(("dev", select_on)):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -154,6 +155,39 @@ def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
                          "--lr 0.1", "--seed 7", watched=(data, save))
     assert "the run has 0.005" in line
     train.main(["--resume", str(save / "r"), "--threads", "1", "--pair_kernel", "torch", "--lr", "0.005"])
+
+
+def test_resume_without_checkpoints_never_starts_over(workspace, capsys):
+    data, save = workspace
+    train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r", *FAST])
+    for name in ("last.pt", "last_prev.pt"):
+        (save / "r" / name).unlink(missing_ok=True)
+    fails_cleanly(train.main, ["--resume", str(save / "r")], capsys, "no last.pt or last_prev.pt",
+                  watched=(data, save))
+
+
+def test_a_non_finite_loss_stops_the_run(workspace, capsys):
+    data, save = workspace
+    embedding = np.load(data / "embedding.npy")
+    embedding[2:] = np.nan
+    np.save(data / "embedding.npy", embedding)
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save),
+                               "--run_id", "nan", *FAST], capsys, "epoch 1: the training loss is not finite")
+    assert not (save / "nan" / "last.pt").exists() and not (save / "nan" / "metrics.jsonl").read_text()
+
+
+def test_ctrl_c_names_the_command_that_continues(workspace, capsys, monkeypatch):
+    data, save = workspace
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_epoch", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "stop",
+                    *FAST])
+    assert str(stopped.value.code).endswith(f"continue with python train.py --resume {save / 'stop'}")
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_resume_falls_back_to_the_previous_checkpoint(workspace):
