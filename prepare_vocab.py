@@ -79,7 +79,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--wv_file official: the authors' vectors cover {', '.join(sorted(OFFICIAL_VECTORS))}, "
                      f"not {args.dataset!r}")
     if args.wv_file and wv_file not in ("official", "none") and not Path(args.wv_file).is_file():
-        parser.error(f"--wv_file {args.wv_file}: no such file")
+        parser.error(f"--wv_file {args.wv_file}: " + ("a folder, not a file" if Path(args.wv_file).is_dir()
+                                                      else "no such file"))
+    if args.wv_file and Path(args.wv_file).suffix in (".gz", ".zip", ".bz2", ".xz"):
+        parser.error(f"--wv_file {args.wv_file}: compressed; unpack it first (a GloVe or word2vec text file)")
     if args.data_dir and not Path(args.data_dir).is_dir():
         parser.error(f"--data_dir {args.data_dir}: no such folder")
     return args

@@ -32,6 +32,9 @@ def test_glove_and_word2vec_text_formats(tmp_path, caplog):
     glove.write_text("the 0.1 0.2 0.3\nParis 1 x 3\n")
     with pytest.raises(InputError, match=r"glove.txt:2: the vector of 'Paris' holds a value that is not a number"):
         read_word_vectors(glove)
+    glove.write_text("the 0.1 0.2 0.3\nParis 1 inf 3\n")
+    with pytest.raises(InputError, match=r"glove.txt:2: the vector of 'Paris' holds NaN or inf"):
+        read_word_vectors(glove)
 
 
 def test_embedding_rows_from_vectors_or_noise():

@@ -104,10 +104,13 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
                 continue
             if wanted is None or parts[0] in wanted:
                 try:
-                    vectors[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+                    vector = np.asarray(parts[1:], dtype=np.float32)
                 except ValueError:
                     raise InputError(f"{path}:{number}: the vector of {parts[0]!r} holds a value that is not a "
-                                     "number") from None
+                                     "number (word2vec binary files are not read: convert them to text)") from None
+                if not np.isfinite(vector).all():
+                    raise InputError(f"{path}:{number}: the vector of {parts[0]!r} holds NaN or inf")
+                vectors[parts[0]] = vector
     if dim == 0:
         raise InputError(f"{path}: no word vectors found")
     if bad:
