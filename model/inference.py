@@ -107,6 +107,11 @@ class Extractor:
     def __init__(self, model_dir: str | Path, device: str | None = None, threshold: float = THRESHOLD,
                  batch_size: int = BATCH_SIZE, max_tokens: int = MAX_TOKENS, pretokenized: bool = False,
                  first_mentions: bool = FIRST_MENTIONS) -> None:
+        if not 0 < threshold < 1:
+            raise InputError(f"threshold must lie strictly between 0 and 1, not {threshold}")
+        for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
+            if not (isinstance(value, int) and value > 0):
+                raise InputError(f"{name} must be a positive integer, not {value!r}")
         self.device = pick_device(device)
         self.model, self.vocab, self.labels, self.config = load_run(model_dir, self.device)
         self.threshold, self.batch_size, self.max_tokens = threshold, batch_size, max_tokens
@@ -136,6 +141,15 @@ class Extractor:
     def extract(self, sentences: Sequence[str | Sequence[str]], progress: bool = False) -> list[dict]:
         """One result per sentence (a string, or a list of tokens taken as they are)."""
         start = time.perf_counter()
+        if isinstance(sentences, str):
+            raise TypeError("extract() takes a list of sentences, not one string: pass [sentence]")
+        for number, sentence in enumerate(sentences, start=1):
+            if isinstance(sentence, str):
+                continue
+            if isinstance(sentence, bytes) or not isinstance(sentence, Sequence) or not all(
+                    isinstance(token, str) and token.strip() for token in sentence):
+                raise TypeError(f"sentence {number}: a string or a list of non-empty token strings, not "
+                                f"{sentence!r:.80}")
         token_lists = [self.tokenize(s) if isinstance(s, str) else list(s) for s in sentences]
         results: list[dict] = [{} for _ in token_lists]
         kept = []

@@ -49,6 +49,18 @@ def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path):
     records = predict.main(["--model_dir", str(run_dir), "--input", str(json_input), "--pretokenized"])
     assert [triples(r) for r in records] == [EXPECTED, EXPECTED]
 
+def test_the_api_refuses_odd_input_at_once(run_dir):
+    for kwargs in ({"threshold": 1.5}, {"batch_size": 0}, {"max_tokens": 0}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            load_extractor(run_dir, **kwargs)
+    extractor = load_extractor(run_dir, pretokenized=True)
+    for sentences, message in (("one string", "not one string"), ([123], "sentence 1"),
+                               ([SENTENCE, ["Anna", "", "Smith"]], "sentence 2")):
+        with pytest.raises(TypeError, match=message):
+            extractor.extract(sentences)
+    assert extractor.extract([]) == []
+
+
 def test_empty_input_gives_no_output_lines(run_dir, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
