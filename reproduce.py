@@ -505,14 +505,18 @@ def main(argv: list[str] | None = None) -> Plan | None:
     for run in plan.runs:
         if run not in todo and (save_dir / run.name).exists() and not args.dry_run:
             copy_summary(save_dir / run.name, results_dir)
-    todo = todo[: args.max_runs] if args.max_runs else todo
+    unfinished, todo = todo, todo[: args.max_runs] if args.max_runs else todo
     if args.executor == "slurm":
         outcomes = run_on_slurm(todo, args)
         if outcomes is None:
             return plan
-    elif args.dry_run:
+    elif args.dry_run:  # what a real start would do with each run
         for run in plan.runs:
-            print(("todo " if run in todo else "done ") + run.name)
+            reason = over_time(run, args) if run in todo else None
+            word = ("done" if run not in unfinished else "later" if run not in todo else "skip" if reason
+                    else "todo")
+            note = f" (beyond --max_runs {args.max_runs})" if word == "later" else f" ({reason})" if reason else ""
+            print(f"{word} {run.name}{note}")
         return plan
     else:
         outcomes = run_locally(todo, args)

@@ -52,6 +52,15 @@ def recorded(monkeypatch, tmp_path):
                    "--results_dir", str(tmp_path / "results")]
 
 
+def test_dry_run_says_what_a_real_start_would_do(recorded, capsys, monkeypatch):
+    calls, common = recorded
+    monkeypatch.setattr(reproduce, "over_time", lambda run, args: "too long" if "noRC" in run.name else None)
+    reproduce.main([*common, "--max_runs", "3", "--dry_run"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["todo", "todo", "skip", "later", "later"] and not calls
+    assert lines[2].endswith("noRC_seed1 (too long)") and lines[3].endswith("(beyond --max_runs 3)")
+
+
 def test_runs_get_their_own_gpu_and_cores(recorded):
     calls, common = recorded
     reproduce.main([*common, "--jobs", "2"])
