@@ -83,8 +83,7 @@ def epoch_seconds(dataset: str, results_dir: Path) -> Callable[[int], float] | N
         files = [folder / name for name in ("config.json", "metrics.jsonl")]
         if run_dataset(folder.name) in (dataset, None) and all(f.exists() for f in files):
             rounds = read_json(files[0])["settings"]["rounds"]
-            for line in files[1].read_text().splitlines():
-                epoch = json.loads(line)
+            for _, epoch in read_json_records(files[1]):
                 seconds.setdefault(rounds, []).append(epoch["train_seconds"] + epoch.get("eval_seconds", 0))
     if not seconds:
         return None
@@ -488,6 +487,8 @@ def main(argv: list[str] | None = None) -> Plan | None:
         compare_test_files(args.dataset, Path(args.save_dir), results_dir, retagged, rebuilt)
     if args.mention_study:
         mention_study(args.dataset, Path(args.save_dir), results_dir)
+    if args.report and not (results_dir / "runs").is_dir():
+        raise InputError(f"--report: {results_dir / 'runs'} does not exist: no run summaries to report on")
     if args.report or args.compare_test or args.mention_study:
         write_report(args.dataset, args.seeds, results_dir)
         return None

@@ -5,13 +5,13 @@ results/test_comparison.json (reproduce.py --compare_test); the paper's numbers 
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import statistics
 from collections import Counter
 from pathlib import Path
 
+from data.loader import read_json_records
 from experiments.plan import (
     FIGURE_ROUNDS,
     PAPER_SEEDS,
@@ -26,7 +26,7 @@ from experiments.plan import (
     run_match,
     table1_rows,
 )
-from utils.helpers import PROJECT_ROOT, read_json
+from utils.helpers import PROJECT_ROOT, InputError, read_json
 
 log = logging.getLogger("report")
 
@@ -158,14 +158,22 @@ def mention_lines(dataset: str, results_dir: Path) -> list[str]:
 
 
 def load_results(results_dir: Path) -> dict[str, dict]:
+    """Each finished run's results.json (plus its wall time), by run name; a damaged summary is an InputError
+    naming the file."""
     found = {}
     for folder in sorted((results_dir / "runs").glob("*")):
         if (folder / "results.json").exists():
-            found[folder.name] = read_json(folder / "results.json")
+            found[folder.name] = result = read_json(folder / "results.json")
+            missing = [key for key in ("dev", "test", "best_epoch") if key not in result] + [
+                f"{split}.{mode}" for split in ("dev", "test") if isinstance(result.get(split), dict)
+                for mode in ("partial", "exact") if mode not in result[split]]
+            if missing:
+                raise InputError(f"{folder / 'results.json'}: not a run summary (no {', '.join(missing)}); "
+                                 "remove the run folder or copy it again from saved_models/")
             # wall time of every epoch (training + dev/test evaluation), summed over all sessions; runner.json
             # only holds invocations that ended normally, not those cut off by the end of a session
             metrics = folder / "metrics.jsonl"
-            epochs = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+            epochs = [epoch for _, epoch in read_json_records(metrics)] if metrics.exists() else []
             found[folder.name]["wall_seconds"] = (sum(e.get("train_seconds", 0) + e.get("eval_seconds", 0)
                                                       for e in epochs) or None)
     return found

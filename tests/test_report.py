@@ -1,6 +1,8 @@
 """The report: aggregates (hand-computed), effects paired by seed, the status verdicts, the figure."""
 import json
 
+import pytest
+
 from experiments.plan import PUBLISHED
 from experiments.report import (
     aggregate,
@@ -12,6 +14,7 @@ from experiments.report import (
     report_seeds,
     write_report,
 )
+from utils.helpers import InputError
 
 
 def test_aggregate_by_hand():
@@ -219,3 +222,15 @@ def test_published_figures_stand_beside_both_counts(tmp_path):
     assert "| ours: RIN w/o interaction (K = 0), 1 seed | 85.0 (1 seed) | strings |" in published
     assert "| ours: RIN (K = 3), 0 seeds | not run yet | positions |" in published
     assert "## Beside published" not in render_report("webnlg", [1], tmp_path)
+
+
+def test_a_damaged_summary_is_named(tmp_path):
+    fake_result(tmp_path, "webnlg_partial_K2_seed1", 0.9, 0.8)
+    metrics = tmp_path / "runs" / "webnlg_partial_K2_seed1" / "metrics.jsonl"
+    metrics.write_text('{"train_seconds": 1}\n{"train_sec\n')  # cut off mid-line
+    with pytest.raises(InputError, match=r"metrics.jsonl:2: malformed JSON"):
+        render_report("webnlg", [1], tmp_path)
+    metrics.unlink()
+    (tmp_path / "runs" / "webnlg_partial_K2_seed1" / "results.json").write_text('{"dev": {}}')
+    with pytest.raises(InputError, match=r"results.json: not a run summary \(no test, best_epoch, dev.partial"):
+        render_report("webnlg", [1], tmp_path)
