@@ -392,6 +392,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
             shutil.copy(prepared, run_dir / "prepare_report.json")
         write_json(run_dir / "config.json", {
             "run_format": RUN_FORMAT, "settings": settings, "model": model_config, "pair_scorer": scorer,
+            "precision_used": speed.precision_for(device),  # bf16 runs float32 on CPUs without bfloat16 arithmetic
             "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
             "torch": torch.__version__, "data_sha256": fingerprint,
             "data_reports": {n: s.report.as_dict() for n, s in splits.items()}})
