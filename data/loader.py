@@ -245,8 +245,15 @@ def encode(sentences: Sequence[Sentence], vocab, labels, report: LoadReport | No
     """Map sentences to ids; a relation unknown to ``labels`` stays gold but gets no cell."""
     tag_index = {tag: i for i, tag in enumerate(labels.tags)}
     relation_index = {rel: i for i, rel in enumerate(labels.relations)}
+    known_pos, tagged_labels = set(labels.pos), len(labels.pos) > 2  # beyond padding and <UNK>
     examples = []
     for sentence in sentences:
+        if report is not None and tagged_labels:  # a model with POS features reads these as <UNK>
+            if sentence.pos is None:
+                report.add("sentence without POS tags (read as <UNK> by a model with POS features)", sentence.where)
+            else:
+                for tag in dict.fromkeys(t for t in sentence.pos if t not in known_pos):
+                    report.add("POS tag unknown to the model (read as <UNK>)", sentence.where, tag)
         cells = []
         for subject, relation, obj in sentence.triples:
             if relation not in relation_index:

@@ -107,7 +107,23 @@ def test_unknown_relation_at_test_stays_gold_without_a_cell(tmp_path):
     (example,) = encode(sentences, vocab, labels, report)
     assert example.cells.tolist() == [[6, 11, 0]]
     assert len(sentences[0].triples) == 2
-    assert sum(report.counts.values()) == 1
+    assert report.counts["relation type unknown to the model (kept as gold, cannot be predicted)"] == 1
+    # POS tags the labels lack (or none at all) are read as <UNK>: counted, never silent
+    assert report.examples["POS tag unknown to the model (read as <UNK>)"][:2] == [
+        f"{tmp_path / 'a.json'}:1: VBD", f"{tmp_path / 'a.json'}:1: DT"]
+    sentences[0].pos = None
+    report = LoadReport()
+    encode(sentences, vocab, labels, report)
+    assert report.counts == {"sentence without POS tags (read as <UNK> by a model with POS features)": 1,
+                             "relation type unknown to the model (kept as gold, cannot be predicted)": 1}
+
+
+def test_scored_gold_must_be_locatable(tmp_path):
+    record = dict(OFFICIAL_LINE, relationMentions=[{"em1Text": ["Nowhere"], "em2Text": ["Bright"], "label": "c"}])
+    path = write_lines(tmp_path / "a.json", [record])
+    assert load_sentences(path)[0][0].triples == []  # training data: dropped and counted
+    with pytest.raises(DataError, match=r"a.json:1: em1Text 'Nowhere' \(c\) is not in the sentence"):
+        load_sentences(path, scored=True)
 
 
 def test_collate_pads_and_lists_positive_cells():
