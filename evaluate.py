@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out) if args.out else model_dir / f"predictions_{name}.jsonl"
     if not out.parent.is_dir():
         raise InputError(f"--out {out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise InputError(f"--out {out}: a folder; name the predictions file")
     split = load_split(path, vocab, labels, name, scored=True)
     if not split.sentences:
         raise InputError(f"{path}: no sentences to score")

@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
     if args.output and not Path(args.output).absolute().parent.is_dir():
         raise InputError(f"--output {args.output}: folder {Path(args.output).absolute().parent} does not exist")
+    if args.output and Path(args.output).is_dir():
+        raise InputError(f"--output {args.output}: a folder; name the output file")
     configure_threads(args.threads)
     sentences = args.text if args.text else read_sentences(args.input, args.encoding_errors)
     if not sentences:

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import queue
+import re
 import shlex
 import statistics
 import sys
@@ -435,6 +436,10 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
                      "and --dry_run")
     if args.jobs is None and args.executor == "local":
         args.jobs = 1
+    if args.mem is not None and not re.fullmatch(r"\d+[KMGT]?", args.mem):
+        parser.error(f"--mem {args.mem}: a size as sbatch --mem takes it, e.g. 8G or 16000 (megabytes)")
+    if args.executor == "local" and args.device == "cuda" and not cuda_device_count():
+        parser.error("--device cuda: this machine has no GPU that PyTorch can use")
     if args.train_args:
         check_train_args(args.train_args, parser)
     if args.dataset not in known_datasets():

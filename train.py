@@ -208,6 +208,8 @@ def check_data_files(data_dir: Path, dataset: str) -> None:
     missing = [name for name in RUN_DATA_FILES if not (data_dir / name).is_file()]
     if not missing:
         return
+    if data_dir.is_file():
+        raise InputError(f"--data_dir {data_dir}: a file; pass the folder that holds train.json, dev.json, ...")
     if not data_dir.is_dir():
         known = sorted(p.name for p in (PROJECT_ROOT / "dataset").glob("*") if p.is_dir())
         raise InputError(f"{data_dir} does not exist: run python prepare_data.py --dataset {dataset} "

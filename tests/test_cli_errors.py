@@ -92,6 +92,12 @@ def test_train_refuses_a_device_this_machine_lacks(workspace, capsys):
                                *FAST, *flags], capsys, named, watched=(data, save))
 
 
+def test_train_on_a_data_dir_that_is_a_file(workspace, capsys):
+    data, save = workspace
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data / "train.json"), "--save_dir",
+                               str(save), *FAST], capsys, "a file; pass the folder", watched=(data, save))
+
+
 def test_train_on_a_missing_dataset_leaves_nothing(tmp_path, capsys):
     fails_cleanly(train.main, ["--dataset", "nosuch", "--save_dir", str(tmp_path), *FAST], capsys,
                   "prepare_data.py --dataset nosuch", watched=(tmp_path,))
@@ -299,6 +305,8 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys):
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--data", str(data), "--out", str(out)], capsys,
                       named, watched=(run_dir,))
         assert not out.exists()
+    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(tmp_path)], capsys, "a folder",
+                  watched=watched)
 
 
 def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):

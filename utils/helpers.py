@@ -148,9 +148,13 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Use ``threads`` intra-op threads (default: every core present)."""
+    """Use ``threads`` intra-op threads (default: every core this process may use; more is warned about)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if not threads:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = cores
+    elif threads > cores:
+        logging.getLogger(__name__).warning("--threads %d: this process may use %d cores; threads beyond them "
+                                            "only wait for each other", threads, cores)
     torch.set_num_threads(threads)
     return torch.get_num_threads()
 

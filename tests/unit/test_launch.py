@@ -93,6 +93,7 @@ def test_a_failed_run_fails_the_runner(recorded, monkeypatch):
 @pytest.mark.parametrize("flags", [["--max_runs", "0"], ["--jobs", "0"], ["--hours", "-1"], ["--seeds", "-2"],
                                    ["--time", "0"], ["--runs_per_gpu", "0"], ["--early_stop", "x"],
                                    ["--executor", "slurm", "--hours", "2"], ["--partition", "gpu"],
+                                   ["--executor", "slurm", "--mem", "lots"],
                                    ["--mention_study"], ["--compare_test"], ["--report"]])  # these train nothing
 def test_bad_flags_are_refused(flags):
     with pytest.raises(SystemExit) as refused:
@@ -114,6 +115,13 @@ def test_train_args_are_checked_before_any_run(train_args, message, capsys):
         reproduce.parse_args(["--table", "1", "--train_args", train_args])
     assert refused.value.code == 2 and message in capsys.readouterr().err
     assert reproduce.parse_args(["--table", "1", "--train_args", "--precision bf16 --lr 1e-3"]).train_args
+
+
+def test_cuda_runs_need_a_gpu(monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "cuda_device_count", lambda: 0)
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--table", "1", "--device", "cuda", "--dry_run"])
+    assert "--device cuda: this machine has no GPU" in capsys.readouterr().err
 
 
 def test_an_unknown_dataset_is_one_line_naming_the_known_ones(capsys):
