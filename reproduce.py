@@ -368,8 +368,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results_dir", default=str(PROJECT_ROOT / "results"), help="summaries, report and figure")
     parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
     parser.add_argument("--dry_run", action="store_true",
-                        help="print the plan and what is done (with --executor slurm: the job array it would "
-                        "submit, one line per task), run nothing")
+                        help="print each planned run as done, todo, later (beyond --max_runs) or skip (past "
+                        "--hours), as a real start would treat it (with --executor slurm: the job array it would "
+                        "submit, one line per task); run nothing")
     parser.add_argument("--report", action="store_true", help="only rewrite results/README.md")
     parser.add_argument("--compare_test", action="store_true",
                         help="score finished runs on the official test, on its retagged copy (our POS tags) and on "
