@@ -172,10 +172,14 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+def has_checkpoint(run_dir: Path) -> bool:
+    return any((run_dir / name).exists() for name in ("last.pt", "last_prev.pt"))
+
+
 def check_resumable(run_dir: Path) -> None:
     """A run with trained epochs continues from its last.pt (or last_prev.pt); without them it would start over
     and overwrite its best.pt and results, so it is refused. (A run that died before its first epoch restarts.)"""
-    if any((run_dir / name).exists() for name in ("last.pt", "last_prev.pt")):
+    if has_checkpoint(run_dir):
         return
     metrics = run_dir / "metrics.jsonl"
     if (run_dir / "results.json").exists() or (metrics.exists() and metrics.read_text(encoding="utf-8").strip()):
@@ -378,7 +382,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     generator = torch.Generator().manual_seed(settings["seed"])
     progress = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "finished": False,
                 "train_seconds": 0.0}
-    if args.resume and any((run_dir / name).exists() for name in ("last.pt", "last_prev.pt")):
+    if args.resume and has_checkpoint(run_dir):
         progress = load_state(run_dir, model, optimizer, generator, scaler)
         started_with = read_json(run_dir / "config.json").get("pair_scorer")
         if started_with and started_with != scorer:

@@ -44,6 +44,11 @@ def decode_batches(lengths: Sequence[int], batch_size: int, relations: int) -> l
     return batches
 
 
+def check_threshold(threshold: float) -> None:
+    if not 0 < threshold < 1:
+        raise InputError(f"threshold must lie strictly between 0 and 1, not {threshold}")
+
+
 @torch.no_grad()
 def long_sentence_hits(model: RIN, batch: Batch, cutoff: float) -> tuple[torch.Tensor, list]:
     """Tag ids and the cells at or above ``cutoff`` of a batch of ONE sentence whose (n, n, R) logits would
@@ -68,8 +73,7 @@ def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: tor
             batch_size: int = BATCH_SIZE, threshold: float = THRESHOLD, progress: bool = False) -> list[Extraction]:
     """Run the model on ``examples`` (in length buckets) and decode, returned in input order."""
     model.eval()
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must lie strictly between 0 and 1, not {threshold}")
+    check_threshold(threshold)
     cutoff = math.log(threshold) - math.log1p(-threshold)  # sigmoid(z) >= t  <=>  z >= cutoff
     results: list[Extraction | None] = [None] * len(examples)
     batches = decode_batches([len(e.word_ids) for e in examples], batch_size, len(labels.relations))
@@ -107,8 +111,7 @@ class Extractor:
     def __init__(self, model_dir: str | Path, device: str | None = None, threshold: float = THRESHOLD,
                  batch_size: int = BATCH_SIZE, max_tokens: int = MAX_TOKENS, pretokenized: bool = False,
                  first_mentions: bool = FIRST_MENTIONS) -> None:
-        if not 0 < threshold < 1:
-            raise InputError(f"threshold must lie strictly between 0 and 1, not {threshold}")
+        check_threshold(threshold)
         for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
             if not (isinstance(value, int) and value > 0):
                 raise InputError(f"{name} must be a positive integer, not {value!r}")
