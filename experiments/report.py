@@ -286,8 +286,9 @@ def annotation_lines(results_dir: Path, names: list[str]) -> list[str]:
     entity-span recovery agrees with the official test (prepare_data.py's rebuilt-test comparison)."""
     # what a second version of each file means for the tables
     meaning = {"train.json": "**the runs above were trained on differently prepared data: do not average them**",
-               "embedding.npy": "the word vectors differ between runs (e.g. word2vec trained on another machine, "
-                                "see dataset/README.md): part of a run's random initialisation, like its seed"}
+               "embedding.npy": "the word vectors differ between runs (e.g. word2vec trained on an AVX-512 CPU before "
+                                "prepare_vocab.py pinned OpenBLAS's AVX2 kernels, see dataset/README.md): part of "
+                                "a run's random initialisation, like its seed"}
     versions = {file: Counter() for file in meaning}
     agreement = None
     for name in names:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from model import speed
-from utils.helpers import InputError
+from utils.helpers import InputError, cpu_flags
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parent / "csrc" / "pair_kernels.cpp"
@@ -69,7 +69,7 @@ _warned = False
 
 def cpu() -> tuple[str, frozenset[str]]:
     """This machine's architecture (``platform.machine()``, lower case) and CPU flags (empty off Linux)."""
-    return platform.machine().lower(), speed.cpu_flags()
+    return platform.machine().lower(), cpu_flags()
 
 
 def cpu_model() -> str:

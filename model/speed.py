@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import logging
 import os
 import time
@@ -35,6 +34,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+
+from utils.helpers import cpu_flags
 
 KERNELS = ("auto", "fused", "torch")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -109,18 +110,6 @@ def precision_problem(precision: str, device: torch.device) -> str | None:
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 _warned_bf16 = False
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str]:
-    """This CPU's feature flags (/proc/cpuinfo's flags, or Features on ARM; empty off Linux), read once."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
 
 
 def cpu_bf16() -> bool:

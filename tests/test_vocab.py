@@ -3,6 +3,8 @@ and prepare_vocab.py's one-line errors and all-or-nothing writes."""
 import io
 import json
 import os
+import platform
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +13,8 @@ import numpy as np
 import pytest
 from mirror import closed_port_url, make_release, plain_pickle, serve, snapshot
 
-from utils.helpers import InputError
-from utils.vocab import PAD, UNK, Labels, Vocab, build_embedding, read_word_vectors
+from utils.helpers import InputError, cpu_flags
+from utils.vocab import AVX2_BLAS, PAD, UNK, Labels, Vocab, build_embedding, read_word_vectors, train_word2vec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +46,24 @@ def test_embedding_rows_from_vectors_or_noise():
     np.testing.assert_array_equal(matrix[vocab.index["Paris"]], np.ones(3))
     np.testing.assert_array_equal(matrix[0], np.zeros(3))  # padding row
     assert np.abs(matrix[vocab.index["big"]]).max() <= 0.1
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64") or not {"avx2", "fma"} <= cpu_flags(),
+                    reason="the vectors are pinned to OpenBLAS's AVX2 kernels, which need x86-64 with AVX2 + FMA")
+def test_word2vec_vectors_are_the_avx2_kernels_on_every_x86_cpu(tmp_path):
+    """On an AVX-512 CPU OpenBLAS would pick its AVX-512 kernels, which wrote other vectors (checked there:
+    gensim in this process gives different ones); train_word2vec must give the AVX2 kernels' vectors."""
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(60)]
+    sentences = [[rng.choice(words) for _ in range(12)] for _ in range(200)]
+    (tmp_path / "job.json").write_text(json.dumps({"sentences": sentences, "dim": 100, "seed": 1}))
+    code = f"from utils.vocab import word2vec_job; word2vec_job({str(tmp_path)!r})"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **AVX2_BLAS}, check=True)
+    words_out = json.loads((tmp_path / "words.json").read_text())
+    expected = dict(zip(words_out, np.load(tmp_path / "vectors.npy"), strict=True))
+    vectors = train_word2vec(sentences, 100, 1)
+    assert vectors.keys() == expected.keys()
+    assert all(np.array_equal(vectors[w], expected[w]) for w in words)
 
 
 def test_vocab_and_labels_round_trip(tmp_path):

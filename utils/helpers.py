@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -145,6 +146,18 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
         lines = [f"{program}: error: {' '.join(line.split())}" for line in message.splitlines() if line.strip()]
         print("\n".join(lines), file=sys.stderr)
         raise ErrorExit("\n".join(lines)) from None
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (/proc/cpuinfo's flags, or Features on ARM; empty off Linux), read once."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def configure_threads(threads: int | None = None) -> int:

@@ -4,7 +4,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import pickle
+import platform
+import subprocess
+import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -13,7 +18,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from utils.helpers import InputError, atomic_write_bytes, read_json
+from utils.helpers import PROJECT_ROOT, InputError, atomic_write_bytes, cpu_flags, read_json
 from utils.tagging import TAGS
 
 log = logging.getLogger(__name__)
@@ -189,15 +194,43 @@ def read_official_vectors(embedding_path: str | Path, vocab_path: str | Path) ->
     return vectors, int(matrix.shape[1])
 
 
-def train_word2vec(sentences: Sequence[Sequence[str]], dim: int, seed: int, workers: int = 1
-                   ) -> dict[str, np.ndarray]:
-    """Train skip-gram vectors on the given sentences (gensim)."""
+# OpenBLAS's AVX2 kernels: every x86-64 CPU with AVX2 and FMA runs them, AVX-512 ones included.
+AVX2_BLAS = {"OPENBLAS_CORETYPE": "Haswell"}
+
+
+def train_word2vec(sentences: Sequence[Sequence[str]], dim: int, seed: int) -> dict[str, np.ndarray]:
+    """Train skip-gram vectors on the given sentences (gensim, one worker: deterministic for a seed).
+
+    gensim's updates go through OpenBLAS, whose AVX-512 kernels round differently from its AVX2 ones: the
+    same call wrote different vectors on the two CPU classes. It runs in a child Python whose OpenBLAS is
+    pinned to the AVX2 kernels where the CPU has them, so AVX2 and AVX-512 machines write the same file.
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(PROJECT_ROOT), os.environ.get("PYTHONPATH"))))}
+    if platform.machine().lower() in ("x86_64", "amd64") and {"avx2", "fma"} <= cpu_flags():
+        env.update(AVX2_BLAS)  # read by OpenBLAS when the child loads it
+    with tempfile.TemporaryDirectory() as folder:
+        job = Path(folder)
+        (job / "job.json").write_text(json.dumps({"sentences": [list(s) for s in sentences], "dim": dim, "seed": seed}))
+        code = f"from utils.vocab import word2vec_job; word2vec_job({folder!r})"
+        child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        if child.returncode != 0:
+            reason = (child.stderr.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+            raise InputError(f"word2vec training failed: {reason}")
+        words = json.loads((job / "words.json").read_text())
+        matrix = np.load(job / "vectors.npy")
+    return dict(zip(words, matrix, strict=True))
+
+
+def word2vec_job(folder: str) -> None:
+    """The child's side of train_word2vec: job.json in, words.json and vectors.npy out."""
     from gensim.models import Word2Vec
 
     logging.getLogger("gensim").setLevel(logging.WARNING)
-    model = Word2Vec(sentences=[list(s) for s in sentences], vector_size=dim, window=5, min_count=1,
-                     sg=1, epochs=10, seed=seed, workers=workers)
-    return {word: model.wv[word].astype(np.float32) for word in model.wv.index_to_key}
+    job = json.loads((Path(folder) / "job.json").read_text())
+    model = Word2Vec(sentences=job["sentences"], vector_size=job["dim"], window=5, min_count=1, sg=1, epochs=10,
+                     seed=job["seed"], workers=1)
+    (Path(folder) / "words.json").write_text(json.dumps(list(model.wv.index_to_key)))
+    np.save(Path(folder) / "vectors.npy", model.wv.vectors.astype(np.float32))
 
 
 def build_embedding(vocab: Vocab, vectors: dict[str, np.ndarray], dim: int, seed: int) -> tuple[np.ndarray, int]:
