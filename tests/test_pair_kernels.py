@@ -80,6 +80,7 @@ def test_kernels_build_where_a_compiler_is_present():
 
 
 def test_the_best_build_the_cpu_runs_is_chosen(monkeypatch):
+    monkeypatch.delenv("RIN_PAIR_ISA", raising=False)  # the automatic choice, whatever the caller's environment
     avx2 = set(pair_kernels.BY_NAME["avx2"].needs)
     avx512 = set(pair_kernels.BY_NAME["avx512"].needs)
     for flags, expected in ((avx2, "avx2"), (avx512, "avx512"), (avx512 | {"avx512_bf16"}, "avx512_bf16"),
@@ -239,6 +240,7 @@ def losses_and_warnings(caplog, calls: int = 2) -> tuple[list[float], list[str]]
     ("aarch64", {"fp", "asimd", "sve"}, "aarch64"),
 ])
 def test_cpu_without_a_build_falls_back_with_one_warning(machine, flags, reason, monkeypatch, caplog, fresh_kernels):
+    monkeypatch.delenv("RIN_PAIR_ISA", raising=False)
     monkeypatch.setattr(pair_kernels, "cpu", lambda: (machine, frozenset(flags)))
     speed.configure(kernel="torch")
     expected = losses_and_warnings(caplog, calls=1)[0][0]
