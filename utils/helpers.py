@@ -1,4 +1,5 @@
-"""Small shared helpers: flag types, one-line errors, devices, seeds, threads, logging and atomic file writes."""
+"""Small shared helpers: flag types, one-line errors, devices, seeds, CPU flags, threads, logging and atomic file
+writes."""
 from __future__ import annotations
 
 import argparse
