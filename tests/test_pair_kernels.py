@@ -302,7 +302,8 @@ def test_fused_gradients_are_repeatable_whatever_the_thread_count():
 
 
 needs_bf16 = pytest.mark.skipif(not (kernels_available() and pair_kernels.has_bf16()),
-                                reason="this CPU has no AVX512-BF16: the bfloat16 fused scorer is not built")
+                                reason="the build in use is not avx512_bf16 (no AVX512-BF16 on this CPU, or "
+                                       "RIN_PAIR_ISA asks for a lower one): the bfloat16 fused scorer is not built")
 
 
 @needs_bf16
