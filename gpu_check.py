@@ -177,7 +177,7 @@ def compare_precisions(check: Check, fp32: float | None, bf16: float | None) -> 
     tolerance = check.args.f1_tolerance
     step = check.steps[-1]
     step.status = "passed" if bf16 >= fp32 - tolerance else "failed"
-    step.detail += f"; fp32 {fp32:.4f}, bf16 - fp32 {bf16 - fp32:+.4f} (fails below -{tolerance})"
+    step.detail += f"; fp32 {fp32:.4f}, bf16 - fp32 {bf16 - fp32:+.4f} (fails if bf16 loses more than {tolerance})"
 
 
 def kill_and_resume(check: Check) -> None:

@@ -3,7 +3,6 @@ and prepare_vocab.py's one-line errors and all-or-nothing writes."""
 import io
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -13,8 +12,8 @@ import numpy as np
 import pytest
 from mirror import closed_port_url, make_release, plain_pickle, serve, snapshot
 
-from utils.helpers import InputError, cpu_flags
-from utils.vocab import AVX2_BLAS, PAD, UNK, Labels, Vocab, build_embedding, read_word_vectors, train_word2vec
+from utils.helpers import InputError
+from utils.vocab import PAD, UNK, Labels, Vocab, blas_pin, build_embedding, read_word_vectors, train_word2vec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,22 +47,36 @@ def test_embedding_rows_from_vectors_or_noise():
     assert np.abs(matrix[vocab.index["big"]]).max() <= 0.1
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64") or not {"avx2", "fma"} <= cpu_flags(),
-                    reason="the vectors are pinned to OpenBLAS's AVX2 kernels, which need x86-64 with AVX2 + FMA")
+@pytest.mark.skipif(not blas_pin(), reason="the vectors are pinned to OpenBLAS's AVX2 kernels only on x86-64 "
+                                           "Linux CPUs with AVX2 + FMA")
 def test_word2vec_vectors_are_the_avx2_kernels_on_every_x86_cpu(tmp_path):
-    """On an AVX-512 CPU OpenBLAS would pick its AVX-512 kernels, which wrote other vectors (checked there:
-    gensim in this process gives different ones); train_word2vec must give the AVX2 kernels' vectors."""
+    """train_word2vec gives the AVX2 kernels' vectors. It can fail only on an AVX-512 CPU, where OpenBLAS
+    picks its AVX-512 kernels by itself, which give other vectors (checked on a Zen 4)."""
     rng = random.Random(0)
     words = [f"w{i}" for i in range(60)]
     sentences = [[rng.choice(words) for _ in range(12)] for _ in range(200)]
     (tmp_path / "job.json").write_text(json.dumps({"sentences": sentences, "dim": 100, "seed": 1}))
     code = f"from utils.vocab import word2vec_job; word2vec_job({str(tmp_path)!r})"
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **AVX2_BLAS}, check=True)
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **blas_pin()}, check=True)
     words_out = json.loads((tmp_path / "words.json").read_text())
     expected = dict(zip(words_out, np.load(tmp_path / "vectors.npy"), strict=True))
     vectors = train_word2vec(sentences, 100, 1)
     assert vectors.keys() == expected.keys()
     assert all(np.array_equal(vectors[w], expected[w]) for w in words)
+
+
+def test_word2vec_without_gensim_or_with_a_failing_child_says_so(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gensim" else find_spec(name, *a))
+    with pytest.raises(InputError, match="needs gensim.*--wv_file"):
+        train_word2vec([["a", "b"]], 4, 1)
+    monkeypatch.undo()
+    if blas_pin():  # the child process runs only where the pin applies
+        monkeypatch.setattr(sys, "executable", "false")
+        with pytest.raises(RuntimeError, match="child process failed"):
+            train_word2vec([["a", "b"]], 4, 1)
 
 
 def test_vocab_and_labels_round_trip(tmp_path):

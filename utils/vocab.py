@@ -1,6 +1,7 @@
 """Word vocabulary, label sets and pretrained word vectors, stored as JSON and NumPy (UTF-8, written atomically)."""
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
@@ -194,35 +195,44 @@ def read_official_vectors(embedding_path: str | Path, vocab_path: str | Path) ->
     return vectors, int(matrix.shape[1])
 
 
-# OpenBLAS's AVX2 kernels: every x86-64 CPU with AVX2 and FMA runs them, AVX-512 ones included.
-AVX2_BLAS = {"OPENBLAS_CORETYPE": "Haswell"}
+def blas_pin() -> dict[str, str]:
+    """The environment that pins OpenBLAS to its AVX2 kernels, which every x86-64 CPU with AVX2 and FMA runs
+    (AVX-512 ones included); empty where they do not run or the CPU's flags are unknown (off Linux)."""
+    if platform.machine().lower() == "x86_64" and {"avx2", "fma"} <= cpu_flags():
+        return {"OPENBLAS_CORETYPE": "Haswell"}
+    return {}
 
 
 def train_word2vec(sentences: Sequence[Sequence[str]], dim: int, seed: int) -> dict[str, np.ndarray]:
     """Train skip-gram vectors on the given sentences (gensim, one worker: deterministic for a seed).
 
-    gensim's updates go through OpenBLAS, whose AVX-512 kernels round differently from its AVX2 ones: the
-    same call wrote different vectors on the two CPU classes. It runs in a child Python whose OpenBLAS is
-    pinned to the AVX2 kernels where the CPU has them, so AVX2 and AVX-512 machines write the same file.
+    gensim's updates go through OpenBLAS, whose AVX-512 kernels sum in another order than its AVX2 ones, so
+    the same call wrote different vectors on the two CPU classes. Where blas_pin applies, training runs in a
+    child Python with it (OpenBLAS reads it when loaded), so AVX2 and AVX-512 machines write the same file.
     """
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(PROJECT_ROOT), os.environ.get("PYTHONPATH"))))}
-    if platform.machine().lower() in ("x86_64", "amd64") and {"avx2", "fma"} <= cpu_flags():
-        env.update(AVX2_BLAS)  # read by OpenBLAS when the child loads it
+    if importlib.util.find_spec("gensim") is None:
+        raise InputError("training word2vec vectors needs gensim (pip install -r requirements.txt); "
+                         "or give --wv_file")
+    pin = blas_pin()
     with tempfile.TemporaryDirectory() as folder:
         job = Path(folder)
         (job / "job.json").write_text(json.dumps({"sentences": [list(s) for s in sentences], "dim": dim, "seed": seed}))
-        code = f"from utils.vocab import word2vec_job; word2vec_job({folder!r})"
-        child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        if child.returncode != 0:
-            reason = (child.stderr.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
-            raise InputError(f"word2vec training failed: {reason}")
+        if pin:
+            code = f"from utils.vocab import word2vec_job; word2vec_job({folder!r})"
+            child = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env={**os.environ, **pin},
+                                   capture_output=True, text=True, errors="replace")
+            if child.returncode != 0:
+                raise RuntimeError(f"word2vec training in a child process failed (exit status {child.returncode}):\n"
+                                   f"{child.stderr}")
+        else:
+            word2vec_job(folder)
         words = json.loads((job / "words.json").read_text())
         matrix = np.load(job / "vectors.npy")
     return dict(zip(words, matrix, strict=True))
 
 
 def word2vec_job(folder: str) -> None:
-    """The child's side of train_word2vec: job.json in, words.json and vectors.npy out."""
+    """Train what job.json in ``folder`` asks for; write words.json and vectors.npy beside it."""
     from gensim.models import Word2Vec
 
     logging.getLogger("gensim").setLevel(logging.WARNING)
