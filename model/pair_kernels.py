@@ -188,6 +188,7 @@ def configure_speed(device: torch.device, kernel: str, precision: str, threads: 
     ``device``; raises InputError with the reason (before any work starts) when one cannot."""
     if problem := speed.precision_problem(precision, device):
         raise InputError(problem)
+    speed.governor.reset()  # before configure: a stale ceiling must not override this script's --threads
     speed.configure(kernel=kernel, precision=precision, threads=threads)
     try:
         fused_applies(torch.zeros(0, device=device))

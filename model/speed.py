@@ -211,6 +211,11 @@ class ThreadGovernor:
                 self.set_to = threads
         self.last = sample
 
+    def reset(self) -> None:
+        """Forget what was measured and set: the next :meth:`tick` takes torch's thread count as the ceiling.
+        For a script's start, whose ``--threads`` may equal what the governor last set in this process."""
+        self.ceiling = self.set_to = self.last = self.others = None
+
     def restore(self) -> None:
         """Back to the thread count asked for (``fixed``); the measurements go on at the next :meth:`tick`."""
         if self.ceiling is not None and torch.get_num_threads() == self.set_to:

@@ -3,7 +3,7 @@ processes keep busy, never below one, never above what was asked for."""
 import pytest
 import torch
 
-from model import speed
+from model import pair_kernels, speed
 
 
 @pytest.fixture
@@ -78,3 +78,20 @@ def test_fixed_threads_restore_the_count_asked_for(threads, monkeypatch):
     assert torch.get_num_threads() == 1
     with pytest.raises(ValueError, match="threads"):
         speed.configure(threads="some")
+
+
+@pytest.mark.parametrize("policy", ["fixed", "adaptive"])
+def test_a_script_start_forgets_a_stale_ceiling(threads, policy, monkeypatch):
+    """In one process (tests, notebooks) the governor may have cut 2 threads to 1; a script then asking for
+    --threads 1 must get 1, not the old ceiling 2 (restored by fixed, or regained by adaptive when load drops)."""
+    monkeypatch.setattr(speed.governor, "ceiling", 2)
+    monkeypatch.setattr(speed.governor, "set_to", 1)
+    monkeypatch.setattr(speed.governor, "others", 0.0)
+    torch.set_num_threads(1)
+    pair_kernels.configure_speed(torch.device("cpu"), "auto", "fp32", policy)
+    assert torch.get_num_threads() == 1
+    monkeypatch.setattr(speed, "_ticks", lambda *args: 0)  # an idle machine from now on
+    for _ in range(2):
+        speed.governor.tick()
+        monkeypatch.setattr(speed.governor, "last", (speed.governor.last[0] - 2, 0, 0))
+    assert torch.get_num_threads() == 1
