@@ -392,6 +392,40 @@ std::vector<torch::Tensor> pair_bce(torch::Tensor left, torch::Tensor right, tor
   return {probs, softplus, prob_sums};
 }
 
+// Token i's max over real j of the pair logits and its arg-max, per relation, into values and winner (R each):
+// each lane keeps a running max of its positions j in registers (a later j replaces it only when strictly
+// greater), then the lanes are reduced, the smallest j winning ties. No logit is stored, and the max costs a
+// compare and two blends per vector of logits instead of a scalar pass over all of them. An empty sentence
+// gives -inf at j = 0.
+template <typename Scorer>
+inline void row_max(const Shapes& s, const Scorer& scorer, const float* a, int64_t b, int64_t length, float* values,
+                    int64_t* winner) {
+  const int64_t computed = (length + LANES - 1) / LANES * LANES;
+  const ivec lane = lane_ids();
+  for_each_relation_block(s.rp, [&](auto block, int64_t r0) {
+    constexpr int RB = decltype(block)::value;
+    vec best[RB];
+    ivec best_j[RB];
+#pragma GCC unroll 32
+    for (int r = 0; r < RB; ++r) best[r] = splat(NEG_INF), best_j[r] = lane;
+    score_block<RB>(scorer, a, b, computed, r0, [&](int64_t j0, int r, vec logits) {
+      const ivec j = lane + static_cast<int32_t>(j0);
+      const ivec better = (j < static_cast<int32_t>(length)) & (logits > best[r]);
+      best[r] = better ? logits : best[r];
+      best_j[r] = better ? j : best_j[r];
+    });
+    for (int r = 0; r < RB && r0 + r < s.relations; ++r) {
+      float value = best[r][0];
+      int32_t j = best_j[r][0];
+      for (int l = 1; l < LANES; ++l) {
+        if (best[r][l] > value || (best[r][l] == value && best_j[r][l] < j)) value = best[r][l], j = best_j[r][l];
+      }
+      values[r0 + r] = value;
+      winner[r0 + r] = j;
+    }
+  });
+}
+
 // max over real j of the pair logits and its arg-max, both (B, n, R); ties go to the smallest j. Padded
 // rows i get their values too (as the PyTorch path), so the GRU input stays finite there.
 std::vector<torch::Tensor> pair_max(torch::Tensor left, torch::Tensor right, torch::Tensor weight,
@@ -406,16 +440,10 @@ std::vector<torch::Tensor> pair_max(torch::Tensor left, torch::Tensor right, tor
     int64_t* winner_all = winner.data_ptr<int64_t>();
     const int64_t rows = s.batch * s.length;
     parallel_chunks(rows, row_chunk(rows), [&](int64_t begin, int64_t end, int64_t) {
-      std::vector<float> logits(s.relations * s.np);
       for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / s.length;
-        row_logits(s, scorer, a_all + row * s.hidden, b, lens[b], logits.data());
-        for (int64_t r = 0; r < s.relations; ++r) {
-          const float* line = logits.data() + r * s.np;
-          const int64_t best = std::max_element(line, line + std::max<int64_t>(lens[b], 1)) - line;
-          values_all[row * s.relations + r] = line[best];
-          winner_all[row * s.relations + r] = best;
-        }
+        row_max(s, scorer, a_all + row * s.hidden, b, lens[b], values_all + row * s.relations,
+                winner_all + row * s.relations);
       }
     });
   });
