@@ -13,6 +13,7 @@ from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scancel", "scontrol", "sinfo")
+CRED_EXPIRE = 10  # seconds; see write_config
 
 
 def why_unavailable() -> str | None:
@@ -55,7 +56,9 @@ class Cluster:
             "SlurmdUser=root",
             "AuthType=auth/munge",
             "CredType=cred/munge",
-            f"AuthInfo=socket={folder / 'munge.sock'}",
+            # a requeued job waits cred_expire seconds before it starts again (default 120): until then slurmd
+            # refuses to launch it ("Job credential revoked", and the job ends with exit code 1)
+            f"AuthInfo=socket={folder / 'munge.sock'},cred_expire={CRED_EXPIRE}",
             f"SlurmctldPort={free_port()}",
             f"SlurmdPort={free_port()}",
             f"StateSaveLocation={folder / 'state'}",

@@ -64,11 +64,11 @@ def epochs_of(run_dir: Path) -> list[dict]:
     return [{key: value for key, value in row.items() if not key.endswith("seconds")} for row in rows]
 
 
-def wait_until(condition, timeout: float, what: str) -> None:
+def wait_until(condition, timeout: float, what: str, details=lambda: "") -> None:
     deadline = time.time() + timeout
     while not condition():
         if time.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{details()}")
         time.sleep(0.2)
 
 
@@ -112,13 +112,20 @@ def test_slurm_array_survives_cancel_and_preemption(cluster, data_dir, tmp_path)
     subprocess.run(["scancel", job_ids[CANCELLED]], env=env, check=True)
     assert not (remote / "runs" / CANCELLED / "results.json").exists(), "cancelled too late: the run had finished"
 
-    # SLURM holds a requeued job back for two minutes (its BeginTime); let it start at once
+    def diagnosis() -> str:
+        logs = sorted((remote / "slurm").glob(f"{job_ids[PREEMPTED]}*.out")) + sorted(
+            (remote / "slurm").glob(f"{job_ids[PREEMPTED]}*.err"))
+        return "\n".join([f"queue: {queued(env)}", *(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in logs),
+                          cluster.logs()])
+
+    # the preempted task is requeued and starts again after CRED_EXPIRE seconds (tests/slurm_cluster.py); an
+    # earlier start (scontrol update StartTime=now) can find its old credential still revoked and fail
     wait_until(lambda: any(line.split()[0] == job_ids[PREEMPTED] and "PENDING" in line for line in queued(env)),
-               60, "the preempted task to be requeued")
-    subprocess.run(["scontrol", "update", f"JobId={job_ids[PREEMPTED]}", "StartTime=now"], env=env, check=True)
-    wait_until(lambda: not queued(env), 180, "the array to end")
+               60, "the preempted task to be requeued", diagnosis)
+    results = remote / "runs" / PREEMPTED / "results.json"
+    wait_until(lambda: not queued(env), 180, "the array to end", diagnosis)
     assert not (remote / "runs" / CANCELLED / "results.json").exists()
-    assert (remote / "runs" / PREEMPTED / "results.json").exists()
+    assert results.exists(), f"the requeued task ended without its results\n{diagnosis()}"
     preempted = json.loads((remote / "results" / "runs" / PREEMPTED / "runner.json").read_text())["invocations"]
     assert preempted[-1]["resumed"] and preempted[-1]["exit_code"] == 0 and preempted[-1]["executor"] == "slurm"
     assert "--resume" in (remote / "runs" / PREEMPTED / "stdout.log").read_text()
