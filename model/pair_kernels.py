@@ -151,7 +151,6 @@ def build(variant: Variant | None = None) -> ModuleType:
 
 def fused_applies(tensor: torch.Tensor) -> bool:
     """Whether the pair scorer should use the fused kernels for ``tensor`` under the current choice."""
-    global _warned
     choice = speed.current().kernel
     if choice == "torch":
         return False
@@ -160,6 +159,13 @@ def fused_applies(tensor: torch.Tensor) -> bool:
             raise RuntimeError(f"the fused pair kernels take float32 CPU tensors, not {tensor.dtype} on "
                                f"{tensor.device}; use --pair_kernel auto or torch")
         return False
+    return _built(choice)
+
+
+@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
+def _built(choice: str) -> bool:
+    """Whether the chosen build loads; warns once (``auto``) or raises (``fused``) when it does not."""
+    global _warned
     try:
         build()
     except RuntimeError as error:
@@ -230,6 +236,7 @@ def forward_inputs(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor
             padded_bias)
 
 
+@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
 def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                 lengths: torch.Tensor, bf16: bool = False) -> torch.Tensor:
     """All pair logits as (B, n, R, np), -inf outside real cells: j fastest, np >= n rounded up to the vector
@@ -238,6 +245,7 @@ def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, b
                                weight.shape[0])
 
 
+@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
 def pair_bce(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
              lengths: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """sigmoid of every pair logit as (B, n, R, np), 0 outside real cells; each row's sum of softplus(logit)
@@ -247,6 +255,7 @@ def pair_bce(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias
     return probabilities, softplus_sums, probability_sums
 
 
+@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
 def pair_max(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
              lengths: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Max over real j of the pair logits and its arg-max, (B, n, R) each."""
@@ -261,6 +270,7 @@ def _pad_features(*tensors: torch.Tensor) -> list[torch.Tensor]:
     return [F.pad(t, (0, _round_up(hidden, LANES) - hidden)).contiguous() for t in tensors]
 
 
+@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
 def pair_max_backward(grad: torch.Tensor, winner: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
                       weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of :func:`pair_max`'s values for left, right and Wr (Wr's bias: ``grad.sum((0, 1))``)."""
@@ -269,6 +279,7 @@ def pair_max_backward(grad: torch.Tensor, winner: torch.Tensor, left: torch.Tens
     return tuple(g[..., :hidden] for g in grads)
 
 
+@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
 def pair_backward(grad_logits: torch.Tensor, left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor,
                   lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of ``sum(grad_logits * logits)`` for left, right and Wr.
