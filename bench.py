@@ -619,7 +619,7 @@ def run_all(args: argparse.Namespace, device: torch.device, report: dict) -> Non
               f"{result['compute_floor_epoch_seconds']:.1f} s/epoch; the default path takes "
               f"{result['times_the_compute_floor']:.1f}x that")
         print(f"   torch.compile: the timed batches' first pass (compiling for their shapes) took "
-              f"{result['compiled_warmup_seconds']:.1f} s, untimed")
+              f"{result['compiled_warmup_seconds']:.1f} s, not counted in the epoch")
         for key in ("inference_sentences_per_second", "inference_sentences_per_second_torch_pair_scorer",
                     "inference_sentences_per_second_bf16", "inference_sentences_per_second_compiled",
                     "inference_compute_floor_sentences_per_second", "oracle_inference_sentences_per_second",

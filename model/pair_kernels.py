@@ -178,6 +178,7 @@ def _built(choice: str) -> bool:
     return True
 
 
+@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
 def has_bf16() -> bool:
     """Whether the chosen build has the bfloat16 scorer (the CPU has AVX512-BF16)."""
     return bool(build().has_bf16)

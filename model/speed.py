@@ -113,8 +113,12 @@ _warned_bf16 = False
 
 
 def cpu_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16)."""
-    return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16) and oneDNN may use it:
+    ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``) below AVX512_CORE_BF16, e.g. AVX2 to stand in for an
+    AVX2-only CPU, leaves oneDNN its slow emulated bfloat16, as on such a CPU."""
+    limit = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+    allowed = limit in ("", "ALL", "DEFAULT") or any(level in limit for level in ("BF16", "FP16", "AMX", "AVX10"))
+    return allowed and any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
 
 
 def precision_for(device: torch.device | str) -> str:

@@ -138,22 +138,26 @@ def test_fused_kernels_match_pytorch(variant, relations, rounds, sizes):
 @pytest.mark.parametrize("variant", variant_params(), indirect=True)
 def test_pair_max_ignores_padding_and_breaks_ties_to_the_first_j(variant):
     torch.manual_seed(0)
-    left, right = torch.randn(2, 19, 7), torch.randn(2, 19, 7)
-    right[0, 1] = right[0, 3] = right[0, 9] = right[0, 17] = 3.0  # the same score in one vector, the next ones,
-    right[0, 10] = right[0, 2] = 3.0 + torch.arange(7.0)  # and in the same lane (j = 1, 17 and 9 of 8 lanes)
+    left, right = torch.randn(3, 19, 7), torch.randn(3, 19, 7)
+    # identical pairs in sentence 0, each group the first j of which must win (8 lanes or more per vector):
+    right[0, [1, 3, 17]] = 3.0 + 6.0 * (torch.arange(7.0) % 2)  # in one vector (1, 3), in one lane (1, 17)
+    right[0, [2, 10]] = 3.0 + torch.arange(7.0)  # in one lane of two vectors
+    right[0, [7, 9]] = 3.0 + torch.arange(7.0).flip(0)  # the first j in the higher lane (7 of vector 0, 1 of 1)
     right[1, 4:] = 50.0  # padding of sentence 1 (length 4) would win every max
     weight, bias = torch.randn(9, 7), torch.randn(9)
-    mask = torch.tensor([[True] * 19, [True] * 4 + [False] * 15])
+    mask = torch.tensor([[True] * 19, [True] * 4 + [False] * 15, [False] * 19])  # sentence 2 is empty
     speed.configure(kernel="fused")
     values, winner = pair_kernels.pair_max(left, right, weight, bias, mask.sum(dim=1))
-    logits = (left[:, :, None] + right[:, None]).relu() @ weight.T + bias
-    expected = logits.masked_fill(~mask[:, None, :, None], float("-inf")).max(dim=2)
+    logits = ((left[:, :, None] + right[:, None]).relu() @ weight.T + bias).masked_fill(~mask[:, None, :, None],
+                                                                                           float("-inf"))
+    expected = logits.max(dim=2)
     assert torch.allclose(values, expected.values, atol=1e-5)
     # the winner's logit is the max (PyTorch's product may round identical pairs differently by position, so
     # its arg-max is no oracle for exact ties), and of identical pairs the first j wins
     assert torch.allclose(logits.gather(2, winner[:, :, None]).squeeze(2), expected.values, atol=1e-5)
     assert (winner[1] < 4).all() and not torch.isin(winner[0], torch.tensor([3, 9, 10, 17])).any()
-    assert torch.isin(winner[0], torch.tensor([1, 2])).any()  # the ties were contested
+    assert all((winner[0] == j).any() for j in (1, 2, 7))  # every group won somewhere: its tie was contested
+    assert (winner[2] == 0).all() and (values[2] == float("-inf")).all()  # an empty sentence: -inf at j = 0
     grads = torch.autograd.grad(pair_scorer.pair_max(left.requires_grad_(), right.requires_grad_(), weight, bias,
                                                      mask).sum(), (left, right))
     assert grads[1][1, 4:].abs().sum() == 0  # padding gets no gradient
@@ -368,6 +372,20 @@ def test_bf16_on_a_cpu_without_bfloat16_arithmetic_runs_float32(kernel, monkeypa
     assert all(loss == loss_32 and torch.equal(grad, grad_32) for loss, grad in steps)
     warnings = [r.getMessage() for r in caplog.records if r.name == speed.log.name]
     assert len(warnings) == 1 and "running float32" in warnings[0]
+
+
+@pytest.mark.parametrize(("limit", "allowed"), [("", True), ("ALL", True), ("avx512_core_bf16", True),
+                                              ("AVX512_CORE_AMX", True), ("AVX2", False), ("AVX512_CORE", False),
+                                              ("AVX512_CORE_VNNI", False)])
+def test_a_onednn_isa_limit_without_bfloat16_counts_as_a_cpu_without_it(limit, allowed, monkeypatch):
+    """ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16 (the AVX2 stand-in of docs/speed.md) leaves oneDNN emulated
+    bfloat16, so --precision bf16 runs float32 as on a CPU without it; the CPU's flags are faked both ways."""
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", limit)
+    monkeypatch.setattr(speed, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    assert speed.cpu_bf16() is allowed
+    monkeypatch.setattr(speed, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert speed.cpu_bf16() is False
 
 
 @needs_kernels

@@ -393,10 +393,11 @@ std::vector<torch::Tensor> pair_bce(torch::Tensor left, torch::Tensor right, tor
 }
 
 // Token i's max over real j of the pair logits and its arg-max, per relation, into values and winner (R each):
-// each lane keeps a running max of its positions j in registers (a later j replaces it only when strictly
-// greater), then the lanes are reduced, the smallest j winning ties. No logit is stored, and the max costs a
-// compare and two blends per vector of logits instead of a scalar pass over all of them. An empty sentence
-// gives -inf at j = 0.
+// each lane keeps a running max of its positions j beside the accumulators (a later j replaces it only when
+// strictly greater), then the lanes are reduced, the smallest j winning ties. No logit is stored, and the max
+// costs a compare and two blends per vector of logits instead of a scalar pass over all of them. An empty
+// sentence gives -inf at j = 0. A NaN logit never wins (the PyTorch path would return it; the loss, from
+// pair_bce, still turns NaN).
 template <typename Scorer>
 inline void row_max(const Shapes& s, const Scorer& scorer, const float* a, int64_t b, int64_t length, float* values,
                     int64_t* winner) {
