@@ -13,7 +13,7 @@ from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scancel", "scontrol", "sinfo")
-CRED_EXPIRE = 10  # seconds; see write_config
+CRED_EXPIRE = 20  # seconds; see write_config
 
 
 def why_unavailable() -> str | None:
@@ -101,7 +101,7 @@ class Cluster:
 
     def logs(self) -> str:
         logs = sorted((self.folder / "log").glob("*"))
-        return "\n".join(f"--- {path.name}\n{path.read_text()[-3000:]}" for path in logs)
+        return "\n".join(f"--- {path.name}\n{path.read_text()[-6000:]}" for path in logs)
 
     def stop(self) -> None:
         """Cancel what is left, then end the daemons this cluster started (by the pids in their pid files)."""

@@ -113,10 +113,12 @@ def test_slurm_array_survives_cancel_and_preemption(cluster, data_dir, tmp_path)
     assert not (remote / "runs" / CANCELLED / "results.json").exists(), "cancelled too late: the run had finished"
 
     def diagnosis() -> str:
-        logs = sorted((remote / "slurm").glob(f"{job_ids[PREEMPTED]}*.out")) + sorted(
-            (remote / "slurm").glob(f"{job_ids[PREEMPTED]}*.err"))
-        return "\n".join([f"queue: {queued(env)}", *(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in logs),
-                          cluster.logs()])
+        logs = [path for suffix in ("out", "err")
+                for path in sorted((remote / "slurm").glob(f"{job_ids[PREEMPTED]}_*_log.{suffix}"))]
+        listed = subprocess.run(["squeue", "--noheader", "--array", "--format=%i %T %r"], env=env,
+                                capture_output=True, text=True)
+        return "\n".join([f"queue: {listed.stdout.strip() or listed.stderr.strip()}",
+                          *(f"--- {path.name}\n{path.read_text()[-2000:]}" for path in logs), cluster.logs()])
 
     # the preempted task is requeued and starts again after CRED_EXPIRE seconds (tests/slurm_cluster.py); an
     # earlier start (scontrol update StartTime=now) can find its old credential still revoked and fail
