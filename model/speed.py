@@ -128,8 +128,9 @@ def precision_for(device: torch.device | str) -> str:
     if _current.precision != "bf16" or torch.device(device).type != "cpu" or cpu_bf16():
         return _current.precision
     if not _warned_bf16:
-        log.warning("--precision bf16: this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX-BF16), where "
-                    "emulated bfloat16 is slower than float32 (docs/speed.md); running float32")
+        log.warning("--precision bf16: this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX-BF16), or "
+                    "ONEDNN_MAX_CPU_ISA hides it, and emulated bfloat16 is slower than float32 (docs/speed.md); "
+                    "running float32")
         _warned_bf16 = True
     return "fp32"
 
