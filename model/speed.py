@@ -152,16 +152,14 @@ def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(torch.device(device).type, enabled=_current.precision == "fp16")
 
 
-def _ticks(path: str, fields: slice, lines: set[str] | None = None) -> int | None:
-    """Summed clock-tick counters of a /proc file: ``fields`` of the lines named in ``lines`` (all when None,
-    then the file is one line); None where the file is missing (not Linux)."""
+def _ticks(path: str, fields: slice, cpus: set[str]) -> int | None:
+    """Summed clock-tick counters ``fields`` of the lines of ``cpus`` in a /proc/stat file; None where it is
+    missing (not Linux)."""
     try:
         text = Path(path).read_text()
     except OSError:
         return None
-    if lines is None:  # /proc/self/stat: the command name may hold spaces, the fields follow its ')'
-        return sum(int(x) for x in text.rsplit(")", 1)[1].split()[fields])
-    return sum(int(x) for line in text.splitlines() if line.split(" ", 1)[0] in lines
+    return sum(int(x) for line in text.splitlines() if line.split(" ", 1)[0] in cpus
                for x in line.split()[1:][fields])
 
 
@@ -169,7 +167,8 @@ class ThreadGovernor:
     """Fits torch's intra-op threads to the cores other processes leave free.
 
     Every ``interval`` seconds it reads how busy this process's CPUs were (/proc/stat, the CPUs of its
-    affinity mask) minus this process's own CPU time (/proc/self/stat): what other processes used. Each core
+    affinity mask) minus this process's own CPU time (``time.process_time``, which QEMU's user-mode emulator,
+    unlike /proc/self/stat, reports truly): what other processes used. Each core
     they kept busy at least ``busy_share`` of the time costs one thread; at least one stays, at most the
     count torch had when the governor started (or was last set by someone else: ``--threads``).
     """
@@ -180,16 +179,15 @@ class ThreadGovernor:
         self.cpus = {f"cpu{c}" for c in cpus}
         self.ceiling: int | None = None  # the thread count asked for
         self.set_to: int | None = None  # what this governor last set
-        self.last: tuple[float, int, int] | None = None
+        self.last: tuple[float, float, float] | None = None  # (time, seconds its CPUs were busy, ours)
         self.others: float | None = None  # cores other processes kept busy in the last interval
 
-    def _sample(self) -> tuple[float, int, int] | None:
+    def _sample(self) -> tuple[float, float, float] | None:
         busy = _ticks("/proc/stat", slice(0, 8), self.cpus)  # user..steal, all non-idle except fields 3, 4
         idle = _ticks("/proc/stat", slice(3, 5), self.cpus)  # idle, iowait
-        ours = _ticks("/proc/self/stat", slice(11, 13))  # utime, stime (fields 14, 15 of proc(5))
-        if busy is None or idle is None or ours is None:
+        if busy is None or idle is None:
             return None
-        return time.monotonic(), busy - idle, ours
+        return time.monotonic(), (busy - idle) / os.sysconf("SC_CLK_TCK"), time.process_time()
 
     def threads_for(self, others: float) -> int:
         """Threads to use when other processes keep ``others`` cores busy."""
@@ -208,8 +206,8 @@ class ThreadGovernor:
         if current != self.set_to:  # first look, or set by someone else since: that is the ceiling now
             self.ceiling, self.set_to = current, current
         if self.last is not None:
-            seconds = (sample[0] - self.last[0]) * os.sysconf("SC_CLK_TCK")
-            self.others = max(0.0, ((sample[1] - self.last[1]) - (sample[2] - self.last[2])) / seconds)
+            busy, ours = sample[1] - self.last[1], sample[2] - self.last[2]
+            self.others = max(0.0, (busy - ours) / (sample[0] - self.last[0]))
             threads = self.threads_for(self.others)
             if threads != current:
                 torch.set_num_threads(threads)
