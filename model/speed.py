@@ -167,10 +167,10 @@ class ThreadGovernor:
     """Fits torch's intra-op threads to the cores other processes leave free.
 
     Every ``interval`` seconds it reads how busy this process's CPUs were (/proc/stat, the CPUs of its
-    affinity mask) minus this process's own CPU time (``time.process_time``, which QEMU's user-mode emulator,
-    unlike /proc/self/stat, reports truly): what other processes used. Each core
-    they kept busy at least ``busy_share`` of the time costs one thread; at least one stays, at most the
-    count torch had when the governor started (or was last set by someone else: ``--threads``).
+    affinity mask) minus this process's own CPU time (``time.process_time``; QEMU's user-mode emulator reports
+    none in /proc/self/stat): what other processes used. Each core they kept busy at least ``busy_share`` of
+    the time costs one thread; at least one stays, at most the count torch had when the governor started (or
+    was last set by someone else: ``--threads``).
     """
 
     def __init__(self, interval: float = 1.0, busy_share: float = 0.3) -> None:
