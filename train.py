@@ -310,6 +310,13 @@ def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, gene
     raise InputError(f"{run_dir}: no readable last.pt or last_prev.pt to resume from")
 
 
+def save_best_again(run_dir: Path, model: RIN, progress: dict) -> None:
+    """best.pt is written after last.pt: a run killed between the two resumes from a last.pt whose epoch was
+    the best, and best.pt still holds an earlier one. Those weights are the ones just loaded: write them."""
+    if progress["epoch"] and progress["best_epoch"] == progress["epoch"]:
+        atomic_torch_save(model.state_dict(), run_dir / "best.pt")
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     setup_logging()
@@ -390,6 +397,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
                         "not be bit-identical to an uninterrupted run", started_with, scorer)
         log.info("resuming after epoch %d (best %s F1 %.4f at epoch %d)", progress["epoch"],
                  settings["select_on"], progress["best_score"], progress["best_epoch"])
+        save_best_again(run_dir, model, progress)
     elif not args.resume:
         for name in ("vocab.json", "labels.json"):  # before config.json: a folder with one is a complete run
             shutil.copy(data_dir / name, run_dir / name)
@@ -426,7 +434,6 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         score = record[select_on][match]["f1"]
         if score > progress["best_score"]:
             progress.update(best_score=score, best_epoch=epoch, bad_epochs=0)
-            atomic_torch_save(model.state_dict(), run_dir / "best.pt")
         else:
             progress["bad_epochs"] += 1
         progress["epoch"] = epoch
@@ -437,6 +444,8 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         with metrics_file.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         save_training_state(run_dir / "last.pt", model, optimizer, generator, progress, scaler)
+        if progress["best_epoch"] == epoch:  # after last.pt, whose weights these are: see save_best_again
+            atomic_torch_save(model.state_dict(), run_dir / "best.pt")
         log.info("epoch %d: loss ER %.4f RC %.4f | dev partial F1 %.4f exact F1 %.4f | %.1fs train%s",
                  epoch, losses["er_loss"], losses["rc_loss"], record["dev"]["partial"]["f1"],
                  record["dev"]["exact"]["f1"], losses["train_seconds"],

@@ -43,8 +43,8 @@ def _pairs(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
 
 
 def _scores_into(out: torch.Tensor, pairs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``out[...] = pairs @ weight.T + bias`` written straight into ``out`` (contiguous)."""
-    torch.addmm(bias, pairs.flatten(0, 2), weight.T, out=out.view(-1, weight.shape[0]))
+    """``out[...] = pairs @ weight.T + bias`` written straight into ``out`` (contiguous), in ``pairs``' dtype."""
+    torch.addmm(bias.to(pairs.dtype), pairs.flatten(0, 2), weight.T.to(pairs.dtype), out=out.view(-1, weight.shape[0]))
     return out
 
 
@@ -52,7 +52,10 @@ def _operands(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bia
               ) -> tuple[tuple[torch.Tensor, ...], bool]:
     """The pair scorer's inputs in the precision that runs here (:func:`model.speed.precision_for`), and
     whether the fused kernels are to round to bfloat16. The fused kernels take float32 inputs and, under
-    bf16, round inside (AVX512-BF16); the PyTorch path runs on copies in the autocast dtype."""
+    bf16, round inside (AVX512-BF16); the PyTorch path runs on copies of ``left`` and ``right`` in the autocast
+    dtype and keeps ``weight`` and ``bias`` as they are (float32 parameters): their gradients sum over every
+    cell of the batch, which passes float16's 65504 before a loss scale could help, so they are summed and
+    returned in float32."""
     tensors = (left, right, weight, bias)
     precision = speed.precision_for(left.device)
     if precision == "fp32":
@@ -61,7 +64,14 @@ def _operands(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bia
         floats = tuple(t.float() for t in tensors)
         if pair_kernels.fused_applies(floats[0]):
             return floats, precision == "bf16" and pair_kernels.has_bf16()
-    return tuple(t.to(speed.AUTOCAST_DTYPES[precision]) for t in tensors), False
+    dtype = speed.AUTOCAST_DTYPES[precision]
+    return (left.to(dtype), right.to(dtype), weight, bias), False
+
+
+def _wide(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in float32 if it is float16, whose range a sum over many cells can pass (bfloat16 has
+    float32's range)."""
+    return tensor.float() if tensor.dtype == torch.float16 else tensor
 
 
 def pair_max(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor
@@ -146,9 +156,9 @@ class PairMax(torch.autograd.Function):
         pair = torch.relu(left[sentence, i] + right[sentence, j])  # (U, d)
         cell_grad = grad.new_zeros(len(pair_ids), relations)
         cell_grad[slot, torch.arange(relations, device=grad.device).repeat(batch * length)] = grad.flatten()
-        grad_weight = cell_grad.T @ pair
-        grad_bias = grad.sum(dim=(0, 1))
-        grad_pair = torch.ops.aten.threshold_backward(cell_grad @ weight, pair, 0.0)
+        grad_weight = (_wide(cell_grad).T @ _wide(pair)).to(weight.dtype)
+        grad_bias = grad.sum(dim=(0, 1), dtype=weight.dtype)
+        grad_pair = torch.ops.aten.threshold_backward(cell_grad @ weight.to(cell_grad.dtype), pair, 0.0)
         hidden = left.shape[-1]
         grad_left = left.new_zeros(batch * length, hidden).index_add_(0, sentence * length + i, grad_pair)
         grad_right = right.new_zeros(batch * length, hidden).index_add_(0, sentence * length + j, grad_pair)
@@ -190,15 +200,15 @@ class PairBCE(torch.autograd.Function):
         left, right, weight, grad_logits = ctx.saved_tensors
         grad_left = torch.empty_like(left)
         grad_right = torch.empty_like(right)
-        grad_weight = torch.zeros_like(weight)
+        grad_weight = torch.zeros(weight.shape, dtype=_wide(grad_logits).dtype, device=weight.device)
         for part in _sentence_chunks(left):
             pair = _pairs(left[part], right[part])
             chunk_grad = grad_logits[part]
-            grad_weight += chunk_grad.flatten(0, 2).T @ pair.flatten(0, 2)
-            grad_pair = torch.ops.aten.threshold_backward(chunk_grad @ weight, pair, 0.0)
+            grad_weight += _wide(chunk_grad.flatten(0, 2)).T @ _wide(pair.flatten(0, 2))
+            grad_pair = torch.ops.aten.threshold_backward(chunk_grad @ weight.to(chunk_grad.dtype), pair, 0.0)
             grad_left[part] = grad_pair.sum(dim=2)
             grad_right[part] = grad_pair.sum(dim=1)
-        grad_bias = grad_logits.sum(dim=(0, 1, 2))
+        grad_weight, grad_bias = grad_weight.to(weight.dtype), grad_logits.sum(dim=(0, 1, 2), dtype=weight.dtype)
         return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None, None
 
 

@@ -35,8 +35,8 @@ def reference_loss(model: RIN, examples: Sequence[Example]) -> tuple[torch.Tenso
             mask[b, t] = True
         for i, j, r in example.cells:
             targets[b, i, j, r] = 1.0
-    lengths = mask.sum(dim=1)
     word_ids, pos_ids, tag_ids, mask = (t.to(device) for t in (word_ids, pos_ids, tag_ids, mask))
+    lengths = mask.sum(dim=1)
     dtype = next(model.parameters()).dtype
     targets = targets.to(device, dtype)
     cell_mask = (mask[:, :, None] & mask[:, None, :]).to(dtype)

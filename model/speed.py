@@ -100,12 +100,19 @@ def precision_problem(precision: str, device: torch.device) -> str | None:
     """Why ``precision`` cannot run on ``device`` (one line), or None when it can."""
     if precision == "fp16" and device.type != "cuda":
         return "--precision fp16 is for CUDA GPUs (with loss scaling); on the CPU use bf16 or fp32"
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return (f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; "
-                "use --precision fp16 (float16 with loss scaling) or fp32")
+    if precision == "bf16" and device.type == "cuda" and not cuda_bf16(device):
+        return (f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 arithmetic (it needs "
+                "compute capability 8.0, e.g. an A100); use --precision fp16 (float16 with loss scaling) or fp32")
     if precision == "bf16" and device.type not in ("cpu", "cuda"):
         return f"--precision bf16 runs on cpu or cuda, not {device.type}"
     return None
+
+
+def cuda_bf16(device: torch.device | str) -> bool:
+    """Whether the GPU ``device`` multiplies bfloat16 natively: compute capability 8.0 on (Ampere), or ROCm.
+    ``torch.cuda.is_bf16_supported()`` also says yes where bfloat16 is only emulated (V100, T4), and asks the
+    current device, not ``device``."""
+    return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
 
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")

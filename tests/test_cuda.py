@@ -16,6 +16,7 @@ from helpers import random_examples, small_model
 import train
 from data.loader import collate
 from model import speed
+from model.reference import reference_loss
 from model.training import make_optimizer, train_step
 
 pytestmark = pytest.mark.cuda
@@ -49,12 +50,20 @@ def test_a_cuda_step_computes_what_the_cpu_step_computes():
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_steps_stay_close_to_float32(precision):
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
-        pytest.skip(f"{torch.cuda.get_device_name()} has no bfloat16 (train.py refuses it there)")
+    if precision == "bf16" and not speed.cuda_bf16(CUDA):
+        pytest.skip(f"{torch.cuda.get_device_name()} has no bfloat16 arithmetic (train.py refuses it there)")
     model, examples = small_model(relations=5, rounds=2), random_examples(8, 5, seed=2)
     reference, _ = one_step(copy.deepcopy(model), examples, CUDA)
     losses, _ = one_step(copy.deepcopy(model), examples, CUDA, precision)
     assert losses == pytest.approx(reference, rel=0.05)
+
+
+def test_the_paper_literal_oracle_runs_on_the_gpu():
+    """bench.py --device cuda times it as the baseline: the same losses as on the CPU."""
+    model, examples = small_model(relations=5, rounds=2), random_examples(8, 5, seed=6)
+    on_cpu = [loss.item() for loss in reference_loss(model, examples)]
+    on_gpu = [loss.item() for loss in reference_loss(copy.deepcopy(model).to(CUDA), examples)]
+    assert on_gpu == pytest.approx(on_cpu, rel=1e-4)
 
 
 def test_deterministic_steps_repeat_bit_for_bit():
@@ -88,8 +97,8 @@ def test_a_resumed_cuda_run_ends_as_an_uninterrupted_one(synthetic_data, tmp_pat
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_training_step_never_makes_the_host_wait(precision):
     """No host sync inside train_step (fp16 is left out: GradScaler's step reads its inf check on the host)."""
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
-        pytest.skip(f"{torch.cuda.get_device_name()} has no bfloat16")
+    if precision == "bf16" and not speed.cuda_bf16(CUDA):
+        pytest.skip(f"{torch.cuda.get_device_name()} has no bfloat16 arithmetic")
     speed.configure(kernel="torch", precision=precision)
     model = small_model(relations=5, rounds=2).to(CUDA)
     optimizer = make_optimizer(model, 1e-3)

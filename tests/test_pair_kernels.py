@@ -417,6 +417,36 @@ def test_bf16_without_the_fused_bfloat16_scorer(kernel, monkeypatch):
         assert torch.allclose(got, float32, rtol=1e-5, atol=1e-5)
 
 
+def test_float16_pair_scorer_sums_weight_gradients_in_float32():
+    """--precision fp16 (CUDA) on the PyTorch pair scorer: the BCE's bias gradient sums about 0.5 per cell, so
+    90,000 here, past float16's 65504 before any loss scale applies. Wr and its bias stay float32 parameters:
+    their gradients are summed and returned in float32 and are finite; left and right run in float16."""
+    speed.configure(kernel="torch", precision="fp16")  # what train.py sets on a GPU; the CPU computes float16 too
+    generator = torch.Generator().manual_seed(0)
+    batch, length, hidden, relations = 50, 60, 16, 8
+    left, right = (torch.randn(batch, length, hidden, generator=generator) * 0.3 for _ in range(2))
+    weight, bias = torch.randn(relations, hidden, generator=generator) * 0.1, torch.zeros(relations)
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    cells = torch.tensor([[b, 1, 2, b % relations] for b in range(batch)])
+
+    def gradients():
+        inputs = [t.clone().requires_grad_() for t in (left, right, weight, bias)]
+        loss = pair_scorer.pair_bce(*inputs, cells, mask) + pair_scorer.pair_max(*inputs, mask).float().sum()
+        loss.backward()
+        return loss.item(), [t.grad for t in inputs]
+
+    loss_16, grads_16 = gradients()
+    speed.configure(precision="fp32")
+    left, right = left.half().float(), right.half().float()  # the same inputs, computed in float32
+    loss_32, grads_32 = gradients()
+    assert [g.dtype for g in grads_16] == [torch.float32] * 4
+    assert all(bool(g.isfinite().all()) for g in grads_16)
+    assert grads_32[3].abs().max() > 65504  # the sum that overflowed float16
+    assert loss_16 == pytest.approx(loss_32, rel=1e-3)
+    for got, expected in zip(grads_16, grads_32, strict=True):
+        assert torch.nn.functional.cosine_similarity(got.flatten(), expected.flatten(), dim=0) > 0.999
+
+
 @needs_bf16
 def test_bf16_training_step_stays_close_to_float32():
     """--precision bf16 (fused bfloat16 scorer, autocast dense layers): loss and gradients near float32's."""

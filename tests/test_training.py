@@ -140,6 +140,36 @@ def test_resume_after_kill_gives_the_same_run(data_dir, tmp_path):
     assert without_time(metrics) == without_time(tmp_path / "straight" / "metrics.jsonl")
 
 
+def test_a_kill_between_last_and_best_checkpoint_resumes_to_the_same_run(data_dir, tmp_path, monkeypatch):
+    """train.py writes best.pt after last.pt. Killed between the two at the run's best epoch, the resumed run
+    writes best.pt from last.pt's weights and ends as the uninterrupted run, best.pt included."""
+    common = ["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
+              "--num_epoch", "8", "--seed", "5", "--thread_policy", "fixed", *FAST]
+    straight = train.main([*common, "--run_id", "straight"])
+    assert straight["best_epoch"] > 1  # so an earlier epoch's best.pt is there when the kill comes
+    save = train.atomic_torch_save
+
+    def killed_before_best(state, path, *args, **kwargs):
+        if path.name == "best.pt" and len((path.parent / "metrics.jsonl").read_text().splitlines()) == \
+                straight["best_epoch"]:
+            raise KeyboardInterrupt
+        return save(state, path, *args, **kwargs)
+
+    monkeypatch.setattr(train, "atomic_torch_save", killed_before_best)
+    with pytest.raises(SystemExit, match="--resume"):
+        train.main([*common, "--run_id", "killed"])
+    monkeypatch.setattr(train, "atomic_torch_save", save)
+    run_dir = tmp_path / "killed"
+    progress = torch.load(run_dir / "last.pt", weights_only=True)["progress"]
+    assert progress["epoch"] == progress["best_epoch"] == straight["best_epoch"]  # killed in between
+
+    resumed = train.main(["--resume", str(run_dir), "--threads", "1"])
+    assert resumed["test"] == straight["test"] and resumed["best_epoch"] == straight["best_epoch"]
+    expected = torch.load(tmp_path / "straight" / "best.pt", weights_only=True)
+    got = torch.load(run_dir / "best.pt", weights_only=True)
+    assert all(torch.equal(got[name], value) for name, value in expected.items())
+
+
 def test_resume_refuses_data_prepared_again_differently(data_dir, tmp_path):
     copy = tmp_path / "data"
     shutil.copytree(data_dir, copy)
