@@ -60,6 +60,7 @@ from utils.helpers import (
     positive_float,
     positive_int,
     seed_value,
+    usable_cores,
 )
 from utils.vocab import Labels
 
@@ -537,7 +538,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--oracle_batches", type=positive_int, default=3,
                         help="oracle batches timed per variant (default 3)")
     parser.add_argument("--device", type=device_name, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int,
+                        help="CPU threads (default: every core this process may use, as in train.py)")
     parser.add_argument("--contention", type=non_negative_int, default=0, metavar="N",
                         help="time with N busy processes of the bench's own (one core each), ended afterwards "
                         "(default 0)")
@@ -573,7 +575,7 @@ def bench(args: argparse.Namespace) -> dict:
     args.peak_gflops = max(all_threads, one_thread * threads) if device.type == "cpu" else all_threads
     speed.configure(threads="adaptive")
     report = {"device": str(device), "threads": threads, "torch": torch.__version__,
-              "cpu_model": pair_kernels.cpu_model(), "cores": len(os.sched_getaffinity(0)),
+              "cpu_model": pair_kernels.cpu_model(), "cores": usable_cores(),
               "pair_scorer": pair_kernels.describe(device), "contention_processes": args.contention,
               "peak_matmul_gflops": args.peak_gflops, "matmul_gflops_all_threads": all_threads,
               "matmul_gflops_one_thread": one_thread, "loadavg_start": load()}

@@ -62,7 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"sentences per batch (default {BATCH_SIZE}; fewer where long sentences would need much "
                         "memory)")
     parser.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int,
+                        help="CPU threads (default: every core this process may use, as in train.py)")
     speed.add_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
     return parser.parse_args(argv)

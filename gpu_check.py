@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from utils.helpers import PROJECT_ROOT, ArgumentParser, non_negative_float, positive_int, write_json
+from utils.helpers import PROJECT_ROOT, ArgumentParser, non_negative_float, positive_int, usable_cores, write_json
 
 PYTHON = sys.executable
 
@@ -118,7 +118,7 @@ def train_command(check: Check, run_id: str, precision: str, deterministic: bool
                "--num_epoch", str(args.epochs), "--seed", "1", "--save_dir", str(check.out / "runs"),
                "--run_id", run_id, "--device", args.device, "--precision", precision]
     if args.device == "cpu":  # a fixed thread count: CPU runs repeat bit for bit
-        command += ["--threads", "1" if args.quick else str(len(os.sched_getaffinity(0))), "--thread_policy", "fixed"]
+        command += ["--threads", "1" if args.quick else str(usable_cores()), "--thread_policy", "fixed"]
     elif deterministic:
         command += ["--deterministic"]
     return command + (["--lr", "0.005"] if args.quick else [])  # generated data: learnt within 3 epochs
@@ -250,7 +250,7 @@ def machine() -> str:
     if torch.cuda.is_available():
         where = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
     else:
-        where = f"CPU, {len(os.sched_getaffinity(0))} cores"
+        where = f"CPU, {usable_cores()} cores"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
                             text=True).stdout.strip() or "unknown"
     return f"{where}, torch {torch.__version__}, commit {commit}"

@@ -64,6 +64,7 @@ from utils.helpers import (
     read_json,
     resolve_project_path,
     setup_logging,
+    usable_cores,
     write_json,
 )
 
@@ -187,6 +188,7 @@ def local_slots(args: argparse.Namespace, runs: int) -> list[Slot]:
     runner's cores split between them, and with --device cuda or auto on a GPU machine one GPU per run (or per
     --runs_per_gpu runs)."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cores = cores[:usable_cores()]  # a cgroup CPU quota (docker --cpus) caps what the runs share
     gpus = [] if args.device == "cpu" else visible_gpus(os.environ, cuda_device_count())
     if args.device == "cuda" and not gpus:
         raise InputError("--device cuda: no GPU is visible to this process")

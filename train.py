@@ -126,7 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="continue the run in RUN_DIR from its last epoch, with its own settings; other flags "
                      f"must match them, except {', '.join('--' + k for k in RESUME_FREE)}")
     run.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda when available)")
-    run.add_argument("--threads", type=positive_int, help="CPU threads (default: every core this process may use)")
+    run.add_argument("--threads", type=positive_int, help="CPU threads (default: every core this process may use: "
+                     "its affinity mask, capped by a cgroup CPU quota such as docker --cpus)")
     run.add_argument("--eval_batch_size", type=positive_int,
                      help=f"sentences per evaluation batch (default {TRAIN.eval_batch_size})")
     speed.add_arguments(run)

@@ -161,14 +161,54 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def cpu_quota(root: Path = Path("/")) -> float | None:
+    """CPUs' worth of time this process's cgroup may use per period, the tightest along its cgroup path
+    (cgroup v2 ``cpu.max``; v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``): what ``docker --cpus`` or a
+    Kubernetes CPU limit sets, which the affinity mask does not show. None where no quota is set."""
+    try:
+        lines = (root / "proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # v2: one hierarchy
+            bases, names = [root / "sys/fs/cgroup"], ("cpu.max",)
+        elif "cpu" in controllers.split(","):  # v1: mounted as cpu,cpuacct (often also linked as cpu)
+            bases, names = [root / "sys/fs/cgroup" / controllers, root / "sys/fs/cgroup/cpu"], (
+                "cpu.cfs_quota_us", "cpu.cfs_period_us")
+        else:
+            continue
+        relative = Path(path.lstrip("/"))
+        for base in bases:  # the cgroup and its parents; in a container its own cgroup is the mount's root
+            for folder in (base / relative, *(base / parent for parent in relative.parents)):
+                try:
+                    values = " ".join((folder / name).read_text() for name in names).split()
+                    quota, period = float(values[0]), float(values[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if quota > 0 and period > 0:
+                    quotas.append(quota / period)
+    return min(quotas, default=None)
+
+
+def usable_cores() -> int:
+    """Cores this process may use: its affinity mask, capped by its cgroup's CPU quota (rounded down, at least
+    one: threads beyond the quota are throttled at every period's end while the others wait for them)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = cpu_quota()
+    return cores if quota is None else max(1, min(cores, int(quota)))
+
+
 def configure_threads(threads: int | None = None) -> int:
     """Use ``threads`` intra-op threads (default: every core this process may use; more is warned about)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     if not threads:
         threads = cores
     elif threads > cores:
-        logging.getLogger(__name__).warning("--threads %d: this process may use %d cores; threads beyond them "
-                                            "only wait for each other", threads, cores)
+        logging.getLogger(__name__).warning("--threads %d: this process may use %d cores (affinity mask and "
+                                            "cgroup CPU quota); threads beyond them only wait for each other",
+                                            threads, cores)
     torch.set_num_threads(threads)
     return torch.get_num_threads()
 

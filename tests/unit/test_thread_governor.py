@@ -1,9 +1,11 @@
 """The thread governor (model/speed.py): reads /proc/stat's tick counters and gives up one thread per core that other
-processes keep busy, never below one, never above what was asked for."""
+processes keep busy, never below one, never above what was asked for; the default thread count heeds a cgroup's CPU
+quota (utils/helpers.py)."""
 import pytest
 import torch
 
 from model import pair_kernels, speed
+from utils import helpers
 
 
 @pytest.fixture
@@ -104,3 +106,39 @@ def test_a_script_start_forgets_a_stale_ceiling(threads, policy, monkeypatch):
         speed.governor.tick()
         monkeypatch.setattr(speed.governor, "last", (speed.governor.last[0] - 2, 0, 0))
     assert torch.get_num_threads() == 1
+
+
+def write_files(root, files: dict) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"proc/self/cgroup": "0::/\n"}, None),  # v2, no cpu.max: no quota
+    ({"proc/self/cgroup": "0::/\n", "sys/fs/cgroup/cpu.max": "max 100000\n"}, None),
+    ({"proc/self/cgroup": "0::/\n", "sys/fs/cgroup/cpu.max": "150000 100000\n"}, 1.5),  # docker --cpus 1.5
+    ({"proc/self/cgroup": "0::/kubepods/pod1/box\n", "sys/fs/cgroup/kubepods/pod1/cpu.max": "200000 100000\n",
+      "sys/fs/cgroup/kubepods/pod1/box/cpu.max": "max 100000\n"}, 2.0),  # the parent's limit holds
+    ({"proc/self/cgroup": "4:memory:/x\n2:cpu,cpuacct:/docker/abc\n",  # v1; in the container, its cgroup is root
+      "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "300000\n",
+      "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 3.0),
+    ({"proc/self/cgroup": "1:cpu:/\n", "sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n",
+      "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1 without a quota
+    ({}, None),  # no /proc (macOS)
+])
+def test_cgroup_cpu_quota_is_read_from_v1_and_v2(files, expected, tmp_path):
+    write_files(tmp_path, files)
+    assert helpers.cpu_quota(tmp_path) == expected
+
+
+@pytest.mark.parametrize(("quota", "expected"), [(None, 2), (0.5, 1), (1.5, 1), (8.0, 2)])
+def test_a_cpu_quota_caps_the_default_threads(quota, expected, monkeypatch):
+    monkeypatch.setattr(helpers.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(helpers, "cpu_quota", lambda: quota)
+    assert helpers.usable_cores() == expected
+    threads = torch.get_num_threads()
+    try:
+        assert helpers.configure_threads() == expected
+    finally:
+        torch.set_num_threads(threads)
