@@ -154,6 +154,36 @@ def train_job(run: Run, args: argparse.Namespace, threads: int | None = None) ->
                     executor=args.executor, commit=args.commit)
 
 
+def resolve_settings_of(run: Run, args: argparse.Namespace) -> dict:
+    """The settings train.py gives ``run`` when this runner starts it (preset and defaults filled in)."""
+    from train import parse_args as train_parse_args
+    from train import resolve_settings
+
+    return resolve_settings(train_parse_args(list(train_job(run, args).start_args)))
+
+
+def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
+    """The planned runs whose folder in --save_dir was started with other settings than this runner gives them
+    (e.g. a quick ``train.py --num_epoch 2`` under the same name), each with what differs: the runner would
+    count such a run as finished, or resume it, as if it were the table's."""
+    from train import RESUME_FREE
+
+    found = []
+    for run in runs:
+        config_file = Path(args.save_dir) / run.name / "config.json"
+        if not config_file.is_file():
+            continue
+        recorded = read_json(config_file).get("settings", {})
+        planned = resolve_settings_of(run, args)
+        differ = [f"{key} {recorded[key]} (planned: {value})" for key, value in planned.items()
+                  if key not in (*RESUME_FREE, "save_dir", "run_id") and key in recorded and recorded[key] != value
+                  and not (key == "data_dir" and resolve_project_path(recorded[key]).resolve()
+                           == resolve_project_path(value).resolve())]
+        if differ:
+            found.append(f"{config_file.parent}: {', '.join(differ)}")
+    return found
+
+
 def execute(run: Run, args: argparse.Namespace, slot: Slot) -> str:
     """Train (or resume) one run on this machine, on ``slot``'s GPU and cores; returns what happened."""
     if reason := over_time(run, args):
@@ -506,6 +536,9 @@ def main(argv: list[str] | None = None) -> Plan | None:
         if not plan.runs:
             raise InputError(f"--only {' '.join(args.only)}: no planned run of table {args.table} matches")
     save_dir = Path(args.save_dir)
+    if foreign := foreign_runs(plan.runs, args):
+        raise InputError(f"{len(foreign)} run folder(s) hold runs trained with other settings than the table's; "
+                         f"move them away or pass another --save_dir (and --results_dir): {'; '.join(foreign)}")
     todo = [r for r in plan.runs if not is_finished(r.name, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
     hours = estimated_core_hours(todo, args.dataset, save_dir, results_dir)

@@ -49,6 +49,22 @@ def test_only_narrows_the_plan(tmp_path, capsys):
         reproduce.main([*common, "--only", "*_K9_*"])
 
 
+def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, capsys):
+    """A quick train.py run under a planned run's name (here 2 epochs instead of the preset's 150) is refused,
+    naming what differs, instead of being counted as finished or resumed as the table's run."""
+    common = ["--table", "1", "--seeds", "1", "--dry_run", "--save_dir", str(tmp_path / "runs"),
+              "--results_dir", str(tmp_path / "results"), "--only", "webnlg_partial_K2_seed1"]
+    plan = reproduce.main(common)
+    planned = reproduce.resolve_settings_of(plan.runs[0], reproduce.parse_args(common))
+    run_dir = tmp_path / "runs" / "webnlg_partial_K2_seed1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"threads": 1, "device": "cuda"}}))
+    reproduce.main(common)  # how a run was run (threads, device) is not what it computes: still the table's
+    (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"num_epoch": 2}}))
+    with pytest.raises(InputError, match="webnlg_partial_K2_seed1: num_epoch 2 \\(planned: 150\\)"):
+        reproduce.main(common)
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     folder = write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), sizes=(120, 30, 30))
