@@ -10,10 +10,11 @@
 Every path runs in this one process on the same batches; the production variants
 are timed interleaved, batch by batch, so a change in the machine's load during
 the run affects them alike (the load average before and after is recorded).
-Sentence lengths and triple counts come from the real releases in
-../shared/datasets (NYT: its dev+test distribution resampled to the 56,195
-training sentences, since NYT's training split is not available here; WebNLG:
-its real training split); word ids are random (vocabulary sizes below), which
+Sentence lengths and triple counts come from the real releases (--source, else
+../shared/datasets, else prepare_data.py's download cache; NYT: its dev+test
+distribution resampled to the 56,195 training sentences, since NYT's training
+split was not available where the bench was written; WebNLG: its real training
+split); word ids are random (vocabulary sizes below), which
 does not change the cost. Epoch time is extrapolated from a fixed random sample
 of each epoch's batches. Peak memory is the growth of the process's peak RSS
 during one training step on the longest batch (CPU; reset through
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.fetch import SHARED
+from data.fetch import SHARED, default_cache
 from data.loader import Example, bucketed_batches, collate
 from model import pair_kernels, speed
 from model.inference import extract
@@ -52,6 +53,7 @@ from model.training import TrainConfig, make_optimizer, train_step
 from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
+    InputError,
     configure_threads,
     device_name,
     non_negative_int,
@@ -86,9 +88,18 @@ SETTINGS = {
 }
 
 
-def shapes(setting: Setting, seed: int) -> tuple[list[tuple[int, int]], str]:
+def release_file(relative: str, source: str | None) -> Path | None:
+    """``relative`` (release layout, e.g. casrel/NYT-star/test_triples.json) in --source, else in
+    ../shared/datasets or the download cache that prepare_data.py fills; None where absent."""
+    roots = [Path(source)] if source else [SHARED, default_cache()]
+    return next((root / relative for root in roots if (root / relative).is_file()), None)
+
+
+def shapes(setting: Setting, seed: int, source: str | None = None) -> tuple[list[tuple[int, int]], str]:
     """(length, triples) per training sentence, and where they came from."""
-    found = [SHARED / f for f in setting.release_files if (SHARED / f).exists()]
+    found = [path for f in setting.release_files if (path := release_file(f, source))]
+    if source and not found:
+        raise InputError(f"--source {source}: none of {', '.join(setting.release_files)} is there")
     rng = random.Random(seed)
     if found:
         pool = [(len(item["text"].split()), len(item["triple_list"]))
@@ -224,7 +235,7 @@ def load() -> list[float]:
 def build(setting: Setting, args: argparse.Namespace, device: torch.device
           ) -> tuple[list[Example], str, RIN, torch.optim.Optimizer]:
     """The setting's training sentences, where their lengths came from, and a fresh model with Adam."""
-    sizes, origin = shapes(setting, args.seed)
+    sizes, origin = shapes(setting, args.seed, args.source)
     examples = make_examples(sizes, setting, args.seed)
     torch.manual_seed(args.seed)
     config = RINConfig(vocab_size=setting.vocab_size, num_pos=40, num_tags=5, num_relations=setting.relations,
@@ -364,9 +375,9 @@ def inference(model: RIN, compiled: RIN, setting: Setting, args: argparse.Namesp
               timer: Timer) -> dict:
     """Sentences per second when extracting triples from NYT test (5,000 sentences), with decoding; the variants
     timed interleaved, 500 sentences at a time, in length order."""
-    test_file = SHARED / "casrel/NYT-star/test_triples.json"
+    test_file = release_file("casrel/NYT-star/test_triples.json", args.source)
     sizes = ([(len(i["text"].split()), len(i["triple_list"])) for i in json.loads(test_file.read_text())]
-             if test_file.exists() else shapes(setting, args.seed)[0][:5000])
+             if test_file else shapes(setting, args.seed, args.source)[0][:5000])
     examples = make_examples(sizes, setting, args.seed + 1)
     labels = Labels(relations=[f"r{i}" for i in range(setting.relations)], pos=["<PAD>", "<UNK>"],
                     tags=["O", "B", "I", "E", "S"])
@@ -533,6 +544,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS),
                         help="what to time: NYT partial (K=4) and exact (K=7) training with NYT's 24 relations, WebNLG "
                         "partial (K=2, 170 relations); inference is timed with nyt_partial (default: all)")
+    parser.add_argument("--source", metavar="DIR",
+                        help="folder with the releases in their published layout (as prepare_data.py --source), for "
+                        "real sentence lengths (default: ../shared/datasets when present, else the download cache; "
+                        "where neither has them, generated lengths, said so in the output and JSON)")
     parser.add_argument("--batches", type=positive_int, default=20,
                         help="production batches timed per variant (default 20)")
     parser.add_argument("--oracle_batches", type=positive_int, default=3,
@@ -559,6 +574,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="what --equivalence trains (default: all)")
     parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
     args = parser.parse_args(argv)
+    if args.source and not Path(args.source).is_dir():
+        parser.error(f"--source {args.source}: not a folder")
     with one_line_errors("bench.py", args.debug):
         return bench(args)
 

@@ -291,7 +291,13 @@ def prepare(args: argparse.Namespace) -> dict:
             build_releases(args, spec, gathered, tools, staging, report)
         check_splits(final, staging, gathered.missing)
         write_json(staging / "prepare_report.json", report)
-    log.info("wrote %s (report: %s)", final, final / "prepare_report.json")
+    built = [split for split in SPLITS if (final / f"{split}.json").exists()]
+    if len(built) < len(SPLITS):
+        log.warning("wrote %s with %s only: %s not built, for want of %s (see MISSING above)", final,
+                    ", ".join(built), ", ".join(s for s in SPLITS if s not in built),
+                    ", ".join(m["file"] for m in report["missing"]))
+    else:
+        log.info("wrote %s (report: %s)", final, final / "prepare_report.json")
     return report
 
 

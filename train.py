@@ -219,8 +219,14 @@ def check_data_files(data_dir: Path, dataset: str) -> None:
         known = sorted(p.name for p in (PROJECT_ROOT / "dataset").glob("*") if p.is_dir())
         raise InputError(f"{data_dir} does not exist: run python prepare_data.py --dataset {dataset} "
                          f"(prepared datasets here: {', '.join(known) or 'none'})")
-    step = "prepare_data.py" if any(n.endswith(".json") and n[:-5] in ("train", "dev", "test") for n in missing) \
-        else "prepare_vocab.py"
+    splits = [name for name in missing if name[:-5] in ("train", "dev", "test")]
+    report = data_dir / "prepare_report.json"
+    lacked = [m["file"] for m in read_json(report).get("missing", [])] if report.is_file() else []
+    if splits and lacked:  # prepare_data.py again with the same source would build the same splits
+        raise InputError(f"{data_dir}: no {', '.join(splits)}: prepare_data.py could not build them without "
+                         f"{', '.join(lacked)} (URLs in {report}); save those under --source DIR or the download "
+                         f"cache and run python prepare_data.py --dataset {dataset} again")
+    step = "prepare_data.py" if splits else "prepare_vocab.py"
     raise InputError(f"{data_dir}: missing {', '.join(missing)}: run python {step} --dataset {dataset}")
 
 

@@ -13,6 +13,7 @@ from model import pair_kernels
 @pytest.mark.slow
 def test_bench_writes_every_figure(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench, "SHARED", tmp_path / "absent")  # no releases: generated lengths, said so
+    monkeypatch.setenv("RIN_CACHE", str(tmp_path / "cache"))  # nor in the download cache
     monkeypatch.setitem(bench.SETTINGS, "nyt_partial", bench.Setting(("none.json",), 120, 24, 1, 500))
     monkeypatch.setattr(bench.RIN, "compile", lambda self, **kwargs: None)  # plumbing only; compiling takes a minute
     out = tmp_path / "bench.json"
@@ -50,6 +51,26 @@ def test_bad_flags_stop_before_any_timing(flags, named, capsys):
     error = capsys.readouterr().err
     assert refused.value.code == 2 and error.startswith(f"bench.py: error: argument {named}")
     assert "Traceback" not in error
+
+
+def test_sentence_lengths_come_from_source_then_shared_then_the_cache(tmp_path, monkeypatch, capsys):
+    relative = "casrel/WebNLG-star/train_triples.json"
+    setting = bench.Setting((relative,), 4, 3, 1, 10)
+    folders = {name: tmp_path / name for name in ("source", "shared", "cache")}
+    for length, folder in enumerate(folders.values(), start=2):
+        (folder / relative).parent.mkdir(parents=True)
+        (folder / relative).write_text(json.dumps([{"text": " ".join("w" * length), "triple_list": [1]}] * 4))
+    monkeypatch.setattr(bench, "SHARED", folders["shared"])
+    monkeypatch.setenv("RIN_CACHE", str(folders["cache"]))
+    assert bench.shapes(setting, 0, str(folders["source"])) == ([(2, 1)] * 4, "lengths from train_triples.json")
+    assert bench.shapes(setting, 0)[0] == [(3, 1)] * 4
+    (folders["shared"] / relative).unlink()
+    assert bench.shapes(setting, 0)[0] == [(4, 1)] * 4
+    with pytest.raises(bench.InputError, match=f"--source {tmp_path}: none of {relative} is there"):
+        bench.shapes(setting, 0, str(tmp_path))
+    with pytest.raises(SystemExit):
+        bench.main(["--source", str(tmp_path / "absent")])
+    assert capsys.readouterr().err.startswith(f"bench.py: error: --source {tmp_path / 'absent'}: not a folder")
 
 
 def test_step_flops_count_the_products():

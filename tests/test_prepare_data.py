@@ -8,6 +8,7 @@ import pytest
 from mirror import closed_port_url, make_release, serve, snapshot, write_manifest
 
 import prepare_data
+import train
 from data.convert import noun_compound_span
 from data.fetch import file_digests
 from data.loader import load_sentences
@@ -160,8 +161,14 @@ def test_every_relation_mention_ends_an_entity(release, tmp_path):
         assert_mentions_end_entities(tmp_path / "out" / "webnlg" / f"{split}.json")
 
 
-def test_missing_split_is_reported_and_others_built(release, tmp_path):
+def test_missing_split_is_reported_and_others_built(release, tmp_path, capsys):
     report = run(release, tmp_path / "out", "nyt11")
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"WARNING wrote {tmp_path / 'out' / 'nyt11'} with dev, test only: train not built, for want of "
+        "hrl/NYT11/train.json (see MISSING above)")
+    with pytest.raises(SystemExit, match="no train.json: prepare_data.py could not build them without "
+                                         "hrl/NYT11/train.json .*save those under --source DIR"):
+        train.main(["--dataset", "nyt11", "--data_dir", str(tmp_path / "out" / "nyt11")])
     assert [(m["file"], m["git_sha1"]) for m in report["missing"]] == [("hrl/NYT11/train.json", ABSENT_SHA1)]
     assert report["missing"][0]["url"].endswith("/data/hrl/NYT11/train.json")
     assert set(report["splits"]) == {"dev", "test"}
