@@ -46,8 +46,8 @@ PUBLISHED = {
          "Yu et al., ECAI 2020, as its camera-ready reports it (earlier arXiv versions give other figures), "
          "on its own preprocessing of WebNLG"),
         ("TPLinker-BiLSTM (GloVe trained on the data)", 86.4, "strings",
-         "Wang et al., COLING 2020, as this project's issue #27 quotes it; not yet checked against the paper's "
-         "Table 2, which could not be read from this project's machines"),
+         "Wang et al., COLING 2020, as quoted to us; not yet checked against the paper's Table 2, which we "
+         "could not read where these runs were made"),
     ],
 }
 

@@ -318,6 +318,13 @@ def annotation_lines(results_dir: Path, names: list[str]) -> list[str]:
     return [*lines, ""]
 
 
+def data_folder(recorded: str) -> str:
+    """A run's data folder as the project names it: runs from before train.py recorded project-relative paths
+    hold the absolute path of the clone they ran in (e.g. /home/x/rin/dataset/webnlg)."""
+    path = Path(recorded)
+    return f"dataset/{path.name}" if path.is_absolute() and path.parent.name == "dataset" else recorded
+
+
 def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
     """How the finished runs were trained, counted from their configs: which split chose the checkpoint, the
     early-stopping patience, the datasets. Why numbers may differ from the paper's is for the dated notes."""
@@ -328,7 +335,7 @@ def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
         settings = read_json(path).get("settings", {}) if path.exists() else {}
         counts["best epoch chosen on"][settings.get("select_on", "not recorded")] += 1
         counts["early-stopping patience (epochs; 0 = none)"][str(settings.get("early_stop", "not recorded"))] += 1
-        counts["data"][settings.get("data_dir", "not recorded")] += 1
+        counts["data"][data_folder(settings.get("data_dir", "not recorded"))] += 1
     lines = ["How the runs below were trained, from their config.json (interpretation and history: the dated "
              "NOTES files beside this report):", ""]
     for what, counter in counts.items():

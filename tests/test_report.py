@@ -8,6 +8,7 @@ from experiments.report import (
     aggregate,
     cell,
     comparison_lines,
+    data_folder,
     diff,
     mention_lines,
     render_report,
@@ -234,3 +235,9 @@ def test_a_damaged_summary_is_named(tmp_path):
     (tmp_path / "runs" / "webnlg_partial_K2_seed1" / "results.json").write_text('{"dev": {}}')
     with pytest.raises(InputError, match=r"results.json: not a run summary \(no test, best_epoch, dev.partial"):
         render_report("webnlg", [1], tmp_path)
+
+
+def test_data_folders_of_older_runs_are_named_as_the_project_names_them():
+    assert data_folder("/home/x/rin/dataset/webnlg_exact") == "dataset/webnlg_exact"
+    assert data_folder("dataset/webnlg") == "dataset/webnlg"
+    assert data_folder("/data/my_corpus") == "/data/my_corpus"  # the user's own folder stays as it was
