@@ -190,12 +190,13 @@ def contention(count: int):
             process.start()
         yield
     finally:
-        for process in processes:
-            if process.pid is not None:
-                process.kill()
-        for process in processes:
-            if process.pid is not None:
-                process.join(timeout=10)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        started = [process for process in processes if process.pid is not None]
+        for process in started:
+            process.kill()
+        deadline = time.monotonic() + 10
+        for process in started:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
         signal.signal(signal.SIGTERM, previous)
 
 
@@ -576,6 +577,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.source and not Path(args.source).is_dir():
         parser.error(f"--source {args.source}: not a folder")
+    if args.contention > usable_cores():
+        parser.error(f"--contention {args.contention}: this process may use {usable_cores()} cores; more busy "
+                     "processes than cores only measure the scheduler")
     with one_line_errors("bench.py", args.debug):
         return bench(args)
 

@@ -73,6 +73,14 @@ def test_sentence_lengths_come_from_source_then_shared_then_the_cache(tmp_path, 
     assert capsys.readouterr().err.startswith(f"bench.py: error: --source {tmp_path / 'absent'}: not a folder")
 
 
+def test_more_busy_processes_than_cores_are_refused(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "usable_cores", lambda: 2)
+    with pytest.raises(SystemExit):
+        bench.main(["--contention", "3"])
+    assert capsys.readouterr().err.startswith("bench.py: error: --contention 3: this process may use 2 cores")
+    assert not multiprocessing.active_children()
+
+
 def test_step_flops_count_the_products():
     config = bench.RINConfig(vocab_size=10, num_pos=3, num_tags=5, num_relations=4, emb_dim=6, pos_dim=2,
                              rnn_hidden=3, pair_hidden=7, rounds=0)
