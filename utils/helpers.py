@@ -134,7 +134,8 @@ class ErrorExit(SystemExit):
 def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
     """Turn the errors a user can fix (bad input, files, run folders, downloads) into ``program: error: ...`` on
     stderr and exit status 1: one line, or one per line of a message that lists several items (every file a
-    download misses). A traceback only for bugs, or for everything with ``debug``."""
+    download misses); Ctrl-C into one line and exit status 130. A traceback only for bugs, or for everything with
+    ``debug``."""
     try:
         yield
     except (InputError, OSError, UnicodeError, json.JSONDecodeError) as error:
@@ -147,6 +148,11 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
         lines = [f"{program}: error: {' '.join(line.split())}" for line in message.splitlines() if line.strip()]
         print("\n".join(lines), file=sys.stderr)
         raise ErrorExit("\n".join(lines)) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{program}: interrupted (Ctrl-C)", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 @functools.cache

@@ -32,6 +32,16 @@ def test_official_line_loads_with_whole_spans(tmp_path):
     assert not report.counts
 
 
+def test_line_separators_inside_json_strings_are_text(tmp_path):
+    """U+2028 and U+0085 are legal inside a JSON string (json.dumps(ensure_ascii=False) writes them as they are):
+    lines end at newlines only, and line numbers stay the editor's."""
+    odd = OFFICIAL_LINE | {"sentText": ["Tim\u2028", *OFFICIAL_LINE["sentText"][1:-1], ".\u0085"]}
+    path = tmp_path / "a.json"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in (odd, OFFICIAL_LINE)), encoding="utf-8")
+    sentences, _ = load_sentences(path)
+    assert [s.tokens[0] for s in sentences] == ["Tim\u2028", "Tim"] and sentences[1].where.endswith(":2")
+
+
 def test_json_array_is_accepted(tmp_path):
     path = tmp_path / "a.json"
     path.write_text(json.dumps([OFFICIAL_LINE, OFFICIAL_LINE]))
