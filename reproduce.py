@@ -394,7 +394,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "for a machine lent for a known time, where an unfinished run would be lost")
     parser.add_argument("--early_stop", type=non_negative_int, default=30,
                         help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
-    parser.add_argument("--train_args", default="", help="extra flags for train.py, e.g. '--precision bf16'")
+    parser.add_argument("--train_args", default="", help="extra flags for train.py, e.g. '--precision bf16'; "
+                        "flags that change what a run computes (--lr, --num_epoch, ...) only with a --results_dir "
+                        "of your own, and the report lists them")
     parser.add_argument("--data_dir", help="passed to train.py (default: dataset/<dataset>)")
     parser.add_argument("--save_dir", default=str(PROJECT_ROOT / "saved_models"), help="run folders (checkpoints)")
     parser.add_argument("--results_dir", default=str(PROJECT_ROOT / "results"), help="summaries, report and figure")
@@ -474,7 +476,7 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     if args.executor == "local" and args.device == "cuda" and not cuda_device_count():
         parser.error("--device cuda: this machine has no GPU that PyTorch can use")
     if args.train_args:
-        check_train_args(args.train_args, parser)
+        check_train_args(args.train_args, parser, args.results_dir)
     if args.dataset not in known_datasets():
         raise InputError(f"unknown dataset {args.dataset!r} (no presets/{args.dataset}.json); known: "
                          f"{', '.join(known_datasets())}")
@@ -485,9 +487,15 @@ RUNNER_SETS = ("dataset", "match", "rounds", "seed", "pos_dim", "select_on", "no
                "run_id", "save_dir", "early_stop", "data_dir", "threads", "resume")
 
 
-def check_train_args(train_args: str, parser: ArgumentParser) -> None:
+# train.py flags that change how a run is computed, not what: free for --train_args
+HOW_FLAGS = ("device", "eval_batch_size", "pair_kernel", "precision", "thread_policy", "compile", "deterministic",
+             "debug")
+
+
+def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str) -> None:
     """--train_args checked by train.py's own parser before any run starts, and refused where it would change
-    what a run's name promises (its K, seed, ...) or where the runner puts it."""
+    what a run's name promises (its K, seed, ...) or where the runner puts it; flags that change what a run
+    computes otherwise (--lr, --num_epoch, ...) only into a --results_dir other than results/."""
     from train import parse_args as train_parse_args  # train.py's flags and their checks, in one place
 
     try:
@@ -499,6 +507,11 @@ def check_train_args(train_args: str, parser: ArgumentParser) -> None:
     if taken:
         parser.error(f"--train_args: {', '.join('--' + key for key in taken)}: set for each run by the plan or by "
                      "this runner's own flags")
+    changed = sorted(given - set(HOW_FLAGS))
+    if changed and Path(results_dir).resolve() == (PROJECT_ROOT / "results").resolve():
+        parser.error(f"--train_args: {', '.join('--' + key for key in changed)} change what the table's runs "
+                     "compute, which their names do not say, and results/ holds runs of the paper's settings: "
+                     "pass a --results_dir and --save_dir of your own for such runs")
 
 
 def finish(outcomes: dict[str, str]) -> None:

@@ -26,6 +26,8 @@ from experiments.plan import (
     run_match,
     table1_rows,
 )
+from model.rin import RINConfig
+from model.training import TrainConfig
 from utils.helpers import PROJECT_ROOT, InputError, read_json
 
 log = logging.getLogger("report")
@@ -325,17 +327,33 @@ def data_folder(recorded: str) -> str:
     return f"dataset/{path.name}" if path.is_absolute() and path.parent.name == "dataset" else recorded
 
 
+def other_hyperparameters(settings: dict) -> dict:
+    """The settings of a run that differ from its preset (presets/<dataset>.json: Table 3's lr and epochs) and
+    the defaults (TrainConfig, RINConfig: batch, clipping, dropout, sizes); K and the ablations are in its name."""
+    expected = {key: getattr(TrainConfig, key) for key in ("lr", "num_epoch", "batch_size", "max_grad_norm")}
+    expected |= {key: RINConfig.__dataclass_fields__[key].default
+                 for key in ("rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")}
+    preset = PROJECT_ROOT / "presets" / f"{settings.get('dataset')}.json"
+    if preset.exists():
+        expected |= {key: value for key, value in read_json(preset).get(settings.get("match"), {}).items()
+                     if key in expected}
+    return {key: settings[key] for key, value in expected.items() if key in settings and settings[key] != value}
+
+
 def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
     """How the finished runs were trained, counted from their configs: which split chose the checkpoint, the
     early-stopping patience, the datasets. Why numbers may differ from the paper's is for the dated notes."""
+    hyper = "hyperparameters other than Table 3's and the defaults (reproduce.py --train_args)"
     counts: dict[str, Counter] = {"best epoch chosen on": Counter(), "early-stopping patience (epochs; 0 = none)":
-                                  Counter(), "data": Counter()}
+                                  Counter(), "data": Counter(), hyper: Counter()}
     for name in names:
         path = results_dir / "runs" / name / "config.json"
         settings = read_json(path).get("settings", {}) if path.exists() else {}
         counts["best epoch chosen on"][settings.get("select_on", "not recorded")] += 1
         counts["early-stopping patience (epochs; 0 = none)"][str(settings.get("early_stop", "not recorded"))] += 1
         counts["data"][data_folder(settings.get("data_dir", "not recorded"))] += 1
+        counts[hyper][", ".join(f"{key} {value}" for key, value in other_hyperparameters(settings).items())
+                      or "none"] += 1
     lines = ["How the runs below were trained, from their config.json (interpretation and history: the dated "
              "NOTES files beside this report):", ""]
     for what, counter in counts.items():

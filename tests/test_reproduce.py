@@ -12,7 +12,7 @@ from synthetic import write_synthetic_dataset
 
 import prepare_vocab
 import reproduce
-from experiments import launch
+from experiments import launch, report
 from experiments import plan as experiments
 from utils.helpers import InputError
 
@@ -63,6 +63,18 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
     (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"num_epoch": 2}}))
     with pytest.raises(InputError, match="webnlg_partial_K2_seed1: num_epoch 2 \\(planned: 150\\)"):
         reproduce.main(common)
+
+
+def test_hyperparameters_in_train_args_stay_out_of_the_projects_results(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        reproduce.main(["--table", "1", "--dry_run", "--train_args", "--lr 0.05 --precision bf16"])
+    assert "--train_args: --lr change what the table's runs compute" in capsys.readouterr().err
+    reproduce.main(["--table", "1", "--dry_run", "--train_args", "--precision bf16"])  # how, not what
+    reproduce.main(["--table", "1", "--dry_run", "--train_args", "--lr 0.05", "--results_dir", str(tmp_path / "r"),
+                    "--save_dir", str(tmp_path / "s")])  # an experiment of one's own, in folders of one's own
+    assert report.other_hyperparameters({"dataset": "webnlg", "match": "partial", "lr": 0.05, "num_epoch": 150,
+                                         "batch_size": 50, "input_dropout": 0.1}) == {"lr": 0.05}
+    assert report.other_hyperparameters({"dataset": "webnlg", "match": "exact", "lr": 0.0005}) == {}
 
 
 @pytest.fixture(scope="module")
