@@ -245,7 +245,7 @@ def check_same_data(recorded: dict | None, current: dict, data_dir: Path) -> Non
 def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
     """Hold an exclusive lock on ``run_dir`` (flock on run_dir/train.lock) while training, so two train.py never
     write one run. With ``fresh`` the folder must not hold a run yet, and is removed again if the run fails
-    before its config.json is written."""
+    before its first epoch is saved (nothing to resume: the same command can run again)."""
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     handle = open(run_dir / "train.lock", "a+", encoding="utf-8")
@@ -265,7 +265,7 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            if fresh and created and not (run_dir / "config.json").exists():
+            if fresh and created and not has_checkpoint(run_dir):
                 logging.shutdown()
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
@@ -351,8 +351,11 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         with locked_run_folder(run_dir, fresh=not args.resume):
             return train_in(run_dir, settings, device, data_dir, args, argv)
     except KeyboardInterrupt:
-        if not (run_dir / "config.json").exists():
-            raise SystemExit("train.py: interrupted before the run started; nothing kept") from None
+        if not run_dir.exists():
+            raise SystemExit("train.py: interrupted before its first epoch was saved; nothing kept") from None
+        if not has_checkpoint(run_dir):
+            raise SystemExit(f"train.py: interrupted before its first epoch was saved: start it again with python "
+                             f"train.py --resume {run_dir}") from None
         raise SystemExit(f"train.py: interrupted; its finished epochs are saved: continue with python train.py "
                          f"--resume {run_dir}") from None
 
@@ -371,6 +374,10 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f"{data_dir}: unreadable vocab.json, labels.json or embedding.npy ({type(error).__name__}: "
                          f"{error}); run python prepare_vocab.py --dataset {settings['dataset']} again") from None
+    if not np.isfinite(embedding).all():
+        rows = np.flatnonzero(~np.isfinite(embedding).all(axis=tuple(range(1, embedding.ndim))))
+        raise InputError(f"{data_dir / 'embedding.npy'}: {len(rows)} rows hold NaN or inf (the first: row "
+                         f"{rows[0]}, word {vocab.words[rows[0]]!r}); run python prepare_vocab.py again")
     splits = {name: load_split(data_dir / f"{name}.json", vocab, labels, scored=name != "train")
               for name in ("train", "dev", "test")}
     for name, split in splits.items():

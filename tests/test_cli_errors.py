@@ -63,7 +63,8 @@ BAD_TRAIN_FLAGS = [
     (["--batch_size", "-1"], "--batch_size"), (["--batch_size", "0"], "--batch_size"),
     (["--num_epoch", "0"], "--num_epoch"), (["--eval_batch_size", "0"], "--eval_batch_size"),
     (["--pos_dim", "-1"], "--pos_dim"), (["--early_stop", "-1"], "--early_stop"), (["--lr", "0"], "--lr"),
-    (["--lr", "nan"], "--lr"), (["--rounds", "-1"], "--rounds"), (["--threads", "-1"], "--threads"),
+    (["--lr", "nan"], "--lr"), (["--lr", "inf"], "--lr"), (["--rounds", "-1"], "--rounds"),
+    (["--threads", "-1"], "--threads"),
     (["--threads", "0"], "--threads"), (["--device", "foo"], "--device"), (["--device", "meta"], "--device"),
     (["--input_dropout", "1.5"], "--input_dropout"), (["--word_dropout", "-0.1"], "--word_dropout"),
     (["--max_grad_norm", "-1"], "--max_grad_norm"), (["--run_id", "../../x"], "--run_id"),
@@ -172,26 +173,43 @@ def test_resume_without_checkpoints_never_starts_over(workspace, capsys):
                   watched=(data, save))
 
 
-def test_a_non_finite_loss_stops_the_run(workspace, capsys):
+def test_a_non_finite_loss_stops_the_run(workspace, capsys, monkeypatch):
+    """Stopped before its first epoch is saved, a new run leaves no folder: the same command runs again."""
     data, save = workspace
+    flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "nan", *FAST]
+    monkeypatch.setattr(train, "train_epoch", lambda *args, **kwargs: {"er_loss": 1.0, "rc_loss": float("nan"),
+                                                                       "train_seconds": 1.0})
+    fails_cleanly(train.main, flags, capsys, "epoch 1: the training loss is not finite")
+    assert not (save / "nan").exists()
     embedding = np.load(data / "embedding.npy")
-    embedding[2:] = np.nan
+    embedding[3:] = np.nan
     np.save(data / "embedding.npy", embedding)
-    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save),
-                               "--run_id", "nan", *FAST], capsys, "epoch 1: the training loss is not finite")
-    assert not (save / "nan" / "last.pt").exists() and not (save / "nan" / "metrics.jsonl").read_text()
+    fails_cleanly(train.main, flags, capsys, "embedding.npy: ", "rows hold NaN or inf (the first: row 3")
+    assert not (save / "nan").exists()
 
 
 def test_ctrl_c_names_the_command_that_continues(workspace, capsys, monkeypatch):
     data, save = workspace
+    flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "stop", *FAST]
+    real_train_epoch, calls = train.train_epoch, []
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    def interrupted_at(epoch):
+        def train_epoch(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == epoch:
+                raise KeyboardInterrupt
+            return real_train_epoch(*args, **kwargs)
+        return train_epoch
 
-    monkeypatch.setattr(train, "train_epoch", interrupted)
+    monkeypatch.setattr(train, "train_epoch", interrupted_at(1))
     with pytest.raises(SystemExit) as stopped:
-        train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "stop",
-                    *FAST])
+        train.main(flags)
+    assert str(stopped.value.code).endswith("interrupted before its first epoch was saved; nothing kept")
+    assert not (save / "stop").exists()  # the same command can run again
+    calls.clear()
+    monkeypatch.setattr(train, "train_epoch", interrupted_at(2))
+    with pytest.raises(SystemExit) as stopped:
+        train.main([*flags[:-len(FAST)], *FAST[2:], "--num_epoch", "2"])
     assert str(stopped.value.code).endswith(f"continue with python train.py --resume {save / 'stop'}")
     assert "Traceback" not in capsys.readouterr().err
 

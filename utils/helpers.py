@@ -8,6 +8,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import sys
@@ -68,7 +69,7 @@ def _bounded(kind: Callable[[str], float], low: float | None, high: float | None
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if value != value or (low is not None and (value <= low if low_open else value < low)) or (
+        if not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) or (
                 high is not None and (value >= high if high_open else value > high)):
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         return value
