@@ -577,6 +577,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.source and not Path(args.source).is_dir():
         parser.error(f"--source {args.source}: not a folder")
+    if args.json and (Path(args.json).is_dir() or not Path(args.json).absolute().parent.is_dir()):
+        parser.error(f"--json {args.json}: a folder, or in a folder that does not exist; name a file to write")
     if args.contention > usable_cores():
         parser.error(f"--contention {args.contention}: this process may use {usable_cores()} cores; more busy "
                      "processes than cores only measure the scheduler")

@@ -31,9 +31,9 @@ from utils.helpers import (
     ArgumentParser,
     InputError,
     one_line_errors,
-    positive_int,
     seed_value,
     setup_logging,
+    vector_size,
     write_json,
 )
 from utils.vocab import (
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wv_file", help="GloVe or word2vec text file; 'official' = the authors' vectors "
                         "(webnlg*, nyt*); 'none' = random vectors; default: train word2vec on the training "
                         "split (gensim)")
-    parser.add_argument("--wv_dim", type=positive_int,
+    parser.add_argument("--wv_dim", type=vector_size,
                         help=f"vector size (default: 300 for nyt10/nyt11, else {RINConfig.emb_dim})")
     parser.add_argument("--lower", action="store_true", help="lower-case all words")
     parser.add_argument("--seed", type=seed_value, default=1, help="seed for word2vec and random rows (default 1)")

@@ -528,6 +528,9 @@ def main(argv: list[str] | None = None) -> Plan | None:
     args.deadline = None if args.hours is None else time.time() + args.hours * 3600
     setup_logging()
     results_dir = Path(args.results_dir)
+    for flag in ("report", "compare_test", "mention_study"):
+        if getattr(args, flag) and not (results_dir / "runs").is_dir():
+            raise InputError(f"--{flag}: {results_dir / 'runs'} does not exist: no run summaries to report on")
     if args.compare_test:
         retagged, rebuilt = Path(args.retagged_test), Path(args.rebuilt_test)
         for test_file, flag in ((retagged, "--retag_test"), (rebuilt, "--rebuild_test")):
@@ -538,8 +541,6 @@ def main(argv: list[str] | None = None) -> Plan | None:
         compare_test_files(args.dataset, Path(args.save_dir), results_dir, retagged, rebuilt)
     if args.mention_study:
         mention_study(args.dataset, Path(args.save_dir), results_dir)
-    if args.report and not (results_dir / "runs").is_dir():
-        raise InputError(f"--report: {results_dir / 'runs'} does not exist: no run summaries to report on")
     if args.report or args.compare_test or args.mention_study:
         write_report(args.dataset, args.seeds, results_dir)
         return None

@@ -52,8 +52,17 @@ class Speed:
 
 
 def _from_environment() -> Speed:
-    kernel, threads = os.environ.get("RIN_PAIR_KERNEL", "auto"), os.environ.get("RIN_THREADS", "adaptive")
-    return Speed(kernel=kernel if kernel in KERNELS else "auto", threads=threads if threads in THREADS else "adaptive")
+    """The defaults of --pair_kernel and --thread_policy from $RIN_PAIR_KERNEL and $RIN_THREADS; a value that is
+    none of the choices is ignored with a warning (never silently: RIN_THREADS=4 is not a thread count)."""
+    chosen = {}
+    for variable, field, choices in (("RIN_PAIR_KERNEL", "kernel", KERNELS), ("RIN_THREADS", "threads", THREADS)):
+        value = os.environ.get(variable)
+        if value in choices:
+            chosen[field] = value
+        elif value is not None:
+            log.warning("$%s=%r is none of %s: ignored (the default, %s, applies)", variable, value,
+                        ", ".join(choices), getattr(Speed, field))
+    return Speed(**chosen)
 
 
 _current = _from_environment()

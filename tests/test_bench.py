@@ -73,6 +73,13 @@ def test_sentence_lengths_come_from_source_then_shared_then_the_cache(tmp_path, 
     assert capsys.readouterr().err.startswith(f"bench.py: error: --source {tmp_path / 'absent'}: not a folder")
 
 
+def test_a_json_file_that_cannot_be_written_is_refused_before_timing(tmp_path, capsys):
+    for where in (tmp_path, tmp_path / "absent" / "bench.json"):
+        with pytest.raises(SystemExit):
+            bench.main(["--json", str(where)])
+        assert capsys.readouterr().err.startswith(f"bench.py: error: --json {where}: a folder, or in a folder")
+
+
 def test_more_busy_processes_than_cores_are_refused(monkeypatch, capsys):
     monkeypatch.setattr(bench, "usable_cores", lambda: 2)
     with pytest.raises(SystemExit):

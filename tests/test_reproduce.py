@@ -65,6 +65,12 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
         reproduce.main(common)
 
 
+@pytest.mark.parametrize("flag", ["--report", "--compare_test", "--mention_study"])
+def test_reports_need_run_summaries_before_any_work(flag, tmp_path):
+    with pytest.raises(InputError, match=f"{flag}: .*runs does not exist: no run summaries"):
+        reproduce.main([flag, "--results_dir", str(tmp_path / "none"), "--save_dir", str(tmp_path / "runs")])
+
+
 def test_hyperparameters_in_train_args_stay_out_of_the_projects_results(tmp_path, capsys):
     with pytest.raises(SystemExit):
         reproduce.main(["--table", "1", "--dry_run", "--train_args", "--lr 0.05 --precision bf16"])

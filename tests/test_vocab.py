@@ -75,7 +75,7 @@ def test_word2vec_without_gensim_or_with_a_failing_child_says_so(monkeypatch):
     monkeypatch.undo()
     if blas_pin():  # the child process runs only where the pin applies
         monkeypatch.setattr(sys, "executable", "false")
-        with pytest.raises(RuntimeError, match="child process failed"):
+        with pytest.raises(InputError, match=r"child process failed \(exit status 1\): no output"):
             train_word2vec([["a", "b"]], 4, 1)
 
 
@@ -209,6 +209,7 @@ def test_missing_nyt_train_points_to_the_readme(small_data, capsys):
 BAD_VOCAB_RUNS = [  # (flags or a file to break, what the one error line must name)
     (["--wv_dim", "0"], "--wv_dim"),
     (["--wv_dim", "many"], "--wv_dim"),
+    (["--wv_dim", "100000000"], "--wv_dim"),
     (["--wv_file", "/nonexistent/glove.txt"], "/nonexistent/glove.txt"),
     (["--data_dir", "/nonexistent/data"], "/nonexistent/data"),
     (["--dataset", "nyt10", "--wv_file", "official"], "--wv_file official"),

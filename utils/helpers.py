@@ -85,6 +85,7 @@ non_negative_float = _bounded(float, 0, None, False, False, "a number >= 0")
 dropout_rate = _bounded(float, 0, 1, False, True, "a probability in [0, 1)")
 open_probability = _bounded(float, 0, 1, True, True, "a probability strictly between 0 and 1")
 seed_value = _bounded(int, 0, 2**32 - 1, False, False, "a seed in [0, 2**32 - 1]")  # numpy's and torch's range
+vector_size = _bounded(int, 0, 4096, True, False, "a vector size in 1..4096")  # word vectors: 50-1,000 in practice
 
 
 def device_name(text: str) -> str:
@@ -212,6 +213,9 @@ def configure_threads(threads: int | None = None) -> int:
     cores = usable_cores()
     if not threads:
         threads = cores
+    elif threads > 4 * cores:  # e.g. 100000: each thread's stack and arena before any work
+        raise InputError(f"--threads {threads}: this process may use {cores} cores (affinity mask and cgroup CPU "
+                         "quota); more than 4 threads a core is refused: pass a smaller --threads")
     elif threads > cores:
         logging.getLogger(__name__).warning("--threads %d: this process may use %d cores (affinity mask and "
                                             "cgroup CPU quota); threads beyond them only wait for each other",

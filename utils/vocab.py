@@ -222,8 +222,10 @@ def train_word2vec(sentences: Sequence[Sequence[str]], dim: int, seed: int) -> d
             child = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env={**os.environ, **pin},
                                    capture_output=True, text=True, errors="replace")
             if child.returncode != 0:
-                raise RuntimeError(f"word2vec training in a child process failed (exit status {child.returncode}):\n"
-                                   f"{child.stderr}")
+                how = (f"killed by signal {-child.returncode}" + (", out of memory?" if child.returncode == -9 else "")
+                       if child.returncode < 0 else f"exit status {child.returncode}")
+                last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+                raise InputError(f"word2vec training in a child process failed ({how}): {last}")
         else:
             word2vec_job(folder)
         words = json.loads((job / "words.json").read_text())

@@ -140,5 +140,14 @@ def test_a_cpu_quota_caps_the_default_threads(quota, expected, monkeypatch):
     threads = torch.get_num_threads()
     try:
         assert helpers.configure_threads() == expected
+        with pytest.raises(helpers.InputError, match=f"--threads {4 * expected + 1}: this process may use {expected}"):
+            helpers.configure_threads(4 * expected + 1)  # 4 a core is warned about; more is refused
     finally:
         torch.set_num_threads(threads)
+
+
+def test_environment_defaults_that_are_no_choice_are_ignored_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setenv("RIN_THREADS", "4")
+    monkeypatch.setenv("RIN_PAIR_KERNEL", "torch")
+    assert speed._from_environment() == speed.Speed(kernel="torch", threads="adaptive")
+    assert caplog.messages == ["$RIN_THREADS='4' is none of adaptive, fixed: ignored (the default, adaptive, applies)"]
