@@ -114,7 +114,8 @@ def test_train_args_are_checked_before_any_run(train_args, message, capsys):
     with pytest.raises(SystemExit) as refused:
         reproduce.parse_args(["--table", "1", "--train_args", train_args])
     assert refused.value.code == 2 and message in capsys.readouterr().err
-    assert reproduce.parse_args(["--table", "1", "--train_args", "--precision bf16 --lr 1e-3"]).train_args
+    assert reproduce.parse_args(["--table", "1", "--train_args", "--precision bf16 --lr 1e-3", "--results_dir",
+                                 "my_results"]).train_args  # other hyperparameters: into results of one's own
 
 
 def test_cuda_runs_need_a_gpu(monkeypatch, capsys):
