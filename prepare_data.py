@@ -111,6 +111,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      "pick one")
     if args.retag_test and args.spacy_model.lower() == "none":
         parser.error("--retag_test needs a POS tagger: not with --spacy_model none")
+    last_word = [name for name, spec in DATASETS.items() if spec.get("last_word")]
+    for flag, value in (("--no_entity_lexicon", args.entity_lexicon), ("--no_noun_compounds", args.noun_compounds)):
+        if not value and args.dataset not in last_word:  # span recovery runs only for last-word releases
+            parser.error(f"{flag}: only for the last-word releases ({', '.join(last_word)})")
     if args.dev_size and "dev_size" not in DATASETS[args.dataset]:
         parser.error(f"--dev_size: only for {', '.join(n for n, spec in DATASETS.items() if 'dev_size' in spec)}")
     if Path(args.out).exists() and not Path(args.out).is_dir():

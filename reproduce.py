@@ -555,6 +555,15 @@ def main(argv: list[str] | None = None) -> Plan | None:
                          f"move them away or pass another --save_dir (and --results_dir): {'; '.join(foreign)}")
     todo = [r for r in plan.runs if not is_finished(r.name, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
+    if todo:  # every run would fail at once on data that is not there
+        from train import check_data_files
+
+        try:
+            check_data_files(resolve_project_path(args.data_dir or f"dataset/{args.dataset}"), args.dataset)
+        except InputError as error:
+            if not args.dry_run:
+                raise
+            log.warning("the runs to do cannot start yet: %s", error)
     hours = estimated_core_hours(todo, args.dataset, save_dir, results_dir)
     if todo and hours is not None:
         log.info("at most about %.1f core-hours if no run stops early (epoch times of earlier runs)", hours)

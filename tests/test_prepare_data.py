@@ -480,6 +480,7 @@ BAD_PREPARE_RUNS = [  # (extra flags, or a file to break; what the one error lin
     (["--base_url", "ftp://example.org"], "--base_url"),
     (["--dev_size", "100"], "--dev_size"),
     (["--dataset", "webnlg_official", "--dev_size", "0"], "--dev_size"),
+    (["--dataset", "webnlg_exact", "--no_noun_compounds"], "--no_noun_compounds: only for the last-word releases"),
     (["--manifest", "/nonexistent/sources.json"], "/nonexistent/sources.json"),
     (["--spacy_model", "nosuch_model"], "--spacy_model nosuch_model: cannot be loaded"),  # never a silent "none"
     (["--rebuild_test", "--retag_test"], "pick one"),

@@ -71,6 +71,15 @@ def test_reports_need_run_summaries_before_any_work(flag, tmp_path):
         reproduce.main([flag, "--results_dir", str(tmp_path / "none"), "--save_dir", str(tmp_path / "runs")])
 
 
+def test_runs_on_data_that_is_not_there_are_refused_before_any_starts(tmp_path):
+    flags = ["--table", "1", "--seeds", "1", "--save_dir", str(tmp_path / "runs"), "--results_dir",
+             str(tmp_path / "results"), "--data_dir", str(tmp_path / "absent")]
+    with pytest.raises(InputError, match="absent does not exist: run python prepare_data.py --dataset webnlg"):
+        reproduce.main(flags)
+    assert not (tmp_path / "runs").exists()
+    reproduce.main([*flags, "--dry_run"])  # a dry run only warns
+
+
 def test_hyperparameters_in_train_args_stay_out_of_the_projects_results(tmp_path, capsys):
     with pytest.raises(SystemExit):
         reproduce.main(["--table", "1", "--dry_run", "--train_args", "--lr 0.05 --precision bf16"])
