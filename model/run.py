@@ -68,7 +68,9 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
         state = torch.load(model_dir / checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = ("not a PyTorch checkpoint file" if isinstance(error, (KeyError, pickle.UnpicklingError,
+                                                                        zipfile.BadZipFile))
+                  else str(error).splitlines()[0] if str(error) else type(error).__name__)
         raise RunError(f"{model_dir / checkpoint}: unreadable or not this run's checkpoint ({reason})") from None
     model.to(device).eval()
     return model, vocab, labels, config

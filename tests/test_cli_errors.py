@@ -278,7 +278,8 @@ def grow_vocabulary(run_dir: Path) -> None:
 
 BAD_RUNS = {
     "missing best.pt": (lambda d: (d / "best.pt").unlink(), "missing best.pt"),
-    "corrupt best.pt": (lambda d: (d / "best.pt").write_bytes(b"not a checkpoint"), "best.pt"),
+    "corrupt best.pt": (lambda d: (d / "best.pt").write_bytes(b"hello\n"),
+                        "best.pt: unreadable or not this run's checkpoint (not a PyTorch checkpoint file)"),
     "truncated best.pt": (lambda d: (d / "best.pt").write_bytes((d / "best.pt").read_bytes()[:500]), "best.pt"),
     "reversed relations": (reverse_relations, "labels.json differs"),
     "larger vocabulary": (grow_vocabulary, "vocab.json differs"),
