@@ -190,7 +190,8 @@ def contention(count: int):
             process.start()
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        received = []  # a SIGTERM during the cleanup must not cut it short: acted on after it
+        signal.signal(signal.SIGTERM, lambda *_: received.append(True))
         started = [process for process in processes if process.pid is not None]
         for process in started:
             process.kill()
@@ -198,6 +199,8 @@ def contention(count: int):
         for process in started:
             process.join(timeout=max(0.0, deadline - time.monotonic()))
         signal.signal(signal.SIGTERM, previous)
+        if received:
+            raise SystemExit(143)
 
 
 def peak_matmul_gflops(device: torch.device, size: int = 1024, repeats: int = 9) -> float:

@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pretokenized", action="store_true", help="split raw text on whitespace only")
     parser.add_argument("--spacy_model", help="spaCy model that tokenises and POS-tags raw text (default: the one "
                         "the run's training data was tagged with, recorded in its prepare_report.json; for runs "
-                        f"on data of your own, {DEFAULT_MODEL})")
+                        f"on data of your own, {DEFAULT_MODEL}); 'none' = split on whitespace (models without POS "
+                        "features only)")
     parser.add_argument("--first_mentions", action=argparse.BooleanOptionalAction, default=FIRST_MENTIONS,
                         help="report each (subject text, relation, object text) once per sentence, at its first "
                         "position, or (--no-first_mentions) every mention the model marks, as the paper's decoder "

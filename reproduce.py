@@ -52,6 +52,7 @@ from experiments.launch import (
 )
 from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
 from experiments.report import write_report
+from model.training import HYPERPARAMETERS, RUN_DEFINING
 from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
@@ -166,8 +167,6 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
     """The planned runs whose folder in --save_dir was started with other settings than this runner gives them
     (e.g. a quick ``train.py --num_epoch 2`` under the same name), each with what differs: the runner would
     count such a run as finished, or resume it, as if it were the table's."""
-    from train import RESUME_FREE
-
     found = []
     for run in runs:
         config_file = Path(args.save_dir) / run.name / "config.json"
@@ -175,10 +174,10 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
             continue
         recorded = read_json(config_file).get("settings", {})
         planned = resolve_settings_of(run, args)
-        differ = [f"{key} {recorded[key]} (planned: {value})" for key, value in planned.items()
-                  if key not in (*RESUME_FREE, "save_dir", "run_id") and key in recorded and recorded[key] != value
+        differ = [f"{key} {recorded[key]} (planned: {planned[key]})" for key in RUN_DEFINING
+                  if key in recorded and recorded[key] != planned.get(key)
                   and not (key == "data_dir" and resolve_project_path(recorded[key]).resolve()
-                           == resolve_project_path(value).resolve())]
+                           == resolve_project_path(planned[key]).resolve())]
         if differ:
             found.append(f"{config_file.parent}: {', '.join(differ)}")
     return found
@@ -442,6 +441,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="slurm: wait for the array to end, then write the report (else: reproduce.py --report "
                        "later)")
     args = parser.parse_args(argv)
+    for name in ("save_dir", "results_dir", "data_dir", "slurm_folder"):  # train.py runs in the project root
+        if getattr(args, name):
+            setattr(args, name, str(Path(getattr(args, name)).absolute()))
     check_args(args, parser)
     return args
 
@@ -476,7 +478,7 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     if args.executor == "local" and args.device == "cuda" and not cuda_device_count():
         parser.error("--device cuda: this machine has no GPU that PyTorch can use")
     if args.train_args:
-        check_train_args(args.train_args, parser, args.results_dir)
+        check_train_args(args.train_args, parser, args.results_dir, args.save_dir)
     if args.dataset not in known_datasets():
         raise InputError(f"unknown dataset {args.dataset!r} (no presets/{args.dataset}.json); known: "
                          f"{', '.join(known_datasets())}")
@@ -487,31 +489,28 @@ RUNNER_SETS = ("dataset", "match", "rounds", "seed", "pos_dim", "select_on", "no
                "run_id", "save_dir", "early_stop", "data_dir", "threads", "resume")
 
 
-# train.py flags that change how a run is computed, not what: free for --train_args
-HOW_FLAGS = ("device", "eval_batch_size", "pair_kernel", "precision", "thread_policy", "compile", "deterministic",
-             "debug")
-
-
-def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str) -> None:
+def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, save_dir: str) -> None:
     """--train_args checked by train.py's own parser before any run starts, and refused where it would change
     what a run's name promises (its K, seed, ...) or where the runner puts it; flags that change what a run
-    computes otherwise (--lr, --num_epoch, ...) only into a --results_dir other than results/."""
+    computes otherwise (--lr, --num_epoch, ...) only into folders other than results/ and saved_models/."""
+    from train import given_flags
     from train import parse_args as train_parse_args  # train.py's flags and their checks, in one place
 
     try:
         tokens = shlex.split(train_args)
     except ValueError as error:
         parser.error(f"--train_args {train_args!r}: {error}")
-    given = {key for key, value in vars(train_parse_args(tokens)).items() if value not in (None, False)}
+    given = set(given_flags(train_parse_args(tokens)))
     taken = sorted(given & set(RUNNER_SETS))
     if taken:
         parser.error(f"--train_args: {', '.join('--' + key for key in taken)}: set for each run by the plan or by "
                      "this runner's own flags")
-    changed = sorted(given - set(HOW_FLAGS))
-    if changed and Path(results_dir).resolve() == (PROJECT_ROOT / "results").resolve():
+    changed = sorted(given & set(HYPERPARAMETERS))
+    defaults = {Path(folder).resolve() for folder in (PROJECT_ROOT / "results", PROJECT_ROOT / "saved_models")}
+    if changed and {Path(results_dir).resolve(), Path(save_dir).resolve()} & defaults:
         parser.error(f"--train_args: {', '.join('--' + key for key in changed)} change what the table's runs "
-                     "compute, which their names do not say, and results/ holds runs of the paper's settings: "
-                     "pass a --results_dir and --save_dir of your own for such runs")
+                     "compute, which their names do not say; results/ and saved_models/ hold runs of the paper's "
+                     "settings: pass a --results_dir and a --save_dir of your own for such runs")
 
 
 def finish(outcomes: dict[str, str]) -> None:

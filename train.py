@@ -351,13 +351,14 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         with locked_run_folder(run_dir, fresh=not args.resume):
             return train_in(run_dir, settings, device, data_dir, args, argv)
     except KeyboardInterrupt:
-        if not run_dir.exists():
-            raise SystemExit("train.py: interrupted before its first epoch was saved; nothing kept") from None
-        if not has_checkpoint(run_dir):
-            raise SystemExit(f"train.py: interrupted before its first epoch was saved: start it again with python "
-                             f"train.py --resume {run_dir}") from None
-        raise SystemExit(f"train.py: interrupted; its finished epochs are saved: continue with python train.py "
-                         f"--resume {run_dir}") from None
+        if has_checkpoint(run_dir):
+            what = f"its finished epochs are saved: continue with python train.py --resume {run_dir}"
+        elif (run_dir / "config.json").exists():
+            what = f"before its first epoch was saved: start it again with python train.py --resume {run_dir}"
+        else:
+            what = "before its first epoch was saved; nothing kept: run the same command again"
+        print(f"train.py: interrupted (Ctrl-C); {what}", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path, args: argparse.Namespace,

@@ -5,6 +5,7 @@ results/test_comparison.json (reproduce.py --compare_test); the paper's numbers 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import statistics
@@ -27,7 +28,7 @@ from experiments.plan import (
     table1_rows,
 )
 from model.rin import RINConfig
-from model.training import TrainConfig
+from model.training import HYPERPARAMETERS, TrainConfig
 from utils.helpers import PROJECT_ROOT, InputError, read_json
 
 log = logging.getLogger("report")
@@ -330,14 +331,15 @@ def data_folder(recorded: str) -> str:
 def other_hyperparameters(settings: dict) -> dict:
     """The settings of a run that differ from its preset (presets/<dataset>.json: Table 3's lr and epochs) and
     the defaults (TrainConfig, RINConfig: batch, clipping, dropout, sizes); K and the ablations are in its name."""
-    expected = {key: getattr(TrainConfig, key) for key in ("lr", "num_epoch", "batch_size", "max_grad_norm")}
-    expected |= {key: RINConfig.__dataclass_fields__[key].default
-                 for key in ("rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")}
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults |= {f.name: f.default for f in dataclasses.fields(RINConfig) if f.default is not dataclasses.MISSING}
+    expected = {key: defaults[key] for key in HYPERPARAMETERS}
     preset = PROJECT_ROOT / "presets" / f"{settings.get('dataset')}.json"
     if preset.exists():
         expected |= {key: value for key, value in read_json(preset).get(settings.get("match"), {}).items()
                      if key in expected}
-    return {key: settings[key] for key, value in expected.items() if key in settings and settings[key] != value}
+    return {key: settings[key] for key, value in expected.items()  # None: not given (emb_dim: the vectors' size)
+            if settings.get(key) is not None and settings[key] != value}
 
 
 def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:

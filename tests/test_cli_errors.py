@@ -204,14 +204,18 @@ def test_ctrl_c_names_the_command_that_continues(workspace, capsys, monkeypatch)
     monkeypatch.setattr(train, "train_epoch", interrupted_at(1))
     with pytest.raises(SystemExit) as stopped:
         train.main(flags)
-    assert str(stopped.value.code).endswith("interrupted before its first epoch was saved; nothing kept")
+    err = capsys.readouterr().err
+    assert stopped.value.code == 130 and "Traceback" not in err
+    assert err.endswith("train.py: interrupted (Ctrl-C); before its first epoch was saved; nothing kept: run the same "
+                        "command again\n")
     assert not (save / "stop").exists()  # the same command can run again
     calls.clear()
     monkeypatch.setattr(train, "train_epoch", interrupted_at(2))
     with pytest.raises(SystemExit) as stopped:
         train.main([*flags[:-len(FAST)], *FAST[2:], "--num_epoch", "2"])
-    assert str(stopped.value.code).endswith(f"continue with python train.py --resume {save / 'stop'}")
-    assert "Traceback" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert stopped.value.code == 130 and "Traceback" not in err
+    assert err.endswith(f"its finished epochs are saved: continue with python train.py --resume {save / 'stop'}\n")
 
 
 def test_resume_falls_back_to_the_previous_checkpoint(workspace):

@@ -88,9 +88,10 @@ def test_a_named_spacy_model_that_cannot_load(run_dir, monkeypatch):
     """Without POS features (this run) raw text is split on whitespace, with a warning; a model that takes POS
     tags cannot run without its tagger: refused with one line, never run on <UNK> tags."""
     pytest.importorskip("spacy", reason="spaCy is an optional dependency")
-    extractor = load_extractor(run_dir, spacy_model="no_such_spacy_model")
-    assert extractor.tokenizer == "whitespace"
-    assert triples(extractor.extract([SENTENCE])[0]) == EXPECTED
+    for name in ("no_such_spacy_model", "none"):
+        extractor = load_extractor(run_dir, spacy_model=name)
+        assert extractor.tokenizer == "whitespace"
+        assert triples(extractor.extract([SENTENCE])[0]) == EXPECTED
     from model import inference
 
     loaded = inference.load_run
@@ -103,6 +104,8 @@ def test_a_named_spacy_model_that_cannot_load(run_dir, monkeypatch):
     monkeypatch.setattr(inference, "load_run", with_pos)
     with pytest.raises(InputError, match="this model takes POS tags, and spaCy model 'no_such_spacy_model' cannot"):
         load_extractor(run_dir, spacy_model="no_such_spacy_model")
+    with pytest.raises(InputError, match="--spacy_model none: this model takes POS tags, which need a tagger"):
+        load_extractor(run_dir, spacy_model="none")
 
 
 def test_moved_run_folder_still_works(run_dir, tmp_path):

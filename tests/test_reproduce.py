@@ -81,10 +81,15 @@ def test_runs_on_data_that_is_not_there_are_refused_before_any_starts(tmp_path):
 
 
 def test_hyperparameters_in_train_args_stay_out_of_the_projects_results(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        reproduce.main(["--table", "1", "--dry_run", "--train_args", "--lr 0.05 --precision bf16"])
-    assert "--train_args: --lr change what the table's runs compute" in capsys.readouterr().err
-    reproduce.main(["--table", "1", "--dry_run", "--train_args", "--precision bf16"])  # how, not what
+    for own in ([], ["--results_dir", str(tmp_path / "r")]):  # both folders must be one's own
+        with pytest.raises(SystemExit):
+            reproduce.main(["--table", "1", "--dry_run", "--train_args", "--lr 0.05 --precision bf16", *own])
+        assert "--train_args: --lr change what the table's runs compute" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # 0 is a value too
+        reproduce.main(["--table", "1", "--dry_run", "--train_args", "--pos_dim 0"])
+    assert "--train_args: --pos_dim: set for each run" in capsys.readouterr().err
+    reproduce.main(["--table", "1", "--dry_run", "--train_args", "--precision bf16", "--save_dir",
+                    str(tmp_path / "s")])  # how, not what: into the project's results
     reproduce.main(["--table", "1", "--dry_run", "--train_args", "--lr 0.05", "--results_dir", str(tmp_path / "r"),
                     "--save_dir", str(tmp_path / "s")])  # an experiment of one's own, in folders of one's own
     assert report.other_hyperparameters({"dataset": "webnlg", "match": "partial", "lr": 0.05, "num_epoch": 150,

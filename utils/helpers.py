@@ -69,8 +69,9 @@ def _bounded(kind: Callable[[str], float], low: float | None, high: float | None
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) or (
-                high is not None and (value >= high if high_open else value > high)):
+        below = low is not None and (value <= low if low_open else value < low)
+        above = high is not None and (value >= high if high_open else value > high)
+        if (isinstance(value, float) and not math.isfinite(value)) or below or above:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         return value
 

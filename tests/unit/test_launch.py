@@ -9,7 +9,7 @@ import pytest
 import reproduce
 from experiments import plan as experiments
 from experiments.launch import Slot, SlurmResources, TrainJob, assign_slots, visible_gpus
-from utils.helpers import InputError
+from utils.helpers import RUN_DATA_FILES, InputError
 
 
 def test_one_gpu_per_run_or_a_share_of_one():
@@ -48,8 +48,12 @@ def recorded(monkeypatch, tmp_path):
     monkeypatch.setattr(reproduce, "cuda_device_count", lambda: 2)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(reproduce.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    data = tmp_path / "data"  # a prepared dataset's files, as far as the runner checks before starting runs
+    data.mkdir()
+    for name in RUN_DATA_FILES:
+        (data / name).touch()
     return calls, ["--table", "5", "--seeds", "1", "--save_dir", str(tmp_path / "runs"),
-                   "--results_dir", str(tmp_path / "results")]
+                   "--results_dir", str(tmp_path / "results"), "--data_dir", str(data)]
 
 
 def test_dry_run_says_what_a_real_start_would_do(recorded, capsys, monkeypatch):
@@ -115,7 +119,7 @@ def test_train_args_are_checked_before_any_run(train_args, message, capsys):
         reproduce.parse_args(["--table", "1", "--train_args", train_args])
     assert refused.value.code == 2 and message in capsys.readouterr().err
     assert reproduce.parse_args(["--table", "1", "--train_args", "--precision bf16 --lr 1e-3", "--results_dir",
-                                 "my_results"]).train_args  # other hyperparameters: into results of one's own
+                                 "my_results", "--save_dir", "my_runs"]).train_args  # into folders of one's own
 
 
 def test_cuda_runs_need_a_gpu(monkeypatch, capsys):
@@ -218,3 +222,10 @@ def test_the_slurm_test_says_why_it_skips(monkeypatch):
 
     monkeypatch.setattr(slurm_cluster.shutil, "which", lambda tool: None if tool == "slurmd" else f"/usr/bin/{tool}")
     assert "slurmd missing" in slurm_cluster.why_unavailable() and "apt-get install" in slurm_cluster.why_unavailable()
+
+
+def test_relative_folders_are_taken_from_where_the_runner_starts(tmp_path, monkeypatch):
+    """train.py runs in the project root: the runner hands it absolute folders, as the user meant them."""
+    monkeypatch.chdir(tmp_path)
+    args = reproduce.parse_args(["--table", "1", "--save_dir", "runs", "--results_dir", "res", "--data_dir", "d"])
+    assert (args.save_dir, args.results_dir, args.data_dir) == tuple(str(tmp_path / n) for n in ("runs", "res", "d"))
