@@ -395,7 +395,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
     parser.add_argument("--train_args", default="", help="extra flags for train.py, e.g. '--precision bf16'; "
                         "flags that change what a run computes (--lr, --num_epoch, ...) only with a --results_dir "
-                        "of your own, and the report lists them")
+                        "and a --save_dir of your own, and the report lists them")
     parser.add_argument("--data_dir", help="passed to train.py (default: dataset/<dataset>)")
     parser.add_argument("--save_dir", default=str(PROJECT_ROOT / "saved_models"), help="run folders (checkpoints)")
     parser.add_argument("--results_dir", default=str(PROJECT_ROOT / "results"), help="summaries, report and figure")

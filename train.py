@@ -377,8 +377,9 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
                          f"{error}); run python prepare_vocab.py --dataset {settings['dataset']} again") from None
     if not np.isfinite(embedding).all():
         rows = np.flatnonzero(~np.isfinite(embedding).all(axis=tuple(range(1, embedding.ndim))))
+        word = vocab.words[rows[0]] if rows[0] < len(vocab) else "beyond vocab.json"
         raise InputError(f"{data_dir / 'embedding.npy'}: {len(rows)} rows hold NaN or inf (the first: row "
-                         f"{rows[0]}, word {vocab.words[rows[0]]!r}); run python prepare_vocab.py again")
+                         f"{rows[0]}, word {word!r}); run python prepare_vocab.py again")
     splits = {name: load_split(data_dir / f"{name}.json", vocab, labels, scored=name != "train")
               for name in ("train", "dev", "test")}
     for name, split in splits.items():
