@@ -6,6 +6,7 @@
     python bench.py --profile --settings nyt_partial --batches 30   # where the time goes
     python bench.py --equivalence 6 --threads 1   # same dev F1 with every path?
     python bench.py --contention 1        # the same with one busy process of its own on a core
+    python bench.py --tables              # rewrite the speed tables of README.md, docs/speed.md from the JSON
 
 Every path runs in this one process on the same batches; the production variants
 are timed interleaved, batch by batch, so a change in the machine's load during
@@ -34,7 +35,9 @@ import json
 import multiprocessing
 import os
 import random
+import shlex
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +48,7 @@ import torch
 
 from data.fetch import SHARED, default_cache
 from data.loader import Example, bucketed_batches, collate
+from experiments import speed_tables
 from model import pair_kernels, speed
 from model.inference import extract
 from model.reference import reference_loss
@@ -54,6 +58,7 @@ from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
     InputError,
+    code_commit,
     configure_threads,
     device_name,
     non_negative_int,
@@ -61,11 +66,16 @@ from utils.helpers import (
     pick_device,
     positive_float,
     positive_int,
+    project_relative,
     seed_value,
     usable_cores,
 )
 from utils.vocab import Labels
 
+# what limits the instruction sets PyTorch, oneDNN, MKL, OpenBLAS and the pair kernels use (the AVX2 stand-in of
+# docs/speed.md sets some), recorded with the figures
+ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE",
+                 "RIN_PAIR_ISA", "RIN_PAIR_LANES")
 MAX_GRAD_NORM = TrainConfig.max_grad_norm
 BATCH_SIZE = TrainConfig.batch_size
 
@@ -566,18 +576,27 @@ def main(argv: list[str] | None = None) -> dict:
                         help="seed of the generated sentences, the networks' weights, the batches timed and "
                         "--equivalence's training (default 0)")
     parser.add_argument("--json", help="write the figures to this file")
-    parser.add_argument("--equivalence", type=positive_int, metavar="EPOCHS",
+    mode = parser.add_mutually_exclusive_group()  # what to do instead of timing, at most one
+    mode.add_argument("--equivalence", type=positive_int, metavar="EPOCHS",
                         help="instead of timing: train WebNLG (K=2) for EPOCHS with each of --paths on identical "
                         "batches and compare dev F1")
-    parser.add_argument("--profile", action="store_true",
+    mode.add_argument("--profile", action="store_true",
                         help="instead of timing: run --batches production steps under torch.profiler and print "
                         "where the time goes, by phase and by operator")
     parser.add_argument("--lr", type=positive_float, default=2e-3,
                         help="learning rate for --equivalence (default 2e-3)")
     parser.add_argument("--paths", nargs="+", choices=list(EQUIVALENCE_PATHS), default=list(EQUIVALENCE_PATHS),
                         help="what --equivalence trains (default: all)")
+    mode.add_argument("--tables", action="store_true",
+                        help="instead of timing: rewrite the generated speed tables of README.md and docs/speed.md "
+                        "from the JSON files their opening comments name (after a new --json run, add its file "
+                        "there)")
     parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.command = shlex.join(["python", "bench.py", *argv])
+    if args.tables and args.json:
+        parser.error("--tables rewrites the docs' tables from JSON files; it writes no --json")
     if args.source and not Path(args.source).is_dir():
         parser.error(f"--source {args.source}: not a folder")
     if args.json and (Path(args.json).is_dir() or not Path(args.json).absolute().parent.is_dir()):
@@ -586,6 +605,10 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--contention {args.contention}: this process may use {usable_cores()} cores; more busy "
                      "processes than cores only measure the scheduler")
     with one_line_errors("bench.py", args.debug):
+        if args.tables:
+            changed = speed_tables.refresh_documents()
+            print("rewrote " + ", ".join(map(project_relative, changed)) if changed else "the speed tables are current")
+            return {}
         return bench(args)
 
 
@@ -600,8 +623,11 @@ def bench(args: argparse.Namespace) -> dict:
     torch.set_num_threads(threads)
     args.peak_gflops = max(all_threads, one_thread * threads) if device.type == "cpu" else all_threads
     speed.configure(threads="adaptive")
-    report = {"device": str(device), "threads": threads, "torch": torch.__version__,
+    report = {"command": args.command, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "commit": code_commit(), "device": str(device), "threads": threads, "torch": torch.__version__,
               "cpu_model": pair_kernels.cpu_model(), "cores": usable_cores(),
+              "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+              "isa_environment": {name: os.environ[name] for name in ISA_VARIABLES if name in os.environ},
               "pair_scorer": pair_kernels.describe(device), "contention_processes": args.contention,
               "peak_matmul_gflops": args.peak_gflops, "matmul_gflops_all_threads": all_threads,
               "matmul_gflops_one_thread": one_thread, "loadavg_start": load()}

@@ -31,7 +31,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from utils.helpers import PROJECT_ROOT, ArgumentParser, non_negative_float, positive_int, usable_cores, write_json
+from utils.helpers import (
+    PROJECT_ROOT,
+    ArgumentParser,
+    code_commit,
+    non_negative_float,
+    positive_int,
+    usable_cores,
+    write_json,
+)
 
 PYTHON = sys.executable
 
@@ -251,9 +259,7 @@ def machine() -> str:
         where = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
     else:
         where = f"CPU, {usable_cores()} cores"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    return f"{where}, torch {torch.__version__}, commit {commit}"
+    return f"{where}, torch {torch.__version__}, commit {code_commit()}"
 
 
 def table(steps: list[Step], header: str) -> str:

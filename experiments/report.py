@@ -1,4 +1,5 @@
-"""results/README.md and Figure 3, rendered from the committed run summaries (results/runs/*/).
+"""results/README.md, Figure 3 and README.md's results table, rendered from the committed run summaries
+(results/runs/*/).
 
 Every number comes from a run's results.json (test and dev scores of its best checkpoint) or from
 results/test_comparison.json (reproduce.py --compare_test); the paper's numbers from experiments.plan.
@@ -30,8 +31,10 @@ from experiments.plan import (
 from model.rin import RINConfig
 from model.training import HYPERPARAMETERS, TrainConfig
 from utils.helpers import PROJECT_ROOT, InputError, read_json
+from utils.markdown import Block, refresh
 
 log = logging.getLogger("report")
+OWNER = "`python reproduce.py --report`"  # of README.md's generated results table (utils/markdown.py)
 
 
 def mean_difference(differences: list[float], what: str) -> str:
@@ -569,6 +572,41 @@ def report_seeds(dataset: str, requested: list[int], results_dir: Path) -> list[
     return sorted(set(PAPER_SEEDS) | set(requested) | finished)
 
 
+def headline_table(dataset: str, results_dir: Path) -> str:
+    """README.md's results table: test F1 (our scorer) of Table 1's rows and Table 5's ablations, mean ± std over
+    the report's seeds, beside the paper's."""
+    seeds, results, paper = report_seeds(dataset, [], results_dir), load_results(results_dir), paper_numbers(dataset)
+
+    def ours(runs: list[Run], match: str) -> str:
+        return cell(collect(results, runs, "test", match, "f1"))
+
+    lines = ["| setting (Table 1 / Table 5) | paper | ours |", "|---|---|---|"]
+    for match in ("partial", "exact"):
+        for label in ("RIN", "w/o interaction"):
+            runs = [table1_rows(dataset, match, seed)[label] for seed in seeds]
+            name = f"{label} (K={runs[0].rounds})" if label == "RIN" else label
+            reference = paper.get((match, label), (None,) * 3)[2]
+            lines.append(f"| {match} match, {name} | {'-' if reference is None else reference} | "
+                         f"{ours(runs, match)} |")
+    labels = ("w/o ER", "w/o RC", "w/o POS")
+    references = " / ".join(str(paper.get(("table5", label), "-")) for label in labels)
+    scores = " / ".join(ours([ablations(dataset, seed)[label] for seed in seeds], "exact") for label in labels)
+    lines.append(f"| exact match, {' / '.join(labels)} | {references} | {scores} |")
+    return "\n".join(lines) + "\n"
+
+
+def refresh_readme(results_dir: Path, readme: Path = PROJECT_ROOT / "README.md") -> bool:
+    """Rewrite README.md's results table (a generated block naming its dataset) from ``results_dir``; whether it
+    changed."""
+    def render(block: Block) -> str:
+        dataset = block.spec[0] if block.spec else ""
+        if not (PROJECT_ROOT / "presets" / f"{dataset}.json").exists():
+            raise InputError(f"{block.where(1)}: {dataset!r} is no dataset with a preset (presets/NAME.json)")
+        return headline_table(dataset, results_dir)
+
+    return readme.is_file() and refresh(readme, OWNER, render)
+
+
 def write_report(dataset: str, seeds: list[int], results_dir: Path) -> Path:
     """results/README.md: the report of ``dataset`` and of every other dataset with runs in results/runs (in name
     order), so a runner started for one dataset keeps the others' tables."""
@@ -586,6 +624,8 @@ def write_report(dataset: str, seeds: list[int], results_dir: Path) -> Path:
     path = results_dir / "README.md"
     path.write_text("\n".join(reports), encoding="utf-8")
     log.info("wrote %s (%s)", path, ", ".join(sorted(datasets)))
+    if results_dir.resolve() == (PROJECT_ROOT / "results").resolve() and refresh_readme(results_dir):
+        log.info("rewrote the results table of README.md")
     return path
 
 

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -105,6 +106,22 @@ def folder_name(text: str) -> str:
     if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("~") or "\0" in text:
         raise argparse.ArgumentTypeError(f"{text!r} is not a plain folder name (no '/', '..' or absolute path)")
     return text
+
+
+def code_commit() -> str:
+    """The checked-out commit (short), with ``+changes`` when tracked files differ from it; ``unknown`` outside a
+    git clone. Recorded beside measured figures, so each can be traced to the code that gave it."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def pick_device(name: str | None = None) -> torch.device:
