@@ -599,9 +599,9 @@ def refresh_readme(results_dir: Path, readme: Path = PROJECT_ROOT / "README.md")
     """Rewrite README.md's results table (a generated block naming its dataset) from ``results_dir``; whether it
     changed."""
     def render(block: Block) -> str:
-        dataset = block.spec[0] if block.spec else ""
+        number, dataset = block.spec[0] if block.spec else (block.line, "")
         if not (PROJECT_ROOT / "presets" / f"{dataset}.json").exists():
-            raise InputError(f"{block.where(1)}: {dataset!r} is no dataset with a preset (presets/NAME.json)")
+            raise InputError(f"{block.where(number)}: {dataset!r} is no dataset with a preset (presets/NAME.json)")
         return headline_table(dataset, results_dir)
 
     return readme.is_file() and refresh(readme, OWNER, render)

@@ -58,16 +58,16 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def sources(block: Block, root: Path) -> list[tuple[str, str, dict]]:
     """(path as written, label, the JSON) for each source line of ``block`` (the lines after its kind)."""
     out = []
-    for offset, line in enumerate(block.spec[1:], start=2):
+    for number, line in block.spec[1:]:
         path, _, label = line.partition(": ")
         file = root / path
         if not file.is_file():
-            raise InputError(f"{block.where(offset)}: {path} does not exist (a bench.py --json file, from the "
+            raise InputError(f"{block.where(number)}: {path} does not exist (a bench.py --json file, from the "
                              "project root)")
         try:
             out.append((path, label.strip(), json.loads(file.read_text(encoding="utf-8"))))
         except json.JSONDecodeError as error:
-            raise InputError(f"{block.where(offset)}: {path} is not JSON ({error.msg}, line {error.lineno})") from None
+            raise InputError(f"{block.where(number)}: {path} is not JSON ({error.msg}, line {error.lineno})") from None
     if not out:
         raise InputError(f"{block.where()}: a generated table names no bench.py JSON file")
     return out
@@ -91,10 +91,11 @@ def summary(runs: list[tuple[str, str, dict]]) -> str:
     for path, label, report in runs:
         nyt, webnlg = report.get("nyt_partial", {}), report.get("webnlg_partial", {})
         loaded = under_contention(report)
-        rows.append([label, ratios(nyt, loaded), ratios(webnlg, loaded), times(nyt.get("inference_speedup_over_torch")),
+        rows.append([label, str(report.get("cores", MISSING)), ratios(nyt, loaded), ratios(webnlg, loaded),
+                     times(nyt.get("inference_speedup_over_torch")),
                      f"{seconds(webnlg.get('epoch_seconds'))} s", rate(nyt.get("inference_sentences_per_second")),
                      f"`{path}`"])
-    return table(["CPU (2 cores) and load", "NYT partial training: vs oracle / vs PyTorch scorer",
+    return table(["CPU and load", "cores", "NYT partial training: vs oracle / vs PyTorch scorer",
                   "WebNLG training: vs oracle / vs PyTorch scorer", "NYT test inference: vs PyTorch scorer",
                   "WebNLG epoch", "inference, sentences/s", "source"], rows)
 
@@ -173,9 +174,9 @@ KINDS: dict[str, Callable[[list[tuple[str, str, dict]]], str]] = {
 
 def render(block: Block, root: Path | None = None) -> str:
     """The table a block's opening comment asks for, its paths taken from ``root`` (default: the project)."""
-    kind = block.spec[0] if block.spec else ""
+    number, kind = block.spec[0] if block.spec else (block.line, "")
     if kind not in KINDS:
-        raise InputError(f"{block.where(1)}: {kind!r} is no kind of speed table; use one of {', '.join(KINDS)}")
+        raise InputError(f"{block.where(number)}: {kind!r} is no kind of speed table; use one of {', '.join(KINDS)}")
     return KINDS[kind](sources(block, root or PROJECT_ROOT))
 
 

@@ -10,7 +10,7 @@ from experiments import report, speed_tables
 from utils import helpers, markdown
 from utils.helpers import PROJECT_ROOT, InputError
 
-FIGURES = {"contention_processes": 0, "nyt_partial": {
+FIGURES = {"contention_processes": 0, "cores": 2, "nyt_partial": {
     "rounds": 4, "relations": 24, "epoch_seconds": 100.0, "oracle_epoch_seconds": 5000.0, "speedup": 50.0,
     "speedup_over_torch_pair_scorer": 1.5, "inference_sentences_per_second": 1234.0,
     "inference_speedup_over_torch": 1.6}, "targets": [
@@ -33,7 +33,7 @@ def test_the_speed_tables_are_those_of_their_json(name):
 
 def test_the_readme_results_table_is_that_of_the_run_summaries():
     found = markdown.blocks(PROJECT_ROOT / "README.md", report.OWNER)
-    assert [block.spec[0] for block in found] == ["webnlg"]
+    assert [block.spec[0][1] for block in found] == ["webnlg"]
     assert found[0].body == report.headline_table("webnlg", PROJECT_ROOT / "results"), (
         "README.md's results table differs from results/runs; run python reproduce.py --report")
 
@@ -54,8 +54,8 @@ def test_a_stale_table_is_rewritten_and_the_rest_kept(tmp_path, monkeypatch, cap
     assert printed.startswith("rewrote ") and printed.strip().endswith("README.md")
     updated = readme.read_text()
     assert "| stale |" not in updated
-    assert "| quiet CPU | 50.0x / 1.50x | - / - | 1.60x | - s | 1,234 | `results/quiet.json` |" in updated
-    assert "| busy CPU | - / 1.50x |" in updated  # no oracle under --contention
+    assert "| quiet CPU | 2 | 50.0x / 1.50x | - / - | 1.60x | - s | 1,234 | `results/quiet.json` |" in updated
+    assert "| busy CPU | 2 | - / 1.50x |" in updated  # no oracle under --contention
     assert "| inference, sentences/s (>= 1000) | 1,234 met |" in updated
     outside = updated
     for block in markdown.blocks(readme, speed_tables.OWNER):
@@ -67,6 +67,8 @@ def test_a_stale_table_is_rewritten_and_the_rest_kept(tmp_path, monkeypatch, cap
 
 @pytest.mark.parametrize(("text", "line", "reason"), [
     (block_text("summary", "results/absent.json: x"), 3, "results/absent.json does not exist"),
+    (block_text("summary", "", "results/absent.json: x"), 4, "results/absent.json does not exist"),
+    (block_text("summary", "results/broken.json: y"), 3, "results/broken.json is not JSON"),
     (block_text("nonsense", "results/quiet.json: x"), 2, "'nonsense' is no kind of speed table"),
     (block_text("summary"), 1, "a generated table names no bench.py JSON file"),
     (block_text("summary", "results/quiet.json: x").replace(markdown.END + "\n", ""), 1,
@@ -76,6 +78,7 @@ def test_a_stale_table_is_rewritten_and_the_rest_kept(tmp_path, monkeypatch, cap
 def test_a_bad_block_is_named_by_its_line(tmp_path, text, line, reason):
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "quiet.json").write_text(json.dumps(FIGURES))
+    (tmp_path / "results" / "broken.json").write_text("{")
     (tmp_path / "README.md").write_text(text)
     with pytest.raises(InputError) as error:
         speed_tables.refresh_documents(tmp_path)
