@@ -109,8 +109,9 @@ def folder_name(text: str) -> str:
 
 
 def code_commit() -> str:
-    """The checked-out commit (short), with ``+changes`` when tracked files differ from it; ``unknown`` outside a
-    git clone. Recorded beside measured figures, so each can be traced to the code that gave it."""
+    """The checked-out commit (short), with ``+changes`` when tracked files other than results and markdown
+    differ from it (a benchmark writing into results/ leaves the code as committed); ``unknown`` outside a git
+    clone. Recorded beside measured figures, so each can be traced to the code that gave it."""
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
@@ -121,7 +122,9 @@ def code_commit() -> str:
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return "unknown"
-    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude,glob)results/**",
+                  ":(exclude,glob)**/*.md")
+    return commit + ("+changes" if changed else "")
 
 
 def pick_device(name: str | None = None) -> torch.device:

@@ -96,7 +96,15 @@ def test_the_commit_recorded_beside_figures(tmp_path, monkeypatch):
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert helpers.code_commit() == head
     (tmp_path / "untracked.txt").write_text("new\n")
-    assert helpers.code_commit() == head  # untracked files are not the code's
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "bench.json").write_text("{}\n")
+    (tmp_path / "notes.md").write_text("one\n")
+    subprocess.run([*git, "add", "results/bench.json", "notes.md"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "two"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / "results" / "bench.json").write_text('{"new": 1}\n')
+    (tmp_path / "notes.md").write_text("two\n")
+    assert helpers.code_commit() == head  # untracked files, results and notes are not the code
     (tmp_path / "a.txt").write_text("two\n")
     assert helpers.code_commit() == head + "+changes"
 
