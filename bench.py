@@ -595,8 +595,12 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.command = shlex.join(["python", "bench.py", *argv])
-    if args.tables and args.json:
-        parser.error("--tables rewrites the docs' tables from JSON files; it writes no --json")
+    timing = [f"--{name}" for name in ("settings", "source", "batches", "oracle_batches", "device", "threads",
+                                       "contention", "seed", "json", "lr", "paths")
+              if getattr(args, name) != parser.get_default(name)]
+    if args.tables and timing:
+        parser.error(f"--tables rewrites the docs' tables from the JSON files they name and times nothing: "
+                     f"{', '.join(timing)} would be ignored")
     if args.source and not Path(args.source).is_dir():
         parser.error(f"--source {args.source}: not a folder")
     if args.json and (Path(args.json).is_dir() or not Path(args.json).absolute().parent.is_dir()):

@@ -7,12 +7,13 @@
     python reproduce.py --table all --jobs 8                     # 8 GPUs: one run per GPU
     python reproduce.py --table all --jobs 16 --runs_per_gpu 2   # two runs share each GPU
     python reproduce.py --table all --executor slurm --partition gpu --gpus_per_run 1 --time 600 --wait
-    python reproduce.py --report                                 # rewrite results/README.md only
+    python reproduce.py --report                                 # rewrite the report only
     python reproduce.py --compare_test       # test POS tags and entity spans: official vs ours
     python reproduce.py --mention_study      # triples at repeated mentions: what --first_mentions changes
 
 Which runs each table needs and how they are named is data in experiments/plan.py;
-the report is rendered by experiments/report.py; how a run is placed (this machine's
+the report (results/README.md, and README.md's results table) is rendered by
+experiments/report.py; how a run is placed (this machine's
 GPUs and cores, or a SLURM job array) is experiments/launch.py. A run whose
 results.json exists (in saved_models/<run_id>/ or in its committed summary
 results/runs/<run_id>/, so a fresh clone does not redo finished work) is skipped, an
@@ -404,7 +405,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="print each planned run as done, todo, later (beyond --max_runs) or skip (past "
                         "--hours), as a real start would treat it (with --executor slurm: the job array it would "
                         "submit, one line per task); run nothing")
-    parser.add_argument("--report", action="store_true", help="only rewrite results/README.md")
+    parser.add_argument("--report", action="store_true",
+                        help="only rewrite the report: <results_dir>/README.md, and README.md's results table when "
+                        "<results_dir> is the project's results/")
     parser.add_argument("--compare_test", action="store_true",
                         help="score finished runs on the official test, on its retagged copy (our POS tags) and on "
                         "the rebuilt test (our POS tags and entity spans), then report")

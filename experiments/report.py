@@ -578,9 +578,10 @@ def headline_table(dataset: str, results_dir: Path) -> str:
     seeds, results, paper = report_seeds(dataset, [], results_dir), load_results(results_dir), paper_numbers(dataset)
 
     def ours(runs: list[Run], match: str) -> str:
-        return cell(collect(results, runs, "test", match, "f1"))
+        scores = collect(results, runs, "test", match, "f1")
+        return cell(scores) + (f" ({len(scores)} of {len(seeds)} seeds)" if 1 < len(scores) < len(seeds) else "")
 
-    lines = ["| setting (Table 1 / Table 5) | paper | ours |", "|---|---|---|"]
+    lines = [f"| setting (Table 1 / Table 5) | paper | ours (mean ± std over {len(seeds)} seeds) |", "|---|---|---|"]
     for match in ("partial", "exact"):
         for label in ("RIN", "w/o interaction"):
             runs = [table1_rows(dataset, match, seed)[label] for seed in seeds]
@@ -599,7 +600,7 @@ def refresh_readme(results_dir: Path, readme: Path = PROJECT_ROOT / "README.md")
     """Rewrite README.md's results table (a generated block naming its dataset) from ``results_dir``; whether it
     changed."""
     def render(block: Block) -> str:
-        number, dataset = block.spec[0] if block.spec else (block.line, "")
+        number, dataset = block.head
         if not (PROJECT_ROOT / "presets" / f"{dataset}.json").exists():
             raise InputError(f"{block.where(number)}: {dataset!r} is no dataset with a preset (presets/NAME.json)")
         return headline_table(dataset, results_dir)

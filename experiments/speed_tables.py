@@ -36,18 +36,25 @@ def times(value: float | None, digits: int = 2) -> str:
     return MISSING if value is None else f"{value:.{digits}f}x"
 
 
-def plain(value: float | None) -> str:
-    """A target's figure: as many digits as its size calls for."""
-    if value is None:
-        return MISSING
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+def target_figure(check: dict) -> str:
+    """A target's figure with as many digits as its size calls for, and more where rounding would hide which
+    side of its bound it lies on (1.0019 against "<= 1" reads 1.002, not 1.00)."""
+    value, (comparison, bound) = check["value"], check["bound"].split()
+    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
+    while digits < 6:
+        shown = round(value, digits)
+        if {">=": shown >= float(bound), "<=": shown <= float(bound), "<": shown < float(bound)}[comparison] == \
+                check["met"]:
+            break
+        digits += 1
+    return f"{value:,.{digits}f}"
 
 
 def setting_name(name: str, result: dict) -> str:
     """``nyt_partial`` with K=4 and 24 relations -> ``NYT partial (K=4, 24 rel.)``."""
     dataset, _, mode = name.partition("_")
     pretty = {"nyt": "NYT", "webnlg": "WebNLG"}.get(dataset, dataset)
-    return f"{pretty} {mode} (K={result['rounds']}, {result['relations']} rel.)"
+    return f"{pretty} {mode} (K={result.get('rounds', '?')}, {result.get('relations', '?')} rel.)"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -55,19 +62,29 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
 
 
-def sources(block: Block, root: Path) -> list[tuple[str, str, dict]]:
-    """(path as written, label, the JSON) for each source line of ``block`` (the lines after its kind)."""
+def sources(block: Block, root: Path, labelled: bool) -> list[tuple[str, str, dict]]:
+    """(path as written, label, the JSON) for each source line of ``block`` (the lines after its kind), each
+    ``path: label`` with a path inside ``root`` (no ': ' in it) and a label without '|'; the label may be left
+    out where the table shows none (``labelled`` false: one run in an epochs or inference table)."""
     out = []
-    for number, line in block.spec[1:]:
-        path, _, label = line.partition(": ")
-        file = root / path
+    lines = block.spec[1:]
+    for number, line in lines:
+        path, _, label = (part.strip() for part in line.partition(": "))
+        where = block.where(number)
+        if "|" in label or (not label and (labelled or len(lines) > 1)):
+            raise InputError(f"{where}: write 'path: label', the label naming the run in the table, without '|'")
+        file = (root / path).resolve()
+        if not file.is_relative_to(root.resolve()):
+            raise InputError(f"{where}: {path} lies outside the project; name a JSON file under it")
         if not file.is_file():
-            raise InputError(f"{block.where(number)}: {path} does not exist (a bench.py --json file, from the "
-                             "project root)")
+            raise InputError(f"{where}: {path} does not exist (a bench.py --json file, from the project root)")
         try:
-            out.append((path, label.strip(), json.loads(file.read_text(encoding="utf-8"))))
+            report = json.loads(file.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
-            raise InputError(f"{block.where(number)}: {path} is not JSON ({error.msg}, line {error.lineno})") from None
+            raise InputError(f"{where}: {path} is not JSON ({error.msg}, line {error.lineno})") from None
+        if not isinstance(report, dict) or not settings(report):
+            raise InputError(f"{where}: {path} holds no timed setting (not a bench.py --json file of a timing run)")
+        out.append((path, label, report))
     if not out:
         raise InputError(f"{block.where()}: a generated table names no bench.py JSON file")
     return out
@@ -93,7 +110,8 @@ def summary(runs: list[tuple[str, str, dict]]) -> str:
         loaded = under_contention(report)
         rows.append([label, str(report.get("cores", MISSING)), ratios(nyt, loaded), ratios(webnlg, loaded),
                      times(nyt.get("inference_speedup_over_torch")),
-                     f"{seconds(webnlg.get('epoch_seconds'))} s", rate(nyt.get("inference_sentences_per_second")),
+                     seconds(webnlg.get("epoch_seconds")) + " s" * ("epoch_seconds" in webnlg),
+                     rate(nyt.get("inference_sentences_per_second")),
                      f"`{path}`"])
     return table(["CPU and load", "cores", "NYT partial training: vs oracle / vs PyTorch scorer",
                   "WebNLG training: vs oracle / vs PyTorch scorer", "NYT test inference: vs PyTorch scorer",
@@ -137,7 +155,7 @@ def inference(runs: list[tuple[str, str, dict]]) -> str:
             first_pass(r)])
     return table(["run"] * several + [
         "default", "`--precision bf16`", "PyTorch pair scorer", "torch.compile", "oracle", "compute floor",
-        "default vs PyTorch", "compile / default (rate)", "torch.compile's first pass (compiling), s"], rows)
+        "default vs PyTorch", "default / compile (time)", "torch.compile's first pass (compiling), s"], rows)
 
 
 def first_pass(result: dict) -> str:
@@ -146,13 +164,15 @@ def first_pass(result: dict) -> str:
     if "inference_compiled_warmup_seconds" in result:
         return f"{result['inference_compiled_warmup_seconds']:.1f} (whole test set)"
     if "inference_compiled_first_call_seconds" in result:
-        return (f"{result['inference_compiled_first_call_seconds']:.1f} (first 500 sentences; eager "
-                f"{result.get('inference_eager_first_call_seconds', float('nan')):.1f})")
+        eager = result.get("inference_eager_first_call_seconds")
+        return (f"{result['inference_compiled_first_call_seconds']:.1f} (first 500 sentences"
+                + (f"; eager {eager:.1f})" if eager is not None else ")"))
     return MISSING
 
 
 def targets(runs: list[tuple[str, str, dict]]) -> str:
-    """One row per target (as each JSON recorded it), one column per run."""
+    """One row per target (as each JSON recorded it), one column per run. The oracle ratio under --contention,
+    from one oracle batch, is shown but not judged."""
     names: dict[str, str] = {}
     for _, _, report in runs:
         for check in report.get("targets", []):
@@ -162,8 +182,12 @@ def targets(runs: list[tuple[str, str, dict]]) -> str:
         row = [f"{name} ({bound})"]
         for _, _, report in runs:
             check = next((c for c in report.get("targets", []) if c["target"] == name), None)
-            row.append(MISSING if check is None else
-                       f"{plain(check['value'])} {'met' if check['met'] else '**missed**'}")
+            if check is None:
+                row.append(MISSING)
+            elif "oracle" in name and under_contention(report):
+                row.append(f"{check['value']:.1f} (one oracle batch: not judged)")
+            else:
+                row.append(f"{target_figure(check)} {'met' if check['met'] else '**missed**'}")
         rows.append(row)
     return table(["target"] + [label for _, label, _ in runs], rows)
 
@@ -174,10 +198,10 @@ KINDS: dict[str, Callable[[list[tuple[str, str, dict]]], str]] = {
 
 def render(block: Block, root: Path | None = None) -> str:
     """The table a block's opening comment asks for, its paths taken from ``root`` (default: the project)."""
-    number, kind = block.spec[0] if block.spec else (block.line, "")
+    number, kind = block.head
     if kind not in KINDS:
         raise InputError(f"{block.where(number)}: {kind!r} is no kind of speed table; use one of {', '.join(KINDS)}")
-    return KINDS[kind](sources(block, root or PROJECT_ROOT))
+    return KINDS[kind](sources(block, root or PROJECT_ROOT, labelled=kind in ("summary", "targets")))
 
 
 def refresh_documents(root: Path | None = None) -> list[Path]:

@@ -11,7 +11,8 @@ A generated block is an opening comment that names what to render from, the tabl
 
 The script that owns the block (``owner``, as in the opening comment) renders the table from the comment's
 lines (its "spec") and rewrites the body between the comments; a test renders every block again and asks for
-the same text, so a table edited by hand, or left behind by new figures, fails.
+the same text, so a table edited by hand, or left behind by new figures, fails. Opening comments start a line;
+those inside fenced code are examples, not blocks.
 """
 from __future__ import annotations
 
@@ -30,55 +31,84 @@ class Block:
     line: int  # of the opening comment, from 1
     spec: tuple[tuple[int, str], ...]  # (line, text) of the opening comment's lines after its first, stripped;
     # blank ones left out
-    body: str  # the text between the comments, without the newline that ends the opening comment
+    body: str  # the text between the comments
+    start: int  # the body's character range in the file
+    end: int
 
     def where(self, line: int | None = None) -> str:
         """``path:line`` for error messages: the opening comment's, or ``line``'s."""
         return f"{self.path}:{self.line if line is None else line}"
 
+    @property
+    def head(self) -> tuple[int, str]:
+        """(line, text) of the spec's first line, which names what to render; an InputError when there is none."""
+        if not self.spec:
+            raise InputError(f"{self.where()}: the opening comment of a generated table names nothing to render; "
+                             "put what it names on the lines after its first")
+        return self.spec[0]
 
-def find_blocks(path: Path, owner: str) -> list[tuple[Block, int, int]]:
-    """The blocks of ``owner`` in ``path``, each with the character range of its body."""
-    text = path.read_text(encoding="utf-8")
+
+def _opens(line: str, owner: str) -> bool:
+    """Whether ``line`` opens a block of ``owner`` (and not of an owner whose name merely starts the same)."""
+    rest = line.removeprefix(OPEN + owner)
+    return rest != line and (not rest.strip() or rest[0] in " :(")
+
+
+def read(path: Path) -> str:
+    """The file as it is on disk, line endings kept."""
+    with open(path, encoding="utf-8", newline="") as file:
+        return file.read()
+
+
+def find_blocks(path: Path, owner: str, text: str | None = None) -> list[Block]:
+    """The blocks of ``owner`` in ``path`` (or in ``text``, the file's content)."""
+    text = read(path) if text is None else text
     lines = text.splitlines(keepends=True)
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line))
-    found, index = [], 0
+    found, index, fenced = [], 0, False
     while index < len(lines):
-        if not lines[index].startswith(OPEN + owner):
+        line = lines[index]
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if fenced or OPEN + owner not in line:
             index += 1
             continue
-        opening = index
-        spec = []
+        if not _opens(line, owner):
+            raise InputError(f"{path}:{index + 1}: an opening comment of {owner} must start its line and be "
+                             "followed by a space, ':' or '('")
+        opening, spec = index, []
         while not lines[index].rstrip().endswith("-->"):
             index += 1
             if index == len(lines):
                 raise InputError(f"{path}:{opening + 1}: the opening comment of a generated table never ends ('-->')")
             spec.append((index + 1, lines[index].strip().removesuffix("-->").strip()))
         body_start = index + 1
-        end = next((k for k in range(body_start, len(lines)) if lines[k].strip() == END), None)
-        if end is None:
+        end = body_start
+        while end < len(lines) and lines[end].strip() != END:
+            if lines[end].startswith(OPEN):  # the next block's opening: this one lost its closing comment
+                break
+            end += 1
+        if end == len(lines) or lines[end].strip() != END:
             raise InputError(f"{path}:{opening + 1}: a generated table without its closing '{END}'")
-        block = Block(path, opening + 1, tuple((n, s) for n, s in spec if s), text[starts[body_start]:starts[end]])
-        found.append((block, starts[body_start], starts[end]))
+        found.append(Block(path, opening + 1, tuple((n, s) for n, s in spec if s),
+                           text[starts[body_start]:starts[end]], starts[body_start], starts[end]))
         index = end + 1
     return found
 
 
-def blocks(path: Path, owner: str) -> list[Block]:
-    return [block for block, _, _ in find_blocks(path, owner)]
-
-
 def refresh(path: Path, owner: str, render: Callable[[Block], str]) -> bool:
-    """Rewrite the body of every block of ``owner`` in ``path`` with ``render(block)``; whether the file
-    changed."""
-    text = path.read_text(encoding="utf-8")
+    """Rewrite the body of every block of ``owner`` in ``path`` with ``render(block)`` (in the file's own line
+    endings); whether the file changed."""
+    text = read(path)
+    newline = "\r\n" if "\r\n" in text else "\n"
     pieces, previous = [], 0
-    for block, start, end in find_blocks(path, owner):
-        pieces += [text[previous:start], render(block)]
-        previous = end
+    for block in find_blocks(path, owner, text):
+        pieces += [text[previous:block.start], render(block).replace("\n", newline)]
+        previous = block.end
     updated = "".join(pieces) + text[previous:]
     if updated != text:
-        path.write_text(updated, encoding="utf-8")
+        with open(path, "w", encoding="utf-8", newline="") as file:
+            file.write(updated)
     return updated != text
