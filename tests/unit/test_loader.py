@@ -1,5 +1,6 @@
 """Reading RIN files: official layout, positions, and every kind of bad input."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +30,17 @@ def test_official_line_loads_with_whole_spans(tmp_path):
     (sentence,) = sentences
     assert sentence.entities == [(0, 2), (6, 7), (10, 12)]
     assert sentence.triples == [((6, 7), "creator", (10, 12)), ((6, 7), "starring", (0, 2))]
+    assert not report.counts
+
+
+def test_the_format_documented_for_users_loads_as_described(tmp_path):
+    """dataset/README.md, "Your own data": its example line loads with whole spans and no repair."""
+    text = (Path(__file__).resolve().parents[2] / "dataset" / "README.md").read_text(encoding="utf-8")
+    example = text.split("## Your own data", 1)[1].split("```json\n", 1)[1].split("\n```", 1)[0]
+    sentences, report = load_sentences(write_lines(tmp_path / "mine.json", [example]))
+    (sentence,) = sentences
+    assert sentence.entities == [(0, 1), (4, 6)] and sentence.pos[0] == "NNP"
+    assert sentence.triples == [((0, 1), "creator", (4, 6))]
     assert not report.counts
 
 
