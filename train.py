@@ -149,22 +149,38 @@ def given_flags(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if v is not None and k not in ("resume", "debug")}
 
 
+def lacks_pos_tags(data_dir: Path) -> bool:
+    """Whether the prepared data's labels.json holds no POS tag besides padding and unknown (a missing or damaged
+    file is reported with its name when the data is loaded)."""
+    try:
+        return len(Labels.load(data_dir / "labels.json").pos) <= 2
+    except (OSError, InputError, ValueError, KeyError, TypeError):
+        return False
+
+
 def resolve_settings(args: argparse.Namespace) -> dict:
     """Defaults (TrainConfig, RINConfig), then presets/<dataset>.json for the match mode, then the flags."""
     now = speed.current()  # the speed defaults: model/speed.py's, or the environment's
     settings = dataclasses.asdict(TRAIN) | {key: NET[key] for key in MODEL_KEYS} | {
         "emb_dim": None, "no_er_feedback": False, "no_rc_feedback": False, "pair_kernel": now.kernel,
         "precision": now.precision, "thread_policy": now.threads}
-    settings |= {k: v for k, v in given_flags(args).items() if k in ("dataset", "match")}
+    given = given_flags(args)
+    if "data_dir" in given and "dataset" not in given:
+        raise InputError(f"--data_dir {args.data_dir}: give --dataset NAME too; it names the run and picks "
+                         f"presets/NAME.json (without it the run would be named and set up as {TRAIN.dataset})")
+    settings |= {k: v for k, v in given.items() if k in ("dataset", "match")}
     preset_file = PROJECT_ROOT / "presets" / f"{settings['dataset']}.json"
     if preset_file.exists():
         preset = read_json(preset_file)
         settings |= {key: preset[settings["match"]][key] for key in PRESET_KEYS if key in preset[settings["match"]]}
-    else:
-        log.warning("no preset %s: built-in defaults for rounds, lr and epochs", preset_file)
-    settings |= given_flags(args)
+    elif unset := [f"--{key}" for key in PRESET_KEYS if key not in given]:
+        log.warning("no preset %s: built-in defaults for %s", preset_file, ", ".join(unset))
+    settings |= given
     settings["save_dir"] = str(Path(args.save_dir).absolute() if args.save_dir else PROJECT_ROOT / TRAIN.save_dir)
     settings["data_dir"] = project_relative(settings["data_dir"] or PROJECT_ROOT / "dataset" / settings["dataset"])
+    if settings["pos_dim"] > 0 and lacks_pos_tags(resolve_project_path(settings["data_dir"])):
+        log.warning("the data has no POS tags: training with --pos_dim 0 (RIN w/o POS)")
+        settings["pos_dim"] = 0  # before the run is named, so its name and config.json say so
     if not settings["run_id"]:
         settings["run_id"] = run_name(settings["dataset"], settings["match"], settings["rounds"], settings["seed"],
                                       no_er_feedback=settings["no_er_feedback"],
@@ -275,9 +291,6 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
 
 def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray) -> tuple[RIN, dict]:
     sizes = {key: settings[key] for key in MODEL_KEYS}
-    if sizes["pos_dim"] > 0 and len(labels.pos) <= 2:
-        log.warning("the data has no POS tags: training with --pos_dim 0 (RIN w/o POS)")
-        sizes["pos_dim"] = 0
     if settings["emb_dim"] not in (None, embedding.shape[1]):
         raise InputError(f"--emb_dim {settings['emb_dim']} but embedding.npy holds {embedding.shape[1]}-d vectors")
     if embedding.shape[0] != len(vocab):

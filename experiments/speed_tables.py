@@ -13,6 +13,8 @@ Each table is a generated block (utils/markdown.py) whose opening comment names 
 from __future__ import annotations
 
 import json
+import operator
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from utils.markdown import Block, refresh
 OWNER = "`python bench.py --tables`"
 DOCUMENTS = ("README.md", "docs/speed.md")  # the files whose speed tables bench.py --tables rewrites
 MISSING = "-"
+COMPARISONS = {">=": operator.ge, "<=": operator.le, "<": operator.lt, ">": operator.gt}
+BOUND = re.compile(r"(>=|<=|<|>) (-?[0-9.]+(?:e-?[0-9]+)?)")  # a target's bound as bench.py writes it
 
 
 def seconds(value: float | None) -> str:
@@ -39,15 +43,24 @@ def times(value: float | None, digits: int = 2) -> str:
 def target_figure(check: dict) -> str:
     """A target's figure with as many digits as its size calls for, and more where rounding would hide which
     side of its bound it lies on (1.0019 against "<= 1" reads 1.002, not 1.00)."""
-    value, (comparison, bound) = check["value"], check["bound"].split()
+    value, (comparison, bound) = check["value"], BOUND.fullmatch(check["bound"]).groups()
     digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
-    while digits < 6:
-        shown = round(value, digits)
-        if {">=": shown >= float(bound), "<=": shown <= float(bound), "<": shown < float(bound)}[comparison] == \
-                check["met"]:
-            break
+    while COMPARISONS[comparison](round(value, digits), float(bound)) != check["met"]:
+        if digits == 9:
+            return f"{value!r}"
         digits += 1
     return f"{value:,.{digits}f}"
+
+
+def judged(check: dict, report: dict) -> bool:
+    """Whether a target's figure is judged: the oracle ratio under --contention, from one oracle batch, is not."""
+    return not ("oracle" in check["target"] and under_contention(report))
+
+
+def valid_target(check: object) -> bool:
+    return (isinstance(check, dict) and isinstance(check.get("target"), str) and isinstance(check.get("met"), bool)
+            and isinstance(check.get("value"), int | float) and isinstance(check.get("bound"), str)
+            and BOUND.fullmatch(check["bound"]) is not None)
 
 
 def setting_name(name: str, result: dict) -> str:
@@ -84,6 +97,12 @@ def sources(block: Block, root: Path, labelled: bool) -> list[tuple[str, str, di
             raise InputError(f"{where}: {path} is not JSON ({error.msg}, line {error.lineno})") from None
         if not isinstance(report, dict) or not settings(report):
             raise InputError(f"{where}: {path} holds no timed setting (not a bench.py --json file of a timing run)")
+        checks = report.get("targets", [])
+        bad = [index for index, check in enumerate(checks) if not valid_target(check)] if isinstance(checks, list) \
+            else ["the list itself"]
+        if bad:
+            raise InputError(f"{where}: {path}: its targets are not bench.py's (target, value, bound, met): entry "
+                             f"{bad[0]}")
         out.append((path, label, report))
     if not out:
         raise InputError(f"{block.where()}: a generated table names no bench.py JSON file")
@@ -184,7 +203,7 @@ def targets(runs: list[tuple[str, str, dict]]) -> str:
             check = next((c for c in report.get("targets", []) if c["target"] == name), None)
             if check is None:
                 row.append(MISSING)
-            elif "oracle" in name and under_contention(report):
+            elif not judged(check, report):
                 row.append(f"{check['value']:.1f} (one oracle batch: not judged)")
             else:
                 row.append(f"{target_figure(check)} {'met' if check['met'] else '**missed**'}")

@@ -44,6 +44,7 @@ def test_bench_writes_every_figure(tmp_path, monkeypatch, capsys):
     assert report["isa_environment"] == {name: os.environ[name] for name in bench.ISA_VARIABLES if name in os.environ}
     printed = capsys.readouterr().out
     assert "speed-up over the oracle" in printed and "compute floor" in printed and "target" in printed
+    assert "paper-literal oracle >= 40: " in printed and "not judged (one oracle batch under --contention)" in printed
     assert not multiprocessing.active_children()
     # the docs' tables render this run's JSON as they render the committed ones
     doc = tmp_path / "speed.md"

@@ -93,6 +93,23 @@ def test_train_refuses_a_device_this_machine_lacks(workspace, capsys):
                                *FAST, *flags], capsys, named, watched=(data, save))
 
 
+def test_train_on_a_data_dir_names_its_dataset(workspace, capsys):
+    data, save = workspace  # else the run would be named, and set up by the preset, as webnlg
+    fails_cleanly(train.main, ["--data_dir", str(data), "--save_dir", str(save), *FAST], capsys,
+                  "give --dataset NAME too", watched=(data, save))
+
+
+def test_data_without_pos_tags_names_the_run_without_pos(workspace):
+    data, save = workspace
+    labels = json.loads((data / "labels.json").read_text())
+    (data / "labels.json").write_text(json.dumps({**labels, "pos": labels["pos"][:2]}))  # <PAD>, <UNK> only
+    train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST])
+    (run,) = save.iterdir()
+    config = json.loads((run / "config.json").read_text())
+    assert run.name == "synthetic_partial_K1_noPOS_seed1"
+    assert config["settings"]["pos_dim"] == config["model"]["pos_dim"] == 0
+
+
 def test_train_on_a_data_dir_that_is_a_file(workspace, capsys):
     data, save = workspace
     fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data / "train.json"), "--save_dir",
