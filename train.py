@@ -291,6 +291,9 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
 
 def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray) -> tuple[RIN, dict]:
     sizes = {key: settings[key] for key in MODEL_KEYS}
+    if sizes["pos_dim"] > 0 and len(labels.pos) <= 2:  # a run resumed from before resolve_settings decided this
+        log.warning("the data has no POS tags: training with --pos_dim 0 (RIN w/o POS)")
+        sizes["pos_dim"] = 0
     if settings["emb_dim"] not in (None, embedding.shape[1]):
         raise InputError(f"--emb_dim {settings['emb_dim']} but embedding.npy holds {embedding.shape[1]}-d vectors")
     if embedding.shape[0] != len(vocab):

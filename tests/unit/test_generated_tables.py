@@ -154,6 +154,7 @@ def test_a_target_figure_shows_the_side_of_its_bound():
     assert shown(0.9649, "<= 1", True) == "0.96"
     assert shown(14.99, "< 15", True) == "14.99" and shown(312.06, ">= 1000", False) == "312"
     assert shown(1.0, "> 1", False) == "1.00" and shown(1.0000000001, "<= 1", False) == "1.0000000001"
+    assert shown(2e6, f">= {1e6:g}", True) == "2,000,000"  # bounds as bench.py writes them, with :g
     loaded = {**FIGURES, "contention_processes": 1, "targets": [
         {"target": "NYT partial: faster than the paper-literal oracle", "value": 20.9, "bound": ">= 40", "met": False}]}
     table = speed_tables.targets([("a.json", "busy", loaded)])
