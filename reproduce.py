@@ -55,6 +55,7 @@ from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
 from experiments.report import write_report
 from model.training import HYPERPARAMETERS, RUN_DEFINING
 from utils.helpers import (
+    PRESETS_DIR,
     PROJECT_ROOT,
     ArgumentParser,
     InputError,
@@ -62,6 +63,7 @@ from utils.helpers import (
     non_negative_int,
     one_line_errors,
     positive_int,
+    preset_file,
     project_relative,
     read_json,
     resolve_project_path,
@@ -75,7 +77,7 @@ log = logging.getLogger("reproduce")
 
 def known_datasets() -> list[str]:
     """Datasets the runner can plan: those with a presets/<name>.json (the paper's settings per match mode)."""
-    return sorted(path.stem for path in (PROJECT_ROOT / "presets").glob("*.json"))
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.json"))
 
 
 def epoch_seconds(dataset: str, results_dir: Path) -> Callable[[int], float] | None:
@@ -102,7 +104,7 @@ def epoch_seconds(dataset: str, results_dir: Path) -> Callable[[int], float] | N
 def remaining_seconds(run: Run, save_dir: Path, per_epoch: Callable[[int], float]) -> float:
     """Seconds ``run`` still needs at worst: every preset epoch not yet in its metrics.jsonl (early stopping
     ends many sooner)."""
-    epochs = read_json(PROJECT_ROOT / "presets" / f"{run.dataset}.json")[run.match]["num_epoch"]
+    epochs = read_json(preset_file(run.dataset))[run.match]["num_epoch"]
     metrics = save_dir / run.name / "metrics.jsonl"
     done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
     return max(0, epochs - done) * per_epoch(run.rounds)

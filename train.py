@@ -55,6 +55,7 @@ from utils.helpers import (
     pick_device,
     positive_float,
     positive_int,
+    preset_file,
     project_relative,
     read_json,
     resolve_project_path,
@@ -69,8 +70,8 @@ from utils.vocab import Labels, Vocab
 log = logging.getLogger("train")
 PRESET_KEYS = ("rounds", "lr", "num_epoch")  # what Table 3 varies per dataset and match mode
 MODEL_KEYS = ("rounds", "pos_dim", "rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")  # RINConfig's
-# how, not what, a run computes: free to change on resume
-RESUME_FREE = ("device", "threads", "pair_kernel", "thread_policy", "eval_batch_size")
+# how, not what, a run computes (the same model up to float rounding): free to change on resume
+RESUME_FREE = ("device", "threads", "pair_kernel", "thread_policy", "eval_batch_size", "compile", "deterministic")
 TRAIN, NET = TrainConfig(), {f.name: f.default for f in dataclasses.fields(RINConfig)}
 
 
@@ -169,12 +170,12 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         raise InputError(f"--data_dir {args.data_dir}: give --dataset NAME too; it names the run and picks "
                          f"presets/NAME.json (without it the run would be named and set up as {TRAIN.dataset})")
     settings |= {k: v for k, v in given.items() if k in ("dataset", "match")}
-    preset_file = PROJECT_ROOT / "presets" / f"{settings['dataset']}.json"
-    if preset_file.exists():
-        preset = read_json(preset_file)
-        settings |= {key: preset[settings["match"]][key] for key in PRESET_KEYS if key in preset[settings["match"]]}
+    preset = preset_file(settings["dataset"])
+    if preset.exists():
+        values = read_json(preset)[settings["match"]]
+        settings |= {key: values[key] for key in PRESET_KEYS if key in values}
     elif unset := [f"--{key}" for key in PRESET_KEYS if key not in given]:
-        log.warning("no preset %s: built-in defaults for %s", preset_file, ", ".join(unset))
+        log.warning("no preset %s: built-in defaults for %s", preset, ", ".join(unset))
     settings |= given
     settings["save_dir"] = str(Path(args.save_dir).absolute() if args.save_dir else PROJECT_ROOT / TRAIN.save_dir)
     settings["data_dir"] = project_relative(settings["data_dir"] or PROJECT_ROOT / "dataset" / settings["dataset"])

@@ -51,11 +51,6 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "rin"
 
 
-def git_blob_sha1(data: bytes) -> str:
-    """What ``git hash-object`` prints: the id a file has in any git tree that holds it."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def file_digests(path: Path) -> dict:
     """Size, SHA-256 and git blob SHA-1 of a file, read in chunks (NYT train is 30 MB)."""
     size = path.stat().st_size

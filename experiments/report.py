@@ -30,7 +30,7 @@ from experiments.plan import (
 )
 from model.rin import RINConfig
 from model.training import HYPERPARAMETERS, TrainConfig
-from utils.helpers import PROJECT_ROOT, InputError, read_json
+from utils.helpers import PROJECT_ROOT, InputError, preset_file, read_json
 from utils.markdown import Block, refresh
 
 log = logging.getLogger("report")
@@ -337,7 +337,7 @@ def other_hyperparameters(settings: dict) -> dict:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     defaults |= {f.name: f.default for f in dataclasses.fields(RINConfig) if f.default is not dataclasses.MISSING}
     expected = {key: defaults[key] for key in HYPERPARAMETERS}
-    preset = PROJECT_ROOT / "presets" / f"{settings.get('dataset')}.json"
+    preset = preset_file(settings.get("dataset"))
     if preset.exists():
         expected |= {key: value for key, value in read_json(preset).get(settings.get("match"), {}).items()
                      if key in expected}
@@ -601,7 +601,7 @@ def refresh_readme(results_dir: Path, readme: Path = PROJECT_ROOT / "README.md")
     changed."""
     def render(block: Block) -> str:
         number, dataset = block.head
-        if not (PROJECT_ROOT / "presets" / f"{dataset}.json").exists():
+        if not preset_file(dataset).exists():
             raise InputError(f"{block.where(number)}: {dataset!r} is no dataset with a preset (presets/NAME.json)")
         return headline_table(dataset, results_dir)
 
@@ -615,7 +615,7 @@ def write_report(dataset: str, seeds: list[int], results_dir: Path) -> Path:
     found = {run_dataset(folder.name) for folder in (results_dir / "runs").glob("*") if folder.is_dir()} - {None}
     datasets = [dataset]
     for name in sorted(found - {dataset}):
-        if (PROJECT_ROOT / "presets" / f"{name}.json").exists():
+        if preset_file(name).exists():
             datasets.append(name)
         else:
             log.warning("results/runs holds runs of %s, which has no presets/%s.json: left out of the report",

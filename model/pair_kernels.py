@@ -184,12 +184,6 @@ def has_bf16() -> bool:
     return bool(build().has_bf16)
 
 
-def fused_bf16_applies(tensor: torch.Tensor) -> bool:
-    """Whether the fused kernels score pairs for ``tensor`` (any float dtype) under ``--precision bf16``: in
-    bfloat16 where :func:`has_bf16`, in float32 on other CPUs."""
-    return tensor.device.type == "cpu" and fused_applies(tensor.float())
-
-
 def configure_speed(device: torch.device, kernel: str, precision: str, threads: str) -> None:
     """:func:`model.speed.configure` for a script, after checking that ``precision`` and ``kernel`` can run on
     ``device``; raises InputError with the reason (before any work starts) when one cannot."""

@@ -54,8 +54,9 @@ def _operands(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bia
     whether the fused kernels are to round to bfloat16. The fused kernels take float32 inputs and, under
     bf16, round inside (AVX512-BF16); the PyTorch path runs on copies of ``left`` and ``right`` in the autocast
     dtype and keeps ``weight`` and ``bias`` as they are (float32 parameters): their gradients sum over every
-    cell of the batch, which passes float16's 65504 before a loss scale could help, so they are summed and
-    returned in float32."""
+    cell of the batch, which passes float16's 65504 before a loss scale could help, so they are returned in
+    float32, their products taken in float32 under fp16 (:func:`_wide`) and in bfloat16 under bf16 (float32's
+    range), chunks summed in float32."""
     tensors = (left, right, weight, bias)
     precision = speed.precision_for(left.device)
     if precision == "fp32":
@@ -200,7 +201,8 @@ class PairBCE(torch.autograd.Function):
         left, right, weight, grad_logits = ctx.saved_tensors
         grad_left = torch.empty_like(left)
         grad_right = torch.empty_like(right)
-        grad_weight = torch.zeros(weight.shape, dtype=_wide(grad_logits).dtype, device=weight.device)
+        grad_weight = torch.zeros(weight.shape, dtype=torch.promote_types(grad_logits.dtype, torch.float32),
+                                  device=weight.device)  # chunks summed in float32 (float64 in the oracle tests)
         for part in _sentence_chunks(left):
             pair = _pairs(left[part], right[part])
             chunk_grad = grad_logits[part]
@@ -222,7 +224,10 @@ def _fused_bce(left, right, weight, bias, cells, mask, bf16) -> tuple[torch.Tens
     probabilities, softplus_sums, probability_sums = pair_kernels.pair_bce(left, right, weight, bias,
                                                                            mask.sum(dim=1), bf16)
     sentence, i, j, relation = cells.unbind(dim=1)  # positive cells, all real
-    positive_logits = (F.relu(left[sentence, i] + right[sentence, j]) * weight[relation]).sum(dim=1) + bias[relation]
+    pairs, rows = F.relu(left[sentence, i] + right[sentence, j]), weight[relation]
+    if bf16:  # the products the kernel summed: both factors rounded to bfloat16 (to nearest even), as there
+        pairs, rows = pairs.bfloat16().float(), rows.bfloat16().float()
+    positive_logits = (pairs * rows).sum(dim=1) + bias[relation]
     total = softplus_sums.sum() - positive_logits.sum()
     grad_logits = probabilities
     grad_logits[sentence, i, relation, j] -= 1.0

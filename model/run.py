@@ -61,8 +61,8 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
              "num_relations": len(labels.relations)}
     for field, size in sizes.items():
         if getattr(model_config, field) != size:
-            raise RunError(f"{model_dir}: the checkpoint has {field}={getattr(model_config, field)} but the folder's "
-                           f"files give {size}")
+            raise RunError(f"{model_dir / 'config.json'}: the model has {field}={getattr(model_config, field)} but "
+                           f"the folder's vocab.json and labels.json give {size}")
     model = RIN(model_config)
     try:
         state = torch.load(model_dir / checkpoint, map_location="cpu", weights_only=True)

@@ -94,10 +94,11 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
     parser.add_argument("--pair_kernel", choices=KERNELS, default=_current.kernel,
                         help="pair scorer implementation: fused C++ kernels (CPU; built on first use), PyTorch, or "
                         "auto = fused where they apply and build, else PyTorch (default: $RIN_PAIR_KERNEL or auto)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="fp32 (default); bf16 = mixed precision, matrix products in bfloat16 (CPU, or a GPU "
-                        "with bfloat16); fp16 = float16 mixed precision with loss scaling, for CUDA GPUs without "
-                        "bfloat16. Parameters, losses and Adam stay float32")
+    parser.add_argument("--precision", choices=PRECISIONS, default=Speed.precision,
+                        help="fp32 = float32 throughout; bf16 = mixed precision, matrix products in bfloat16 (CPU, "
+                        "or a GPU with bfloat16); fp16 = float16 mixed precision with loss scaling, for CUDA GPUs "
+                        "without bfloat16. Parameters, losses and Adam stay float32 (default: "
+                        f"{Speed.precision})")
     parser.add_argument("--thread_policy", choices=THREADS, default=_current.threads,
                         help="adaptive (default): use only the CPU cores other processes leave free, checked "
                         "every second (threads that share a core with a busy process stall every parallel "

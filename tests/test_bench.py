@@ -18,7 +18,7 @@ from utils import markdown
 def test_bench_writes_every_figure(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench, "SHARED", tmp_path / "absent")  # no releases: generated lengths, said so
     monkeypatch.setenv("RIN_CACHE", str(tmp_path / "cache"))  # nor in the download cache
-    monkeypatch.setitem(bench.SETTINGS, "nyt_partial", bench.Setting(("none.json",), 120, 24, 1, 500))
+    monkeypatch.setitem(bench.SETTINGS, "nyt_partial", bench.Setting(("none.json",), 120, 24, 500, rounds=1, lr=1e-3))
     monkeypatch.setattr(bench.RIN, "compile", lambda self, **kwargs: None)  # plumbing only; compiling takes a minute
     out = tmp_path / "bench.json"
     bench.main(["--settings", "nyt_partial", "--batches", "2", "--oracle_batches", "1", "--threads", "1",
@@ -83,7 +83,7 @@ def test_bad_flags_stop_before_any_timing(flags, named, capsys):
 
 def test_sentence_lengths_come_from_source_then_shared_then_the_cache(tmp_path, monkeypatch, capsys):
     relative = "casrel/WebNLG-star/train_triples.json"
-    setting = bench.Setting((relative,), 4, 3, 1, 10)
+    setting = bench.Setting((relative,), 4, 3, 10, rounds=1, lr=1e-3)
     folders = {name: tmp_path / name for name in ("source", "shared", "cache")}
     for length, folder in enumerate(folders.values(), start=2):
         (folder / relative).parent.mkdir(parents=True)

@@ -179,6 +179,9 @@ def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
                          "--lr 0.1", "--seed 7", watched=(data, save))
     assert "the run has 0.005" in line
     train.main(["--resume", str(save / "r"), "--threads", "1", "--pair_kernel", "torch", "--lr", "0.005"])
+    resumed = train.resume_settings(train.parse_args(["--resume", str(save / "r"), "--compile", "--deterministic"]),
+                                    save / "r")
+    assert resumed["compile"] and resumed["deterministic"]  # how it computes, not what: free as well
 
 
 def test_resume_without_checkpoints_never_starts_over(workspace, capsys):

@@ -38,6 +38,14 @@ def resolve_project_path(path: str | Path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+PRESETS_DIR = PROJECT_ROOT / "presets"
+
+
+def preset_file(dataset: str) -> Path:
+    """presets/<dataset>.json: what Table 3 of the paper varies per match mode (rounds, lr, num_epoch)."""
+    return PRESETS_DIR / f"{dataset}.json"
+
+
 RUN_DATA_FILES = ("train.json", "dev.json", "test.json", "vocab.json", "labels.json", "embedding.npy")
 
 

@@ -205,6 +205,17 @@ struct Shapes {
   int64_t batch, length, hidden, np, relations, rp;
 };
 
+// One int64 length per sentence, each in 0..length: the kernels loop to it, so a larger one would read and write
+// past the buffers (the model passes mask.sum(1); these checks guard direct calls of the Python wrappers).
+void check_lengths(const torch::Tensor& lengths, int64_t batch, int64_t length, const char* where) {
+  TORCH_CHECK(lengths.scalar_type() == torch::kInt64 && lengths.is_contiguous() && lengths.dim() == 1 &&
+                  lengths.numel() == batch,
+              where, ": lengths must be a contiguous int64 tensor of one length per sentence");
+  const int64_t* lens = lengths.data_ptr<int64_t>();
+  TORCH_CHECK(std::all_of(lens, lens + batch, [length](int64_t n) { return 0 <= n && n <= length; }), where,
+              ": every length must lie in 0..", length, " (the padded sentence length)");
+}
+
 // Checks the forward kernels' inputs and calls body(shapes, scorer) with the scorer their layout asks for:
 // float32 for a float32 weight_t (d, Rp) with right_t (B, d, np), bfloat16 for an int32 weight_2 (d/2, Rp)
 // with right_2 (B, d/2, np, 2).
@@ -224,8 +235,7 @@ void with_scorer(const torch::Tensor& left, const torch::Tensor& right, const to
                   right.size(1) == weight.size(0) && (!bf16 || right.size(3) == 2) && s.np % LANES == 0 &&
                   s.np >= s.length && s.rp % 8 == 0 && s.rp >= relations && bias.numel() == s.rp,
               "pair kernels: inconsistent shapes");
-  TORCH_CHECK(lengths.scalar_type() == torch::kInt64 && lengths.is_contiguous() && lengths.numel() == s.batch,
-              "pair kernels: lengths must be a contiguous int64 tensor of one length per sentence");
+  check_lengths(lengths, s.batch, s.length, "pair kernels");
   if (!bf16) {
     TORCH_CHECK(weight.scalar_type() == torch::kFloat32, "pair kernels: weight must be float32 or int32");
     body(s, Fp32Scorer{right.data_ptr<float>(), weight.data_ptr<float>(), bias.data_ptr<float>(), s.hidden, s.np,
@@ -536,8 +546,12 @@ std::vector<torch::Tensor> pair_backward(torch::Tensor grad_logits, torch::Tenso
   const int64_t relations = weight_p.size(0), np = grad_logits.size(3);
   TORCH_CHECK(dp % LANES == 0 && right_p.size(1) == np && right_p.size(2) == dp && weight_p.size(1) == dp &&
                   grad_logits.size(0) == batch && grad_logits.size(1) == length &&
-                  grad_logits.size(2) == relations && np % 2 == 0 && np >= length,
+                  grad_logits.size(2) == relations && np % 2 == 0 && np >= length && right_p.size(0) == batch,
               "pair_backward: inconsistent shapes");
+  TORCH_CHECK(grad_logits.scalar_type() == torch::kFloat32 && left_p.scalar_type() == torch::kFloat32 &&
+                  right_p.scalar_type() == torch::kFloat32 && weight_p.scalar_type() == torch::kFloat32,
+              "pair_backward: float32 inputs only");
+  check_lengths(lengths, batch, length, "pair_backward");
   auto grad_left = torch::zeros_like(left_p);
   auto grad_right = torch::zeros_like(right_p);
   auto grad_weight = torch::zeros_like(weight_p);
@@ -585,12 +599,18 @@ std::vector<torch::Tensor> pair_max_backward(torch::Tensor grad, torch::Tensor w
                   grad.size(2) == relations && grad.scalar_type() == torch::kFloat32 &&
                   winner.scalar_type() == torch::kInt64,
               "pair_max_backward: inconsistent shapes");
+  TORCH_CHECK(left_p.scalar_type() == torch::kFloat32 && right_p.scalar_type() == torch::kFloat32 &&
+                  weight_p.scalar_type() == torch::kFloat32,
+              "pair_max_backward: float32 inputs only");
+  const int64_t* winner_all = winner.data_ptr<int64_t>();
+  const auto within = [length](int64_t j) { return 0 <= j && j < length; };
+  TORCH_CHECK(std::all_of(winner_all, winner_all + winner.numel(), within),
+              "pair_max_backward: every winner must lie in 0..", length - 1);
   auto grad_left = torch::zeros_like(left_p);
   auto grad_right = torch::zeros_like(right_p);
   auto grad_weight = torch::zeros_like(weight_p);
   const float *g_all = grad.data_ptr<float>(), *a_all = left_p.data_ptr<float>();
   const float *b_all = right_p.data_ptr<float>(), *w = weight_p.data_ptr<float>();
-  const int64_t* winner_all = winner.data_ptr<int64_t>();
   float *ga_all = grad_left.data_ptr<float>(), *gb_all = grad_right.data_ptr<float>();
   float* gw_all = grad_weight.data_ptr<float>();
   ChunkSums weight_sums(batch, relations * dp);
