@@ -38,13 +38,14 @@ from utils.helpers import (
 from utils.scorer import CONVENTIONS, SCORERS, keep_first_mentions, repeated_mention_count, score_all, triple_record
 
 log = logging.getLogger("evaluate")
+DEFAULT_SPLIT = "test"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="evaluate.py", description=__doc__)
     parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
-    parser.add_argument("--split", default="test", help="split of the run's dataset (default test)")
-    parser.add_argument("--data", help="a RIN-format file to score instead of the run's split")
+    parser.add_argument("--split", help=f"split of the run's dataset (default {DEFAULT_SPLIT})")
+    parser.add_argument("--data", help="a RIN-format file to score instead of a split of the run's dataset")
     parser.add_argument("--out", help="predictions file (default: <model_dir>/predictions_<split>.jsonl)")
     parser.add_argument("--scorer", choices=SCORERS, default="ours",
                         help="the count printed beside the strings count (sets of (subject text, relation, object "
@@ -66,7 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="CPU threads (default: every core this process may use, as in train.py)")
     speed.add_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.split and args.data:
+        parser.error(f"--split {args.split} and --data {args.data}: give one (--data scores a file of its own)")
+    args.split = args.split or DEFAULT_SPLIT
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -19,6 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
+from data.loader import DuplicateKeyError, unique_keys
 from data.spacy_tools import DEFAULT_MODEL
 from model import load_extractor, speed
 from model.inference import BATCH_SIZE, FIRST_MENTIONS, MAX_TOKENS, THRESHOLD
@@ -44,7 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", nargs="+", help="one or more sentences")
-    source.add_argument("--input", help="file of sentences (raw lines or JSON lines); '-' = standard input")
+    source.add_argument("--input", help="file of sentences, one per line; '-' = standard input (see --input_format)")
+    parser.add_argument("--input_format", choices=("auto", "raw", "json"), default="auto",
+                        help="raw: every line is a sentence; json: every line is a JSON object with a 'text' "
+                        "(string) or 'sentText' (string or list of tokens) field; auto (default): lines that start "
+                        "with '{' are JSON, the others raw")
     parser.add_argument("--output", help="JSON-lines output file (default: standard output)")
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
                         help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
@@ -71,29 +76,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def read_sentences(path: str, errors: str) -> list[str | list[str]]:
-    """Sentences from a file, one per line; JSON lines may carry "text"/"sentText"."""
+def read_sentences(path: str, errors: str, input_format: str = "auto") -> list[str | list[str]]:
+    """Sentences from a file, one per line (any of \\n, \\r\\n, \\r ends one; a leading byte-order mark is
+    dropped); JSON lines carry "text" or "sentText"."""
     if path != "-" and Path(path).is_dir():
         raise InputError(f"--input {path}: is a folder, not a file of sentences")
+    if path != "-" and not Path(path).is_file():
+        raise InputError(f"--input {path}: no such file")
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    data = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     sentences: list[str | list[str]] = []
     lines = data.split(b"\n")
     for number, raw in enumerate(lines, start=1):
         if number == len(lines) and not raw:
             break  # the final newline
         try:
-            line = raw.decode("utf-8", errors=errors).rstrip("\r")
+            line = raw.decode("utf-8", errors=errors)
         except UnicodeDecodeError as error:
             raise InputError(f"{path}:{number}: not UTF-8 ({error.reason} at byte {error.start}); "
                              "fix the file or pass --encoding_errors replace") from None
-        if line.lstrip().startswith("{"):
+        start = line.strip()[:1]  # a blank line stays a (blank) sentence in every format, as the lines align
+        if start and (input_format == "json" or input_format == "auto" and start == "{"):
             try:
-                record = json.loads(line)
+                record = json.loads(line, object_pairs_hook=unique_keys)
             except json.JSONDecodeError as error:
-                raise InputError(f"{path}:{number}: malformed JSON line: {error.msg}") from None
-            field = next((f for f in ("text", "sentText") if isinstance(record, dict) and f in record), None)
-            if field is None:
-                raise InputError(f"{path}:{number}: JSON line without a 'text' or 'sentText' field")
+                raise InputError(f"{path}:{number}: malformed JSON line: {error.msg} (a raw sentence that starts "
+                                 "with '{' needs --input_format raw)") from None
+            except DuplicateKeyError as error:
+                raise InputError(f"{path}:{number}: {error}") from None
+            fields = [f for f in ("text", "sentText") if isinstance(record, dict) and f in record]
+            if len(fields) != 1:
+                raise InputError(f"{path}:{number}: a JSON line needs one 'text' or 'sentText' field"
+                                 + (", not both" if fields else ""))
+            field = fields[0]
             text = record[field]
             if not (isinstance(text, str) or isinstance(text, list) and all(isinstance(t, str) for t in text)):
                 raise InputError(f"{path}:{number}: '{field}' must be a string or a list of token strings, not "
@@ -124,7 +139,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     if args.output and args.input not in (None, "-") and Path(args.output).resolve() == Path(args.input).resolve():
         raise InputError(f"--output {args.output} is the --input file: it would be overwritten")
     configure_threads(args.threads)
-    sentences = args.text if args.text else read_sentences(args.input, args.encoding_errors)
+    sentences = (args.text if args.text
+                 else read_sentences(args.input, args.encoding_errors, args.input_format))
     if not sentences:
         log.warning("%s holds no sentences: nothing to extract", args.input)
     extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from data.convert import (
+    DATASETS,
     EntityLexicon,
     ExactReleaseSpans,
     SpanSource,
@@ -51,23 +52,6 @@ log = logging.getLogger("prepare_data")
 SPLITS = ("train", "dev", "test")
 PRODUCED = ("train.json", "dev.json", "test.json", "prepare_report.json")
 DEV_SEED = "rin-official-dev-1"  # fixes which sentences of the authors' train are held out as dev
-
-# Where each dataset's splits live in the release layout; "spans" = exact release used for whole entities;
-# "official_train"/"official_test" = the authors' RIN-format files, "dev_size" = sentences held out of that train.
-DATASETS: dict[str, dict] = {
-    "nyt": {"triples": "casrel/NYT-star/{}_triples.json", "names": {"dev": "val"}, "last_word": True,
-            "spans": "casrel/NYT/{}_triples.json"},
-    "webnlg": {"triples": "casrel/WebNLG-star/{}_triples.json", "names": {"dev": "val"}, "last_word": True,
-               "spans": "casrel/WebNLG/{}_triples.json", "official_test": "rin/webnlg/test.json"},
-    "webnlg_exact": {"triples": "casrel/WebNLG/{}_triples.json", "names": {"dev": "val"}, "last_word": False},
-    "nyt10": {"triples": "hrl/NYT10/{}.json", "names": {}, "last_word": False},
-    "nyt11": {"triples": "hrl/NYT11/{}.json", "names": {}, "last_word": False},
-    "webnlg_official": {"official_train": "rin/webnlg/train.json", "official_test": "rin/webnlg/test.json",
-                        "dev_size": 500},
-    "nyt_official": {"official_train": "rin/nyt/train.json", "official_test": "rin/nyt/test.json",
-                     "dev_size": 5000},
-}
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="prepare_data.py", description=__doc__,

@@ -23,13 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from data.convert import DATASETS, prepare_hint
 from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Inputs, Manifest, default_cache
 from data.loader import load_sentences
 from model.rin import RINConfig
+from model.training import TrainConfig
 from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
     InputError,
+    folder_name,
     one_line_errors,
     seed_value,
     setup_logging,
@@ -47,6 +50,7 @@ from utils.vocab import (
 )
 
 log = logging.getLogger("prepare_vocab")
+DEFAULT_DATASET = TrainConfig.dataset  # as train.py
 DEFAULT_DIM = {"nyt10": 300, "nyt11": 300}  # the paper used glove.840B.300d there, RINConfig.emb_dim elsewhere
 # the authors' vectors (release layout) for each dataset built on their sentences
 OFFICIAL_VECTORS = {"webnlg": "rin/webnlg", "webnlg_exact": "rin/webnlg", "webnlg_official": "rin/webnlg",
@@ -57,7 +61,8 @@ OUTPUTS = ("vocab.json", "embedding.npy", "labels.json", "vocab_report.json")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="prepare_vocab.py", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="webnlg", help="dataset name (default: webnlg)")
+    parser.add_argument("--dataset", type=folder_name, default=DEFAULT_DATASET,
+                        help=f"dataset name (default: {DEFAULT_DATASET})")
     parser.add_argument("--data_dir", help="folder with train/dev/test.json (default: dataset/<dataset>)")
     parser.add_argument("--wv_file", help="GloVe or word2vec text file; 'official' = the authors' vectors "
                         "(webnlg*, nyt*); 'none' = random vectors; default: train word2vec on the training "
@@ -92,12 +97,14 @@ def missing_split_message(path: Path, dataset: str) -> str:
     """Where to get a split that is not there. A prepared folder without train was built from a source that
     lacks it (NYT, NYT10 and NYT11 train are not on the project's machines), so running prepare_data.py
     the same way again would not help."""
-    if path.parent.is_dir() and path.name == "train.json":
+    if path.is_dir():
+        return f"{path}: a folder, not a RIN-format file"
+    if path.parent.is_dir() and path.name == "train.json" and dataset in DATASETS:
         return (f"{path} is missing: {path.parent} was prepared from a source without its training split; see "
                 f"dataset/README.md (\"Missing training splits\") for where to get it"
                 + (", or use the authors' NYT: python prepare_data.py --dataset nyt_official" if dataset == "nyt"
                    else ""))
-    return f"{path} is missing: run python prepare_data.py --dataset {dataset}"
+    return f"{path} is missing: {prepare_hint(dataset, path.parent)}"
 
 
 def official_vectors(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], int, str]:

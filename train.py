@@ -23,6 +23,7 @@ import pickle
 import shutil
 import sys
 import time
+import typing
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data.convert import prepare_hint
 from data.loader import load_split
 from experiments.plan import run_name
 from model import RIN, RUN_FORMAT, RINConfig, speed
@@ -79,8 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Every flag defaults to None (unset), so a preset can fill it and --resume can tell which were given."""
     parser = ArgumentParser(prog="train.py", description=__doc__)
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", help=f"dataset name: reads dataset/<name>/ and presets/<name>.json "
-                      f"(default: {TRAIN.dataset})")
+    data.add_argument("--dataset", type=folder_name, help="dataset name: reads dataset/<name>/ and "
+                      f"presets/<name>.json (default: {TRAIN.dataset})")
     data.add_argument("--data_dir", help="folder with train/dev/test.json, vocab.json, embedding.npy, labels.json "
                       "(default: dataset/<dataset>)")
     data.add_argument("--match", choices=("partial", "exact"),
@@ -205,17 +207,37 @@ def check_resumable(run_dir: Path) -> None:
                          "from (deleted?); starting over would overwrite its best.pt and results: start a new run")
 
 
+def check_settings(settings: dict, where: Path) -> None:
+    """A damaged or hand-edited config.json stops here, naming the setting, instead of failing mid-run: every
+    training setting and the network's sizes must be there (older runs' model sizes may not: the defaults then
+    apply), each of its type."""
+    kinds = typing.get_type_hints(TrainConfig) | {key: typing.get_type_hints(RINConfig)[key] for key in MODEL_KEYS}
+    for key, kind in kinds.items():
+        if key not in settings:
+            if key in MODEL_KEYS:
+                continue
+            raise InputError(f"{where}: the settings lack {key!r}; restore the file, or start a new run")
+        value = settings[key]
+        allowed = (int, float) if kind is float else kind  # JSON writes 1.0 as 1
+        if not isinstance(value, allowed) or isinstance(value, bool) and kind in (int, float, int | None):
+            raise InputError(f"{where}: settings {key!r} is {json.dumps(value)}, not of type "
+                             f"{getattr(kind, '__name__', kind)}; restore the file, or start a new run")
+
+
 def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
     """A run's own settings; flags that would change what it computes are refused, listed."""
     if not (run_dir / "config.json").is_file():
         raise InputError(f"--resume {run_dir}: not a run folder (no config.json)")
     config = read_json(run_dir / "config.json")
+    if not isinstance(config, dict):
+        raise InputError(f"{run_dir / 'config.json'}: a JSON {type(config).__name__}, not a run's config object")
     if config.get("run_format") != RUN_FORMAT or not isinstance(config.get("settings"), dict):
         raise InputError(f"{run_dir / 'config.json'}: not a run of this code's format {RUN_FORMAT} (run_format "
                          f"{config.get('run_format')!r}); retrain or use the matching version of the code")
     now = speed.current()  # runs from before a speed setting existed ran with its default
     settings = {"pair_kernel": now.kernel, "precision": now.precision, "thread_policy": now.threads,
                 "deterministic": False} | config["settings"]
+    check_settings(settings, run_dir / "config.json")
     given = given_flags(args)
     changed = [f"--{key} {value} (the run has {settings.get(key)})" for key, value in given.items()
                if key not in RESUME_FREE and settings.get(key, NET.get(key)) != value]
@@ -234,8 +256,8 @@ def check_data_files(data_dir: Path, dataset: str) -> None:
         raise InputError(f"--data_dir {data_dir}: a file; pass the folder that holds train.json, dev.json, ...")
     if not data_dir.is_dir():
         known = sorted(p.name for p in (PROJECT_ROOT / "dataset").glob("*") if p.is_dir())
-        raise InputError(f"{data_dir} does not exist: run python prepare_data.py --dataset {dataset} "
-                         f"(prepared datasets here: {', '.join(known) or 'none'})")
+        raise InputError(f"{data_dir} does not exist: {prepare_hint(dataset, data_dir)} (prepared datasets here: "
+                         f"{', '.join(known) or 'none'})")
     splits = [name for name in missing if name[:-5] in ("train", "dev", "test")]
     report = data_dir / "prepare_report.json"
     lacked = [m["file"] for m in read_json(report).get("missing", [])] if report.is_file() else []
@@ -243,8 +265,9 @@ def check_data_files(data_dir: Path, dataset: str) -> None:
         raise InputError(f"{data_dir}: no {', '.join(splits)}: prepare_data.py could not build them without "
                          f"{', '.join(lacked)} (URLs in {report}); save those under --source DIR or the download "
                          f"cache and run python prepare_data.py --dataset {dataset} again")
-    step = "prepare_data.py" if splits else "prepare_vocab.py"
-    raise InputError(f"{data_dir}: missing {', '.join(missing)}: run python {step} --dataset {dataset}")
+    own_folder = "" if data_dir == PROJECT_ROOT / "dataset" / dataset else f" --data_dir {data_dir}"
+    step = prepare_hint(dataset, data_dir) if splits else f"run python prepare_vocab.py --dataset {dataset}{own_folder}"
+    raise InputError(f"{data_dir}: missing {', '.join(missing)}: {step}")
 
 
 def check_same_data(recorded: dict | None, current: dict, data_dir: Path) -> None:
@@ -320,14 +343,20 @@ def only_prf(scores: dict) -> dict:
     return {mode: {k: s[k] for k in ("precision", "recall", "f1")} for mode, s in scores.items()}
 
 
+def run_identity(settings: dict) -> dict:
+    """What makes a checkpoint this run's: its settings, less how it computes (free on resume) and where its
+    folders are (a run folder may move)."""
+    return {key: value for key, value in settings.items() if key not in (*RESUME_FREE, "save_dir", "data_dir")}
+
+
 def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-               scaler: torch.amp.GradScaler) -> dict:
+               scaler: torch.amp.GradScaler, run: dict) -> dict:
     """last.pt, or the previous epoch's last_prev.pt when last.pt is unreadable (a crash while writing it)."""
     for name in ("last.pt", "last_prev.pt"):
         if not (run_dir / name).exists():
             continue
         try:
-            return load_training_state(run_dir / name, model, optimizer, generator, scaler)
+            return load_training_state(run_dir / name, model, optimizer, generator, scaler, run)
         except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
             log.warning("%s is unreadable (%s): trying the previous checkpoint", run_dir / name,
                         str(error).splitlines()[0] if str(error) else type(error).__name__)
@@ -336,9 +365,31 @@ def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, gene
 
 def save_best_again(run_dir: Path, model: RIN, progress: dict) -> None:
     """best.pt is written after last.pt: a run killed between the two resumes from a last.pt whose epoch was
-    the best, and best.pt still holds an earlier one. Those weights are the ones just loaded: write them."""
+    the best, and best.pt still holds an earlier one. Those weights are the ones just loaded: write them. A
+    best.pt of an earlier epoch that is gone cannot be rebuilt: refused before any epoch is trained."""
     if progress["epoch"] and progress["best_epoch"] == progress["epoch"]:
         atomic_torch_save(model.state_dict(), run_dir / "best.pt")
+    elif progress["epoch"] and not (run_dir / "best.pt").is_file():
+        raise InputError(f"{run_dir / 'best.pt'} is missing: the weights of the run's best epoch "
+                         f"({progress['best_epoch']}) are lost, so it cannot finish as it should; start a new run")
+
+
+def kept_metrics(metrics_file: Path, epochs: int) -> list[str]:
+    """The first ``epochs`` records of metrics.jsonl (those of the epochs in last.pt), each checked; a record
+    written after last.pt (a run stopped between the two) is dropped, as its epoch is trained again."""
+    lines = metrics_file.read_text(encoding="utf-8").splitlines()[:epochs] if metrics_file.exists() else []
+    for number, line in enumerate(lines, start=1):
+        try:
+            epoch = json.loads(line).get("epoch")
+        except (json.JSONDecodeError, AttributeError):
+            epoch = None
+        if epoch != number:
+            raise InputError(f"{metrics_file}:{number}: not the record of epoch {number} (damaged?); restore the "
+                             "file, or start a new run")
+    if len(lines) < epochs:
+        raise InputError(f"{metrics_file}: {len(lines)} epoch records for the {epochs} epochs in last.pt; restore "
+                         "the file, or start a new run")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -422,8 +473,10 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     generator = torch.Generator().manual_seed(settings["seed"])
     progress = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "finished": False,
                 "train_seconds": 0.0}
+    metrics_file, kept = run_dir / "metrics.jsonl", []
     if args.resume and has_checkpoint(run_dir):
-        progress = load_state(run_dir, model, optimizer, generator, scaler)
+        progress = load_state(run_dir, model, optimizer, generator, scaler, run_identity(settings))
+        kept = kept_metrics(metrics_file, progress["epoch"])  # checked, as best.pt below, before any write
         started_with = read_json(run_dir / "config.json").get("pair_scorer")
         if started_with and started_with != scorer:
             log.warning("this run started with the %s pair scorer and resumes with the %s one: the result will "
@@ -444,8 +497,6 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
             "torch": torch.__version__, "data_sha256": fingerprint,
             "data_reports": {n: s.report.as_dict() for n, s in splits.items()}})
 
-    metrics_file = run_dir / "metrics.jsonl"
-    kept = metrics_file.read_text(encoding="utf-8").splitlines()[: progress["epoch"]] if metrics_file.exists() else []
     atomic_write_bytes(metrics_file, "".join(line + "\n" for line in kept).encode("utf-8"))
 
     match, select_on = settings["match"], settings["select_on"]
@@ -476,7 +527,8 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
             log.info("early stop: %d epochs without a better %s F1", progress["bad_epochs"], select_on)
         with metrics_file.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        save_training_state(run_dir / "last.pt", model, optimizer, generator, progress, scaler)
+        save_training_state(run_dir / "last.pt", model, optimizer, generator, progress, scaler,
+                            run_identity(settings))
         if progress["best_epoch"] == epoch:  # after last.pt, whose weights these are: see save_best_again
             atomic_torch_save(model.state_dict(), run_dir / "best.pt")
         log.info("epoch %d: loss ER %.4f RC %.4f | dev partial F1 %.4f exact F1 %.4f | %.1fs train%s",

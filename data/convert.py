@@ -13,11 +13,36 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from data.loader import LoadReport, find_occurrences, parse_record
 from utils.tagging import Span
 
 MAX_ENTITY_TOKENS = 16
+
+# Where each dataset's splits live in the release layout; "spans" = exact release used for whole entities;
+# "official_train"/"official_test" = the authors' RIN-format files, "dev_size" = sentences held out of that train.
+DATASETS: dict[str, dict] = {
+    "nyt": {"triples": "casrel/NYT-star/{}_triples.json", "names": {"dev": "val"}, "last_word": True,
+            "spans": "casrel/NYT/{}_triples.json"},
+    "webnlg": {"triples": "casrel/WebNLG-star/{}_triples.json", "names": {"dev": "val"}, "last_word": True,
+               "spans": "casrel/WebNLG/{}_triples.json", "official_test": "rin/webnlg/test.json"},
+    "webnlg_exact": {"triples": "casrel/WebNLG/{}_triples.json", "names": {"dev": "val"}, "last_word": False},
+    "nyt10": {"triples": "hrl/NYT10/{}.json", "names": {}, "last_word": False},
+    "nyt11": {"triples": "hrl/NYT11/{}.json", "names": {}, "last_word": False},
+    "webnlg_official": {"official_train": "rin/webnlg/train.json", "official_test": "rin/webnlg/test.json",
+                        "dev_size": 500},
+    "nyt_official": {"official_train": "rin/nyt/train.json", "official_test": "rin/nyt/test.json",
+                     "dev_size": 5000},
+}
+
+
+def prepare_hint(dataset: str, folder: Path) -> str:
+    """How to build a dataset's ``folder``: prepare_data.py for a release, the user's own files otherwise."""
+    if dataset in DATASETS:
+        return f"run python prepare_data.py --dataset {dataset}"
+    return (f"{dataset!r} is no release prepare_data.py builds ({', '.join(sorted(DATASETS))}): put train.json, "
+            f'dev.json and test.json in RIN format into {folder} (dataset/README.md, "Your own data")')
 
 
 def fold(text: str) -> str:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from data.loader import Batch, Example, bucketed_batches, collate
 from model import inference, speed
 from model.rin import RIN
-from utils.helpers import atomic_torch_save
+from utils.helpers import InputError, atomic_torch_save
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,13 @@ def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence
 
 
 def save_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                        progress: dict, scaler: torch.amp.GradScaler | None = None) -> None:
-    """Everything needed to continue a run exactly: weights, optimizer, RNG states, counters. The previous file
-    is kept as <name>_prev.pt until the new one is on disk, as a fallback should it turn out unreadable."""
+                        progress: dict, scaler: torch.amp.GradScaler | None = None, run: dict | None = None) -> None:
+    """Everything needed to continue a run exactly: weights, optimizer, RNG states, counters, and ``run``, what
+    identifies the run (so a checkpoint copied from another is refused). The previous file is kept as
+    <name>_prev.pt until the new one is on disk, as a fallback should it turn out unreadable."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "torch_rng": torch.get_rng_state(), "batch_rng": generator.get_state(), "progress": progress}
+             "torch_rng": torch.get_rng_state(), "batch_rng": generator.get_state(), "progress": progress,
+             "run": run or {}}
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     if scaler is not None and scaler.is_enabled():
@@ -124,10 +126,16 @@ def save_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer
 
 
 def load_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                        scaler: torch.amp.GradScaler | None = None) -> dict:
-    """Restore what :func:`save_training_state` wrote; returns the progress counters. CUDA RNG states are
-    restored for the GPUs both machines have (a run saved on 8 GPUs resumes on 1), with a warning otherwise."""
+                        scaler: torch.amp.GradScaler | None = None, run: dict | None = None) -> dict:
+    """Restore what :func:`save_training_state` wrote; returns the progress counters. A checkpoint saved for
+    another ``run`` is an InputError (checkpoints from before the identity was saved are taken as they are).
+    CUDA RNG states are restored for the GPUs both machines have (a run saved on 8 GPUs resumes on 1), with a
+    warning otherwise."""
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if run and state.get("run") and state["run"] != run:
+        differ = sorted(key for key in state["run"].keys() | run.keys() if state["run"].get(key) != run.get(key))
+        raise InputError(f"{path} is another run's checkpoint: its {', '.join(differ)} differ from this run's "
+                         "config.json; copy back this run's own checkpoint, or start a new run")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])

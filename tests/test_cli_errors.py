@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import small_model
 
 import evaluate
 import predict
 import train
 from model import load_run
 from model.inference import decode_batches, extract
+from utils.helpers import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--num_epoch", "1", "--lr", "0.005", "--rounds", "1", "--threads", "1"]
@@ -118,7 +120,7 @@ def test_train_on_a_data_dir_that_is_a_file(workspace, capsys):
 
 def test_train_on_a_missing_dataset_leaves_nothing(tmp_path, capsys):
     fails_cleanly(train.main, ["--dataset", "nosuch", "--save_dir", str(tmp_path), *FAST], capsys,
-                  "prepare_data.py --dataset nosuch", watched=(tmp_path,))
+                  "'nosuch' is no release prepare_data.py builds", "Your own data", watched=(tmp_path,))
     assert not any(tmp_path.iterdir())
 
 
@@ -191,6 +193,57 @@ def test_resume_without_checkpoints_never_starts_over(workspace, capsys):
         (save / "r" / name).unlink(missing_ok=True)
     fails_cleanly(train.main, ["--resume", str(save / "r")], capsys, "no last.pt or last_prev.pt",
                   watched=(data, save))
+
+
+def test_resume_refuses_a_foreign_checkpoint_and_a_damaged_config_or_log(workspace, capsys):
+    """Each damage stops the resume with one line before the run's files are written (its train.log records the
+    attempt); undone, the run resumes."""
+    data, save = workspace
+    common = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST]
+    train.main([*common, "--run_id", "r"])
+    train.main([*common, "--run_id", "other", "--seed", "2"])
+    run = save / "r"
+    original = {name: (run / name).read_bytes() for name in ("last.pt", "config.json", "metrics.jsonl")}
+    config = json.loads(original["config.json"])
+
+    deleted = object()
+
+    def settings_edit(**changes):
+        edited = {key: value for key, value in dict(config["settings"], **changes).items() if value is not deleted}
+        return lambda: (run / "config.json").write_text(json.dumps(config | {"settings": edited}))
+
+    for spoil, named in (
+            (lambda: shutil.copy(save / "other" / "last.pt", run / "last.pt"), "another run's checkpoint: its "
+                                                                              "run_id, seed differ"),
+            (lambda: (run / "config.json").write_text("[]"), "config.json: a JSON list, not a run's config"),
+            (settings_edit(num_epoch="3"), "settings 'num_epoch' is \"3\", not of type int"),
+            (settings_edit(compile=1), "settings 'compile' is 1, not of type bool"),
+            (settings_edit(lr=deleted), "the settings lack 'lr'"),
+            (lambda: (run / "metrics.jsonl").write_text("garbage\n"), "metrics.jsonl:1: not the record of epoch 1"),
+            (lambda: (run / "metrics.jsonl").write_text(""), "0 epoch records for the 1 epochs in last.pt")):
+        spoil()
+        spoiled = {name: (run / name).read_bytes() for name in (*original, "best.pt")}
+        fails_cleanly(train.main, ["--resume", str(run)], capsys, named, watched=(data, save / "other"))
+        assert {name: (run / name).read_bytes() for name in spoiled} == spoiled
+        for name, content in original.items():
+            (run / name).write_bytes(content)
+    train.main(["--resume", str(run)])  # the same run, undamaged, resumes (and ends at once: it is finished)
+
+
+def test_a_lost_best_checkpoint_is_refused_before_training(tmp_path):
+    """best.pt holds an epoch before last.pt's and is gone: the run cannot finish as it should."""
+    model = small_model(30, 2, pair_hidden=20)
+    with pytest.raises(InputError, match=r"best.pt is missing: the weights of the run's best epoch \(1\) are lost"):
+        train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 1})
+    train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 2})  # last.pt's own weights: written again
+    assert (tmp_path / "best.pt").is_file()
+
+
+def test_a_dataset_name_cannot_leave_the_run_folders(workspace, capsys):
+    data, save = workspace
+    for name in ("../escape", "a/b", "", " padded"):
+        fails_cleanly(train.main, ["--dataset", name, "--data_dir", str(data), "--save_dir", str(save), *FAST],
+                      capsys, "--dataset", watched=(data, save.parent))
 
 
 def test_a_non_finite_loss_stops_the_run(workspace, capsys, monkeypatch):
@@ -333,7 +386,8 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys):
                          (["--batch_size", "0"], "--batch_size"), (["--device", "foo"], "--device"),
                          (["--threads", "-1"], "--threads"), (["--out", str(tmp_path / "no" / "p.jsonl")], "no"),
                          (["--data", str(tmp_path / "none.json")], "none.json"),
-                         (["--data", str(tmp_path)], "is a folder")):
+                         (["--data", str(tmp_path)], "is a folder"),
+                         (["--split", "dev", "--data", str(tmp_path / "x.json")], "--split dev and --data")):
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
     fails_cleanly(evaluate.main, ["--model_dir", str(tmp_path / "nosuch")], capsys, "nosuch", watched=watched)
     empty, unlocatable = tmp_path / "empty.json", tmp_path / "unlocatable.json"

@@ -110,9 +110,12 @@ def device_name(text: str) -> str:
 
 
 def folder_name(text: str) -> str:
-    """argparse type for --run_id: one plain folder name, so a run stays inside --save_dir."""
+    """argparse type for --run_id and --dataset: one plain folder name, so a run stays inside --save_dir (a run is
+    named after its dataset) and a dataset inside dataset/."""
     if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("~") or "\0" in text:
         raise argparse.ArgumentTypeError(f"{text!r} is not a plain folder name (no '/', '..' or absolute path)")
+    if text != text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain folder name (it starts or ends with a space)")
     return text
 
 
@@ -312,9 +315,14 @@ def write_json(path: Path, data: object) -> None:
 
 
 def read_json(path: Path) -> dict:
-    """A JSON file; malformed JSON or bytes that are not UTF-8 are an InputError naming the file and line."""
+    """A JSON file; a missing file, a folder, malformed JSON or bytes that are not UTF-8 are an InputError naming
+    the file (and line)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8").removeprefix("\ufeff"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: a folder, not a JSON file") from None
     except json.JSONDecodeError as error:
         raise InputError(f"{path}:{error.lineno}: malformed JSON ({error.msg})") from None
     except UnicodeDecodeError as error:

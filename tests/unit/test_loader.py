@@ -56,10 +56,11 @@ def test_line_separators_inside_json_strings_are_text(tmp_path):
 
 def test_json_array_is_accepted(tmp_path):
     path = tmp_path / "a.json"
-    path.write_text(json.dumps([OFFICIAL_LINE, OFFICIAL_LINE]))
+    path.write_text(json.dumps([OFFICIAL_LINE, OFFICIAL_LINE], indent=1))
     sentences, _ = load_sentences(path)
     assert len(sentences) == 2
-    assert sentences[1].where.endswith(":2")
+    second = 1 + json.dumps([OFFICIAL_LINE], indent=1).count("\n")  # the line where the second item starts
+    assert sentences[1].where.endswith(f":{second}")
 
 
 def test_malformed_line_names_file_and_line(tmp_path):
@@ -96,6 +97,18 @@ def test_entity_not_in_sentence_and_argument_not_found(tmp_path):
     assert report.counts["en_list entity not in sentence"] == 1
     assert report.counts["relation argument not found"] == 1
     assert len(sentences[0].triples) == 2  # the unfindable triple is dropped, and counted
+
+
+def test_whole_entity_not_in_the_sentence_is_counted_in_train_and_refused_in_gold(tmp_path):
+    """"John Bright" is not in the sentence: training locates it by its last word (Steve Bright's span), counted;
+    gold cannot be scored on an exact span that is not there, so it stops with file:line."""
+    record = dict(OFFICIAL_LINE, relationMentions=OFFICIAL_LINE["relationMentions"]
+                  + [{"em1Text": ["Bananaman"], "em2Text": ["John", "Bright"], "label": "creator"}])
+    sentences, report = load_sentences(write_lines(tmp_path / "a.json", [record]))
+    assert report.counts["relation argument whole entity not in sentence"] == 1
+    assert sentences[0].triples[-1][2] == (10, 12)  # "Steve Bright", the en_list entity ending at "Bright"
+    with pytest.raises(DataError, match=r"a\.json:1: em2Text 'John Bright' \(creator\) is not in the sentence"):
+        load_sentences(tmp_path / "a.json", scored=True)
 
 
 def test_repeated_word_takes_its_first_occurrence_and_is_counted(tmp_path):
@@ -173,3 +186,38 @@ def test_bucketed_batches_cover_everything_once():
             assert max(lengths[i] for i in batch) - min(lengths[i] for i in batch) <= 22
     assert first != second  # reshuffled between epochs
     assert bucketed_batches(lengths, 3, None) == bucketed_batches(lengths, 3, None)
+
+
+def test_array_items_and_errors_name_their_lines(tmp_path):
+    """A JSON array's items carry the line they start on, and so do its errors (not the item's index)."""
+    good, bad = json.dumps(OFFICIAL_LINE), dict(OFFICIAL_LINE, sentText=5)
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text("[\n" + good + ",\n\n" + json.dumps(bad, indent=1) + "\n]\n")
+    with pytest.raises(DataError, match=r"pretty.json:4: sentText must be"):
+        load_sentences(pretty)
+    broken = tmp_path / "broken.json"
+    broken.write_text("[\n" + good + ",\n" + good + "\n" + good + "]")  # a comma missing before line 4
+    with pytest.raises(DataError, match=r"broken.json:4: malformed JSON array: expected ',' or ']'"):
+        load_sentences(broken)
+    trailing = tmp_path / "trailing.json"
+    trailing.write_text("[" + good + "]\n[]")
+    with pytest.raises(DataError, match=r"trailing.json:1: malformed JSON array: text after the closing"):
+        load_sentences(trailing)
+
+
+def test_a_key_given_twice_stops_with_its_line(tmp_path):
+    line = json.dumps(OFFICIAL_LINE)[:-1] + ', "sentText": ["x"]}'
+    with pytest.raises(DataError, match=r"a.json:2: the key 'sentText' appears 2 times in one object"):
+        load_sentences(write_lines(tmp_path / "a.json", [OFFICIAL_LINE, line]))
+    (tmp_path / "b.json").write_text("[\n" + json.dumps(OFFICIAL_LINE) + ",\n" + line + "]")
+    with pytest.raises(DataError, match=r"b.json:3: malformed JSON array: the key 'sentText' appears 2 times"):
+        load_sentences(tmp_path / "b.json")
+
+
+def test_a_byte_order_mark_is_allowed_and_one_pretty_object_is_explained(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_text(json.dumps(OFFICIAL_LINE) + "\n", encoding="utf-8-sig")
+    assert len(load_sentences(path)[0]) == 1
+    path.write_text(json.dumps(OFFICIAL_LINE, indent=2))
+    with pytest.raises(DataError, match=r"bom.json:1: malformed JSON: .*one JSON object per line, or one JSON array"):
+        load_sentences(path)

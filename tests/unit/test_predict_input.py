@@ -1,0 +1,53 @@
+"""predict.py's input file: line endings, byte-order marks, raw and JSON lines, and every mistake named by line."""
+import json
+
+import pytest
+
+from predict import read_sentences
+from utils.helpers import InputError
+
+
+def write(tmp_path, data: bytes):
+    path = tmp_path / "in.txt"
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.mark.parametrize("data", [b"A b .\nC d .\n", b"A b .\r\nC d .\r\n", b"A b .\rC d .\r",
+                                  b"\xef\xbb\xbfA b .\nC d .", "A b .\nC d .".encode("utf-8-sig")])
+def test_every_line_ending_and_a_byte_order_mark(tmp_path, data):
+    assert read_sentences(write(tmp_path, data), "strict") == ["A b .", "C d ."]
+
+
+def test_a_byte_order_mark_before_a_json_line(tmp_path):
+    path = write(tmp_path, "\ufeff".encode() + json.dumps({"text": "A b ."}).encode() + b"\n")
+    assert read_sentences(path, "strict") == ["A b ."]
+
+
+def test_formats_decide_what_a_line_is(tmp_path):
+    lines = ['{braces} open this raw sentence .', json.dumps({"sentText": ["A", "b"]}), "", "plain ."]
+    path = write(tmp_path, "\n".join(lines).encode())
+    with pytest.raises(InputError, match=r"in.txt:1: malformed JSON line: .*--input_format raw"):
+        read_sentences(path, "strict")
+    assert read_sentences(path, "strict", "raw") == lines
+    with pytest.raises(InputError, match=r"in.txt:1: malformed JSON line"):
+        read_sentences(path, "strict", "json")
+    json_only = write(tmp_path, "\n".join(lines[1:3] + [json.dumps({"text": "plain ."})]).encode())
+    assert read_sentences(json_only, "strict", "json") == [["A", "b"], "", "plain ."]  # a blank line stays one
+    with pytest.raises(InputError, match=r"in.txt:1: malformed JSON line"):
+        read_sentences(write(tmp_path, b"plain .\n"), "strict", "json")
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"text": "a", "sentText": ["b"]}', "one 'text' or 'sentText' field, not both"),
+    ('{"txt": "a"}', "needs one 'text' or 'sentText' field$"),
+    ('{"text": "a", "text": "b"}', "the key 'text' appears 2 times"),
+])
+def test_ambiguous_json_lines_stop_with_their_line(tmp_path, line, message):
+    with pytest.raises(InputError, match=r"in.txt:2: .*" + message):
+        read_sentences(write(tmp_path, f"first .\n{line}\n".encode()), "strict")
+
+
+def test_a_missing_input_file_names_the_flag(tmp_path):
+    with pytest.raises(InputError, match=r"^--input .*absent.txt: no such file$"):
+        read_sentences(str(tmp_path / "absent.txt"), "strict")
