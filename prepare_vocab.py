@@ -185,6 +185,10 @@ def build(args: argparse.Namespace) -> dict:
                     if normalise(t) not in vocab.index and (normalise(t) in vectors or t.lower() in vectors)})
     vocab = Vocab(vocab.words + extra, lower=args.lower)
     embedding, found = build_embedding(vocab, vectors, dim, args.seed)
+    if wv_file not in ("", "none") and found < 0.1 * len(vocab):  # a file of another language or casing
+        log.warning("only %d of the %d vocabulary words (%.1f%%) have a vector in %s: the others start random; "
+                    "is it the right file (language, casing: --lower)?", found, len(vocab), 100 * found / len(vocab),
+                    source)
 
     labels = Labels.build(relations=(t[1] for s in splits["train"] for t in s.triples),
                           pos_tags=(p for s in splits["train"] if s.pos for p in s.pos))

@@ -104,8 +104,10 @@ def test_prepare_vocab_dimensions(tmp_path, capsys):
     assert np.load(data / "embedding.npy").shape == (stats["vocab_size"], 300)  # nyt10 defaults to 300-d
     glove = tmp_path / "g.txt"
     glove.write_text("Oslo 1 1 1 1\nyesterday 2 2 2 2\nZurich 3 3 3 3\n")
+    capsys.readouterr()
     stats = prepare_vocab.main(["--data_dir", str(data), "--wv_file", str(glove)])
     assert np.load(data / "embedding.npy").shape[1] == 4 and stats["pretrained_rows"] == 2
+    assert f"only 2 of the {stats['vocab_size']} vocabulary words" in capsys.readouterr().err  # said, not hidden
     with pytest.raises(SystemExit) as stop:
         prepare_vocab.main(["--data_dir", str(data), "--wv_file", str(glove), "--wv_dim", "100"])
     assert stop.value.code == 1 and "holds 4-d" in capsys.readouterr().err
