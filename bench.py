@@ -564,6 +564,32 @@ def check_targets(report: dict) -> list[dict]:
     return checks
 
 
+# the flags each mode reads, and what it does, for the error when a flag it would ignore is given
+MODES = {
+    "timing": (("settings", "source", "batches", "oracle_batches", "device", "threads", "contention", "seed", "json"),
+               "a timing run (no --equivalence, --profile or --tables) times generated batches"),
+    "equivalence": (("lr", "paths", "device", "threads", "contention", "seed", "json"),
+                    "--equivalence trains WebNLG's prepared data with each of --paths and times no generated batches"),
+    "profile": (("settings", "source", "batches", "device", "threads", "contention", "seed", "json"),
+                "--profile runs --batches production steps, no oracle's, and trains nothing to compare"),
+    "tables": ((), "--tables rewrites the docs' tables from the JSON files they name and times nothing"),
+}
+
+
+def refuse_ignored(args: argparse.Namespace, parser: ArgumentParser) -> None:
+    """Refuse a flag the chosen mode would ignore (e.g. --lr without --equivalence), naming the modes it is for."""
+    mode = next((name for name in ("equivalence", "profile", "tables") if getattr(args, name)), "timing")
+    flags = sorted({name for reads, _ in MODES.values() for name in reads})
+    ignored = [name for name in flags if name not in MODES[mode][0] and getattr(args, name) != parser.get_default(name)]
+    if ignored:
+        def users(name: str) -> str:
+            return " or ".join("a timing run" if other == "timing" else f"--{other}"
+                               for other, (reads, _) in MODES.items() if name in reads)
+
+        parser.error(f"{MODES[mode][1]}: {', '.join('--' + name for name in ignored)} would be ignored "
+                     f"({'; '.join(f'--{name} is for {users(name)}' for name in ignored)})")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = ArgumentParser(prog="bench.py", description=__doc__)
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS),
@@ -595,9 +621,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="instead of timing: run --batches production steps under torch.profiler and print "
                         "where the time goes, by phase and by operator")
     parser.add_argument("--lr", type=positive_float, default=2e-3,
-                        help="learning rate for --equivalence (default 2e-3)")
+                        help="learning rate for --equivalence, only with it (default 2e-3)")
     parser.add_argument("--paths", nargs="+", choices=list(EQUIVALENCE_PATHS), default=list(EQUIVALENCE_PATHS),
-                        help="what --equivalence trains (default: all)")
+                        help="what --equivalence trains, only with it (default: all)")
     mode.add_argument("--tables", action="store_true",
                         help="instead of timing: rewrite the generated speed tables of README.md and docs/speed.md "
                         "from the JSON files their opening comments name (after a new --json run, add its file "
@@ -606,12 +632,7 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.command = shlex.join(["python", "bench.py", *argv])
-    timing = [f"--{name}" for name in ("settings", "source", "batches", "oracle_batches", "device", "threads",
-                                       "contention", "seed", "json", "lr", "paths")
-              if getattr(args, name) != parser.get_default(name)]
-    if args.tables and timing:
-        parser.error(f"--tables rewrites the docs' tables from the JSON files they name and times nothing: "
-                     f"{', '.join(timing)} would be ignored")
+    refuse_ignored(args, parser)
     if args.source and not Path(args.source).is_dir():
         parser.error(f"--source {args.source}: not a folder")
     if args.json and (Path(args.json).is_dir() or not Path(args.json).absolute().parent.is_dir()):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,14 +35,18 @@ from pathlib import Path
 from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
+    InputError,
     code_commit,
     non_negative_float,
+    one_line_errors,
     positive_int,
     usable_cores,
     write_json,
 )
 
 PYTHON = sys.executable
+RUNS = ("fp32", "bf16", "fp16", "killed", "fp32_free")  # the run folders a check trains in <out>/runs
+DEFAULT_DATA_DIR = PROJECT_ROOT / "dataset" / "webnlg"
 
 
 @dataclass
@@ -90,6 +95,12 @@ def epochs_of(run_dir: Path) -> list[dict]:
     """metrics.jsonl without its timings."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [{key: value for key, value in row.items() if not key.endswith("seconds")} for row in rows]
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether a training has saved an epoch to resume from: its last.pt and a line of metrics.jsonl."""
+    metrics = run_dir / "metrics.jsonl"
+    return (run_dir / "last.pt").exists() and metrics.exists() and bool(metrics.read_text().strip())
 
 
 def final_scores(run_dir: Path) -> dict:
@@ -207,28 +218,32 @@ def kill_and_resume(check: Check) -> None:
     reference, run_dir = check.out / "runs" / "fp32", check.out / "runs" / "killed"
     if not (reference / "results.json").exists():
         return check.record(name, started, "skipped", "no uninterrupted fp32 run to compare with")
-    log = open(check.out / "kill_and_resume.log", "w")
-    process = subprocess.Popen(train_command(check, "killed", "fp32"), cwd=PROJECT_ROOT, stdout=log,
-                               stderr=subprocess.STDOUT)
-    deadline = time.time() + check.left(150)
-    while process.poll() is None and time.time() < deadline:
-        metrics = run_dir / "metrics.jsonl"
-        if (run_dir / "last.pt").exists() and metrics.exists() and metrics.read_text().strip():
-            break
-        time.sleep(0.05)
-    if process.poll() is not None:
-        log.close()
-        return check.record(name, started, "failed", f"train.py ended (exit {process.returncode}) before it "
-                            "could be killed: see kill_and_resume.log")
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    killed_after = len(epochs_of(run_dir))
-    log.write(f"\n--- killed with SIGKILL after {killed_after} epoch(s); resuming\n")
-    log.flush()
-    same_threads = ["--thread_policy", "fixed"] if check.args.device == "cpu" else []
-    resumed = subprocess.run([PYTHON, "train.py", "--resume", str(run_dir), *same_threads], cwd=PROJECT_ROOT,
-                             stdout=log, stderr=subprocess.STDOUT, timeout=check.left(150))
-    log.close()
+    with open(check.out / "kill_and_resume.log", "w") as log:
+        process = subprocess.Popen(train_command(check, "killed", "fp32"), cwd=PROJECT_ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        deadline = time.time() + check.left(150)
+        while process.poll() is None and not has_checkpoint(run_dir):
+            if time.time() >= deadline:  # nothing saved to resume from: the check cannot be made
+                process.kill()
+                process.wait()
+                return check.record(name, started, "failed", "the time budget (--budget) ran out before epoch 1's "
+                                    "checkpoint was saved: nothing to resume; give a larger --budget")
+            time.sleep(0.05)
+        if process.poll() is not None:
+            return check.record(name, started, "failed", f"train.py ended (exit {process.returncode}) before it "
+                                "could be killed: see kill_and_resume.log")
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        killed_after = len(epochs_of(run_dir))
+        log.write(f"\n--- killed with SIGKILL after {killed_after} epoch(s); resuming\n")
+        log.flush()
+        same_threads = ["--thread_policy", "fixed"] if check.args.device == "cpu" else []
+        try:
+            resumed = subprocess.run([PYTHON, "train.py", "--resume", str(run_dir), *same_threads],
+                                     cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=check.left(150))
+        except subprocess.TimeoutExpired:
+            return check.record(name, started, "failed", f"killed after epoch {killed_after}; the time budget "
+                                "(--budget) ran out before the resumed run ended")
     if resumed.returncode != 0 or not (run_dir / "results.json").exists():
         return check.record(name, started, "failed", f"--resume exited {resumed.returncode}: see kill_and_resume.log")
     same_epochs = epochs_of(run_dir) == epochs_of(reference)
@@ -248,7 +263,7 @@ def quick_data(out: Path) -> Path:
     import prepare_vocab
 
     folder = write_synthetic_dataset(out / "synthetic", sizes=(800, 40, 40))
-    prepare_vocab.main(["--data_dir", str(folder), "--wv_file", "none"])
+    prepare_vocab.main(["--dataset", "webnlg", "--data_dir", str(folder), "--wv_file", "none"])
     return folder
 
 
@@ -274,34 +289,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="train on generated data (for tests, and for CPUs)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "results" / "gpu_check"),
                         help="folder for the logs, runs and summary (default results/gpu_check/)")
-    parser.add_argument("--data_dir", default=str(PROJECT_ROOT / "dataset" / "webnlg"),
-                        help="the prepared WebNLG (default dataset/webnlg; ignored with --quick)")
+    parser.add_argument("--data_dir", help="the prepared WebNLG (default dataset/webnlg; not with --quick, which "
+                        "trains on generated data)")
     parser.add_argument("--epochs", type=positive_int, default=3, help="epochs of each training (default 3)")
     parser.add_argument("--f1_tolerance", type=non_negative_float, default=0.05,
                         help="most dev F1 the bf16 (or fp16) training may lose against the fp32 one (default 0.05)")
     parser.add_argument("--budget", type=positive_int, default=470,
                         help="seconds for all steps together (default 470: the check ends within 8 minutes)")
-    return parser.parse_args(argv)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
+    args = parser.parse_args(argv)
+    out = Path(args.out).absolute()
+    existing = next(path for path in (out, *out.parents) if path.exists())  # what mkdir would build on
+    if not existing.is_dir():
+        where = "" if existing == out else f" ({existing} is a file)"
+        parser.error(f"--out {args.out}: not a folder{where}; name a folder for the logs, runs and summary")
+    if args.quick and args.data_dir:
+        parser.error(f"--data_dir {args.data_dir}: --quick trains on generated data, so it would be ignored")
+    args.data_dir = args.data_dir or str(DEFAULT_DATA_DIR)
+    return args
 
 
 def main(argv: list[str] | None = None) -> list[Step]:
+    """main() for the command line: an expected error (a flag, a folder, no GPU) is one line on stderr and exit
+    status 1; --debug shows its traceback instead."""
     args = parse_args(argv)
-    out = Path(args.out)
-    if (out / "runs").exists():  # runs of an earlier check: train.py would refuse to start them again
-        import shutil
+    with one_line_errors("gpu_check.py", args.debug):
+        return run(args)
 
-        shutil.rmtree(out / "runs")
-    out.mkdir(parents=True, exist_ok=True)
+
+def run(args: argparse.Namespace) -> list[Step]:
+    """Every step in order, then the summary; exits 1 if a step failed."""
+    out = Path(args.out)
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            raise SystemExit("gpu_check.py: error: no CUDA GPU here; use --device cpu --quick to try the steps")
+            raise InputError("no CUDA GPU here; use --device cpu --quick to try the steps")
+    if not args.quick and not (Path(args.data_dir) / "vocab.json").exists():
+        raise InputError(f"{args.data_dir} holds no prepared dataset: python prepare_data.py --dataset webnlg && "
+                         "python prepare_vocab.py --dataset webnlg, or pass --data_dir")
+    for name in RUNS:  # an earlier check's runs (train.py would refuse to start them again); nothing else in --out
+        shutil.rmtree(out / "runs" / name, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
     if args.quick:
         args.data_dir = quick_data(out)
-    elif not (Path(args.data_dir) / "vocab.json").exists():
-        raise SystemExit(f"gpu_check.py: error: {args.data_dir} holds no prepared dataset: python prepare_data.py "
-                         "--dataset webnlg && python prepare_vocab.py --dataset webnlg, or pass --data_dir")
     check = Check(args)
     cuda_tests(check)
     bench(check)

@@ -34,7 +34,6 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -59,9 +58,9 @@ from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
     InputError,
-    non_negative_float,
     non_negative_int,
     one_line_errors,
+    positive_float,
     positive_int,
     preset_file,
     project_relative,
@@ -80,10 +79,10 @@ def known_datasets() -> list[str]:
     return sorted(path.stem for path in PRESETS_DIR.glob("*.json"))
 
 
-def epoch_seconds(dataset: str, results_dir: Path) -> Callable[[int], float] | None:
-    """Seconds one epoch (training + evaluation) of a ``dataset`` run with K = rounds takes: the median over
-    the epochs of the dataset's runs with that K (unfinished ones too); for a K with no timed epoch, a straight
-    line in K through those medians. None before any epoch has been timed."""
+def epoch_medians(dataset: str, results_dir: Path) -> dict[int, float]:
+    """Seconds one epoch (training + evaluation) of a ``dataset`` run takes, per K = rounds: the median over the
+    epochs of the dataset's runs with that K in ``results_dir``/runs (unfinished ones too); empty before any
+    epoch has been timed."""
     seconds: dict[int, list[float]] = {}
     for folder in (results_dir / "runs").glob(f"{dataset}_*"):
         files = [folder / name for name in ("config.json", "metrics.jsonl")]
@@ -91,40 +90,56 @@ def epoch_seconds(dataset: str, results_dir: Path) -> Callable[[int], float] | N
             rounds = read_json(files[0])["settings"]["rounds"]
             for _, epoch in read_json_records(files[1]):
                 seconds.setdefault(rounds, []).append(epoch["train_seconds"] + epoch.get("eval_seconds", 0))
-    if not seconds:
+    return {rounds: statistics.median(values) for rounds, values in seconds.items()}
+
+
+def epoch_seconds(rounds: int, medians: dict[int, float]) -> float | None:
+    """Seconds one epoch with K = ``rounds`` takes: its median, else a straight line in K through the ``medians``
+    of the other K; None with fewer than two to draw it through (an epoch's time grows with K, so one K's
+    time says little of another's)."""
+    if rounds in medians:
+        return medians[rounds]
+    if len(medians) < 2:
         return None
-    medians = {rounds: statistics.median(values) for rounds, values in seconds.items()}
-    if len(medians) > 1:
-        slope, intercept = statistics.linear_regression(list(medians), list(medians.values()))
-    else:
-        slope, intercept = 0.0, next(iter(medians.values()))
-    return lambda rounds: medians.get(rounds, intercept + slope * rounds)
+    slope, intercept = statistics.linear_regression(list(medians), list(medians.values()))
+    return intercept + slope * rounds
 
 
-def remaining_seconds(run: Run, save_dir: Path, per_epoch: Callable[[int], float]) -> float:
+def remaining_seconds(run: Run, save_dir: Path, medians: dict[int, float]) -> float | None:
     """Seconds ``run`` still needs at worst: every preset epoch not yet in its metrics.jsonl (early stopping
-    ends many sooner)."""
+    ends many sooner); None when its epoch time cannot be estimated (see epoch_seconds)."""
     epochs = read_json(preset_file(run.dataset))[run.match]["num_epoch"]
     metrics = save_dir / run.name / "metrics.jsonl"
-    done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
-    return max(0, epochs - done) * per_epoch(run.rounds)
+    left = max(0, epochs - (len(metrics.read_text().splitlines()) if metrics.exists() else 0))
+    per_epoch = epoch_seconds(run.rounds, medians) if left else 0.0
+    return None if per_epoch is None else left * per_epoch
 
 
 def estimated_core_hours(todo: list[Run], dataset: str, save_dir: Path, results_dir: Path) -> float | None:
-    """Core-hours the runs ``todo`` take at worst (see remaining_seconds); None before any epoch was timed."""
-    per_epoch = epoch_seconds(dataset, results_dir)
-    return None if per_epoch is None else sum(remaining_seconds(run, save_dir, per_epoch) for run in todo) / 3600
+    """Core-hours the runs ``todo`` take at worst (see remaining_seconds); None when any of them cannot be
+    estimated."""
+    medians = epoch_medians(dataset, results_dir)
+    needed = [remaining_seconds(run, save_dir, medians) for run in todo]
+    return None if None in needed else sum(needed) / 3600
+
+
+def untimed(run: Run, medians: dict[int, float], results_dir: Path) -> str:
+    """Why the time ``run`` needs cannot be estimated, for a line of the log."""
+    if not medians:
+        return f"no epoch of a {run.dataset} run timed in {results_dir / 'runs'} yet"
+    return f"{run.dataset} epochs timed only at K={next(iter(medians))}, none at K={run.rounds}"
 
 
 def over_time(run: Run, args: argparse.Namespace) -> str | None:
-    """Why ``run`` must not start under --hours (it could, at worst, run past the runner's deadline), else
-    None. Without timed epochs to go by, every run may start."""
+    """Why ``run`` must not start under --hours, else None: it could, at worst, run past the runner's deadline,
+    or its time cannot be estimated (no epochs timed to go by), so it cannot be vouched for."""
     if args.deadline is None:
         return None
-    per_epoch = epoch_seconds(args.dataset, Path(args.results_dir))
-    if per_epoch is None:
-        return None
-    needed, left = remaining_seconds(run, Path(args.save_dir), per_epoch), args.deadline - time.time()
+    medians = epoch_medians(args.dataset, Path(args.results_dir))
+    needed = remaining_seconds(run, Path(args.save_dir), medians)
+    if needed is None:
+        return f"cannot be timed: {untimed(run, medians, Path(args.results_dir))}"
+    left = args.deadline - time.time()
     return f"needs up to {needed / 3600:.1f} h, {left / 3600:.1f} h left of --hours" if needed > left else None
 
 
@@ -151,11 +166,17 @@ def claim(run_dir: Path) -> bool:
 
 def train_job(run: Run, args: argparse.Namespace, threads: int | None = None) -> TrainJob:
     """The TrainJob of ``run`` with this runner's settings (early stopping, data folder, extra train.py flags)."""
+    from train import RESUME_FREE
+    from train import parse_args as train_parse_args
+
+    extra = shlex.split(args.train_args)
     start = [*run.train_args(), "--run_id", run.name, "--save_dir", args.save_dir, "--early_stop",
-             str(args.early_stop), *(["--data_dir", args.data_dir] if args.data_dir else []),
-             *shlex.split(args.train_args)]
+             str(args.early_stop), *(["--data_dir", args.data_dir] if args.data_dir else []), *extra]
+    given = vars(train_parse_args(extra))  # a resumed run keeps its settings but takes these flags of the runner's
+    resume = [token for key in RESUME_FREE if given[key] not in (None, False)
+              for token in ([f"--{key}"] if given[key] is True else [f"--{key}", str(given[key])])]
     return TrainJob(run.name, tuple(start), args.save_dir, args.results_dir, threads=threads,
-                    executor=args.executor, commit=args.commit)
+                    executor=args.executor, commit=args.commit, resume_args=tuple(resume))
 
 
 def resolve_settings_of(run: Run, args: argparse.Namespace) -> dict:
@@ -390,10 +411,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="do only the planned runs whose name matches one of these shell patterns, e.g. "
                         "'*_K0_*' (short runs first, to finish before a machine is handed back)")
     parser.add_argument("--max_runs", type=positive_int, help="start at most this many runs (piecewise progress)")
-    parser.add_argument("--hours", type=non_negative_float,
-                        help="start a run only if it would end within this many hours of the runner's start even "
-                        "if it went all its preset epochs (at the epoch times of earlier runs with its K); "
-                        "for a machine lent for a known time, where an unfinished run would be lost")
+    parser.add_argument("--hours", type=positive_float,
+                        help="start a run only if it would end within this many hours (> 0) of the runner's start "
+                        "even if it went all its preset epochs, at the epoch times of earlier runs in "
+                        "<results_dir>/runs with its K (another K: a line through two or more timed K); a run whose "
+                        "time cannot be estimated that way is not started either (run some without --hours first "
+                        "to time epochs); for a machine lent for a known time, where an unfinished run would be "
+                        "lost")
     parser.add_argument("--early_stop", type=non_negative_int, default=30,
                         help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
     parser.add_argument("--train_args", default="", help="extra flags for train.py, e.g. '--precision bf16'; "
@@ -405,8 +429,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
     parser.add_argument("--dry_run", action="store_true",
                         help="print each planned run as done, todo, later (beyond --max_runs) or skip (past "
-                        "--hours), as a real start would treat it (with --executor slurm: the job array it would "
-                        "submit, one line per task); run nothing")
+                        "--hours, or not timed), as a real start would treat it (with --executor slurm: the job "
+                        "array it would submit, one line per task); run nothing")
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the report: <results_dir>/README.md, and README.md's results table when "
                         "<results_dir> is the project's results/")
@@ -491,7 +515,7 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
 
 # train.py settings the plan and the runner give each run: --train_args may not change them
 RUNNER_SETS = ("dataset", "match", "rounds", "seed", "pos_dim", "select_on", "no_er_feedback", "no_rc_feedback",
-               "run_id", "save_dir", "early_stop", "data_dir", "threads", "resume")
+               "run_id", "save_dir", "early_stop", "data_dir", "threads", "resume", "device")
 
 
 def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, save_dir: str) -> None:
@@ -505,7 +529,8 @@ def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, 
         tokens = shlex.split(train_args)
     except ValueError as error:
         parser.error(f"--train_args {train_args!r}: {error}")
-    given = set(given_flags(train_parse_args(tokens)))
+    parsed = train_parse_args(tokens)  # given_flags leaves out --resume, which is no setting but is the runner's
+    given = set(given_flags(parsed)) | {key for key in RUNNER_SETS if getattr(parsed, key, None) is not None}
     taken = sorted(given & set(RUNNER_SETS))
     if taken:
         parser.error(f"--train_args: {', '.join('--' + key for key in taken)}: set for each run by the plan or by "
@@ -516,6 +541,17 @@ def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, 
         parser.error(f"--train_args: {', '.join('--' + key for key in changed)} change what the table's runs "
                      "compute, which their names do not say; results/ and saved_models/ hold runs of the paper's "
                      "settings: pass a --results_dir and a --save_dir of your own for such runs")
+
+
+def warn_untimed(todo: list[Run], args: argparse.Namespace) -> None:
+    """One warning line when --hours cannot vouch for some runs to do, so that a runner which starts none of
+    them says why at the top of its log, not only run by run."""
+    medians = epoch_medians(args.dataset, Path(args.results_dir))
+    blind = [run for run in todo if remaining_seconds(run, Path(args.save_dir), medians) is None]
+    if blind:
+        log.warning("--hours %g: %d of the %d runs to do are not started, their time cannot be estimated: %s; "
+                    "start some without --hours to time epochs (runs of two K give a line for the other K)",
+                    args.hours, len(blind), len(todo), untimed(blind[0], medians, Path(args.results_dir)))
 
 
 def finish(outcomes: dict[str, str]) -> None:
@@ -571,6 +607,8 @@ def main(argv: list[str] | None = None) -> Plan | None:
     hours = estimated_core_hours(todo, args.dataset, save_dir, results_dir)
     if todo and hours is not None:
         log.info("at most about %.1f core-hours if no run stops early (epoch times of earlier runs)", hours)
+    if todo and args.deadline is not None:
+        warn_untimed(todo[: args.max_runs] if args.max_runs else todo, args)
     for run in plan.runs:
         if run not in todo and (save_dir / run.name).exists() and not args.dry_run:
             copy_summary(save_dir / run.name, results_dir)

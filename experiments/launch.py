@@ -126,6 +126,7 @@ class TrainJob:
     threads: int | None = None  # --threads for train.py; None: the child's cores (local) or all it may use
     executor: str = "local"  # "slurm": the job of a SLURM array task
     commit: bool = False  # git-commit the run's summary when it ends (reproduce.py --commit)
+    resume_args: tuple[str, ...] = ()  # flags a resumed run takes too (how it computes: train.py's RESUME_FREE)
     _process: subprocess.Popen | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -134,7 +135,8 @@ class TrainJob:
 
     def command(self) -> list[str]:
         """train.py --resume where the run has started (its config.json exists), else a fresh start."""
-        args = ["--resume", str(self.run_dir)] if (self.run_dir / "config.json").exists() else list(self.start_args)
+        resume = (self.run_dir / "config.json").exists()
+        args = ["--resume", str(self.run_dir), *self.resume_args] if resume else list(self.start_args)
         return [sys.executable, str(PROJECT_ROOT / "train.py"), *args,
                 *(["--threads", str(self.threads)] if self.threads else [])]
 

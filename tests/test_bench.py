@@ -81,6 +81,25 @@ def test_bad_flags_stop_before_any_timing(flags, named, capsys):
     assert "Traceback" not in error
 
 
+@pytest.mark.parametrize(("flags", "mode", "ignored"), [
+    (["--paths", "oracle"], "a timing run", "--paths is for --equivalence"),
+    (["--lr", "0.1", "--threads", "1"], "a timing run", "--lr is for --equivalence"),
+    (["--equivalence", "1", "--batches", "3", "--settings", "nyt_exact"], "--equivalence trains",
+     "--batches is for a timing run or --profile; --settings is for a timing run or --profile"),
+    (["--equivalence", "1", "--source", "."], "--equivalence trains", "--source is for"),
+    (["--profile", "--oracle_batches", "2"], "--profile runs", "--oracle_batches is for a timing run"),
+    (["--profile", "--paths", "oracle"], "--profile runs", "--paths is for --equivalence"),
+])
+def test_flags_the_chosen_mode_would_ignore_are_refused(flags, mode, ignored, capsys):
+    """A flag only another mode reads (--lr, --paths without --equivalence; --batches with it) is refused before
+    any timing, not silently dropped while a full bench runs."""
+    with pytest.raises(SystemExit) as refused:
+        bench.main(flags)
+    error = capsys.readouterr().err
+    assert refused.value.code == 2 and error.startswith(f"bench.py: error: {mode}") and ignored in error, error
+    assert len(error.splitlines()) == 1
+
+
 def test_sentence_lengths_come_from_source_then_shared_then_the_cache(tmp_path, monkeypatch, capsys):
     relative = "casrel/WebNLG-star/train_triples.json"
     setting = bench.Setting((relative,), 4, 3, 10, rounds=1, lr=1e-3)

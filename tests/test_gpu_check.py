@@ -3,11 +3,13 @@ comparison and the kill-and-resume check run on generated data."""
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
+import gpu_check
 from model import speed
-from utils.helpers import PROJECT_ROOT
+from utils.helpers import PROJECT_ROOT, InputError
 
 
 @pytest.mark.slow
@@ -26,3 +28,57 @@ def test_cpu_quick_mode_runs_every_step_it_can(tmp_path):
     for log in ("train_fp32.log", "train_bf16.log", "kill_and_resume.log"):
         assert (tmp_path / log).exists()
 
+
+
+def test_kill_and_resume_fails_with_a_reason_when_the_budget_ends_before_a_checkpoint(tmp_path, monkeypatch):
+    """A training still short of its first checkpoint when the budget runs out is stopped and the step fails
+    saying why, instead of reading the metrics.jsonl it never wrote."""
+    (tmp_path / "runs" / "fp32").mkdir(parents=True)
+    (tmp_path / "runs" / "fp32" / "results.json").write_text("{}")  # the uninterrupted run to compare with
+    monkeypatch.setattr(gpu_check, "train_command", lambda *args: [sys.executable, "-c", "import time; time.sleep(60)"])
+    check = gpu_check.Check(gpu_check.parse_args(["--out", str(tmp_path), "--device", "cpu", "--quick", "--budget",
+                                                  "1"]))
+    check.deadline = time.time()  # spent: the step waits its minimum of a second
+    gpu_check.kill_and_resume(check)
+    (step,) = check.steps
+    assert step.status == "failed" and "ran out before epoch 1's checkpoint was saved: nothing to resume" in step.detail
+    assert step.seconds < 10
+
+
+def test_bad_flags_and_folders_are_one_line_errors(tmp_path, capsys):
+    """A file as --out, --data_dir with --quick (which would ignore it): refused as flags; an unprepared --data_dir:
+    one line and exit status 1, nothing written, and its traceback with --debug."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for flags, message in ((["--out", str(a_file)], f"--out {a_file}: not a folder; name a folder"),
+                           (["--out", str(a_file / "sub")],
+                            f"--out {a_file / 'sub'}: not a folder ({a_file} is a file)"),
+                           (["--quick", "--data_dir", "x"], "--data_dir x: --quick trains on generated data")):
+        with pytest.raises(SystemExit) as refused:
+            gpu_check.main(["--device", "cpu", *flags])
+        error = capsys.readouterr().err
+        assert refused.value.code == 2 and error.startswith(f"gpu_check.py: error: {message}"), error
+    flags = ["--device", "cpu", "--out", str(tmp_path / "out"), "--data_dir", str(tmp_path / "absent")]
+    with pytest.raises(SystemExit) as refused:
+        gpu_check.main(flags)
+    error = capsys.readouterr().err
+    assert refused.value.code == 1 and error == (f"gpu_check.py: error: {tmp_path / 'absent'} holds no prepared "
+                                                 "dataset: python prepare_data.py --dataset webnlg && python "
+                                                 "prepare_vocab.py --dataset webnlg, or pass --data_dir\n")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="holds no prepared dataset"):
+        gpu_check.main([*flags, "--debug"])
+
+
+def test_only_the_checks_own_runs_are_removed_from_out(tmp_path, monkeypatch):
+    """--out may be a folder with other runs in runs/ (e.g. results/): only the run folders the check trains go."""
+    for name in ("fp32", "killed", "webnlg_exact_K0_seed1"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+
+    def stop(out):
+        raise InputError("stopped after the clean-up")
+
+    monkeypatch.setattr(gpu_check, "quick_data", stop)
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path)])
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["webnlg_exact_K0_seed1"]

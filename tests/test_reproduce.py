@@ -100,7 +100,7 @@ def test_hyperparameters_in_train_args_stay_out_of_the_projects_results(tmp_path
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     folder = write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), sizes=(120, 30, 30))
-    prepare_vocab.main(["--data_dir", str(folder), "--wv_file", "none"])
+    prepare_vocab.main(["--dataset", "webnlg", "--data_dir", str(folder), "--wv_file", "none"])
     return folder
 
 
@@ -173,8 +173,8 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
                 run_results["string_sets"]["test"][mode]["f1"], abs=1e-6)
     assert "## Repeated mentions" in (tmp_path / "results" / "README.md").read_text()
 
-    # with no time left (--hours 0), no run starts, nor gets a folder
-    reproduce.main([*common, "--hours", "0"])
+    # with almost no time left, no run starts, nor gets a folder
+    reproduce.main([*common, "--hours", "0.0001"])
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == finished
 
     # a fresh clone has the committed summaries but no checkpoints: finished runs are not redone
@@ -212,6 +212,50 @@ def test_time_estimates_by_hand(tmp_path):
     assert reproduce.over_time(k0_exact, args) is None  # 0.3 h left to run
     args.deadline = None
     assert reproduce.over_time(k4_partial, args) is None
+
+
+def test_hours_start_no_run_whose_time_cannot_be_estimated(tmp_path, capsys):
+    """--hours promises only runs sure to end in time: before any epoch was timed (or with only one K timed, which
+    says little of another K's epochs) a run cannot be vouched for, so it is skipped, and one warning says why."""
+    common = ["--table", "1", "--seeds", "1", "--dry_run", "--save_dir", str(tmp_path / "runs"),
+              "--results_dir", str(tmp_path / "results")]
+    reproduce.main([*common, "--hours", "0.0001"])
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 8 and all(line.startswith("skip webnlg_") for line in lines), lines
+    assert f"(cannot be timed: no epoch of a webnlg run timed in {tmp_path / 'results' / 'runs'} yet)" in lines[0]
+    assert "--hours 0.0001: 8 of the 8 runs to do are not started, their time cannot be estimated" in captured.err
+    reproduce.main(common)  # without --hours nothing needs estimating
+    assert capsys.readouterr().out.count("todo ") == 8
+
+    folder = tmp_path / "results" / "runs" / "webnlg_exact_K0_seed9"  # epochs timed at K = 0 only
+    folder.mkdir(parents=True)
+    folder.joinpath("config.json").write_text(json.dumps({"settings": {"rounds": 0}}))
+    folder.joinpath("metrics.jsonl").write_text(json.dumps({"train_seconds": 1, "eval_seconds": 1}) + "\n")
+    args = argparse.Namespace(dataset="webnlg", save_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
+                              deadline=time.time() + 3600)
+    assert reproduce.over_time(experiments.Run("webnlg", "exact", 0, 1), args) is None  # 150 epochs of 2 s
+    assert reproduce.over_time(experiments.Run("webnlg", "partial", 2, 1), args) == \
+        "cannot be timed: webnlg epochs timed only at K=0, none at K=2"
+    assert reproduce.estimated_core_hours([experiments.Run("webnlg", "partial", 2, 1)], "webnlg",
+                                          tmp_path / "runs", tmp_path / "results") is None
+
+
+@pytest.mark.parametrize("hours", ["0", "-1", "nan"])
+def test_hours_that_leave_no_time_are_refused(hours, capsys):
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--table", "1", "--dry_run", "--hours", hours])
+    assert capsys.readouterr().err.startswith(f"reproduce.py: error: argument --hours: {hours!r} is not a number > 0")
+
+
+@pytest.mark.parametrize("flag", ["--resume /some/run", "--save_dir elsewhere", "--run_id mine", "--device cuda:1"])
+def test_train_args_that_take_the_runners_folders_or_devices_are_refused(flag, capsys):
+    """--resume (like --run_id and --save_dir) would make every run train another folder than its own, and a
+    --device the runner's per-run GPU (CUDA_VISIBLE_DEVICES) does not have fails every run: refused up front."""
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--table", "1", "--dry_run", "--train_args", flag])
+    assert capsys.readouterr().err.startswith(f"reproduce.py: error: --train_args: {flag.split()[0]}: set for each "
+                                              "run by the plan or by this runner's own flags")
 
 
 def test_a_run_is_claimed_by_one_runner_at_a_time(tmp_path):

@@ -229,3 +229,20 @@ def test_relative_folders_are_taken_from_where_the_runner_starts(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     args = reproduce.parse_args(["--table", "1", "--save_dir", "runs", "--results_dir", "res", "--data_dir", "d"])
     assert (args.save_dir, args.results_dir, args.data_dir) == tuple(str(tmp_path / n) for n in ("runs", "res", "d"))
+
+
+def test_a_resumed_run_takes_the_runners_flags_of_how_it_computes(tmp_path):
+    """--train_args that only change how a run computes (train.py's RESUME_FREE) reach a resumed run too; the
+    others stay the run's own (its config.json)."""
+    import argparse
+
+    args = argparse.Namespace(save_dir=str(tmp_path), results_dir=str(tmp_path / "results"), early_stop=30,
+                              data_dir=None, executor="local", commit=False,
+                              train_args="--compile --pair_kernel torch --precision bf16 --eval_batch_size 7")
+    job = reproduce.train_job(experiments.Run("webnlg", "partial", 2, 1), args)
+    assert "--precision" in job.command()  # a fresh start: every flag
+    (tmp_path / job.name).mkdir()
+    (tmp_path / job.name / "config.json").write_text("{}")
+    resumed = job.command()
+    assert resumed[2:4] == ["--resume", str(tmp_path / job.name)]
+    assert resumed[4:] == ["--pair_kernel", "torch", "--eval_batch_size", "7", "--compile"]
