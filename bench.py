@@ -494,7 +494,8 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
 
     data = PROJECT_ROOT / "dataset" / "webnlg"
     if not (data / "vocab.json").exists():
-        raise SystemExit(f"{data} is not prepared: run prepare_data.py and prepare_vocab.py for webnlg first")
+        raise InputError(f"{data} is not prepared: run python prepare_data.py --dataset webnlg and python "
+                         "prepare_vocab.py --dataset webnlg first")
     vocab, labels = Vocab.load(data / "vocab.json"), Labels.load(data / "labels.json")
     train, dev = (load_split(data / f"{name}.json", vocab, labels) for name in ("train", "dev"))
     embedding = np.load(data / "embedding.npy")
