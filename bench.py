@@ -505,7 +505,8 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
         speed.configure(kernel=kernel, precision=precision)
         torch.manual_seed(seed)
         model = RIN(RINConfig(vocab_size=len(vocab), num_pos=len(labels.pos), num_tags=len(labels.tags),
-                              num_relations=len(labels.relations), rounds=2), embedding).to(device)
+                              num_relations=len(labels.relations), rounds=SETTINGS["webnlg_partial"].rounds),
+                    embedding).to(device)
         optimizer = make_optimizer(model, lr)
         generator = torch.Generator().manual_seed(seed)
         curves[path] = []
@@ -594,8 +595,10 @@ def refuse_ignored(args: argparse.Namespace, parser: ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = ArgumentParser(prog="bench.py", description=__doc__)
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS),
-                        help="what to time: NYT partial (K=4) and exact (K=7) training with NYT's 24 relations, WebNLG "
-                        "partial (K=2, 170 relations); inference is timed with nyt_partial (default: all)")
+                        help="what to time: " + ", ".join(f"{name} (K={s.rounds}, {s.relations} relations)"
+                                                          for name, s in SETTINGS.items())
+                        + " training, K and learning rate from presets/; inference is timed with nyt_partial "
+                        "(default: all)")
     parser.add_argument("--source", metavar="DIR",
                         help="folder with the releases in their published layout (as prepare_data.py --source), for "
                         "real sentence lengths (default: ../shared/datasets when present, else the download cache; "
@@ -616,7 +619,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", help="write the figures to this file")
     mode = parser.add_mutually_exclusive_group()  # what to do instead of timing, at most one
     mode.add_argument("--equivalence", type=positive_int, metavar="EPOCHS",
-                        help="instead of timing: train WebNLG (K=2) for EPOCHS with each of --paths on identical "
+                        help=f"instead of timing: train WebNLG (K={SETTINGS['webnlg_partial'].rounds}) for EPOCHS "
+                        "with each of --paths on identical "
                         "batches and compare dev F1")
     mode.add_argument("--profile", action="store_true",
                         help="instead of timing: run --batches production steps under torch.profiler and print "

@@ -97,7 +97,7 @@ def epochs_of(run_dir: Path) -> list[dict]:
     return [{key: value for key, value in row.items() if not key.endswith("seconds")} for row in rows]
 
 
-def has_checkpoint(run_dir: Path) -> bool:
+def saved_an_epoch(run_dir: Path) -> bool:
     """Whether a training has saved an epoch to resume from: its last.pt and a line of metrics.jsonl."""
     metrics = run_dir / "metrics.jsonl"
     return (run_dir / "last.pt").exists() and metrics.exists() and bool(metrics.read_text().strip())
@@ -222,7 +222,7 @@ def kill_and_resume(check: Check) -> None:
         process = subprocess.Popen(train_command(check, "killed", "fp32"), cwd=PROJECT_ROOT, stdout=log,
                                    stderr=subprocess.STDOUT)
         deadline = time.time() + check.left(150)
-        while process.poll() is None and not has_checkpoint(run_dir):
+        while process.poll() is None and not saved_an_epoch(run_dir):
             if time.time() >= deadline:  # nothing saved to resume from: the check cannot be made
                 process.kill()
                 process.wait()

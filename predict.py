@@ -73,15 +73,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="CPU threads (default: every core this process may use, as in train.py)")
     speed.add_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.text and args.input_format != parser.get_default("input_format"):
+        parser.error("--input_format reads --input; --text gives the sentences themselves")
+    return args
 
 
-def read_sentences(path: str, errors: str, input_format: str = "auto") -> list[str | list[str]]:
+def read_sentences(path: str, errors: str, input_format: str) -> list[str | list[str]]:
     """Sentences from a file, one per line (any of \\n, \\r\\n, \\r ends one; a leading byte-order mark is
     dropped); JSON lines carry "text" or "sentText"."""
     if path != "-" and Path(path).is_dir():
         raise InputError(f"--input {path}: is a folder, not a file of sentences")
-    if path != "-" and not Path(path).is_file():
+    if path != "-" and not Path(path).exists():
         raise InputError(f"--input {path}: no such file")
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     data = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\r", b"\n")

@@ -115,12 +115,12 @@ def remaining_seconds(run: Run, save_dir: Path, medians: dict[int, float]) -> fl
     return None if per_epoch is None else left * per_epoch
 
 
-def estimated_core_hours(todo: list[Run], dataset: str, save_dir: Path, results_dir: Path) -> float | None:
-    """Core-hours the runs ``todo`` take at worst (see remaining_seconds); None when any of them cannot be
-    estimated."""
+def estimated_core_hours(todo: list[Run], dataset: str, save_dir: Path, results_dir: Path) -> tuple[float, int]:
+    """Core-hours the runs ``todo`` whose epochs can be timed take at worst (see remaining_seconds), and how many
+    of them cannot be timed yet."""
     medians = epoch_medians(dataset, results_dir)
     needed = [remaining_seconds(run, save_dir, medians) for run in todo]
-    return None if None in needed else sum(needed) / 3600
+    return sum(seconds for seconds in needed if seconds is not None) / 3600, needed.count(None)
 
 
 def untimed(run: Run, medians: dict[int, float], results_dir: Path) -> str:
@@ -604,9 +604,10 @@ def main(argv: list[str] | None = None) -> Plan | None:
             if not args.dry_run:
                 raise
             log.warning("the runs to do cannot start yet: %s", error)
-    hours = estimated_core_hours(todo, args.dataset, save_dir, results_dir)
-    if todo and hours is not None:
-        log.info("at most about %.1f core-hours if no run stops early (epoch times of earlier runs)", hours)
+    hours, untimed_runs = estimated_core_hours(todo, args.dataset, save_dir, results_dir)
+    if len(todo) > untimed_runs:
+        log.info("at most about %.1f core-hours if no run stops early (epoch times of earlier runs)%s", hours,
+                 f", and {untimed_runs} of the runs to do not yet timed" if untimed_runs else "")
     if todo and args.deadline is not None:
         warn_untimed(todo[: args.max_runs] if args.max_runs else todo, args)
     for run in plan.runs:

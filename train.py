@@ -66,10 +66,11 @@ from utils.helpers import (
     setup_logging,
     write_json,
 )
-from utils.scorer import CONVENTIONS, score_all
+from utils.scorer import CONVENTIONS, MODES, score_all
 from utils.vocab import Labels, Vocab
 
 log = logging.getLogger("train")
+SELECT_ON = ("dev", "test")  # the splits that may pick best.pt (test: as the official code)
 PRESET_KEYS = ("rounds", "lr", "num_epoch")  # what Table 3 varies per dataset and match mode
 MODEL_KEYS = ("rounds", "pos_dim", "rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")  # RINConfig's
 # how, not what, a run computes (the same model up to float rounding): free to change on resume
@@ -85,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       f"presets/<name>.json (default: {TRAIN.dataset})")
     data.add_argument("--data_dir", help="folder with train/dev/test.json, vocab.json, embedding.npy, labels.json "
                       "(default: dataset/<dataset>)")
-    data.add_argument("--match", choices=("partial", "exact"),
+    data.add_argument("--match", choices=MODES,
                       help="match mode: picks the preset (K, lr, epochs) and the F1 that selects the checkpoint "
                       f"(default: {TRAIN.match})")
     net = parser.add_argument_group("model (default: the preset, else model/rin.py's RINConfig)")
@@ -119,7 +120,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt.add_argument("--seed", type=seed_value,
                      help=f"random seed; CPU runs repeat bit for bit with --thread_policy fixed (default {TRAIN.seed})")
     run = parser.add_argument_group("run")
-    run.add_argument("--select_on", choices=("dev", "test"),
+    run.add_argument("--select_on", choices=SELECT_ON,
                      help="split whose F1 picks best.pt; 'test' mimics the official code and is labelled so "
                      f"(default {TRAIN.select_on})")
     run.add_argument("--save_dir", help=f"where run folders go (default: {TRAIN.save_dir}/ in the project)")
@@ -212,16 +213,22 @@ def check_settings(settings: dict, where: Path) -> None:
     training setting and the network's sizes must be there (older runs' model sizes may not: the defaults then
     apply), each of its type."""
     kinds = typing.get_type_hints(TrainConfig) | {key: typing.get_type_hints(RINConfig)[key] for key in MODEL_KEYS}
+    kinds |= {"emb_dim": int | None, "no_er_feedback": bool, "no_rc_feedback": bool}
     for key, kind in kinds.items():
         if key not in settings:
             if key in MODEL_KEYS:
                 continue
             raise InputError(f"{where}: the settings lack {key!r}; restore the file, or start a new run")
         value = settings[key]
-        allowed = (int, float) if kind is float else kind  # JSON writes 1.0 as 1
+        allowed = (int, float) if kind is float else kind  # an int where a float goes: a hand-edited 1 for 1.0
         if not isinstance(value, allowed) or isinstance(value, bool) and kind in (int, float, int | None):
             raise InputError(f"{where}: settings {key!r} is {json.dumps(value)}, not of type "
                              f"{getattr(kind, '__name__', kind)}; restore the file, or start a new run")
+    for key, choices in (("precision", speed.PRECISIONS), ("pair_kernel", speed.KERNELS),
+                         ("thread_policy", speed.THREADS), ("match", MODES), ("select_on", SELECT_ON)):
+        if settings[key] not in choices:
+            raise InputError(f"{where}: settings {key!r} is {json.dumps(settings[key])}, none of "
+                             f"{', '.join(choices)}; restore the file, or start a new run")
 
 
 def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
@@ -236,7 +243,7 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
                          f"{config.get('run_format')!r}); retrain or use the matching version of the code")
     now = speed.current()  # runs from before a speed setting existed ran with its default
     settings = {"pair_kernel": now.kernel, "precision": now.precision, "thread_policy": now.threads,
-                "deterministic": False} | config["settings"]
+                "deterministic": False, "compile": False} | config["settings"]
     check_settings(settings, run_dir / "config.json")
     given = given_flags(args)
     changed = [f"--{key} {value} (the run has {settings.get(key)})" for key, value in given.items()

@@ -78,11 +78,11 @@ class DuplicateKeyError(ValueError):
 
 def unique_keys(pairs: list[tuple[str, object]]) -> dict:
     """json object_pairs_hook: a key given twice is an error (json keeps the last one silently)."""
-    keys = [key for key, _ in pairs]
-    for key in keys:
-        if keys.count(key) > 1:
-            raise DuplicateKeyError(f"the key {key!r} appears {keys.count(key)} times in one object")
-    return dict(pairs)
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        key, count = Counter(key for key, _ in pairs).most_common(1)[0]
+        raise DuplicateKeyError(f"the key {key!r} appears {count} times in one object")
+    return result
 
 
 def _array_items(text: str, path: Path) -> Iterator[tuple[int, object]]:
@@ -109,7 +109,7 @@ def _array_items(text: str, path: Path) -> Iterator[tuple[int, object]]:
         position = skip_space(position)
         if position < len(text) and text[position] == "]":
             if text[position + 1:].strip():
-                raise fail(position + 1, "text after the closing ']'")
+                raise fail(skip_space(position + 1), "text after the closing ']'")
             return
         if not first:
             if position >= len(text) or text[position] != ",":
@@ -119,8 +119,8 @@ def _array_items(text: str, path: Path) -> Iterator[tuple[int, object]]:
             item, end = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
             raise fail(error.pos, error.msg) from None
-        except DuplicateKeyError as error:
-            raise fail(position, str(error)) from None
+        except DuplicateKeyError as error:  # valid JSON, but one of the values would be dropped unseen
+            raise DataError(f"{path}:{line_at(position)}: {error}") from None
         yield line_at(position), item
         position, first = end, False
 

@@ -134,8 +134,9 @@ def load_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer
     state = torch.load(path, map_location="cpu", weights_only=True)
     if run and state.get("run") and state["run"] != run:
         differ = sorted(key for key in state["run"].keys() | run.keys() if state["run"].get(key) != run.get(key))
-        raise InputError(f"{path} is another run's checkpoint: its {', '.join(differ)} differ from this run's "
-                         "config.json; copy back this run's own checkpoint, or start a new run")
+        saved = "; ".join(f"{key}={state['run'].get(key)!r} (config.json: {run.get(key)!r})" for key in differ)
+        raise InputError(f"{path} was saved with {saved}: it comes from another run, or config.json was edited; "
+                         "restore the run's own files, or start a new run")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])

@@ -213,8 +213,12 @@ def test_resume_refuses_a_foreign_checkpoint_and_a_damaged_config_or_log(workspa
         return lambda: (run / "config.json").write_text(json.dumps(config | {"settings": edited}))
 
     for spoil, named in (
-            (lambda: shutil.copy(save / "other" / "last.pt", run / "last.pt"), "another run's checkpoint: its "
-                                                                              "run_id, seed differ"),
+            (lambda: shutil.copy(save / "other" / "last.pt", run / "last.pt"),
+             "last.pt was saved with run_id='other' (config.json: 'r'); seed=2 (config.json: 1): it comes from "
+             "another run, or config.json was edited"),
+            (settings_edit(lr=0.004), "lr=0.005 (config.json: 0.004)"),
+            (settings_edit(no_er_feedback="false"), "settings 'no_er_feedback' is \"false\", not of type bool"),
+            (settings_edit(precision="fp64"), "settings 'precision' is \"fp64\", none of fp32, bf16, fp16"),
             (lambda: (run / "config.json").write_text("[]"), "config.json: a JSON list, not a run's config"),
             (settings_edit(num_epoch="3"), "settings 'num_epoch' is \"3\", not of type int"),
             (settings_edit(compile=1), "settings 'compile' is 1, not of type bool"),

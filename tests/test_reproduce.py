@@ -186,7 +186,7 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
 def test_time_estimates_by_hand(tmp_path):
     saved = tmp_path / "saved"
     k0_exact = experiments.Run("webnlg", "exact", 0, 1)
-    assert reproduce.estimated_core_hours([k0_exact], "webnlg", saved, tmp_path) is None
+    assert reproduce.estimated_core_hours([k0_exact], "webnlg", saved, tmp_path) == (0.0, 1)
     for name, rounds, epochs in (("webnlg_a", 0, [(8, 2), (18, 2), (25, 5)]), ("webnlg_b", 2, [(35, 5)]),
                                  ("nyt_c", 2, [(900, 100)])):  # another dataset's runs do not count
         folder = tmp_path / "runs" / name
@@ -198,12 +198,12 @@ def test_time_estimates_by_hand(tmp_path):
             json.dumps({"train_seconds": train, "eval_seconds": evaluation}) + "\n" for train, evaluation in epochs))
     # medians 20 s (K=0) and 40 s (K=2): K=4 lies on their line at 60 s; WebNLG presets run 150 epochs
     k4_partial = experiments.Run("webnlg", "partial", 4, 1)
-    assert abs(reproduce.estimated_core_hours([k4_partial, k0_exact], "webnlg", saved, tmp_path)
-               - 150 * (60 + 20) / 3600) < 1e-9
+    assert reproduce.estimated_core_hours([k4_partial, k0_exact], "webnlg", saved, tmp_path) == \
+        (pytest.approx(150 * (60 + 20) / 3600), 0)
     # an interrupted run needs only the epochs it has not run yet
     (saved / k0_exact.name).mkdir(parents=True)
     (saved / k0_exact.name / "metrics.jsonl").write_text("{}\n" * 100)
-    assert abs(reproduce.estimated_core_hours([k0_exact], "webnlg", saved, tmp_path) - 50 * 20 / 3600) < 1e-9
+    assert reproduce.estimated_core_hours([k0_exact], "webnlg", saved, tmp_path) == (pytest.approx(50 * 20 / 3600), 0)
 
     # --hours: a run that could, at worst, end after the deadline does not start
     args = argparse.Namespace(dataset="webnlg", save_dir=str(saved), results_dir=str(tmp_path),
@@ -237,8 +237,8 @@ def test_hours_start_no_run_whose_time_cannot_be_estimated(tmp_path, capsys):
     assert reproduce.over_time(experiments.Run("webnlg", "exact", 0, 1), args) is None  # 150 epochs of 2 s
     assert reproduce.over_time(experiments.Run("webnlg", "partial", 2, 1), args) == \
         "cannot be timed: webnlg epochs timed only at K=0, none at K=2"
-    assert reproduce.estimated_core_hours([experiments.Run("webnlg", "partial", 2, 1)], "webnlg",
-                                          tmp_path / "runs", tmp_path / "results") is None
+    assert reproduce.estimated_core_hours([experiments.Run("webnlg", "partial", 2, 1), experiments.Run(
+        "webnlg", "exact", 0, 1)], "webnlg", tmp_path / "runs", tmp_path / "results") == (150 * 2 / 3600, 1)
 
 
 @pytest.mark.parametrize("hours", ["0", "-1", "nan"])

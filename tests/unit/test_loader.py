@@ -200,8 +200,8 @@ def test_array_items_and_errors_name_their_lines(tmp_path):
     with pytest.raises(DataError, match=r"broken.json:4: malformed JSON array: expected ',' or ']'"):
         load_sentences(broken)
     trailing = tmp_path / "trailing.json"
-    trailing.write_text("[" + good + "]\n[]")
-    with pytest.raises(DataError, match=r"trailing.json:1: malformed JSON array: text after the closing"):
+    trailing.write_text("[" + good + "]\n\n[]")
+    with pytest.raises(DataError, match=r"trailing.json:3: malformed JSON array: text after the closing"):
         load_sentences(trailing)
 
 
@@ -210,7 +210,7 @@ def test_a_key_given_twice_stops_with_its_line(tmp_path):
     with pytest.raises(DataError, match=r"a.json:2: the key 'sentText' appears 2 times in one object"):
         load_sentences(write_lines(tmp_path / "a.json", [OFFICIAL_LINE, line]))
     (tmp_path / "b.json").write_text("[\n" + json.dumps(OFFICIAL_LINE) + ",\n" + line + "]")
-    with pytest.raises(DataError, match=r"b.json:3: malformed JSON array: the key 'sentText' appears 2 times"):
+    with pytest.raises(DataError, match=r"b.json:3: the key 'sentText' appears 2 times"):
         load_sentences(tmp_path / "b.json")
 
 

@@ -1,9 +1,11 @@
 """predict.py's input file: line endings, byte-order marks, raw and JSON lines, and every mistake named by line."""
 import json
+import os
+import subprocess
 
 import pytest
 
-from predict import read_sentences
+from predict import parse_args, read_sentences
 from utils.helpers import InputError
 
 
@@ -16,19 +18,19 @@ def write(tmp_path, data: bytes):
 @pytest.mark.parametrize("data", [b"A b .\nC d .\n", b"A b .\r\nC d .\r\n", b"A b .\rC d .\r",
                                   b"\xef\xbb\xbfA b .\nC d .", "A b .\nC d .".encode("utf-8-sig")])
 def test_every_line_ending_and_a_byte_order_mark(tmp_path, data):
-    assert read_sentences(write(tmp_path, data), "strict") == ["A b .", "C d ."]
+    assert read_sentences(write(tmp_path, data), "strict", "auto") == ["A b .", "C d ."]
 
 
 def test_a_byte_order_mark_before_a_json_line(tmp_path):
     path = write(tmp_path, "\ufeff".encode() + json.dumps({"text": "A b ."}).encode() + b"\n")
-    assert read_sentences(path, "strict") == ["A b ."]
+    assert read_sentences(path, "strict", "auto") == ["A b ."]
 
 
 def test_formats_decide_what_a_line_is(tmp_path):
     lines = ['{braces} open this raw sentence .', json.dumps({"sentText": ["A", "b"]}), "", "plain ."]
     path = write(tmp_path, "\n".join(lines).encode())
     with pytest.raises(InputError, match=r"in.txt:1: malformed JSON line: .*--input_format raw"):
-        read_sentences(path, "strict")
+        read_sentences(path, "strict", "auto")
     assert read_sentences(path, "strict", "raw") == lines
     with pytest.raises(InputError, match=r"in.txt:1: malformed JSON line"):
         read_sentences(path, "strict", "json")
@@ -45,9 +47,22 @@ def test_formats_decide_what_a_line_is(tmp_path):
 ])
 def test_ambiguous_json_lines_stop_with_their_line(tmp_path, line, message):
     with pytest.raises(InputError, match=r"in.txt:2: .*" + message):
-        read_sentences(write(tmp_path, f"first .\n{line}\n".encode()), "strict")
+        read_sentences(write(tmp_path, f"first .\n{line}\n".encode()), "strict", "auto")
 
 
 def test_a_missing_input_file_names_the_flag(tmp_path):
     with pytest.raises(InputError, match=r"^--input .*absent.txt: no such file$"):
-        read_sentences(str(tmp_path / "absent.txt"), "strict")
+        read_sentences(str(tmp_path / "absent.txt"), "strict", "auto")
+
+
+def test_a_pipe_is_read_like_a_file(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"printf 'A b .\\n' > {fifo}"])
+    assert read_sentences(str(fifo), "strict", "auto") == ["A b ."]
+    writer.wait()
+
+
+def test_input_format_goes_with_input_only():
+    with pytest.raises(SystemExit):
+        parse_args(["--model_dir", "run", "--text", "A b .", "--input_format", "json"])
