@@ -130,17 +130,33 @@ def untimed(run: Run, medians: dict[int, float], results_dir: Path) -> str:
     return f"{run.dataset} epochs timed only at K={next(iter(medians))}, none at K={run.rounds}"
 
 
-def over_time(run: Run, args: argparse.Namespace) -> str | None:
-    """Why ``run`` must not start under --hours, else None: it could, at worst, run past the runner's deadline,
-    or its time cannot be estimated (no epochs timed to go by), so it cannot be vouched for."""
+def over_time(run: Run, args: argparse.Namespace, now: float | None = None) -> str | None:
+    """Why ``run``, started at ``now`` (default: now), must not start under --hours, else None: it could, at
+    worst, run past the runner's deadline, or its time cannot be estimated (no epochs timed to go by), so it
+    cannot be vouched for."""
     if args.deadline is None:
         return None
     medians = epoch_medians(args.dataset, Path(args.results_dir))
     needed = remaining_seconds(run, Path(args.save_dir), medians)
     if needed is None:
         return f"cannot be timed: {untimed(run, medians, Path(args.results_dir))}"
-    left = args.deadline - time.time()
+    left = args.deadline - (time.time() if now is None else now)
     return f"needs up to {needed / 3600:.1f} h, {left / 3600:.1f} h left of --hours" if needed > left else None
+
+
+def dry_run_verdicts(todo: list[Run], args: argparse.Namespace) -> dict[Run, str | None]:
+    """over_time for each run to do as a real start would meet it: the runs taken in order by --jobs slots, each
+    starting when a slot frees at worst (after every preset epoch of the run before), so a dry run under --hours
+    skips what the runner, at worst, would."""
+    free = [time.time()] * args.jobs  # when each slot is free
+    medians = epoch_medians(args.dataset, Path(args.results_dir))
+    verdicts = {}
+    for run in todo:
+        start = min(free)
+        verdicts[run] = over_time(run, args, now=start)
+        if verdicts[run] is None and args.deadline is not None:
+            free[free.index(start)] = start + (remaining_seconds(run, Path(args.save_dir), medians) or 0.0)
+    return verdicts
 
 
 def claim(run_dir: Path) -> bool:
@@ -429,7 +445,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
     parser.add_argument("--dry_run", action="store_true",
                         help="print each planned run as done, todo, later (beyond --max_runs) or skip (past "
-                        "--hours, or not timed), as a real start would treat it (with --executor slurm: the job "
+                        "--hours at worst, the runs before it in its --jobs slot going all their preset epochs; or "
+                        "not timed), as a real start would treat it (with --executor slurm: the job "
                         "array it would submit, one line per task); run nothing")
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the report: <results_dir>/README.md, and README.md's results table when "
@@ -619,8 +636,9 @@ def main(argv: list[str] | None = None) -> Plan | None:
         if outcomes is None:
             return plan
     elif args.dry_run:  # what a real start would do with each run
+        verdicts = dry_run_verdicts(todo, args)
         for run in plan.runs:
-            reason = over_time(run, args) if run in todo else None
+            reason = verdicts.get(run)
             word = ("done" if run not in unfinished else "later" if run not in todo else "skip" if reason
                     else "todo")
             note = f" (beyond --max_runs {args.max_runs})" if word == "later" else f" ({reason})" if reason else ""

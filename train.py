@@ -234,7 +234,10 @@ def check_settings(settings: dict, where: Path) -> None:
 def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
     """A run's own settings; flags that would change what it computes are refused, listed."""
     if not (run_dir / "config.json").is_file():
-        raise InputError(f"--resume {run_dir}: not a run folder (no config.json)")
+        saved = PROJECT_ROOT / TRAIN.save_dir / run_dir  # --resume takes a path; a run name is easy to give instead
+        hint = (f"; did you mean --resume {project_relative(saved)}?"
+                if not run_dir.is_absolute() and (saved / "config.json").is_file() else "")
+        raise InputError(f"--resume {run_dir}: not a run folder (no config.json){hint}")
     config = read_json(run_dir / "config.json")
     if not isinstance(config, dict):
         raise InputError(f"{run_dir / 'config.json'}: a JSON {type(config).__name__}, not a run's config object")
@@ -284,8 +287,9 @@ def check_same_data(recorded: dict | None, current: dict, data_dir: Path) -> Non
         return
     changed = sorted(name for name in recorded.keys() | current.keys() if recorded.get(name) != current.get(name))
     if changed:
-        raise InputError(f"{data_dir}: {', '.join(changed)} differ from the files this run started on "
-                         "(config.json 'data_sha256'); prepare the data as the run did, or start a new run")
+        raise InputError(f"{data_dir}: {', '.join(changed)} {'differs' if len(changed) == 1 else 'differ'} from the "
+                         "files this run started on (config.json 'data_sha256'); prepare the data as the run did, or "
+                         "start a new run")
 
 
 @contextmanager

@@ -46,6 +46,7 @@ def mean_difference(differences: list[float], what: str) -> str:
 def comparison_lines(dataset: str, seeds: list[int], results_dir: Path) -> list[str]:
     path = results_dir / "test_comparison.json"
     if not path.exists():
+        log.info("no %s (python reproduce.py --compare_test): the report leaves out the test comparisons", path)
         return []
     found = read_json(path)
     runs = {name: entry for name, entry in found["runs"].items() if run_dataset(name) == dataset}
@@ -126,6 +127,8 @@ def mention_lines(dataset: str, results_dir: Path) -> list[str]:
     setting, the share of predicted triples at a repeated mention under each decoder and the test F1 of the
     run's match mode counted by positions, mean ± std over its seeds, from results/mention_study.json."""
     path = results_dir / "mention_study.json"
+    if not path.exists():
+        log.info("no %s (python reproduce.py --mention_study): the report leaves out repeated mentions", path)
     runs = {name: entry for name, entry in read_json(path)["runs"].items()
             if run_dataset(name) == dataset} if path.exists() else {}
     if not runs:

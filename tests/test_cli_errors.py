@@ -124,6 +124,15 @@ def test_train_on_a_missing_dataset_leaves_nothing(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+def test_resume_by_run_name_suggests_its_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "PROJECT_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "saved_models" / "smoke").mkdir(parents=True)
+    (tmp_path / "saved_models" / "smoke" / "config.json").write_text("{}")
+    fails_cleanly(train.main, ["--resume", "smoke"], capsys, "--resume smoke: not a run folder (no config.json); "
+                  f"did you mean --resume {tmp_path / 'saved_models' / 'smoke'}?", watched=(tmp_path,))
+
+
 def test_resume_of_a_missing_folder(tmp_path, capsys):
     fails_cleanly(train.main, ["--resume", str(tmp_path / "nonexistent")], capsys, "nonexistent",
                   watched=(tmp_path,))

@@ -213,6 +213,15 @@ def test_time_estimates_by_hand(tmp_path):
     args.deadline = None
     assert reproduce.over_time(k4_partial, args) is None
 
+    # a dry run meets each run when a --jobs slot frees, at worst: K=0 (50 epochs left, 0.3 h), then K=4 (2.5 h)
+    fresh_k0 = experiments.Run("webnlg", "exact", 0, 2)  # 150 epochs: 0.8 h
+    args.deadline = time.time() + 3 * 3600
+    args.jobs = 1
+    verdicts = reproduce.dry_run_verdicts([fresh_k0, k4_partial], args)
+    assert verdicts[fresh_k0] is None and verdicts[k4_partial] == "needs up to 2.5 h, 2.2 h left of --hours"
+    args.jobs = 2
+    assert reproduce.dry_run_verdicts([fresh_k0, k4_partial], args) == {fresh_k0: None, k4_partial: None}
+
 
 def test_hours_start_no_run_whose_time_cannot_be_estimated(tmp_path, capsys):
     """--hours promises only runs sure to end in time: before any epoch was timed (or with only one K timed, which

@@ -63,9 +63,9 @@ def breakdown(predicted: Sequence[Extraction], gold: Sequence[Sequence[Triple]],
     relations = sorted({r for g in gold for _, r, _ in g} | {r for p in predicted for _, r, _ in p.triples})
     per_relation = {}
     for relation in relations:
-        per_relation[relation] = {mode: score([[t for t in p.triples if t[1] == relation] for p in predicted],
-                                              [[t for t in g if t[1] == relation] for g in gold], mode)
-                                  for mode in MODES}
+        per_relation[relation] = {"sentences": sum(any(t[1] == relation for t in g) for g in gold)} | {
+            mode: score([[t for t in p.triples if t[1] == relation] for p in predicted],
+                        [[t for t in g if t[1] == relation] for g in gold], mode) for mode in MODES}
     return {
         "overlap_pattern": {name: subset_scores(predicted, gold, [name in p for p in patterns])
                             for name in ("Normal", "EntityPairOverlap", "SingleEntityOverlap")},
@@ -88,7 +88,8 @@ def breakdown_markdown(result: dict) -> str:
             lines.append(f"| {group} | {sentences} | {cells} |")
         lines.append("")
     entities = result["entities"]
-    lines += ["## Entity recognition (whole spans)", "",
+    lines += ["## Entity recognition (whole spans; gold: the tagged entities, en_list's and the relations' "
+              "arguments)", "",
               f"P {100 * entities['precision']:.1f} | R {100 * entities['recall']:.1f} | "
               f"F1 {100 * entities['f1']:.1f} ({entities['correct']} / {entities['predicted']} / {entities['gold']})",
               ""]

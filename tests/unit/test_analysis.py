@@ -1,5 +1,5 @@
 """evaluate --breakdown's analysis (utils/analysis.py), counted by hand."""
-from utils.analysis import breakdown, count_bucket, overlap_patterns
+from utils.analysis import breakdown, breakdown_markdown, count_bucket, overlap_patterns
 from utils.scorer import Extraction
 
 A, B, C, D = (0, 1), (2, 3), (4, 6), (7, 8)
@@ -38,5 +38,7 @@ def test_breakdown_scores_by_hand():
     relation_s = result["relation"]["s"]["partial"]
     assert (relation_s["correct"], relation_s["predicted"], relation_s["gold"]) == (1, 1, 2)
     assert result["relation"]["t"]["exact"]["predicted"] == 1 and result["relation"]["t"]["exact"]["gold"] == 0
+    assert [result["relation"][r]["sentences"] for r in ("r", "s", "t")] == [3, 2, 0]  # sentences with a gold one
+    assert "| s | 2 |" in breakdown_markdown(result)
     entities = result["entities"]
     assert (entities["correct"], entities["predicted"], entities["gold"]) == (5, 6, 7)

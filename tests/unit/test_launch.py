@@ -58,7 +58,7 @@ def recorded(monkeypatch, tmp_path):
 
 def test_dry_run_says_what_a_real_start_would_do(recorded, capsys, monkeypatch):
     calls, common = recorded
-    monkeypatch.setattr(reproduce, "over_time", lambda run, args: "too long" if "noRC" in run.name else None)
+    monkeypatch.setattr(reproduce, "over_time", lambda run, args, now=None: "too long" if "noRC" in run.name else None)
     reproduce.main([*common, "--max_runs", "3", "--dry_run"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["todo", "todo", "skip", "later", "later"] and not calls
