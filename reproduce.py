@@ -642,6 +642,10 @@ def main(argv: list[str] | None = None) -> Plan | None:
             word = ("done" if run not in unfinished else "later" if run not in todo else "skip" if reason
                     else "todo")
             note = f" (beyond --max_runs {args.max_runs})" if word == "later" else f" ({reason})" if reason else ""
+            if word == "todo" and (save_dir / run.name / "config.json").exists():
+                metrics = save_dir / run.name / "metrics.jsonl"
+                done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+                note = f" (resumed after {done} epoch{'s' * (done != 1)})"
             print(f"{word} {run.name}{note}")
         return plan
     else:

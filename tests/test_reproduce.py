@@ -291,3 +291,18 @@ def test_commit_summary_commits_in_the_results_repository(tmp_path, monkeypatch)
     log = subprocess.run(["git", "-C", str(repo), "log", "-1", "--name-only", "--format=%s"],
                          capture_output=True, text=True).stdout
     assert log.split() == ["results:", "webnlg_exact_K0_seed9", "results/runs/webnlg_exact_K0_seed9/results.json"]
+
+
+def test_dry_run_says_which_runs_it_would_resume(tmp_path, capsys):
+    common = ["--table", "1", "--seeds", "1", "--dry_run", "--save_dir", str(tmp_path / "runs"),
+              "--results_dir", str(tmp_path / "results")]
+    reproduce.main(common)
+    first = capsys.readouterr().out.splitlines()[0].split()[1]
+    started = tmp_path / "runs" / first
+    started.mkdir(parents=True)
+    (started / "config.json").write_text("{}")
+    (started / "metrics.jsonl").write_text("{}\n" * 3)
+    reproduce.main(common)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"todo {first} (resumed after 3 epochs)" and lines[1].startswith("todo ")
+    assert "resumed" not in lines[1]
