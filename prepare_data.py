@@ -359,7 +359,7 @@ def record_split(report: dict, split: str, records: list[dict], changes: LoadRep
     """A built split's statistics and changes, into the report and the log."""
     report["splits"][split] = split_statistics(records)
     report["changes"][split] = changes.as_dict()
-    changes.log(f"{dataset}/{split}")
+    changes.log(f"{dataset}/{split}", notes=("entity span from",))  # where spans came from: no problem
     log.info("%s/%s: %s", dataset, split, report["splits"][split])
 
 

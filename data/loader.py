@@ -52,9 +52,12 @@ class LoadReport:
                     self.examples[reason].append(place)
         self.counts.update(other.counts)
 
-    def log(self, title: str) -> None:
+    def log(self, title: str, notes: tuple[str, ...] = ()) -> None:
+        """One line per reason: a warning, except reasons starting with one of ``notes`` (where something came
+        from, not a problem), logged as information."""
         for reason, count in sorted(self.counts.items()):
-            log.warning("%s: %d x %s, e.g. %s", title, count, reason, "; ".join(self.examples[reason]))
+            level = logging.INFO if reason.startswith(notes) else logging.WARNING
+            log.log(level, "%s: %d x %s, e.g. %s", title, count, reason, "; ".join(self.examples[reason]))
 
     def as_dict(self) -> dict:
         return {reason: {"count": count, "examples": self.examples[reason]}

@@ -1,12 +1,13 @@
 """Reading RIN files: official layout, positions, and every kind of bad input."""
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from data.loader import DataError, bucketed_batches, collate, encode, load_sentences
+from data.loader import DataError, LoadReport, bucketed_batches, collate, encode, load_sentences
 from utils.vocab import Labels, Vocab
 
 OFFICIAL_LINE = {  # the first line of the official RIN WebNLG test file, trimmed
@@ -221,3 +222,13 @@ def test_a_byte_order_mark_is_allowed_and_one_pretty_object_is_explained(tmp_pat
     path.write_text(json.dumps(OFFICIAL_LINE, indent=2))
     with pytest.raises(DataError, match=r"bom.json:1: malformed JSON: .*one JSON object per line, or one JSON array"):
         load_sentences(path)
+
+
+def test_a_report_logs_problems_as_warnings_and_provenance_as_information(caplog):
+    report = LoadReport()
+    report.add("entity span from entity lexicon", "a.json:1")
+    report.add("duplicate triple removed", "a.json:2")
+    with caplog.at_level(logging.INFO, logger="data.loader"):
+        report.log("webnlg/train", notes=("entity span from",))
+    levels = {record.getMessage().split(" x ")[1].split(",")[0]: record.levelno for record in caplog.records}
+    assert levels == {"entity span from entity lexicon": logging.INFO, "duplicate triple removed": logging.WARNING}
