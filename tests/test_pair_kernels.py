@@ -448,17 +448,21 @@ def test_bf16_without_the_fused_bfloat16_scorer(kernel, monkeypatch):
         assert torch.allclose(got, float32, rtol=1e-5, atol=1e-5)
 
 
+def scorer_case(batch: int, length: int, hidden: int, relations: int, features: float, weights: float) -> tuple:
+    """Random pair-scorer inputs (left, right, Wr, br, mask, one positive cell per sentence), seeded."""
+    generator = torch.Generator().manual_seed(0)
+    left, right = (torch.randn(batch, length, hidden, generator=generator) * features for _ in range(2))
+    weight, bias = torch.randn(relations, hidden, generator=generator) * weights, torch.zeros(relations)
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    return left, right, weight, bias, mask, torch.tensor([[b, 1, 2, b % relations] for b in range(batch)])
+
+
 def test_float16_pair_scorer_sums_weight_gradients_in_float32():
     """--precision fp16 (CUDA) on the PyTorch pair scorer: the BCE's bias gradient sums about 0.5 per cell, so
     90,000 here, past float16's 65504 before any loss scale applies. Wr and its bias stay float32 parameters:
     their gradients are summed and returned in float32 and are finite; left and right run in float16."""
     speed.configure(kernel="torch", precision="fp16")  # what train.py sets on a GPU; the CPU computes float16 too
-    generator = torch.Generator().manual_seed(0)
-    batch, length, hidden, relations = 50, 60, 16, 8
-    left, right = (torch.randn(batch, length, hidden, generator=generator) * 0.3 for _ in range(2))
-    weight, bias = torch.randn(relations, hidden, generator=generator) * 0.1, torch.zeros(relations)
-    mask = torch.ones(batch, length, dtype=torch.bool)
-    cells = torch.tensor([[b, 1, 2, b % relations] for b in range(batch)])
+    left, right, weight, bias, mask, cells = scorer_case(50, 60, 16, 8, features=0.3, weights=0.1)
 
     def gradients():
         inputs = [t.clone().requires_grad_() for t in (left, right, weight, bias)]
@@ -484,12 +488,7 @@ def test_bfloat16_pair_scorer_sums_its_chunks_in_float32(monkeypatch):
     gradient drifted 0.85% from float32's here, against 0.03% now."""
     monkeypatch.setattr(speed, "cpu_bf16", lambda: True)  # bfloat16 runs on any CPU; only the speed differs
     monkeypatch.setattr(pair_scorer, "CHUNK_ELEMENTS", 1)  # one sentence per chunk: 64 chunks
-    generator = torch.Generator().manual_seed(0)
-    batch, length, hidden, relations = 64, 12, 16, 8
-    left, right = (torch.randn(batch, length, hidden, generator=generator) * 0.5 for _ in range(2))
-    weight, bias = torch.randn(relations, hidden, generator=generator) * 0.3, torch.zeros(relations)
-    mask = torch.ones(batch, length, dtype=torch.bool)
-    cells = torch.tensor([[b, 1, 2, b % relations] for b in range(batch)])
+    left, right, weight, bias, mask, cells = scorer_case(64, 12, 16, 8, features=0.5, weights=0.3)
 
     def weight_gradient(precision: str) -> torch.Tensor:
         speed.configure(kernel="torch", precision=precision)
