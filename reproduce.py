@@ -105,12 +105,17 @@ def epoch_seconds(rounds: int, medians: dict[int, float]) -> float | None:
     return intercept + slope * rounds
 
 
+def epochs_done(run_dir: Path) -> int:
+    """Epochs a run folder has trained: the records of its metrics.jsonl."""
+    metrics = run_dir / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
+
+
 def remaining_seconds(run: Run, save_dir: Path, medians: dict[int, float]) -> float | None:
     """Seconds ``run`` still needs at worst: every preset epoch not yet in its metrics.jsonl (early stopping
     ends many sooner); None when its epoch time cannot be estimated (see epoch_seconds)."""
     epochs = read_json(preset_file(run.dataset))[run.match]["num_epoch"]
-    metrics = save_dir / run.name / "metrics.jsonl"
-    left = max(0, epochs - (len(metrics.read_text().splitlines()) if metrics.exists() else 0))
+    left = max(0, epochs - epochs_done(save_dir / run.name))
     per_epoch = epoch_seconds(run.rounds, medians) if left else 0.0
     return None if per_epoch is None else left * per_epoch
 
@@ -643,8 +648,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
                     else "todo")
             note = f" (beyond --max_runs {args.max_runs})" if word == "later" else f" ({reason})" if reason else ""
             if word == "todo" and (save_dir / run.name / "config.json").exists():
-                metrics = save_dir / run.name / "metrics.jsonl"
-                done = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+                done = epochs_done(save_dir / run.name)
                 note = f" (resumed after {done} epoch{'s' * (done != 1)})"
             print(f"{word} {run.name}{note}")
         return plan
