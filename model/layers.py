@@ -1,10 +1,13 @@
-"""The BiLSTM encoder of RIN, as two one-way LSTMs over right-padded batches."""
+"""RIN's recurrent layers: the BiLSTM encoder, as two one-way LSTMs over right-padded batches, and the GRU cells
+of the interaction layers."""
 from __future__ import annotations
 
 import functools
 
 import torch
 from torch import nn
+
+from model import pair_kernels
 
 
 def gather_positions(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -55,6 +58,27 @@ class BiLSTM(nn.Module):
         backward_features, _ = self.backward_lstm(gather_positions(inputs, reverse))
         features = torch.cat([forward_features, gather_positions(backward_features, reverse)], dim=-1)
         return features * real[..., None]
+
+
+class GRUCell(nn.GRUCell):
+    """``nn.GRUCell`` (same weights and state dict) whose inference step, where no gradient is needed, runs as one
+    fused kernel on float32 CPU tensors (``pair_kernels.gru_cell``; it follows ``--pair_kernel``): PyTorch's
+    elementwise passes over the (N, 3H) gate products took as long as the products themselves at inference,
+    about a tenth of NYT inference time (docs/speed.md)."""
+
+    def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
+        if hx is not None and self._fused(input, hx):
+            return pair_kernels.gru_cell(self, input, hx)
+        return super().forward(input, hx)
+
+    def _fused(self, input: torch.Tensor, hx: torch.Tensor) -> bool:
+        """Whether the kernel applies: float32 on the CPU, no autocast, no gradient needed."""
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (input, hx, *self.parameters())):
+            return False
+        if (not self.bias or input.dim() != 2 or input.device.type != "cpu" or hx.dtype != torch.float32
+                or torch.is_autocast_enabled("cpu")):
+            return False
+        return pair_kernels.fused_applies(input)
 
 
 def split_bidirectional_lstm(state: dict, prefix: str, *args) -> None:

@@ -2,9 +2,10 @@
 
 They compute the same pair logits as the PyTorch path in model/pair_scorer.py
 without ever storing the (B, n, n, d) pair tensor, for float32 tensors on the
-CPU. With ``bf16=True`` the forward kernels round each relu(a_i + b_j) and Wr to
-bfloat16 and multiply them with AVX512-BF16 dot products (float32 sums), in the
-build for CPUs that have them (:func:`has_bf16`); the backward kernels stay float32.
+CPU; the same build holds the GRU cells' inference step (:func:`gru_cell`). With
+``bf16=True`` the forward kernels round each relu(a_i + b_j) and Wr to bfloat16
+and multiply them with AVX512-BF16 dot products (float32 sums), in the build for
+CPUs that have them (:func:`has_bf16`); the backward kernels stay float32.
 
 One source, one build per instruction-set level (:data:`VARIANTS`), chosen at run
 time from the CPU's flags, so a build never depends on the machine it was made
@@ -286,3 +287,10 @@ def pair_backward(grad_logits: torch.Tensor, left: torch.Tensor, right: torch.Te
     grad_left, grad_right, grad_weight = build().pair_backward(grad_logits.contiguous(), left_p, right_p, weight_p,
                                                                lengths.contiguous())
     return grad_left[..., :hidden], grad_right[:, :length, :hidden], grad_weight[:, :hidden]
+
+
+@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
+def gru_cell(cell: torch.nn.GRUCell, input: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """``cell(input, hidden)`` without gradient, in cache-sized blocks of rows (float32, CPU)."""
+    return build().gru_cell(input.contiguous(), hidden.contiguous(), cell.weight_ih, cell.weight_hh, cell.bias_ih,
+                            cell.bias_hh)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from model.layers import BiLSTM, split_bidirectional_lstm
+from model.layers import BiLSTM, GRUCell, split_bidirectional_lstm
 from model.pair_scorer import pair_bce, pair_logits, pair_max
 from utils.vocab import PAD_ID, UNK_ID
 
@@ -74,8 +74,8 @@ class RIN(nn.Module):
         self.pair_left = nn.Linear(hidden, config.pair_hidden)  # Wm's half for h_i, with Wm's bias
         self.pair_right = nn.Linear(hidden, config.pair_hidden, bias=False)  # Wm's half for h_j
         self.relation_classifier = nn.Linear(config.pair_hidden, config.num_relations)  # Wr, br
-        self.entity_gru = nn.GRUCell(config.num_tags, hidden)  # GRU_e
-        self.relation_gru = nn.GRUCell(config.num_relations, hidden)  # GRU_r
+        self.entity_gru = GRUCell(config.num_tags, hidden)  # GRU_e
+        self.relation_gru = GRUCell(config.num_relations, hidden)  # GRU_r
 
     def encode(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Shared features H (B, n, 2 * rnn_hidden); padding never reaches a real token."""

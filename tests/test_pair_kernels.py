@@ -10,9 +10,11 @@ import sysconfig
 import pytest
 import torch
 from helpers import random_examples, small_model
+from torch import nn
 
 from data.loader import collate
 from model import pair_kernels, pair_scorer, speed
+from model.layers import GRUCell
 
 
 def kernels_available() -> bool:
@@ -331,6 +333,65 @@ def test_fused_gradients_are_repeatable_whatever_the_thread_count():
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(a, b) for run in runs[1:] for a, b in zip(runs[0], run, strict=True))
+
+
+@pytest.mark.parametrize("variant", variant_params(), indirect=True)
+@pytest.mark.parametrize("rows, inputs, hidden", [(0, 5, 100), (1, 5, 100), (129, 24, 100), (300, 171, 13)],
+                         ids=["no rows", "one row", "two blocks", "H not a multiple of the vector width"])
+def test_gru_kernel_matches_nn_grucell(variant, rows, inputs, hidden):
+    """The GRU cells' inference step: nn.GRUCell's numbers up to rounding, saturated gates included, and the
+    same bits whatever the thread count (each block of rows is computed alone)."""
+    torch.manual_seed(0)
+    cell = GRUCell(inputs, hidden)
+    input, state = torch.randn(rows, inputs), torch.randn(rows, hidden)
+    input[: rows // 2] *= 100.0  # gates at 0 and 1, tanh at -1 and 1: no overflow to inf or nan
+    threads = torch.get_num_threads()
+    try:
+        with torch.no_grad():
+            expected = nn.GRUCell.forward(cell, input, state)
+            runs = []
+            for count in (1, 2):
+                torch.set_num_threads(count)
+                runs.append(pair_kernels.gru_cell(cell, input, state))
+    finally:
+        torch.set_num_threads(threads)
+    assert runs[0].shape == expected.shape and torch.equal(runs[0], runs[1])
+    assert torch.allclose(runs[0], expected, rtol=1e-5, atol=2e-6)
+
+
+@needs_kernels
+def test_gru_cells_use_the_kernel_only_for_float32_inference(monkeypatch):
+    """Training (a gradient is needed), bfloat16 autocast, float64 and ``--pair_kernel torch`` run nn.GRUCell;
+    inference in float32 runs the kernel."""
+    calls = []
+    kernel = pair_kernels.gru_cell
+    monkeypatch.setattr(pair_kernels, "gru_cell", lambda *args: calls.append(1) or kernel(*args))
+    torch.manual_seed(0)
+    cell, input, state = GRUCell(5, 12), torch.randn(9, 5), torch.randn(9, 12)
+    with torch.no_grad():
+        expected = nn.GRUCell.forward(cell, input, state)
+        assert torch.allclose(cell(input, state), expected, atol=2e-6) and len(calls) == 1
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            cell(input, state)
+        assert cell.double()(input.double(), state.double()).dtype == torch.float64
+        cell.float()
+        speed.configure(kernel="torch")
+        assert torch.equal(cell(input, state), expected)
+    speed.configure(kernel="auto")
+    output = cell(input, state)
+    output.sum().backward()
+    assert torch.equal(output, expected) and cell.weight_hh.grad is not None
+    assert len(calls) == 1
+
+
+@needs_kernels
+def test_gru_kernel_refuses_what_it_cannot_read():
+    cell = GRUCell(5, 12)
+    weights = (cell.weight_ih.detach(), cell.weight_hh.detach(), cell.bias_ih.detach(), cell.bias_hh.detach())
+    with pytest.raises(RuntimeError, match="inconsistent shapes"):
+        pair_kernels.build().gru_cell(torch.zeros(3, 6), torch.zeros(3, 12), *weights)
+    with pytest.raises(RuntimeError, match="float32"):
+        pair_kernels.build().gru_cell(torch.zeros(3, 5).double(), torch.zeros(3, 12), *weights)
 
 
 needs_bf16 = pytest.mark.skipif(not (kernels_available() and pair_kernels.has_bf16()),
