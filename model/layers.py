@@ -66,6 +66,9 @@ class GRUCell(nn.GRUCell):
     elementwise passes over the (N, 3H) gate products took as long as the products themselves at inference,
     about a tenth of NYT inference time (docs/speed.md)."""
 
+    # opaque to torch.compile, as nn.GRUCell's own forward is when eager code calls it (dynamo skips torch's
+    # frames); compiled, this frame would be recompiled for every grad mode and thread count it meets
+    @torch.compiler.disable
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
         if hx is not None and self._fused(input, hx):
             return pair_kernels.gru_cell(self, input, hx)

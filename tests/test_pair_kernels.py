@@ -384,6 +384,14 @@ def test_gru_cells_use_the_kernel_only_for_float32_inference(monkeypatch):
     assert len(calls) == 1
 
 
+def test_gru_cells_stay_out_of_torch_compile():
+    """Dynamo leaves GRUCell.forward to eager code, as it does nn.GRUCell's: compiled, that frame was recompiled
+    for each grad mode and thread count it met, up to the recompile limit (a warning, and seconds each)."""
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(GRUCell(5, 12))(torch.randn(3, 5), torch.randn(3, 12))
+    assert explanation.graph_count == 0
+
+
 @needs_kernels
 def test_gru_kernel_refuses_what_it_cannot_read():
     cell = GRUCell(5, 12)
