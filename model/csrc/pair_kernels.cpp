@@ -1,7 +1,8 @@
 // Fused CPU kernels for RIN's pair scorer: logits_ij = Wr relu(a_i + b_j) + br, where a = A h + b_m and
 // b = B h (model/pair_scorer.py). PyTorch builds the (B, n, n, d) pair tensor in memory, then multiplies
 // it by Wr; here each relu(a_i + b_j) lives only in registers, so the work is bound by multiply-adds
-// instead of memory traffic. Also the GRU cells' inference step (gru_cell, at the end), for the same reason. Written with GCC/Clang vector extensions, built once per instruction-set level
+// instead of memory traffic. The GRU cells' inference step (gru_cell, at the end) is here for the same reason.
+// Written with GCC/Clang vector extensions, built once per instruction-set level
 // (model/pair_kernels.py: -march=x86-64-v3 for AVX2 + FMA, x86-64-v4 for AVX-512, plus -mavx512bf16), so one
 // source serves every x86-64 CPU with AVX2. The optional bfloat16 scorer (--precision bf16) uses AVX512-BF16
 // intrinsics and exists only in the build that targets them.
