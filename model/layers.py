@@ -60,24 +60,49 @@ class BiLSTM(nn.Module):
         return features * real[..., None]
 
 
+class FusedGRUCell(torch.autograd.Function):
+    """A GRU cell through the fused kernels: forward as ``pair_kernels.gru_cell``; backward from its saved gates,
+    the products' gradients in PyTorch."""
+
+    @staticmethod
+    def forward(ctx, input: torch.Tensor, hidden: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+                bias_ih: torch.Tensor, bias_hh: torch.Tensor) -> torch.Tensor:
+        out, saved = pair_kernels.gru_cell(input, hidden, weight_ih, weight_hh, bias_ih, bias_hh, save=True)
+        ctx.save_for_backward(input, hidden, weight_ih, weight_hh, saved)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        input, hidden, weight_ih, weight_hh, saved = ctx.saved_tensors
+        grad_gi, grad_gh, grad_hidden = pair_kernels.gru_cell_backward(grad, saved, hidden)
+        needs = ctx.needs_input_grad
+        return (grad_gi @ weight_ih if needs[0] else None,
+                torch.addmm(grad_hidden, grad_gh, weight_hh) if needs[1] else None,
+                grad_gi.T @ input if needs[2] else None,
+                grad_gh.T @ hidden if needs[3] else None,
+                grad_gi.sum(0) if needs[4] else None,
+                grad_gh.sum(0) if needs[5] else None)
+
+
 class GRUCell(nn.GRUCell):
-    """``nn.GRUCell`` (same weights and state dict) whose inference step, where no gradient is needed, runs as one
-    fused kernel on float32 CPU tensors (``pair_kernels.gru_cell``; it follows ``--pair_kernel``): PyTorch's
-    elementwise passes over the (N, 3H) gate products took as long as the products themselves, and NYT
-    inference runs 7-14% faster without them (docs/speed.md)."""
+    """``nn.GRUCell`` (same weights and state dict) that runs on the fused kernels for float32 CPU tensors outside
+    autocast (it follows ``--pair_kernel``): PyTorch's elementwise passes over the (N, 3H) gate products took
+    as long as the products themselves (docs/speed.md)."""
 
     # opaque to torch.compile, as nn.GRUCell's own forward is when eager code calls it (dynamo skips torch's
     # frames); compiled, this frame would be recompiled for every grad mode and thread count it meets
     @torch.compiler.disable
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
-        if hx is not None and self._fused(input, hx):
-            return pair_kernels.gru_cell(self, input, hx)
-        return super().forward(input, hx)
+        if hx is None or not self._fused(input, hx):
+            return super().forward(input, hx)
+        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (input, hx, *weights)):
+            return FusedGRUCell.apply(input, hx, *weights)
+        return pair_kernels.gru_cell(input, hx, *weights)[0]
 
     def _fused(self, input: torch.Tensor, hx: torch.Tensor) -> bool:
-        """Whether the kernel applies: float32 on the CPU, no autocast, no gradient needed."""
-        if torch.is_grad_enabled() and any(t.requires_grad for t in (input, hx, *self.parameters())):
-            return False
+        """Whether the kernels apply: float32 on the CPU, no autocast."""
         if (not self.bias or input.dim() != 2 or input.device.type != "cpu" or hx.dtype != torch.float32
                 or torch.is_autocast_enabled("cpu")):
             return False

@@ -2,7 +2,7 @@
 
 They compute the same pair logits as the PyTorch path in model/pair_scorer.py
 without ever storing the (B, n, n, d) pair tensor, for float32 tensors on the
-CPU; the same build holds the GRU cells' inference step (:func:`gru_cell`). With
+CPU; the same build holds the GRU cells (:func:`gru_cell`). With
 ``bf16=True`` the forward kernels round each relu(a_i + b_j) and Wr to bfloat16
 and multiply them with AVX512-BF16 dot products (float32 sums), in the build for
 CPUs that have them (:func:`has_bf16`); the backward kernels stay float32.
@@ -290,7 +290,19 @@ def pair_backward(grad_logits: torch.Tensor, left: torch.Tensor, right: torch.Te
 
 
 @torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
-def gru_cell(cell: torch.nn.GRUCell, input: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-    """``cell(input, hidden)`` without gradient, in cache-sized blocks of rows (float32, CPU)."""
-    return build().gru_cell(input.contiguous(), hidden.contiguous(), cell.weight_ih, cell.weight_hh, cell.bias_ih,
-                            cell.bias_hh)
+def gru_cell(input: torch.Tensor, hidden: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+             bias_ih: torch.Tensor, bias_hh: torch.Tensor, save: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A GRU cell's new state (N, H), as ``nn.GRUCell`` computes it, in cache-sized blocks of rows (float32,
+    CPU, no autograd); with ``save``, also the (N, 4H) rows :func:`gru_cell_backward` reads."""
+    out, saved = build().gru_cell(input.contiguous(), hidden.contiguous(), weight_ih.contiguous(),
+                                  weight_hh.contiguous(), bias_ih.contiguous(), bias_hh.contiguous(), save)
+    return out, saved
+
+
+@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
+def gru_cell_backward(grad: torch.Tensor, saved: torch.Tensor, hidden: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of gi = W_ih x + b_ih and gh = W_hh h + b_hh (N, 3H each) from d(loss)/dh', and the part of
+    h's gradient that bypasses the products."""
+    grad_gi, grad_gh, grad_hidden = build().gru_cell_backward(grad.contiguous(), saved, hidden.contiguous())
+    return grad_gi, grad_gh, grad_hidden

@@ -335,37 +335,50 @@ def test_fused_gradients_are_repeatable_whatever_the_thread_count():
     assert all(torch.equal(a, b) for run in runs[1:] for a, b in zip(runs[0], run, strict=True))
 
 
+def gru_weights(cell: nn.GRUCell) -> tuple[torch.Tensor, ...]:
+    return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
+
+
 @pytest.mark.parametrize("variant", variant_params(), indirect=True)
 @pytest.mark.parametrize("rows, inputs, hidden", [(0, 5, 100), (1, 5, 100), (129, 24, 100), (300, 171, 13)],
                          ids=["no rows", "one row", "two blocks", "H not a multiple of the vector width"])
-def test_gru_kernel_matches_nn_grucell(variant, rows, inputs, hidden):
-    """The GRU cells' inference step: nn.GRUCell's numbers up to rounding, saturated gates included, and the
-    same bits whatever the thread count (each block of rows is computed alone)."""
+def test_gru_kernels_match_nn_grucell(variant, rows, inputs, hidden):
+    """The GRU cells: nn.GRUCell's state and gradients up to rounding, saturated gates included, and the same
+    bits whatever the thread count (each block of rows is computed alone)."""
     torch.manual_seed(0)
     cell = GRUCell(inputs, hidden)
-    input, state = torch.randn(rows, inputs), torch.randn(rows, hidden)
+    input, state, grad = torch.randn(rows, inputs), torch.randn(rows, hidden), torch.randn(rows, hidden)
     input[: rows // 2] *= 100.0  # gates at 0 and 1, tanh at -1 and 1: no overflow to inf or nan
+    input.requires_grad_(), state.requires_grad_()
+    expected = nn.GRUCell.forward(cell, input, state)
+    expected_grads = torch.autograd.grad(expected, (input, state, *cell.parameters()), grad)
     threads = torch.get_num_threads()
+    runs = []
     try:
-        with torch.no_grad():
-            expected = nn.GRUCell.forward(cell, input, state)
-            runs = []
-            for count in (1, 2):
-                torch.set_num_threads(count)
-                runs.append(pair_kernels.gru_cell(cell, input, state))
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            output = cell(input, state)
+            assert output.grad_fn.name() == "FusedGRUCellBackward"
+            runs.append((output, *torch.autograd.grad(output, (input, state, *cell.parameters()), grad)))
+            with torch.no_grad():
+                assert torch.equal(pair_kernels.gru_cell(input, state, *gru_weights(cell))[0], output)
     finally:
         torch.set_num_threads(threads)
-    assert runs[0].shape == expected.shape and torch.equal(runs[0], runs[1])
-    assert torch.allclose(runs[0], expected, rtol=1e-5, atol=2e-6)
+    assert runs[0][0].shape == expected.shape
+    assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True))
+    assert torch.allclose(runs[0][0], expected, rtol=1e-5, atol=2e-6)
+    for fused, reference in zip(runs[0][1:], expected_grads, strict=True):
+        scale = max(1.0, reference.abs().amax().item()) if reference.numel() else 1.0
+        assert torch.allclose(fused, reference, rtol=1e-4, atol=1e-5 * scale)
 
 
 @needs_kernels
-def test_gru_cells_use_the_kernel_only_for_float32_inference(monkeypatch):
-    """Training (a gradient is needed), bfloat16 autocast, float64 and ``--pair_kernel torch`` run nn.GRUCell;
-    inference in float32 runs the kernel."""
+def test_gru_cells_use_the_kernels_for_float32_outside_autocast(monkeypatch):
+    """Inference and training in float32 run the kernels; bfloat16 autocast, float64 and ``--pair_kernel torch``
+    run nn.GRUCell; a gradient for the input alone, or for the weights alone, is right too."""
     calls = []
     kernel = pair_kernels.gru_cell
-    monkeypatch.setattr(pair_kernels, "gru_cell", lambda *args: calls.append(1) or kernel(*args))
+    monkeypatch.setattr(pair_kernels, "gru_cell", lambda *args, **kw: calls.append(1) or kernel(*args, **kw))
     torch.manual_seed(0)
     cell, input, state = GRUCell(5, 12), torch.randn(9, 5), torch.randn(9, 12)
     with torch.no_grad():
@@ -377,11 +390,30 @@ def test_gru_cells_use_the_kernel_only_for_float32_inference(monkeypatch):
         cell.float()
         speed.configure(kernel="torch")
         assert torch.equal(cell(input, state), expected)
+        assert len(calls) == 1
     speed.configure(kernel="auto")
-    output = cell(input, state)
-    output.sum().backward()
-    assert torch.equal(output, expected) and cell.weight_hh.grad is not None
-    assert len(calls) == 1
+    for wanted in ("input", "weights"):
+        input = input.detach().requires_grad_(wanted == "input")
+        cell.requires_grad_(wanted == "weights")
+        output = cell(input, state)
+        assert output.grad_fn.name() == "FusedGRUCellBackward"
+        reference = nn.GRUCell.forward(cell, input, state)
+        targets = (input,) if wanted == "input" else tuple(cell.parameters())
+        for fused, expected_grad in zip(torch.autograd.grad(output.sum(), targets),
+                                        torch.autograd.grad(reference.sum(), targets), strict=True):
+            assert torch.allclose(fused, expected_grad, atol=1e-5)
+    assert len(calls) == 3
+
+
+@needs_kernels
+def test_gru_kernels_refuse_what_they_cannot_read():
+    weights = tuple(w.detach() for w in gru_weights(GRUCell(5, 12)))
+    with pytest.raises(RuntimeError, match="inconsistent shapes"):
+        pair_kernels.gru_cell(torch.zeros(3, 6), torch.zeros(3, 12), *weights)
+    with pytest.raises(RuntimeError, match="float32"):
+        pair_kernels.gru_cell(torch.zeros(3, 5).double(), torch.zeros(3, 12), *weights)
+    with pytest.raises(RuntimeError, match="inconsistent shapes"):
+        pair_kernels.gru_cell_backward(torch.zeros(3, 12), torch.zeros(3, 36), torch.zeros(3, 12))
 
 
 def test_gru_cells_stay_out_of_torch_compile():
@@ -390,16 +422,6 @@ def test_gru_cells_stay_out_of_torch_compile():
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(GRUCell(5, 12))(torch.randn(3, 5), torch.randn(3, 12))
     assert explanation.graph_count == 0
-
-
-@needs_kernels
-def test_gru_kernel_refuses_what_it_cannot_read():
-    cell = GRUCell(5, 12)
-    weights = (cell.weight_ih.detach(), cell.weight_hh.detach(), cell.bias_ih.detach(), cell.bias_hh.detach())
-    with pytest.raises(RuntimeError, match="inconsistent shapes"):
-        pair_kernels.build().gru_cell(torch.zeros(3, 6), torch.zeros(3, 12), *weights)
-    with pytest.raises(RuntimeError, match="float32"):
-        pair_kernels.build().gru_cell(torch.zeros(3, 5).double(), torch.zeros(3, 12), *weights)
 
 
 needs_bf16 = pytest.mark.skipif(not (kernels_available() and pair_kernels.has_bf16()),

@@ -1,7 +1,7 @@
 // Fused CPU kernels for RIN's pair scorer: logits_ij = Wr relu(a_i + b_j) + br, where a = A h + b_m and
 // b = B h (model/pair_scorer.py). PyTorch builds the (B, n, n, d) pair tensor in memory, then multiplies
 // it by Wr; here each relu(a_i + b_j) lives only in registers, so the work is bound by multiply-adds
-// instead of memory traffic. The GRU cells' inference step (gru_cell, at the end) is here for the same reason.
+// instead of memory traffic. The GRU cells (gru_cell, at the end) are here for the same reason.
 // Written with GCC/Clang vector extensions, built once per instruction-set level
 // (model/pair_kernels.py: -march=x86-64-v3 for AVX2 + FMA, x86-64-v4 for AVX-512, plus -mavx512bf16), so one
 // source serves every x86-64 CPU with AVX2. The optional bfloat16 scorer (--precision bf16) uses AVX512-BF16
@@ -642,13 +642,14 @@ std::vector<torch::Tensor> pair_max_backward(torch::Tensor grad, torch::Tensor w
   return {grad_left, grad_right, grad_weight};
 }
 
-// ---- The GRU cells' inference step (model/layers.py GRUCell; no gradient) ----
+// ---- The GRU cells (model/layers.py GRUCell) ----
 // PyTorch's CPU GRUCell writes both (N, 3H) products to memory, then makes about ten elementwise passes over
-// them: at inference the passes took as long as the products. Here blocks of GRU_BLOCK rows are multiplied
-// (ATen's matrix product, one thread per block) into per-thread buffers that stay in cache, and the gates
-// are formed from them in one pass: r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z),
-// n = tanh(gi_n + r gh_n), h' = n + z (h - n), with gi = W_ih x + b_ih, gh = W_hh h + b_hh (PyTorch's gate
-// order and formula).
+// them, and its backward about as many more: the passes took as long as the products. Here blocks of
+// GRU_BLOCK rows are multiplied (ATen's matrix product, one thread per block) into per-thread buffers that
+// stay in cache, and the gates are formed from them in one pass: r = sigmoid(gi_r + gh_r),
+// z = sigmoid(gi_z + gh_z), n = tanh(gi_n + r gh_n), h' = n + z (h - n), with gi = W_ih x + b_ih and
+// gh = W_hh h + b_hh (PyTorch's gate order and formula). For training the pass also keeps r, z, n and gh_n,
+// from which gru_cell_backward forms the gradients of gi and gh in one more pass.
 constexpr int64_t GRU_BLOCK = 128;  // 2 x 128 x 3H floats: 300 KB at H = 100, within a 512 KB L2 cache
 
 // sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|): stable for every x.
@@ -666,48 +667,70 @@ inline vec tanh_vec(vec x) {
   return x < vec{} ? -t : t;
 }
 
-inline vec gru_gates(vec ir, vec hr, vec iz, vec hz, vec in, vec hn, vec h) {
-  const vec reset = sigmoid(ir + hr);
-  const vec update = sigmoid(iz + hz);
-  const vec candidate = tanh_vec(in + reset * hn);
-  return candidate + update * (h - candidate);
-}
-
-// One row's new state from its gi, gh (3H each) and h (H); the last H % LANES features through a padded vector.
-inline void gru_row(const float* gi, const float* gh, const float* h, float* out, int64_t hidden) {
-  int64_t k = 0;
-  for (; k + LANES <= hidden; k += LANES) {
-    store(out + k, gru_gates(load(gi + k), load(gh + k), load(gi + hidden + k), load(gh + hidden + k),
-                             load(gi + 2 * hidden + k), load(gh + 2 * hidden + k), load(h + k)));
+// Calls body(load, store, k) for the features k, k + LANES, ... of a row of `hidden`: load(p) and store(p, v)
+// move the LANES floats at p, or only the hidden - k that are left at the row's end (zeros beyond), so a row
+// needs no padding and never touches the next one.
+template <typename Body>
+inline void for_each_vector(int64_t hidden, Body body) {
+  for (int64_t k = 0; k < hidden; k += LANES) {
+    const int64_t count = std::min<int64_t>(LANES, hidden - k);
+    const auto part_load = [count](const float* p) {
+      if (count == LANES) return load(p);
+      float padded[LANES] = {};
+      std::memcpy(padded, p, count * sizeof(float));
+      return load(padded);
+    };
+    const auto part_store = [count](float* p, vec v) {
+      if (count == LANES) return store(p, v);
+      float padded[LANES];
+      store(padded, v);
+      std::memcpy(p, padded, count * sizeof(float));
+    };
+    body(part_load, part_store, k);
   }
-  if (k == hidden) return;
-  const int64_t rest = hidden - k;
-  float parts[7][LANES] = {};
-  const float* sources[7] = {gi + k, gh + k, gi + hidden + k, gh + hidden + k, gi + 2 * hidden + k,
-                             gh + 2 * hidden + k, h + k};
-  for (int p = 0; p < 7; ++p) std::memcpy(parts[p], sources[p], rest * sizeof(float));
-  const vec result = gru_gates(load(parts[0]), load(parts[1]), load(parts[2]), load(parts[3]), load(parts[4]),
-                               load(parts[5]), load(parts[6]));
-  for (int64_t l = 0; l < rest; ++l) out[k + l] = result[l];
 }
 
-torch::Tensor gru_cell(torch::Tensor input, torch::Tensor hidden, torch::Tensor weight_ih, torch::Tensor weight_hh,
-                       torch::Tensor bias_ih, torch::Tensor bias_hh) {
+// One row's h' from its gi, gh (3H each) and h (H); with `saved` (4H), also r, z, n and gh_n.
+inline void gru_row(const float* gi, const float* gh, const float* h, float* out, float* saved, int64_t hidden) {
+  for_each_vector(hidden, [&](auto ld, auto st, int64_t k) {
+    const vec reset = sigmoid(ld(gi + k) + ld(gh + k));
+    const vec update = sigmoid(ld(gi + hidden + k) + ld(gh + hidden + k));
+    const vec hidden_n = ld(gh + 2 * hidden + k);
+    const vec candidate = tanh_vec(ld(gi + 2 * hidden + k) + reset * hidden_n);
+    st(out + k, candidate + update * (ld(h + k) - candidate));
+    if (saved != nullptr) {
+      st(saved + k, reset);
+      st(saved + hidden + k, update);
+      st(saved + 2 * hidden + k, candidate);
+      st(saved + 3 * hidden + k, hidden_n);
+    }
+  });
+}
+
+void check_gru(const std::vector<const torch::Tensor*>& tensors) {
+  for (const auto* t : tensors) {
+    TORCH_CHECK(t->scalar_type() == torch::kFloat32 && t->is_contiguous() && t->device().is_cpu(),
+                "gru_cell: contiguous float32 CPU tensors only");
+  }
+}
+
+// h' (N, H), and with `save` the (N, 4H) rows of r, z, n, gh_n that gru_cell_backward reads (else empty).
+std::vector<torch::Tensor> gru_cell(torch::Tensor input, torch::Tensor hidden, torch::Tensor weight_ih,
+                                    torch::Tensor weight_hh, torch::Tensor bias_ih, torch::Tensor bias_hh, bool save) {
+  TORCH_CHECK(input.dim() == 2 && hidden.dim() == 2, "gru_cell: inconsistent shapes");
   const int64_t rows = hidden.size(0), size = hidden.size(1), inputs = input.size(1);
-  TORCH_CHECK(input.dim() == 2 && hidden.dim() == 2 && input.size(0) == rows &&
-                  weight_ih.sizes() == torch::IntArrayRef({3 * size, inputs}) &&
+  TORCH_CHECK(input.size(0) == rows && weight_ih.sizes() == torch::IntArrayRef({3 * size, inputs}) &&
                   weight_hh.sizes() == torch::IntArrayRef({3 * size, size}) &&
                   bias_ih.sizes() == torch::IntArrayRef({3 * size}) &&
                   bias_hh.sizes() == torch::IntArrayRef({3 * size}),
               "gru_cell: inconsistent shapes");
-  for (const auto* t : {&input, &hidden, &weight_ih, &weight_hh, &bias_ih, &bias_hh}) {
-    TORCH_CHECK(t->scalar_type() == torch::kFloat32 && t->is_contiguous() && t->device().is_cpu(),
-                "gru_cell: contiguous float32 CPU tensors only");
-  }
+  check_gru({&input, &hidden, &weight_ih, &weight_hh, &bias_ih, &bias_hh});
   auto out = torch::empty_like(hidden);
-  const auto weight_ih_t = weight_ih.t(), weight_hh_t = weight_hh.t();
+  auto saved = torch::empty({save ? rows : 0, 4 * size}, hidden.options());
+  const auto weight_ih_t = weight_ih.detach().t(), weight_hh_t = weight_hh.detach().t();
+  const auto input_data = input.detach(), hidden_data = hidden.detach();
   const float* h_all = hidden.data_ptr<float>();
-  float* out_all = out.data_ptr<float>();
+  float *out_all = out.data_ptr<float>(), *saved_all = save ? saved.data_ptr<float>() : nullptr;
   parallel_chunks(rows, GRU_BLOCK, [&](int64_t begin, int64_t end, int64_t) {
     const at::NoGradGuard no_gradient;  // grad mode is per thread: the intra-op threads do not inherit it
     thread_local std::vector<float> buffer;
@@ -715,14 +738,53 @@ torch::Tensor gru_cell(torch::Tensor input, torch::Tensor hidden, torch::Tensor 
     const int64_t count = end - begin;
     auto gi = torch::from_blob(buffer.data(), {count, 3 * size}, torch::kFloat32);
     auto gh = torch::from_blob(buffer.data() + GRU_BLOCK * 3 * size, {count, 3 * size}, torch::kFloat32);
-    at::addmm_out(gi, bias_ih, input.narrow(0, begin, count), weight_ih_t);
-    at::addmm_out(gh, bias_hh, hidden.narrow(0, begin, count), weight_hh_t);
+    at::addmm_out(gi, bias_ih.detach(), input_data.narrow(0, begin, count), weight_ih_t);
+    at::addmm_out(gh, bias_hh.detach(), hidden_data.narrow(0, begin, count), weight_hh_t);
     for (int64_t row = 0; row < count; ++row) {
-      gru_row(gi.data_ptr<float>() + row * 3 * size, gh.data_ptr<float>() + row * 3 * size,
-              h_all + (begin + row) * size, out_all + (begin + row) * size, size);
+      const int64_t at_row = begin + row;
+      gru_row(gi.data_ptr<float>() + row * 3 * size, gh.data_ptr<float>() + row * 3 * size, h_all + at_row * size,
+              out_all + at_row * size, save ? saved_all + at_row * 4 * size : nullptr, size);
     }
   });
-  return out;
+  return {out, saved};
+}
+
+// From d(loss)/dh' (N, H), gru_cell's saved rows and h: the gradients of gi and gh (N, 3H each) and the part
+// of h's gradient that bypasses the products, z d(loss)/dh'. The products' gradients follow in PyTorch
+// (model/layers.py).
+std::vector<torch::Tensor> gru_cell_backward(torch::Tensor grad, torch::Tensor saved, torch::Tensor hidden) {
+  const int64_t rows = hidden.size(0), size = hidden.size(1);
+  TORCH_CHECK(hidden.dim() == 2 && grad.sizes() == hidden.sizes() &&
+                  saved.sizes() == torch::IntArrayRef({rows, 4 * size}),
+              "gru_cell_backward: inconsistent shapes");
+  check_gru({&grad, &saved, &hidden});
+  auto grad_gi = torch::empty({rows, 3 * size}, hidden.options());
+  auto grad_gh = torch::empty({rows, 3 * size}, hidden.options());
+  auto grad_hidden = torch::empty_like(hidden);
+  const float *g_all = grad.data_ptr<float>(), *s_all = saved.data_ptr<float>(), *h_all = hidden.data_ptr<float>();
+  float *gi_all = grad_gi.data_ptr<float>(), *gh_all = grad_gh.data_ptr<float>();
+  float* dh_all = grad_hidden.data_ptr<float>();
+  parallel_chunks(rows, GRU_BLOCK, [&](int64_t begin, int64_t end, int64_t) {
+    for (int64_t row = begin; row < end; ++row) {
+      const float *g = g_all + row * size, *s = s_all + row * 4 * size, *h = h_all + row * size;
+      float *d_gi = gi_all + row * 3 * size, *d_gh = gh_all + row * 3 * size, *d_h = dh_all + row * size;
+      for_each_vector(size, [&](auto ld, auto st, int64_t k) {
+        const vec g_out = ld(g + k), reset = ld(s + k), update = ld(s + size + k);
+        const vec candidate = ld(s + 2 * size + k), hidden_n = ld(s + 3 * size + k);
+        const vec d_candidate = g_out * (1.0f - update) * (1.0f - candidate * candidate);  // through tanh
+        const vec d_update = g_out * (ld(h + k) - candidate) * update * (1.0f - update);
+        const vec d_reset = d_candidate * hidden_n * reset * (1.0f - reset);
+        st(d_gi + k, d_reset);
+        st(d_gh + k, d_reset);
+        st(d_gi + size + k, d_update);
+        st(d_gh + size + k, d_update);
+        st(d_gi + 2 * size + k, d_candidate);
+        st(d_gh + 2 * size + k, d_candidate * reset);
+        st(d_h + k, g_out * update);
+      });
+    }
+  });
+  return {grad_gi, grad_gh, grad_hidden};
 }
 
 }  // namespace
@@ -733,7 +795,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pair_max", &pair_max, "max over real j of the pair logits, and its arg-max");
   m.def("pair_backward", &pair_backward, "gradients of sum(grad_logits * logits)");
   m.def("pair_max_backward", &pair_max_backward, "gradients of pair_max's values");
-  m.def("gru_cell", &gru_cell, "a GRU cell's new state, without gradient (nn.GRUCell's formula)");
+  m.def("gru_cell", &gru_cell, "a GRU cell's new state (nn.GRUCell's formula), and what its backward pass reads");
+  m.def("gru_cell_backward", &gru_cell_backward, "gradients of a GRU cell's two products, and h's direct one");
   m.attr("has_bf16") = pybind11::bool_(PAIR_HAS_BF16);
   m.attr("isa") = pybind11::str(PAIR_STRING(PAIR_ISA));
 }
