@@ -88,20 +88,21 @@ class FusedGRUCell(torch.autograd.Function):
 class GRUCell(nn.GRUCell):
     """``nn.GRUCell`` (same weights and state dict) that runs on the fused kernels for float32 CPU tensors outside
     autocast (it follows ``--pair_kernel``): PyTorch's elementwise passes over the (N, 3H) gate products took
-    as long as the products themselves (docs/speed.md)."""
+    as long as the products themselves (docs/speed.md). On the kernels it has a first derivative only (no
+    double backward, no torch.func transforms), all that training needs."""
 
     # opaque to torch.compile, as nn.GRUCell's own forward is when eager code calls it (dynamo skips torch's
     # frames); compiled, this frame would be recompiled for every grad mode and thread count it meets
     @torch.compiler.disable
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
-        if hx is None or not self._fused(input, hx):
+        if hx is None or not self._uses_kernels(input, hx):
             return super().forward(input, hx)
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         if torch.is_grad_enabled() and any(t.requires_grad for t in (input, hx, *weights)):
             return FusedGRUCell.apply(input, hx, *weights)
         return pair_kernels.gru_cell(input, hx, *weights)[0]
 
-    def _fused(self, input: torch.Tensor, hx: torch.Tensor) -> bool:
+    def _uses_kernels(self, input: torch.Tensor, hx: torch.Tensor) -> bool:
         """Whether the kernels apply: float32 on the CPU, no autocast."""
         if (not self.bias or input.dim() != 2 or input.device.type != "cpu" or hx.dtype != torch.float32
                 or torch.is_autocast_enabled("cpu")):

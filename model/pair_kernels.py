@@ -151,7 +151,8 @@ def build(variant: Variant | None = None) -> ModuleType:
 
 
 def fused_applies(tensor: torch.Tensor) -> bool:
-    """Whether the pair scorer should use the fused kernels for ``tensor`` under the current choice."""
+    """Whether the pair scorer and the GRU cells should use the fused kernels for ``tensor`` under the current
+    choice."""
     choice = speed.current().kernel
     if choice == "torch":
         return False
@@ -294,9 +295,8 @@ def gru_cell(input: torch.Tensor, hidden: torch.Tensor, weight_ih: torch.Tensor,
              bias_ih: torch.Tensor, bias_hh: torch.Tensor, save: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """A GRU cell's new state (N, H), as ``nn.GRUCell`` computes it, in cache-sized blocks of rows (float32,
     CPU, no autograd); with ``save``, also the (N, 4H) rows :func:`gru_cell_backward` reads."""
-    out, saved = build().gru_cell(input.contiguous(), hidden.contiguous(), weight_ih.contiguous(),
-                                  weight_hh.contiguous(), bias_ih.contiguous(), bias_hh.contiguous(), save)
-    return out, saved
+    return tuple(build().gru_cell(input.contiguous(), hidden.contiguous(), weight_ih.contiguous(),
+                                  weight_hh.contiguous(), bias_ih.contiguous(), bias_hh.contiguous(), save))
 
 
 @torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
@@ -304,5 +304,4 @@ def gru_cell_backward(grad: torch.Tensor, saved: torch.Tensor, hidden: torch.Ten
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of gi = W_ih x + b_ih and gh = W_hh h + b_hh (N, 3H each) from d(loss)/dh', and the part of
     h's gradient that bypasses the products."""
-    grad_gi, grad_gh, grad_hidden = build().gru_cell_backward(grad.contiguous(), saved, hidden.contiguous())
-    return grad_gi, grad_gh, grad_hidden
+    return tuple(build().gru_cell_backward(grad.contiguous(), saved, hidden.contiguous()))

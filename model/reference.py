@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from data.loader import Example
 from model.rin import RIN
@@ -56,9 +57,10 @@ def reference_loss(model: RIN, examples: Sequence[Example]) -> tuple[torch.Tenso
     for _ in range(model.config.rounds):
         tag_probs = torch.softmax(model.tag_classifier(entity_state), dim=-1)
         relation_evidence = (relation_probs(relation_state) * cell_mask[..., None]).max(dim=2).values
-        new_entity = model.entity_gru(tag_probs.reshape(-1, tag_probs.shape[-1]),
-                                      shared.reshape(-1, shared.shape[-1])).reshape(shared.shape)
-        new_relation = model.relation_gru(relation_evidence.reshape(-1, relations),
+        # nn.GRUCell's own forward: the model's GRUCell would run the fused kernels
+        new_entity = nn.GRUCell.forward(model.entity_gru, tag_probs.reshape(-1, tag_probs.shape[-1]),
+                                        shared.reshape(-1, shared.shape[-1])).reshape(shared.shape)
+        new_relation = nn.GRUCell.forward(model.relation_gru, relation_evidence.reshape(-1, relations),
                                           shared.reshape(-1, shared.shape[-1])).reshape(shared.shape)
         shared = (shared + (new_entity if model.config.er_feedback else 0)
                   + (new_relation if model.config.rc_feedback else 0))

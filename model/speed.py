@@ -7,8 +7,8 @@ caller wraps forward and loss in :func:`autocast`, the pair scorer asks
 :func:`current` which implementation and precision to use.
 
 * kernel ``auto`` (default): the fused C++ kernels (model/pair_kernels.py: the
-  pair scorer, and the GRU cells at inference) where they apply and build, else
-  PyTorch with one warning; ``fused``: fail instead; ``torch``: always PyTorch.
+  pair scorer and the GRU cells) where they apply and build, else PyTorch with
+  one warning; ``fused``: fail instead; ``torch``: always PyTorch.
 * precision ``fp32`` (default); ``bf16``: mixed precision, matrix products in
   bfloat16 under autocast (CPU, or a GPU with bfloat16); on a CPU without
   bfloat16 arithmetic (neither AVX512-BF16 nor AMX-BF16) it runs float32, with
@@ -92,7 +92,7 @@ def configure(kernel: str | None = None, precision: str | None = None, threads: 
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--pair_kernel`` and ``--precision``, defined once for train.py, evaluate.py, predict.py and bench.py."""
     parser.add_argument("--pair_kernel", choices=KERNELS, default=_current.kernel,
-                        help="pair scorer implementation (and the GRU cells' at inference): fused C++ kernels (CPU; "
+                        help="pair scorer and GRU cell implementation: fused C++ kernels (CPU; "
                         "built on first use), PyTorch, or auto = fused where they apply and build, else PyTorch "
                         "(default: $RIN_PAIR_KERNEL or auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default=Speed.precision,

@@ -707,10 +707,10 @@ inline void gru_row(const float* gi, const float* gh, const float* h, float* out
   });
 }
 
-void check_gru(const std::vector<const torch::Tensor*>& tensors) {
+void check_gru(const std::vector<const torch::Tensor*>& tensors, const char* where) {
   for (const auto* t : tensors) {
-    TORCH_CHECK(t->scalar_type() == torch::kFloat32 && t->is_contiguous() && t->device().is_cpu(),
-                "gru_cell: contiguous float32 CPU tensors only");
+    TORCH_CHECK(t->scalar_type() == torch::kFloat32 && t->is_contiguous() && t->device().is_cpu(), where,
+                ": contiguous float32 CPU tensors only");
   }
 }
 
@@ -724,7 +724,7 @@ std::vector<torch::Tensor> gru_cell(torch::Tensor input, torch::Tensor hidden, t
                   bias_ih.sizes() == torch::IntArrayRef({3 * size}) &&
                   bias_hh.sizes() == torch::IntArrayRef({3 * size}),
               "gru_cell: inconsistent shapes");
-  check_gru({&input, &hidden, &weight_ih, &weight_hh, &bias_ih, &bias_hh});
+  check_gru({&input, &hidden, &weight_ih, &weight_hh, &bias_ih, &bias_hh}, "gru_cell");
   auto out = torch::empty_like(hidden);
   auto saved = torch::empty({save ? rows : 0, 4 * size}, hidden.options());
   const auto weight_ih_t = weight_ih.detach().t(), weight_hh_t = weight_hh.detach().t();
@@ -757,7 +757,7 @@ std::vector<torch::Tensor> gru_cell_backward(torch::Tensor grad, torch::Tensor s
   TORCH_CHECK(hidden.dim() == 2 && grad.sizes() == hidden.sizes() &&
                   saved.sizes() == torch::IntArrayRef({rows, 4 * size}),
               "gru_cell_backward: inconsistent shapes");
-  check_gru({&grad, &saved, &hidden});
+  check_gru({&grad, &saved, &hidden}, "gru_cell_backward");
   auto grad_gi = torch::empty({rows, 3 * size}, hidden.options());
   auto grad_gh = torch::empty({rows, 3 * size}, hidden.options());
   auto grad_hidden = torch::empty_like(hidden);
