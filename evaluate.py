@@ -12,6 +12,7 @@ counted in the load report), and every scorer's figures to <out>_scores.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -20,6 +21,7 @@ from data.loader import load_split
 from model import load_run, speed
 from model.inference import BATCH_SIZE, THRESHOLD, extract
 from model.pair_kernels import configure_speed
+from model.run import check_output
 from utils.analysis import breakdown, breakdown_markdown
 from utils.helpers import (
     ArgumentParser,
@@ -98,8 +100,16 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"--out {out}: folder {out.parent} does not exist")
     if out.is_dir():
         raise InputError(f"--out {out}: a folder; name the predictions file")
+    if out.exists() and not out.is_file():
+        raise InputError(f"--out {out}: not a regular file (evaluate.py writes {out.stem}_scores.json beside it); "
+                         "name a file")
+    check_output(out, model_dir, "--out")
     if out.resolve() == path.resolve():
         raise InputError(f"--out {out} is the data file {path}: it would be overwritten")
+    recorded = config.get("data_sha256", {}).get(path.name) if not args.data else None
+    if recorded and hashlib.sha256(path.read_bytes()).hexdigest() != recorded:
+        log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "
+                    "its scores will differ from results.json", path, path.name)
     split = load_split(path, vocab, labels, name, scored=True)
     if not split.sentences:
         raise InputError(f"{path}: no sentences to score")

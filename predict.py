@@ -24,6 +24,7 @@ from data.spacy_tools import DEFAULT_MODEL
 from model import load_extractor, speed
 from model.inference import BATCH_SIZE, FIRST_MENTIONS, MAX_TOKENS, THRESHOLD
 from model.pair_kernels import configure_speed
+from model.run import check_output
 from utils.helpers import (
     ArgumentParser,
     InputError,
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="predict.py", description=__doc__)
     parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", nargs="+", help="one or more sentences")
+    source.add_argument("--text", nargs="+", action="extend", help="one or more sentences (the flag may repeat)")
     source.add_argument("--input", help="file of sentences, one per line; '-' = standard input (see --input_format)")
     parser.add_argument("--input_format", choices=("auto", "raw", "json"), default="auto",
                         help="raw: every line is a sentence; json: every line is a JSON object with a 'text' "
@@ -141,6 +142,8 @@ def run(args: argparse.Namespace) -> list[dict]:
         raise InputError(f"--output {args.output}: a folder; name the output file")
     if args.output and args.input not in (None, "-") and Path(args.output).resolve() == Path(args.input).resolve():
         raise InputError(f"--output {args.output} is the --input file: it would be overwritten")
+    if args.output:
+        check_output(Path(args.output), Path(args.model_dir), "--output")
     configure_threads(args.threads)
     sentences = (args.text if args.text
                  else read_sentences(args.input, args.encoding_errors, args.input_format))

@@ -56,7 +56,8 @@ DEV_SEED = "rin-official-dev-1"  # fixes which sentences of the authors' train a
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="prepare_data.py", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS),
+                        help="which release to build (the table in README.md, 'Data', says what each is)")
     parser.add_argument("--source", help="folder with the releases in their published layout, or an http(s) URL of "
                         "such a folder or of a .zip/.tar.gz of it; files it lacks are reported and their splits "
                         "not built, and a dataset already built with those splits is left as it was (default: "

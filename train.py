@@ -33,11 +33,12 @@ import numpy as np
 import torch
 
 from data.convert import prepare_hint
-from data.loader import load_split
+from data.loader import UNKNOWN_RELATION, load_split
 from experiments.plan import run_name
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
 from model.pair_kernels import configure_speed, describe
+from model.run import RunError, load_weights
 from model.training import TrainConfig, load_training_state, make_optimizer, save_training_state, train_epoch
 from utils.helpers import (
     PROJECT_ROOT,
@@ -377,12 +378,21 @@ def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, gene
 def save_best_again(run_dir: Path, model: RIN, progress: dict) -> None:
     """best.pt is written after last.pt: a run killed between the two resumes from a last.pt whose epoch was
     the best, and best.pt still holds an earlier one. Those weights are the ones just loaded: write them. A
-    best.pt of an earlier epoch that is gone cannot be rebuilt: refused before any epoch is trained."""
+    best.pt of an earlier epoch that is gone or unreadable cannot be rebuilt: refused before any epoch is
+    trained."""
+    best = run_dir / "best.pt"
     if progress["epoch"] and progress["best_epoch"] == progress["epoch"]:
-        atomic_torch_save(model.state_dict(), run_dir / "best.pt")
-    elif progress["epoch"] and not (run_dir / "best.pt").is_file():
-        raise InputError(f"{run_dir / 'best.pt'} is missing: the weights of the run's best epoch "
-                         f"({progress['best_epoch']}) are lost, so it cannot finish as it should; start a new run")
+        atomic_torch_save(model.state_dict(), best)
+    elif progress["epoch"]:
+        lost = f"the weights of the run's best epoch ({progress['best_epoch']}) are lost, so it cannot finish " \
+               "as it should; start a new run"
+        if not best.is_file():
+            raise InputError(f"{best} is missing: {lost}")
+        try:
+            with torch.random.fork_rng(devices=[]):  # a copy (the model holds last.pt's weights), built without
+                load_weights(RIN(model.config), best)  # drawing from the run's random stream
+        except RunError as error:
+            raise InputError(f"{error}: {lost}") from None
 
 
 def kept_metrics(metrics_file: Path, epochs: int) -> list[str]:
@@ -465,6 +475,10 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         log.info("%s: %d sentences, %d triples", name, len(split.sentences), sum(len(g) for g in split.gold))
     if not splits["train"].examples:
         raise InputError(f"{data_dir / 'train.json'}: no training sentences")
+    if unknown := splits["train"].report.counts[UNKNOWN_RELATION]:  # labels.json is built from train.json
+        raise InputError(f"{data_dir / 'train.json'}: {unknown} triples of relation types that labels.json lacks "
+                         f"(e.g. {splits['train'].report.examples[UNKNOWN_RELATION][0]}): labels.json is older than "
+                         f"train.json; run python prepare_vocab.py --dataset {settings['dataset']} again")
     if not splits[settings["select_on"]].examples:
         raise InputError(f"{data_dir / (settings['select_on'] + '.json')}: no sentences to choose the best epoch on")
     if not splits["test"].examples:
@@ -519,7 +533,8 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         if not (math.isfinite(losses["er_loss"]) and math.isfinite(losses["rc_loss"])):
             raise InputError(f"epoch {epoch}: the training loss is not finite (ER {losses['er_loss']}, RC "
                              f"{losses['rc_loss']}); this epoch was not saved. Check {data_dir / 'embedding.npy'} "
-                             "for NaN or inf, or lower --lr")
+                             f"for NaN or inf, lower --lr, or use fewer --rounds (K = {settings['rounds']} here; "
+                             "the paper's are 0-8)")
         start = time.perf_counter()
         record = {"epoch": epoch, **losses}
         for name in dict.fromkeys(("dev", select_on)):
@@ -547,7 +562,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
                  record["dev"]["exact"]["f1"], losses["train_seconds"],
                  " | best" if progress["best_epoch"] == epoch else "")
 
-    model.load_state_dict(torch.load(run_dir / "best.pt", map_location=device, weights_only=True))
+    load_weights(model, run_dir / "best.pt")
     results: dict = {"conventions": {key: CONVENTIONS[key] for key in ("ours", "official", "strings")}}
     for name in ("dev", "test"):
         ours, extractions = evaluate(model, splits[name], labels, device, settings["eval_batch_size"])

@@ -201,6 +201,8 @@ def _token_list(value: object, where: str, field: str) -> list[str]:
     if isinstance(value, str):
         return value.split()
     if isinstance(value, list) and all(isinstance(token, str) for token in value):
+        if blank := next((k for k, token in enumerate(value, start=1) if not token.strip()), None):
+            raise DataError(f"{where}: {field} holds an empty or blank token (token {blank}, {value[blank - 1]!r})")
         return value
     raise DataError(f"{where}: {field} must be a string or a list of strings, not {_describe(value)}")
 
@@ -250,8 +252,8 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
             first, second, label = mention["em1Text"], mention["em2Text"], mention["label"]
         except (KeyError, TypeError):
             raise DataError(f"{where}: relation mention without em1Text/em2Text/label: {mention}") from None
-        if not isinstance(label, str) or not label:
-            raise DataError(f"{where}: a relation label must be a non-empty string, not {_describe(label)}")
+        if not isinstance(label, str) or not label.strip():
+            raise DataError(f"{where}: a relation label must be a non-blank string, not {_describe(label)}")
         spans = []
         for name, argument in (("em1Text", first), ("em2Text", second)):
             argument = _token_list(argument, where, name)
@@ -302,6 +304,9 @@ class Example:
     cells: np.ndarray
 
 
+UNKNOWN_RELATION = "relation type unknown to the model (kept as gold, cannot be predicted)"  # a LoadReport reason
+
+
 def encode(sentences: Sequence[Sentence], vocab, labels, report: LoadReport | None = None) -> list[Example]:
     """Map sentences to ids; a relation unknown to ``labels`` stays gold but gets no cell."""
     tag_index = {tag: i for i, tag in enumerate(labels.tags)}
@@ -319,8 +324,7 @@ def encode(sentences: Sequence[Sentence], vocab, labels, report: LoadReport | No
         for subject, relation, obj in sentence.triples:
             if relation not in relation_index:
                 if report is not None:
-                    report.add("relation type unknown to the model (kept as gold, cannot be predicted)",
-                               sentence.where, relation)
+                    report.add(UNKNOWN_RELATION, sentence.where, relation)
                 continue
             cells.append((subject[1] - 1, obj[1] - 1, relation_index[relation]))
         tags = spans_to_tags(len(sentence.tokens), sentence.entities)

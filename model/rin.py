@@ -12,7 +12,7 @@ is set in model/speed.py; the caller holds autocast (model/training.py).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -41,6 +41,21 @@ class RINConfig:
     word_dropout: float = 0.04
     er_feedback: bool = True
     rc_feedback: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse a value of the wrong type or range (a hand-edited config.json) before torch fails on it
+        obscurely."""
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.type == "bool":
+                valid, wanted = isinstance(value, bool), "true or false"
+            elif field.type == "float":
+                valid, wanted = type(value) in (int, float) and 0 <= value < 1, "a rate in [0, 1)"
+            else:
+                least = 0 if field.name in ("pos_dim", "rounds", "num_relations") else 1
+                valid, wanted = type(value) is int and value >= least, f"an integer >= {least}"
+            if not valid:
+                raise ValueError(f"{field.name} = {value!r}: not {wanted}")
 
     def to_dict(self) -> dict:
         return asdict(self)

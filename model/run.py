@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -13,10 +14,20 @@ from utils.helpers import InputError, read_json
 from utils.vocab import Labels, Vocab
 
 RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
+# What train.py (and the runner's log) keeps in a run folder: evaluate.py and predict.py never write over them
+RUN_FILES = ("config.json", "vocab.json", "labels.json", "prepare_report.json", "metrics.jsonl", "results.json",
+             "best.pt", "last.pt", "last_prev.pt", "train.log", "train.lock", "stdout.log")
 
 
 class RunError(InputError):
     """A run folder that cannot be used: the message names the file and the reason."""
+
+
+def check_output(out: Path, model_dir: Path, flag: str) -> None:
+    """InputError when writing ``out`` (links followed) would replace one of the run folder's own files."""
+    target = Path(os.path.realpath(out))
+    if target.parent == Path(os.path.realpath(model_dir)) and target.name in RUN_FILES:
+        raise InputError(f"{flag} {out} is the run's own {target.name}: it would be overwritten; name another file")
 
 
 def _sha256(path: Path) -> str:
@@ -46,6 +57,8 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
     if missing:
         raise RunError(f"{model_dir} is not a finished run folder: missing {', '.join(missing)}")
     config = _read(model_dir / "config.json", read_json)
+    if not isinstance(config, dict):
+        raise RunError(f"{model_dir / 'config.json'}: a JSON {type(config).__name__}, not the object train.py writes")
     if config.get("run_format") != RUN_FORMAT:
         raise RunError(f"{model_dir / 'config.json'}: run format {config.get('run_format')!r}, this code reads "
                        f"{RUN_FORMAT}; retrain or use the matching version of the code")
@@ -64,13 +77,18 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
             raise RunError(f"{model_dir / 'config.json'}: the model has {field}={getattr(model_config, field)} but "
                            f"the folder's vocab.json and labels.json give {size}")
     model = RIN(model_config)
+    load_weights(model, model_dir / checkpoint)
+    model.to(device).eval()
+    return model, vocab, labels, config
+
+
+def load_weights(model: RIN, path: Path) -> None:
+    """Load the state dict in ``path`` into ``model``; RunError naming the file when it is unreadable or does
+    not fit."""
     try:
-        state = torch.load(model_dir / checkpoint, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         reason = ("not a PyTorch checkpoint file" if isinstance(error, (KeyError, pickle.UnpicklingError,
                                                                         zipfile.BadZipFile))
                   else str(error).splitlines()[0] if str(error) else type(error).__name__)
-        raise RunError(f"{model_dir / checkpoint}: unreadable or not this run's checkpoint ({reason})") from None
-    model.to(device).eval()
-    return model, vocab, labels, config
+        raise RunError(f"{path}: unreadable or not this run's checkpoint ({reason})") from None

@@ -75,6 +75,8 @@ BAD_TRAIN_FLAGS = [
     (["--pair_kernel", "fast"], "--pair_kernel"), (["--match", "both"], "--match"),
     (["--seed", "-1"], "--seed"), (["--seed", str(2**32)], "--seed"),
     (["--deterministic", "--thread_policy", "adaptive"], "--thread_policy fixed"),
+    (["--save_dir", ""], "--save_dir: an empty value"), (["--resume", ""], "--resume: an empty value"),
+    (["--data_dir", ""], "--data_dir: an empty value"),
 ]
 
 
@@ -151,6 +153,10 @@ BAD_RECORDS = {
     "argument as a dict": ({"sentText": ["a", "b"], "en_list": [],
                             "relationMentions": [{"em1Text": {"x": 1}, "em2Text": ["b"], "label": "r"}]}, "em1Text"),
     "a list, not an object": (["a", "b"], "JSON object"),
+    "a blank token": ({"sentText": ["a", " ", "b"], "relationMentions": [], "en_list": []},
+                      "sentText holds an empty or blank token (token 2, ' ')"),
+    "a blank label": ({"sentText": ["a", "b"], "en_list": [],
+                       "relationMentions": [{"em1Text": ["a"], "em2Text": ["b"], "label": "  "}]}, "non-blank"),
 }
 
 
@@ -172,6 +178,17 @@ def test_train_refuses_an_empty_or_unreadable_split(workspace, capsys, content, 
     (data / "train.json").write_bytes(content)
     fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST],
                   capsys, named, watched=(data, save))
+
+
+def test_train_refuses_labels_older_than_its_training_data(workspace, capsys):
+    data, save = workspace
+    lines = (data / "train.json").read_text().splitlines()
+    record = next(json.loads(line) for line in lines if json.loads(line)["relationMentions"])
+    record["relationMentions"][0]["label"] = "brandNewRel"
+    (data / "train.json").write_text("\n".join([*lines, json.dumps(record)]) + "\n")
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST],
+                  capsys, "1 triples of relation types that labels.json lacks", "brandNewRel", "prepare_vocab.py",
+                  watched=(data, save))
 
 
 @pytest.mark.parametrize("select_on", ["dev", "test"])
@@ -248,8 +265,12 @@ def test_a_lost_best_checkpoint_is_refused_before_training(tmp_path):
     model = small_model(30, 2, pair_hidden=20)
     with pytest.raises(InputError, match=r"best.pt is missing: the weights of the run's best epoch \(1\) are lost"):
         train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 1})
+    (tmp_path / "best.pt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(InputError, match=r"best.pt: unreadable .*: the weights of the run's best epoch \(1\) are lost"):
+        train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 1})
     train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 2})  # last.pt's own weights: written again
     assert (tmp_path / "best.pt").is_file()
+    train.save_best_again(tmp_path, model, {"epoch": 3, "best_epoch": 2})  # readable: kept
 
 
 def test_a_dataset_name_cannot_leave_the_run_folders(workspace, capsys):
@@ -374,6 +395,11 @@ BAD_RUNS = {
     "reversed relations": (reverse_relations, "labels.json differs"),
     "larger vocabulary": (grow_vocabulary, "vocab.json differs"),
     "malformed config.json": (lambda d: (d / "config.json").write_text("{"), "config.json:1: malformed JSON"),
+    "config.json a list": (lambda d: (d / "config.json").write_text("[1, 2]"), "config.json: a JSON list"),
+    "config.json with a mistyped size": (
+        lambda d: (d / "config.json").write_text(json.dumps(
+            (c := json.loads((d / "config.json").read_text())) | {"model": c["model"] | {"rnn_hidden": "fifty"}})),
+        "rnn_hidden = 'fifty': not an integer >= 1"),
     "config.json of another format": (
         lambda d: (d / "config.json").write_text(json.dumps(json.loads((d / "config.json").read_text())
                                                             | {"run_format": 0})), "run format 0"),
@@ -421,6 +447,32 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys):
     same.write_text(json.dumps(record | {"relationMentions": []}) + "\n")
     fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--data", str(same), "--out", str(same)], capsys,
                   "is the data file", watched=watched)
+    for name in ("config.json", "best.pt", "vocab.json"):  # the run's own files, directly or through a link
+        fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(run_dir / name)], capsys,
+                      f"is the run's own {name}", watched=watched)
+    (tmp_path / "link.json").symlink_to(run_dir / "labels.json")
+    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(tmp_path / "link.json")], capsys,
+                  "is the run's own labels.json", watched=watched)
+    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", os.devnull], capsys,
+                  "not a regular file", watched=watched)
+    for flag in ("--out", "--data", "--split"):
+        fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), flag, ""], capsys, f"{flag}: an empty value",
+                      watched=watched)
+
+
+def test_evaluate_warns_when_a_split_changed_since_training(trained_run, tmp_path, capsys):
+    run_dir = spoiled_run(trained_run, tmp_path, lambda d: None)
+    data = tmp_path / "data"
+    shutil.copytree(json.loads((run_dir / "config.json").read_text())["settings"]["data_dir"], data)
+    config = json.loads((run_dir / "config.json").read_text())
+    config["settings"]["data_dir"] = str(data)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    evaluate.main(["--model_dir", str(run_dir), "--split", "test"])
+    assert "differs from" not in capsys.readouterr().err
+    lines = (data / "test.json").read_text().splitlines()
+    (data / "test.json").write_text("\n".join(lines[:2]) + "\n")
+    evaluate.main(["--model_dir", str(run_dir), "--split", "test"])
+    assert "test.json differs from the test.json this run was trained and scored with" in capsys.readouterr().err
 
 
 def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
@@ -443,9 +495,23 @@ def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
              (["--text", "x", "--output", str(tmp_path / "missing" / "o.jsonl")], "missing"),
              (["--text", "x", "--threshold", "0"], "--threshold"),
              (["--text", "x", "--batch_size", "0"], "--batch_size"),
-             (["--text", "x", "--max_tokens", "0"], "--max_tokens"), (["--text", "x", "--precision", "fp16"], "fp16"))
+             (["--text", "x", "--max_tokens", "0"], "--max_tokens"), (["--text", "x", "--precision", "fp16"], "fp16"),
+             (["--text", "x", "--output", str(run_dir / "best.pt")], "is the run's own best.pt"),
+             (["--text", "x", "--spacy_model", ""], "--spacy_model: an empty value"))
     for flags, named in cases:
         fails_cleanly(predict.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
+
+
+def test_predict_writes_through_links_and_into_devices(trained_run, tmp_path, capsys):
+    """A link stays a link (its target gets the lines); /dev/null stays a device; every --text counts."""
+    target, link = tmp_path / "target.jsonl", tmp_path / "link.jsonl"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    texts = ["--text", "Anna Smith was born in Oslo .", "--text", "Oslo is in Norway ."]
+    predict.main(["--model_dir", str(trained_run[0]), *texts, "--output", str(link)])
+    assert link.is_symlink() and [json.loads(line)["line"] for line in target.read_text().splitlines()] == [1, 2]
+    predict.main(["--model_dir", str(trained_run[0]), *texts, "--output", os.devnull])
+    assert not Path(os.devnull).is_file() and Path(os.devnull).exists()
 
 
 def test_ctrl_c_ends_in_one_line(trained_run, monkeypatch, capsys):

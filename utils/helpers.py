@@ -70,6 +70,13 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102
+        parsed, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:  # `--flag "$UNSET"` must not quietly mean the default (or the current folder)
+            if action.option_strings and getattr(parsed, action.dest, None) == "" and action.default != "":
+                self.error(f"{action.option_strings[0]}: an empty value; give one, or leave the flag out")
+        return parsed, extras
+
 
 def _bounded(kind: Callable[[str], float], low: float | None, high: float | None, low_open: bool, high_open: bool,
              what: str) -> Callable[[str], float]:
@@ -286,7 +293,15 @@ def _fsync_folder(folder: Path) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes, keep_previous: Path | None = None) -> None:
     """Write ``data`` to a private temporary file, fsync it, then rename it over ``path``, so a kill or a crash
-    never leaves half a file. With ``keep_previous``, the old ``path`` is first renamed to it."""
+    never leaves half a file. With ``keep_previous``, the old ``path`` is first renamed to it. A symbolic link's
+    target is replaced (the link stays); a path that exists but is no regular file (/dev/null, a FIFO,
+    /dev/stdout) is written in place, as renaming over it would replace the device with a file."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        with open(path, "wb") as handle:
+            handle.write(data)
+        return
+    path = Path(os.path.realpath(path))
     tmp = temporary_name(path)
     try:
         with open(tmp, "wb") as handle:
