@@ -146,6 +146,28 @@ def test_step_flops_count_the_products():
     assert bench.step_flops(rounds, [2]) - bench.step_flops(config, [2]) == 2 * (3 * per_layer * 2 + 28 * 4)
 
 
+
+def test_the_timed_batches_stand_for_the_whole_epoch():
+    config = bench.RINConfig(vocab_size=10, num_pos=3, num_tags=5, num_relations=4, rounds=2)
+    lengths = [3] * 60 + [5] * 25 + [9] * 10 + [30] * 4 + [80]  # a long tail, as in the releases
+    examples = [bench.Example(word_ids=[1] * n, pos_ids=[1] * n, tag_ids=[0] * n, cells=[]) for n in lengths]
+    batches = [[i] for i in range(len(examples))]
+    epoch = sum(bench.step_flops(config, [n]) for n in lengths)
+    for count in (1, 3, 7, 20, 100, 500):
+        sample, weights = bench.stratified_sample(batches, examples, count, config)
+        assert len(sample) == len(weights) == min(count, len(batches))
+        widths = [len(examples[b[0]].word_ids) for b in sample]
+        assert widths == sorted(widths)
+        # a step whose time is proportional to its FLOPs is estimated exactly, whatever the sample's size
+        estimate = sum(w * bench.step_flops(config, [n]) for n, w in zip(widths, weights, strict=True))
+        assert estimate == pytest.approx(epoch, rel=1e-12)
+    # a batch costs what its padded shape costs: [3, 40] (padded: two of 40) outweighs [30, 30], which has
+    # more real pairs
+    examples += [bench.Example(word_ids=[1] * n, pos_ids=[1] * n, tag_ids=[0] * n, cells=[]) for n in (40, 30)]
+    mixed, even = [0, len(examples) - 2], [96, len(examples) - 1]
+    assert bench.stratified_sample([mixed, even], examples, 2, config) == ([even, mixed], [1.0, 1.0])
+    assert bench.step_flops(config, [30, 30]) > bench.step_flops(config, [3, 40])
+
 @pytest.mark.slow
 def test_contention_processes_burn_a_core_and_always_end():
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C while timing
