@@ -366,6 +366,8 @@ def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, gene
     """last.pt, or the previous epoch's last_prev.pt when last.pt is unreadable (a crash while writing it)."""
     for name in ("last.pt", "last_prev.pt"):
         if not (run_dir / name).exists():
+            if name == "last.pt":
+                log.warning("%s is missing: trying the previous checkpoint", run_dir / name)
             continue
         try:
             return load_training_state(run_dir / name, model, optimizer, generator, scaler, run)

@@ -325,7 +325,7 @@ def test_ctrl_c_names_the_command_that_continues(workspace, capsys, monkeypatch)
     assert err.endswith(f"its finished epochs are saved: continue with python train.py --resume {save / 'stop'}\n")
 
 
-def test_resume_falls_back_to_the_previous_checkpoint(workspace):
+def test_resume_falls_back_to_the_previous_checkpoint(workspace, capsys):
     data, save = workspace
     flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--num_epoch", "2",
              "--lr", "0.005", "--rounds", "1", "--threads", "1", "--run_id", "r"]
@@ -333,15 +333,20 @@ def test_resume_falls_back_to_the_previous_checkpoint(workspace):
     run_dir = save / "r"
     assert (run_dir / "last_prev.pt").exists()
     metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
-    (run_dir / "last.pt").write_bytes((run_dir / "last.pt").read_bytes()[:100])  # a crash while writing it
-    (run_dir / "results.json").unlink()
-    again = train.main(["--resume", str(run_dir), "--threads", "1"])  # epoch 2 again, from epoch 1's state
-    assert again["test"] == first["test"] and again["best_epoch"] == first["best_epoch"]
 
     def without_time(lines):
         return [{k: v for k, v in json.loads(line).items() if "seconds" not in k} for line in lines]
 
-    assert without_time((run_dir / "metrics.jsonl").read_text().splitlines()) == without_time(metrics)
+    for damage, said in ((lambda: (run_dir / "last.pt").unlink(), "last.pt is missing: trying the previous"),
+                         (lambda: (run_dir / "last.pt").write_bytes((run_dir / "last.pt").read_bytes()[:100]),
+                          "last.pt is unreadable")):  # gone, or a crash while writing it
+        damage()
+        (run_dir / "results.json").unlink()
+        capsys.readouterr()
+        again = train.main(["--resume", str(run_dir), "--threads", "1"])  # epoch 2 again, from epoch 1's state
+        assert said in capsys.readouterr().err
+        assert again["test"] == first["test"] and again["best_epoch"] == first["best_epoch"]
+        assert without_time((run_dir / "metrics.jsonl").read_text().splitlines()) == without_time(metrics)
 
 
 def test_two_trainings_on_one_run_folder(workspace):
