@@ -284,9 +284,7 @@ def stratified_sample(batches: list[list[int]], examples: list[Example], count: 
     one's seconds into its part of an epoch's. The batches, sorted by the FLOPs of their padded shape
     (:func:`step_flops`), are cut into ``count`` runs of near-equal size; each run is timed on its middle batch,
     weighted by the run's FLOPs over that batch's: a stratified ratio estimate, exact where time is
-    proportional to FLOPs within a run. (Evenly spaced batches, the longest included, each standing for an
-    equal share, overstated a WebNLG oracle epoch by 17% under that cost model: the longest batch has twice
-    the mean's FLOPs.)"""
+    proportional to FLOPs within a run (docs/speed.md, "How an epoch's time is estimated")."""
     cost = [step_flops(config, [max(len(examples[i].word_ids) for i in batch)] * len(batch)) for batch in batches]
     order = sorted(range(len(batches)), key=cost.__getitem__)
     count = min(count, len(batches))
@@ -356,7 +354,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
     bucketed = bucketed_batches([len(e.word_ids) for e in examples], batch_size, torch.Generator().manual_seed(1))
     model.train()
 
-    def sampled(batches, count) -> tuple[list[list[int]], list[float]]:
+    def sampled(batches, count) -> tuple[list[list[int]], list[float]]:  # the batches timed, their weights
         return stratified_sample(batches, examples, count, model.config)
 
     load_before = load()

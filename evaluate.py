@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 from data.loader import load_split
@@ -41,6 +42,8 @@ from utils.scorer import CONVENTIONS, SCORERS, keep_first_mentions, repeated_men
 
 log = logging.getLogger("evaluate")
 DEFAULT_SPLIT = "test"
+# files written beside --out, named after it (the breakdown only with --breakdown)
+SIBLINGS = {"scores": "_scores.json", "breakdown": "_breakdown.json", "breakdown_md": "_breakdown.md"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -96,16 +99,18 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"{path} does not exist" + ("" if args.data else ": pass --data FILE"))
     name = path.stem if args.data else args.split
     out = Path(args.out) if args.out else model_dir / f"predictions_{name}.jsonl"
-    if not out.parent.is_dir():
-        raise InputError(f"--out {out}: folder {out.parent} does not exist")
-    if out.is_dir():
+    target = Path(os.path.realpath(out))  # links followed: each check sees the file that will be written
+    if not target.parent.is_dir():
+        raise InputError(f"--out {out}: folder {target.parent} does not exist")
+    if target.is_dir():
         raise InputError(f"--out {out}: a folder; name the predictions file")
-    if out.exists() and not out.is_file():
+    if target.exists() and not target.is_file():
         raise InputError(f"--out {out}: not a regular file (evaluate.py writes {out.stem}_scores.json beside it); "
                          "name a file")
-    check_output(out, model_dir, "--out")
-    if out.resolve() == path.resolve():
+    if target == Path(os.path.realpath(path)):
         raise InputError(f"--out {out} is the data file {path}: it would be overwritten")
+    for written in (out, *(out.with_name(out.stem + suffix) for suffix in SIBLINGS.values())):
+        check_output(written, model_dir, "--out")
     recorded = config.get("data_sha256", {}).get(path.name) if not args.data else None
     if recorded and hashlib.sha256(path.read_bytes()).hexdigest() != recorded:
         log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "
@@ -132,16 +137,16 @@ def run(args: argparse.Namespace) -> dict:
         "gold": [triple_record(sentence.tokens, t) for t in sentence.triples],
     }, ensure_ascii=False) + "\n" for sentence, extraction in zip(split.sentences, extractions, strict=True)]
     atomic_write_bytes(out, "".join(lines).encode("utf-8"))
-    write_json(out.with_name(out.stem + "_scores.json"), {
+    write_json(out.with_name(out.stem + SIBLINGS["scores"]), {
         "data": str(path), "threshold": args.threshold, "first_mentions": args.first_mentions, "scores": scores,
         "conventions": CONVENTIONS, "predicted_triples": sum(len(e.triples) for e in extractions),
         "predicted_at_repeated_mentions": repeated_mention_count(extractions, tokens),
         "load_report": split.report.as_dict()})
     if args.breakdown:
         result = breakdown(extractions, split.gold, [s.entities for s in split.sentences])
-        write_json(out.with_name(out.stem + "_breakdown.json"), result)
+        write_json(out.with_name(out.stem + SIBLINGS["breakdown"]), result)
         markdown = breakdown_markdown(result)
-        atomic_write_bytes(out.with_name(out.stem + "_breakdown.md"), markdown.encode("utf-8"))
+        atomic_write_bytes(out.with_name(out.stem + SIBLINGS["breakdown_md"]), markdown.encode("utf-8"))
         print(markdown)
     log.info("predictions: %s", out)
     return scores

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -136,13 +137,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
 def run(args: argparse.Namespace) -> list[dict]:
     device = pick_device(args.device)
     configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
-    if args.output and not Path(args.output).absolute().parent.is_dir():
-        raise InputError(f"--output {args.output}: folder {Path(args.output).absolute().parent} does not exist")
-    if args.output and Path(args.output).is_dir():
-        raise InputError(f"--output {args.output}: a folder; name the output file")
-    if args.output and args.input not in (None, "-") and Path(args.output).resolve() == Path(args.input).resolve():
-        raise InputError(f"--output {args.output} is the --input file: it would be overwritten")
     if args.output:
+        target = Path(os.path.realpath(args.output))  # links followed: each check sees the file written
+        if not target.parent.is_dir():
+            raise InputError(f"--output {args.output}: folder {target.parent} does not exist")
+        if target.is_dir():
+            raise InputError(f"--output {args.output}: a folder; name the output file")
+        if args.input not in (None, "-") and target == Path(os.path.realpath(args.input)):
+            raise InputError(f"--output {args.output} is the --input file: it would be overwritten")
         check_output(Path(args.output), Path(args.model_dir), "--output")
     configure_threads(args.threads)
     sentences = (args.text if args.text

@@ -259,6 +259,12 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
     return settings
 
 
+def prepare_vocab_command(dataset: str, data_dir: Path) -> str:
+    """The prepare_vocab.py command that rebuilds ``data_dir``'s vocabulary, embedding and labels."""
+    own_folder = "" if data_dir == PROJECT_ROOT / "dataset" / dataset else f" --data_dir {data_dir}"
+    return f"python prepare_vocab.py --dataset {dataset}{own_folder}"
+
+
 def check_data_files(data_dir: Path, dataset: str) -> None:
     missing = [name for name in RUN_DATA_FILES if not (data_dir / name).is_file()]
     if not missing:
@@ -276,8 +282,7 @@ def check_data_files(data_dir: Path, dataset: str) -> None:
         raise InputError(f"{data_dir}: no {', '.join(splits)}: prepare_data.py could not build them without "
                          f"{', '.join(lacked)} (URLs in {report}); save those under --source DIR or the download "
                          f"cache and run python prepare_data.py --dataset {dataset} again")
-    own_folder = "" if data_dir == PROJECT_ROOT / "dataset" / dataset else f" --data_dir {data_dir}"
-    step = prepare_hint(dataset, data_dir) if splits else f"run python prepare_vocab.py --dataset {dataset}{own_folder}"
+    step = prepare_hint(dataset, data_dir) if splits else f"run {prepare_vocab_command(dataset, data_dir)}"
     raise InputError(f"{data_dir}: missing {', '.join(missing)}: {step}")
 
 
@@ -335,9 +340,13 @@ def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndar
     if embedding.shape[0] != len(vocab):
         raise InputError(f"embedding.npy has {embedding.shape[0]} rows for {len(vocab)} words in vocab.json: run "
                          f"python prepare_vocab.py --dataset {settings['dataset']} again")
-    config = RINConfig(vocab_size=len(vocab), num_pos=len(labels.pos), num_tags=len(labels.tags),
-                       num_relations=len(labels.relations), emb_dim=embedding.shape[1],
-                       er_feedback=not settings["no_er_feedback"], rc_feedback=not settings["no_rc_feedback"], **sizes)
+    try:
+        config = RINConfig(vocab_size=len(vocab), num_pos=len(labels.pos), num_tags=len(labels.tags),
+                           num_relations=len(labels.relations), emb_dim=embedding.shape[1],
+                           er_feedback=not settings["no_er_feedback"], rc_feedback=not settings["no_rc_feedback"],
+                           **sizes)
+    except ValueError as error:  # flags are checked by argparse: a hand-edited config.json of a resumed run
+        raise InputError(f"the run's settings (config.json): {error}") from None
     return RIN(config, embedding), config.to_dict()
 
 
@@ -362,15 +371,16 @@ def run_identity(settings: dict) -> dict:
 
 
 def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-               scaler: torch.amp.GradScaler, run: dict) -> dict:
-    """last.pt, or the previous epoch's last_prev.pt when last.pt is unreadable (a crash while writing it)."""
+               scaler: torch.amp.GradScaler, run: dict) -> tuple[dict, str]:
+    """The progress in last.pt, or in the previous epoch's last_prev.pt when last.pt is missing or unreadable (a
+    crash while writing it), and the name of the file read."""
     for name in ("last.pt", "last_prev.pt"):
         if not (run_dir / name).exists():
             if name == "last.pt":
                 log.warning("%s is missing: trying the previous checkpoint", run_dir / name)
             continue
         try:
-            return load_training_state(run_dir / name, model, optimizer, generator, scaler, run)
+            return load_training_state(run_dir / name, model, optimizer, generator, scaler, run), name
         except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
             log.warning("%s is unreadable (%s): trying the previous checkpoint", run_dir / name,
                         str(error).splitlines()[0] if str(error) else type(error).__name__)
@@ -465,7 +475,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         embedding = np.load(data_dir / "embedding.npy", allow_pickle=False)
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f"{data_dir}: unreadable vocab.json, labels.json or embedding.npy ({type(error).__name__}: "
-                         f"{error}); run python prepare_vocab.py --dataset {settings['dataset']} again") from None
+                         f"{error}); run {prepare_vocab_command(settings['dataset'], data_dir)} again") from None
     if not np.isfinite(embedding).all():
         rows = np.flatnonzero(~np.isfinite(embedding).all(axis=tuple(range(1, embedding.ndim))))
         word = vocab.words[rows[0]] if rows[0] < len(vocab) else "beyond vocab.json"
@@ -480,7 +490,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     if unknown := splits["train"].report.counts[UNKNOWN_RELATION]:  # labels.json is built from train.json
         raise InputError(f"{data_dir / 'train.json'}: {unknown} triples of relation types that labels.json lacks "
                          f"(e.g. {splits['train'].report.examples[UNKNOWN_RELATION][0]}): labels.json is older than "
-                         f"train.json; run python prepare_vocab.py --dataset {settings['dataset']} again")
+                         f"train.json; run {prepare_vocab_command(settings['dataset'], data_dir)} again")
     if not splits[settings["select_on"]].examples:
         raise InputError(f"{data_dir / (settings['select_on'] + '.json')}: no sentences to choose the best epoch on")
     if not splits["test"].examples:
@@ -500,9 +510,9 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     generator = torch.Generator().manual_seed(settings["seed"])
     progress = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "finished": False,
                 "train_seconds": 0.0}
-    metrics_file, kept = run_dir / "metrics.jsonl", []
+    metrics_file, kept, resumed_from = run_dir / "metrics.jsonl", [], ""
     if args.resume and has_checkpoint(run_dir):
-        progress = load_state(run_dir, model, optimizer, generator, scaler, run_identity(settings))
+        progress, resumed_from = load_state(run_dir, model, optimizer, generator, scaler, run_identity(settings))
         kept = kept_metrics(metrics_file, progress["epoch"])  # checked, as best.pt below, before any write
         started_with = read_json(run_dir / "config.json").get("pair_scorer")
         if started_with and started_with != scorer:
@@ -524,6 +534,9 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
             "torch": torch.__version__, "data_sha256": fingerprint,
             "data_reports": {n: s.report.as_dict() for n, s in splits.items()}})
 
+    if resumed_from == "last_prev.pt" and (run_dir / "last.pt").exists():  # set aside, or the next save keeps
+        os.replace(run_dir / "last.pt", run_dir / "last.pt.unreadable")  # the unreadable file as last_prev.pt
+        log.warning("kept the unreadable last.pt as %s", run_dir / "last.pt.unreadable")
     atomic_write_bytes(metrics_file, "".join(line + "\n" for line in kept).encode("utf-8"))
 
     match, select_on = settings["match"], settings["select_on"]
@@ -535,8 +548,8 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         if not (math.isfinite(losses["er_loss"]) and math.isfinite(losses["rc_loss"])):
             raise InputError(f"epoch {epoch}: the training loss is not finite (ER {losses['er_loss']}, RC "
                              f"{losses['rc_loss']}); this epoch was not saved. Check {data_dir / 'embedding.npy'} "
-                             f"for NaN or inf, lower --lr, or use fewer --rounds (K = {settings['rounds']} here; "
-                             "the paper's are 0-8)")
+                             f"for NaN or inf, or train with a lower --lr or fewer --rounds (K = {settings['rounds']} "
+                             "here)")
         start = time.perf_counter()
         record = {"epoch": epoch, **losses}
         for name in dict.fromkeys(("dev", select_on)):

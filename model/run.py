@@ -16,7 +16,7 @@ from utils.vocab import Labels, Vocab
 RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
 # What train.py (and the runner's log) keeps in a run folder: evaluate.py and predict.py never write over them
 RUN_FILES = ("config.json", "vocab.json", "labels.json", "prepare_report.json", "metrics.jsonl", "results.json",
-             "best.pt", "last.pt", "last_prev.pt", "train.log", "train.lock", "stdout.log")
+             "best.pt", "last.pt", "last_prev.pt", "last.pt.unreadable", "train.log", "train.lock", "stdout.log")
 
 
 class RunError(InputError):

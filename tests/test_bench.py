@@ -146,7 +146,6 @@ def test_step_flops_count_the_products():
     assert bench.step_flops(rounds, [2]) - bench.step_flops(config, [2]) == 2 * (3 * per_layer * 2 + 28 * 4)
 
 
-
 def test_the_timed_batches_stand_for_the_whole_epoch():
     config = bench.RINConfig(vocab_size=10, num_pos=3, num_tags=5, num_relations=4, rounds=2)
     lengths = [3] * 60 + [5] * 25 + [9] * 10 + [30] * 4 + [80]  # a long tail, as in the releases
@@ -167,6 +166,19 @@ def test_the_timed_batches_stand_for_the_whole_epoch():
     mixed, even = [0, len(examples) - 2], [96, len(examples) - 1]
     assert bench.stratified_sample([mixed, even], examples, 2, config) == ([even, mixed], [1.0, 1.0])
     assert bench.step_flops(config, [30, 30]) > bench.step_flops(config, [3, 40])
+    # each run is timed on its middle batch: with 5 runs of 20 sorted batches, the 11th of each
+    sample, _ = bench.stratified_sample(batches, examples[:100], 5, config)
+    assert [len(examples[b[0]].word_ids) for b in sample] == [3, 3, 3, 5, 9]
+
+
+def test_each_timed_batch_counts_with_its_weight():
+    seconds = {"a": 1.0, "b": 2.0}
+    ran: list[str] = []
+    totals = bench.interleaved({"x": ran.append, "y": ran.append}, ["a", "b"], [10.0, 3.0],
+                               lambda function: (function(), seconds[ran[-1]])[1])
+    assert totals == {"x": 10.0 * 1 + 3.0 * 2, "y": 10.0 * 1 + 3.0 * 2}
+    assert ran == ["b", "b", "a", "a", "b", "b"]  # one warm-up each (the middle batch), then batch by batch
+
 
 @pytest.mark.slow
 def test_contention_processes_burn_a_core_and_always_end():

@@ -2,11 +2,14 @@
 nothing created or changed. Two trainings on one run folder: one runs, the other is refused."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +251,7 @@ def test_resume_refuses_a_foreign_checkpoint_and_a_damaged_config_or_log(workspa
             (lambda: (run / "config.json").write_text("[]"), "config.json: a JSON list, not a run's config"),
             (settings_edit(num_epoch="3"), "settings 'num_epoch' is \"3\", not of type int"),
             (settings_edit(compile=1), "settings 'compile' is 1, not of type bool"),
+            (settings_edit(rnn_hidden=0), "the run's settings (config.json): rnn_hidden = 0: not an integer >= 1"),
             (settings_edit(lr=deleted), "the settings lack 'lr'"),
             (lambda: (run / "metrics.jsonl").write_text("garbage\n"), "metrics.jsonl:1: not the record of epoch 1"),
             (lambda: (run / "metrics.jsonl").write_text(""), "0 epoch records for the 1 epochs in last.pt")):
@@ -270,7 +274,10 @@ def test_a_lost_best_checkpoint_is_refused_before_training(tmp_path):
         train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 1})
     train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 2})  # last.pt's own weights: written again
     assert (tmp_path / "best.pt").is_file()
-    train.save_best_again(tmp_path, model, {"epoch": 3, "best_epoch": 2})  # readable: kept
+    kept, rng = (tmp_path / "best.pt").read_bytes(), torch.get_rng_state()
+    train.save_best_again(tmp_path, model, {"epoch": 3, "best_epoch": 2})  # readable: kept, and checked with
+    assert (tmp_path / "best.pt").read_bytes() == kept  # no draw from the run's random stream
+    assert torch.equal(torch.get_rng_state(), rng)
 
 
 def test_a_dataset_name_cannot_leave_the_run_folders(workspace, capsys):
@@ -347,6 +354,11 @@ def test_resume_falls_back_to_the_previous_checkpoint(workspace, capsys):
         assert said in capsys.readouterr().err
         assert again["test"] == first["test"] and again["best_epoch"] == first["best_epoch"]
         assert without_time((run_dir / "metrics.jsonl").read_text().splitlines()) == without_time(metrics)
+    # the damaged last.pt was set aside, not kept as last_prev.pt, so the fallback works a second time
+    assert (run_dir / "last.pt.unreadable").is_file()
+    (run_dir / "last.pt").unlink()
+    (run_dir / "results.json").unlink()
+    assert train.main(["--resume", str(run_dir), "--threads", "1"])["test"] == first["test"]
 
 
 def test_two_trainings_on_one_run_folder(workspace):
@@ -458,8 +470,9 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys):
     (tmp_path / "link.json").symlink_to(run_dir / "labels.json")
     fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(tmp_path / "link.json")], capsys,
                   "is the run's own labels.json", watched=watched)
-    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", os.devnull], capsys,
-                  "not a regular file", watched=watched)
+    with pseudo_terminal() as device:
+        fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", device], capsys, "not a regular file",
+                      watched=watched)
     for flag in ("--out", "--data", "--split"):
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), flag, ""], capsys, f"{flag}: an empty value",
                       watched=watched)
@@ -507,16 +520,38 @@ def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
         fails_cleanly(predict.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
 
 
+@contextlib.contextmanager
+def pseudo_terminal() -> Iterator[str]:
+    """A character device of the test's own to write to (not /dev/null: the tests may run as root, and a
+    regression would replace it for the whole machine; /dev/pts refuses new files, so one fails safely)."""
+    reader, writer = os.openpty()
+    try:
+        yield os.ttyname(writer)
+    finally:
+        os.close(reader)
+        os.close(writer)
+
+
 def test_predict_writes_through_links_and_into_devices(trained_run, tmp_path, capsys):
-    """A link stays a link (its target gets the lines); /dev/null stays a device; every --text counts."""
+    """A link stays a link (its target gets the lines); a device stays a device; a redirected /dev/stdout is
+    appended to; every --text counts."""
     target, link = tmp_path / "target.jsonl", tmp_path / "link.jsonl"
     target.write_text("old\n")
     link.symlink_to(target)
     texts = ["--text", "Anna Smith was born in Oslo .", "--text", "Oslo is in Norway ."]
     predict.main(["--model_dir", str(trained_run[0]), *texts, "--output", str(link)])
     assert link.is_symlink() and [json.loads(line)["line"] for line in target.read_text().splitlines()] == [1, 2]
-    predict.main(["--model_dir", str(trained_run[0]), *texts, "--output", os.devnull])
-    assert not Path(os.devnull).is_file() and Path(os.devnull).exists()
+    with pseudo_terminal() as device:
+        predict.main(["--model_dir", str(trained_run[0]), *texts, "--output", device])
+        assert stat.S_ISCHR(os.stat(device).st_mode)
+    log = tmp_path / "log.txt"
+    log.write_text("earlier\n")
+    script = (f"import sys; sys.argv = ['predict.py', '--model_dir', {str(trained_run[0])!r}, '--text', 'Oslo .', "
+              "'--output', '/dev/stdout']; import predict; predict.main()")
+    with log.open("a") as handle:
+        subprocess.run([sys.executable, "-c", script], cwd=ROOT, stdout=handle, stderr=subprocess.DEVNULL, check=True)
+    lines = log.read_text().splitlines()
+    assert lines[0] == "earlier" and json.loads(lines[1])["text"] == "Oslo ."
 
 
 def test_ctrl_c_ends_in_one_line(trained_run, monkeypatch, capsys):

@@ -13,7 +13,7 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +70,8 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
-    def parse_known_args(self, args=None, namespace=None):  # noqa: D102
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:  # noqa: D102
         parsed, extras = super().parse_known_args(args, namespace)
         for action in self._actions:  # `--flag "$UNSET"` must not quietly mean the default (or the current folder)
             if action.option_strings and getattr(parsed, action.dest, None) == "" and action.default != "":
@@ -294,14 +295,17 @@ def _fsync_folder(folder: Path) -> None:
 def atomic_write_bytes(path: Path, data: bytes, keep_previous: Path | None = None) -> None:
     """Write ``data`` to a private temporary file, fsync it, then rename it over ``path``, so a kill or a crash
     never leaves half a file. With ``keep_previous``, the old ``path`` is first renamed to it. A symbolic link's
-    target is replaced (the link stays); a path that exists but is no regular file (/dev/null, a FIFO,
-    /dev/stdout) is written in place, as renaming over it would replace the device with a file."""
+    target is replaced (the link stays; not with ``keep_previous``). A path that exists but is no regular file
+    (/dev/null, a FIFO), or that names one of this process's streams (/dev/stdout, /proc/self/fd/1, maybe a
+    redirected file), is appended to in place: renaming over it would replace the device, or the file the
+    shell opened."""
     path = Path(path)
-    if path.exists() and not path.is_file():
-        with open(path, "wb") as handle:
+    if path.exists() and (not path.is_file() or str(path.absolute()).startswith(("/dev/", "/proc/"))):
+        with open(path, "ab") as handle:
             handle.write(data)
         return
-    path = Path(os.path.realpath(path))
+    if keep_previous is None:
+        path = Path(os.path.realpath(path))
     tmp = temporary_name(path)
     try:
         with open(tmp, "wb") as handle:
