@@ -18,8 +18,8 @@ split was not available where the bench was written; WebNLG: its real training
 split); word ids are random (vocabulary sizes below), which
 does not change the cost. Epoch time is estimated from a few of each epoch's
 batches, each standing for a run of batches of similar FLOPs (weighted by the
-run's FLOPs over its own, stratified_sample). Peak memory is the growth of the process's peak RSS
-during one training step on the longest batch (CPU; reset through
+run's FLOPs over its own: stratified_sample). Peak memory is the growth of the
+process's peak RSS during one training step on the longest batch (CPU; reset through
 /proc/self/clear_refs) or torch.cuda.max_memory_allocated (GPU). The machine's
 peak matrix-multiply rate and the multiply-adds an epoch needs give a compute
 floor (s/epoch) to set each figure against; the targets of docs/speed.md are
@@ -430,9 +430,8 @@ def inference(model: RIN, compiled: RIN, setting: Setting, args: argparse.Namesp
     by_length = sorted(examples, key=lambda example: len(example.word_ids))
     parts = [by_length[i:i + 500] for i in range(0, len(by_length), 500)]
     warmups: dict[str, float] = {}
-    seconds = interleaved({v: (lambda part, v=v: run(v, part)) for v in variants}, parts, [1.0] * len(parts), timer,
-                          warmups,
-                          warm_every=("_compiled",))
+    seconds = interleaved({v: (lambda part, v=v: run(v, part)) for v in variants}, parts, [1.0] * len(parts),
+                          timer, warmups, warm_every=("_compiled",))
     speed.configure(kernel="auto", precision="fp32")
     flops = sum(step_flops(model.config, [len(e.word_ids) for e in part], training=False) for part in parts)
     out = {"inference_sentences_per_second" + v: len(examples) / seconds[v] for v in variants}

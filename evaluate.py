@@ -12,7 +12,6 @@ counted in the load report), and every scorer's figures to <out>_scores.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from utils.helpers import (
     atomic_write_bytes,
     configure_threads,
     device_name,
+    file_sha256,
     one_line_errors,
     open_probability,
     pick_device,
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> dict:
     for written in (out, *(out.with_name(out.stem + suffix) for suffix in SIBLINGS.values())):
         check_output(written, model_dir, "--out")
     recorded = config.get("data_sha256", {}).get(path.name) if not args.data else None
-    if recorded and hashlib.sha256(path.read_bytes()).hexdigest() != recorded:
+    if recorded and file_sha256(path) != recorded:
         log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "
                     "its scores will differ from results.json", path, path.name)
     split = load_split(path, vocab, labels, name, scored=True)

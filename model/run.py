@@ -1,7 +1,6 @@
 """Loading a trained run from its folder alone, with every file checked against the others."""
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zipfile
@@ -10,7 +9,7 @@ from pathlib import Path
 import torch
 
 from model.rin import RIN, RINConfig
-from utils.helpers import InputError, read_json
+from utils.helpers import InputError, file_sha256, read_json
 from utils.vocab import Labels, Vocab
 
 RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
@@ -28,10 +27,6 @@ def check_output(out: Path, model_dir: Path, flag: str) -> None:
     target = Path(os.path.realpath(out))
     if target.parent == Path(os.path.realpath(model_dir)) and target.name in RUN_FILES:
         raise InputError(f"{flag} {out} is the run's own {target.name}: it would be overwritten; name another file")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _read(path: Path, reader):
@@ -67,7 +62,7 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
     labels = _read(model_dir / "labels.json", Labels.load)
     recorded = config.get("data_sha256", {})
     for name in ("vocab.json", "labels.json"):
-        if name in recorded and _sha256(model_dir / name) != recorded[name]:
+        if name in recorded and file_sha256(model_dir / name) != recorded[name]:
             raise RunError(f"{model_dir / name} differs from the {name} this run was trained with (SHA-256 in "
                            "config.json 'data_sha256'); copy the original back from the run's data folder")
     sizes = {"vocab_size": len(vocab), "num_pos": len(labels.pos), "num_tags": len(labels.tags),

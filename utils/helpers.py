@@ -49,11 +49,15 @@ def preset_file(dataset: str) -> Path:
 RUN_DATA_FILES = ("train.json", "dev.json", "test.json", "vocab.json", "labels.json", "embedding.npy")
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex (what config.json records of the data it ran on)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def data_fingerprint(data_dir: Path) -> dict[str, str]:
     """SHA-256 of every prepared file a training run reads, so a resumed run (or a report) can tell
     when the data under it was prepared again differently."""
-    return {name: hashlib.sha256((data_dir / name).read_bytes()).hexdigest()
-            for name in RUN_DATA_FILES if (data_dir / name).exists()}
+    return {name: file_sha256(data_dir / name) for name in RUN_DATA_FILES if (data_dir / name).exists()}
 
 
 class InputError(ValueError):
