@@ -51,6 +51,7 @@ from utils.helpers import (
     data_fingerprint,
     device_name,
     dropout_rate,
+    file_sha256,
     folder_name,
     non_negative_float,
     non_negative_int,
@@ -534,6 +535,12 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
             "torch": torch.__version__, "data_sha256": fingerprint,
             "data_reports": {n: s.report.as_dict() for n, s in splits.items()}})
 
+    if args.resume:  # the run's own copies, which evaluate.py and predict.py read, restored if damaged
+        for name in ("vocab.json", "labels.json"):
+            if not (run_dir / name).is_file() or file_sha256(run_dir / name) != fingerprint[name]:
+                shutil.copy(data_dir / name, run_dir / name)  # data_dir's match the run's checksums (above)
+                log.warning("%s was missing or differed from the run's data: copied again from %s", run_dir / name,
+                            data_dir)
     if resumed_from == "last_prev.pt" and (run_dir / "last.pt").exists():  # set aside, or the next save keeps
         os.replace(run_dir / "last.pt", run_dir / "last.pt.unreadable")  # the unreadable file as last_prev.pt
         log.warning("kept the unreadable last.pt as %s", run_dir / "last.pt.unreadable")

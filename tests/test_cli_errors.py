@@ -361,6 +361,23 @@ def test_resume_falls_back_to_the_previous_checkpoint(workspace, capsys):
     assert train.main(["--resume", str(run_dir), "--threads", "1"])["test"] == first["test"]
 
 
+def test_resume_restores_the_runs_own_vocabulary_and_labels(workspace, capsys):
+    """The copies evaluate.py and predict.py read: a damaged or missing one is copied again from the data."""
+    data, save = workspace
+    train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST, "--run_id", "r"])
+    run_dir = save / "r"
+    (run_dir / "vocab.json").unlink()
+    labels = json.loads((run_dir / "labels.json").read_text())
+    (run_dir / "labels.json").write_text(json.dumps(labels | {"relations": labels["relations"][::-1]}))
+    capsys.readouterr()
+    train.main(["--resume", str(run_dir)])
+    err = capsys.readouterr().err
+    for name in ("vocab.json", "labels.json"):
+        assert f"{name} was missing or differed from the run's data: copied again" in err
+        assert (run_dir / name).read_bytes() == (data / name).read_bytes()
+    evaluate.main(["--model_dir", str(run_dir)])
+
+
 def test_two_trainings_on_one_run_folder(workspace):
     """Started together: one trains, the other stops with one line; the folder holds one consistent run."""
     data, save = workspace
