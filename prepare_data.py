@@ -44,7 +44,15 @@ from data.convert import (
 from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Gathered, Inputs, Manifest, default_cache
 from data.loader import DataError, LoadReport, parse_record, read_json_records
 from data.spacy_tools import DEFAULT_MODEL, SpacyTools, load_tools
-from utils.helpers import PROJECT_ROOT, ArgumentParser, one_line_errors, positive_int, setup_logging, write_json
+from utils.helpers import (
+    PROJECT_ROOT,
+    ArgumentParser,
+    check_folder_path,
+    one_line_errors,
+    positive_int,
+    setup_logging,
+    write_json,
+)
 from utils.scorer import MODES, score
 from utils.tagging import Span
 
@@ -252,6 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
 def prepare(args: argparse.Namespace) -> dict:
     """Gather and verify every input, then build the dataset in a temporary folder and swap it in."""
     setup_logging()
+    check_folder_path(args.out, "--out")
     manifest = Manifest.load(args.manifest)
     spec = DATASETS[args.dataset]
     inputs = Inputs(manifest, args.source, Path(args.cache), args.base_url,

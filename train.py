@@ -47,6 +47,7 @@ from utils.helpers import (
     InputError,
     atomic_torch_save,
     atomic_write_bytes,
+    check_folder_path,
     configure_threads,
     data_fingerprint,
     device_name,
@@ -440,6 +441,7 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         check_resumable(run_dir)
     else:
         settings = resolve_settings(args)
+        check_folder_path(settings["save_dir"], "--save_dir")
         run_dir = Path(settings["save_dir"]) / settings["run_id"]
     if settings.get("deterministic"):  # a thread count that follows the load would change float sums
         if args.thread_policy == "adaptive":

@@ -123,6 +123,14 @@ def test_train_on_a_data_dir_that_is_a_file(workspace, capsys):
                                str(save), *FAST], capsys, "a file; pass the folder", watched=(data, save))
 
 
+def test_train_refuses_a_save_dir_under_a_file(workspace, capsys):
+    data, save = workspace
+    (save / "afile").write_text("x\n")
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir",
+                               str(save / "afile" / "runs"), *FAST], capsys, "--save_dir",
+                  "afile is a file, not a folder", watched=(data, save))
+
+
 def test_train_on_a_missing_dataset_leaves_nothing(tmp_path, capsys):
     fails_cleanly(train.main, ["--dataset", "nosuch", "--save_dir", str(tmp_path), *FAST], capsys,
                   "'nosuch' is no release prepare_data.py builds", "Your own data", watched=(tmp_path,))

@@ -283,6 +283,15 @@ def test_default_downloads_from_the_manifest_and_builds_webnlg(release, tmp_path
     assert again["splits"] == report["splits"]
 
 
+def test_an_output_root_under_a_file_is_refused_before_any_work(release, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x\n")
+    with pytest.raises(SystemExit) as stop:
+        run(release, tmp_path / "afile" / "out")
+    assert stop.value.code == 1
+    assert error_lines(capsys) == [f"prepare_data.py: error: --out {tmp_path / 'afile' / 'out'}: "
+                                   f"{tmp_path / 'afile'} is a file, not a folder"]
+
+
 def test_a_partial_source_never_deletes_a_complete_dataset(release, tmp_path, capsys):
     """A --source lacking files builds what it can into a new folder, but never replaces a dataset by one with
     fewer splits, nor writes a dataset with no split at all."""

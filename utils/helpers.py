@@ -131,6 +131,16 @@ def folder_name(text: str) -> str:
     return text
 
 
+def check_folder_path(path: str | Path, flag: str) -> None:
+    """InputError naming ``flag`` when ``path`` cannot become a folder: it, or the nearest part of it that
+    exists, is a file (before anything is downloaded or trained, not as an OS error at the end)."""
+    existing = Path(path).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{flag} {path}: {existing} is a file, not a folder")
+
+
 def code_commit() -> str:
     """The checked-out commit (short), with ``+changes`` when tracked files other than results and markdown
     differ from it (a benchmark writing into results/ leaves the code as committed); ``unknown`` outside a git
