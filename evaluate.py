@@ -99,18 +99,12 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"{path} does not exist" + ("" if args.data else ": pass --data FILE"))
     name = path.stem if args.data else args.split
     out = Path(args.out) if args.out else model_dir / f"predictions_{name}.jsonl"
-    target = Path(os.path.realpath(out))  # links followed: each check sees the file that will be written
-    if not target.parent.is_dir():
-        raise InputError(f"--out {out}: folder {target.parent} does not exist")
-    if target.is_dir():
-        raise InputError(f"--out {out}: a folder; name the predictions file")
-    if target.exists() and not target.is_file():
+    check_output(out, "--out", model_dir, (f"the data file {path}", path))
+    if out.exists() and not Path(os.path.realpath(out)).is_file():
         raise InputError(f"--out {out}: not a regular file (evaluate.py writes {out.stem}_scores.json beside it); "
                          "name a file")
-    if target == Path(os.path.realpath(path)):
-        raise InputError(f"--out {out} is the data file {path}: it would be overwritten")
-    for written in (out, *(out.with_name(out.stem + suffix) for suffix in SIBLINGS.values())):
-        check_output(written, model_dir, "--out")
+    for suffix in SIBLINGS.values():
+        check_output(out.with_name(out.stem + suffix), "--out", model_dir)
     recorded = config.get("data_sha256", {}).get(path.name) if not args.data else None
     if recorded and file_sha256(path) != recorded:
         log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -138,14 +137,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     device = pick_device(args.device)
     configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
     if args.output:
-        target = Path(os.path.realpath(args.output))  # links followed: each check sees the file written
-        if not target.parent.is_dir():
-            raise InputError(f"--output {args.output}: folder {target.parent} does not exist")
-        if target.is_dir():
-            raise InputError(f"--output {args.output}: a folder; name the output file")
-        if args.input not in (None, "-") and target == Path(os.path.realpath(args.input)):
-            raise InputError(f"--output {args.output} is the --input file: it would be overwritten")
-        check_output(Path(args.output), Path(args.model_dir), "--output")
+        check_output(Path(args.output), "--output", Path(args.model_dir),
+                     None if args.input in (None, "-") else ("the --input file", Path(args.input)))
     configure_threads(args.threads)
     sentences = (args.text if args.text
                  else read_sentences(args.input, args.encoding_errors, args.input_format))

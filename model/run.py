@@ -22,9 +22,17 @@ class RunError(InputError):
     """A run folder that cannot be used: the message names the file and the reason."""
 
 
-def check_output(out: Path, model_dir: Path, flag: str) -> None:
-    """InputError when writing ``out`` (links followed) would replace one of the run folder's own files."""
+def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path] | None = None) -> None:
+    """InputError when ``out`` (links followed) cannot be written or would replace what must stay: its folder
+    is missing, it is a folder, it is the input (``source``: what to call it, its path), or it is one of the
+    run folder's own files."""
     target = Path(os.path.realpath(out))
+    if not target.parent.is_dir():
+        raise InputError(f"{flag} {out}: folder {target.parent} does not exist")
+    if target.is_dir():
+        raise InputError(f"{flag} {out}: a folder; name a file")
+    if source is not None and target == Path(os.path.realpath(source[1])):
+        raise InputError(f"{flag} {out} is {source[0]}: it would be overwritten")
     if target.parent == Path(os.path.realpath(model_dir)) and target.name in RUN_FILES:
         raise InputError(f"{flag} {out} is the run's own {target.name}: it would be overwritten; name another file")
 
