@@ -38,14 +38,13 @@ from experiments.plan import run_name
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
 from model.pair_kernels import configure_speed, describe
-from model.run import RunError, load_weights
+from model.run import RunError, load_weights, save_weights
 from model.training import TrainConfig, load_training_state, make_optimizer, save_training_state, train_epoch
 from utils.helpers import (
     PROJECT_ROOT,
     RUN_DATA_FILES,
     ArgumentParser,
     InputError,
-    atomic_torch_save,
     atomic_write_bytes,
     check_folder_path,
     configure_threads,
@@ -396,7 +395,7 @@ def save_best_again(run_dir: Path, model: RIN, progress: dict) -> None:
     trained."""
     best = run_dir / "best.pt"
     if progress["epoch"] and progress["best_epoch"] == progress["epoch"]:
-        atomic_torch_save(model.state_dict(), best)
+        save_weights(model, best)
     elif progress["epoch"]:
         lost = f"the weights of the run's best epoch ({progress['best_epoch']}) are lost, so it cannot finish " \
                "as it should; start a new run"
@@ -580,7 +579,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         save_training_state(run_dir / "last.pt", model, optimizer, generator, progress, scaler,
                             run_identity(settings))
         if progress["best_epoch"] == epoch:  # after last.pt, whose weights these are: see save_best_again
-            atomic_torch_save(model.state_dict(), run_dir / "best.pt")
+            save_weights(model, run_dir / "best.pt")
         log.info("epoch %d: loss ER %.4f RC %.4f | dev partial F1 %.4f exact F1 %.4f | %.1fs train%s",
                  epoch, losses["er_loss"], losses["rc_loss"], record["dev"]["partial"]["f1"],
                  record["dev"]["exact"]["f1"], losses["train_seconds"],

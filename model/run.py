@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from model.rin import RIN, RINConfig
-from utils.helpers import InputError, file_sha256, read_json
+from utils.helpers import InputError, atomic_torch_save, file_sha256, read_json
 from utils.vocab import Labels, Vocab
 
 RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
@@ -85,11 +85,28 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
     return model, vocab, labels, config
 
 
+def save_weights(model: RIN, path: Path) -> None:
+    """Write ``model``'s weights with the settings that built it, so a config.json edited afterwards (``rounds``,
+    ``er_feedback``: sizes that every K fits) is caught by :func:`load_weights` rather than scored silently."""
+    atomic_torch_save({"model": model.state_dict(), "model_config": model.config.to_dict()}, path)
+
+
 def load_weights(model: RIN, path: Path) -> None:
-    """Load the state dict in ``path`` into ``model``; RunError naming the file when it is unreadable or does
-    not fit."""
+    """Load the weights in ``path`` into ``model``; RunError naming the file when it is unreadable, does not fit,
+    or was trained with other model settings than ``model``'s. A bare state dict (runs saved before the
+    settings were recorded) is loaded as it is."""
     try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and set(state) == {"model", "model_config"}:
+            trained, state = state["model_config"], state["model"]
+            built = model.config.to_dict()
+            differ = sorted(key for key in trained.keys() | built.keys() if trained.get(key) != built.get(key))
+            if differ:
+                settings = ", ".join(f"{key}={trained.get(key)!r} (config.json: {built.get(key)!r})"
+                                     for key in differ)
+                raise RunError(f"{path} was trained with {settings}: config.json was edited or belongs to another "
+                               "run; restore the run's own config.json")
+        model.load_state_dict(state)
     except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         reason = ("not a PyTorch checkpoint file" if isinstance(error, (KeyError, pickle.UnpicklingError,
                                                                         zipfile.BadZipFile))

@@ -423,6 +423,15 @@ def reverse_relations(run_dir: Path) -> None:
     (run_dir / "labels.json").write_text(json.dumps(labels))
 
 
+def edit_model_settings(**edits: object):
+    """A spoiler that changes config.json's model settings, as a hand edit would."""
+    def spoil(run_dir: Path) -> None:
+        config = json.loads((run_dir / "config.json").read_text())
+        config["model"].update(edits)
+        (run_dir / "config.json").write_text(json.dumps(config))
+    return spoil
+
+
 def grow_vocabulary(run_dir: Path) -> None:
     vocab = json.loads((run_dir / "vocab.json").read_text())
     vocab["words"] += ["extra1", "extra2"]
@@ -442,6 +451,10 @@ BAD_RUNS = {
         lambda d: (d / "config.json").write_text(json.dumps(
             (c := json.loads((d / "config.json").read_text())) | {"model": c["model"] | {"rnn_hidden": "fifty"}})),
         "rnn_hidden = 'fifty': not an integer >= 1"),
+    "config.json with other rounds": (edit_model_settings(rounds=3),  # every K fits the same weights
+                                      "best.pt was trained with rounds=2 (config.json: 3): config.json was edited"),
+    "config.json without ER feedback": (edit_model_settings(er_feedback=False),
+                                        "er_feedback=True (config.json: False)"),
     "config.json of another format": (
         lambda d: (d / "config.json").write_text(json.dumps(json.loads((d / "config.json").read_text())
                                                             | {"run_format": 0})), "run format 0"),

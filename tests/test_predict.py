@@ -146,12 +146,13 @@ def test_incompatible_or_incomplete_run_folder(run_dir, tmp_path):
 
 
 def test_a_run_folder_written_before_the_redesign_still_loads(run_dir, tmp_path):
-    """Checkpoints whose BiLSTM halves sat on the model itself, and configs without the newer fields, load."""
+    """Bare state dicts (before the model settings were saved beside the weights) whose BiLSTM halves sat on the
+    model itself, and configs without the newer fields, load."""
     import torch
 
     old = tmp_path / "old"
     shutil.copytree(run_dir, old)
-    state = torch.load(old / "best.pt", weights_only=True)
+    state = torch.load(old / "best.pt", weights_only=True)["model"]
     torch.save({key.removeprefix("bilstm."): value for key, value in state.items()}, old / "best.pt")
     config = json.loads((old / "config.json").read_text())
     del config["pair_scorer"], config["settings"]["deterministic"]

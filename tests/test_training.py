@@ -147,19 +147,18 @@ def test_a_kill_between_last_and_best_checkpoint_resumes_to_the_same_run(data_di
               "--num_epoch", "8", "--seed", "5", "--thread_policy", "fixed", *FAST]
     straight = train.main([*common, "--run_id", "straight"])
     assert straight["best_epoch"] > 1  # so an earlier epoch's best.pt is there when the kill comes
-    save = train.atomic_torch_save
+    save = train.save_weights
 
-    def killed_before_best(state, path, *args, **kwargs):
-        if path.name == "best.pt" and len((path.parent / "metrics.jsonl").read_text().splitlines()) == \
-                straight["best_epoch"]:
+    def killed_before_best(model, path):
+        if len((path.parent / "metrics.jsonl").read_text().splitlines()) == straight["best_epoch"]:
             raise KeyboardInterrupt
-        return save(state, path, *args, **kwargs)
+        return save(model, path)
 
-    monkeypatch.setattr(train, "atomic_torch_save", killed_before_best)
+    monkeypatch.setattr(train, "save_weights", killed_before_best)
     with pytest.raises(SystemExit) as stopped:
         train.main([*common, "--run_id", "killed"])
     assert stopped.value.code == 130
-    monkeypatch.setattr(train, "atomic_torch_save", save)
+    monkeypatch.setattr(train, "save_weights", save)
     run_dir = tmp_path / "killed"
     progress = torch.load(run_dir / "last.pt", weights_only=True)["progress"]
     assert progress["epoch"] == progress["best_epoch"] == straight["best_epoch"]  # killed in between
@@ -168,7 +167,8 @@ def test_a_kill_between_last_and_best_checkpoint_resumes_to_the_same_run(data_di
     assert resumed["test"] == straight["test"] and resumed["best_epoch"] == straight["best_epoch"]
     expected = torch.load(tmp_path / "straight" / "best.pt", weights_only=True)
     got = torch.load(run_dir / "best.pt", weights_only=True)
-    assert all(torch.equal(got[name], value) for name, value in expected.items())
+    assert got["model_config"] == expected["model_config"]
+    assert all(torch.equal(got["model"][name], value) for name, value in expected["model"].items())
 
 
 def test_resume_refuses_data_prepared_again_differently(data_dir, tmp_path):
