@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,20 @@ def test_a_run_folder_written_before_the_redesign_still_loads(run_dir, tmp_path)
     (old / "config.json").write_text(json.dumps(config))
     (result,) = load_extractor(old, pretokenized=True).extract([SENTENCE])
     assert triples(result) == EXPECTED
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly(run_dir, tmp_path):
+    """predict.py ... | head: the closed pipe ends the run with SIGPIPE's status, as for cat, not a traceback or
+    an error line."""
+    import subprocess
+    import sys
+
+    sentences = tmp_path / "many.txt"
+    sentences.write_text(f"{SENTENCE}\n" * 3000)  # far more output than a pipe holds
+    command = f"{sys.executable} predict.py --model_dir {run_dir} --input {sentences} --pretokenized --threads 1"
+    done = subprocess.run(["bash", "-c", f"{command} 2>{tmp_path / 'stderr'} | head -n 1; "
+                           "echo ${PIPESTATUS[0]} >&2"], capture_output=True, text=True, timeout=300,
+                          cwd=Path(predict.__file__).parent)
+    assert json.loads(done.stdout)["tokens"] == SENTENCE.split()
+    assert done.stderr.strip() == "141"
+    assert "rror" not in (tmp_path / "stderr").read_text()

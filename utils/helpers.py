@@ -190,10 +190,18 @@ class ErrorExit(SystemExit):
 def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
     """Turn the errors a user can fix (bad input, files, run folders, downloads) into ``program: error: ...`` on
     stderr and exit status 1: one line, or one per line of a message that lists several items (every file a
-    download misses); Ctrl-C into one line and exit status 130. A traceback only for bugs, or for everything with
-    ``debug``."""
+    download misses); Ctrl-C into one line and exit status 130; a closed pipe into a quiet exit status 141. A
+    traceback only for bugs, or for everything with ``debug``."""
     try:
         yield
+    except BrokenPipeError:  # the reader went away (predict.py ... | head): quiet, with SIGPIPE's status as for cat
+        if debug:
+            raise
+        try:  # so the flush at exit does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        raise SystemExit(141) from None  # 128 + SIGPIPE
     except (InputError, OSError, UnicodeError, json.JSONDecodeError) as error:
         if debug:
             raise
