@@ -77,7 +77,8 @@ def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: tor
     cutoff = math.log(threshold) - math.log1p(-threshold)  # sigmoid(z) >= t  <=>  z >= cutoff
     results: list[Extraction | None] = [None] * len(examples)
     batches = decode_batches([len(e.word_ids) for e in examples], batch_size, len(labels.relations))
-    for indices in tqdm(batches, desc="extract", disable=not progress, leave=False):
+    # disable=None: a bar on a terminal only; a log file (nohup, SLURM) would keep every redrawn line of it
+    for indices in tqdm(batches, desc="extract", disable=None if progress else True, leave=False):
         batch = collate([examples[i] for i in indices], indices, device, with_targets=False)
         cells: list[list] = [[] for _ in indices]
         if int(batch.lengths.max()) ** 2 * len(labels.relations) > DECODE_CELLS:  # one very long sentence

@@ -101,7 +101,8 @@ def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence
         raise ValueError("no training batches: the training split is empty")
     totals = torch.zeros(2, dtype=torch.float64, device=device)  # summed on the device: no sync per step
     start = time.perf_counter()
-    for indices in tqdm(batches, desc=desc, leave=False, mininterval=2.0):
+    # disable=None: a bar on a terminal only; a log file (nohup, SLURM) would keep every redrawn line of it
+    for indices in tqdm(batches, desc=desc, leave=False, mininterval=2.0, disable=None):
         batch = collate([examples[i] for i in indices], indices, device)
         er_loss, rc_loss = train_step(model, optimizer, batch, max_grad_norm, scaler)
         totals += torch.stack([er_loss, rc_loss]).to(totals.dtype)

@@ -177,3 +177,28 @@ def test_a_reader_that_stops_early_ends_the_output_quietly(run_dir, tmp_path):
     assert json.loads(done.stdout)["tokens"] == SENTENCE.split()
     assert done.stderr.strip() == "141"
     assert "rror" not in (tmp_path / "stderr").read_text()
+
+
+def test_progress_bars_are_drawn_on_a_terminal_only(run_dir, tmp_path, capsys, monkeypatch):
+    """Only there: a log file (nohup, SLURM) would keep every redrawn line of a bar."""
+    import fcntl
+    import os
+    import struct
+    import sys
+    import termios
+
+    sentences = tmp_path / "many.txt"
+    sentences.write_text(f"{SENTENCE}\n" * 1001)  # predict.py shows a bar beyond 1,000 sentences
+    flags = ["--model_dir", str(run_dir), "--input", str(sentences), "--output", str(tmp_path / "out.jsonl"),
+             "--pretokenized"]
+    predict.main(flags)
+    assert "extract" not in capsys.readouterr().err
+    reader, writer = os.openpty()
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a new one is 0 columns wide
+    try:
+        with os.fdopen(writer, "w") as terminal:
+            monkeypatch.setattr(sys, "stderr", terminal)
+            predict.main(flags)
+        assert b"extract" in os.read(reader, 1 << 16)
+    finally:
+        os.close(reader)

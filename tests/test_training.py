@@ -90,10 +90,11 @@ def test_existing_run_is_not_overwritten(trained, data_dir):
                     "--run_id", "run", "--num_epoch", "1", *FAST])
 
 
-def test_select_on_test_is_labelled(data_dir, tmp_path):
+def test_select_on_test_is_labelled(data_dir, tmp_path, capsys):
     results = train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
                           "--num_epoch", "2", "--select_on", "test", *FAST])
     assert results["selected_on"] == "test"
+    assert "it/s" not in capsys.readouterr().err  # no progress bar where stderr is not a terminal: a log keeps it
     (run_dir,) = tmp_path.iterdir()
     assert run_dir.name.endswith("_testsel_seed1")
     assert "test" in json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
