@@ -5,12 +5,17 @@ A RIN file holds one JSON object per line (a single JSON array is accepted too):
 "label": str}], "en_list": [[tokens], ..], "pos": [tags]}``. ``em1Text`` and
 ``em2Text`` name the LAST token of each entity (official files) or the whole
 entity (files made by prepare_data.py); ``en_list`` gives whole entities.
+Other keys are ignored, except one that looks like a misspelling of a key read
+here (``relationMention``, ``Pos``): its value would be lost, so it is an error.
 Every repair or skip is recorded in a :class:`LoadReport` with file, line and reason.
 """
 from __future__ import annotations
 
+import difflib
+import functools
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +30,21 @@ from utils.tagging import Span, select_non_overlapping, spans_to_tags
 log = logging.getLogger(__name__)
 
 Triple = tuple[Span, str, Span]  # (subject span, relation, object span)
+
+SENTENCE_KEYS = ("sentText", "relationMentions", "en_list", "pos")  # the keys parse_record reads
+MENTION_KEYS = ("em1Text", "em2Text", "label")
+# keys of the official releases that the loader does not read (CoType/CopyRE NYT, the RIN WebNLG test): extra
+# fields, never taken for misspellings, whatever the cut-off below
+RELEASE_EXTRA_KEYS = frozenset({"articleId", "sentId", "entityMentions", "stan_ner", "em1Label", "em2Label"})
+# similarity (difflib ratio, after lower-casing and dropping '_', '-' and spaces) from which an unknown key is
+# taken for a misspelling of a key read: 0.8, or (n - 1)/n for a key of n < 5 letters (one letter changed in
+# "pos" scores 2/3). Any one-letter slip (dropped, added, changed, swapped) in a key read reaches it; the
+# releases' extra fields stay below (entityMentions 0.73 to relationMentions, em1Label 0.77 to label)
+MISSPELLING_CUTOFF = 0.8
+DUPLICATE_TRIPLE = "duplicate triple removed"  # a LoadReport reason, as prepare_data.py's for the releases
+# two different mentions on one triple, e.g. 'Ohio' given alone, located as the en_list entity ending there,
+# and 'Cuyahoga County , Ohio' given whole
+MERGED_TRIPLE = "two relation mentions located on one triple (kept once)"
 
 
 class DataError(InputError):
@@ -207,6 +227,40 @@ def _token_list(value: object, where: str, field: str) -> list[str]:
     raise DataError(f"{where}: {field} must be a string or a list of strings, not {_describe(value)}")
 
 
+def _key_form(key: str) -> str:
+    return re.sub(r"[\s_-]", "", key.casefold())
+
+
+@functools.lru_cache(maxsize=4096)
+def intended_keys(key: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The keys of ``known`` that ``key`` may be a misspelling of (case, separators, a slip of a letter or two),
+    the most similar first; none for a key read or an extra field of the releases."""
+    if key in known or key in RELEASE_EXTRA_KEYS:
+        return ()
+    form, forms = _key_form(key), {_key_form(k): k for k in known}
+    return tuple(forms[close] for close in difflib.get_close_matches(form, forms, n=len(forms), cutoff=0.5)
+                 if difflib.SequenceMatcher(None, form, close).ratio()
+                 >= min(MISSPELLING_CUTOFF, (len(close) - 1) / len(close)))
+
+
+def _refuse_misspelt_keys(item: dict, known: tuple[str, ...], where: str, what: str) -> None:
+    """A key the loader reads, spelt otherwise, would be dropped unseen: a DataError naming the likely key (one
+    the object lacks, where two are as close: "em_Text" beside em2Text means em1Text)."""
+    for key in item:
+        if candidates := intended_keys(key, known):
+            intended = next((k for k in candidates if k not in item), candidates[0])
+            raise DataError(f"{where}: unknown key {key!r} in {what}, probably a misspelling of {intended!r} "
+                            f"(its value would be ignored); the keys read are {', '.join(known)}")
+
+
+def _words(tokens: Sequence[str], span: Span) -> str:
+    return " ".join(tokens[span[0]:span[1]])
+
+
+def _triple_text(triple: tuple[str, str, str]) -> str:
+    return f"{triple[0]!r} {triple[1]} {triple[2]!r}"
+
+
 def _describe(value: object) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, bytes) else repr(value)
     return f"{type(value).__name__} {text[:60]}"
@@ -216,9 +270,13 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
     """Turn one RIN JSON object into a :class:`Sentence`; ``None`` when skipped. Every field is type-checked:
     a wrong type is a :class:`DataError` naming ``where`` (file:line) and the field. A relation argument that is
     not in the sentence drops its triple (counted), except in ``scored`` gold, where dropping it would raise
-    recall: a DataError there, as is a whole entity that is not in the sentence (its exact span is unknown)."""
+    recall: a DataError there, as is a whole entity that is not in the sentence (its exact span is unknown).
+    A key that looks like a misspelling of one read here is a DataError. A triple given twice, or a mention
+    located on a triple another mention gave, is kept once and counted: the scorers count unique triples, and
+    now so do gold lists and triple counts."""
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    _refuse_misspelt_keys(record, SENTENCE_KEYS, where, "the sentence object")
     for key in ("sentText", "relationMentions", "en_list"):
         if key not in record:
             raise DataError(f"{where}: missing field {key!r}")
@@ -246,15 +304,17 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
         entity_spans.extend(found)
     taggable, dropped_entities = select_non_overlapping(entity_spans)
 
-    triples: list[Triple] = []
-    for mention in record["relationMentions"]:
+    seen: dict[Triple, tuple[str, str, str]] = {}  # each triple kept, with the mention that first gave it
+    for number, mention in enumerate(record["relationMentions"], start=1):
+        if isinstance(mention, dict):
+            _refuse_misspelt_keys(mention, MENTION_KEYS, where, f"relation mention {number}")
         try:
             first, second, label = mention["em1Text"], mention["em2Text"], mention["label"]
         except (KeyError, TypeError):
             raise DataError(f"{where}: relation mention without em1Text/em2Text/label: {mention}") from None
         if not isinstance(label, str) or not label.strip():
             raise DataError(f"{where}: a relation label must be a non-blank string, not {_describe(label)}")
-        spans = []
+        spans, words, problems = [], [], []
         for name, argument in (("em1Text", first), ("em2Text", second)):
             argument = _token_list(argument, where, name)
             if not argument:
@@ -264,12 +324,24 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
                 raise DataError(f"{where}: {name} {' '.join(argument)!r} ({label}) is not in the sentence, so this "
                                 "gold triple cannot be scored; fix or remove it")
             if problem:
-                report.add(f"relation argument {problem.split(':')[0]}", where,
-                           f"{' '.join(argument)!r} ({label})")
+                problems.append((f"relation argument {problem.split(':')[0]}", f"{' '.join(argument)!r} ({label})"))
             spans.append(span)
+            words.append(" ".join(argument))
+        triple, given = (spans[0], label, spans[1]), (words[0], label, words[1])
+        if seen.get(triple) == given:  # the same mention again: its problems were counted with the first
+            report.add(DUPLICATE_TRIPLE, where, _triple_text(given))
+            continue
+        for reason, detail in problems:
+            report.add(reason, where, detail)
         if None in spans:
             continue  # counted above as "relation argument not found"
-        triples.append((spans[0], label, spans[1]))
+        if triple in seen:
+            located = (_words(tokens, triple[0]), label, _words(tokens, triple[2]))
+            report.add(MERGED_TRIPLE, where, f"{_triple_text(seen[triple])} and {_triple_text(given)} both at "
+                                             f"{_triple_text(located)}")
+            continue
+        seen[triple] = given
+    triples = list(seen)
 
     kept, dropped = select_non_overlapping(taggable + [s for t in triples for s in (t[0], t[2])])
     dropped = list(dict.fromkeys(dropped + dropped_entities))
@@ -278,7 +350,7 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
             report.add("relation argument inside a longer entity (its tags cannot be learned)", where, label)
     for span, winner in dropped:
         report.add("overlapping entity dropped from BIOES tags", where,
-                   f"{' '.join(tokens[span[0]:span[1]])!r} lost to {' '.join(tokens[winner[0]:winner[1]])!r}")
+                   f"{_words(tokens, span)!r} lost to {_words(tokens, winner)!r}")
     return Sentence(tokens=list(tokens), pos=pos, entities=kept, triples=triples, where=where)
 
 

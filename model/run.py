@@ -41,6 +41,8 @@ def _read(path: Path, reader):
     """``reader(path)``, with any failure to parse reported as a RunError naming ``path``."""
     try:
         return reader(path)
+    except InputError as error:  # names the file and the reason already
+        raise RunError(str(error)) from None
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise RunError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
 

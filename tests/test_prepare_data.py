@@ -482,6 +482,20 @@ def break_file(release, relative, text):
     return path
 
 
+def test_a_duplicate_triple_in_the_official_test_is_counted_and_logged(release, tmp_path, capsys):
+    """The official test file is copied byte for byte, so the loader's repair is what prepare_report.json says."""
+    twice = {**OFFICIAL_TEST[0], "relationMentions": OFFICIAL_TEST[0]["relationMentions"] * 2}
+    path = break_file(release, "rin/webnlg/test.json", "".join(json.dumps(r) + "\n" for r in (OFFICIAL_TEST[0], twice)))
+    capsys.readouterr()
+    report = run(release, tmp_path / "out")
+    example = f"{path}:2: 'A' birthPlace 'B'"
+    assert report["changes"]["test"]["duplicate triple removed"] == {"count": 1, "examples": [example]}
+    assert json.loads((tmp_path / "out" / "webnlg" / "prepare_report.json").read_text()) == report
+    assert f"WARNING webnlg/test: 1 x duplicate triple removed, e.g. {example}" in capsys.readouterr().err
+    sentences, _ = load_sentences(tmp_path / "out" / "webnlg" / "test.json", scored=True)
+    assert [len(s.triples) for s in sentences] == [1, 1]
+
+
 BAD_PREPARE_RUNS = [  # (extra flags, or a file to break; what the one error line must name)
     (["--source", "/nonexistent/releases"], "--source /nonexistent/releases"),
     (["--dataset", "nosuch"], "--dataset"),

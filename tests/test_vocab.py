@@ -4,6 +4,7 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,45 @@ def test_glove_and_word2vec_text_formats(tmp_path, caplog):
     glove.write_text("the 0.1 0.2 0.3\nParis 1 inf 3\n")
     with pytest.raises(InputError, match=r"glove.txt:2: the vector of 'Paris' holds NaN or inf"):
         read_word_vectors(glove)
+
+
+def test_a_word_with_two_vectors_keeps_the_first_with_one_warning(tmp_path, caplog):
+    """GloVe and word2vec files do carry the odd duplicate (gensim keeps the first and warns): the first vector
+    is kept, and one warning gives how many lines repeat a word, the first few words and their lines."""
+    glove = tmp_path / "glove.txt"
+    glove.write_text("the 0.1 0.2\nParis 1 2\nthe 9 9\nOslo 3 4\nParis 8 8\nthe 7 7\n")
+    vectors, _ = read_word_vectors(glove)
+    np.testing.assert_allclose(vectors["the"], [0.1, 0.2])
+    np.testing.assert_allclose(vectors["Paris"], [1, 2])
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == (f"{glove}: words given more than once (3 repeats): the first vector of each is kept ('the' "
+                       "lines 1 and 3; 'Paris' lines 2 and 5; 'the' lines 1 and 6)")
+    caplog.clear()
+    vectors, _ = read_word_vectors(glove, wanted={"Paris", "Oslo"})  # only the words looked up are checked
+    np.testing.assert_allclose(vectors["Paris"], [1, 2])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{glove}: words of the data given more than once (1 repeats): the first vector of each is kept ('Paris' "
+        "lines 2 and 5)"]
+
+
+def test_the_authors_vocabulary_with_a_repeated_word_warns(tmp_path, caplog):
+    from utils.vocab import read_official_vectors
+
+    np.save(tmp_path / "embedding.npy", np.arange(6, dtype=np.float32).reshape(3, 2))
+    (tmp_path / "vocab.pkl").write_bytes(plain_pickle(["<PAD>", "Paris", "Paris"]))
+    vectors, _ = read_official_vectors(tmp_path / "embedding.npy", tmp_path / "vocab.pkl")
+    np.testing.assert_array_equal(vectors["Paris"], [2, 3])
+    assert ("vocab.pkl: words given more than once (1 repeats): the first vector of each is kept ('Paris' rows 1 "
+            "and 2)") in caplog.text
+
+
+def test_a_word_listed_twice_in_vocab_json_is_refused(tmp_path):
+    path = tmp_path / "vocab.json"
+    path.write_text(json.dumps({"lower": False, "words": [PAD, UNK, "Paris", "Oslo", "Paris"]}))
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: the word 'Paris' is listed twice \(ids 2 and 4\)"):
+        Vocab.load(path)
+    with pytest.raises(ValueError, match="'Oslo' is listed twice"):
+        Vocab([PAD, UNK, "Oslo", "Oslo"])
 
 
 def test_embedding_rows_from_vectors_or_noise():
@@ -111,6 +151,11 @@ def test_prepare_vocab_dimensions(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         prepare_vocab.main(["--data_dir", str(data), "--wv_file", str(glove), "--wv_dim", "100"])
     assert stop.value.code == 1 and "holds 4-d" in capsys.readouterr().err
+    glove.write_text("Oslo 1 1 1 1\nyesterday 2 2 2 2\nOslo 3 3 3 3\n")  # --wv_file with a word given twice
+    prepare_vocab.main(["--data_dir", str(data), "--wv_file", str(glove)])
+    vocab, embedding = Vocab.load(data / "vocab.json"), np.load(data / "embedding.npy")
+    np.testing.assert_array_equal(embedding[vocab.index["Oslo"]], np.ones(4))  # the first vector
+    assert "words of the data given more than once (1 repeats)" in capsys.readouterr().err
 
 
 def read_tokens(folder):

@@ -37,6 +37,10 @@ class Vocab:
         self.words = list(words)
         self.lower = lower
         self.index = {word: i for i, word in enumerate(self.words)}
+        if len(self.index) < len(self.words):  # the index would send the word to its last id, orphaning a row
+            word, first, again = repeated_words(self.words)[0]
+            raise ValueError(f"the word {word!r} is listed twice (ids {first} and {again}); a vocabulary lists "
+                             "each word once")
 
     def __len__(self) -> int:
         return len(self.words)
@@ -59,8 +63,12 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
+        """A saved vocabulary; one that is not a valid one (a word listed twice, ...) is an InputError naming it."""
         data = read_json(Path(path))
-        return cls(data["words"], lower=data["lower"])
+        try:
+            return cls(data["words"], lower=data["lower"])
+        except ValueError as error:
+            raise InputError(f"{path}: {error}") from None
 
 
 @dataclass
@@ -89,15 +97,40 @@ class Labels:
         return cls(**read_json(Path(path)))
 
 
+def repeated_words(words: Iterable[str]) -> list[tuple[str, int, int]]:
+    """``(word, first position, later position)`` for each word given again, positions counted from 0."""
+    first: dict[str, int] = {}
+    repeats = []
+    for position, word in enumerate(words):
+        if word in first:
+            repeats.append((word, first[word], position))
+        else:
+            first[word] = position
+    return repeats
+
+
+def warn_repeated_vectors(path: str | Path, repeats: Sequence[tuple[str, int, int]], unit: str,
+                          among: str = "") -> None:
+    """One warning for words given more than one vector (the first was kept): how many, and the first few."""
+    if repeats:
+        shown = "; ".join(f"{word!r} {unit}s {first} and {again}" for word, first, again in repeats[:5])
+        log.warning("%s: words%s given more than once (%d repeats): the first vector of each is kept (%s%s)", path,
+                    among, len(repeats), shown, " ..." if len(repeats) > 5 else "")
+
+
 def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
     """Read GloVe (``word v1 .. vd``) or word2vec text (same, after a ``count dim`` header).
 
     Keeps only ``wanted`` words when given, so a 5 GB GloVe file costs little
     memory. Lines whose width differs from the first vector's are counted and
-    skipped (glove.840B has a few words containing spaces).
+    skipped (glove.840B has a few words containing spaces). A word given twice
+    keeps its first vector, with one warning for all such lines, as gensim's
+    reader does: downloaded files can carry the odd duplicate, and refusing
+    them would mean editing a 5 GB file by hand.
     """
     vectors: dict[str, np.ndarray] = {}
-    dim, bad = 0, []
+    lines: dict[str, int] = {}  # where each kept word was read
+    dim, bad, repeats = 0, [], []
     with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             parts = line.rstrip("\n").rstrip().split(" ")
@@ -108,6 +141,9 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
             if len(parts) != dim + 1:
                 bad.append(number)
                 continue
+            if parts[0] in lines:
+                repeats.append((parts[0], lines[parts[0]], number))
+                continue
             if wanted is None or parts[0] in wanted:
                 try:
                     vector = np.asarray(parts[1:], dtype=np.float32)
@@ -117,11 +153,13 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
                 if not np.isfinite(vector).all():
                     raise InputError(f"{path}:{number}: the vector of {parts[0]!r} holds NaN or inf")
                 vectors[parts[0]] = vector
+                lines[parts[0]] = number
     if dim == 0:
         raise InputError(f"{path}: no word vectors found")
     if bad:
         log.warning("%s: skipped %d lines whose width is not %d values (lines %s)", path, len(bad), dim,
                     ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else ""))
+    warn_repeated_vectors(path, repeats, "line", "" if wanted is None else " of the data")
     return vectors, dim
 
 
@@ -176,7 +214,7 @@ def read_official_vectors(embedding_path: str | Path, vocab_path: str | Path) ->
     """The authors' vectors: ``embedding.npy`` (rows, no pickled objects) and ``vocab.pkl`` (the word of each row).
 
     Returns the same ``{word: vector}`` and dimension as :func:`read_word_vectors`; a word
-    listed twice keeps its first row.
+    listed twice keeps its first row, with a warning as there.
     """
     try:
         matrix = np.load(embedding_path, allow_pickle=False)
@@ -192,6 +230,7 @@ def read_official_vectors(embedding_path: str | Path, vocab_path: str | Path) ->
     vectors: dict[str, np.ndarray] = {}
     for word, row in zip(words, matrix.astype(np.float32), strict=True):
         vectors.setdefault(word, row)
+    warn_repeated_vectors(vocab_path, repeated_words(words), "row")
     return vectors, int(matrix.shape[1])
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from data.loader import DataError, LoadReport, bucketed_batches, collate, encode, load_sentences
+from data.loader import MERGED_TRIPLE, DataError, LoadReport, bucketed_batches, collate, encode, load_sentences
 from utils.vocab import Labels, Vocab
 
 OFFICIAL_LINE = {  # the first line of the official RIN WebNLG test file, trimmed
@@ -107,7 +107,9 @@ def test_whole_entity_not_in_the_sentence_is_counted_in_train_and_refused_in_gol
                   + [{"em1Text": ["Bananaman"], "em2Text": ["John", "Bright"], "label": "creator"}])
     sentences, report = load_sentences(write_lines(tmp_path / "a.json", [record]))
     assert report.counts["relation argument whole entity not in sentence"] == 1
-    assert sentences[0].triples[-1][2] == (10, 12)  # "Steve Bright", the en_list entity ending at "Bright"
+    # located on "Steve Bright", the en_list entity ending at "Bright": the triple given first, kept once
+    assert sentences[0].triples == [((6, 7), "creator", (10, 12)), ((6, 7), "starring", (0, 2))]
+    assert report.counts[MERGED_TRIPLE] == 1
     with pytest.raises(DataError, match=r"a\.json:1: em2Text 'John Bright' \(creator\) is not in the sentence"):
         load_sentences(tmp_path / "a.json", scored=True)
 
