@@ -408,10 +408,20 @@ def save_best_again(run_dir: Path, model: RIN, progress: dict) -> None:
             raise InputError(f"{error}: {lost}") from None
 
 
-def kept_metrics(metrics_file: Path, epochs: int) -> list[str]:
-    """The first ``epochs`` records of metrics.jsonl (those of the epochs in last.pt), each checked; a record
-    written after last.pt (a run stopped between the two) is dropped, as its epoch is trained again."""
-    lines = metrics_file.read_text(encoding="utf-8").splitlines()[:epochs] if metrics_file.exists() else []
+def kept_metrics(metrics_file: Path, progress: dict) -> list[str]:
+    """metrics.jsonl's lines for the epochs in last.pt. last.pt keeps the records: a damaged or missing file is
+    written again from them, with a warning; a record written after last.pt (a run stopped between the two) is
+    dropped, as its epoch is trained again. A checkpoint from before the records were kept needs the file's first
+    records intact."""
+    epochs = progress["epoch"]
+    lines = metrics_file.read_text(encoding="utf-8", errors="replace").splitlines()[:epochs] \
+        if metrics_file.exists() else []
+    if "records" in progress:
+        kept = [json.dumps(record) for record in progress["records"]]
+        if lines != kept:
+            log.warning("%s is damaged or missing epochs of last.pt: written again from last.pt's records",
+                        metrics_file)
+        return kept
     for number, line in enumerate(lines, start=1):
         try:
             epoch = json.loads(line).get("epoch")
@@ -475,9 +485,10 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     try:
         vocab, labels = Vocab.load(data_dir / "vocab.json"), Labels.load(data_dir / "labels.json")
         embedding = np.load(data_dir / "embedding.npy", allow_pickle=False)
-    except (ValueError, KeyError, TypeError) as error:
-        raise InputError(f"{data_dir}: unreadable vocab.json, labels.json or embedding.npy ({type(error).__name__}: "
-                         f"{error}); run {prepare_vocab_command(settings['dataset'], data_dir)} again") from None
+    except (ValueError, KeyError, TypeError) as error:  # an InputError names the file and the reason already
+        reason = error if isinstance(error, InputError) else (f"{data_dir}: unreadable vocab.json, labels.json or "
+                                                              f"embedding.npy ({type(error).__name__}: {error})")
+        raise InputError(f"{reason}; run {prepare_vocab_command(settings['dataset'], data_dir)} again") from None
     if not np.isfinite(embedding).all():
         rows = np.flatnonzero(~np.isfinite(embedding).all(axis=tuple(range(1, embedding.ndim))))
         word = vocab.words[rows[0]] if rows[0] < len(vocab) else "beyond vocab.json"
@@ -511,11 +522,11 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     scaler = speed.grad_scaler(device)
     generator = torch.Generator().manual_seed(settings["seed"])
     progress = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "finished": False,
-                "train_seconds": 0.0}
+                "train_seconds": 0.0, "records": []}  # records: metrics.jsonl's lines, kept in last.pt too
     metrics_file, kept, resumed_from = run_dir / "metrics.jsonl", [], ""
     if args.resume and has_checkpoint(run_dir):
         progress, resumed_from = load_state(run_dir, model, optimizer, generator, scaler, run_identity(settings))
-        kept = kept_metrics(metrics_file, progress["epoch"])  # checked, as best.pt below, before any write
+        kept = kept_metrics(metrics_file, progress)  # checked, as best.pt below, before any write
         started_with = read_json(run_dir / "config.json").get("pair_scorer")
         if started_with and started_with != scorer:
             log.warning("this run started with the %s pair scorer and resumes with the %s one: the result will "
@@ -574,6 +585,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         if settings["early_stop"] and progress["bad_epochs"] >= settings["early_stop"]:
             progress["finished"] = True
             log.info("early stop: %d epochs without a better %s F1", progress["bad_epochs"], select_on)
+        progress["records"].append(record)
         with metrics_file.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         save_training_state(run_dir / "last.pt", model, optimizer, generator, progress, scaler,

@@ -202,6 +202,20 @@ def test_train_refuses_labels_older_than_its_training_data(workspace, capsys):
                   watched=(data, save))
 
 
+def repeat_a_word(folder: Path) -> None:
+    vocab = json.loads((folder / "vocab.json").read_text())
+    vocab["words"][-1] = vocab["words"][-2]
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+
+
+def test_train_refuses_a_vocabulary_that_lists_a_word_twice(workspace, capsys):
+    data, save = workspace
+    repeat_a_word(data)
+    error = fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save),
+                                       *FAST], capsys, "is listed twice", "prepare_vocab.py", watched=(data, save))
+    assert f"error: {data / 'vocab.json'}: the word" in error and "unreadable" not in error  # the file named once
+
+
 @pytest.mark.parametrize("select_on", ["dev", "test"])
 def test_train_refuses_an_empty_selection_split(workspace, capsys, select_on):
     data, save = workspace
@@ -261,8 +275,8 @@ def test_resume_refuses_a_foreign_checkpoint_and_a_damaged_config_or_log(workspa
             (settings_edit(compile=1), "settings 'compile' is 1, not of type bool"),
             (settings_edit(rnn_hidden=0), "the run's settings (config.json): rnn_hidden = 0: not an integer >= 1"),
             (settings_edit(lr=deleted), "the settings lack 'lr'"),
-            (lambda: (run / "metrics.jsonl").write_text("garbage\n"), "metrics.jsonl:1: not the record of epoch 1"),
-            (lambda: (run / "metrics.jsonl").write_text(""), "0 epoch records for the 1 epochs in last.pt")):
+            (lambda: write_metrics_without_records(run, "garbage\n"), "metrics.jsonl:1: not the record of epoch 1"),
+            (lambda: write_metrics_without_records(run, ""), "0 epoch records for the 1 epochs in last.pt")):
         spoil()
         spoiled = {name: (run / name).read_bytes() for name in (*original, "best.pt")}
         fails_cleanly(train.main, ["--resume", str(run)], capsys, named, watched=(data, save / "other"))
@@ -270,6 +284,30 @@ def test_resume_refuses_a_foreign_checkpoint_and_a_damaged_config_or_log(workspa
         for name, content in original.items():
             (run / name).write_bytes(content)
     train.main(["--resume", str(run)])  # the same run, undamaged, resumes (and ends at once: it is finished)
+
+
+def write_metrics_without_records(run: Path, metrics: str) -> None:
+    """metrics.jsonl damaged, beside a last.pt from before the epoch records were kept in it."""
+    state = torch.load(run / "last.pt", weights_only=True)
+    del state["progress"]["records"]
+    torch.save(state, run / "last.pt")
+    (run / "metrics.jsonl").write_text(metrics)
+
+
+@pytest.mark.parametrize("damage", ["garbage\n", "", None])
+def test_resume_writes_a_damaged_metrics_file_again_from_last_checkpoint(workspace, capsys, damage):
+    data, save = workspace
+    common = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST]
+    finished = train.main([*common, "--run_id", "r", "--num_epoch", "2"])
+    metrics = save / "r" / "metrics.jsonl"
+    original = metrics.read_bytes()
+    if damage is None:
+        metrics.unlink()
+    else:
+        metrics.write_text(damage)
+    assert train.main(["--resume", str(save / "r")]) == finished
+    assert "metrics.jsonl is damaged or missing epochs of last.pt: written again" in capsys.readouterr().err
+    assert metrics.read_bytes() == original
 
 
 def test_a_lost_best_checkpoint_is_refused_before_training(tmp_path):
@@ -445,6 +483,7 @@ BAD_RUNS = {
     "truncated best.pt": (lambda d: (d / "best.pt").write_bytes((d / "best.pt").read_bytes()[:500]), "best.pt"),
     "reversed relations": (reverse_relations, "labels.json differs"),
     "larger vocabulary": (grow_vocabulary, "vocab.json differs"),
+    "a word listed twice": (repeat_a_word, "vocab.json: the word"),
     "malformed config.json": (lambda d: (d / "config.json").write_text("{"), "config.json:1: malformed JSON"),
     "config.json a list": (lambda d: (d / "config.json").write_text("[1, 2]"), "config.json: a JSON list"),
     "config.json with a mistyped size": (
