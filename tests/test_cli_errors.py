@@ -131,6 +131,17 @@ def test_train_refuses_a_save_dir_under_a_file(workspace, capsys):
                   "afile is a file, not a folder", watched=(data, save))
 
 
+UNWRITABLE = Path("/sys/kernel")  # a folder that takes no new folders, even for root (as CI runs)
+
+
+@pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs Linux's /sys/kernel to stand for a read-only place")
+def test_train_refuses_a_save_dir_where_no_folder_can_be_made(workspace, capsys):
+    data, save = workspace
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir",
+                               str(UNWRITABLE / "runs"), *FAST], capsys, "--save_dir",
+                  f"cannot make folders in {UNWRITABLE}", watched=(data, save))
+
+
 def test_train_on_a_missing_dataset_leaves_nothing(tmp_path, capsys):
     fails_cleanly(train.main, ["--dataset", "nosuch", "--save_dir", str(tmp_path), *FAST], capsys,
                   "'nosuch' is no release prepare_data.py builds", "Your own data", watched=(tmp_path,))

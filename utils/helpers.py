@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -133,12 +134,17 @@ def folder_name(text: str) -> str:
 
 def check_folder_path(path: str | Path, flag: str) -> None:
     """InputError naming ``flag`` when ``path`` cannot become a folder: it, or the nearest part of it that
-    exists, is a file (before anything is downloaded or trained, not as an OS error at the end)."""
+    exists, is a file or takes no new folders (read-only, no permission), found by making one there and removing
+    it. Before anything is downloaded or trained, not as an OS error at the end."""
     existing = Path(path).absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise InputError(f"{flag} {path}: {existing} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".rin_write_test_", dir=existing))
+    except OSError as error:
+        raise InputError(f"{flag} {path}: cannot make folders in {existing} ({error.strerror or error})") from None
 
 
 def code_commit() -> str:
