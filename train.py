@@ -527,6 +527,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     if args.resume and has_checkpoint(run_dir):
         progress, resumed_from = load_state(run_dir, model, optimizer, generator, scaler, run_identity(settings))
         kept = kept_metrics(metrics_file, progress)  # checked, as best.pt below, before any write
+        progress.setdefault("records", [json.loads(line) for line in kept])  # a last.pt from before they were kept
         started_with = read_json(run_dir / "config.json").get("pair_scorer")
         if started_with and started_with != scorer:
             log.warning("this run started with the %s pair scorer and resumes with the %s one: the result will "

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from data.loader import LoadReport, find_occurrences, parse_record
+from data.loader import DUPLICATE_TRIPLE, LoadReport, find_occurrences, parse_record
 from utils.tagging import Span
 
 MAX_ENTITY_TOKENS = 16
@@ -99,7 +99,7 @@ def convert_sentence(text: str, triples: Sequence[Sequence[str]], last_word_rele
         return None
     unique = list(dict.fromkeys(tuple(t) for t in triples))
     for _ in range(len(triples) - len(unique)):
-        report.add("duplicate triple removed", where)
+        report.add(DUPLICATE_TRIPLE, where)
     mentions, entities = [], []
     for subject, relation, obj in unique:
         spans = []

@@ -5,14 +5,13 @@ A RIN file holds one JSON object per line (a single JSON array is accepted too):
 "label": str}], "en_list": [[tokens], ..], "pos": [tags]}``. ``em1Text`` and
 ``em2Text`` name the LAST token of each entity (official files) or the whole
 entity (files made by prepare_data.py); ``en_list`` gives whole entities.
-Other keys are ignored, except one that looks like a misspelling of a key read
-here (``relationMention``, ``Pos``): its value would be lost, so it is an error.
+Other keys are ignored; where a key read is missing, a key that looks like it
+misspelt (``relationMention``, ``Pos``) is named in the error, or the warning.
 Every repair or skip is recorded in a :class:`LoadReport` with file, line and reason.
 """
 from __future__ import annotations
 
 import difflib
-import functools
 import json
 import logging
 import re
@@ -31,17 +30,13 @@ log = logging.getLogger(__name__)
 
 Triple = tuple[Span, str, Span]  # (subject span, relation, object span)
 
-SENTENCE_KEYS = ("sentText", "relationMentions", "en_list", "pos")  # the keys parse_record reads
-MENTION_KEYS = ("em1Text", "em2Text", "label")
-# keys of the official releases that the loader does not read (CoType/CopyRE NYT, the RIN WebNLG test): extra
-# fields, never taken for misspellings, whatever the cut-off below
-RELEASE_EXTRA_KEYS = frozenset({"articleId", "sentId", "entityMentions", "stan_ner", "em1Label", "em2Label"})
-# similarity (difflib ratio, after lower-casing and dropping '_', '-' and spaces) from which an unknown key is
-# taken for a misspelling of a key read: 0.8, or (n - 1)/n for a key of n < 5 letters (one letter changed in
-# "pos" scores 2/3). Any one-letter slip (dropped, added, changed, swapped) in a key read reaches it; the
-# releases' extra fields stay below (entityMentions 0.73 to relationMentions, em1Label 0.77 to label)
+# similarity (difflib ratio, after lower-casing and dropping '_', '-' and spaces) from which a key present is
+# taken for a misspelling of a key read that is absent: 0.8, or (n - 1)/n for a key of n < 5 letters (one
+# letter changed in "pos" scores 2/3). Any one-letter slip (dropped, added, changed, swapped) reaches it
 MISSPELLING_CUTOFF = 0.8
-DUPLICATE_TRIPLE = "duplicate triple removed"  # a LoadReport reason, as prepare_data.py's for the releases
+READ_KEYS = frozenset({"sentText", "relationMentions", "en_list", "pos", "em1Text", "em2Text", "label"})
+UNREAD_POS = "no 'pos' key, but one that looks like it misspelt (not read: no POS tags)"  # a LoadReport reason
+DUPLICATE_TRIPLE = "duplicate triple removed"  # a LoadReport reason, here and in data/convert.py
 # two different mentions on one triple, e.g. 'Ohio' given alone, located as the en_list entity ending there,
 # and 'Cuyahoga County , Ohio' given whole
 MERGED_TRIPLE = "two relation mentions located on one triple (kept once)"
@@ -231,26 +226,21 @@ def _key_form(key: str) -> str:
     return re.sub(r"[\s_-]", "", key.casefold())
 
 
-@functools.lru_cache(maxsize=4096)
-def intended_keys(key: str, known: tuple[str, ...]) -> tuple[str, ...]:
-    """The keys of ``known`` that ``key`` may be a misspelling of (case, separators, a slip of a letter or two),
-    the most similar first; none for a key read or an extra field of the releases."""
-    if key in known or key in RELEASE_EXTRA_KEYS:
-        return ()
-    form, forms = _key_form(key), {_key_form(k): k for k in known}
-    return tuple(forms[close] for close in difflib.get_close_matches(form, forms, n=len(forms), cutoff=0.5)
-                 if difflib.SequenceMatcher(None, form, close).ratio()
-                 >= min(MISSPELLING_CUTOFF, (len(close) - 1) / len(close)))
+def misspellings(item: dict, key: str) -> list[str]:
+    """The keys of ``item`` that look like ``key`` misspelt (case, separators, a slip of a letter or two). Asked
+    only where ``key`` is absent: beside it, a similar key is an extra field ("label_id" beside "label")."""
+    form = _key_form(key)
+    cutoff = min(MISSPELLING_CUTOFF, (len(form) - 1) / len(form))
+    similarity = {other: difflib.SequenceMatcher(None, _key_form(other), form).ratio()
+                  for other in item if isinstance(other, str) and other not in READ_KEYS}
+    return sorted((other for other, ratio in similarity.items() if ratio >= cutoff), key=similarity.get,
+                  reverse=True)
 
 
-def _refuse_misspelt_keys(item: dict, known: tuple[str, ...], where: str, what: str) -> None:
-    """A key the loader reads, spelt otherwise, would be dropped unseen: a DataError naming the likely key (one
-    the object lacks, where two are as close: "em_Text" beside em2Text means em1Text)."""
-    for key in item:
-        if candidates := intended_keys(key, known):
-            intended = next((k for k in candidates if k not in item), candidates[0])
-            raise DataError(f"{where}: unknown key {key!r} in {what}, probably a misspelling of {intended!r} "
-                            f"(its value would be ignored); the keys read are {', '.join(known)}")
+def _misspelt_hint(item: dict, key: str) -> str:
+    """For an error on a missing ``key``: the key present that was probably meant, if any."""
+    near = misspellings(item, key)
+    return f" (is {near[0]!r} a misspelling of it?)" if near else ""
 
 
 def _words(tokens: Sequence[str], span: Span) -> str:
@@ -271,15 +261,16 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
     a wrong type is a :class:`DataError` naming ``where`` (file:line) and the field. A relation argument that is
     not in the sentence drops its triple (counted), except in ``scored`` gold, where dropping it would raise
     recall: a DataError there, as is a whole entity that is not in the sentence (its exact span is unknown).
-    A key that looks like a misspelling of one read here is a DataError. A triple given twice, or a mention
-    located on a triple another mention gave, is kept once and counted: the scorers count unique triples, and
-    now so do gold lists and triple counts."""
+    A missing key's error names a key that looks like it misspelt (for ``pos``, optional, it is counted). A
+    triple given twice, or a mention located on a triple another mention gave, is kept once and counted: the
+    scorers count unique triples, and now so do gold lists and triple counts."""
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    _refuse_misspelt_keys(record, SENTENCE_KEYS, where, "the sentence object")
     for key in ("sentText", "relationMentions", "en_list"):
         if key not in record:
-            raise DataError(f"{where}: missing field {key!r}")
+            raise DataError(f"{where}: missing field {key!r}{_misspelt_hint(record, key)}")
+    if "pos" not in record and (near := misspellings(record, "pos")):
+        report.add(UNREAD_POS, where, repr(near[0]))
     tokens = _token_list(record["sentText"], where, "sentText")
     if not isinstance(record["relationMentions"], list):
         raise DataError(f"{where}: relationMentions must be a list, not {_describe(record['relationMentions'])}")
@@ -305,12 +296,14 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
     taggable, dropped_entities = select_non_overlapping(entity_spans)
 
     seen: dict[Triple, tuple[str, str, str]] = {}  # each triple kept, with the mention that first gave it
-    for number, mention in enumerate(record["relationMentions"], start=1):
-        if isinstance(mention, dict):
-            _refuse_misspelt_keys(mention, MENTION_KEYS, where, f"relation mention {number}")
+    mentions: set[tuple[str, str, str]] = set()  # (subject, relation, object) as given, located or not
+    for mention in record["relationMentions"]:
         try:
             first, second, label = mention["em1Text"], mention["em2Text"], mention["label"]
-        except (KeyError, TypeError):
+        except KeyError as missing:
+            raise DataError(f"{where}: relation mention without {missing.args[0]!r}"
+                            f"{_misspelt_hint(mention, missing.args[0])}: {mention}") from None
+        except TypeError:
             raise DataError(f"{where}: relation mention without em1Text/em2Text/label: {mention}") from None
         if not isinstance(label, str) or not label.strip():
             raise DataError(f"{where}: a relation label must be a non-blank string, not {_describe(label)}")
@@ -328,9 +321,10 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
             spans.append(span)
             words.append(" ".join(argument))
         triple, given = (spans[0], label, spans[1]), (words[0], label, words[1])
-        if seen.get(triple) == given:  # the same mention again: its problems were counted with the first
+        if given in mentions:  # the same mention again: its problems were counted with the first
             report.add(DUPLICATE_TRIPLE, where, _triple_text(given))
             continue
+        mentions.add(given)
         for reason, detail in problems:
             report.add(reason, where, detail)
         if None in spans:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import torch
 
 from model.rin import RIN, RINConfig
-from utils.helpers import InputError, atomic_torch_save, file_sha256, read_json
+from utils.helpers import InputError, atomic_torch_save, file_sha256, read_json, settings_differences
 from utils.vocab import Labels, Vocab
 
 RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
@@ -100,12 +101,13 @@ def load_weights(model: RIN, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and set(state) == {"model", "model_config"}:
-            trained, state = state["model_config"], state["model"]
-            built = model.config.to_dict()
-            differ = sorted(key for key in trained.keys() | built.keys() if trained.get(key) != built.get(key))
-            if differ:
-                settings = ", ".join(f"{key}={trained.get(key)!r} (config.json: {built.get(key)!r})"
-                                     for key in differ)
+            trained, state, built = state["model_config"], state["model"], model.config.to_dict()
+            if not isinstance(trained, dict):
+                raise RunError(f"{path}: unreadable or not this run's checkpoint (its model_config is a "
+                               f"{type(trained).__name__}, not the settings)")
+            # a setting added to RINConfig after the run was saved takes its default, as in config.json
+            defaults = {field.name: field.default for field in fields(RINConfig) if field.default is not MISSING}
+            if settings := settings_differences(defaults | trained, built, built.keys()):
                 raise RunError(f"{path} was trained with {settings}: config.json was edited or belongs to another "
                                "run; restore the run's own config.json")
         model.load_state_dict(state)

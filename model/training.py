@@ -18,7 +18,7 @@ from tqdm import tqdm
 from data.loader import Batch, Example, bucketed_batches, collate
 from model import inference, speed
 from model.rin import RIN
-from utils.helpers import InputError, atomic_torch_save
+from utils.helpers import InputError, atomic_torch_save, settings_differences
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,7 @@ def load_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer
     warning otherwise."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if run and state.get("run") and state["run"] != run:
-        differ = sorted(key for key in state["run"].keys() | run.keys() if state["run"].get(key) != run.get(key))
-        saved = "; ".join(f"{key}={state['run'].get(key)!r} (config.json: {run.get(key)!r})" for key in differ)
+        saved = settings_differences(state["run"], run, state["run"].keys() | run.keys())
         raise InputError(f"{path} was saved with {saved}: it comes from another run, or config.json was edited; "
                          "restore the run's own files, or start a new run")
     model.load_state_dict(state["model"])

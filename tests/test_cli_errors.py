@@ -321,6 +321,26 @@ def test_resume_writes_a_damaged_metrics_file_again_from_last_checkpoint(workspa
     assert metrics.read_bytes() == original
 
 
+def test_a_last_checkpoint_from_before_the_records_were_kept_resumes(workspace, monkeypatch):
+    data, save = workspace
+    train_epoch = train.train_epoch
+
+    def stopped_in_epoch_2(*args, desc: str, **kwargs):
+        if desc == "epoch 2":
+            raise KeyboardInterrupt
+        return train_epoch(*args, desc=desc, **kwargs)
+
+    monkeypatch.setattr(train, "train_epoch", stopped_in_epoch_2)
+    with pytest.raises(SystemExit):
+        train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST,
+                    "--num_epoch", "2", "--run_id", "r"])
+    monkeypatch.setattr(train, "train_epoch", train_epoch)
+    metrics = save / "r" / "metrics.jsonl"
+    write_metrics_without_records(save / "r", metrics.read_text())
+    assert train.main(["--resume", str(save / "r")])["epochs_run"] == 2
+    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == [1, 2]
+
+
 def test_a_lost_best_checkpoint_is_refused_before_training(tmp_path):
     """best.pt holds an epoch before last.pt's and is gone: the run cannot finish as it should."""
     model = small_model(30, 2, pair_hidden=20)
@@ -481,6 +501,20 @@ def edit_model_settings(**edits: object):
     return spoil
 
 
+def rewrite_model_config(run_dir: Path, edit) -> None:
+    """best.pt again, with ``edit(model_config)`` recorded beside the same weights."""
+    state = torch.load(run_dir / "best.pt", weights_only=True)
+    torch.save({"model": state["model"], "model_config": edit(state["model_config"])}, run_dir / "best.pt")
+
+
+def test_a_model_setting_added_since_the_run_was_saved_takes_its_default(trained_run, tmp_path, capsys):
+    """A best.pt recorded before RINConfig had word_dropout: config.json gets the default, and so does it."""
+    run_dir = spoiled_run(trained_run, tmp_path, lambda d: rewrite_model_config(
+        d, lambda settings: {key: value for key, value in settings.items() if key != "word_dropout"}))
+    predict.main(["--model_dir", str(run_dir), "--text", "Anna Smith was born in Oslo ."])
+    assert json.loads(capsys.readouterr().out)["text"] == "Anna Smith was born in Oslo ."
+
+
 def grow_vocabulary(run_dir: Path) -> None:
     vocab = json.loads((run_dir / "vocab.json").read_text())
     vocab["words"] += ["extra1", "extra2"]
@@ -505,6 +539,9 @@ BAD_RUNS = {
                                       "best.pt was trained with rounds=2 (config.json: 3): config.json was edited"),
     "config.json without ER feedback": (edit_model_settings(er_feedback=False),
                                         "er_feedback=True (config.json: False)"),
+    "best.pt with settings that are no object": (lambda d: rewrite_model_config(d, lambda settings: [1]),
+                                                 "best.pt: unreadable or not this run's checkpoint (its model_config "
+                                                 "is a list"),
     "config.json of another format": (
         lambda d: (d / "config.json").write_text(json.dumps(json.loads((d / "config.json").read_text())
                                                             | {"run_format": 0})), "run format 0"),

@@ -182,6 +182,7 @@ def test_a_reader_that_stops_early_ends_the_output_quietly(run_dir, tmp_path):
 def test_progress_bars_are_drawn_on_a_terminal_only(run_dir, tmp_path, capsys, monkeypatch):
     """Only there: a log file (nohup, SLURM) would keep every redrawn line of a bar."""
     import fcntl
+    import logging
     import os
     import struct
     import sys
@@ -195,6 +196,7 @@ def test_progress_bars_are_drawn_on_a_terminal_only(run_dir, tmp_path, capsys, m
     assert "extract" not in capsys.readouterr().err
     reader, writer = os.openpty()
     fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a new one is 0 columns wide
+    monkeypatch.setattr(logging.root, "handlers", logging.root.handlers[:])  # predict.py's go to the terminal
     try:
         with os.fdopen(writer, "w") as terminal:
             monkeypatch.setattr(sys, "stderr", terminal)

@@ -78,6 +78,11 @@ def test_a_word_listed_twice_in_vocab_json_is_refused(tmp_path):
         Vocab([PAD, UNK, "Oslo", "Oslo"])
 
 
+def test_the_tokens_of_padding_and_unknown_words_in_data_are_the_unknown_word():
+    vocab = Vocab.build([["a", UNK, "b", PAD]])
+    assert vocab.words == [PAD, UNK, "a", "b"] and vocab.ids([UNK, PAD, "b"]) == [vocab.index[UNK]] * 2 + [3]
+
+
 def test_embedding_rows_from_vectors_or_noise():
     vocab = Vocab.build([["Paris", "is", "big"]])
     matrix, found = build_embedding(vocab, {"paris": np.ones(3, np.float32)}, 3, seed=0)

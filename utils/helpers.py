@@ -14,7 +14,7 @@ import random
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,13 @@ def preset_file(dataset: str) -> Path:
 
 
 RUN_DATA_FILES = ("train.json", "dev.json", "test.json", "vocab.json", "labels.json", "embedding.npy")
+
+
+def settings_differences(saved: dict, current: dict, keys: Iterable[str]) -> str:
+    """``key=saved (config.json: current)`` for each of ``keys`` whose values differ, joined by '; ' (empty when
+    none): what a checkpoint recorded against what a run folder's config.json says now."""
+    return "; ".join(f"{key}={saved.get(key)!r} (config.json: {current.get(key)!r})" for key in sorted(keys)
+                     if saved.get(key) != current.get(key))
 
 
 def file_sha256(path: Path) -> str:
@@ -203,10 +210,13 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
     except BrokenPipeError:  # the reader went away (predict.py ... | head): quiet, with SIGPIPE's status as for cat
         if debug:
             raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
         try:  # so the flush at exit does not fail again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            os.dup2(devnull, sys.stdout.fileno())
         except (OSError, ValueError):
             pass
+        finally:
+            os.close(devnull)
         raise SystemExit(141) from None  # 128 + SIGPIPE
     except (InputError, OSError, UnicodeError, json.JSONDecodeError) as error:
         if debug:

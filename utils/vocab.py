@@ -49,12 +49,14 @@ class Vocab:
         return token.lower() if self.lower else token
 
     def ids(self, tokens: Iterable[str]) -> list[int]:
-        return [self.index.get(self.normalise(t), UNK_ID) for t in tokens]
+        """Word ids; a word not in the vocabulary, and the padding token as text, are the unknown word."""
+        return [self.index.get(self.normalise(t), UNK_ID) if t != PAD else UNK_ID for t in tokens]
 
     @classmethod
     def build(cls, token_lists: Iterable[Sequence[str]], lower: bool = False, min_count: int = 1) -> Vocab:
         counts = Counter(t.lower() if lower else t for tokens in token_lists for t in tokens)
-        words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        words = sorted((w for w, c in counts.items() if c >= min_count and w not in (PAD, UNK)),  # as tokens in
+                       key=lambda w: (-counts[w], w))  # the data, both are the unknown word (ids)
         return cls([PAD, UNK, *words], lower=lower)
 
     def save(self, path: str | Path) -> None:
