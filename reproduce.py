@@ -266,8 +266,13 @@ def local_slots(args: argparse.Namespace, runs: int) -> list[Slot]:
     gpus = [] if args.device == "cpu" else visible_gpus(os.environ, cuda_device_count())
     if args.device == "cuda" and not gpus:
         raise InputError("--device cuda: no GPU is visible to this process")
+    jobs = min(args.jobs, max(1, runs))
+    if jobs > len(cores):
+        log.warning("--jobs %d on %d usable cores: the runs share cores, up to %d on each, and each runs slower "
+                    "(--jobs %d gives every run a core of its own)", jobs, len(cores), -(-jobs // len(cores)),
+                    len(cores))
     try:
-        return assign_slots(min(args.jobs, max(1, runs)), cores, gpus, args.runs_per_gpu)
+        return assign_slots(jobs, cores, gpus, args.runs_per_gpu)
     except ValueError as error:
         raise InputError(str(error)) from None
 

@@ -306,3 +306,15 @@ def test_dry_run_says_which_runs_it_would_resume(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"todo {first} (resumed after 3 epochs)" and lines[1].startswith("todo ")
     assert "resumed" not in lines[1]
+
+
+def test_more_jobs_than_cores_share_them_with_a_warning(caplog, monkeypatch):
+    monkeypatch.setattr(reproduce, "usable_cores", lambda: 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    args = argparse.Namespace(device="cpu", jobs=5, runs_per_gpu=1)
+    slots = reproduce.local_slots(args, runs=10)
+    assert [slot.cores for slot in slots] == [(0,), (1,), (0,), (1,), (0,)]
+    assert "--jobs 5 on 2 usable cores: the runs share cores, up to 3 on each" in caplog.text
+    caplog.clear()
+    assert [slot.cores for slot in reproduce.local_slots(args, runs=2)] == [(0,), (1,)]  # as many as runs left
+    assert not caplog.text
