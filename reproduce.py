@@ -58,6 +58,7 @@ from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
     InputError,
+    check_folder_path,
     non_negative_int,
     one_line_errors,
     positive_float,
@@ -66,6 +67,7 @@ from utils.helpers import (
     project_relative,
     read_json,
     resolve_project_path,
+    seed_value,
     setup_logging,
     usable_cores,
     write_json,
@@ -173,7 +175,10 @@ def claim(run_dir: Path) -> bool:
         descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         try:
-            os.kill(int(lock.read_text().strip() or 0), 0)
+            owner = int(lock.read_text().strip())
+            if owner <= 0:  # os.kill would signal a process group: never a runner's lock
+                raise ValueError(owner)
+            os.kill(owner, 0)
             return False  # its owner is alive
         except (ProcessLookupError, ValueError):
             lock.unlink(missing_ok=True)
@@ -427,7 +432,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--table", choices=("1", "5", "fig3", "all"), help="which table's runs to do")
     parser.add_argument("--dataset", default="webnlg",
                         help="dataset (default webnlg): one with a presets/<name>.json")
-    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=list(PAPER_SEEDS),
+    parser.add_argument("--seeds", type=seed_value, nargs="+", default=list(PAPER_SEEDS),
                         help="seeds to run (default 1 2 3 4 5); the report always covers seeds 1-5 and every seed "
                         "with a finished run")
     parser.add_argument("--jobs", type=positive_int,
@@ -581,6 +586,19 @@ def warn_untimed(todo: list[Run], args: argparse.Namespace) -> None:
                     args.hours, len(blind), len(todo), untimed(blind[0], medians, Path(args.results_dir)))
 
 
+def buildable_test(test_file: Path, flag: str) -> Path:
+    """The --out for ``prepare_data.py {flag}`` to build the missing ``test_file``: it must be OUT/webnlg/test.json,
+    in a folder of its own (prepare_data.py replaces OUT/webnlg whole: never the project's dataset/webnlg)."""
+    option = f"--{'retagged' if flag == '--retag_test' else 'rebuilt'}_test {test_file}"
+    if test_file.name != "test.json" or test_file.parent.name != "webnlg":
+        raise InputError(f"{option}: no such file; to have it built, name a path OUT/webnlg/test.json")
+    out = test_file.parent.parent
+    if out.resolve() == (PROJECT_ROOT / "dataset").resolve():
+        raise InputError(f"{option}: building it would replace the prepared dataset/webnlg; name a path under "
+                         "another folder (default: dataset/retagged/webnlg/test.json, dataset/rebuilt/...)")
+    return out
+
+
 def finish(outcomes: dict[str, str]) -> None:
     """Log each run's outcome; exit non-zero naming the runs that failed."""
     log.info("outcomes: %s", json.dumps(outcomes, indent=1))
@@ -595,16 +613,21 @@ def main(argv: list[str] | None = None) -> Plan | None:
     args.deadline = None if args.hours is None else time.time() + args.hours * 3600
     setup_logging()
     results_dir = Path(args.results_dir)
+    for flag in ("save_dir", "results_dir"):  # before any run trains, not when its summary is copied
+        check_folder_path(getattr(args, flag), f"--{flag}")
     for flag in ("report", "compare_test", "mention_study"):
         if getattr(args, flag) and not (results_dir / "runs").is_dir():
             raise InputError(f"--{flag}: {results_dir / 'runs'} does not exist: no run summaries to report on")
     if args.compare_test:
+        if args.dataset != "webnlg":
+            raise InputError(f"--compare_test --dataset {args.dataset}: the retagged and rebuilt tests exist for "
+                             "webnlg only")
         retagged, rebuilt = Path(args.retagged_test), Path(args.rebuilt_test)
         for test_file, flag in ((retagged, "--retag_test"), (rebuilt, "--rebuild_test")):
             if not test_file.exists():
                 import prepare_data
 
-                prepare_data.main(["--dataset", args.dataset, flag, "--out", str(test_file.parent.parent)])
+                prepare_data.main(["--dataset", args.dataset, flag, "--out", str(buildable_test(test_file, flag))])
         compare_test_files(args.dataset, Path(args.save_dir), results_dir, retagged, rebuilt)
     if args.mention_study:
         mention_study(args.dataset, Path(args.save_dir), results_dir)
@@ -637,8 +660,8 @@ def main(argv: list[str] | None = None) -> Plan | None:
                  f", and {untimed_runs} of the runs to do not yet timed" if untimed_runs else "")
     if todo and args.deadline is not None:
         warn_untimed(todo[: args.max_runs] if args.max_runs else todo, args)
-    for run in plan.runs:
-        if run not in todo and (save_dir / run.name).exists() and not args.dry_run:
+    for run in plan.runs:  # finished here: its summary (not an unfinished attempt's over a committed summary)
+        if run not in todo and (save_dir / run.name / "results.json").exists() and not args.dry_run:
             copy_summary(save_dir / run.name, results_dir)
     unfinished, todo = todo, todo[: args.max_runs] if args.max_runs else todo
     if args.executor == "slurm":

@@ -2,6 +2,7 @@
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -318,3 +319,53 @@ def test_more_jobs_than_cores_share_them_with_a_warning(caplog, monkeypatch):
     caplog.clear()
     assert [slot.cores for slot in reproduce.local_slots(args, runs=2)] == [(0,), (1,)]  # as many as runs left
     assert not caplog.text
+
+
+def test_a_missing_test_copy_is_built_only_where_it_is_named(tmp_path):
+    """prepare_data.py writes OUT/webnlg whole: a path of another shape, or one whose OUT is the project's dataset
+    folder, would replace the prepared dataset/webnlg."""
+    runs = tmp_path / "results" / "runs"
+    runs.mkdir(parents=True)
+    common = ["--compare_test", "--results_dir", str(tmp_path / "results"), "--save_dir", str(tmp_path / "saved")]
+    for path in (tmp_path / "mine" / "test.json", reproduce.PROJECT_ROOT / "dataset" / "webnlg" / "test2.json"):
+        with pytest.raises(InputError, match=re.escape(f"--retagged_test {path}: no such file; to have it built, "
+                                                       "name a path OUT/webnlg/test.json")):
+            reproduce.main([*common, "--retagged_test", str(path)])
+    assert reproduce.buildable_test(tmp_path / "webnlg" / "test.json", "--retag_test") == tmp_path
+    if not (reproduce.PROJECT_ROOT / "dataset" / "webnlg" / "test.json").exists():
+        with pytest.raises(InputError, match="would replace the prepared dataset/webnlg"):
+            reproduce.buildable_test(reproduce.PROJECT_ROOT / "dataset" / "webnlg" / "test.json", "--retag_test")
+    with pytest.raises(InputError, match="--compare_test --dataset nyt: the retagged and rebuilt tests exist for"):
+        reproduce.main([*common, "--dataset", "nyt"])
+
+
+def test_an_unfinished_attempt_never_replaces_a_committed_summary(tmp_path):
+    """A run finished elsewhere (its committed summary) and an interrupted attempt at it here: the summary stays."""
+    name = "webnlg_partial_K0_seed1"
+    committed = reproduce.PROJECT_ROOT / "results" / "runs" / name
+    summary, attempt = tmp_path / "results" / "runs" / name, tmp_path / "saved" / name
+    shutil.copytree(committed, summary)
+    attempt.mkdir(parents=True)
+    shutil.copy(committed / "config.json", attempt)
+    (attempt / "metrics.jsonl").write_text((committed / "metrics.jsonl").read_text().splitlines()[0] + "\n")
+    reproduce.main(["--table", "1", "--seeds", "1", "--only", name, "--save_dir", str(tmp_path / "saved"),
+                    "--results_dir", str(tmp_path / "results")])
+    assert (summary / "metrics.jsonl").read_bytes() == (committed / "metrics.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("content", ["", "0", "-1", "garbage"])
+def test_a_lock_that_names_no_live_runner_is_taken_over(tmp_path, content):
+    (tmp_path / "runner.lock").write_text(content)
+    assert reproduce.claim(tmp_path) and (tmp_path / "runner.lock").read_text() == str(os.getpid())
+
+
+def test_folders_and_seeds_are_checked_before_any_run(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    for flags, named in ((["--results_dir", str(afile)], f"--results_dir {afile}: {afile} is a file"),
+                         (["--save_dir", str(afile / "runs")], f"--save_dir {afile / 'runs'}: {afile} is a file")):
+        with pytest.raises(InputError, match=re.escape(named)):
+            reproduce.main(["--table", "1", "--seeds", "1", "--dry_run", *flags])
+    with pytest.raises(SystemExit):
+        reproduce.main(["--table", "1", "--seeds", str(2**32), "--dry_run"])
+    assert "not a seed in [0, 2**32 - 1]" in capsys.readouterr().err  # train.py's range, refused before any run
