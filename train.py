@@ -185,6 +185,10 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     settings["save_dir"] = str(Path(args.save_dir).absolute() if args.save_dir else PROJECT_ROOT / TRAIN.save_dir)
     settings["data_dir"] = project_relative(settings["data_dir"] or PROJECT_ROOT / "dataset" / settings["dataset"])
     if settings["pos_dim"] > 0 and lacks_pos_tags(resolve_project_path(settings["data_dir"])):
+        if "pos_dim" in given:  # asked for (the runner's table runs ask): not a run to rename w/o POS silently
+            raise InputError(f"--pos_dim {settings['pos_dim']}: {settings['data_dir']} has no POS tags (its "
+                             "labels.json); prepare the data with a tagger, or leave --pos_dim out to train RIN w/o "
+                             "POS")
         log.warning("the data has no POS tags: training with --pos_dim 0 (RIN w/o POS)")
         settings["pos_dim"] = 0  # before the run is named, so its name and config.json say so
     if not settings["run_id"]:

@@ -117,6 +117,15 @@ def test_data_without_pos_tags_names_the_run_without_pos(workspace):
     assert config["settings"]["pos_dim"] == config["model"]["pos_dim"] == 0
 
 
+def test_pos_features_asked_for_on_data_without_pos_tags_are_refused(workspace, capsys):
+    """As the runner asks for a table's runs: RIN with POS, not a run renamed w/o POS."""
+    data, save = workspace
+    labels = json.loads((data / "labels.json").read_text())
+    (data / "labels.json").write_text(json.dumps({**labels, "pos": labels["pos"][:2]}))
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST,
+                               "--pos_dim", "10"], capsys, "--pos_dim 10:", "has no POS tags", watched=(data, save))
+
+
 def test_train_on_a_data_dir_that_is_a_file(workspace, capsys):
     data, save = workspace
     fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data / "train.json"), "--save_dir",
