@@ -366,11 +366,17 @@ def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, too
 
 
 def record_split(report: dict, split: str, records: list[dict], changes: LoadReport, dataset: str) -> None:
-    """A built split's statistics and changes, into the report and the log."""
+    """A built split's statistics and changes, into the report and the log; a split left without sentences is
+    refused (nothing is written), one without triples is warned about."""
     report["splits"][split] = split_statistics(records)
     report["changes"][split] = changes.as_dict()
     changes.log(f"{dataset}/{split}", notes=("entity span from",))  # where spans came from: no problem
     log.info("%s/%s: %s", dataset, split, report["splits"][split])
+    if not records:
+        raise DataError(f"{dataset}/{split}: no sentences (its source is empty, or every sentence was dropped: "
+                        "see the lines above); nothing was written")
+    if not report["splits"][split]["triples"]:
+        log.warning("%s/%s: no sentence has a triple left (see the lines above)", dataset, split)
 
 
 def sentence_key(record: dict, where: str) -> str:

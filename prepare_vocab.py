@@ -73,13 +73,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=seed_value, default=1, help="seed for word2vec and random rows (default 1)")
     parser.add_argument("--source", help="--wv_file official: folder with the release layout (default: "
                         "../shared/datasets when present, then the download cache, then a download)")
-    parser.add_argument("--cache", default=str(default_cache()), help="download cache (as in prepare_data.py)")
-    parser.add_argument("--base_url", default=os.environ.get(BASE_URL_ENV),
-                        help=f"mirror of raw.githubusercontent.com (default: ${BASE_URL_ENV}, else the manifest's)")
-    parser.add_argument("--manifest", default=str(MANIFEST), help="sources manifest (default: data/sources.json)")
+    parser.add_argument("--cache", help=f"--wv_file official: download cache (default: {default_cache()}, as in "
+                        "prepare_data.py)")
+    parser.add_argument("--base_url", help=f"--wv_file official: mirror of raw.githubusercontent.com (default: "
+                        f"${BASE_URL_ENV}, else the manifest's)")
+    parser.add_argument("--manifest", help="--wv_file official: sources manifest (default: data/sources.json)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     wv_file = (args.wv_file or "").lower()
+    if wv_file != "official" and (ignored := [f"--{flag}" for flag in ("source", "cache", "base_url", "manifest")
+                                              if getattr(args, flag) is not None]):
+        parser.error(f"{', '.join(ignored)}: only for --wv_file official (where the authors' vectors come from)")
     if wv_file == "official" and args.dataset not in OFFICIAL_VECTORS:
         parser.error(f"--wv_file official: the authors' vectors cover {', '.join(sorted(OFFICIAL_VECTORS))}, "
                      f"not {args.dataset!r}")
@@ -110,7 +114,8 @@ def missing_split_message(path: Path, dataset: str) -> str:
 def official_vectors(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], int, str]:
     folder = OFFICIAL_VECTORS[args.dataset]
     files = [f"{folder}/embedding.npy", f"{folder}/vocab.pkl"]
-    inputs = Inputs(Manifest.load(args.manifest), args.source, Path(args.cache), args.base_url,
+    inputs = Inputs(Manifest.load(args.manifest or MANIFEST), args.source, Path(args.cache or default_cache()),
+                    args.base_url or os.environ.get(BASE_URL_ENV),
                     shared=SHARED if args.source is None and SHARED.is_dir() else None)
     found = inputs.gather(files)
     if found.missing:

@@ -516,6 +516,8 @@ BAD_PREPARE_RUNS = [  # (extra flags, or a file to break; what the one error lin
     ({"casrel/WebNLG-star/test_triples.json": '[{"text": "a b", "triple_list": [["a", "b"]]}]'},
      "test_triples.json:1: 'triple_list'"),
     ({"rin/webnlg/test.json": '{"sentText": ["a"], "en_list": []}\n'}, "test.json:1: missing field"),
+    ({"casrel/WebNLG-star/train_triples.json": "[]"}, "webnlg/train: no sentences"),
+    ({"casrel/WebNLG-star/val_triples.json": "[\n]"}, "webnlg/dev: no sentences"),
     ({"rin/webnlg/test.json": b"\xff\xfe not UTF-8\n"}, "test.json"),
 ]
 

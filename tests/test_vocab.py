@@ -31,6 +31,10 @@ def test_glove_and_word2vec_text_formats(tmp_path, caplog):
     vectors, _ = read_word_vectors(glove, wanted={"Paris"})
     assert set(vectors) == {"Paris"}
     assert "skipped 1 lines whose width is not 3 values (lines 3)" in caplog.text
+    glove.write_text("New York 0.5 0.5 0.5\nthe 0.1 0.2 0.3\nParis 1 2 3\n")  # a word with a space comes first
+    vectors, dim = read_word_vectors(glove)
+    assert dim == 3 and set(vectors) == {"the", "Paris"}
+    assert "skipped 1 lines whose width is not 3 values (lines 1)" in caplog.text
     glove.write_text("the 0.1 0.2 0.3\nParis 1 x 3\n")
     with pytest.raises(InputError, match=r"glove.txt:2: the vector of 'Paris' holds a value that is not a number"):
         read_word_vectors(glove)
@@ -266,6 +270,7 @@ BAD_VOCAB_RUNS = [  # (flags or a file to break, what the one error line must na
     (["--data_dir", "/nonexistent/data"], "/nonexistent/data"),
     (["--dataset", "nyt10", "--wv_file", "official"], "--wv_file official"),
     (["--seed", "one"], "--seed"),
+    (["--cache", "/tmp/c", "--manifest", "m.json"], "--cache, --manifest: only for --wv_file official"),
     ({"train.json": '{"sentText": ["a"], "relationMentions": []}\n'}, "train.json:1: missing field 'en_list'"),
     ({"dev.json": '{"sentText": ["a"]\n'}, "dev.json:1: malformed JSON"),
     ({"train.json": ""}, "train.json: no sentences"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import itertools
 import json
 import logging
 import os
@@ -120,26 +121,35 @@ def warn_repeated_vectors(path: str | Path, repeats: Sequence[tuple[str, int, in
                     among, len(repeats), shown, " ..." if len(repeats) > 5 else "")
 
 
+WIDTH_SAMPLE = 1000  # lines of a vectors file whose commonest width is taken as its vector size (+ 1 word)
+
+
 def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
     """Read GloVe (``word v1 .. vd``) or word2vec text (same, after a ``count dim`` header).
 
     Keeps only ``wanted`` words when given, so a 5 GB GloVe file costs little
-    memory. Lines whose width differs from the first vector's are counted and
-    skipped (glove.840B has a few words containing spaces). A word given twice
+    memory. The vector size is the header's, else the most common width of the
+    first lines: lines of another width are counted and skipped (glove.840B has
+    a few words containing spaces, the first line among them). A word given twice
     keeps its first vector, with one warning for all such lines, as gensim's
     reader does: downloaded files can carry the odd duplicate, and refusing
     them would mean editing a 5 GB file by hand.
     """
     vectors: dict[str, np.ndarray] = {}
     lines: dict[str, int] = {}  # where each kept word was read
-    dim, bad, repeats = 0, [], []
+    bad, repeats = [], []
     with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
+        first = list(itertools.islice(handle, WIDTH_SAMPLE))
+        header = first[0].split() if first else []
+        if len(header) == 2 and all(p.isdigit() for p in header):  # word2vec: "count dim"
+            dim, first[0] = int(header[1]), ""
+        else:
+            widths = Counter(len(line.rstrip().split(" ")) - 1 for line in first if line.strip())
+            dim = widths.most_common(1)[0][0] if widths else 0
+        for number, line in enumerate(itertools.chain(first, handle), start=1):
             parts = line.rstrip("\n").rstrip().split(" ")
-            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec header
-            if dim == 0:
-                dim = len(parts) - 1
+            if number == 1 and not line:
+                continue  # the header
             if len(parts) != dim + 1:
                 bad.append(number)
                 continue
