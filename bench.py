@@ -73,6 +73,7 @@ from utils.helpers import (
     read_json,
     seed_value,
     usable_cores,
+    write_json,
 )
 from utils.vocab import Labels
 
@@ -696,8 +697,7 @@ def bench(args: argparse.Namespace) -> dict:
             "not judged (one oracle batch under --contention)"
         print(f"   target {check['target']} {check['bound']}: {check['value']:.2f} {verdict}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(Path(args.json), report)  # atomic: an interrupted bench leaves the last figures whole
     return report
 
 
