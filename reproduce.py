@@ -51,7 +51,7 @@ from experiments.launch import (
     wait_for_array,
 )
 from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
-from experiments.report import write_report
+from experiments.report import epoch_records, run_settings, write_report
 from model.training import HYPERPARAMETERS, RUN_DEFINING
 from utils.helpers import (
     PRESETS_DIR,
@@ -89,8 +89,10 @@ def epoch_medians(dataset: str, results_dir: Path) -> dict[int, float]:
     for folder in (results_dir / "runs").glob(f"{dataset}_*"):
         files = [folder / name for name in ("config.json", "metrics.jsonl")]
         if run_dataset(folder.name) in (dataset, None) and all(f.exists() for f in files):
-            rounds = read_json(files[0])["settings"]["rounds"]
-            for _, epoch in read_json_records(files[1]):
+            rounds = run_settings(files[0]).get("rounds")
+            if type(rounds) is not int:
+                continue  # no K recorded: its epochs time no K
+            for epoch in epoch_records(files[1]):
                 seconds.setdefault(rounds, []).append(epoch["train_seconds"] + epoch.get("eval_seconds", 0))
     return {rounds: statistics.median(values) for rounds, values in seconds.items()}
 
@@ -222,7 +224,7 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
         config_file = Path(args.save_dir) / run.name / "config.json"
         if not config_file.is_file():
             continue
-        recorded = read_json(config_file).get("settings", {})
+        recorded = run_settings(config_file)
         planned = resolve_settings_of(run, args)
         differ = [f"{key} {recorded[key]} (planned: {planned[key]})" for key in RUN_DEFINING
                   if key in recorded and recorded[key] != planned.get(key)

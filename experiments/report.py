@@ -172,20 +172,57 @@ def load_results(results_dir: Path) -> dict[str, dict]:
     found = {}
     for folder in sorted((results_dir / "runs").glob("*")):
         if (folder / "results.json").exists():
-            found[folder.name] = result = read_json(folder / "results.json")
-            missing = [key for key in ("dev", "test", "best_epoch") if key not in result] + [
-                f"{split}.{mode}" for split in ("dev", "test") if isinstance(result.get(split), dict)
-                for mode in ("partial", "exact") if mode not in result[split]]
-            if missing:
-                raise InputError(f"{folder / 'results.json'}: not a run summary (no {', '.join(missing)}); "
-                                 "remove the run folder or copy it again from saved_models/")
+            found[folder.name] = checked_results(folder / "results.json")
             # wall time of every epoch (training + dev/test evaluation), summed over all sessions; runner.json
             # only holds invocations that ended normally, not those cut off by the end of a session
             metrics = folder / "metrics.jsonl"
-            epochs = [epoch for _, epoch in read_json_records(metrics)] if metrics.exists() else []
+            epochs = epoch_records(metrics) if metrics.exists() else []
             found[folder.name]["wall_seconds"] = (sum(e.get("train_seconds", 0) + e.get("eval_seconds", 0)
                                                       for e in epochs) or None)
     return found
+
+
+DAMAGED = "remove the run folder or copy it again from saved_models/"
+
+
+def checked_results(path: Path) -> dict:
+    """A run's results.json, with every score the report reads a number in [0, 1]: InputError naming the file
+    and the field otherwise (a damaged summary, not a traceback in the middle of the report)."""
+    result = read_json(path)
+    if not isinstance(result, dict):
+        raise InputError(f"{path}: a JSON {type(result).__name__}, not a run summary; {DAMAGED}")
+    if type(result.get("best_epoch")) is not int:
+        raise InputError(f"{path}: best_epoch is {result.get('best_epoch')!r}, not an epoch; {DAMAGED}")
+    for split in ("dev", "test"):
+        for mode in ("partial", "exact"):
+            scores = result.get(split, {}).get(mode) if isinstance(result.get(split), dict) else None
+            for key in ("precision", "recall", "f1"):
+                value = scores.get(key) if isinstance(scores, dict) else None
+                if not (type(value) in (int, float) and 0 <= value <= 1):
+                    raise InputError(f"{path}: {split}.{mode}.{key} is {value!r}, not a score in [0, 1]; "
+                                     f"{DAMAGED}")
+    return result
+
+
+def run_settings(config_file: Path) -> dict:
+    """A run's config.json settings (none recorded: empty); InputError naming the file when it is no object."""
+    config = read_json(config_file)
+    if not isinstance(config, dict) or not isinstance(config.get("settings", {}), dict):
+        raise InputError(f"{config_file}: not a run's config.json (its settings are no object); {DAMAGED}")
+    return config.get("settings", {})
+
+
+def epoch_records(metrics_file: Path) -> list[dict]:
+    """A run's metrics.jsonl, each line an epoch's record with its seconds; InputError naming the line otherwise."""
+    records = []
+    for number, record in read_json_records(metrics_file):
+        if not (isinstance(record, dict) and all(type(record.get(key, 0)) in (int, float)
+                                                 for key in ("train_seconds", "eval_seconds"))
+                and "train_seconds" in record):
+            raise InputError(f"{metrics_file}:{number}: not an epoch record (an object with train_seconds); "
+                             f"{DAMAGED}")
+        records.append(record)
+    return records
 
 
 def aggregate(values: list[float]) -> tuple[float | None, float | None, int]:
@@ -356,7 +393,7 @@ def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
                                   Counter(), "data": Counter(), hyper: Counter()}
     for name in names:
         path = results_dir / "runs" / name / "config.json"
-        settings = read_json(path).get("settings", {}) if path.exists() else {}
+        settings = run_settings(path) if path.exists() else {}
         counts["best epoch chosen on"][settings.get("select_on", "not recorded")] += 1
         counts["early-stopping patience (epochs; 0 = none)"][str(settings.get("early_stop", "not recorded"))] += 1
         counts["data"][data_folder(settings.get("data_dir", "not recorded"))] += 1

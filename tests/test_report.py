@@ -1,5 +1,6 @@
 """The report: aggregates (hand-computed), effects paired by seed, the status verdicts, the figure."""
 import json
+import re
 
 import pytest
 
@@ -232,8 +233,24 @@ def test_a_damaged_summary_is_named(tmp_path):
     with pytest.raises(InputError, match=r"metrics.jsonl:2: malformed JSON"):
         render_report("webnlg", [1], tmp_path)
     metrics.unlink()
-    (tmp_path / "runs" / "webnlg_partial_K2_seed1" / "results.json").write_text('{"dev": {}}')
-    with pytest.raises(InputError, match=r"results.json: not a run summary \(no test, best_epoch, dev.partial"):
+    run = tmp_path / "runs" / "webnlg_partial_K2_seed1"
+    results = json.loads((run / "results.json").read_text())
+    metrics.write_text('{"train_seconds": 1}\n[1]\n')
+    with pytest.raises(InputError, match=r"metrics.jsonl:2: not an epoch record"):
+        render_report("webnlg", [1], tmp_path)
+    metrics.unlink()
+    for damaged, named in (([], "results.json: a JSON list, not a run summary"),
+                           ({"dev": {}}, "results.json: best_epoch is None, not an epoch"),
+                           ({**results, "dev": []}, "results.json: dev.partial.precision is None, not a score"),
+                           ({**results, "test": {**results["test"], "exact": {**results["test"]["exact"],
+                                                                            "f1": "high"}}},
+                            "results.json: test.exact.f1 is 'high', not a score in [0, 1]")):
+        (run / "results.json").write_text(json.dumps(damaged))
+        with pytest.raises(InputError, match=re.escape(named)):
+            render_report("webnlg", [1], tmp_path)
+    (run / "results.json").write_text(json.dumps(results))
+    (run / "config.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"config.json: not a run's config.json \(its settings are no object\)"):
         render_report("webnlg", [1], tmp_path)
 
 
