@@ -172,9 +172,11 @@ def claim(run_dir: Path) -> bool:
     """Take ``run_dir/runner.lock`` for this process, so two runners on one machine never train one run at
     once; a lock left by a process that is gone (a runner killed with its session) is taken over. (Across the
     nodes of a cluster, where a pid means nothing, train.py's flock on the run folder is what guards a run.)"""
-    lock = run_dir / "runner.lock"
+    lock, mine = run_dir / "runner.lock", run_dir / f".runner.lock.{os.getpid()}"
+    mine.write_text(str(os.getpid()))
     try:
-        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.link(mine, lock)  # atomic, and the lock holds the pid from its first moment: never seen empty
+        return True
     except FileExistsError:
         try:
             owner = int(lock.read_text().strip())
@@ -182,14 +184,13 @@ def claim(run_dir: Path) -> bool:
                 raise ValueError(owner)
             os.kill(owner, 0)
             return False  # its owner is alive
-        except (ProcessLookupError, ValueError):
+        except (ProcessLookupError, ValueError, OverflowError):
             lock.unlink(missing_ok=True)
             return claim(run_dir)
         except PermissionError:
             return False  # alive, owned by another user
-    os.write(descriptor, str(os.getpid()).encode())
-    os.close(descriptor)
-    return True
+    finally:
+        mine.unlink(missing_ok=True)
 
 
 def train_job(run: Run, args: argparse.Namespace, threads: int | None = None) -> TrainJob:
@@ -625,11 +626,13 @@ def main(argv: list[str] | None = None) -> Plan | None:
             raise InputError(f"--compare_test --dataset {args.dataset}: the retagged and rebuilt tests exist for "
                              "webnlg only")
         retagged, rebuilt = Path(args.retagged_test), Path(args.rebuilt_test)
-        for test_file, flag in ((retagged, "--retag_test"), (rebuilt, "--rebuild_test")):
-            if not test_file.exists():
-                import prepare_data
+        to_build = {flag: buildable_test(test_file, flag)  # both checked before either is built
+                    for test_file, flag in ((retagged, "--retag_test"), (rebuilt, "--rebuild_test"))
+                    if not test_file.exists()}
+        for flag, out in to_build.items():
+            import prepare_data
 
-                prepare_data.main(["--dataset", args.dataset, flag, "--out", str(buildable_test(test_file, flag))])
+            prepare_data.main(["--dataset", args.dataset, flag, "--out", str(out)])
         compare_test_files(args.dataset, Path(args.save_dir), results_dir, retagged, rebuilt)
     if args.mention_study:
         mention_study(args.dataset, Path(args.save_dir), results_dir)

@@ -182,7 +182,7 @@ def load_results(results_dir: Path) -> dict[str, dict]:
     return found
 
 
-DAMAGED = "remove the run folder or copy it again from saved_models/"
+DAMAGED = "restore the file, or remove its run folder"
 
 
 def checked_results(path: Path) -> dict:

@@ -332,9 +332,8 @@ def test_a_missing_test_copy_is_built_only_where_it_is_named(tmp_path):
                                                        "name a path OUT/webnlg/test.json")):
             reproduce.main([*common, "--retagged_test", str(path)])
     assert reproduce.buildable_test(tmp_path / "webnlg" / "test.json", "--retag_test") == tmp_path
-    if not (reproduce.PROJECT_ROOT / "dataset" / "webnlg" / "test.json").exists():
-        with pytest.raises(InputError, match="would replace the prepared dataset/webnlg"):
-            reproduce.buildable_test(reproduce.PROJECT_ROOT / "dataset" / "webnlg" / "test.json", "--retag_test")
+    with pytest.raises(InputError, match="would replace the prepared dataset/webnlg"):
+        reproduce.buildable_test(reproduce.PROJECT_ROOT / "dataset" / "webnlg" / "test.json", "--retag_test")
     with pytest.raises(InputError, match="--compare_test --dataset nyt: the retagged and rebuilt tests exist for"):
         reproduce.main([*common, "--dataset", "nyt"])
 
@@ -353,7 +352,7 @@ def test_an_unfinished_attempt_never_replaces_a_committed_summary(tmp_path):
     assert (summary / "metrics.jsonl").read_bytes() == (committed / "metrics.jsonl").read_bytes()
 
 
-@pytest.mark.parametrize("content", ["", "0", "-1", "garbage"])
+@pytest.mark.parametrize("content", ["", "0", "-1", "garbage", "99999999999"])
 def test_a_lock_that_names_no_live_runner_is_taken_over(tmp_path, content):
     (tmp_path / "runner.lock").write_text(content)
     assert reproduce.claim(tmp_path) and (tmp_path / "runner.lock").read_text() == str(os.getpid())

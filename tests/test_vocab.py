@@ -35,6 +35,9 @@ def test_glove_and_word2vec_text_formats(tmp_path, caplog):
     vectors, dim = read_word_vectors(glove)
     assert dim == 3 and set(vectors) == {"the", "Paris"}
     assert "skipped 1 lines whose width is not 3 values (lines 1)" in caplog.text
+    word2vec.write_text("2 300\nthe 0.1 0.2 0.3\nParis 1 2 3\n")  # a header that no line fits
+    with pytest.raises(InputError, match=r"w2v.txt: no word vectors found: no line holds 300 values"):
+        read_word_vectors(word2vec)
     glove.write_text("the 0.1 0.2 0.3\nParis 1 x 3\n")
     with pytest.raises(InputError, match=r"glove.txt:2: the vector of 'Paris' holds a value that is not a number"):
         read_word_vectors(glove)

@@ -130,14 +130,14 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
     Keeps only ``wanted`` words when given, so a 5 GB GloVe file costs little
     memory. The vector size is the header's, else the most common width of the
     first lines: lines of another width are counted and skipped (glove.840B has
-    a few words containing spaces, the first line among them). A word given twice
+    a few words containing spaces, and the first line can be one). A word given twice
     keeps its first vector, with one warning for all such lines, as gensim's
     reader does: downloaded files can carry the odd duplicate, and refusing
     them would mean editing a 5 GB file by hand.
     """
     vectors: dict[str, np.ndarray] = {}
     lines: dict[str, int] = {}  # where each kept word was read
-    bad, repeats = [], []
+    bad, repeats, fitting = [], [], 0
     with open(path, encoding="utf-8", errors="replace") as handle:
         first = list(itertools.islice(handle, WIDTH_SAMPLE))
         header = first[0].split() if first else []
@@ -153,6 +153,7 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
             if len(parts) != dim + 1:
                 bad.append(number)
                 continue
+            fitting += 1
             if parts[0] in lines:
                 repeats.append((parts[0], lines[parts[0]], number))
                 continue
@@ -168,6 +169,8 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
                 lines[parts[0]] = number
     if dim == 0:
         raise InputError(f"{path}: no word vectors found")
+    if not fitting:
+        raise InputError(f"{path}: no word vectors found: no line holds {dim} values (the header's size)")
     if bad:
         log.warning("%s: skipped %d lines whose width is not %d values (lines %s)", path, len(bad), dim,
                     ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else ""))
