@@ -115,20 +115,23 @@ def epochs_done(run_dir: Path) -> int:
     return len(metrics.read_text().splitlines()) if metrics.exists() else 0
 
 
-def remaining_seconds(run: Run, save_dir: Path, medians: dict[int, float]) -> float | None:
-    """Seconds ``run`` still needs at worst: every preset epoch not yet in its metrics.jsonl (early stopping
-    ends many sooner); None when its epoch time cannot be estimated (see epoch_seconds)."""
-    epochs = read_json(preset_file(run.dataset))[run.match]["num_epoch"]
+def remaining_seconds(run: Run, save_dir: Path, medians: dict[int, float], num_epoch: int | None = None
+                      ) -> float | None:
+    """Seconds ``run`` still needs at worst: every epoch (``num_epoch``, from --train_args, else the preset's) not
+    yet in its metrics.jsonl (early stopping ends many sooner); None when its epoch time cannot be estimated
+    (see epoch_seconds)."""
+    epochs = num_epoch or read_json(preset_file(run.dataset))[run.match]["num_epoch"]
     left = max(0, epochs - epochs_done(save_dir / run.name))
     per_epoch = epoch_seconds(run.rounds, medians) if left else 0.0
     return None if per_epoch is None else left * per_epoch
 
 
-def estimated_core_hours(todo: list[Run], dataset: str, save_dir: Path, results_dir: Path) -> tuple[float, int]:
+def estimated_core_hours(todo: list[Run], dataset: str, save_dir: Path, results_dir: Path,
+                         num_epoch: int | None = None) -> tuple[float, int]:
     """Core-hours the runs ``todo`` whose epochs can be timed take at worst (see remaining_seconds), and how many
     of them cannot be timed yet."""
     medians = epoch_medians(dataset, results_dir)
-    needed = [remaining_seconds(run, save_dir, medians) for run in todo]
+    needed = [remaining_seconds(run, save_dir, medians, num_epoch) for run in todo]
     return sum(seconds for seconds in needed if seconds is not None) / 3600, needed.count(None)
 
 
@@ -139,6 +142,13 @@ def untimed(run: Run, medians: dict[int, float], results_dir: Path) -> str:
     return f"{run.dataset} epochs timed only at K={next(iter(medians))}, none at K={run.rounds}"
 
 
+def train_args_epochs(args: argparse.Namespace) -> int | None:
+    """--num_epoch given in --train_args (it overrides the preset's for every run), else None."""
+    from train import parse_args as train_parse_args
+
+    return train_parse_args(shlex.split(args.train_args)).num_epoch
+
+
 def over_time(run: Run, args: argparse.Namespace, now: float | None = None) -> str | None:
     """Why ``run``, started at ``now`` (default: now), must not start under --hours, else None: it could, at
     worst, run past the runner's deadline, or its time cannot be estimated (no epochs timed to go by), so it
@@ -146,7 +156,7 @@ def over_time(run: Run, args: argparse.Namespace, now: float | None = None) -> s
     if args.deadline is None:
         return None
     medians = epoch_medians(args.dataset, Path(args.results_dir))
-    needed = remaining_seconds(run, Path(args.save_dir), medians)
+    needed = remaining_seconds(run, Path(args.save_dir), medians, train_args_epochs(args))
     if needed is None:
         return f"cannot be timed: {untimed(run, medians, Path(args.results_dir))}"
     left = args.deadline - (time.time() if now is None else now)
@@ -164,7 +174,8 @@ def dry_run_verdicts(todo: list[Run], args: argparse.Namespace) -> dict[Run, str
         start = min(free)
         verdicts[run] = over_time(run, args, now=start)
         if verdicts[run] is None and args.deadline is not None:
-            free[free.index(start)] = start + (remaining_seconds(run, Path(args.save_dir), medians) or 0.0)
+            free[free.index(start)] = start + (remaining_seconds(run, Path(args.save_dir), medians,
+                                                                 train_args_epochs(args)) or 0.0)
     return verdicts
 
 
@@ -446,12 +457,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "'*_K0_*' (short runs first, to finish before a machine is handed back)")
     parser.add_argument("--max_runs", type=positive_int, help="start at most this many runs (piecewise progress)")
     parser.add_argument("--hours", type=positive_float,
-                        help="start a run only if it would end within this many hours (> 0) of the runner's start "
-                        "even if it went all its preset epochs, at the epoch times of earlier runs in "
-                        "<results_dir>/runs with its K (another K: a line through two or more timed K); a run whose "
-                        "time cannot be estimated that way is not started either (run some without --hours first "
-                        "to time epochs); for a machine lent for a known time, where an unfinished run would be "
-                        "lost")
+                        help="start a run only if it would end within this many hours (> 0) of the runner's start even"
+                        " if it went all its epochs (the preset's, or --num_epoch in --train_args), at the epoch "
+                        "times of earlier runs in <results_dir>/runs with its K (another K: a line through two or"
+                        " more timed K); a run whose time cannot be estimated that way is not started either (run"
+                        " some without --hours first to time epochs); for a machine lent for a known time, where "
+                        "an unfinished run would be lost")
     parser.add_argument("--early_stop", type=non_negative_int, default=30,
                         help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
     parser.add_argument("--train_args", default="", help="extra flags for train.py, e.g. '--precision bf16'; "
@@ -582,7 +593,8 @@ def warn_untimed(todo: list[Run], args: argparse.Namespace) -> None:
     """One warning line when --hours cannot vouch for some runs to do, so that a runner which starts none of
     them says why at the top of its log, not only run by run."""
     medians = epoch_medians(args.dataset, Path(args.results_dir))
-    blind = [run for run in todo if remaining_seconds(run, Path(args.save_dir), medians) is None]
+    blind = [run for run in todo if remaining_seconds(run, Path(args.save_dir), medians, train_args_epochs(args))
+             is None]
     if blind:
         log.warning("--hours %g: %d of the %d runs to do are not started, their time cannot be estimated: %s; "
                     "start some without --hours to time epochs (runs of two K give a line for the other K)",
@@ -616,8 +628,10 @@ def main(argv: list[str] | None = None) -> Plan | None:
     args.deadline = None if args.hours is None else time.time() + args.hours * 3600
     setup_logging()
     results_dir = Path(args.results_dir)
-    for flag in ("save_dir", "results_dir"):  # before any run trains, not when its summary is copied
-        check_folder_path(getattr(args, flag), f"--{flag}")
+    reporting = args.report or args.compare_test or args.mention_study
+    if not args.dry_run:  # where runs and summaries will be written: before any run trains, not at its end
+        for flag in ("results_dir",) if reporting else ("save_dir", "results_dir"):
+            check_folder_path(getattr(args, flag), f"--{flag}")
     for flag in ("report", "compare_test", "mention_study"):
         if getattr(args, flag) and not (results_dir / "runs").is_dir():
             raise InputError(f"--{flag}: {results_dir / 'runs'} does not exist: no run summaries to report on")
@@ -636,7 +650,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
         compare_test_files(args.dataset, Path(args.save_dir), results_dir, retagged, rebuilt)
     if args.mention_study:
         mention_study(args.dataset, Path(args.save_dir), results_dir)
-    if args.report or args.compare_test or args.mention_study:
+    if reporting:
         write_report(args.dataset, args.seeds, results_dir)
         return None
     plan = plan_runs(args.table, args.dataset, args.seeds)
@@ -650,16 +664,20 @@ def main(argv: list[str] | None = None) -> Plan | None:
                          f"move them away or pass another --save_dir (and --results_dir): {'; '.join(foreign)}")
     todo = [r for r in plan.runs if not is_finished(r.name, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
-    if todo:  # every run would fail at once on data that is not there
-        from train import check_data_files
+    if todo:  # every run would fail at once on data that is not there, or that lacks the POS tags they use
+        from train import check_data_files, lacks_pos_tags
 
+        data_dir = resolve_project_path(args.data_dir or f"dataset/{args.dataset}")
         try:
-            check_data_files(resolve_project_path(args.data_dir or f"dataset/{args.dataset}"), args.dataset)
+            check_data_files(data_dir, args.dataset)
+            if lacks_pos_tags(data_dir) and (tagged := [run.name for run in todo if run.pos_dim > 0]):
+                raise InputError(f"{data_dir} has no POS tags (its labels.json), which {len(tagged)} of the runs to "
+                                 f"do use (e.g. {tagged[0]}): prepare the data with a tagger")
         except InputError as error:
             if not args.dry_run:
                 raise
             log.warning("the runs to do cannot start yet: %s", error)
-    hours, untimed_runs = estimated_core_hours(todo, args.dataset, save_dir, results_dir)
+    hours, untimed_runs = estimated_core_hours(todo, args.dataset, save_dir, results_dir, train_args_epochs(args))
     if len(todo) > untimed_runs:
         log.info("at most about %.1f core-hours if no run stops early (epoch times of earlier runs)%s", hours,
                  f", and {untimed_runs} of the runs to do not yet timed" if untimed_runs else "")

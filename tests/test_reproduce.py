@@ -175,7 +175,7 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     assert "## Repeated mentions" in (tmp_path / "results" / "README.md").read_text()
 
     # with almost no time left, no run starts, nor gets a folder
-    reproduce.main([*common, "--hours", "0.0001"])
+    reproduce.main([*common, "--hours", "0.000001"])  # less than one epoch of the --train_args run
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == finished
 
     # a fresh clone has the committed summaries but no checkpoints: finished runs are not redone
@@ -208,10 +208,12 @@ def test_time_estimates_by_hand(tmp_path):
 
     # --hours: a run that could, at worst, end after the deadline does not start
     args = argparse.Namespace(dataset="webnlg", save_dir=str(saved), results_dir=str(tmp_path),
-                              deadline=time.time() + 2 * 3600)
+                              deadline=time.time() + 2 * 3600, train_args="")
     assert reproduce.over_time(k4_partial, args) == "needs up to 2.5 h, 2.0 h left of --hours"
     assert reproduce.over_time(k0_exact, args) is None  # 0.3 h left to run
-    args.deadline = None
+    args.train_args = "--num_epoch 100"  # every run trains 100 epochs, not the preset's 150
+    assert reproduce.over_time(k4_partial, args) is None  # 1.7 h
+    args.train_args, args.deadline = "", None
     assert reproduce.over_time(k4_partial, args) is None
 
     # a dry run meets each run when a --jobs slot frees, at worst: K=0 (50 epochs left, 0.3 h), then K=4 (2.5 h)
@@ -243,7 +245,7 @@ def test_hours_start_no_run_whose_time_cannot_be_estimated(tmp_path, capsys):
     folder.joinpath("config.json").write_text(json.dumps({"settings": {"rounds": 0}}))
     folder.joinpath("metrics.jsonl").write_text(json.dumps({"train_seconds": 1, "eval_seconds": 1}) + "\n")
     args = argparse.Namespace(dataset="webnlg", save_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
-                              deadline=time.time() + 3600)
+                              deadline=time.time() + 3600, train_args="")
     assert reproduce.over_time(experiments.Run("webnlg", "exact", 0, 1), args) is None  # 150 epochs of 2 s
     assert reproduce.over_time(experiments.Run("webnlg", "partial", 2, 1), args) == \
         "cannot be timed: webnlg epochs timed only at K=0, none at K=2"
@@ -359,12 +361,25 @@ def test_a_lock_that_names_no_live_runner_is_taken_over(tmp_path, content):
 
 
 def test_folders_and_seeds_are_checked_before_any_run(tmp_path, capsys):
+    """A dry run or a report writes no run folder: those check only what they write."""
     afile = tmp_path / "afile"
     afile.write_text("x\n")
     for flags, named in ((["--results_dir", str(afile)], f"--results_dir {afile}: {afile} is a file"),
                          (["--save_dir", str(afile / "runs")], f"--save_dir {afile / 'runs'}: {afile} is a file")):
         with pytest.raises(InputError, match=re.escape(named)):
-            reproduce.main(["--table", "1", "--seeds", "1", "--dry_run", *flags])
+            reproduce.main(["--table", "1", "--seeds", "1", *flags])
     with pytest.raises(SystemExit):
         reproduce.main(["--table", "1", "--seeds", str(2**32), "--dry_run"])
     assert "not a seed in [0, 2**32 - 1]" in capsys.readouterr().err  # train.py's range, refused before any run
+
+
+def test_table_runs_with_pos_on_data_without_pos_tags_are_refused_once(data_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    labels = json.loads((data / "labels.json").read_text())
+    (data / "labels.json").write_text(json.dumps({**labels, "pos": labels["pos"][:2]}))
+    flags = ["--table", "1", "--seeds", "1", "--data_dir", str(data), "--save_dir", str(tmp_path / "runs"),
+             "--results_dir", str(tmp_path / "results")]
+    with pytest.raises(InputError, match="has no POS tags .*, which 8 of the runs to do use"):
+        reproduce.main(flags)
+    assert not (tmp_path / "runs").exists()
