@@ -126,7 +126,11 @@ def official_vectors(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], i
 
 
 def write_together(data_dir: Path, vocab: Vocab, embedding: np.ndarray, labels: Labels, stats: dict) -> None:
-    """Write the four outputs under temporary names, then rename them all: none is replaced if a write fails."""
+    """Write the four outputs under temporary names, then rename them all: none is replaced if a write fails, or
+    if one of them could not be replaced (a folder of its name, checked first)."""
+    for name in OUTPUTS:
+        if (data_dir / name).exists() and not (data_dir / name).is_file():
+            raise InputError(f"{data_dir / name}: not a file, so it cannot be replaced; move it away")
     staging = data_dir / f".vocab.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

@@ -281,6 +281,19 @@ BAD_VOCAB_RUNS = [  # (flags or a file to break, what the one error line must na
 ]
 
 
+def test_an_output_that_cannot_be_replaced_leaves_all_four_as_they_were(small_data, capsys):
+    import prepare_vocab
+
+    prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "none"])
+    (small_data / "embedding.npy").unlink()
+    (small_data / "embedding.npy").mkdir()
+    before = snapshot(small_data)
+    with pytest.raises(SystemExit):
+        prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "none", "--lower"])
+    assert "embedding.npy: not a file, so it cannot be replaced" in capsys.readouterr().err
+    assert snapshot(small_data) == before  # vocab.json was replaced (lower-cased) ahead of the failing rename
+
+
 @pytest.mark.parametrize("change,named", BAD_VOCAB_RUNS, ids=[str(named) for _, named in BAD_VOCAB_RUNS])
 def test_bad_flags_and_files_give_one_line_and_change_nothing(small_data, capsys, change, named):
     import prepare_vocab
