@@ -282,6 +282,8 @@ def prepare(args: argparse.Namespace) -> dict:
         log.warning("MISSING %s (git blob SHA-1 %s, published at %s%s): what needs it is not built", relative,
                     entry.get("git_sha1"), manifest.url(relative, args.base_url), save_as)
     final = Path(args.out) / args.dataset
+    if final.is_symlink():  # a dataset kept elsewhere (another disk): rebuilt there, and the link stays a link
+        final = Path(os.path.realpath(final))
     with staged_folder(final) as staging:
         if official:
             build_official({**spec, "dev_size": args.dev_size or spec["dev_size"]}, gathered, staging, report)

@@ -219,6 +219,18 @@ def test_rebuild_swaps_in_and_keeps_the_vocabulary_files(release, tmp_path, caps
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["webnlg"]
 
 
+def test_a_linked_dataset_folder_is_rebuilt_where_it_points(release, tmp_path):
+    run(release, tmp_path / "disk")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "webnlg").symlink_to(tmp_path / "disk" / "webnlg")
+    (tmp_path / "disk" / "webnlg" / "dev.json").write_text("stale")
+    run(release, tmp_path / "out")
+    assert (tmp_path / "out" / "webnlg").is_symlink() and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "webnlg"]
+    assert (tmp_path / "disk" / "webnlg" / "dev.json").read_text() != "stale"
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["webnlg"]  # nothing left beside it
+
+
 def test_malformed_json_names_the_line(release, tmp_path, capsys):
     path = release.source / "hrl/NYT11/dev.json"
     path.write_text('[{"text": "a b", "triple_list": []},\n{"text": "c d" "triple_list": []}]')
