@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -471,6 +472,7 @@ def staged_folder(final: Path) -> Iterator[Path]:
     root = final.parent
     created_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(root, final.name)
     staging = root / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -500,6 +502,29 @@ def carry_over(final: Path, staging: Path) -> None:
     if kept and (old.exists() != new.exists() or (old.exists() and old.read_bytes() != new.read_bytes())):
         log.warning("kept %s from the previous preparation, made from another train split: run "
                     "prepare_vocab.py again", ", ".join(kept))
+
+
+STALE_HOURS = 6  # a build's temporary folder untouched this long, its process gone, is removed by the next build
+
+
+def remove_stale_staging(root: Path, name: str) -> None:
+    """The temporary folders of earlier builds of ``name`` whose process is gone (killed: SIGTERM, SIGKILL, a
+    lost session), which nothing else would remove. Only those untouched for STALE_HOURS: on a folder shared
+    between machines, a pid says nothing of another machine's build."""
+    for folder in [*root.glob(f".{name}.tmp-*"), *root.glob(f".{name}.old-*")]:
+        try:
+            if time.time() - folder.stat().st_mtime < STALE_HOURS * 3600:
+                continue
+            pid = int(folder.name.rsplit("-", 1)[1])
+            if pid <= 0:  # os.kill would signal a process group
+                raise ValueError(pid)
+            os.kill(pid, 0)
+        except FileNotFoundError:
+            continue  # removed meanwhile by its own build
+        except (ValueError, OverflowError, ProcessLookupError):
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
 
 
 def swap_in(staging: Path, final: Path) -> None:

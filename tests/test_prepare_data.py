@@ -1,6 +1,7 @@
 """prepare_data.py on small fixtures of every input format and quirk, from a folder, a local mirror of the
 manifest's URLs and archives, and on the real releases."""
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -229,6 +230,24 @@ def test_a_linked_dataset_folder_is_rebuilt_where_it_points(release, tmp_path):
         "webnlg"]
     assert (tmp_path / "disk" / "webnlg" / "dev.json").read_text() != "stale"
     assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["webnlg"]  # nothing left beside it
+
+
+def test_temporary_folders_of_killed_builds_are_removed_by_the_next(release, tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    out = tmp_path / "out"
+    stale = [out / f".webnlg.tmp-{gone}", out / f".webnlg.old-{gone}"]  # a killed build's, untouched for long
+    live = out / f".webnlg.tmp-{os.getppid()}"  # a live process's
+    recent = out / ".webnlg.tmp-999999999"  # touched just now: maybe another machine's build
+    for folder in (*stale, live, recent):
+        folder.mkdir(parents=True)
+    for folder in (*stale, live):
+        os.utime(folder, (0, 0))
+    run(release, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(["webnlg", live.name, recent.name])
 
 
 def test_malformed_json_names_the_line(release, tmp_path, capsys):
