@@ -46,6 +46,7 @@ from experiments.launch import (
     assign_slots,
     copy_summary,
     is_finished,
+    stop_running,
     submit_array,
     visible_gpus,
     wait_for_array,
@@ -311,7 +312,12 @@ def run_locally(todo: list[Run], args: argparse.Namespace) -> dict[str, str]:
             free.put(slot)
 
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
-        return dict(zip([run.name for run in todo], pool.map(on_a_slot, todo), strict=True))
+        try:
+            return dict(zip([run.name for run in todo], pool.map(on_a_slot, todo), strict=True))
+        except KeyboardInterrupt:  # no run starts any more, and the running ones stop: then the pool can end
+            pool.shutdown(wait=False, cancel_futures=True)
+            stop_running()
+            raise
 
 
 def slurm_resources(args: argparse.Namespace) -> SlurmResources:

@@ -24,6 +24,7 @@ from pathlib import Path
 from utils.helpers import PROJECT_ROOT, InputError, read_json, write_json
 
 SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json", "prepare_report.json")
+RUNNING: set[subprocess.Popen] = set()  # this process's train.py children, stopped with it (stop_running)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +86,18 @@ def copy_summary(run_dir: Path, results_dir: Path) -> None:
     for name in SUMMARY_FILES:
         if (run_dir / name).exists():
             target.joinpath(name).write_bytes((run_dir / name).read_bytes())
+
+
+def stop_running(grace_seconds: float = 5.0) -> None:
+    """Ctrl-C for the train.py children still running ``grace_seconds`` after the runner was interrupted: a
+    Ctrl-C at a terminal reaches them itself, a ``kill -INT`` of the runner alone does not (they would train on,
+    for hours, while it waits for them)."""
+    deadline = time.time() + grace_seconds
+    for process in list(RUNNING):
+        try:
+            process.wait(timeout=max(0.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
 
 
 def is_finished(name: str, save_dir: Path, results_dir: Path) -> bool:
@@ -177,12 +190,16 @@ class TrainJob:
             self._process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env,
                 preexec_fn=_ignore_preemption_signal if self.executor == "slurm" else None)
-            if slot is not None and hasattr(os, "sched_setaffinity"):
-                try:  # the child has just been exec'd: threads it starts later inherit this affinity
-                    os.sched_setaffinity(self._process.pid, slot.cores)
-                except ProcessLookupError:
-                    pass  # it has already exited; its exit code says why
-            code = self._process.wait()
+            RUNNING.add(self._process)
+            try:
+                if slot is not None and hasattr(os, "sched_setaffinity"):
+                    try:  # the child has just been exec'd: threads it starts later inherit this affinity
+                        os.sched_setaffinity(self._process.pid, slot.cores)
+                    except ProcessLookupError:
+                        pass  # it has already exited; its exit code says why
+                code = self._process.wait()
+            finally:
+                RUNNING.discard(self._process)
         self._process = None
         wall = time.time() - start
         self.record(resume, code, wall, threads, slot)

@@ -383,3 +383,31 @@ def test_table_runs_with_pos_on_data_without_pos_tags_are_refused_once(data_dir,
     with pytest.raises(InputError, match="has no POS tags .*, which 8 of the runs to do use"):
         reproduce.main(flags)
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_interrupted_runner_stops_its_trainings_and_starts_no_more(tmp_path, monkeypatch):
+    """kill -INT of the runner alone: its children (here sleepers standing in for train.py) are not signalled by
+    the terminal, so the runner passes the Ctrl-C on, and the runs not yet started never start."""
+    import signal
+
+    started = []
+
+    def sleeper(run, args, slot):
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stderr=subprocess.DEVNULL)
+        launch.RUNNING.add(process)
+        started.append(process)
+        time.sleep(0.5)  # the runner waits on its runs by now
+        os.kill(os.getpid(), signal.SIGINT)  # kill -INT of the runner's pid: the child does not get it
+        try:
+            return f"exit {process.wait()}"
+        finally:
+            launch.RUNNING.discard(process)
+
+    monkeypatch.setattr(reproduce, "execute", sleeper)
+    runs = experiments.plan_runs("1", "webnlg", [1]).runs
+    args = argparse.Namespace(device="cpu", jobs=1, runs_per_gpu=1)
+    begun = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.run_locally(runs, args)
+    assert len(started) == 1, started
+    assert started[0].poll() is not None and time.time() - begun < 30, (started[0].poll(), time.time() - begun)
