@@ -226,7 +226,7 @@ def _key_form(key: str) -> str:
     return re.sub(r"[\s_-]", "", key.casefold())
 
 
-def misspellings(item: dict, key: str) -> list[str]:
+def _misspellings(item: dict, key: str) -> list[str]:
     """The keys of ``item`` that look like ``key`` misspelt (case, separators, a slip of a letter or two). Asked
     only where ``key`` is absent: beside it, a similar key is an extra field ("label_id" beside "label")."""
     form = _key_form(key)
@@ -239,7 +239,7 @@ def misspellings(item: dict, key: str) -> list[str]:
 
 def _misspelt_hint(item: dict, key: str) -> str:
     """For an error on a missing ``key``: the key present that was probably meant, if any."""
-    near = misspellings(item, key)
+    near = _misspellings(item, key)
     return f" (is {near[0]!r} a misspelling of it?)" if near else ""
 
 
@@ -269,7 +269,7 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
     for key in ("sentText", "relationMentions", "en_list"):
         if key not in record:
             raise DataError(f"{where}: missing field {key!r}{_misspelt_hint(record, key)}")
-    if "pos" not in record and (near := misspellings(record, "pos")):
+    if "pos" not in record and (near := _misspellings(record, "pos")):
         report.add(UNREAD_POS, where, repr(near[0]))
     tokens = _token_list(record["sentText"], where, "sentText")
     if not isinstance(record["relationMentions"], list):
