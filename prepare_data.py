@@ -51,6 +51,7 @@ from utils.helpers import (
     check_folder_path,
     one_line_errors,
     positive_int,
+    process_alive,
     setup_logging,
     write_json,
 )
@@ -513,18 +514,11 @@ def remove_stale_staging(root: Path, name: str) -> None:
     between machines, a pid says nothing of another machine's build."""
     for folder in [*root.glob(f".{name}.tmp-*"), *root.glob(f".{name}.old-*")]:
         try:
-            if time.time() - folder.stat().st_mtime < STALE_HOURS * 3600:
-                continue
-            pid = int(folder.name.rsplit("-", 1)[1])
-            if pid <= 0:  # os.kill would signal a process group
-                raise ValueError(pid)
-            os.kill(pid, 0)
+            untouched = time.time() - folder.stat().st_mtime
         except FileNotFoundError:
             continue  # removed meanwhile by its own build
-        except (ValueError, OverflowError, ProcessLookupError):
+        if untouched > STALE_HOURS * 3600 and not process_alive(folder.name.rsplit("-", 1)[1]):
             shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            pass  # another user's live process
 
 
 def swap_in(staging: Path, final: Path) -> None:

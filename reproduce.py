@@ -65,6 +65,7 @@ from utils.helpers import (
     positive_float,
     positive_int,
     preset_file,
+    process_alive,
     project_relative,
     read_json,
     resolve_project_path,
@@ -191,16 +192,12 @@ def claim(run_dir: Path) -> bool:
         return True
     except FileExistsError:
         try:
-            owner = int(lock.read_text().strip())
-            if owner <= 0:  # os.kill would signal a process group: never a runner's lock
-                raise ValueError(owner)
-            os.kill(owner, 0)
-            return False  # its owner is alive
-        except (ProcessLookupError, ValueError, OverflowError):
-            lock.unlink(missing_ok=True)
-            return claim(run_dir)
-        except PermissionError:
-            return False  # alive, owned by another user
+            if process_alive(lock.read_text().strip()):
+                return False
+            lock.unlink(missing_ok=True)  # left by a runner that is gone
+        except FileNotFoundError:
+            pass  # released meanwhile
+        return claim(run_dir)
     finally:
         mine.unlink(missing_ok=True)
 

@@ -57,6 +57,21 @@ def settings_differences(saved: dict, current: dict, keys: Iterable[str]) -> str
                      if saved.get(key) != current.get(key))
 
 
+def process_alive(pid: str | int) -> bool:
+    """Whether ``pid`` names a live process on this machine (another user's too), as a lock or a temporary
+    folder recorded it; empty, garbage, 0 or negative (which os.kill takes for a process group) is none."""
+    try:
+        number = int(pid)
+        if number <= 0:
+            return False
+        os.kill(number, 0)
+    except (ValueError, OverflowError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def file_sha256(path: Path) -> str:
     """The SHA-256 of a file's bytes, in hex (what config.json records of the data it ran on)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
