@@ -578,6 +578,8 @@ def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, 
         tokens = shlex.split(train_args)
     except ValueError as error:
         parser.error(f"--train_args {train_args!r}: {error}")
+    if {"-h", "--help"} & set(tokens):  # train.py would print its help and the runner go on to nothing
+        parser.error("--train_args: --help lists train.py's flags: run python train.py --help")
     parsed = train_parse_args(tokens)  # given_flags leaves out --resume, which is no setting but is the runner's
     given = set(given_flags(parsed)) | {key for key in RUNNER_SETS if getattr(parsed, key, None) is not None}
     taken = sorted(given & set(RUNNER_SETS))

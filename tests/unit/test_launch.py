@@ -113,6 +113,7 @@ def test_bad_flags_are_refused(flags):
     ("--data_dir elsewhere", "--train_args: --data_dir: set for each run"),
     ("--lr -1", "train.py: error: argument --lr: '-1' is not a number > 0"),  # train.py's own checks, at once
     ("--lr '1", "--train_args \"--lr '1\": No closing quotation"),
+    ("--lr 1e-3 --help", "reproduce.py: error: --train_args: --help lists train.py's flags: run python train.py"),
 ])
 def test_train_args_are_checked_before_any_run(train_args, message, capsys):
     with pytest.raises(SystemExit) as refused:
