@@ -648,11 +648,15 @@ def main(argv: list[str] | None = None) -> Plan | None:
         to_build = {flag: buildable_test(test_file, flag)  # both checked before either is built
                     for test_file, flag in ((retagged, "--retag_test"), (rebuilt, "--rebuild_test"))
                     if not test_file.exists()}
-        for flag, out in to_build.items():
-            import prepare_data
+        if not finished_checkpoints(args.dataset, Path(args.save_dir)):  # nothing to build the copies for
+            log.warning("no finished run of %s with a best.pt in %s: nothing to score on the test copies",
+                        args.dataset, args.save_dir)
+        else:
+            for flag, out in to_build.items():
+                import prepare_data
 
-            prepare_data.main(["--dataset", args.dataset, flag, "--out", str(out)])
-        compare_test_files(args.dataset, Path(args.save_dir), results_dir, retagged, rebuilt)
+                prepare_data.main(["--dataset", args.dataset, flag, "--out", str(out)])
+            compare_test_files(args.dataset, Path(args.save_dir), results_dir, retagged, rebuilt)
     if args.mention_study:
         mention_study(args.dataset, Path(args.save_dir), results_dir)
     if reporting:

@@ -323,7 +323,7 @@ def test_more_jobs_than_cores_share_them_with_a_warning(caplog, monkeypatch):
     assert not caplog.text
 
 
-def test_a_missing_test_copy_is_built_only_where_it_is_named(tmp_path):
+def test_a_missing_test_copy_is_built_only_where_it_is_named(tmp_path, capsys):
     """prepare_data.py writes OUT/webnlg whole: a path of another shape, or one whose OUT is the project's dataset
     folder, would replace the prepared dataset/webnlg."""
     runs = tmp_path / "results" / "runs"
@@ -338,6 +338,9 @@ def test_a_missing_test_copy_is_built_only_where_it_is_named(tmp_path):
         reproduce.buildable_test(reproduce.PROJECT_ROOT / "dataset" / "webnlg" / "test.json", "--retag_test")
     with pytest.raises(InputError, match="--compare_test --dataset nyt: the retagged and rebuilt tests exist for"):
         reproduce.main([*common, "--dataset", "nyt"])
+    missing = tmp_path / "copies" / "webnlg" / "test.json"  # buildable, but no finished run to score on it
+    reproduce.main([*common, "--retagged_test", str(missing), "--rebuilt_test", str(missing)])
+    assert "no finished run of webnlg with a best.pt" in capsys.readouterr().err and not missing.exists()
 
 
 def test_an_unfinished_attempt_never_replaces_a_committed_summary(tmp_path):
