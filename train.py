@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from data.convert import prepare_hint
-from data.loader import UNKNOWN_RELATION, load_split
+from data.loader import MENTION_READING, UNKNOWN_RELATION, load_split
 from experiments.plan import run_name
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
@@ -549,7 +549,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
             "run_format": RUN_FORMAT, "settings": settings, "model": model_config, "pair_scorer": scorer,
             "precision_used": speed.precision_for(device),  # bf16 runs float32 on CPUs without bfloat16 arithmetic
             "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-            "torch": torch.__version__, "data_sha256": fingerprint,
+            "torch": torch.__version__, "data_sha256": fingerprint, "mention_reading": MENTION_READING,
             "data_reports": {n: s.report.as_dict() for n, s in splits.items()}})
 
     if args.resume:  # the run's own copies, which evaluate.py and predict.py read, restored if damaged

@@ -37,9 +37,12 @@ MISSPELLING_CUTOFF = 0.8
 READ_KEYS = frozenset({"sentText", "relationMentions", "en_list", "pos", "em1Text", "em2Text", "label"})
 UNREAD_POS = "no 'pos' key, but one that looks like it misspelt (not read: no POS tags)"  # a LoadReport reason
 DUPLICATE_TRIPLE = "duplicate triple removed"  # a LoadReport reason, here and in data/convert.py
-# two different mentions on one triple, e.g. 'Ohio' given alone, located as the en_list entity ending there,
-# and 'Cuyahoga County , Ohio' given whole
+# two different mentions on one triple, e.g. the last word 'Bright', located as the en_list entity ending
+# there, and 'Steve Bright' given whole
 MERGED_TRIPLE = "two relation mentions located on one triple (kept once)"
+# how relation arguments are located (locate_mention), recorded in each run's config.json: 2 since 2026-12-07,
+# when a word that en_list names by itself stopped being widened to a longer entity ending on it (1: earlier)
+MENTION_READING = 2
 
 
 class DataError(InputError):
@@ -179,17 +182,19 @@ def find_occurrences(tokens: Sequence[str], phrase: Sequence[str]) -> list[Span]
             if token == first and list(tokens[i : i + width]) == list(phrase)]
 
 
-def locate_mention(mention: Sequence[str], tokens: Sequence[str], *span_pools: Sequence[Span]
-                   ) -> tuple[Span | None, str | None]:
+def locate_mention(mention: Sequence[str], tokens: Sequence[str], taggable: Sequence[Span],
+                   entities: Sequence[Span]) -> tuple[Span | None, str | None]:
     """Find the span of a relation argument given by its last token or its whole entity.
 
     A whole entity is taken where it first occurs. A last token is taken at its
     FIRST occurrence, as the official RIN loader does (``sentText.index``), with
-    the span ending there from each pool in turn (the taggable ``en_list``
-    entities, then all of them), else the word alone; a whole entity that is
-    not in the sentence is located by its last word that way too. Returns the
-    span and a problem (``"repeated ..."``, ``"whole entity not in sentence
-    ..."``, ``"not found"``) or ``None``.
+    the span ending there among the ``taggable`` entities, then among all the
+    ``entities`` (``en_list``'s spans), else the word alone; a whole entity that
+    is not in the sentence is located by its last word that way too. A word
+    that ``en_list`` names as an entity by itself is that whole entity, the word
+    alone: 'Mendrisio' in 'Accademia di Architettura di Mendrisio' is not the
+    academy. Returns the span and a problem (``"repeated ..."``, ``"whole
+    entity not in sentence ..."``, ``"not found"``) or ``None``.
     """
     if len(mention) > 1:
         found = find_occurrences(tokens, mention)
@@ -204,7 +209,9 @@ def locate_mention(mention: Sequence[str], tokens: Sequence[str], *span_pools: S
         problem = f"whole entity not in sentence: located by its last word {word!r}"
     else:
         problem = f"repeated: {word!r} occurs {count} times, took the first" if count > 1 else None
-    for pool in span_pools:
+    if len(mention) == 1 and (end - 1, end) in entities:
+        return (end - 1, end), problem
+    for pool in (taggable, entities):
         for span in pool:
             if span[1] == end:
                 return span, problem

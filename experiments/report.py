@@ -385,15 +385,25 @@ def other_hyperparameters(settings: dict) -> dict:
             if settings.get(key) is not None and settings[key] != value}
 
 
+# what each version of the loader's reading of relation arguments means for exact-match scores
+READINGS = {1: "reading 1, before 2026-12-07 (in whole-entity files a word that en_list names by itself could be "
+               "widened to the longer entity ending on it, which made exact-match gold easier: "
+               "[NOTES-2026-12-07.md](NOTES-2026-12-07.md))",
+            2: "reading 2, since 2026-12-07"}
+
+
 def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
     """How the finished runs were trained, counted from their configs: which split chose the checkpoint, the
     early-stopping patience, the datasets. Why numbers may differ from the paper's is for the dated notes."""
     hyper = "hyperparameters other than Table 3's and the defaults (reproduce.py --train_args)"
+    reading = "relation arguments located by (data/loader.py MENTION_READING)"
     counts: dict[str, Counter] = {"best epoch chosen on": Counter(), "early-stopping patience (epochs; 0 = none)":
-                                  Counter(), "data": Counter(), hyper: Counter()}
+                                  Counter(), "data": Counter(), hyper: Counter(), reading: Counter()}
     for name in names:
         path = results_dir / "runs" / name / "config.json"
         settings = run_settings(path) if path.exists() else {}
+        version = read_json(path).get("mention_reading", 1) if path.exists() else "not recorded"
+        counts[reading][READINGS.get(version, f"reading {version}")] += 1
         counts["best epoch chosen on"][settings.get("select_on", "not recorded")] += 1
         counts["early-stopping patience (epochs; 0 = none)"][str(settings.get("early_stop", "not recorded"))] += 1
         counts["data"][data_folder(settings.get("data_dir", "not recorded"))] += 1

@@ -4,8 +4,10 @@ import re
 
 import pytest
 
+from data.loader import MENTION_READING
 from experiments.plan import PUBLISHED
 from experiments.report import (
+    READINGS,
     aggregate,
     cell,
     comparison_lines,
@@ -16,7 +18,7 @@ from experiments.report import (
     report_seeds,
     write_report,
 )
-from utils.helpers import InputError
+from utils.helpers import PROJECT_ROOT, InputError
 
 
 def test_aggregate_by_hand():
@@ -258,3 +260,15 @@ def test_data_folders_of_older_runs_are_named_as_the_project_names_them():
     assert data_folder("/home/x/rin/dataset/webnlg_exact") == "dataset/webnlg_exact"
     assert data_folder("dataset/webnlg") == "dataset/webnlg"
     assert data_folder("/data/my_corpus") == "/data/my_corpus"  # the user's own folder stays as it was
+
+
+def test_each_run_says_how_its_relation_arguments_were_located(tmp_path):
+    """Runs from before MENTION_READING was recorded count as reading 1, whose note the report links."""
+    fake_result(tmp_path, "webnlg_partial_K2_seed1", 0.9, 0.8)
+    fake_result(tmp_path, "webnlg_partial_K2_seed2", 0.9, 0.8)
+    config = tmp_path / "runs" / "webnlg_partial_K2_seed2" / "config.json"
+    config.write_text(json.dumps(json.loads(config.read_text()) | {"mention_reading": MENTION_READING}))
+    text = render_report("webnlg", [1, 2], tmp_path)
+    line = next(line for line in text.splitlines() if line.startswith("- relation arguments located by"))
+    assert f"{READINGS[1]} (1 run)" in line and f"{READINGS[MENTION_READING]} (1 run)" in line
+    assert "(NOTES-2026-12-07.md)" in READINGS[1] and (PROJECT_ROOT / "results/NOTES-2026-12-07.md").is_file()

@@ -12,7 +12,7 @@ import torch
 
 import evaluate
 import train
-from data.loader import collate, load_split
+from data.loader import MENTION_READING, collate, load_split
 from model import load_run, speed
 from model.inference import extract
 
@@ -53,6 +53,7 @@ def test_learns_synthetic_data(trained):
     assert {"epoch", "er_loss", "rc_loss", "dev", "train_seconds"} <= set(first)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["settings"]["rounds"] == 2 and config["model"]["rounds"] == 2
+    assert config["mention_reading"] == MENTION_READING
 
 
 def test_evaluate_round_trip_and_reload(trained, data_dir, tmp_path):

@@ -114,6 +114,28 @@ def test_whole_entity_not_in_the_sentence_is_counted_in_train_and_refused_in_gol
         load_sentences(tmp_path / "a.json", scored=True)
 
 
+def test_a_word_en_list_names_by_itself_is_not_widened_to_the_entity_ending_on_it(tmp_path):
+    """WebNLG exact: 'Mendrisio' (the city) inside 'Accademia di Architettura di Mendrisio' is the word alone in the
+    gold triple, and 'Ohio' beside 'Cuyahoga County , Ohio' stays a triple of its own; the tags and the relation
+    cells (last tokens) are those of the reading that widened them, so training is unchanged."""
+    academy = "Accademia di Architettura di Mendrisio".split()
+    record = {"sentText": academy + "is in Cuyahoga County , Ohio .".split(),
+              "en_list": [academy, ["Mendrisio"], "Cuyahoga County , Ohio".split(), ["Ohio"]],
+              "relationMentions": [{"em1Text": academy, "em2Text": ["Mendrisio"], "label": "city"},
+                                   {"em1Text": academy, "em2Text": "Cuyahoga County , Ohio".split(), "label": "in"},
+                                   {"em1Text": academy, "em2Text": ["Ohio"], "label": "in"}]}
+    sentences, report = load_sentences(write_lines(tmp_path / "a.json", [record]), scored=True)
+    assert sentences[0].triples == [((0, 5), "city", (4, 5)), ((0, 5), "in", (7, 11)), ((0, 5), "in", (10, 11))]
+    assert sentences[0].entities == [(0, 5), (7, 11)]  # BIOES holds the longer entities, as before
+    assert MERGED_TRIPLE not in report.counts
+    assert report.counts["relation argument inside a longer entity (its tags cannot be learned)"] == 2
+    # a last word that en_list does not name by itself is still the entity ending there (official files)
+    record["en_list"] = [academy, "Cuyahoga County , Ohio".split()]
+    sentences, report = load_sentences(write_lines(tmp_path / "b.json", [record]))
+    assert sentences[0].triples == [((0, 5), "city", (0, 5)), ((0, 5), "in", (7, 11))]
+    assert report.counts[MERGED_TRIPLE] == 1
+
+
 def test_repeated_word_takes_its_first_occurrence_and_is_counted(tmp_path):
     record = {"sentText": "Paris is big and Paris is old".split(), "en_list": [["Paris"]],
               "relationMentions": [{"em1Text": ["Paris"], "em2Text": ["old"], "label": "r"}]}
