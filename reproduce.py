@@ -25,6 +25,8 @@ checkpoints stay in saved_models/. Exits non-zero when any run failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
@@ -580,7 +582,12 @@ def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, 
         parser.error(f"--train_args {train_args!r}: {error}")
     if {"-h", "--help"} & set(tokens):  # train.py would print its help and the runner go on to nothing
         parser.error("--train_args: --help lists train.py's flags: run python train.py --help")
-    parsed = train_parse_args(tokens)  # given_flags leaves out --resume, which is no setting but is the runner's
+    refusal = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(refusal):
+            parsed = train_parse_args(tokens)  # given_flags leaves out --resume: no setting, but the runner's
+    except SystemExit:  # train.py's one-line error, told as this runner's: the flag came through --train_args
+        parser.exit(2, f"{parser.prog}: error: --train_args: {refusal.getvalue().removeprefix('train.py: error: ')}")
     given = set(given_flags(parsed)) | {key for key in RUNNER_SETS if getattr(parsed, key, None) is not None}
     taken = sorted(given & set(RUNNER_SETS))
     if taken:

@@ -270,6 +270,16 @@ def test_train_args_that_take_the_runners_folders_or_devices_are_refused(flag, c
                                               "run by the plan or by this runner's own flags")
 
 
+@pytest.mark.parametrize(("flag", "reason"), [("--lr abc", "argument --lr: 'abc' is not a number > 0"),
+                                              ("--bogus 1", "unrecognized arguments: --bogus 1")])
+def test_a_bad_flag_in_train_args_is_this_runners_error(flag, reason, capsys):
+    """train.py's parser checks the flags, and the one line says they came through reproduce.py --train_args."""
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.parse_args(["--table", "1", "--dry_run", "--train_args", flag])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == f"reproduce.py: error: --train_args: {reason} (see train.py --help)\n"
+
+
 def test_a_run_is_claimed_by_one_runner_at_a_time(tmp_path):
     lock = tmp_path / "runner.lock"
     assert reproduce.claim(tmp_path) and lock.read_text() == str(os.getpid())
