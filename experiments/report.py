@@ -387,7 +387,7 @@ def other_hyperparameters(settings: dict) -> dict:
 
 # what each version of the loader's reading of relation arguments means for exact-match scores
 READINGS = {1: "reading 1, before 2026-12-07 (in whole-entity files a word that en_list names by itself could be "
-               "widened to the longer entity ending on it, which made exact-match gold easier: "
+               "widened to the longer entity ending on it; what that changed, dataset by dataset: "
                "[NOTES-2026-12-07.md](NOTES-2026-12-07.md))",
             2: "reading 2, since 2026-12-07"}
 
