@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.out:  # a missing folder is told before the kernels build (checked again below, against the data)
+        check_output(Path(args.out), "--out", Path(args.model_dir))
     device = pick_device(args.device)
     configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
     configure_threads(args.threads)

@@ -569,8 +569,12 @@ def test_bad_run_folders_are_refused(trained_run, tmp_path, capsys, case):
     assert not out.exists()
 
 
-def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys):
+def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys, monkeypatch):
     run_dir = spoiled_run(trained_run, tmp_path, lambda d: None)
+    with monkeypatch.context() as patch:  # a missing --out folder is told before the kernels build (~30 s first)
+        patch.setattr(evaluate, "configure_speed", lambda *a: pytest.fail("the kernels were set up first"))
+        fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(tmp_path / "no" / "p.jsonl")],
+                      capsys, "folder", str(tmp_path / "no"))
     watched = (run_dir, tmp_path)
     for flags, named in ((["--threshold", "0"], "--threshold"), (["--threshold", "1"], "--threshold"),
                          (["--batch_size", "0"], "--batch_size"), (["--device", "foo"], "--device"),
