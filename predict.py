@@ -135,13 +135,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def run(args: argparse.Namespace) -> list[dict]:
     device = pick_device(args.device)
-    configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
-    if args.output:
+    if args.output:  # the output and the input are checked before the kernels build (~30 s on a first use)
         check_output(Path(args.output), "--output", Path(args.model_dir),
                      None if args.input in (None, "-") else ("the --input file", Path(args.input)))
-    configure_threads(args.threads)
     sentences = (args.text if args.text
                  else read_sentences(args.input, args.encoding_errors, args.input_format))
+    configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
+    configure_threads(args.threads)
     if not sentences:
         log.warning("%s holds no sentences: nothing to extract", args.input)
     extractor = load_extractor(args.model_dir, device=args.device, threshold=args.threshold,

@@ -658,6 +658,14 @@ def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
         fails_cleanly(predict.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
 
 
+def test_predict_checks_its_files_before_the_kernels_build(trained_run, tmp_path, capsys, monkeypatch):
+    """Building the fused kernels takes about 30 s on a first use: a bad --input or --output is told before."""
+    monkeypatch.setattr(predict, "configure_speed", lambda *a: pytest.fail("the kernels were set up first"))
+    for flags, named in ((["--input", str(tmp_path / "absent.txt")], "absent.txt"),
+                         (["--text", "x", "--output", str(tmp_path / "missing" / "o.jsonl")], "missing")):
+        fails_cleanly(predict.main, ["--model_dir", str(trained_run[0]), *flags], capsys, named)
+
+
 @contextlib.contextmanager
 def pseudo_terminal() -> Iterator[str]:
     """A character device of the test's own to write to (not /dev/null: the tests may run as root, and a
