@@ -31,6 +31,7 @@ from utils.helpers import (
     atomic_write_bytes,
     configure_threads,
     device_name,
+    json_problem,
     one_line_errors,
     open_probability,
     pick_device,
@@ -104,8 +105,8 @@ def read_sentences(path: str, errors: str, input_format: str) -> list[str | list
             try:
                 record = json.loads(line, object_pairs_hook=unique_keys)
             except json.JSONDecodeError as error:
-                raise InputError(f"{path}:{number}: malformed JSON line: {error.msg} (a raw sentence that starts "
-                                 "with '{' needs --input_format raw)") from None
+                raise InputError(f"{path}:{number}: malformed JSON line: {json_problem(error)} (a raw sentence "
+                                 "that starts with '{' needs --input_format raw)") from None
             except DuplicateKeyError as error:
                 raise InputError(f"{path}:{number}: {error}") from None
             fields = [f for f in ("text", "sentText") if isinstance(record, dict) and f in record]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.helpers import InputError
+from utils.helpers import InputError, json_problem
 from utils.tagging import Span, select_non_overlapping, spans_to_tags
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def _array_items(text: str, path: Path) -> Iterator[tuple[int, object]]:
         try:
             item, end = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
-            raise fail(error.pos, error.msg) from None
+            raise fail(error.pos, json_problem(error)) from None
         except DuplicateKeyError as error:  # valid JSON, but one of the values would be dropped unseen
             raise DataError(f"{path}:{line_at(position)}: {error}") from None
         yield line_at(position), item
@@ -166,8 +166,8 @@ def read_json_records(path: str | Path) -> Iterator[tuple[int, dict]]:
         try:
             yield number, json.loads(line, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{number}: malformed JSON: {error.msg} (a RIN file holds one JSON object per "
-                            "line, or one JSON array)") from None
+            raise DataError(f"{path}:{number}: malformed JSON: {json_problem(error)} (a RIN file holds one JSON "
+                            "object per line, or one JSON array)") from None
         except DuplicateKeyError as error:
             raise DataError(f"{path}:{number}: {error}") from None
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from utils.helpers import PROJECT_ROOT, InputError
+from utils.helpers import PROJECT_ROOT, InputError, json_problem
 from utils.markdown import Block, refresh
 
 OWNER = "`python bench.py --tables`"
@@ -95,7 +95,7 @@ def sources(block: Block, root: Path, labelled: bool) -> list[tuple[str, str, di
         try:
             report = json.loads(file.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
-            raise InputError(f"{where}: {path} is not JSON ({error.msg}, line {error.lineno})") from None
+            raise InputError(f"{where}: {path} is not JSON (line {error.lineno}: {json_problem(error)})") from None
         if not isinstance(report, dict) or not settings(report):
             raise InputError(f"{where}: {path} holds no timed setting (not a bench.py --json file of a timing run)")
         checks = report.get("targets", [])

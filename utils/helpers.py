@@ -386,6 +386,11 @@ def write_json(path: Path, data: object) -> None:
     atomic_write_bytes(Path(path), (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
+def json_problem(error: json.JSONDecodeError) -> str:
+    """json's reason with its column: its own message stops short ("Unterminated string starting at")."""
+    return f"{error.msg} column {error.colno}" if error.msg.endswith(" at") else f"{error.msg} at column {error.colno}"
+
+
 def read_json(path: Path) -> dict:
     """A JSON file; a missing file, a folder, malformed JSON or bytes that are not UTF-8 are an InputError naming
     the file (and line)."""
@@ -396,6 +401,6 @@ def read_json(path: Path) -> dict:
     except IsADirectoryError:
         raise InputError(f"{path}: a folder, not a JSON file") from None
     except json.JSONDecodeError as error:
-        raise InputError(f"{path}:{error.lineno}: malformed JSON ({error.msg})") from None
+        raise InputError(f"{path}:{error.lineno}: malformed JSON ({json_problem(error)})") from None
     except UnicodeDecodeError as error:
         raise InputError(f"{path}: not UTF-8 (byte {error.start})") from None

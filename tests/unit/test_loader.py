@@ -68,6 +68,9 @@ def test_malformed_line_names_file_and_line(tmp_path):
     path = write_lines(tmp_path / "bad.json", [OFFICIAL_LINE, '{"sentText": [', OFFICIAL_LINE])
     with pytest.raises(DataError, match=r"bad.json:2: malformed JSON"):
         load_sentences(path)
+    cut = write_lines(tmp_path / "cut.json", ['{"sentText": ["a", "b'])  # json's own reason stops at "starting at"
+    with pytest.raises(DataError, match=r"cut.json:1: malformed JSON: Unterminated string starting at column 20 \("):
+        load_sentences(cut)
 
 
 def test_missing_field(tmp_path):
