@@ -667,7 +667,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
     if args.mention_study:
         mention_study(args.dataset, Path(args.save_dir), results_dir)
     if reporting:
-        write_report(args.dataset, args.seeds, results_dir)
+        write_report(args.dataset, results_dir)
         return None
     plan = plan_runs(args.table, args.dataset, args.seeds)
     if args.only:
@@ -721,7 +721,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
         return plan
     else:
         outcomes = run_locally(todo, args)
-    write_report(args.dataset, args.seeds, results_dir)
+    write_report(args.dataset, results_dir)
     finish(outcomes)
     return plan
 

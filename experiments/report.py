@@ -614,18 +614,18 @@ def draw_figure(dataset: str, curves: dict[str, dict[int, dict[int, float]]], co
     return path
 
 
-def report_seeds(dataset: str, requested: list[int], results_dir: Path) -> list[int]:
-    """The seeds a report covers: the paper's five, those asked for and every seed with a finished summary,
-    so a runner started for one seed does not rewrite the report as if the other seeds had no runs."""
+def report_seeds(dataset: str, results_dir: Path) -> list[int]:
+    """The seeds a report covers: the paper's five and every seed with a finished summary, whichever seeds the
+    runner that writes it was asked for (a seed that never finished would only add 'not run yet' cells)."""
     finished = {int(found.group("seed")) for folder in (results_dir / "runs").glob(f"{dataset}_*/results.json")
                 if (found := RUN_NAME.fullmatch(folder.parent.name)) and found.group("dataset") == dataset}
-    return sorted(set(PAPER_SEEDS) | set(requested) | finished)
+    return sorted(set(PAPER_SEEDS) | finished)
 
 
 def headline_table(dataset: str, results_dir: Path) -> str:
     """README.md's results table: test F1 (our scorer) of Table 1's rows and Table 5's ablations, mean ± std over
     the report's seeds, beside the paper's."""
-    seeds, results, paper = report_seeds(dataset, [], results_dir), load_results(results_dir), paper_numbers(dataset)
+    seeds, results, paper = report_seeds(dataset, results_dir), load_results(results_dir), paper_numbers(dataset)
 
     def ours(runs: list[Run], match: str) -> str:
         scores = collect(results, runs, "test", match, "f1")
@@ -658,20 +658,23 @@ def refresh_readme(results_dir: Path, readme: Path = PROJECT_ROOT / "README.md")
     return readme.is_file() and refresh(readme, OWNER, render)
 
 
-def write_report(dataset: str, seeds: list[int], results_dir: Path) -> Path:
-    """results/README.md: the report of ``dataset`` and of every other dataset with runs in results/runs (in name
-    order), so a runner started for one dataset keeps the others' tables."""
+def write_report(dataset: str, results_dir: Path) -> Path:
+    """results/README.md: the report of every dataset with runs in results/runs (in name order), so a runner
+    started for one dataset keeps the others' tables; of ``dataset`` alone, all 'not run yet', where none has."""
     results_dir.mkdir(parents=True, exist_ok=True)
     found = {run_dataset(folder.name) for folder in (results_dir / "runs").glob("*") if folder.is_dir()} - {None}
-    datasets = [dataset]
-    for name in sorted(found - {dataset}):
+    datasets = []
+    for name in sorted(found):
         if preset_file(name).exists():
             datasets.append(name)
         else:
             log.warning("results/runs holds runs of %s, which has no presets/%s.json: left out of the report",
                         name, name)
-    reports = [render_report(name, report_seeds(name, seeds if name == dataset else [], results_dir), results_dir)
-               for name in sorted(datasets)]
+    if dataset not in datasets:
+        log.info("%s has no runs in %s%s", dataset, results_dir / "runs",
+                 ": its tables are left out of the report" if datasets else "")
+        datasets = datasets or [dataset]
+    reports = [render_report(name, report_seeds(name, results_dir), results_dir) for name in datasets]
     path = results_dir / "README.md"
     path.write_text("\n".join(reports), encoding="utf-8")
     log.info("wrote %s (%s)", path, ", ".join(sorted(datasets)))

@@ -62,7 +62,7 @@ def test_report_and_figure(tmp_path):
                                                                        "eval_seconds": 30}]
     (tmp_path / "runs" / "webnlg_partial_K5_seed1" / "metrics.jsonl").write_text(
         "".join(json.dumps(e) + "\n" for e in epochs))
-    path = write_report("webnlg", [1, 2], tmp_path)
+    path = write_report("webnlg", tmp_path)
     report = path.read_text()
     assert "| webnlg_partial_K5_seed1 | 3 | 5 | 80.0 | 70.0 | 5 |" in report
     assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.6 / 87.0 / 87.3 | -0.3 |" in report
@@ -96,7 +96,7 @@ def test_report_and_figure(tmp_path):
     # word vectors from another machine: counted and named, but not a reason to stop averaging
     config = tmp_path / "runs" / "webnlg_exact_K3_noER_seed3" / "config.json"
     config.write_text(json.dumps({"data_sha256": {"train.json": "a" * 64, "embedding.npy": "d" * 64}}))
-    report = write_report("webnlg", [1, 2], tmp_path).read_text()
+    report = write_report("webnlg", tmp_path).read_text()
     assert f"`{'c' * 12}`: 8 runs" in report and f"- embedding.npy SHA-256 `{'d' * 12}`: 1 run\n" in report
     assert "word vectors differ between runs" in report
 
@@ -121,8 +121,8 @@ def test_report_covers_every_finished_seed(tmp_path):
     fake_result(tmp_path, "nyt_exact_K7_seed9", 0.8, 0.7)
     fake_result(tmp_path, "webnlg_exact_exact_K3_seed11", 0.8, 0.7)  # dataset webnlg_exact, not webnlg
     (tmp_path / "runs" / "webnlg_partial_K2_seed8").mkdir()  # unfinished: no results.json
-    assert report_seeds("webnlg", [6], tmp_path) == [1, 2, 3, 4, 5, 6, 7]
-    assert report_seeds("nyt", [1], tmp_path) == [1, 2, 3, 4, 5, 9]
+    assert report_seeds("webnlg", tmp_path) == [1, 2, 3, 4, 5, 7]
+    assert report_seeds("nyt", tmp_path) == [1, 2, 3, 4, 5, 9]
 
 
 def test_renamed_datasets_take_the_papers_column(tmp_path, monkeypatch):
@@ -135,10 +135,10 @@ def test_renamed_datasets_take_the_papers_column(tmp_path, monkeypatch):
         monkeypatch.setattr(module, "preset_rounds", lambda dataset, match: rounds[match])
     fake_result(tmp_path, "webnlg_official_partial_K2_seed1", 0.86, 0.7)
     fake_result(tmp_path, "webnlg_exact_partial_K2_seed1", 0.5, 0.4)
-    official = render_report("webnlg_official", report_seeds("webnlg_official", [1], tmp_path), tmp_path)
+    official = render_report("webnlg_official", report_seeds("webnlg_official", tmp_path), tmp_path)
     assert "| RIN | 1 | 86.0 (1 seed) | 86.0 (1 seed) | 86.0 (1 seed) | 87.6 / 87.0 / 87.3 | -1.3 |" in official
     assert "1 finished runs" in official and "webnlg_exact_partial_K2_seed1" not in official
-    exact = render_report("webnlg_exact", report_seeds("webnlg_exact", [1], tmp_path), tmp_path)
+    exact = render_report("webnlg_exact", report_seeds("webnlg_exact", tmp_path), tmp_path)
     assert "| partial | RIN | 1 | 50.0 (1 seed) | 50.0 (1 seed) | 50.0 (1 seed) | - / - / - |  |" in exact
     assert "## Status against the paper" not in exact and "The paper reports no figures on this dataset" in exact
     assert "## Table 5" not in exact and "## Selection on dev" not in exact  # no run of theirs finished
@@ -155,7 +155,7 @@ def test_the_report_keeps_every_dataset_with_runs(tmp_path):
     unfinished = tmp_path / "runs" / "nyt_partial_K4_seed1"  # a dataset whose only run is unfinished
     unfinished.mkdir()
     (unfinished / "metrics.jsonl").write_text('{"epoch": 1}\n')
-    report = write_report("webnlg_exact", [1], tmp_path).read_text()
+    report = write_report("webnlg_exact", tmp_path).read_text()
     assert "toy" not in report
     nyt, report = report.split("# Reproduction: webnlg\n")
     assert nyt.startswith("# Reproduction: nyt\n") and "- nyt_partial_K4_seed1: 1 epochs done" in nyt
@@ -164,6 +164,16 @@ def test_the_report_keeps_every_dataset_with_runs(tmp_path):
     assert "webnlg_partial_K2_seed1" in webnlg and "webnlg_exact_exact_K0_seed1" not in webnlg
     assert "webnlg_exact_exact_K0_seed1" in webnlg_exact and "webnlg_partial_K2_seed1" not in webnlg_exact
     assert "train.json SHA-256 `aaaaaaaaaaaa`: 1 run" in webnlg and "bbbbbbbbbbbb" not in webnlg
+
+
+def test_a_dataset_without_runs_adds_no_section_unless_no_dataset_has_any(tmp_path):
+    """`reproduce.py --report --dataset nyt` beside webnlg runs only: the report is webnlg's, as it was; in a
+    fresh results folder the dataset asked for gets its tables, every cell 'not run yet'."""
+    fresh = write_report("nyt", tmp_path / "fresh").read_text()
+    assert fresh.startswith("# Reproduction: nyt\n") and "| Table 1, partial, RIN | 0 of 5 | | not run yet |" in fresh
+    fake_result(tmp_path, "webnlg_partial_K2_seed1", 0.86, 0.76)
+    before = write_report("webnlg", tmp_path).read_text()
+    assert write_report("nyt", tmp_path).read_text() == before and "# Reproduction: nyt" not in before
 
 
 def test_the_strings_convention_has_its_own_table(tmp_path):
@@ -175,7 +185,7 @@ def test_the_strings_convention_has_its_own_table(tmp_path):
     result["string_sets"] = {split: {mode: {"precision": 0.9, "recall": 0.9, "f1": 0.9} for mode in result[split]}
                              for split in ("dev", "test")}
     path.write_text(json.dumps(result))
-    report = write_report("webnlg", [1, 2], tmp_path).read_text()
+    report = write_report("webnlg", tmp_path).read_text()
     strings = report[report.index("## Table 1 (webnlg), strings"):]
     assert "| partial | RIN | 1 | 90.0 (1 seed) | 90.0 (1 seed) | 90.0 (1 seed) |" in strings
     assert "| partial | RIN | 2 | 87.0 ± 1.4 |" in report[:report.index("## Table 1 (webnlg), strings")]
