@@ -651,6 +651,8 @@ def main(argv: list[str] | None = None) -> dict:
     refuse_ignored(args, parser)
     if args.source and not Path(args.source).is_dir():
         parser.error(f"--source {args.source}: not a folder")
+    if repeated := sorted({path for path in args.paths if args.paths.count(path) > 1}):
+        parser.error(f"--paths: {', '.join(repeated)} given twice; each path trains once")
     if args.json and (Path(args.json).is_dir() or not Path(args.json).absolute().parent.is_dir()):
         parser.error(f"--json {args.json}: a folder, or in a folder that does not exist; name a file to write")
     if args.contention > usable_cores():

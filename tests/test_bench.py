@@ -71,6 +71,7 @@ def test_bench_writes_every_figure(tmp_path, monkeypatch, capsys):
     (["--equivalence", "0"], "--equivalence"), (["--lr", "-1"], "--lr"), (["--seed", "-1"], "--seed"),
     (["--tables", "--profile"], "argument --profile: not allowed with argument --tables"),
     (["--tables", "--json", "x.json"], "--tables rewrites"), (["--tables", "--threads", "1"], "--tables rewrites"),
+    (["--equivalence", "1", "--paths", "production", "production"], "--paths: production given twice"),
 ])
 def test_bad_flags_stop_before_any_timing(flags, named, capsys):
     with pytest.raises(SystemExit) as refused:
