@@ -62,12 +62,13 @@ from utils.helpers import (
     ArgumentParser,
     InputError,
     check_folder_path,
+    holder_alive,
     non_negative_int,
     one_line_errors,
     positive_float,
     positive_int,
     preset_file,
-    process_alive,
+    process_identity,
     project_relative,
     read_json,
     resolve_project_path,
@@ -188,13 +189,13 @@ def claim(run_dir: Path) -> bool:
     once; a lock left by a process that is gone (a runner killed with its session) is taken over. (Across the
     nodes of a cluster, where a pid means nothing, train.py's flock on the run folder is what guards a run.)"""
     lock, mine = run_dir / "runner.lock", run_dir / f".runner.lock.{os.getpid()}"
-    mine.write_text(str(os.getpid()))
+    mine.write_text(process_identity())
     try:
-        os.link(mine, lock)  # atomic, and the lock holds the pid from its first moment: never seen empty
+        os.link(mine, lock)  # atomic, and the lock names its holder from its first moment: never seen empty
         return True
     except FileExistsError:
         try:
-            if process_alive(lock.read_text().strip()):
+            if holder_alive(lock.read_text()):
                 return False
             lock.unlink(missing_ok=True)  # left by a runner that is gone
         except FileNotFoundError:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from synthetic import write_synthetic_dataset
@@ -15,7 +16,7 @@ import prepare_vocab
 import reproduce
 from experiments import launch, report
 from experiments import plan as experiments
-from utils.helpers import InputError
+from utils.helpers import InputError, process_identity
 
 
 def names(plan):
@@ -282,11 +283,24 @@ def test_a_bad_flag_in_train_args_is_this_runners_error(flag, reason, capsys):
 
 def test_a_run_is_claimed_by_one_runner_at_a_time(tmp_path):
     lock = tmp_path / "runner.lock"
-    assert reproduce.claim(tmp_path) and lock.read_text() == str(os.getpid())
+    assert reproduce.claim(tmp_path) and lock.read_text() == process_identity()
     assert not reproduce.claim(tmp_path)  # held by a live process (this one)
+    lock.write_text(str(os.getpid()))  # a bare pid, as runners before the boot and start time were recorded
+    assert not reproduce.claim(tmp_path)
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     lock.write_text(finished.stdout.strip())  # left behind by a runner that is gone
-    assert reproduce.claim(tmp_path) and lock.read_text() == str(os.getpid())
+    assert reproduce.claim(tmp_path) and lock.read_text() == process_identity()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="boot ids and start times are read from Linux /proc")
+def test_a_lock_whose_pid_now_names_another_process_is_taken_over(tmp_path):
+    """After a reboot (another boot id), or once the pid went to a later process (another start time), the pid
+    alive is not the runner that wrote the lock: it was killed, and the run is free."""
+    lock = tmp_path / "runner.lock"
+    pid, boot, started = process_identity().split()
+    for stale in (f"{pid} {boot}-before-reboot {started}", f"{pid} {boot} {int(started) - 1}"):
+        lock.write_text(stale)
+        assert reproduce.claim(tmp_path) and lock.read_text() == process_identity()
 
 
 def test_commit_summary_commits_in_the_results_repository(tmp_path, monkeypatch):
@@ -370,7 +384,7 @@ def test_an_unfinished_attempt_never_replaces_a_committed_summary(tmp_path):
 @pytest.mark.parametrize("content", ["", "0", "-1", "garbage", "99999999999"])
 def test_a_lock_that_names_no_live_runner_is_taken_over(tmp_path, content):
     (tmp_path / "runner.lock").write_text(content)
-    assert reproduce.claim(tmp_path) and (tmp_path / "runner.lock").read_text() == str(os.getpid())
+    assert reproduce.claim(tmp_path) and (tmp_path / "runner.lock").read_text() == process_identity()
 
 
 def test_folders_and_seeds_are_checked_before_any_run(tmp_path, capsys):

@@ -72,6 +72,35 @@ def process_alive(pid: str | int) -> bool:
     return True
 
 
+def _boot_and_start(pid: int) -> tuple[str, str] | None:
+    """This boot's id and the start time of process ``pid`` (Linux /proc; None elsewhere or when it is gone)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return boot, stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command's "(name)"
+
+
+def process_identity(pid: int | None = None) -> str:
+    """What a lock file records of its holder (this process by default): its pid and, on Linux, the boot and
+    the process's start time, so that a pid reused after a reboot, or by a later process, is not the holder."""
+    pid = os.getpid() if pid is None else pid
+    found = _boot_and_start(pid)
+    return f"{pid} {found[0]} {found[1]}" if found else str(pid)
+
+
+def holder_alive(identity: str) -> bool:
+    """Whether the process a lock file names (:func:`process_identity`, or a bare pid) is still running."""
+    pid, *recorded = identity.split() or [""]
+    if not process_alive(pid):
+        return False
+    if not recorded:
+        return True
+    found = _boot_and_start(int(pid))
+    return found is None or list(found) == recorded  # no /proc here: the pid is all there is to go on
+
+
 def file_sha256(path: Path) -> str:
     """The SHA-256 of a file's bytes, in hex (what config.json records of the data it ran on)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
