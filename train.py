@@ -45,6 +45,7 @@ from utils.helpers import (
     RUN_DATA_FILES,
     ArgumentParser,
     InputError,
+    Terminated,
     atomic_write_bytes,
     check_folder_path,
     configure_threads,
@@ -53,6 +54,7 @@ from utils.helpers import (
     dropout_rate,
     file_sha256,
     folder_name,
+    interruption,
     non_negative_float,
     non_negative_int,
     one_line_errors,
@@ -467,15 +469,15 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
     try:
         with locked_run_folder(run_dir, fresh=not args.resume):
             return train_in(run_dir, settings, device, data_dir, args, argv)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if has_checkpoint(run_dir):
             what = f"its finished epochs are saved: continue with python train.py --resume {run_dir}"
         elif (run_dir / "config.json").exists():
             what = f"before its first epoch was saved: start it again with python train.py --resume {run_dir}"
         else:
             what = "before its first epoch was saved; nothing kept: run the same command again"
-        print(f"train.py: interrupted (Ctrl-C); {what}", file=sys.stderr)
-        raise SystemExit(130) from None
+        print(f"train.py: {interruption(stop)}; {what}", file=sys.stderr)
+        raise SystemExit(143 if isinstance(stop, Terminated) else 130) from None
 
 
 def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path, args: argparse.Namespace,

@@ -6,9 +6,11 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -416,6 +418,39 @@ def test_ctrl_c_names_the_command_that_continues(workspace, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert stopped.value.code == 130 and "Traceback" not in err
     assert err.endswith(f"its finished epochs are saved: continue with python train.py --resume {save / 'stop'}\n")
+
+
+SIGTERM_IN_A_TEMPORARY_FOLDER = """
+import os, signal, sys, tempfile, time
+from utils.helpers import one_line_errors
+with one_line_errors("prog"):
+    with tempfile.TemporaryDirectory() as folder:
+        print(folder, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler raises at once: never slept out
+"""
+
+
+def test_sigterm_unwinds_like_ctrl_c(workspace):
+    """kill (or SLURM's time limit) sends SIGTERM, which killed the process where it stood: temporary folders (a
+    word2vec job's, holding every sentence) stayed behind. It now unwinds as Ctrl-C does, with status 143, and
+    train.py says how to continue (in child processes: a regression would otherwise kill the test session)."""
+    ended = subprocess.run([sys.executable, "-c", SIGTERM_IN_A_TEMPORARY_FOLDER], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert (ended.returncode, ended.stderr) == (143, "prog: terminated (SIGTERM)\n")
+    assert not Path(ended.stdout.strip()).exists()
+    data, save = workspace
+    command = [sys.executable, str(ROOT / "train.py"), "--dataset", "synthetic", "--data_dir", str(data),
+               "--save_dir", str(save), "--run_id", "term", *FAST, "--num_epoch", "200"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics, deadline = save / "term" / "metrics.jsonl", time.time() + 120
+    while time.time() < deadline and process.poll() is None and not (metrics.exists() and metrics.read_text()):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 143 and "Traceback" not in err, err
+    assert err.endswith(f"train.py: terminated (SIGTERM); its finished epochs are saved: continue with python "
+                        f"train.py --resume {save / 'term'}\n")
 
 
 def test_resume_falls_back_to_the_previous_checkpoint(workspace, capsys):

@@ -11,9 +11,11 @@ import logging
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -243,12 +245,26 @@ class ErrorExit(SystemExit):
         return self.message
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, SLURM's time limit), raised where the program is, so that it stops as for Ctrl-C: context
+    managers and ``finally`` clean up (temporary folders, busy processes, children) instead of a dead process."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 @contextlib.contextmanager
 def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
     """Turn the errors a user can fix (bad input, files, run folders, downloads) into ``program: error: ...`` on
     stderr and exit status 1: one line, or one per line of a message that lists several items (every file a
-    download misses); Ctrl-C into one line and exit status 130; a closed pipe into a quiet exit status 141. A
-    traceback only for bugs, or for everything with ``debug``."""
+    download misses); Ctrl-C into one line and exit status 130, SIGTERM likewise (:class:`Terminated`, status
+    143); a closed pipe into a quiet exit status 141. A traceback only for bugs, or for everything with
+    ``debug``."""
+    catch_sigterm = (threading.current_thread() is threading.main_thread()
+                     and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+    if catch_sigterm:
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     except BrokenPipeError:  # the reader went away (predict.py ... | head): quiet, with SIGPIPE's status as for cat
@@ -272,11 +288,19 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
         lines = [f"{program}: error: {' '.join(line.split())}" for line in message.splitlines() if line.strip()]
         print("\n".join(lines), file=sys.stderr)
         raise ErrorExit("\n".join(lines)) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if debug:
             raise
-        print(f"{program}: interrupted (Ctrl-C)", file=sys.stderr)
-        raise SystemExit(130) from None
+        print(f"{program}: {interruption(stop)}", file=sys.stderr)
+        raise SystemExit(143 if isinstance(stop, Terminated) else 130) from None
+    finally:
+        if catch_sigterm and signal.getsignal(signal.SIGTERM) is _raise_terminated:  # not one set since
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def interruption(stop: KeyboardInterrupt) -> str:
+    """How the user stopped the program, for its last line."""
+    return "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)"
 
 
 @functools.cache
