@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
+import lzma
 import os
 import shutil
 import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,15 @@ class FetchError(InputError):
 
 class NotFound(FetchError):
     """The server answered 404."""
+
+
+def archive_problem(error: Exception) -> str:
+    """One line on why an archive could not be unpacked (tarfile lists every compression it tried)."""
+    if isinstance(error, EOFError):
+        return "it ends early: a download cut short?"
+    if isinstance(error, tarfile.ReadError) and "\n" in str(error):
+        return "not a tar archive, plain or compressed with gzip, bzip2 or xz"
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def default_cache() -> Path:
@@ -274,9 +285,9 @@ class Inputs:
                 else:
                     with tarfile.open(part) as bundle:
                         bundle.extractall(staging, filter="data")
-            except (zipfile.BadZipFile, tarfile.TarError) as error:
-                shutil.rmtree(self.url_cache, ignore_errors=True)
-                raise FetchError(f"{self.url}: not a readable archive ({error})") from None
+            except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as error:
+                shutil.rmtree(self.url_cache, ignore_errors=True)  # so that the next try downloads it again
+                raise FetchError(f"{self.url}: not a readable archive ({archive_problem(error)})") from None
             part.unlink()
             os.replace(staging, tree)
         children = [p for p in tree.iterdir() if p.is_dir()]

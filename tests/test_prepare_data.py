@@ -296,6 +296,27 @@ def test_a_bad_archive_is_not_kept_in_the_cache(release, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("damage", "reason"), [
+    (lambda data: data[: len(data) // 2], "it ends early: a download cut short?"),  # was an EOFError traceback
+    (lambda data: b"junk" + data, "not a tar archive, plain or compressed with gzip, bzip2 or xz"),  # 5 lines
+])
+def test_an_unreadable_archive_is_one_line_and_downloaded_again_next_time(release, tmp_path, capsys, damage,
+                                                                          reason):
+    archive = tmp_path / "served" / "release.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as bundle:
+        bundle.add(release.source, arcname="release")
+    archive.write_bytes(damage(archive.read_bytes()))
+    with serve(archive.parent) as server, pytest.raises(SystemExit) as stop:
+        prepare_data.main(["--dataset", "nyt11", "--source", f"{server.base_url}/release.tar.gz", "--out",
+                           str(tmp_path / "out"), "--manifest", str(release.manifest), "--cache",
+                           str(tmp_path / "c"), *NO_TAGGER])
+    assert stop.value.code == 1
+    assert error_lines(capsys) == [f"prepare_data.py: error: {server.base_url}/release.tar.gz: not a readable "
+                                   f"archive ({reason})"]
+    assert not list((tmp_path / "c").rglob("*.*")) and not (tmp_path / "out").exists()
+
+
 def test_default_downloads_from_the_manifest_and_builds_webnlg(release, tmp_path):
     """A fresh machine: no --source, no ../shared; every file comes from the mirror and is verified."""
     local = run(release, tmp_path / "local")
