@@ -444,7 +444,8 @@ def test_sigterm_unwinds_like_ctrl_c(workspace):
                "--save_dir", str(save), "--run_id", "term", *FAST, "--num_epoch", "200"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     metrics, deadline = save / "term" / "metrics.jsonl", time.time() + 120
-    while time.time() < deadline and process.poll() is None and not (metrics.exists() and metrics.read_text()):
+    while time.time() < deadline and process.poll() is None and not (
+            (save / "term" / "last.pt").exists() and metrics.exists() and metrics.read_text()):  # epoch 1 saved
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     err = process.communicate(timeout=60)[1]
