@@ -152,12 +152,12 @@ def peak_memory_mb(step: Callable[[], None], device: torch.device) -> float:
     """Peak memory a call adds: CUDA allocator peak, or the rise of peak RSS on the CPU."""
     gc.collect()
     if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
         step()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - before) / 2**20
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed memory back, so RSS starts low
 
     def status(field: str) -> int:
@@ -178,11 +178,11 @@ class Timer:
 
     def __call__(self, function: Callable[[], None]) -> float:
         if self.device.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)  # the GPU timed, which need not be cuda:0
         start = time.perf_counter()
         function()
         if self.device.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
         return time.perf_counter() - start
 
 
@@ -472,10 +472,14 @@ def profile_setting(setting: Setting, args: argparse.Namespace, device: torch.de
     scale = epoch / sum(seconds) / 1e6  # profiler microseconds -> seconds per epoch
     averages = profiler.key_averages()
     phases = {e.key.removeprefix("phase: "): e.cpu_time_total * scale for e in averages if e.key in PHASES}
-    operators = sorted((e for e in averages if e.key not in PHASES), key=lambda e: -e.self_cpu_time_total)
+
+    def own_time(event) -> float:  # on a GPU its kernels' time: the host only queues them
+        return event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
+
+    operators = sorted((e for e in averages if e.key not in PHASES), key=lambda e: -own_time(e))
     return {"data": origin, "epoch_seconds_profiled": epoch,
-            "phase_epoch_seconds": phases,
-            "operator_self_epoch_seconds": {e.key: e.self_cpu_time_total * scale for e in operators[:20]}}
+            "phase_epoch_seconds": phases,  # on a GPU, host time: each phase ends once its kernels are queued
+            "operator_self_epoch_seconds": {e.key: own_time(e) * scale for e in operators[:20]}}
 
 
 def print_profile(result: dict) -> None:

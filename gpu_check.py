@@ -3,10 +3,12 @@
     python gpu_check.py                                   # on a GPU machine; writes results/gpu_check/
     python gpu_check.py --device cpu --quick --out /tmp/check   # the same steps on CPU and generated data
 
-Steps, each with its own log in --out and a line in the table (passed / failed / skipped, seconds, detail):
+Steps, each with its own log in --out and a line in the table (passed / failed / skipped, seconds, detail),
+the checks first and the measurements last, so that a slow GPU spends the time budget on what can fail:
 1. cuda tests: ``pytest -m cuda`` (tests/test_cuda.py: the GPU step against the CPU's, each precision,
-   deterministic repeats).
-2. bench: ``bench.py --device cuda`` on few batches (oracle against production, each precision, inference).
+   deterministic repeats, a resumed deterministic run, the fp16 loss scaler through a checkpoint).
+2. cpu tests here: two tests of the ordinary suite (kill and resume bit for bit, learning), which must run on
+   the CPU of a GPU machine as on a CPU-only one (tests/conftest.py hides the GPU from them).
 3. train fp32: a 3-epoch WebNLG training (``train.py --num_epoch 3``).
 4. train bf16: the same in bf16 (fp16, with loss scaling, on a GPU without bfloat16 arithmetic); its dev F1
    may fall at most --f1_tolerance below fp32's (above is fine: a short run's F1 moves by more than that
@@ -14,10 +16,15 @@ Steps, each with its own log in --out and a line in the table (passed / failed /
 5. kill and resume: the fp32 training again, killed with SIGKILL once epoch 1's last.pt exists, then
    ``train.py --resume``; every epoch's losses and dev scores and the final dev/test scores must equal those
    of the uninterrupted fp32 run (``--deterministic`` on CUDA).
-6. deterministic cost: the fp32 training once more without ``--deterministic``; seconds per epoch of both.
-On CPU (``--device cpu``) the GPU-only steps (1, 2, 6) are reported as skipped; ``--quick`` trains on generated
-data (tests/synthetic.py), so the command runs anywhere, e.g. in tests/test_gpu_check.py. Exits 1 if a step
-failed. The table also goes to <out>/summary.md, the figures to <out>/summary.json.
+6. evaluate and predict: ``evaluate.py`` on the fp32 run's test split, on the GPU and on the CPU: both must
+   give the test F1 of its results.json (within --f1_tolerance / 10: a cell at the threshold may flip);
+   ``predict.py --text`` must extract.
+7. deterministic cost: the fp32 training once more without ``--deterministic``; seconds per epoch of both.
+8. bench: ``bench.py --device cuda`` on few batches (the oracle against production, each precision,
+   inference); a measurement, skipped when the budget runs out.
+On CPU (``--device cpu``) the GPU-only steps (1, 2, 7, 8) are reported as skipped; ``--quick`` trains on
+generated data (tests/synthetic.py), so the command runs anywhere, e.g. in tests/test_gpu_check.py. Exits 1 if a
+step failed. The table also goes to <out>/summary.md, the figures to <out>/summary.json.
 """
 from __future__ import annotations
 
@@ -118,6 +125,17 @@ def cuda_tests(check: Check) -> None:
     check.record("cuda tests", started, status, "timed out" if code is None else last_line(output))
 
 
+def cpu_tests(check: Check) -> None:
+    started = time.time()
+    if check.args.device == "cpu":
+        return check.record("cpu tests here", started, "skipped", "no GPU (--device cpu): the suite runs as in CI")
+    tests = "test_resume_after_kill_gives_the_same_run or test_learns_synthetic_data"
+    code, output = check.command([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_training.py",
+                                  "-k", tests], "cpu_tests.log", 150)
+    status = "passed" if code == 0 else "failed"
+    check.record("cpu tests here", started, status, "timed out" if code is None else last_line(output))
+
+
 def bench(check: Check) -> None:
     started = time.time()
     if check.args.device == "cpu":
@@ -126,9 +144,39 @@ def bench(check: Check) -> None:
     code, output = check.command([PYTHON, "bench.py", "--device", "cuda", "--settings", "webnlg_partial",
                                   "nyt_partial", "--batches", "8", "--oracle_batches", "2", "--json", str(figures)],
                                  "bench_cuda.txt", 200)
+    if code is None:  # a measurement, not a check: running out of the time budget fails nothing
+        return check.record("bench", started, "skipped", "the time budget ran out before the bench ended")
     status = "passed" if code == 0 else "failed"
-    detail = "timed out" if code is None else f"figures in {figures.name}; {last_line(output)}"
-    check.record("bench", started, status, detail)
+    check.record("bench", started, status, f"figures in {figures.name}; {last_line(output)}")
+
+
+def evaluate_and_predict(check: Check) -> None:
+    """The fp32 run scored again by evaluate.py on this device and on the CPU, and predict.py on this device."""
+    started, name = time.time(), "evaluate and predict"
+    run_dir = check.out / "runs" / "fp32"
+    if not (run_dir / "results.json").exists():
+        return check.record(name, started, "skipped", "no fp32 run to score")
+    recorded = json.loads((run_dir / "results.json").read_text())["test"]["partial"]["f1"]
+    scores = {}
+    for device in dict.fromkeys((check.args.device, "cpu")):
+        out = check.out / f"predictions_{device}.jsonl"
+        code, output = check.command([PYTHON, "evaluate.py", "--model_dir", str(run_dir), "--split", "test",
+                                      "--device", device, "--out", str(out)], f"evaluate_{device}.log", 120)
+        scores_file = out.with_name(out.stem + "_scores.json")
+        if code != 0 or not scores_file.exists():
+            return check.record(name, started, "failed", f"evaluate.py --device {device}: "
+                                + ("timed out" if code is None else last_line(output)))
+        scores[device] = json.loads(scores_file.read_text())["scores"]["ours"]["partial"]["f1"]
+    code, output = check.command([PYTHON, "predict.py", "--model_dir", str(run_dir), "--device", check.args.device,
+                                  "--text", "Bananaman was created by Steve Bright ."], "predict.log", 60)
+    if code != 0 or not output.lstrip().startswith("{"):
+        return check.record(name, started, "failed", "predict.py: " + ("timed out" if code is None
+                                                                        else last_line(output)))
+    tolerance = check.args.f1_tolerance / 10
+    worst = max(abs(f1 - recorded) for f1 in scores.values())
+    figures = ", ".join(f"{device} {f1:.4f}" for device, f1 in scores.items())
+    check.record(name, started, "passed" if worst <= tolerance else "failed",
+                 f"test F1 {figures}; results.json {recorded:.4f} (fails beyond {tolerance:g}); predict.py extracts")
 
 
 def train_command(check: Check, run_id: str, precision: str, deterministic: bool = True) -> list[str]:
@@ -335,12 +383,14 @@ def run(args: argparse.Namespace) -> list[Step]:
         args.data_dir = quick_data(out)
     check = Check(args)
     cuda_tests(check)
-    bench(check)
+    cpu_tests(check)
     fp32 = train(check, "fp32")
     precision = mixed_precision(args.device)
     compare_precisions(check, fp32, train(check, precision), precision)
     kill_and_resume(check)
+    evaluate_and_predict(check)
     deterministic_cost(check)
+    bench(check)
     summary = table(check.steps, machine())
     print(summary, end="")
     (out / "summary.md").write_text(summary)

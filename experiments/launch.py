@@ -183,6 +183,8 @@ class TrainJob:
             env["CUDA_VISIBLE_DEVICES"] = slot.gpu
             threads = threads or len(slot.cores)
             command += [] if self.threads else ["--threads", str(threads)]
+            # the slot's device, resumes included: a run begun by hand on cuda:1 resumes on this slot's GPU
+            command += ["--device", "cuda" if slot.gpu else "cpu"]
         start = time.time()
         with open(self.run_dir / "stdout.log", "a") as out:
             out.write(f"$ {shlex.join(command)}\n")

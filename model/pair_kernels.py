@@ -193,6 +193,8 @@ def configure_speed(device: torch.device, kernel: str, precision: str, threads: 
         raise InputError(problem)
     speed.governor.reset()  # before configure: a stale ceiling must not override this script's --threads
     speed.configure(kernel=kernel, precision=precision, threads=threads)
+    if device.type == "cuda":  # cuDNN runs float32 LSTMs in TF32 unless told: fp32 means float32 throughout
+        torch.backends.cudnn.rnn.fp32_precision = "ieee"
     try:
         fused_applies(torch.zeros(0, device=device))
     except RuntimeError as error:

@@ -116,11 +116,12 @@ def save_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer
     """Everything needed to continue a run exactly: weights, optimizer, RNG states, counters, and ``run``, what
     identifies the run (so a checkpoint copied from another is refused). The previous file is kept as
     <name>_prev.pt until the new one is on disk, as a fallback should it turn out unreadable."""
+    device = next(model.parameters()).device
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "torch_rng": torch.get_rng_state(), "batch_rng": generator.get_state(), "progress": progress,
              "run": run or {}}
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":  # the training GPU's generator (dropout), whichever index it has here
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
     if scaler is not None and scaler.is_enabled():
         state["grad_scaler"] = scaler.state_dict()
     atomic_torch_save(state, path, keep_previous=path.with_name(f"{path.stem}_prev{path.suffix}"))
@@ -130,8 +131,7 @@ def load_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer
                         scaler: torch.amp.GradScaler | None = None, run: dict | None = None) -> dict:
     """Restore what :func:`save_training_state` wrote; returns the progress counters. A checkpoint saved for
     another ``run`` is an InputError (checkpoints from before the identity was saved are taken as they are).
-    CUDA RNG states are restored for the GPUs both machines have (a run saved on 8 GPUs resumes on 1), with a
-    warning otherwise."""
+    The training GPU's RNG state goes to the GPU the run resumes on (``cuda:1`` may resume as ``cuda:0``)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if run and state.get("run") and state["run"] != run:
         saved = settings_differences(state["run"], run, state["run"].keys() | run.keys())
@@ -141,13 +141,12 @@ def load_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     generator.set_state(state["batch_rng"])
-    if "cuda_rng" in state and torch.cuda.is_available():
-        saved, present = state["cuda_rng"], torch.cuda.device_count()
-        for index, rng_state in enumerate(saved[:present]):
-            torch.cuda.set_rng_state(rng_state, index)
-        if len(saved) != present:
-            log.warning("%s was saved with %d GPUs, this machine has %d: restored the RNG state of the first %d",
-                        path, len(saved), present, min(len(saved), present))
+    device = next(model.parameters()).device
+    if "cuda_rng" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    elif "cuda_rng" in state or device.type == "cuda":
+        log.warning("%s was saved by a run on the %s and resumes on the %s: the dropout masks from here on differ "
+                    "from an uninterrupted run's", path, "GPU" if "cuda_rng" in state else "CPU", device.type.upper())
     if scaler is not None and "grad_scaler" in state:
         scaler.load_state_dict(state["grad_scaler"])
     return state["progress"]

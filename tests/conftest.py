@@ -1,8 +1,14 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+# cuBLAS reads this once, at the first matrix product of the process on a GPU: the deterministic CUDA tests
+# (and train.py --deterministic called in-process after other GPU work) need it set before any test runs
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -17,6 +23,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def cpu_unless_marked_cuda(request, monkeypatch):
+    """On a GPU machine, a test not marked ``cuda`` runs as on a CPU-only one: scripts called without --device
+    (in-process or as children) pick the CPU, where the bit-for-bit checks of kill and resume hold."""
+    if "cuda" not in request.keywords and torch.cuda.is_available():
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
 
 
 @pytest.fixture(autouse=True)

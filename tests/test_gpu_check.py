@@ -20,12 +20,15 @@ def test_cpu_quick_mode_runs_every_step_it_can(tmp_path):
     steps = json.loads((tmp_path / "summary.json").read_text())["steps"]
     bf16 = "passed" if speed.cpu_bf16() else "skipped"  # where bf16 runs as float32, nothing of it is checked
     assert [(s["name"], s["status"]) for s in steps] == [
-        ("cuda tests", "skipped"), ("bench", "skipped"), ("train fp32", "passed"), ("train bf16", bf16),
-        ("kill and resume", "passed"), ("deterministic cost", "skipped")]
-    assert "every epoch and the final scores equal" in steps[-2]["detail"]
+        ("cuda tests", "skipped"), ("cpu tests here", "skipped"), ("train fp32", "passed"), ("train bf16", bf16),
+        ("kill and resume", "passed"), ("evaluate and predict", "passed"), ("deterministic cost", "skipped"),
+        ("bench", "skipped")]
+    assert "every epoch and the final scores equal" in steps[4]["detail"]
+    recorded = json.loads((tmp_path / "runs" / "fp32" / "results.json").read_text())["test"]["partial"]["f1"]
+    assert f"test F1 cpu {recorded:.4f}; results.json {recorded:.4f}" in steps[5]["detail"]
     table = (tmp_path / "summary.md").read_text()
     assert table in done.stdout and "| kill and resume | passed |" in table
-    for log in ("train_fp32.log", "train_bf16.log", "kill_and_resume.log"):
+    for log in ("train_fp32.log", "train_bf16.log", "kill_and_resume.log", "evaluate_cpu.log", "predict.log"):
         assert (tmp_path / log).exists()
 
 

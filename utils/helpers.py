@@ -426,12 +426,24 @@ def atomic_write_bytes(path: Path, data: bytes, keep_previous: Path | None = Non
     _fsync_folder(path.parent)
 
 
+def to_cpu(value: object) -> object:
+    """``value`` with every tensor in it (nested in dicts, lists and tuples) copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {key: to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(to_cpu(item) for item in value)
+    return value
+
+
 def atomic_torch_save(obj: object, path: Path, keep_previous: Path | None = None) -> None:
-    """torch.save through :func:`atomic_write_bytes`."""
+    """torch.save through :func:`atomic_write_bytes`, with every tensor on the CPU: a GPU run's checkpoint loads
+    anywhere, without map_location, as a CPU run's does."""
     import io
 
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    torch.save(to_cpu(obj), buffer)
     atomic_write_bytes(path, buffer.getvalue(), keep_previous)
 
 

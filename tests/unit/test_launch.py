@@ -111,7 +111,7 @@ def test_bad_flags_are_refused(flags):
 @pytest.mark.parametrize(("train_args", "message"), [
     ("--seed 3 --round 5", "reproduce.py: error: --train_args: --rounds, --seed: set for each run"),  # abbreviated too
     ("--data_dir elsewhere", "--train_args: --data_dir: set for each run"),
-    ("--lr -1", "train.py: error: argument --lr: '-1' is not a number > 0"),  # train.py's own checks, at once
+    ("--lr -1", "reproduce.py: error: --train_args: argument --lr: '-1' is not a number > 0"),  # train.py's checks
     ("--lr '1", "--train_args \"--lr '1\": No closing quotation"),
     ("--lr 1e-3 --help", "reproduce.py: error: --train_args: --help lists train.py's flags: run python train.py"),
 ])
@@ -183,8 +183,8 @@ class ReportingJob(TrainJob):
     """A TrainJob whose child reports the cores and GPUs it was given instead of training."""
 
     def command(self) -> list[str]:
-        return [sys.executable, "-c", "import os; print('child', sorted(os.sched_getaffinity(0)), "
-                "repr(os.environ.get('CUDA_VISIBLE_DEVICES')))"]
+        return [sys.executable, "-c", "import os, sys; print('child', sorted(os.sched_getaffinity(0)), "
+                "repr(os.environ.get('CUDA_VISIBLE_DEVICES')), sys.argv[1:])"]
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux's")
@@ -192,10 +192,14 @@ def test_the_child_runs_on_its_slot(tmp_path):
     core = max(os.sched_getaffinity(0))
     job = ReportingJob("webnlg_exact_K0_seed1", (), str(tmp_path / "runs"), str(tmp_path / "results"))
     assert job.run(Slot("3", (core,))) == "finished"
-    assert f"child [{core}] '3'" in (tmp_path / "runs" / job.name / "stdout.log").read_text()
+    assert f"child [{core}] '3' ['--threads', '1', '--device', 'cuda']" in (
+        tmp_path / "runs" / job.name / "stdout.log").read_text()
     runner = json.loads((tmp_path / "results" / "runs" / job.name / "runner.json").read_text())
     assert runner["invocations"][0] | {"cores": [core], "cuda_visible_devices": "3", "threads": 1} == \
         runner["invocations"][0]
+    assert job.run(Slot("", (core,))) == "finished"  # a CPU slot: no GPU visible, and the CPU asked for
+    assert f"child [{core}] '' ['--threads', '1', '--device', 'cpu']" in (
+        tmp_path / "runs" / job.name / "stdout.log").read_text()
 
 
 def test_debug_shows_the_traceback():

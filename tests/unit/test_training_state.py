@@ -1,20 +1,36 @@
-"""Training state restores across machines: CUDA RNG states saved elsewhere never break a resume."""
+"""Training state restores across machines: a GPU run's RNG state never breaks a resume elsewhere."""
+import logging
+
 import torch
 from helpers import small_model
 
 from model.training import load_training_state, make_optimizer, save_training_state
+from utils.helpers import to_cpu
 
 
-def test_cuda_rng_states_from_another_machine_are_tolerated(tmp_path):
+def test_a_gpu_runs_state_resumes_on_the_cpu_with_a_warning(tmp_path, caplog):
+    """The training GPU's generator is saved alone (resumed on whichever GPU the run has then); on a CPU it
+    cannot be restored, and the resumed run is said to differ from an uninterrupted one."""
     model = small_model()
     optimizer, generator = make_optimizer(model, 1e-3), torch.Generator().manual_seed(3)
     save_training_state(tmp_path / "last.pt", model, optimizer, generator, {"epoch": 2})
     state = torch.load(tmp_path / "last.pt", weights_only=True)
-    state["cuda_rng"] = [torch.get_rng_state()] * 8  # as if saved on a node with 8 GPUs
+    assert "cuda_rng" not in state  # a CPU run has no GPU generator to save
+    state["cuda_rng"] = torch.get_rng_state()  # as a GPU run saves its device's
     torch.save(state, tmp_path / "last.pt")
-    progress = load_training_state(tmp_path / "last.pt", small_model(seed=5), make_optimizer(model, 1e-3),
-                                   torch.Generator())
+    with caplog.at_level(logging.WARNING):
+        progress = load_training_state(tmp_path / "last.pt", small_model(seed=5), make_optimizer(model, 1e-3),
+                                       torch.Generator())
     assert progress == {"epoch": 2}
+    assert "saved by a run on the GPU and resumes on the CPU: the dropout masks" in caplog.text
+
+
+def test_checkpoints_hold_cpu_tensors_only():
+    """A GPU run's last.pt must load on a machine without one (torch.load without map_location included)."""
+    nested = {"a": [torch.ones(2), (torch.zeros(1), 3)], "b": {"c": torch.arange(3)}, "d": "text"}
+    moved = to_cpu(nested)
+    assert isinstance(moved["a"], list) and isinstance(moved["a"][1], tuple) and moved["d"] == "text"
+    assert torch.equal(moved["b"]["c"], torch.arange(3)) and moved["a"][1][1] == 3
 
 
 def test_the_previous_state_is_kept_beside_the_new_one(tmp_path):
