@@ -81,7 +81,7 @@ def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: tor
     for indices in tqdm(batches, desc="extract", disable=None if progress else True, leave=False):
         batch = collate([examples[i] for i in indices], indices, device, with_targets=False)
         cells: list[list] = [[] for _ in indices]
-        if int(batch.lengths.max()) ** 2 * len(labels.relations) > DECODE_CELLS:  # one very long sentence
+        if batch.word_ids.shape[1] ** 2 * len(labels.relations) > DECODE_CELLS:  # one very long sentence
             tag_ids, hits = long_sentence_hits(model, batch, cutoff)
         else:
             with speed.autocast(device):
