@@ -271,6 +271,8 @@ class SlurmResources:
             chosen["partition"] = self.partition
         if self.gpus_per_run:
             chosen["gpus_per_node"] = self.gpus_per_run
+        else:  # SLURM sets no CUDA_VISIBLE_DEVICES then: on a node without GPU cgroups train.py would take its GPUs
+            chosen["setup"].append("export CUDA_VISIBLE_DEVICES=")
         if self.mem:
             chosen["mem"] = self.mem
         return chosen

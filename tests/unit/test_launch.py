@@ -162,6 +162,8 @@ def test_slurm_parameters():
                                                              "array_parallelism": 8}
     plain = SlurmResources().parameters(tasks=3)
     assert "partition" not in plain and "gpus_per_node" not in plain and plain["array_parallelism"] == 3
+    # CPU tasks see no GPU, even on nodes where SLURM does not fence them off (no device cgroups)
+    assert plain["setup"][-1] == "export CUDA_VISIBLE_DEVICES=" and "CUDA_VISIBLE" not in " ".join(chosen["setup"])
 
 
 def test_run_names_give_back_their_dataset():
