@@ -79,6 +79,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def recorded_data_dir(model_dir: Path, config: dict) -> Path:
+    """The data folder the run trained on, as its config.json records it (InputError where it does not)."""
+    settings = config.get("settings")
+    data_dir = settings.get("data_dir") if isinstance(settings, dict) else None
+    if not (isinstance(data_dir, str) and data_dir):
+        raise InputError(f"{model_dir / 'config.json'}: records no data folder (settings.data_dir); restore the "
+                         "run's own config.json, or name the file to score with --data")
+    return resolve_project_path(data_dir)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     setup_logging()
@@ -94,7 +104,7 @@ def run(args: argparse.Namespace) -> dict:
     configure_threads(args.threads)
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)
-    path = Path(args.data) if args.data else resolve_project_path(config["settings"]["data_dir"]) / f"{args.split}.json"
+    path = Path(args.data) if args.data else recorded_data_dir(model_dir, config) / f"{args.split}.json"
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a RIN-format file")
     if not path.is_file():

@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.text and args.input_format != parser.get_default("input_format"):
         parser.error("--input_format reads --input; --text gives the sentences themselves")
+    for number, text in enumerate(args.text or [], start=1):  # the shell's bytes that are not UTF-8
+        if any("\udc80" <= character <= "\udcff" for character in text):
+            parser.error(f"--text: sentence {number} is not UTF-8 text ({text!r:.60})")
     return args
 
 
@@ -88,10 +91,12 @@ def read_sentences(path: str, errors: str, input_format: str) -> list[str | list
         raise InputError(f"--input {path}: is a folder, not a file of sentences")
     if path != "-" and not Path(path).exists():
         raise InputError(f"--input {path}: no such file")
+    if path == "-" and sys.stdin is None:
+        raise InputError("--input -: this process has no standard input (closed)")
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    data = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     sentences: list[str | list[str]] = []
-    lines = data.split(b"\n")
+    lines, arrays = data.split(b"\n"), []
     for number, raw in enumerate(lines, start=1):
         if number == len(lines) and not raw:
             break  # the final newline
@@ -100,7 +105,10 @@ def read_sentences(path: str, errors: str, input_format: str) -> list[str | list
         except UnicodeDecodeError as error:
             raise InputError(f"{path}:{number}: not UTF-8 ({error.reason} at byte {error.start}); "
                              "fix the file or pass --encoding_errors replace") from None
+        line = line.removeprefix("\ufeff")  # a byte-order mark: the file's, or one of files joined by cat
         start = line.strip()[:1]  # a blank line stays a (blank) sentence in every format, as the lines align
+        if start == "[" and input_format == "auto":
+            arrays.append(number)
         if start and (input_format == "json" or input_format == "auto" and start == "{"):
             try:
                 record = json.loads(line, object_pairs_hook=unique_keys)
@@ -109,6 +117,8 @@ def read_sentences(path: str, errors: str, input_format: str) -> list[str | list
                                  "that starts with '{' needs --input_format raw)") from None
             except DuplicateKeyError as error:
                 raise InputError(f"{path}:{number}: {error}") from None
+            except RecursionError:
+                raise InputError(f"{path}:{number}: a JSON line nested too deeply to read") from None
             fields = [f for f in ("text", "sentText") if isinstance(record, dict) and f in record]
             if len(fields) != 1:
                 raise InputError(f"{path}:{number}: a JSON line needs one 'text' or 'sentText' field"
@@ -124,6 +134,10 @@ def read_sentences(path: str, errors: str, input_format: str) -> list[str | list
             sentences.append(text)
         else:
             sentences.append(line)
+    if arrays:  # most likely a JSON array (not an input format), read as the raw text of its brackets
+        log.warning("%s: %d line(s) start with '[' (line %d first), read as raw sentences: JSON input holds one "
+                    "object per line; --input_format raw reads such lines without this warning", path, len(arrays),
+                    arrays[0])
     return sentences
 
 

@@ -6,9 +6,11 @@
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import time
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from data.spacy_tools import DEFAULT_MODEL, SpacyTools
 from model import speed
 from model.rin import RIN
 from model.run import load_run
-from utils.helpers import InputError, pick_device, read_json
+from utils.helpers import InputError, device_name, pick_device, read_json
 from utils.scorer import Extraction, decode, keep_first_mentions, score_all, triple_record
 from utils.vocab import Labels
 
@@ -45,8 +47,8 @@ def decode_batches(lengths: Sequence[int], batch_size: int, relations: int) -> l
 
 
 def check_threshold(threshold: float) -> None:
-    if not 0 < threshold < 1:
-        raise InputError(f"threshold must lie strictly between 0 and 1, not {threshold}")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+        raise InputError(f"threshold must be a number strictly between 0 and 1, not {threshold!r}")
 
 
 @torch.no_grad()
@@ -114,14 +116,28 @@ class Extractor:
                  first_mentions: bool = FIRST_MENTIONS, spacy_model: str | None = None) -> None:
         check_threshold(threshold)
         for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
-            if not (isinstance(value, int) and value > 0):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
                 raise InputError(f"{name} must be a positive integer, not {value!r}")
+        for name, value in (("pretokenized", pretokenized), ("first_mentions", first_mentions)):
+            if not isinstance(value, bool):
+                raise InputError(f"{name} must be True or False, not {value!r}")
+        if spacy_model is not None and not (isinstance(spacy_model, str) and spacy_model.strip()):
+            raise InputError(f"spacy_model must name a spaCy model (or 'none'), not {spacy_model!r}")
+        if device is not None:
+            try:
+                device_name(str(device))
+            except argparse.ArgumentTypeError as error:
+                raise InputError(f"device: {error}") from None
         self.device = pick_device(device)
         self.model, self.vocab, self.labels, self.config = load_run(model_dir, self.device)
-        self.threshold, self.batch_size, self.max_tokens = threshold, batch_size, max_tokens
+        self.threshold, self.batch_size, self.max_tokens = threshold, int(batch_size), int(max_tokens)
         self.first_mentions = first_mentions  # each (subject text, relation, object text) once
         report_file = Path(model_dir) / "prepare_report.json"
-        recorded = read_json(report_file).get("spacy_model") if report_file.exists() else None
+        report = read_json(report_file) if report_file.exists() else {}
+        recorded = report.get("spacy_model") if isinstance(report, dict) else None
+        if recorded is not None and not (isinstance(recorded, str) and recorded.strip()):
+            raise InputError(f"{report_file}: 'spacy_model' is {recorded!r}, not a model name; restore the run's "
+                             "own prepare_report.json, or name a model (spacy_model)")
         needs_pos = self.model.config.pos_dim > 0
         self.tools = None
         if needs_pos or not pretokenized:
@@ -133,7 +149,7 @@ class Extractor:
             spacy_model = spacy_model or recorded
             if spacy_model.lower() == "none":
                 if needs_pos:
-                    raise InputError("--spacy_model none: this model takes POS tags, which need a tagger")
+                    raise InputError("spacy_model none: this model takes POS tags, which need a tagger")
             else:
                 try:
                     self.tools = SpacyTools(spacy_model)
@@ -148,6 +164,8 @@ class Extractor:
         self.last_rate: float | None = None
 
     def tokenize(self, text: str) -> list[str]:
+        """Tokens of raw ``text``, in Unicode NFC: decomposed accents (macOS, PDFs) are the words of the data."""
+        text = unicodedata.normalize("NFC", text)
         return self.tools.tokenize(text) if self.tokenizer == "spaCy" else text.split()
 
     def extract(self, sentences: Sequence[str | Sequence[str]], progress: bool = False) -> list[dict]:
@@ -155,13 +173,19 @@ class Extractor:
         start = time.perf_counter()
         if isinstance(sentences, str):
             raise TypeError("extract() takes a list of sentences, not one string: pass [sentence]")
+        if isinstance(sentences, set | frozenset | dict):  # no order to give the results back in
+            raise TypeError(f"extract() takes sentences in an order (a list, a generator, a file), not a "
+                            f"{type(sentences).__name__}")
+        sentences = list(sentences)  # a generator or a file is read once, here
         for number, sentence in enumerate(sentences, start=1):
-            if isinstance(sentence, str):
-                continue
-            if isinstance(sentence, bytes) or not isinstance(sentence, Sequence) or not all(
-                    isinstance(token, str) and token.strip() for token in sentence):
+            if isinstance(sentence, bytes) or not (isinstance(sentence, str) or isinstance(sentence, Sequence) and all(
+                    isinstance(token, str) and token.strip() for token in sentence)):
                 raise TypeError(f"sentence {number}: a string or a list of non-empty token strings, not "
                                 f"{sentence!r:.80}")
+            text = sentence if isinstance(sentence, str) else " ".join(sentence)
+            if any("\ud800" <= character <= "\udfff" for character in text):
+                raise InputError(f"sentence {number} holds a lone surrogate ({text!r:.80}): not text; was it read "
+                                 "from bytes that are not UTF-8?")
         token_lists = [self.tokenize(s) if isinstance(s, str) else list(s) for s in sentences]
         results: list[dict] = [{} for _ in token_lists]
         kept = []

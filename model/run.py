@@ -71,7 +71,10 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
     model_config = _read(model_dir / "config.json", lambda _: RINConfig(**config["model"]))
     vocab = _read(model_dir / "vocab.json", Vocab.load)
     labels = _read(model_dir / "labels.json", Labels.load)
-    recorded = config.get("data_sha256", {})
+    recorded = config.get("data_sha256") or {}
+    if not isinstance(recorded, dict):
+        raise RunError(f"{model_dir / 'config.json'}: data_sha256 is a {type(recorded).__name__}, not the checksums "
+                       "train.py writes; restore the run's own config.json")
     for name in ("vocab.json", "labels.json"):
         if name in recorded and file_sha256(model_dir / name) != recorded[name]:
             raise RunError(f"{model_dir / name} differs from the {name} this run was trained with (SHA-256 in "
@@ -110,9 +113,21 @@ def load_weights(model: RIN, path: Path) -> None:
             if settings := settings_differences(defaults | trained, built, built.keys()):
                 raise RunError(f"{path} was trained with {settings}: config.json was edited or belongs to another "
                                "run; restore the run's own config.json")
+        if not isinstance(state, dict):
+            raise RunError(f"{path}: unreadable or not this run's checkpoint (it holds a {type(state).__name__}, "
+                           "not weights)")
         model.load_state_dict(state)
     except (RuntimeError, OSError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         reason = ("not a PyTorch checkpoint file" if isinstance(error, (KeyError, pickle.UnpicklingError,
                                                                         zipfile.BadZipFile))
-                  else str(error).splitlines()[0] if str(error) else type(error).__name__)
+                  else load_problem(str(error)) if str(error) else type(error).__name__)
         raise RunError(f"{path}: unreadable or not this run's checkpoint ({reason})") from None
+
+
+def load_problem(message: str) -> str:
+    """torch's load_state_dict error in one line: its first line only says "Error(s) in loading state_dict for
+    RIN:"; the first mismatch (a size, a missing or an unexpected key) follows on the next."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        return f"{lines[1][:300]}" + (f" (and {len(lines) - 2} more)" if len(lines) > 2 else "")
+    return lines[0][:300]

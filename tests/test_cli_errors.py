@@ -560,6 +560,28 @@ def test_a_model_setting_added_since_the_run_was_saved_takes_its_default(trained
     assert json.loads(capsys.readouterr().out)["text"] == "Anna Smith was born in Oslo ."
 
 
+def rewrite_weights(run_dir: Path, name: str, edit) -> None:
+    """best.pt again, with weight ``name`` replaced by ``edit(weight)``."""
+    state = torch.load(run_dir / "best.pt", weights_only=True)
+    state["model"][name] = edit(state["model"][name])
+    torch.save(state, run_dir / "best.pt")
+
+
+def test_damaged_records_beside_the_weights_are_one_line(trained_run, tmp_path, capsys):
+    """evaluate.py reads the data folder from config.json's settings; predict.py the spaCy model from
+    prepare_report.json: a damaged one is named, not a KeyError or AttributeError traceback."""
+    def drop_settings(run_dir: Path) -> None:
+        config = json.loads((run_dir / "config.json").read_text())
+        (run_dir / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "settings"}))
+
+    run_dir = spoiled_run(trained_run, tmp_path, drop_settings)
+    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir)], capsys,
+                  "config.json: records no data folder (settings.data_dir)", "--data", watched=(run_dir,))
+    (run_dir / "prepare_report.json").write_text(json.dumps({"spacy_model": 5}))
+    fails_cleanly(predict.main, ["--model_dir", str(run_dir), "--text", "Anna Smith was born in Oslo ."], capsys,
+                  "prepare_report.json: 'spacy_model' is 5, not a model name", watched=(run_dir,))
+
+
 def grow_vocabulary(run_dir: Path) -> None:
     vocab = json.loads((run_dir / "vocab.json").read_text())
     vocab["words"] += ["extra1", "extra2"]
@@ -587,6 +609,12 @@ BAD_RUNS = {
     "best.pt with settings that are no object": (lambda d: rewrite_model_config(d, lambda settings: [1]),
                                                  "best.pt: unreadable or not this run's checkpoint (its model_config "
                                                  "is a list"),
+    "checksums that are no object": (
+        lambda d: (d / "config.json").write_text(json.dumps(json.loads((d / "config.json").read_text())
+                                                            | {"data_sha256": [1]})), "data_sha256 is a list"),
+    "best.pt holding a list": (lambda d: torch.save([1, 2], d / "best.pt"), "it holds a list, not weights"),
+    "best.pt of another vocabulary": (lambda d: rewrite_weights(d, "word_embedding.weight", lambda w: w[:-1]),
+                                      "size mismatch for word_embedding.weight"),  # torch's second line
     "config.json of another format": (
         lambda d: (d / "config.json").write_text(json.dumps(json.loads((d / "config.json").read_text())
                                                             | {"run_format": 0})), "run format 0"),

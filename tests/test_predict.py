@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import predict
@@ -53,15 +54,42 @@ def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path):
     assert [triples(r) for r in records] == [EXPECTED, EXPECTED]
 
 def test_the_api_refuses_odd_input_at_once(run_dir):
-    for kwargs in ({"threshold": 1.5}, {"batch_size": 0}, {"max_tokens": 0}):
-        with pytest.raises(ValueError, match=next(iter(kwargs))):
+    for kwargs in ({"threshold": 1.5}, {"threshold": "0.5"}, {"threshold": None}, {"batch_size": 0},
+                   {"batch_size": True}, {"max_tokens": 0}, {"first_mentions": "False"}, {"pretokenized": "no"},
+                   {"spacy_model": 3}, {"spacy_model": ""}, {"device": "gpu"}, {"device": "meta"}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):  # InputError: one line from the scripts
             load_extractor(run_dir, **kwargs)
+    assert load_extractor(run_dir, batch_size=np.int64(3)).batch_size == 3  # a NumPy integer is an integer
     extractor = load_extractor(run_dir, pretokenized=True)
     for sentences, message in (("one string", "not one string"), ([123], "sentence 1"),
-                               ([SENTENCE, ["Anna", "", "Smith"]], "sentence 2")):
+                               ([SENTENCE, ["Anna", "", "Smith"]], "sentence 2"), ({SENTENCE}, "not a set")):
         with pytest.raises(TypeError, match=message):
             extractor.extract(sentences)
+    with pytest.raises(ValueError, match="sentence 2 holds a lone surrogate"):
+        extractor.extract([SENTENCE, "Anna \udcff Smith"])
     assert extractor.extract([]) == []
+
+
+def test_the_api_reads_generators_and_files_once_in_order(run_dir, tmp_path):
+    """A generator (or an open file) was used up by the input check, then nothing extracted from it."""
+    extractor = load_extractor(run_dir, pretokenized=True)
+    expected = [triples(r) for r in extractor.extract([SENTENCE, "Anna Smith met Boris Kim ."])]
+    assert [triples(r) for r in extractor.extract(s for s in (SENTENCE, "Anna Smith met Boris Kim ."))] == expected
+    source = tmp_path / "in.txt"
+    source.write_text(f"{SENTENCE}\nAnna Smith met Boris Kim .\n")
+    with open(source) as lines:
+        assert [triples(r) for r in extractor.extract(line.strip() for line in lines)] == expected
+
+
+def test_text_that_means_the_same_gives_the_same_triples(run_dir):
+    """Decomposed accents (NFD, from macOS or a PDF) and invisible characters are the words of the vocabulary."""
+    extractor = load_extractor(run_dir, pretokenized=True)
+    (plain,) = extractor.extract([SENTENCE])
+    for variant in (SENTENCE.replace("Greta", "\ufeffGreta"), SENTENCE.replace("Berg", "Be\u200brg"),
+                    SENTENCE.replace("Oslo", "Os\u00adlo")):
+        (result,) = extractor.extract([variant])
+        assert [t["relation"] for t in result["triples"]] == [t["relation"] for t in plain["triples"]], variant
+        assert result["tokens"] == variant.split()  # reported as written
 
 
 def test_empty_input_gives_no_output_lines(run_dir, tmp_path, capsys):
@@ -105,7 +133,7 @@ def test_a_named_spacy_model_that_cannot_load(run_dir, monkeypatch):
     monkeypatch.setattr(inference, "load_run", with_pos)
     with pytest.raises(InputError, match="this model takes POS tags, and spaCy model 'no_such_spacy_model' cannot"):
         load_extractor(run_dir, spacy_model="no_such_spacy_model")
-    with pytest.raises(InputError, match="--spacy_model none: this model takes POS tags, which need a tagger"):
+    with pytest.raises(InputError, match="spacy_model none: this model takes POS tags, which need a tagger"):
         load_extractor(run_dir, spacy_model="none")
 
 

@@ -19,6 +19,14 @@ from utils.vocab import PAD, UNK, Labels, Vocab, blas_pin, build_embedding, read
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def test_a_word_missing_as_written_is_looked_up_in_its_canonical_form():
+    """Decomposed accents and invisible characters (BOM, zero-width space, soft hyphen) find the word; a word
+    that is in the vocabulary as written keeps its own id, and an invisible character alone stays unknown."""
+    vocab = Vocab([PAD, UNK, "Caf\u00e9", "Cafe\u0301x", "Oslo"])
+    assert vocab.ids(["Caf\u00e9", "Cafe\u0301", "\ufeffOslo", "Os\u200blo", "Os\u00adlo", "Cafe\u0301x",
+                      "\u200b", "Bergen"]) == [2, 2, 4, 4, 4, 3, 1, 1]
+
+
 def test_glove_and_word2vec_text_formats(tmp_path, caplog):
     glove = tmp_path / "glove.txt"
     glove.write_text("the 0.1 0.2 0.3\nParis 1 2 3\nbad line 1 2 3\n")

@@ -12,6 +12,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -27,6 +28,14 @@ log = logging.getLogger(__name__)
 
 PAD, UNK = "<PAD>", "<UNK>"
 PAD_ID, UNK_ID = 0, 1
+
+
+def canonical(token: str) -> str:
+    """``token`` in Unicode NFC without format characters (byte-order mark, zero-width space, soft hyphen), or
+    as it is where nothing else is left of it."""
+    kept = "".join(character for character in unicodedata.normalize("NFC", token)
+                   if unicodedata.category(character) != "Cf")
+    return kept or token
 
 
 class Vocab:
@@ -50,8 +59,11 @@ class Vocab:
         return token.lower() if self.lower else token
 
     def ids(self, tokens: Iterable[str]) -> list[int]:
-        """Word ids; a word not in the vocabulary, and the padding token as text, are the unknown word."""
-        return [self.index.get(self.normalise(t), UNK_ID) if t != PAD else UNK_ID for t in tokens]
+        """Word ids; a word not in the vocabulary, and the padding token as text, are the unknown word. A word
+        missing as written is looked up once more in its canonical form (:func:`canonical`): the same word
+        with its accents decomposed (text from macOS or a PDF), or an invisible character inside."""
+        return [UNK_ID if t == PAD else self.index.get(self.normalise(t))
+                or self.index.get(self.normalise(canonical(t)), UNK_ID) for t in tokens]
 
     @classmethod
     def build(cls, token_lists: Iterable[Sequence[str]], lower: bool = False, min_count: int = 1) -> Vocab:

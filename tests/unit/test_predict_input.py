@@ -26,6 +26,39 @@ def test_a_byte_order_mark_before_a_json_line(tmp_path):
     assert read_sentences(path, "strict", "auto") == ["A b ."]
 
 
+def test_files_joined_by_cat_keep_each_byte_order_mark_out_of_the_text(tmp_path):
+    second = "\ufeff".encode() + json.dumps({"text": "C d ."}).encode()  # b.jsonl's own mark, mid-file
+    path = write(tmp_path, json.dumps({"text": "A b ."}).encode() + b"\n" + second + b"\n")
+    assert read_sentences(path, "strict", "auto") == ["A b .", "C d ."]
+
+
+def test_a_json_array_line_is_read_raw_with_a_warning(tmp_path, caplog):
+    path = write(tmp_path, b'[{"text": "A b ."}]\nplain .\n')
+    assert read_sentences(path, "strict", "auto") == ['[{"text": "A b ."}]', "plain ."]
+    assert "1 line(s) start with '[' (line 1 first), read as raw sentences" in caplog.text
+    caplog.clear()
+    read_sentences(path, "strict", "raw")
+    assert not caplog.text  # asked for raw lines: nothing to say
+
+
+def test_a_json_line_nested_too_deeply_is_one_line(tmp_path):
+    with pytest.raises(InputError, match=r"in.txt:1: a JSON line nested too deeply to read"):
+        read_sentences(write(tmp_path, b'{"text": ' + b"[" * 100_000 + b"\n"), "strict", "auto")
+
+
+def test_text_that_is_not_utf8_is_refused_with_the_flag(capsys):
+    """The shell passes bytes that are not UTF-8 as lone surrogates: written out, they made invalid JSON."""
+    with pytest.raises(SystemExit):
+        parse_args(["--model_dir", "run", "--text", "fine .", "Anna Smith born in Paris \udcff ."])
+    assert capsys.readouterr().err.startswith("predict.py: error: --text: sentence 2 is not UTF-8 text")
+
+
+def test_a_closed_standard_input_is_one_line(monkeypatch):
+    monkeypatch.setattr("sys.stdin", None)
+    with pytest.raises(InputError, match="--input -: this process has no standard input"):
+        read_sentences("-", "strict", "auto")
+
+
 def test_formats_decide_what_a_line_is(tmp_path):
     lines = ['{braces} open this raw sentence .', json.dumps({"sentText": ["A", "b"]}), "", "plain ."]
     path = write(tmp_path, "\n".join(lines).encode())
