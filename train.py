@@ -614,7 +614,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         results.setdefault("string_sets", {})[name] = only_prf(score_all(
             extractions, splits[name].gold, "strings", [s.tokens for s in splits[name].sentences]))
     results.update(best_epoch=progress["best_epoch"], selected_on=select_on, epochs_run=progress["epoch"],
-                   train_seconds=progress["train_seconds"])
+                   train_seconds=progress["train_seconds"], best_pt_sha256=file_sha256(run_dir / "best.pt"))
     write_json(run_dir / "results.json", results)
     log.info("best epoch %d (selected on %s) | test partial P/R/F1 %.4f/%.4f/%.4f | exact %.4f/%.4f/%.4f",
              progress["best_epoch"], select_on, *results["test"]["partial"].values(),

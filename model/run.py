@@ -87,6 +87,11 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
                            f"the folder's vocab.json and labels.json give {size}")
     model = RIN(model_config)
     load_weights(model, model_dir / checkpoint)
+    results = _read(model_dir / "results.json", read_json) if (model_dir / "results.json").is_file() else {}
+    selected = results.get("best_pt_sha256") if isinstance(results, dict) else None
+    if checkpoint == "best.pt" and selected and file_sha256(model_dir / checkpoint) != selected:
+        raise RunError(f"{model_dir / checkpoint} is not the checkpoint this run selected (SHA-256 in results.json "
+                       "'best_pt_sha256'): a best.pt of another run? Copy the run's own back")
     model.to(device).eval()
     return model, vocab, labels, config
 

@@ -613,6 +613,8 @@ BAD_RUNS = {
         lambda d: (d / "config.json").write_text(json.dumps(json.loads((d / "config.json").read_text())
                                                             | {"data_sha256": [1]})), "data_sha256 is a list"),
     "best.pt holding a list": (lambda d: torch.save([1, 2], d / "best.pt"), "it holds a list, not weights"),
+    "best.pt of another seed": (lambda d: rewrite_weights(d, "word_embedding.weight", lambda w: w + 0.01),
+                                "best.pt is not the checkpoint this run selected"),  # same sizes and settings
     "best.pt of another vocabulary": (lambda d: rewrite_weights(d, "word_embedding.weight", lambda w: w[:-1]),
                                       "size mismatch for word_embedding.weight"),  # torch's second line
     "config.json of another format": (
