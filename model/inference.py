@@ -33,6 +33,9 @@ BATCH_SIZE, THRESHOLD, MAX_TOKENS = 100, 0.5, 300  # defaults of evaluate.py, pr
 # as the releases annotate (results/README.md, "Repeated mentions"); evaluate.py keeps the paper's decoder
 FIRST_MENTIONS = True
 DECODE_CELLS = 1 << 25  # pair logits (sentences x n x n x relations) decoded at once: 128 MB in float32
+# raw text is cut to max_tokens times this many characters before tokenising: spaCy's tokeniser takes time
+# quadratic in a run of punctuation ('(' * 50,000: minutes), and no sentence of max_tokens tokens is this long
+CHARACTERS_PER_TOKEN = 20
 
 
 def decode_batches(lengths: Sequence[int], batch_size: int, relations: int) -> list[list[int]]:
@@ -186,8 +189,15 @@ class Extractor:
             if any("\ud800" <= character <= "\udfff" for character in text):
                 raise InputError(f"sentence {number} holds a lone surrogate ({text!r:.80}): not text; was it read "
                                  "from bytes that are not UTF-8?")
+        results: list[dict] = [{} for _ in sentences]
+        characters = self.max_tokens * CHARACTERS_PER_TOKEN
+        for index, sentence in enumerate(sentences):
+            if isinstance(sentence, str) and len(sentence) > characters:
+                log.warning("sentence %d has %d characters: cut to the first %d before tokenising", index + 1,
+                            len(sentence), characters)
+                results[index]["truncated_from_characters"] = len(sentence)
+                sentences[index] = sentence[:characters]
         token_lists = [self.tokenize(s) if isinstance(s, str) else list(s) for s in sentences]
-        results: list[dict] = [{} for _ in token_lists]
         kept = []
         for index, tokens in enumerate(token_lists):
             if not tokens:

@@ -232,3 +232,14 @@ def test_progress_bars_are_drawn_on_a_terminal_only(run_dir, tmp_path, capsys, m
         assert b"extract" in os.read(reader, 1 << 16)
     finally:
         os.close(reader)
+
+
+def test_a_very_long_line_is_cut_before_it_is_tokenised(run_dir, caplog):
+    """spaCy's tokeniser is quadratic in runs of punctuation: text beyond max_tokens * CHARACTERS_PER_TOKEN
+    characters is cut first (said, and recorded beside the token truncation)."""
+    from model.inference import CHARACTERS_PER_TOKEN
+
+    (result,) = load_extractor(run_dir, pretokenized=True, max_tokens=10).extract(["Anna " * 10_000])
+    assert result["truncated_from_characters"] == 50_000
+    assert result["truncated_from"] == 10 * CHARACTERS_PER_TOKEN // len("Anna ") and len(result["tokens"]) == 10
+    assert "sentence 1 has 50000 characters: cut to the first 200 before tokenising" in caplog.text
