@@ -60,6 +60,7 @@ from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
     InputError,
+    Terminated,
     code_commit,
     configure_threads,
     device_name,
@@ -197,14 +198,10 @@ def _busy() -> None:
 @contextlib.contextmanager
 def contention(count: int):
     """``count`` busy processes of this bench while the block runs, ended afterwards whatever happens
-    (exceptions, Ctrl-C; SIGTERM is turned into an exception for the while)."""
+    (exceptions, Ctrl-C, SIGTERM: one_line_errors turns it into an exception)."""
     if count <= 0:
         yield
         return
-    def terminated(*_) -> None:
-        raise SystemExit(143)
-
-    previous = signal.signal(signal.SIGTERM, terminated)
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     processes = [context.Process(target=_busy, daemon=True) for _ in range(count)]
     try:
@@ -213,7 +210,7 @@ def contention(count: int):
         yield
     finally:
         received = []  # a SIGTERM during the cleanup must not cut it short: acted on after it
-        signal.signal(signal.SIGTERM, lambda *_: received.append(True))
+        previous = signal.signal(signal.SIGTERM, lambda *_: received.append(True))
         started = [process for process in processes if process.pid is not None]
         for process in started:
             process.kill()
@@ -222,7 +219,7 @@ def contention(count: int):
             process.join(timeout=max(0.0, deadline - time.monotonic()))
         signal.signal(signal.SIGTERM, previous)
         if received:
-            raise SystemExit(143)
+            raise Terminated
 
 
 def peak_matmul_gflops(device: torch.device, size: int = 1024, repeats: int = 9) -> float:

@@ -22,7 +22,7 @@ from pathlib import Path
 from data.loader import DuplicateKeyError, unique_keys
 from data.spacy_tools import DEFAULT_MODEL
 from model import load_extractor, speed
-from model.inference import BATCH_SIZE, FIRST_MENTIONS, MAX_TOKENS, THRESHOLD
+from model.inference import BATCH_SIZE, CHARACTERS_PER_TOKEN, FIRST_MENTIONS, MAX_TOKENS, THRESHOLD
 from model.pair_kernels import configure_speed
 from model.run import check_output
 from utils.helpers import (
@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "position, or (--no-first_mentions) every mention the model marks, as the paper's decoder "
                         f"and evaluate.py do (default: {'once' if FIRST_MENTIONS else 'every mention'})")
     parser.add_argument("--max_tokens", type=positive_int, default=MAX_TOKENS,
-                        help=f"longer sentences are cut to this many tokens, with a warning (default {MAX_TOKENS})")
+                        help=f"longer sentences are cut to this many tokens, with a warning (default {MAX_TOKENS}); "
+                        f"raw text longer than {CHARACTERS_PER_TOKEN} characters a token is cut before tokenising")
     parser.add_argument("--encoding_errors", choices=("strict", "replace"), default="strict",
                         help="non-UTF-8 input: stop with the line number (strict) or replace bad bytes")
     parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,

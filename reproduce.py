@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from data.loader import read_json_records
+from data.loader import MENTION_READING, read_json_records
 from experiments.launch import (
     Slot,
     SlurmResources,
@@ -391,7 +391,7 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
         model, vocab, labels, config = load_run(run_dir, device)
         if config["model"]["pos_dim"] == 0:
             continue
-        entry = {}
+        entry = {"mention_reading": MENTION_READING}  # how the gold was read (data/loader.py)
         official = resolve_project_path(config["settings"]["data_dir"]) / "test.json"
         for name, test_file in (("official", official), ("retagged", retagged), ("rebuilt", rebuilt)):
             split = load_split(test_file, vocab, labels, f"test ({name})", scored=True)
@@ -427,7 +427,7 @@ def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
         tokens = [sentence.tokens for sentence in split.sentences]
         paper = extract(model, split.examples, labels, device)
         first = [keep_first_mentions(extraction, t) for extraction, t in zip(paper, tokens, strict=True)]
-        entry = {}
+        entry = {"mention_reading": MENTION_READING}  # how the gold was read (data/loader.py)
         for decoder, extractions in (("paper", paper), ("first_mentions", first)):
             scores = {scorer: score_all(extractions, split.gold, scorer, tokens) for scorer in ("ours", "strings")}
             entry[decoder] = {

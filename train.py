@@ -529,15 +529,20 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     generator = torch.Generator().manual_seed(settings["seed"])
     progress = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "finished": False,
                 "train_seconds": 0.0, "records": []}  # records: metrics.jsonl's lines, kept in last.pt too
-    metrics_file, kept, resumed_from = run_dir / "metrics.jsonl", [], ""
+    metrics_file, kept, resumed_from, reading = run_dir / "metrics.jsonl", [], "", MENTION_READING
     if args.resume and has_checkpoint(run_dir):
         progress, resumed_from = load_state(run_dir, model, optimizer, generator, scaler, run_identity(settings))
         kept = kept_metrics(metrics_file, progress)  # checked, as best.pt below, before any write
         progress.setdefault("records", [json.loads(line) for line in kept])  # a last.pt from before they were kept
-        started_with = read_json(run_dir / "config.json").get("pair_scorer")
-        if started_with and started_with != scorer:
+        started = read_json(run_dir / "config.json")
+        if started.get("pair_scorer") and started["pair_scorer"] != scorer:
             log.warning("this run started with the %s pair scorer and resumes with the %s one: the result will "
-                        "not be bit-identical to an uninterrupted run", started_with, scorer)
+                        "not be bit-identical to an uninterrupted run", started["pair_scorer"], scorer)
+        if (began := started.get("mention_reading", 1)) != MENTION_READING:
+            reading = f"{began} then {MENTION_READING}"  # what results.json, and so the report, will say
+            log.warning("this run began with the loader's mention reading %s and goes on with %d (data/loader.py "
+                        "MENTION_READING): its earlier epochs' dev scores, which choose the best epoch, were "
+                        "counted the other way (results/NOTES-2026-12-07.md)", began, MENTION_READING)
         log.info("resuming after epoch %d (best %s F1 %.4f at epoch %d)", progress["epoch"],
                  settings["select_on"], progress["best_score"], progress["best_epoch"])
         save_best_again(run_dir, model, progress)
@@ -614,7 +619,8 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         results.setdefault("string_sets", {})[name] = only_prf(score_all(
             extractions, splits[name].gold, "strings", [s.tokens for s in splits[name].sentences]))
     results.update(best_epoch=progress["best_epoch"], selected_on=select_on, epochs_run=progress["epoch"],
-                   train_seconds=progress["train_seconds"], best_pt_sha256=file_sha256(run_dir / "best.pt"))
+                   train_seconds=progress["train_seconds"], best_pt_sha256=file_sha256(run_dir / "best.pt"),
+                   mention_reading=reading)
     write_json(run_dir / "results.json", results)
     log.info("best epoch %d (selected on %s) | test partial P/R/F1 %.4f/%.4f/%.4f | exact %.4f/%.4f/%.4f",
              progress["best_epoch"], select_on, *results["test"]["partial"].values(),

@@ -9,6 +9,7 @@ wherever the manifest knows them.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import logging
@@ -285,7 +286,8 @@ class Inputs:
                 else:
                     with tarfile.open(part) as bundle:
                         bundle.extractall(staging, filter="data")
-            except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as error:
+            except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
+                    gzip.BadGzipFile) as error:
                 shutil.rmtree(self.url_cache, ignore_errors=True)  # so that the next try downloads it again
                 raise FetchError(f"{self.url}: not a readable archive ({archive_problem(error)})") from None
             part.unlink()

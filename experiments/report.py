@@ -63,7 +63,7 @@ def comparison_lines(dataset: str, seeds: list[int], results_dir: Path) -> list[
         official, retagged = 100 * entry["official"][mode], 100 * entry["retagged"][mode]
         differences.append(retagged - official)
         lines.append(f"| {name} | {official:.2f} | {retagged:.2f} | {retagged - official:+.2f} |")
-    lines += ["", mean_difference(differences, "ours - official")]
+    lines += ["", mean_difference(differences, "ours - official"), *reading_lines(list(runs.values()))]
     rebuilt = {name: entry for name, entry in sorted(runs.items()) if "rebuilt" in entry}
     if not rebuilt:
         return lines
@@ -99,6 +99,15 @@ def comparison_lines(dataset: str, seeds: list[int], results_dir: Path) -> list[
                   + ". Where the two agree, the test's span convention is not what makes the gain differ from "
                   "the paper's."]
     return lines
+
+
+def reading_lines(entries: list[dict]) -> list[str]:
+    """Which mention reading scored a results file's entries (those written before it was recorded: 1)."""
+    counts = Counter(entry.get("mention_reading", 1) for entry in entries)
+    return ["", "Gold read with data/loader.py's mention " + "; ".join(
+        f"{READINGS.get(version, f'reading {version}').split(' (')[0]} ({count} run{'s' * (count != 1)})"
+        for version, count in sorted(counts.items(), key=str))
+        + ": [NOTES-2026-12-07.md](NOTES-2026-12-07.md) says what differs."]
 
 
 def published_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
@@ -163,7 +172,7 @@ def mention_lines(dataset: str, results_dir: Path) -> list[str]:
         lines.append(f"| {setting} | {len(names)} | {predicted:.0f} | {repeated[0]} | {repeated[1]} | {cell(paper)} "
                      f"| {cell(first)} | {cell([b - a for a, b in zip(paper, first, strict=True)], signed=True)} "
                      f"| {cell(strings)} |")
-    return lines
+    return [*lines, *reading_lines(list(runs.values()))]
 
 
 def load_results(results_dir: Path) -> dict[str, dict]:
@@ -402,8 +411,11 @@ def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
     for name in names:
         path = results_dir / "runs" / name / "config.json"
         settings = run_settings(path) if path.exists() else {}
-        version = read_json(path).get("mention_reading", 1) if path.exists() else "not recorded"
-        counts[reading][READINGS.get(version, f"reading {version}")] += 1
+        summary = path.with_name("results.json")  # a run resumed across a change records both readings there
+        version = (read_json(summary).get("mention_reading") if summary.exists() else None) or (
+            read_json(path).get("mention_reading", 1) if path.exists() else "not recorded")
+        counts[reading][READINGS.get(version, f"reading {version} (resumed across a change of reading: "
+                                               "[NOTES-2026-12-07.md](NOTES-2026-12-07.md))")] += 1
         counts["best epoch chosen on"][settings.get("select_on", "not recorded")] += 1
         counts["early-stopping patience (epochs; 0 = none)"][str(settings.get("early_stop", "not recorded"))] += 1
         counts["data"][data_folder(settings.get("data_dir", "not recorded"))] += 1

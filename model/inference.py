@@ -10,7 +10,6 @@ import argparse
 import logging
 import math
 import time
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -167,8 +166,7 @@ class Extractor:
         self.last_rate: float | None = None
 
     def tokenize(self, text: str) -> list[str]:
-        """Tokens of raw ``text``, in Unicode NFC: decomposed accents (macOS, PDFs) are the words of the data."""
-        text = unicodedata.normalize("NFC", text)
+        """Tokens of raw ``text``, as written (Vocab.ids finds a decomposed accent's word, utils/vocab.py)."""
         return self.tools.tokenize(text) if self.tokenizer == "spaCy" else text.split()
 
     def extract(self, sentences: Sequence[str | Sequence[str]], progress: bool = False) -> list[dict]:
@@ -206,7 +204,8 @@ class Extractor:
             if len(tokens) > self.max_tokens:
                 log.warning("sentence %d has %d tokens: truncated to the first %d", index + 1, len(tokens),
                             self.max_tokens)
-                results[index]["truncated_from"] = len(tokens)
+                if "truncated_from_characters" not in results[index]:  # else a count of the cut text's tokens
+                    results[index]["truncated_from"] = len(tokens)
                 token_lists[index] = tokens = tokens[: self.max_tokens]
             kept.append(index)
         tags = (self.tools.tag([token_lists[i] for i in kept]) if self.tools and self.model.config.pos_dim > 0

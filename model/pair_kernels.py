@@ -193,8 +193,9 @@ def configure_speed(device: torch.device, kernel: str, precision: str, threads: 
         raise InputError(problem)
     speed.governor.reset()  # before configure: a stale ceiling must not override this script's --threads
     speed.configure(kernel=kernel, precision=precision, threads=threads)
-    if device.type == "cuda":  # cuDNN runs float32 LSTMs in TF32 unless told: fp32 means float32 throughout
-        torch.backends.cudnn.rnn.fp32_precision = "ieee"
+    if device.type == "cuda":  # cuDNN runs float32 LSTMs in TF32 unless told: fp32 means float32 throughout.
+        # The flag of every torch we support; the newer per-operator one, set alone, breaks reads of this one
+        torch.backends.cudnn.allow_tf32 = False
     try:
         fused_applies(torch.zeros(0, device=device))
     except RuntimeError as error:

@@ -141,12 +141,15 @@ def load_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     generator.set_state(state["batch_rng"])
-    device = next(model.parameters()).device
-    if "cuda_rng" in state and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda_rng"], device)
-    elif "cuda_rng" in state or device.type == "cuda":
-        log.warning("%s was saved by a run on the %s and resumes on the %s: the dropout masks from here on differ "
-                    "from an uninterrupted run's", path, "GPU" if "cuda_rng" in state else "CPU", device.type.upper())
+    device, saved = next(model.parameters()).device, state.get("cuda_rng")
+    if isinstance(saved, list):  # before 2026-12-07: every visible GPU's state, saved by CPU runs on them too
+        index = (device.index or 0) if device.type == "cuda" else len(saved)
+        saved = saved[index] if index < len(saved) else None
+    if device.type == "cuda" and saved is not None:
+        torch.cuda.set_rng_state(saved, device)
+    elif device.type == "cuda" or isinstance(saved, torch.Tensor):
+        log.warning("%s holds no RNG state of the %s this run resumes on (saved on another kind of device): the "
+                    "dropout masks from here on differ from an uninterrupted run's", path, device.type.upper())
     if scaler is not None and "grad_scaler" in state:
         scaler.load_state_dict(state["grad_scaler"])
     return state["progress"]

@@ -28,7 +28,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def cpu_unless_marked_cuda(request, monkeypatch):
     """On a GPU machine, a test not marked ``cuda`` runs as on a CPU-only one: scripts called without --device
-    (in-process or as children) pick the CPU, where the bit-for-bit checks of kill and resume hold."""
+    (in-process or as children) pick the CPU, where the bit-for-bit checks of kill and resume hold. Session and
+    module fixtures are built before it runs: those that train say --device cpu themselves."""
     if "cuda" not in request.keywords and torch.cuda.is_available():
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
@@ -57,7 +58,9 @@ def synthetic_data(tmp_path_factory) -> Path:
     return folder
 
 
-TRAINED_RUN_FLAGS = ["--num_epoch", "15", "--lr", "0.005", "--rounds", "2", "--pos_dim", "0", "--threads", "1"]
+# --device cpu: session fixtures are built before cpu_unless_marked_cuda hides a GPU from the test using them
+TRAINED_RUN_FLAGS = ["--num_epoch", "15", "--lr", "0.005", "--rounds", "2", "--pos_dim", "0", "--threads", "1",
+                     "--device", "cpu"]
 
 
 @pytest.fixture(scope="session")

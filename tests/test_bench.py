@@ -3,7 +3,10 @@ processes (--contention) load the CPU and always end."""
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +15,7 @@ import bench
 from experiments import speed_tables
 from model import pair_kernels
 from utils import markdown
+from utils.helpers import PROJECT_ROOT
 
 
 @pytest.mark.slow
@@ -192,3 +196,26 @@ def test_contention_processes_burn_a_core_and_always_end():
             raise KeyboardInterrupt
     assert len(children) == 2 and all(t > 10 for t in ticks)  # each busy (clock ticks of 10 ms)
     assert not any(c.is_alive() for c in children) and not multiprocessing.active_children()
+
+
+SIGTERM_WHILE_BUSY = """
+import multiprocessing, os, signal, time
+import bench
+from utils.helpers import one_line_errors
+with one_line_errors("bench.py"):
+    with bench.contention(1):
+        print(multiprocessing.active_children()[0].pid, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler raises at once: never slept out
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_while_busy_ends_the_busy_processes_and_says_so():
+    """SIGTERM reaches the bench as one_line_errors' Terminated (contention() no longer has a handler of its
+    own, which exited without a word): the busy processes are ended, then the one line, status 143."""
+    done = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_BUSY], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (143, "bench.py: terminated (SIGTERM)\n")
+    busy = int(done.stdout.split()[0])
+    assert not Path(f"/proc/{busy}").exists() or "Z" in Path(f"/proc/{busy}/stat").read_text().split(")")[1][:3]

@@ -22,6 +22,7 @@ from helpers import small_model
 import evaluate
 import predict
 import train
+from data.loader import MENTION_READING
 from model import load_run
 from model.inference import decode_batches, extract
 from utils.helpers import InputError
@@ -454,6 +455,31 @@ def test_sigterm_unwinds_like_ctrl_c(workspace):
                         f"train.py --resume {save / 'term'}\n")
 
 
+def test_a_run_resumed_across_a_change_of_mention_reading_says_so(workspace, capsys, monkeypatch):
+    """Its early epochs were scored (and the best one chosen) under the old reading: results.json, which the
+    report reads, records both, and the resume warns."""
+    data, save = workspace
+    flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "old", *FAST]
+    real_train_epoch, calls = train.train_epoch, []
+
+    def interrupted_at_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_epoch", interrupted_at_two)
+    with pytest.raises(SystemExit):
+        train.main([*flags[:-len(FAST)], *FAST[2:], "--num_epoch", "2"])
+    config = json.loads((save / "old" / "config.json").read_text())
+    assert config.pop("mention_reading") == MENTION_READING
+    (save / "old" / "config.json").write_text(json.dumps(config))  # as a run begun before it was recorded
+    capsys.readouterr()
+    results = train.main(["--resume", str(save / "old")])
+    assert results["mention_reading"] == f"1 then {MENTION_READING}"
+    assert "began with the loader's mention reading 1 and goes on with" in capsys.readouterr().err
+
+
 def test_resume_falls_back_to_the_previous_checkpoint(workspace, capsys):
     data, save = workspace
     flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--num_epoch", "2",
@@ -547,9 +573,13 @@ def edit_model_settings(**edits: object):
 
 
 def rewrite_model_config(run_dir: Path, edit) -> None:
-    """best.pt again, with ``edit(model_config)`` recorded beside the same weights."""
+    """best.pt again, with ``edit(model_config)`` recorded beside the same weights, as a run of before best.pt's
+    checksum was recorded in results.json (else that check would refuse the file first)."""
     state = torch.load(run_dir / "best.pt", weights_only=True)
     torch.save({"model": state["model"], "model_config": edit(state["model_config"])}, run_dir / "best.pt")
+    results = json.loads((run_dir / "results.json").read_text())
+    del results["best_pt_sha256"]
+    (run_dir / "results.json").write_text(json.dumps(results))
 
 
 def test_a_model_setting_added_since_the_run_was_saved_takes_its_default(trained_run, tmp_path, capsys):

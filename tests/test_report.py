@@ -14,6 +14,7 @@ from experiments.report import (
     data_folder,
     diff,
     mention_lines,
+    reading_lines,
     render_report,
     report_seeds,
     write_report,
@@ -282,3 +283,10 @@ def test_each_run_says_how_its_relation_arguments_were_located(tmp_path):
     line = next(line for line in text.splitlines() if line.startswith("- relation arguments located by"))
     assert f"{READINGS[1]} (1 run)" in line and f"{READINGS[MENTION_READING]} (1 run)" in line
     assert "(NOTES-2026-12-07.md)" in READINGS[1] and (PROJECT_ROOT / "results/NOTES-2026-12-07.md").is_file()
+
+
+def test_results_files_say_which_reading_scored_each_entry():
+    """mention_study.json and test_comparison.json keep entries of runs whose checkpoints are gone: re-scoring
+    the others after a change of reading mixes readings, which the report then says."""
+    (line,) = [line for line in reading_lines([{"paper": {}}, {"mention_reading": MENTION_READING}]) if line]
+    assert f"reading 1, before 2026-12-07 (1 run); reading {MENTION_READING}, since 2026-12-07 (1 run)" in line

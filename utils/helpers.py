@@ -84,10 +84,10 @@ def _boot_and_start(pid: int) -> tuple[str, str] | None:
     return boot, stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command's "(name)"
 
 
-def process_identity(pid: int | None = None) -> str:
-    """What a lock file records of its holder (this process by default): its pid and, on Linux, the boot and
-    the process's start time, so that a pid reused after a reboot, or by a later process, is not the holder."""
-    pid = os.getpid() if pid is None else pid
+def process_identity() -> str:
+    """What a lock file records of its holder, this process: its pid and, on Linux, the boot and the process's
+    start time, so that a pid reused after a reboot, or by a later process, is not the holder."""
+    pid = os.getpid()
     found = _boot_and_start(pid)
     return f"{pid} {found[0]} {found[1]}" if found else str(pid)
 
@@ -100,7 +100,9 @@ def holder_alive(identity: str) -> bool:
     if not recorded:
         return True
     found = _boot_and_start(int(pid))
-    return found is None or list(found) == recorded  # no /proc here: the pid is all there is to go on
+    if found is None:  # no /proc here, where the pid is all there is to go on; or the process has just ended
+        return not Path("/proc/self/stat").exists()
+    return list(found) == recorded
 
 
 def file_sha256(path: Path) -> str:

@@ -32,3 +32,18 @@ def test_a_gpu_without_bfloat16_arithmetic_is_checked_in_fp16(capability, expect
     if problem:
         assert "Tesla V100 has no bfloat16 arithmetic" in problem and "--precision fp16" in problem
     assert gpu_check.mixed_precision("cpu") == "bf16"
+
+
+@pytest.mark.parametrize(("seconds_left", "status"), [(0, "skipped"), (300, "failed")])
+def test_a_bench_cut_off_by_the_budget_is_skipped_and_one_that_hangs_fails(tmp_path, monkeypatch, seconds_left,
+                                                                          status):
+    """The bench is a measurement: the time budget running out fails nothing; but a bench that ran past its own
+    200 s with budget to spare hung, and that is a failure, not a skip."""
+    import time
+
+    check = gpu_check.Check(gpu_check.parse_args(["--device", "cpu", "--out", str(tmp_path)]))
+    check.args.device = "cuda"  # past the CPU skip; the command itself is faked
+    check.deadline = time.time() + seconds_left
+    monkeypatch.setattr(check, "command", lambda *args: (None, ""))
+    gpu_check.bench(check)
+    assert check.steps[-1].status == status
