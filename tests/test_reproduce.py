@@ -14,6 +14,7 @@ from synthetic import write_synthetic_dataset
 
 import prepare_vocab
 import reproduce
+from data.loader import MENTION_READING
 from experiments import launch, report
 from experiments import plan as experiments
 from utils.helpers import InputError, process_identity
@@ -149,6 +150,7 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     assert comparison["same_input_sentences"] == comparison["sentences"] == len(records)
     assert sorted(comparison["runs"]) == finished
     for entry in comparison["runs"].values():
+        assert entry.pop("mention_reading") == MENTION_READING
         assert set(entry) == {"official", "retagged", "rebuilt"} and 0 <= entry["retagged"]["partial"] <= 1
         assert entry["rebuilt"]["partial"] == entry["retagged"]["partial"]  # same last words, same input
         assert entry["rebuilt"]["exact"] != entry["retagged"]["exact"]
@@ -161,6 +163,7 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     study = json.loads((tmp_path / "results" / "mention_study.json").read_text())
     assert sorted(study["runs"]) == finished
     for entry in study["runs"].values():
+        assert entry["mention_reading"] == MENTION_READING
         paper, first = entry["paper"], entry["first_mentions"]
         for count in ("predicted", "at_repeated_mentions"):
             assert first[count] <= paper[count]
