@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> dict:
     split = load_split(path, vocab, labels, name, scored=True)
     if not split.sentences:
         raise InputError(f"{path}: no sentences to score")
+    if not any(split.gold):
+        log.warning("%s: no gold triples: recall and F1 will be 0 whatever the model predicts", path)
     extractions = extract(model, split.examples, labels, device, args.batch_size, args.threshold, progress=True)
     tokens = [sentence.tokens for sentence in split.sentences]
     if args.first_mentions:

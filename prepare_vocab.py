@@ -32,6 +32,7 @@ from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
     InputError,
+    file_sha256,
     folder_name,
     one_line_errors,
     seed_value,
@@ -168,6 +169,9 @@ def build(args: argparse.Namespace) -> dict:
         splits[name] = sentences
     if not splits["train"]:
         raise InputError(f"{data_dir / 'train.json'}: no sentences to build a vocabulary from")
+    if not any(s.triples for s in splits["train"]):  # labels.json would list no relation: nothing to learn
+        raise InputError(f"{data_dir / 'train.json'}: no relation triples (every relationMentions is empty or was "
+                         "dropped, see the warnings above): a model trained on it can extract none")
     normalise = (lambda t: t.lower()) if args.lower else (lambda t: t)
     train_tokens = [[normalise(t) for t in s.tokens] for s in splits["train"]]
 
@@ -202,7 +206,8 @@ def build(args: argparse.Namespace) -> dict:
     labels = Labels.build(relations=(t[1] for s in splits["train"] for t in s.triples),
                           pos_tags=(p for s in splits["train"] if s.pos for p in s.pos))
     stats = {"vocab_size": len(vocab), "vectors": source, "pretrained_rows": found,
-             "relations": len(labels.relations), "pos_tags": len(labels.pos) - 2, "oov_rate": {}}
+             "relations": len(labels.relations), "pos_tags": len(labels.pos) - 2, "oov_rate": {},
+             "train_sha256": file_sha256(data_dir / "train.json")}  # train.py refuses files built from another
     for name, sentences in splits.items():
         ids = [i for s in sentences for i in vocab.ids(s.tokens)]
         stats["oov_rate"][name] = sum(i == UNK_ID for i in ids) / max(1, len(ids))

@@ -506,14 +506,28 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         log.info("%s: %d sentences, %d triples", name, len(split.sentences), sum(len(g) for g in split.gold))
     if not splits["train"].examples:
         raise InputError(f"{data_dir / 'train.json'}: no training sentences")
+    built = read_json(data_dir / "vocab_report.json") if (data_dir / "vocab_report.json").is_file() else {}
+    built_from = built.get("train_sha256") if isinstance(built, dict) else None  # recorded since 2026-12-07
+    if built_from and built_from != file_sha256(data_dir / "train.json"):
+        raise InputError(f"{data_dir / 'train.json'} changed since vocab.json, embedding.npy and labels.json were "
+                         f"built from it (vocab_report.json 'train_sha256'): its new words would be <UNK> and its "
+                         f"relations those of the old file; run {prepare_vocab_command(settings['dataset'], data_dir)}"
+                         " again")
     if unknown := splits["train"].report.counts[UNKNOWN_RELATION]:  # labels.json is built from train.json
         raise InputError(f"{data_dir / 'train.json'}: {unknown} triples of relation types that labels.json lacks "
                          f"(e.g. {splits['train'].report.examples[UNKNOWN_RELATION][0]}): labels.json is older than "
                          f"train.json; run {prepare_vocab_command(settings['dataset'], data_dir)} again")
     if not splits[settings["select_on"]].examples:
         raise InputError(f"{data_dir / (settings['select_on'] + '.json')}: no sentences to choose the best epoch on")
+    known = set(labels.relations)
+    if not any(relation in known for gold in splits[settings["select_on"]].gold for _, relation, _ in gold):
+        raise InputError(f"{data_dir / (settings['select_on'] + '.json')}: no triple of a relation type train.json "
+                         "has: its F1 would be 0 at every epoch, and the best epoch always the first; give it "
+                         "sentences with such triples")
     if not splits["test"].examples:
         log.warning("%s: no sentences: test scores will be 0", data_dir / "test.json")
+    elif not any(relation in known for gold in splits["test"].gold for _, relation, _ in gold):
+        log.warning("%s: no triple of a relation type train.json has: test scores will be 0", data_dir / "test.json")
 
     set_seed(settings["seed"])
     if settings.get("deterministic"):

@@ -215,14 +215,30 @@ def test_train_refuses_an_empty_or_unreadable_split(workspace, capsys, content, 
 
 
 def test_train_refuses_labels_older_than_its_training_data(workspace, capsys):
+    """vocab_report.json records the train.json the files were built from; in a folder prepared before it did,
+    a relation type labels.json lacks still shows that they are older."""
     data, save = workspace
     lines = (data / "train.json").read_text().splitlines()
     record = next(json.loads(line) for line in lines if json.loads(line)["relationMentions"])
     record["relationMentions"][0]["label"] = "brandNewRel"
     (data / "train.json").write_text("\n".join([*lines, json.dumps(record)]) + "\n")
+    flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST]
+    fails_cleanly(train.main, flags, capsys, "train.json changed since vocab.json, embedding.npy and labels.json "
+                  "were built from it", "prepare_vocab.py", watched=(data, save))
+    report = json.loads((data / "vocab_report.json").read_text())
+    del report["train_sha256"]
+    (data / "vocab_report.json").write_text(json.dumps(report))
+    fails_cleanly(train.main, flags, capsys, "1 triples of relation types that labels.json lacks", "brandNewRel",
+                  "prepare_vocab.py", watched=(data, save))
+
+
+def test_train_refuses_a_selection_split_without_triples_it_could_predict(workspace, capsys):
+    """Dev F1 would be 0 at every epoch and best.pt the first epoch's, silently."""
+    data, save = workspace
+    lines = [json.loads(line) for line in (data / "dev.json").read_text().splitlines()]
+    (data / "dev.json").write_text("".join(json.dumps(r | {"relationMentions": []}) + "\n" for r in lines))
     fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST],
-                  capsys, "1 triples of relation types that labels.json lacks", "brandNewRel", "prepare_vocab.py",
-                  watched=(data, save))
+                  capsys, "dev.json: no triple of a relation type train.json has", watched=(data, save))
 
 
 def repeat_a_word(folder: Path) -> None:

@@ -341,3 +341,23 @@ def test_official_vectors_offline_give_one_line_per_file(small_data, tmp_path, m
     assert [("embedding.npy" in x, "vocab.pkl" in x) for x in lines] == [(True, False), (False, True)]
     assert all("download it by hand to" in x and "--source DIR" in x for x in lines)
     assert snapshot(small_data) == before
+
+
+def test_prepare_vocab_refuses_training_data_without_triples_and_records_its_checksum(tmp_path, capsys):
+    """labels.json would list no relation type (a model that can extract nothing, trained without a word); the
+    checksum of the train.json it read lets train.py refuse files built from another."""
+    from synthetic import write_synthetic_dataset
+
+    import prepare_vocab
+    from utils.helpers import file_sha256
+
+    data = write_synthetic_dataset(tmp_path / "d", sizes=(30, 5, 5))
+    stats = prepare_vocab.main(["--data_dir", str(data), "--wv_file", "none"])
+    assert stats["train_sha256"] == file_sha256(data / "train.json")
+    records = [json.loads(line) for line in (data / "train.json").read_text().splitlines()]
+    (data / "train.json").write_text("".join(json.dumps(r | {"relationMentions": []}) + "\n" for r in records))
+    before = {name: (data / name).read_bytes() for name in ("vocab.json", "labels.json", "vocab_report.json")}
+    with pytest.raises(SystemExit) as stop:
+        prepare_vocab.main(["--data_dir", str(data), "--wv_file", "none"])
+    assert stop.value.code == 1 and "train.json: no relation triples" in capsys.readouterr().err
+    assert {name: (data / name).read_bytes() for name in before} == before  # nothing replaced
