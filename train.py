@@ -517,6 +517,10 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         raise InputError(f"{data_dir / 'train.json'}: {unknown} triples of relation types that labels.json lacks "
                          f"(e.g. {splits['train'].report.examples[UNKNOWN_RELATION][0]}): labels.json is older than "
                          f"train.json; run {prepare_vocab_command(settings['dataset'], data_dir)} again")
+    prepared = data_dir / "prepare_report.json"  # copied into the run, where predict.py reads its spaCy model
+    if prepared.exists() and not (prepared.is_file() and isinstance(read_json(prepared), dict)):
+        raise InputError(f"{prepared}: not the JSON object prepare_data.py writes; in a folder of your own data, "
+                         "remove it")
     if not splits[settings["select_on"]].examples:
         raise InputError(f"{data_dir / (settings['select_on'] + '.json')}: no sentences to choose the best epoch on")
     known = set(labels.relations)
@@ -563,7 +567,6 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     elif not args.resume:
         for name in ("vocab.json", "labels.json"):  # before config.json: a folder with one is a complete run
             shutil.copy(data_dir / name, run_dir / name)
-        prepared = data_dir / "prepare_report.json"
         if prepared.exists():
             shutil.copy(prepared, run_dir / "prepare_report.json")
         write_json(run_dir / "config.json", {

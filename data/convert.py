@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from data.loader import DUPLICATE_TRIPLE, LoadReport, find_occurrences, parse_record
+from utils.helpers import PROJECT_ROOT
 from utils.tagging import Span
 
 MAX_ENTITY_TOKENS = 16
@@ -38,11 +39,15 @@ DATASETS: dict[str, dict] = {
 
 
 def prepare_hint(dataset: str, folder: Path) -> str:
-    """How to build a dataset's ``folder``: prepare_data.py for a release, the user's own files otherwise."""
-    if dataset in DATASETS:
-        return f"run python prepare_data.py --dataset {dataset}"
-    return (f"{dataset!r} is no release prepare_data.py builds ({', '.join(sorted(DATASETS))}): put train.json, "
-            f'dev.json and test.json in RIN format into {folder} (dataset/README.md, "Your own data")')
+    """How to build a dataset's ``folder``: prepare_data.py for a release (into the folder of its name), the
+    user's own files otherwise (a folder named otherwise is theirs, whatever --dataset says)."""
+    if dataset in DATASETS and folder.name == dataset:
+        out = "" if folder.parent.resolve() == (PROJECT_ROOT / "dataset").resolve() else f" --out {folder.parent}"
+        return f"run python prepare_data.py --dataset {dataset}{out}"
+    release = "" if dataset in DATASETS else (f"{dataset!r} is no release prepare_data.py builds "
+                                              f"({', '.join(sorted(DATASETS))}): ")
+    return (f"{release}put train.json, dev.json and test.json in RIN format into {folder} (dataset/README.md, "
+            '"Your own data")')
 
 
 def fold(text: str) -> str:

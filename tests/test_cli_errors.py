@@ -232,6 +232,17 @@ def test_train_refuses_labels_older_than_its_training_data(workspace, capsys):
                   "prepare_vocab.py", watched=(data, save))
 
 
+@pytest.mark.parametrize("damage", ["file", "folder"])
+def test_a_stray_prepare_report_is_refused_before_it_is_copied_into_the_run(workspace, capsys, damage):
+    """predict.py reads the run's copy for its spaCy model: a damaged one failed there, in a file the user never
+    wrote (a folder failed the copy with Errno 21)."""
+    data, save = workspace
+    stray = data / "prepare_report.json"
+    stray.write_text("not json{") if damage == "file" else stray.mkdir()
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST],
+                  capsys, "prepare_report.json", watched=(data, save))
+
+
 def test_train_refuses_a_selection_split_without_triples_it_could_predict(workspace, capsys):
     """Dev F1 would be 0 at every epoch and best.pt the first epoch's, silently."""
     data, save = workspace

@@ -77,7 +77,8 @@ def test_reports_need_run_summaries_before_any_work(flag, tmp_path):
 def test_runs_on_data_that_is_not_there_are_refused_before_any_starts(tmp_path):
     flags = ["--table", "1", "--seeds", "1", "--save_dir", str(tmp_path / "runs"), "--results_dir",
              str(tmp_path / "results"), "--data_dir", str(tmp_path / "absent")]
-    with pytest.raises(InputError, match="absent does not exist: run python prepare_data.py --dataset webnlg"):
+    with pytest.raises(InputError, match="absent does not exist: put train.json, dev.json and test.json in RIN "
+                                         "format into .*absent"):  # prepare_data.py would fill dataset/webnlg
         reproduce.main(flags)
     assert not (tmp_path / "runs").exists()
     reproduce.main([*flags, "--dry_run"])  # a dry run only warns

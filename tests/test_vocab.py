@@ -361,3 +361,17 @@ def test_prepare_vocab_refuses_training_data_without_triples_and_records_its_che
         prepare_vocab.main(["--data_dir", str(data), "--wv_file", "none"])
     assert stop.value.code == 1 and "train.json: no relation triples" in capsys.readouterr().err
     assert {name: (data / name).read_bytes() for name in before} == before  # nothing replaced
+
+
+def test_a_split_missing_from_a_folder_of_ones_own_is_not_sent_to_prepare_data(tmp_path, capsys):
+    """prepare_data.py --dataset webnlg (the default name) would fill dataset/webnlg, not this folder."""
+    import prepare_vocab
+
+    (tmp_path / "mine").mkdir()
+    for name in ("train.json", "dev.json"):
+        (tmp_path / "mine" / name).write_text("")
+    with pytest.raises(SystemExit):
+        prepare_vocab.main(["--data_dir", str(tmp_path / "mine"), "--wv_file", "none"])
+    error = capsys.readouterr().err
+    assert "test.json is missing: put train.json, dev.json and test.json in RIN format into" in error
+    assert "prepare_data.py" not in error
