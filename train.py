@@ -180,7 +180,11 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     preset = preset_file(settings["dataset"])
     if preset.exists():
         values = read_json(preset)[settings["match"]]
-        settings |= {key: values[key] for key in PRESET_KEYS if key in values}
+        taken = {key: values[key] for key in PRESET_KEYS if key in values and key not in given}
+        settings |= taken
+        if taken:  # said: a folder of one's own under a release's name gets the release's settings
+            log.info("%s (%s match): %s", project_relative(preset), settings["match"],
+                     ", ".join(f"{key} {value}" for key, value in taken.items()))
     elif unset := [f"--{key}" for key in PRESET_KEYS if key not in given]:
         log.warning("no preset %s: built-in defaults for %s", preset, ", ".join(unset))
     settings |= given
