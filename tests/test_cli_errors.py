@@ -889,6 +889,10 @@ def test_utf8_files_under_a_c_locale(workspace):
     record["sentText"][0] = "Zoë"
     lines[0] = json.dumps(record, ensure_ascii=False)
     (data / "train.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prepared = subprocess.run([sys.executable, str(ROOT / "prepare_vocab.py"), "--data_dir", str(data), "--wv_file",
+                               "none"], cwd=ROOT, env=env, capture_output=True, text=True, encoding="utf-8",
+                              errors="replace", timeout=300)  # train.json changed: its vocabulary again
+    assert prepared.returncode == 0, prepared.stderr[-2000:]
     done = subprocess.run([sys.executable, str(ROOT / "train.py"), "--dataset", "synthetic", "--data_dir", str(data),
                            "--save_dir", str(save), "--run_id", "c", *FAST], cwd=ROOT, env=env, capture_output=True,
                           text=True, encoding="utf-8", errors="replace", timeout=300)
