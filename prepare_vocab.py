@@ -19,6 +19,7 @@ import argparse
 import logging
 import os
 import shutil
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,13 @@ def build(args: argparse.Namespace) -> dict:
 
     labels = Labels.build(relations=(t[1] for s in splits["train"] for t in s.triples),
                           pos_tags=(p for s in splits["train"] if s.pos for p in s.pos))
+    look_alike = {}  # labels that print the same: NFC and NFD forms, a trailing space
+    for relation in labels.relations:
+        look_alike.setdefault(" ".join(unicodedata.normalize("NFC", relation).split()), []).append(relation)
+    for same in (names for names in look_alike.values() if len(names) > 1):
+        log.warning("train.json: the relation labels %s differ only in Unicode form or spaces: they are %d types "
+                    "to the model and the scorers; write them alike if they are one", ", ".join(map(repr, same)),
+                    len(same))
     stats = {"vocab_size": len(vocab), "vectors": source, "pretrained_rows": found,
              "relations": len(labels.relations), "pos_tags": len(labels.pos) - 2, "oov_rate": {},
              "train_sha256": file_sha256(data_dir / "train.json")}  # train.py refuses files built from another

@@ -521,6 +521,11 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         raise InputError(f"{data_dir / 'train.json'}: {unknown} triples of relation types that labels.json lacks "
                          f"(e.g. {splits['train'].report.examples[UNKNOWN_RELATION][0]}): labels.json is older than "
                          f"train.json; run {prepare_vocab_command(settings['dataset'], data_dir)} again")
+    in_train = {tuple(s.tokens) for s in splits["train"].sentences}
+    for name in ("dev", "test"):  # said, not refused: a release may repeat a sentence or two (WebNLG* dev: 1)
+        if repeated := sum(tuple(s.tokens) in in_train for s in splits[name].sentences):
+            log.warning("%s: %d of its %d sentences are also in train.json: their scores are partly on training "
+                        "data", data_dir / f"{name}.json", repeated, len(splits[name].sentences))
     prepared = data_dir / "prepare_report.json"  # copied into the run, where predict.py reads its spaCy model
     if prepared.exists() and not (prepared.is_file() and isinstance(read_json(prepared), dict)):
         raise InputError(f"{prepared}: not the JSON object prepare_data.py writes; in a folder of your own data, "

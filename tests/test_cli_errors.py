@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -230,6 +231,15 @@ def test_train_refuses_labels_older_than_its_training_data(workspace, capsys):
     (data / "vocab_report.json").write_text(json.dumps(report))
     fails_cleanly(train.main, flags, capsys, "1 triples of relation types that labels.json lacks", "brandNewRel",
                   "prepare_vocab.py", watched=(data, save))
+
+
+def test_a_test_split_that_repeats_train_is_said(workspace, capsys):
+    data, save = workspace
+    shutil.copy(data / "train.json", data / "test.json")
+    train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST, "--num_epoch", "1"])
+    err = capsys.readouterr().err
+    sentences = re.search(r"train: (\d+) sentences", err).group(1)
+    assert f"test.json: {sentences} of its {sentences} sentences are also in train.json" in err
 
 
 @pytest.mark.parametrize("damage", ["file", "folder"])

@@ -375,3 +375,21 @@ def test_a_split_missing_from_a_folder_of_ones_own_is_not_sent_to_prepare_data(t
     error = capsys.readouterr().err
     assert "test.json is missing: put train.json, dev.json and test.json in RIN format into" in error
     assert "prepare_data.py" not in error
+
+
+def test_relation_labels_that_print_alike_are_said(tmp_path, capsys):
+    """'situé_à' in NFC and in NFD, 'born_in' and 'born_in ': two types each to the model, which no table shows."""
+    from synthetic import write_synthetic_dataset
+
+    import prepare_vocab
+
+    data = write_synthetic_dataset(tmp_path / "d", sizes=(30, 5, 5))
+    records = [json.loads(line) for line in (data / "train.json").read_text().splitlines()]
+    labels = ["situ\u00e9_\u00e0", "situe\u0301_a\u0300", "born_in", "born_in "]
+    for number, record in enumerate(r for r in records if r["relationMentions"]):
+        record["relationMentions"][0]["label"] = labels[number % 4]
+    (data / "train.json").write_text("".join(json.dumps(r) + "\n" for r in records))
+    prepare_vocab.main(["--data_dir", str(data), "--wv_file", "none"])
+    err = capsys.readouterr().err
+    assert "the relation labels 'born_in', 'born_in ' differ only in Unicode form or spaces" in err
+    assert err.count("differ only in Unicode form or spaces") == 2
