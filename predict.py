@@ -79,9 +79,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.text and args.input_format != parser.get_default("input_format"):
         parser.error("--input_format reads --input; --text gives the sentences themselves")
-    for number, text in enumerate(args.text or [], start=1):  # the shell's bytes that are not UTF-8
-        if any("\udc80" <= character <= "\udcff" for character in text):
-            parser.error(f"--text: sentence {number} is not UTF-8 text ({text!r:.60})")
     return args
 
 

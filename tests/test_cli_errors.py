@@ -786,7 +786,9 @@ def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
              (["--text", "x", "--batch_size", "0"], "--batch_size"),
              (["--text", "x", "--max_tokens", "0"], "--max_tokens"), (["--text", "x", "--precision", "fp16"], "fp16"),
              (["--text", "x", "--output", str(run_dir / "best.pt")], "is the run's own best.pt"),
-             (["--text", "x", "--spacy_model", ""], "--spacy_model: an empty value"))
+             (["--text", "x", "--spacy_model", ""], "--spacy_model: an empty value"),
+             # the shell hands over bytes that are not UTF-8 as lone surrogates (written out: invalid JSON)
+             (["--text", "fine .", "Anna Smith born in Paris \udcff ."], "sentence 2 holds a lone surrogate"))
     for flags, named in cases:
         fails_cleanly(predict.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
 

@@ -46,13 +46,6 @@ def test_a_json_line_nested_too_deeply_is_one_line(tmp_path):
         read_sentences(write(tmp_path, b'{"text": ' + b"[" * 100_000 + b"\n"), "strict", "auto")
 
 
-def test_text_that_is_not_utf8_is_refused_with_the_flag(capsys):
-    """The shell passes bytes that are not UTF-8 as lone surrogates: written out, they made invalid JSON."""
-    with pytest.raises(SystemExit):
-        parse_args(["--model_dir", "run", "--text", "fine .", "Anna Smith born in Paris \udcff ."])
-    assert capsys.readouterr().err.startswith("predict.py: error: --text: sentence 2 is not UTF-8 text")
-
-
 def test_a_closed_standard_input_is_one_line(monkeypatch):
     monkeypatch.setattr("sys.stdin", None)
     with pytest.raises(InputError, match="--input -: this process has no standard input"):
