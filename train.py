@@ -39,7 +39,14 @@ from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
 from model.pair_kernels import configure_speed, describe
 from model.run import RunError, load_weights, save_weights
-from model.training import TrainConfig, load_training_state, make_optimizer, save_training_state, train_epoch
+from model.training import (
+    TRAIN_VALUES,
+    TrainConfig,
+    load_training_state,
+    make_optimizer,
+    save_training_state,
+    train_epoch,
+)
 from utils.helpers import (
     PROJECT_ROOT,
     RUN_DATA_FILES,
@@ -547,6 +554,13 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         configure_determinism(device)
     model, model_config = build_model(settings, vocab, labels, embedding)
     model.to(device)
+    longest = max(len(example.word_ids) for example in splits["train"].examples)
+    per_sentence = longest ** 2 * (model_config["num_relations"] + model_config["pair_hidden"])
+    if settings["batch_size"] * per_sentence > TRAIN_VALUES:
+        log.info("train.json's longest sentence has %d tokens: batches of the longest sentences are taken in parts "
+                 "of %d (the same gradient), so that a step holds at most TRAIN_VALUES pair values (model/"
+                 "training.py)%s", longest, max(1, TRAIN_VALUES // per_sentence), "" if per_sentence <= TRAIN_VALUES
+                 else f"; this sentence alone holds {per_sentence / TRAIN_VALUES:.1f} times as many")
     scorer = describe(device)
     log.info("pair scorer: %s", scorer)
     if settings.get("compile"):

@@ -467,6 +467,16 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, generator: torch.G
     return batches
 
 
+def memory_parts(batch: Sequence[int], lengths: Sequence[int], values_per_cell: int, budget: int
+                 ) -> list[list[int]]:
+    """``batch`` cut into consecutive parts whose pair tensors (sentences x n x n x ``values_per_cell``, n the
+    part's longest sentence) hold at most ``budget`` values, at least one sentence each: memory bounded by the
+    budget, not by the batch size times the longest sentence squared."""
+    per_sentence = max(lengths[i] for i in batch) ** 2 * max(1, values_per_cell)
+    size = max(1, budget // per_sentence)
+    return [list(batch[k:k + size]) for k in range(0, len(batch), size)]
+
+
 @dataclass
 class Split:
     """One data split: sentences with gold triples, their id arrays, and what loading reported."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.loader import Batch, Example, Split, bucketed_batches, collate
+from data.loader import Batch, Example, Split, bucketed_batches, collate, memory_parts
 from data.spacy_tools import DEFAULT_MODEL, SpacyTools
 from model import speed
 from model.rin import RIN
@@ -40,12 +40,8 @@ CHARACTERS_PER_TOKEN = 20
 def decode_batches(lengths: Sequence[int], batch_size: int, relations: int) -> list[list[int]]:
     """Length buckets of at most ``batch_size`` sentences whose logits hold at most DECODE_CELLS values (at
     least one sentence each), so decoding memory is bounded whatever the batch size and sentence lengths."""
-    batches = []
-    for bucket in bucketed_batches(lengths, batch_size, generator=None):
-        per_sentence = max(lengths[i] for i in bucket) ** 2 * max(1, relations)
-        size = max(1, DECODE_CELLS // per_sentence)
-        batches += [bucket[k:k + size] for k in range(0, len(bucket), size)]
-    return batches
+    return [part for bucket in bucketed_batches(lengths, batch_size, generator=None)
+            for part in memory_parts(bucket, lengths, relations, DECODE_CELLS)]
 
 
 def check_threshold(threshold: float) -> None:

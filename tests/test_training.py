@@ -101,6 +101,25 @@ def test_select_on_test_is_labelled(data_dir, tmp_path, capsys):
     assert "test" in json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
 
 
+def test_long_sentences_train_in_parts_and_the_log_says_so(data_dir, tmp_path, monkeypatch):
+    """Batches over model/training.py's TRAIN_VALUES are taken in parts (the same gradient: tested in
+    tests/unit/test_training_memory.py); train.log says from which length, in parts of how many."""
+    from model import training
+    from model.rin import RINConfig
+
+    longest = max(len(json.loads(line)["sentText"]) for line in (data_dir / "train.json").open())
+    relations = len(json.loads((data_dir / "labels.json").read_text())["relations"])
+    values = longest ** 2 * (relations + RINConfig.pair_hidden)
+    for module in (train, training):
+        monkeypatch.setattr(module, "TRAIN_VALUES", 3 * values)
+    results = train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
+                          "--num_epoch", "1", *FAST])
+    (run_dir,) = tmp_path.iterdir()
+    assert (f"train.json's longest sentence has {longest} tokens: batches of the longest sentences are taken in "
+            "parts of 3 (the same gradient)") in (run_dir / "train.log").read_text()
+    assert 0.0 <= results["test"]["partial"]["f1"] <= 1.0
+
+
 def test_bf16_run_trains_and_records_its_precision(data_dir, tmp_path):
     results = train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
                           "--num_epoch", "1", "--precision", "bf16", *FAST])

@@ -1,0 +1,54 @@
+"""A training step's memory is bounded by TRAIN_VALUES, not by the batch size times the longest sentence squared:
+a batch over the bound is taken in parts whose gradients add up to the whole batch's."""
+import pytest
+import torch
+from helpers import random_examples, small_model
+
+from data.loader import collate, memory_parts
+from model import speed, training
+
+
+def test_parts_hold_at_most_the_budget_and_every_sentence_once():
+    lengths = [600] * 3 + [40] * 47
+    batch = list(range(50))[::-1]  # any order: parts are consecutive runs of it
+    parts = memory_parts(batch, lengths, values_per_cell=124, budget=1 << 28)
+    assert [i for part in parts for i in part] == batch
+    assert all(len(part) * max(lengths[i] for i in part) ** 2 * 124 <= 1 << 28 for part in parts)
+    assert len(parts) > 1
+    assert memory_parts(batch, [80] * 50, values_per_cell=311, budget=1 << 28) == [batch]  # a WebNLG batch
+    assert memory_parts([0, 1], [5000, 5000], 124, 1 << 28) == [[0], [1]]  # over the budget alone: one each
+
+
+@pytest.mark.parametrize("kernel", ["auto", "torch"])
+def test_a_batch_in_parts_takes_the_whole_batchs_step(kernel):
+    """Losses and gradients of a step on 9 sentences given whole and in three parts agree (dropout off:
+    its masks are drawn per part)."""
+    speed.configure(kernel=kernel)
+    examples = random_examples(9, 4, seed=7, max_len=14)
+    grads, losses = [], []
+    for parts in ([list(range(9))], [[0, 1, 2, 3], [4], [5, 6, 7, 8]]):
+        model = small_model(input_dropout=0.0, word_dropout=0.0)
+        optimizer = training.make_optimizer(model, 1e-3)
+        batches = [collate([examples[i] for i in part], part, torch.device("cpu")) for part in parts]
+        losses.append(torch.stack(training.train_step(model, optimizer, batches, max_grad_norm=0.0)))
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+
+
+def test_an_epoch_splits_only_the_batches_over_the_budget(monkeypatch):
+    """With the budget set just under the long batch's values, that batch alone is taken in parts."""
+    examples = random_examples(8, 4, seed=1, max_len=5) + random_examples(4, 4, seed=2, max_len=3)
+    for example in examples[:2]:  # two long sentences
+        example.word_ids, example.pos_ids, example.tag_ids = ([1] * 30 for _ in range(3))
+    model = small_model()
+    values_per_cell = model.config.num_relations + model.config.pair_hidden
+    monkeypatch.setattr(training, "TRAIN_VALUES", 2 * 30 ** 2 * values_per_cell)  # two 30-token sentences
+    steps = []
+    real_step = training.train_step
+    monkeypatch.setattr(training, "train_step", lambda model, optimizer, parts, *args: (
+        steps.append(sorted(p.word_ids.shape[0] for p in parts)), real_step(model, optimizer, parts, *args))[1])
+    losses = training.train_epoch(model, training.make_optimizer(model, 1e-3), examples, 4,
+                                  torch.Generator().manual_seed(0), torch.device("cpu"), 5.0)
+    assert sorted(steps) == [[2, 2], [4], [4]]  # the batch of the 4 longest (30, 30 and two short) in two
+    assert all(value > 0 for value in losses.values())
