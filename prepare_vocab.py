@@ -46,6 +46,7 @@ from utils.vocab import (
     Labels,
     Vocab,
     build_embedding,
+    compression,
     read_official_vectors,
     read_word_vectors,
     train_word2vec,
@@ -92,8 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.wv_file and wv_file not in ("official", "none") and not Path(args.wv_file).is_file():
         parser.error(f"--wv_file {args.wv_file}: " + ("a folder, not a file" if Path(args.wv_file).is_dir()
                                                       else "no such file"))
-    if args.wv_file and Path(args.wv_file).suffix in (".gz", ".zip", ".bz2", ".xz"):
-        parser.error(f"--wv_file {args.wv_file}: compressed; unpack it first (a GloVe or word2vec text file)")
+    if args.wv_file and wv_file not in ("official", "none") and (kind := compression(args.wv_file)):
+        parser.error(f"--wv_file {args.wv_file}: a {kind} file; unpack it first (a GloVe or word2vec text file)")
     if args.data_dir and not Path(args.data_dir).is_dir():
         parser.error(f"--data_dir {args.data_dir}: no such folder")
     return args

@@ -393,3 +393,26 @@ def test_relation_labels_that_print_alike_are_said(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "the relation labels 'born_in', 'born_in ' differ only in Unicode form or spaces" in err
     assert err.count("differ only in Unicode form or spaces") == 2
+
+
+def test_tab_separated_vectors_a_byte_order_mark_and_compressed_files(tmp_path):
+    """Tabs instead of spaces and a leading byte-order mark read as the same vectors (the mark was part of the
+    first word); a compressed file is refused by its first bytes, whatever its name."""
+    import gzip
+
+    path = tmp_path / "vectors.txt"
+    for text in ("\ufeffthe 0.1 0.2 0.3\nParis 1 2 3\n", "the\t0.1\t0.2\t0.3\nParis\t1\t2\t3\n",
+                 "\ufeff2 3\nthe\t0.1\t0.2\t0.3\nParis\t1\t2\t3\n"):
+        path.write_text(text, encoding="utf-8")
+        vectors, dim = read_word_vectors(path)
+        assert dim == 3 and sorted(vectors) == ["Paris", "the"]
+        np.testing.assert_allclose(vectors["the"], [0.1, 0.2, 0.3])
+    path.write_bytes(gzip.compress(b"the 0.1 0.2 0.3\n"))
+    with pytest.raises(InputError, match=r"vectors.txt: a gzip file; unpack it first"):
+        read_word_vectors(path)
+    data = tmp_path / "data"
+    data.mkdir()
+    prepared = subprocess.run([sys.executable, str(ROOT / "prepare_vocab.py"), "--data_dir", str(data),
+                               "--wv_file", str(path)], capture_output=True, text=True)
+    assert prepared.returncode == 2
+    assert f"error: --wv_file {path}: a gzip file; unpack it first" in prepared.stderr.splitlines()[-1]

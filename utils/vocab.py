@@ -136,8 +136,20 @@ def warn_repeated_vectors(path: str | Path, repeats: Sequence[tuple[str, int, in
 WIDTH_SAMPLE = 1000  # lines of a vectors file whose commonest width is taken as its vector size (+ 1 word)
 
 
+# the first bytes of the compressed files word vectors are downloaded as
+COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+
+
+def compression(path: str | Path) -> str | None:
+    """The kind of compressed file ``path`` is, by its first bytes (a name need not end in .gz), else None."""
+    with open(path, "rb") as handle:
+        start = handle.read(6)
+    return next((kind for magic, kind in COMPRESSED.items() if start.startswith(magic)), None)
+
+
 def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
-    """Read GloVe (``word v1 .. vd``) or word2vec text (same, after a ``count dim`` header).
+    """Read GloVe (``word v1 .. vd``) or word2vec text (same, after a ``count dim`` header), its values
+    separated by spaces, or by tabs where the first lines have them.
 
     Keeps only ``wanted`` words when given, so a 5 GB GloVe file costs little
     memory. The vector size is the header's, else the most common width of the
@@ -147,19 +159,22 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
     reader does: downloaded files can carry the odd duplicate, and refusing
     them would mean editing a 5 GB file by hand.
     """
+    if kind := compression(path):
+        raise InputError(f"{path}: a {kind} file; unpack it first (a GloVe or word2vec text file)")
     vectors: dict[str, np.ndarray] = {}
     lines: dict[str, int] = {}  # where each kept word was read
     bad, repeats, fitting = [], [], 0
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:  # -sig: a byte-order mark is dropped
         first = list(itertools.islice(handle, WIDTH_SAMPLE))
+        separator = "\t" if 2 * sum("\t" in line for line in first) > len(first) else " "
         header = first[0].split() if first else []
         if len(header) == 2 and all(p.isdigit() for p in header):  # word2vec: "count dim"
             dim, first[0] = int(header[1]), ""
         else:
-            widths = Counter(len(line.rstrip().split(" ")) - 1 for line in first if line.strip())
+            widths = Counter(len(line.rstrip().split(separator)) - 1 for line in first if line.strip())
             dim = widths.most_common(1)[0][0] if widths else 0
         for number, line in enumerate(itertools.chain(first, handle), start=1):
-            parts = line.rstrip("\n").rstrip().split(" ")
+            parts = line.rstrip("\n").rstrip().split(separator)
             if number == 1 and not line:
                 continue  # the header
             if len(parts) != dim + 1:
