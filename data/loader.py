@@ -25,6 +25,7 @@ import torch
 
 from utils.helpers import InputError, json_problem
 from utils.tagging import Span, select_non_overlapping, spans_to_tags
+from utils.vocab import canonical
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,15 @@ def _misspelt_hint(item: dict, key: str) -> str:
     return f" (is {near[0]!r} a misspelling of it?)" if near else ""
 
 
+def _unicode_hint(phrase: Sequence[str], tokens: Sequence[str]) -> str:
+    """For a phrase not found in ``tokens``: a note when it is there in another Unicode form (decomposed accents)
+    or with invisible characters (zero-width space, soft hyphen), which look the same in print."""
+    if find_occurrences([canonical(t) for t in tokens], [canonical(t) for t in phrase]):
+        return (" as written (the sentence has it in another Unicode form or with invisible characters, which "
+                "print alike: write both the same way)")
+    return ""
+
+
 def _words(tokens: Sequence[str], span: Span) -> str:
     return " ".join(tokens[span[0]:span[1]])
 
@@ -298,7 +308,7 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
         entity = _token_list(entity, where, "an en_list entity")
         found = find_occurrences(tokens, entity)
         if not found:
-            report.add("en_list entity not in sentence", where, " ".join(entity))
+            report.add("en_list entity not in sentence", where, " ".join(entity) + _unicode_hint(entity, tokens))
         entity_spans.extend(found)
     taggable, dropped_entities = select_non_overlapping(entity_spans)
 
@@ -320,11 +330,14 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
             if not argument:
                 raise DataError(f"{where}: {name} is empty ({label})")
             span, problem = locate_mention(argument, tokens, taggable, entity_spans)
-            if scored and (span is None or problem and problem.startswith("whole entity")):
-                raise DataError(f"{where}: {name} {' '.join(argument)!r} ({label}) is not in the sentence, so this "
-                                "gold triple cannot be scored; fix or remove it")
+            unlocated = span is None or bool(problem and problem.startswith("whole entity"))
+            hint = _unicode_hint(argument, tokens) if unlocated else ""
+            if scored and unlocated:
+                raise DataError(f"{where}: {name} {' '.join(argument)!r} ({label}) is not in the sentence{hint}, so "
+                                "this gold triple cannot be scored; fix or remove it")
             if problem:
-                problems.append((f"relation argument {problem.split(':')[0]}", f"{' '.join(argument)!r} ({label})"))
+                problems.append((f"relation argument {problem.split(':')[0]}",
+                                 f"{' '.join(argument)!r} ({label}){hint}"))
             spans.append(span)
             words.append(" ".join(argument))
         triple, given = (spans[0], label, spans[1]), (words[0], label, words[1])

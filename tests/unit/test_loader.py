@@ -1,6 +1,7 @@
 """Reading RIN files: official layout, positions, and every kind of bad input."""
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +188,26 @@ def test_scored_gold_must_be_locatable(tmp_path):
     assert load_sentences(path)[0][0].triples == []  # training data: dropped and counted
     with pytest.raises(DataError, match=r"a.json:1: em1Text 'Nowhere' \(c\) is not in the sentence"):
         load_sentences(path, scored=True)
+
+
+def test_a_mention_in_another_unicode_form_than_its_sentence_is_named_as_such(tmp_path):
+    """'Café' decomposed (e + combining accent) in em1Text, composed in sentText: they print alike, so the
+    message says why the argument is 'not in the sentence'; en_list's entity likewise in the load report."""
+    decomposed = "Cafe\u0301"
+    record = {"sentText": ["Caf\u00e9", "Oslo", "is", "in", "Oslo"], "en_list": [[decomposed], ["Os\u00adlo"]],
+              "relationMentions": [{"em1Text": [decomposed], "em2Text": ["Oslo"], "label": "in"}]}
+    path = write_lines(tmp_path / "a.json", [record])
+    sentences, report = load_sentences(path)
+    assert sentences[0].triples == []  # training data: dropped and counted, with the reason
+    hint = "as written (the sentence has it in another Unicode form or with invisible characters"
+    assert hint in report.examples["relation argument not found"][0]
+    assert all(hint in example for example in report.examples["en_list entity not in sentence"])
+    with pytest.raises(DataError, match=re.escape(f"a.json:1: em1Text '{decomposed}' (in) is not in the sentence "
+                                                  f"{hint}")):
+        load_sentences(path, scored=True)
+    record["relationMentions"][0]["em1Text"] = ["Bistro"]  # simply absent: no such note
+    with pytest.raises(DataError, match=r"em1Text 'Bistro' \(in\) is not in the sentence, so"):
+        load_sentences(write_lines(path, [record]), scored=True)
 
 
 def test_collate_pads_and_lists_positive_cells():
