@@ -24,7 +24,7 @@ from model.rin import RIN
 from model.run import load_run
 from utils.helpers import InputError, device_name, pick_device, read_json
 from utils.scorer import Extraction, decode, keep_first_mentions, score_all, triple_record
-from utils.vocab import Labels
+from utils.vocab import UNK_ID, Labels
 
 log = logging.getLogger(__name__)
 BATCH_SIZE, THRESHOLD, MAX_TOKENS = 100, 0.5, 300  # defaults of evaluate.py, predict.py and Extractor
@@ -35,6 +35,7 @@ DECODE_CELLS = 1 << 25  # pair logits (sentences x n x n x relations) decoded at
 # raw text is cut to max_tokens times this many characters before tokenising: spaCy's tokeniser takes time
 # quadratic in a run of punctuation ('(' * 50,000: minutes), and no sentence of max_tokens tokens is this long
 CHARACTERS_PER_TOKEN = 20
+UNFAMILIAR_SHARE = 0.5  # Extractor warns on sentences with more unknown words than this, and on POS tags
 
 
 def decode_batches(lengths: Sequence[int], batch_size: int, relations: int) -> list[list[int]]:
@@ -165,6 +166,26 @@ class Extractor:
         """Tokens of raw ``text``, as written (Vocab.ids finds a decomposed accent's word, utils/vocab.py)."""
         return self.tools.tokenize(text) if self.tokenizer == "spaCy" else text.split()
 
+    def _warn_unfamiliar(self, kept: list[int], token_lists: list[list[str]], pos_lists: list[list[str] | None],
+                         examples: list[Example]) -> None:
+        """Warn about sentences whose words are mostly unknown to the model (another language, or a script
+        written without spaces, which spaCy's English tokeniser leaves one token a clause), and about POS tags
+        mostly from another tag set than the training data's: the model then sees little but <UNK>."""
+        unfamiliar = [index for index, example in zip(kept, examples, strict=True)
+                      if (example.word_ids == UNK_ID).sum() > UNFAMILIAR_SHARE * len(example.word_ids)]
+        if unfamiliar:
+            log.warning("%d of %d sentences (sentence %d first: %r) are mostly words this model's vocabulary lacks: "
+                        "text unlike its training data, in another language, or in a script written without spaces "
+                        "(then give tokens: --pretokenized)", len(unfamiliar), len(examples), unfamiliar[0] + 1,
+                        " ".join(token_lists[unfamiliar[0]])[:60])
+        given, known = [tag for pos in pos_lists if pos for tag in pos], set(self.labels.pos)
+        foreign = [tag for tag in given if tag not in known]
+        if given and len(foreign) > UNFAMILIAR_SHARE * len(given):
+            log.warning("%.0f%% of the POS tags spaCy gave (e.g. %r) are not among this model's training tags (e.g. "
+                        "%r): its POS features are unknown; the training data was tagged with another tag set or "
+                        "model (--spacy_model names the one it used)", 100 * len(foreign) / len(given), foreign[0],
+                        self.labels.pos[2] if len(self.labels.pos) > 2 else None)
+
     def extract(self, sentences: Sequence[str | Sequence[str]], progress: bool = False) -> list[dict]:
         """One result per sentence (a string, or a list of tokens taken as they are)."""
         start = time.perf_counter()
@@ -210,6 +231,7 @@ class Extractor:
                             pos_ids=np.asarray(self.labels.pos_ids(pos, len(token_lists[i])), dtype=np.int64),
                             tag_ids=np.zeros(len(token_lists[i]), dtype=np.int64), cells=np.zeros((0, 3), np.int64))
                     for i, (pos, _) in zip(kept, tags, strict=True)]
+        self._warn_unfamiliar(kept, token_lists, [pos for pos, _ in tags], examples)
         extractions = extract(self.model, examples, self.labels, self.device, self.batch_size, self.threshold,
                               progress=progress) if examples else []
         for index, extraction in zip(kept, extractions, strict=True):

@@ -247,3 +247,28 @@ def test_a_very_long_line_is_cut_before_it_is_tokenised(run_dir, caplog):
     assert "truncated_from" not in result  # the tokens of the cut text, not of the sentence: no count to give
     assert len("Anna " * 10_000) > 10 * CHARACTERS_PER_TOKEN
     assert "sentence 1 has 50000 characters: cut to the first 200 before tokenising" in caplog.text
+
+
+def test_unfamiliar_words_and_pos_tags_are_warned_about(run_dir, caplog):
+    """A sentence mostly of words the model never saw (a Chinese clause is one spaCy token) and POS tags of
+    another tag set are warned about once each; sentences like the training data's raise neither (none of
+    WebNLG's 703 test sentences is mostly unknown to a WebNLG model: 1% of their words are)."""
+    extractor = load_extractor(run_dir, pretokenized=True)
+    extractor.extract([SENTENCE.split(), "Greta Berg works for Acme".split()])
+    assert "WARNING" not in caplog.text
+    extractor.extract([SENTENCE.split(), ["北京是中国的首都", "。"], "Greta met Zhou Xiaoming Li".split()])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["2 of 3 sentences (sentence 2 first: '北京是中国的首都 。') are mostly words this model's "
+                        "vocabulary lacks: text unlike its training data, in another language, or in a script written "
+                        "without spaces (then give tokens: --pretokenized)"]
+    caplog.clear()
+
+    class UniversalTagger:  # tags of another tag set than the training data's Penn Treebank ones
+        def tag(self, sentences):
+            return [(["PROPN"] * (len(tokens) - 1) + ["PUNCT"], []) for tokens in sentences]
+
+    extractor.model.config.pos_dim, extractor.tools = 3, UniversalTagger()  # (this run's model ignores the tags)
+    extractor.extract([SENTENCE.split()])
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("100% of the POS tags spaCy gave (e.g. 'PROPN') are not among this model's training "
+                              "tags (e.g. ")
