@@ -69,6 +69,24 @@ def test_bench_writes_every_figure(tmp_path, monkeypatch, capsys):
         assert figure in speed_tables.render(markdown.find_blocks(doc, speed_tables.OWNER)[0], tmp_path), kind
 
 
+@pytest.mark.slow
+def test_bf16_is_not_timed_where_the_device_has_no_bfloat16_arithmetic(tmp_path, monkeypatch, capsys):
+    """A GPU without bfloat16 arithmetic (V100, T4: faked here) would time emulated bfloat16, which train.py
+    refuses there: the bf16 variants are left out, said, recorded, and shown as missing in the tables."""
+    reason = "--precision bf16: Tesla V100 has no bfloat16 arithmetic"
+    monkeypatch.setattr(bench.speed, "precision_problem", lambda precision, device: reason * (precision == "bf16"))
+    monkeypatch.setattr(bench, "SHARED", tmp_path / "absent")
+    monkeypatch.setenv("RIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(bench.SETTINGS, "nyt_partial", bench.Setting(("none.json",), 60, 24, 500, rounds=1, lr=1e-3))
+    monkeypatch.setattr(bench.RIN, "compile", lambda self, **kwargs: None)
+    report = bench.main(["--settings", "nyt_partial", "--batches", "1", "--oracle_batches", "1", "--threads", "1"])
+    result = report["nyt_partial"]
+    assert report["bf16_not_timed"] == reason and f"bf16 is not timed: {reason}" in capsys.readouterr().out
+    assert result["bf16_epoch_seconds"] is None and bench.BF16 not in result["levers_epoch_seconds"]
+    assert "inference_sentences_per_second_bf16" not in result and result["inference_sentences_per_second"] > 0
+    assert speed_tables.seconds(result["bf16_epoch_seconds"]) == speed_tables.MISSING
+
+
 @pytest.mark.parametrize(("flags", "named"), [
     (["--batches", "0"], "--batches"), (["--oracle_batches", "-1"], "--oracle_batches"),
     (["--contention", "-1"], "--contention"), (["--threads", "0"], "--threads"), (["--device", "tpu"], "--device"),
