@@ -27,6 +27,9 @@ checked at the end.
 """
 from __future__ import annotations
 
+import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwhile is one line
+
+# isort: split
 import argparse
 import contextlib
 import copy

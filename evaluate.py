@@ -11,6 +11,9 @@ counted in the load report), and every scorer's figures to <out>_scores.json.
 """
 from __future__ import annotations
 
+import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwhile is one line
+
+# isort: split
 import argparse
 import json
 import logging

@@ -28,6 +28,9 @@ step failed. The table also goes to <out>/summary.md, the figures to <out>/summa
 """
 from __future__ import annotations
 
+import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwhile is one line
+
+# isort: split
 import argparse
 import json
 import os

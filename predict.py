@@ -13,6 +13,9 @@ probabilities); empty lines give {"skipped": "empty sentence"}.
 """
 from __future__ import annotations
 
+import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwhile is one line
+
+# isort: split
 import argparse
 import json
 import logging

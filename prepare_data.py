@@ -19,6 +19,9 @@ in dataset/<name>/prepare_report.json.
 """
 from __future__ import annotations
 
+import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwhile is one line
+
+# isort: split
 import argparse
 import contextlib
 import functools

@@ -15,6 +15,9 @@ The four output files are written together: all of them are replaced, or none.
 """
 from __future__ import annotations
 
+import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwhile is one line
+
+# isort: split
 import argparse
 import logging
 import os

@@ -24,6 +24,9 @@ checkpoints stay in saved_models/. Exits non-zero when any run failed.
 """
 from __future__ import annotations
 
+import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwhile is one line
+
+# isort: split
 import argparse
 import contextlib
 import io

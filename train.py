@@ -12,6 +12,9 @@ while a train.py works in it.
 """
 from __future__ import annotations
 
+import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwhile is one line
+
+# isort: split
 import argparse
 import dataclasses
 import fcntl

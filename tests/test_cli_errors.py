@@ -2,6 +2,7 @@
 nothing created or changed. Two trainings on one run folder: one runs, the other is refused."""
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -833,6 +834,24 @@ def test_predict_writes_through_links_and_into_devices(trained_run, tmp_path, ca
         subprocess.run([sys.executable, "-c", script], cwd=ROOT, stdout=handle, stderr=subprocess.DEVNULL, check=True)
     lines = log.read_text().splitlines()
     assert lines[0] == "earlier" and json.loads(lines[1])["text"] == "Oslo ."
+
+
+@pytest.mark.parametrize("script", sorted(path.name for path in ROOT.glob("*.py")))
+def test_ctrl_c_while_the_libraries_load_ends_in_one_line(script):
+    """Torch takes a second or more to import: a Ctrl-C then (a user who ran the wrong command) is one line, not
+    a traceback through importlib, as every script imports utils/interrupt.py before anything else."""
+    imports = [node for node in ast.parse((ROOT / script).read_text()).body
+               if isinstance(node, ast.Import | ast.ImportFrom) and getattr(node, "module", "") != "__future__"]
+    assert ast.unparse(imports[0]) == "import utils.interrupt"
+    process = subprocess.Popen([sys.executable, str(ROOT / script), "--help"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    time.sleep(0.3)
+    if process.poll() is not None:
+        pytest.skip(f"{script} had loaded its libraries within 0.3 s: nothing to interrupt")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert err == f"{script}: interrupted (Ctrl-C)\n"
+    assert process.returncode == -signal.SIGINT  # as Python ends on Ctrl-C: status 130 in a shell
 
 
 def test_ctrl_c_ends_in_one_line(trained_run, monkeypatch, capsys):
