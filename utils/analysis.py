@@ -4,7 +4,9 @@ Overlap patterns follow CasRel (Wei et al., 2020), on the gold triples of a
 sentence, with an entity identified by its last token (the unit the partial
 annotation gives): Normal (no two triples share an entity), EntityPairOverlap
 (two triples share both entities), SingleEntityOverlap (two triples share
-exactly one entity). A sentence can be both EPO and SEO.
+exactly one entity). A sentence can be both EPO and SEO. Sentences without gold
+triples form their own group in both tables (NoTriples, 0), so that what is
+predicted on them is counted somewhere.
 """
 from __future__ import annotations
 
@@ -14,13 +16,14 @@ from itertools import combinations
 from utils.scorer import MODES, Extraction, Triple, prf, score
 from utils.tagging import Span
 
-COUNT_BUCKETS = ("1", "2", "3", "4", ">=5")
+COUNT_BUCKETS = ("0", "1", "2", "3", "4", ">=5")
+PATTERNS = ("Normal", "EntityPairOverlap", "SingleEntityOverlap", "NoTriples")
 
 
 def overlap_patterns(triples: Sequence[Triple]) -> set[str]:
-    """The CasRel patterns of a sentence's gold triples; empty for a sentence without triples."""
+    """The CasRel patterns of a sentence's gold triples; NoTriples for a sentence without any."""
     if not triples:
-        return set()
+        return {"NoTriples"}
     patterns = set()
     pairs = {(s[1] - 1, o[1] - 1) for s, _, o in triples}
     for (s1, o1), (s2, o2) in combinations(pairs, 2):
@@ -34,10 +37,8 @@ def overlap_patterns(triples: Sequence[Triple]) -> set[str]:
     return patterns or {"Normal"}
 
 
-def count_bucket(triples: Sequence[Triple]) -> str | None:
+def count_bucket(triples: Sequence[Triple]) -> str:
     count = len({(s, r, o) for s, r, o in triples})
-    if count == 0:
-        return None
     return str(count) if count < 5 else ">=5"
 
 
@@ -67,8 +68,7 @@ def breakdown(predicted: Sequence[Extraction], gold: Sequence[Sequence[Triple]],
             mode: score([[t for t in p.triples if t[1] == relation] for p in predicted],
                         [[t for t in g if t[1] == relation] for g in gold], mode) for mode in MODES}
     return {
-        "overlap_pattern": {name: subset_scores(predicted, gold, [name in p for p in patterns])
-                            for name in ("Normal", "EntityPairOverlap", "SingleEntityOverlap")},
+        "overlap_pattern": {name: subset_scores(predicted, gold, [name in p for p in patterns]) for name in PATTERNS},
         "triples_per_sentence": {name: subset_scores(predicted, gold, [b == name for b in buckets])
                                  for name in COUNT_BUCKETS},
         "relation": per_relation,
@@ -76,15 +76,23 @@ def breakdown(predicted: Sequence[Extraction], gold: Sequence[Sequence[Triple]],
     }
 
 
+def percent(scores: dict, key: str) -> str:
+    """A P, R or F1 cell: '-' where it is undefined (nothing predicted, no gold, or neither), not 0.0."""
+    undefined = {"precision": not scores["predicted"], "recall": not scores["gold"],
+                 "f1": not scores["predicted"] and not scores["gold"]}[key]
+    return "-" if undefined else f"{100 * scores[key]:.1f}"
+
+
 def breakdown_markdown(result: dict) -> str:
-    lines = []
+    lines = ["Scores in percent; '-' where undefined: P without predictions, R without gold triples, F1 without "
+             "either.", ""]
     for title, key in (("Overlap pattern", "overlap_pattern"), ("Gold triples per sentence", "triples_per_sentence"),
                        ("Relation type", "relation")):
         lines += [f"## {title}", "", "| group | sentences | partial P | partial R | partial F1 | exact P | exact R "
                   "| exact F1 |", "|---|---|---|---|---|---|---|---|"]
         for group, scores in result[key].items():
             sentences = scores.get("sentences", "-")
-            cells = " | ".join(f"{100 * scores[m][k]:.1f}" for m in MODES for k in ("precision", "recall", "f1"))
+            cells = " | ".join(percent(scores[m], k) for m in MODES for k in ("precision", "recall", "f1"))
             lines.append(f"| {group} | {sentences} | {cells} |")
         lines.append("")
     entities = result["entities"]

@@ -12,9 +12,9 @@ def test_overlap_patterns_and_buckets():
     assert overlap_patterns([(A, "r", B), (B, "s", A)]) == {"EntityPairOverlap"}
     assert overlap_patterns([(A, "r", B), (A, "s", C)]) == {"SingleEntityOverlap"}
     assert overlap_patterns([(A, "r", B), (A, "s", B), (B, "t", C)]) == {"EntityPairOverlap", "SingleEntityOverlap"}
-    assert overlap_patterns([]) == set()
+    assert overlap_patterns([]) == {"NoTriples"}
     assert [count_bucket([(A, "r", B)] * 1), count_bucket([]), count_bucket([(A, str(i), B) for i in range(7)])] == [
-        "1", None, ">=5"]
+        "1", "0", ">=5"]
 
 
 def test_breakdown_scores_by_hand():
@@ -42,3 +42,19 @@ def test_breakdown_scores_by_hand():
     assert "| s | 2 |" in breakdown_markdown(result)
     entities = result["entities"]
     assert (entities["correct"], entities["predicted"], entities["gold"]) == (5, 6, 7)
+
+
+def test_sentences_without_gold_count_and_undefined_scores_print_as_such():
+    """A sentence without gold triples is its own group in both tables (its false positives were counted
+    nowhere); P without predictions, R without gold, and F1 without either print '-', not 0.0."""
+    gold = [[(A, "r", B)], []]
+    predicted = [Extraction([A, B], [(A, "r", B)], [0.9]), Extraction([C], [(C, "r", C)], [0.6])]
+    result = breakdown(predicted, gold, [[A, B], []])
+    for table, group in (("overlap_pattern", "NoTriples"), ("triples_per_sentence", "0")):
+        empty = result[table][group]
+        assert empty["sentences"] == 1 and (empty["exact"]["predicted"], empty["exact"]["gold"]) == (1, 0)
+    assert sum(g["sentences"] for g in result["triples_per_sentence"].values()) == len(gold)
+    lines = breakdown_markdown(result).splitlines()
+    assert "| 0 | 1 | 0.0 | - | 0.0 | 0.0 | - | 0.0 |" in lines  # predicted, no gold: wrong, recall undefined
+    assert "| 3 | 0 | - | - | - | - | - | - |" in lines  # no sentence at all
+    assert "| 1 | 1 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in lines
