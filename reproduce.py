@@ -224,30 +224,43 @@ def train_job(run: Run, args: argparse.Namespace, threads: int | None = None) ->
 
 
 def resolve_settings_of(run: Run, args: argparse.Namespace) -> dict:
-    """The settings train.py gives ``run`` when this runner starts it (preset and defaults filled in)."""
+    """The settings train.py gives ``run`` when this runner starts it (preset and defaults filled in), without
+    the lines train.py logs about them (said once per run there, they would be said here for every run)."""
+    from train import log as train_log
     from train import parse_args as train_parse_args
     from train import resolve_settings
 
-    return resolve_settings(train_parse_args(list(train_job(run, args).start_args)))
+    level = train_log.level
+    train_log.setLevel(logging.ERROR)
+    try:
+        return resolve_settings(train_parse_args(list(train_job(run, args).start_args)))
+    finally:
+        train_log.setLevel(level)
 
 
 def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
-    """The planned runs whose folder in --save_dir was started with other settings than this runner gives them
-    (e.g. a quick ``train.py --num_epoch 2`` under the same name), each with what differs: the runner would
-    count such a run as finished, or resume it, as if it were the table's."""
+    """The planned runs whose folder in --save_dir, or whose summary in <results_dir>/runs, was made with other
+    settings than this runner gives them (e.g. a quick ``train.py --num_epoch 2`` under the same name, or an
+    earlier sweep with other --train_args), each with what differs: the runner would count such a run as
+    finished, or resume it, as if it were the table's. An unfinished run is compared on its precision too: it
+    would resume in its own, whatever --train_args asks for."""
     found = []
     for run in runs:
-        config_file = Path(args.save_dir) / run.name / "config.json"
-        if not config_file.is_file():
-            continue
-        recorded = run_settings(config_file)
-        planned = resolve_settings_of(run, args)
-        differ = [f"{key} {recorded[key]} (planned: {planned[key]})" for key in RUN_DEFINING
-                  if key in recorded and recorded[key] != planned.get(key)
-                  and not (key == "data_dir" and resolve_project_path(recorded[key]).resolve()
-                           == resolve_project_path(planned[key]).resolve())]
-        if differ:
-            found.append(f"{config_file.parent}: {', '.join(differ)}")
+        planned = None
+        for folder in (Path(args.save_dir), Path(args.results_dir) / "runs"):
+            config_file = folder / run.name / "config.json"
+            if not config_file.is_file():
+                continue
+            recorded = run_settings(config_file)
+            planned = planned or resolve_settings_of(run, args)
+            resumed = not (folder / run.name / "results.json").exists()
+            differ = [f"{key} {recorded[key]} (planned: {planned[key]})"
+                      for key in (*RUN_DEFINING, *["precision"] * resumed)
+                      if key in recorded and recorded[key] != planned.get(key)
+                      and not (key == "data_dir" and resolve_project_path(recorded[key]).resolve()
+                               == resolve_project_path(planned[key]).resolve())]
+            if differ:
+                found.append(f"{config_file.parent}: {', '.join(differ)}")
     return found
 
 
@@ -448,6 +461,25 @@ def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
 SLURM_DEFAULTS = SlurmResources()  # the one home of the per-task defaults
 SLURM_ONLY = ("partition", "gpus_per_run", "mem", "slurm_folder", "wait")
 LOCAL_ONLY = ("hours", "runs_per_gpu", "device")
+# what only training a table reads: refused beside --report, --compare_test and --mention_study
+TRAINING_ONLY = ("seeds", "only", "jobs", "max_runs", "early_stop", "train_args", "data_dir", "commit", "cpus_per_run",
+                 "time", *SLURM_ONLY, *LOCAL_ONLY)
+EARLY_STOP = 30  # the runner's patience for new runs (train.py's own default is none)
+
+
+def joined_train_args(argv: list[str]) -> list[str]:
+    """``--train_args VALUE`` as ``--train_args=VALUE``: argparse takes a value that starts with '-'
+    (``--train_args "--deterministic"``) for a flag of its own and stops with 'expected one argument'."""
+    joined: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            joined += [token, *tokens]
+        elif token == "--train_args" and (value := next(tokens, None)) is not None:
+            joined.append(f"--train_args={value}")
+        else:
+            joined.append(token)
+    return joined
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -455,7 +487,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--table", choices=("1", "5", "fig3", "all"), help="which table's runs to do")
     parser.add_argument("--dataset", default="webnlg",
                         help="dataset (default webnlg): one with a presets/<name>.json")
-    parser.add_argument("--seeds", type=seed_value, nargs="+", default=list(PAPER_SEEDS),
+    parser.add_argument("--seeds", type=seed_value, nargs="+",
                         help="seeds to run (default 1 2 3 4 5); the report always covers seeds 1-5 and every seed "
                         "with a finished run")
     parser.add_argument("--jobs", type=positive_int,
@@ -472,12 +504,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         " more timed K); a run whose time cannot be estimated that way is not started either (run"
                         " some without --hours first to time epochs); for a machine lent for a known time, where "
                         "an unfinished run would be lost")
-    parser.add_argument("--early_stop", type=non_negative_int, default=30,
-                        help="patience passed to train.py for new runs (default 30 epochs; 0 = full preset epochs)")
-    parser.add_argument("--train_args", default="", help="extra flags for train.py, e.g. '--precision bf16'; "
+    parser.add_argument("--early_stop", type=non_negative_int,
+                        help=f"patience passed to train.py for new runs (default {EARLY_STOP} epochs; 0 = full "
+                        "preset epochs)")
+    parser.add_argument("--train_args", help="extra flags for train.py, e.g. '--precision bf16'; "
                         "flags that change what a run computes (--lr, --num_epoch, ...) only with a --results_dir "
                         "and a --save_dir of your own, and the report lists them")
-    parser.add_argument("--data_dir", help="passed to train.py (default: dataset/<dataset>)")
+    parser.add_argument("--data_dir", help="passed to train.py (default: dataset/<dataset>); another folder only "
+                        "with a --results_dir and a --save_dir of your own")
     parser.add_argument("--save_dir", default=str(PROJECT_ROOT / "saved_models"), help="run folders (checkpoints)")
     parser.add_argument("--results_dir", default=str(PROJECT_ROOT / "results"), help="summaries, report and figure")
     parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
@@ -524,7 +558,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     where.add_argument("--wait", action="store_true",
                        help="slurm: wait for the array to end, then write the report (else: reproduce.py --report "
                        "later)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(joined_train_args(sys.argv[1:] if argv is None else argv))
     for name in ("save_dir", "results_dir", "data_dir", "slurm_folder"):  # train.py runs in the project root
         if getattr(args, name):
             setattr(args, name, str(Path(getattr(args, name)).absolute()))
@@ -533,14 +567,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
-    """Refuse flags that do not apply to the chosen executor, then fill in their defaults."""
+    """Refuse flags that do not apply to the chosen mode or executor, then fill in their defaults."""
+    modes = [f"--{flag}" for flag in ("report", "compare_test", "mention_study") if getattr(args, flag)]
+    if modes and (unused := [f"--{name}" for name in TRAINING_ONLY if getattr(args, name) not in (None, False)]
+                  + ["--executor"] * (args.executor != "local")):
+        parser.error(f"{', '.join(unused)}: only for training a --table; {' and '.join(modes)} would ignore "
+                     f"{'them' if len(unused) > 1 else 'it'}")
     given = {name for name in (*SLURM_ONLY, *LOCAL_ONLY) if getattr(args, name) not in (None, False)}
     wrong = given & set(LOCAL_ONLY if args.executor == "slurm" else SLURM_ONLY)
     if wrong:
         other = "local" if args.executor == "slurm" else "slurm"
         parser.error(f"{', '.join('--' + name for name in sorted(wrong))}: only with --executor {other}")
     defaults = {"device": "auto", "runs_per_gpu": 1, "gpus_per_run": SLURM_DEFAULTS.gpus_per_run,
-                "cpus_per_run": SLURM_DEFAULTS.cpus_per_run, "time": SLURM_DEFAULTS.time}
+                "cpus_per_run": SLURM_DEFAULTS.cpus_per_run, "time": SLURM_DEFAULTS.time,
+                "seeds": list(PAPER_SEEDS), "early_stop": EARLY_STOP, "train_args": ""}
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -563,6 +603,11 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
         parser.error("--device cuda: this machine has no GPU that PyTorch can use")
     if args.train_args:
         check_train_args(args.train_args, parser, args.results_dir, args.save_dir)
+    if (args.data_dir and Path(args.data_dir).resolve() != (PROJECT_ROOT / "dataset" / args.dataset).resolve()
+            and into_project_folders(args.results_dir, args.save_dir)):
+        parser.error(f"--data_dir {args.data_dir}: results/ and saved_models/ hold the paper tables' runs, trained on "
+                     f"dataset/{args.dataset}; runs on other data go into a --results_dir and a --save_dir of your "
+                     "own")
     if args.dataset not in known_datasets():
         raise InputError(f"unknown dataset {args.dataset!r} (no presets/{args.dataset}.json); known: "
                          f"{', '.join(known_datasets())}")
@@ -571,6 +616,12 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
 # train.py settings the plan and the runner give each run: --train_args may not change them
 RUNNER_SETS = ("dataset", "match", "rounds", "seed", "pos_dim", "select_on", "no_er_feedback", "no_rc_feedback",
                "run_id", "save_dir", "early_stop", "data_dir", "threads", "resume", "device")
+
+
+def into_project_folders(results_dir: str, save_dir: str) -> bool:
+    """Whether runs would go into the project's results/ or saved_models/, which hold the paper tables' runs."""
+    project = {(PROJECT_ROOT / folder).resolve() for folder in ("results", "saved_models")}
+    return bool({Path(results_dir).resolve(), Path(save_dir).resolve()} & project)
 
 
 def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, save_dir: str) -> None:
@@ -598,8 +649,7 @@ def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, 
         parser.error(f"--train_args: {', '.join('--' + key for key in taken)}: set for each run by the plan or by "
                      "this runner's own flags")
     changed = sorted(given & set(HYPERPARAMETERS))
-    defaults = {Path(folder).resolve() for folder in (PROJECT_ROOT / "results", PROJECT_ROOT / "saved_models")}
-    if changed and {Path(results_dir).resolve(), Path(save_dir).resolve()} & defaults:
+    if changed and into_project_folders(results_dir, save_dir):
         parser.error(f"--train_args: {', '.join('--' + key for key in changed)} change what the table's runs "
                      "compute, which their names do not say; results/ and saved_models/ hold runs of the paper's "
                      "settings: pass a --results_dir and a --save_dir of your own for such runs")
@@ -635,8 +685,13 @@ def finish(outcomes: dict[str, str]) -> None:
     log.info("outcomes: %s", json.dumps(outcomes, indent=1))
     failed = [name for name, outcome in outcomes.items() if outcome.startswith("failed")]
     if failed:
+        refused = [name for name in failed if outcomes[name].startswith("failed: ")]  # train.py's one-line error
+        advice = ("fix what train.py says there, then run the same command again: it resumes them" if refused
+                  else "running the same command again resumes them")
         raise SystemExit(f"reproduce.py: {len(failed)} of {len(outcomes)} runs failed: {', '.join(failed)} "
-                         "(see their stdout.log; running the same command again resumes them)")
+                         f"(see their stdout.log; {advice})" + "".join(
+                             f"\n  {name}: {outcomes[name].removeprefix('failed: ').rsplit(' (see ', 1)[0]}"
+                             for name in refused[:5]))
 
 
 def main(argv: list[str] | None = None) -> Plan | None:

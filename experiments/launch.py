@@ -189,6 +189,7 @@ class TrainJob:
         with open(self.run_dir / "stdout.log", "a") as out:
             out.write(f"$ {shlex.join(command)}\n")
             out.flush()
+            logged_from = out.tell()
             self._process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env,
                 preexec_fn=_ignore_preemption_signal if self.executor == "slurm" else None)
@@ -210,6 +211,8 @@ class TrainJob:
             commit_summary(results_dir / "runs" / self.name, self.name)
         if code == 0:
             return "finished"
+        if error := train_error(self.run_dir / "stdout.log", logged_from):
+            return f"failed: {error} (see {self.run_dir / 'stdout.log'})"
         return f"failed (train.py exit {code}; see {self.run_dir / 'stdout.log'})"
 
     def record(self, resume: bool, code: int, wall: float, threads: int | None, slot: Slot | None) -> None:
@@ -227,6 +230,15 @@ class TrainJob:
                                        "threads": threads, "ended": time.strftime("%Y-%m-%dT%H:%M:%S"), **where})
         history["wall_seconds_total"] = round(sum(i["wall_seconds"] for i in history["invocations"]), 1)
         write_json(runner_file, history)
+
+
+def train_error(log_file: Path, offset: int) -> str | None:
+    """The one-line error train.py gave in ``log_file`` after byte ``offset`` (what a user must fix before a
+    run can go on: data, flags, a damaged folder), or None where it stopped otherwise (a crash, a signal)."""
+    with open(log_file, "rb") as handle:
+        handle.seek(offset)
+        lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    return next((line for line in reversed(lines) if line.startswith("train.py: error: ")), None)
 
 
 def commit_summary(folder: Path, name: str) -> None:

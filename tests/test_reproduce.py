@@ -66,6 +66,71 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
     (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"num_epoch": 2}}))
     with pytest.raises(InputError, match="webnlg_partial_K2_seed1: num_epoch 2 \\(planned: 150\\)"):
         reproduce.main(common)
+    # a run resumes in its own precision: one begun in bf16 is not the fp32 run this runner would start
+    (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"precision": "bf16"}}))
+    with pytest.raises(InputError, match="webnlg_partial_K2_seed1: precision bf16 \\(planned: fp32\\)"):
+        reproduce.main(common)
+    # a summary in --results_dir counts as finished: one of an earlier sweep with other settings is refused too
+    summary = tmp_path / "results" / "runs" / "webnlg_partial_K2_seed1"
+    summary.mkdir(parents=True)
+    shutil.move(run_dir / "config.json", summary / "config.json")
+    (summary / "results.json").write_text("{}")
+    reproduce.main(common)  # finished in bf16: how it ran, as --train_args '--precision bf16' may ask
+    (summary / "config.json").write_text(json.dumps({"settings": planned | {"lr": 0.01}}))
+    with pytest.raises(InputError, match="results/runs/webnlg_partial_K2_seed1: lr 0.01 \\(planned: 0.0005\\)"):
+        reproduce.main(common)
+
+
+def test_runs_on_other_data_stay_out_of_the_projects_results(tmp_path, capsys):
+    """--data_dir is what a run is trained on: runs of other data go into folders of one's own, never beside
+    the paper tables' runs in results/ (which the report would average with them)."""
+    for own in ([], ["--results_dir", str(tmp_path / "r")], ["--save_dir", str(tmp_path / "s")]):
+        with pytest.raises(SystemExit):
+            reproduce.main(["--table", "1", "--dry_run", "--data_dir", str(tmp_path / "mine"), *own])
+        assert "--data_dir" in capsys.readouterr().err
+    reproduce.main(["--table", "1", "--dry_run", "--data_dir", str(tmp_path / "mine"), "--results_dir",
+                    str(tmp_path / "r"), "--save_dir", str(tmp_path / "s")])
+    reproduce.main(["--table", "1", "--dry_run", "--data_dir", "dataset/webnlg", "--save_dir", str(tmp_path / "s")])
+
+
+@pytest.mark.parametrize("value", ["--deterministic", "--lr=0.01", "--eval_batch_size 64 --deterministic"])
+def test_train_args_may_start_with_a_dash(value, tmp_path, capsys):
+    """argparse reads a value that starts with '-' as a flag of its own ('expected one argument')."""
+    plan = reproduce.main(["--table", "1", "--seeds", "1", "--dry_run", "--only", "*_K0_seed1", "--train_args", value,
+                           "--results_dir", str(tmp_path / "r"), "--save_dir", str(tmp_path / "s")])
+    assert len(plan.runs) == 2 and capsys.readouterr().out.count("todo ") == 2
+
+
+@pytest.mark.parametrize("flags", [["--seeds", "3"], ["--commit"], ["--only", "x", "--max_runs", "2"],
+                                   ["--train_args", "--deterministic"], ["--executor", "slurm"], ["--jobs", "2"]])
+def test_reports_refuse_the_flags_of_training(flags, capsys):
+    """--report, --compare_test and --mention_study train nothing: flags only training reads are refused, not
+    silently ignored (--report --commit committed nothing)."""
+    for mode in ("--report", "--mention_study"):
+        with pytest.raises(SystemExit) as stopped:
+            reproduce.main([mode, *flags])
+        assert stopped.value.code == 2
+        assert f"only for training a --table; {mode} would ignore" in capsys.readouterr().err
+
+
+def test_a_failed_run_says_train_pys_reason(tmp_path):
+    """A run that train.py refused (data, flags) cannot succeed by running again as it is: the runner's last
+    lines give train.py's reason, run by run, and say to fix it first."""
+    log_file = tmp_path / "stdout.log"
+    log_file.write_text("$ train.py ...\ntrain.py: error: old reason\n")
+    offset = log_file.stat().st_size
+    with open(log_file, "a") as out:
+        out.write("$ train.py --resume ...\n12:00:00 INFO loading\ntrain.py: error: --emb_dim 50 but embedding.npy "
+                  "holds 100-d vectors\n")
+    assert launch.train_error(log_file, offset) == "train.py: error: --emb_dim 50 but embedding.npy holds 100-d vectors"
+    assert launch.train_error(log_file, log_file.stat().st_size) is None  # a crash or a signal: no such line
+    outcomes = {"a_seed1": f"failed: train.py: error: --emb_dim 50 but ... (see {log_file})",
+                "b_seed1": "finished", "c_seed1": f"failed (train.py exit -9; see {log_file})"}
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.finish(outcomes)
+    lines = str(stopped.value.code).splitlines()
+    assert lines[0].startswith("reproduce.py: 2 of 3 runs failed: a_seed1, c_seed1") and "fix what train.py" in lines[0]
+    assert lines[1:] == ["  a_seed1: train.py: error: --emb_dim 50 but ..."]
 
 
 @pytest.mark.parametrize("flag", ["--report", "--compare_test", "--mention_study"])
