@@ -7,6 +7,7 @@ results/test_comparison.json (reproduce.py --compare_test); the paper's numbers 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 import statistics
@@ -176,12 +177,13 @@ def mention_lines(dataset: str, results_dir: Path) -> list[str]:
 
 
 def load_results(results_dir: Path) -> dict[str, dict]:
-    """Each finished run's results.json (plus its wall time), by run name; a damaged summary is an InputError
-    naming the file."""
+    """Each finished run's results.json (plus its wall time and what it was trained on), by run name; a damaged
+    summary, or one copied under another run's name, is an InputError naming the file."""
     found = {}
     for folder in sorted((results_dir / "runs").glob("*")):
         if (folder / "results.json").exists():
             found[folder.name] = checked_results(folder / "results.json")
+            found[folder.name]["trained_on"] = trained_on(folder)
             # wall time of every epoch (training + dev/test evaluation), summed over all sessions; runner.json
             # only holds invocations that ended normally, not those cut off by the end of a session
             metrics = folder / "metrics.jsonl"
@@ -192,6 +194,27 @@ def load_results(results_dir: Path) -> dict[str, dict]:
 
 
 DAMAGED = "restore the file, or remove its run folder"
+
+
+def trained_on(folder: Path) -> str:
+    """What the runs averaged in one cell must share: their training data (train.json's SHA-256) and
+    hyperparameters (other than Table 3's and the defaults); a summary whose config.json names another run
+    (a folder copied as another seed) is refused."""
+    config_file = folder / "config.json"
+    if not config_file.exists():
+        return "not recorded"
+    settings = run_settings(config_file)
+    if settings.get("run_id", folder.name) != folder.name:
+        raise InputError(f"{config_file}: the summary of run {settings['run_id']!r}, not of {folder.name!r} (copied "
+                         f"under another name?); {DAMAGED}")
+    digests = read_json(config_file).get("data_sha256")
+    train_digest = digests.get("train.json") if isinstance(digests, dict) else None
+    return json.dumps({"train.json": train_digest, **other_hyperparameters(settings)}, sort_keys=True)
+
+
+def mixed(results: dict, runs: list[Run]) -> bool:
+    """Whether the finished ``runs`` were trained on different data or hyperparameters: not one cell's seeds."""
+    return len({results[run.name]["trained_on"] for run in runs if run.name in results}) > 1
 
 
 def checked_results(path: Path) -> dict:
@@ -287,6 +310,9 @@ def effect_cells(results: dict, runs: list[Run], rin_runs: list[Run], mode: str,
     return cell(paired_effects(results, runs, rin_runs, mode, scorer), signed=True), paper_effect
 
 
+MIXED = "not judged: its runs were trained on different data or hyperparameters"
+
+
 def verdict(gap: float, std: float | None) -> str:
     if std is None:
         return "one seed: no spread yet"
@@ -318,7 +344,8 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
             lines.append(f"| {title} | {count} of {len(seeds)} | | the paper has no number here |")
         else:
             gap = mean - paper_f1
-            lines.append(f"| {title} | {count} of {len(seeds)} | {gap:+.1f} | {verdict(gap, std)} |")
+            judged = MIXED if mixed(results, runs) else verdict(gap, std)
+            lines.append(f"| {title} | {count} of {len(seeds)} | {gap:+.1f} | {judged} |")
         if rin_runs == runs:
             continue
         differences = paired_effects(results, runs, rin_runs, match)
@@ -331,8 +358,9 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
                            "the paper has no number here |")
             continue
         gap = mean - (paper_f1 - paper_rin)
+        judged = MIXED if mixed(results, runs + rin_runs) else verdict(gap, std)
         effects.append(f"| {title} - RIN | {count} of {len(seeds)} | {cell(differences, signed=True)} "
-                       f"| {paper_f1 - paper_rin:+.1f} | {gap:+.1f} | {verdict(gap, std)} |")
+                       f"| {paper_f1 - paper_rin:+.1f} | {gap:+.1f} | {judged} |")
     return [*lines, *effects, ""]
 
 

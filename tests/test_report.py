@@ -102,6 +102,30 @@ def test_report_and_figure(tmp_path):
     assert "word vectors differ between runs" in report
 
 
+def test_a_cell_of_runs_on_different_data_or_hyperparameters_is_not_judged(tmp_path):
+    """One std over seeds trained on different data (or with another lr) is no spread of one setting: such a
+    cell is not called reproduced, however wide its spread; a summary copied under another seed's name is
+    refused (it would count as a second seed)."""
+    fake_result(tmp_path, "webnlg_partial_K2_seed1", 0.87, 0.77)
+    fake_result(tmp_path, "webnlg_partial_K2_seed2", 0.05, 0.05, train_sha="b" * 64)  # other data: a wide spread
+    report = write_report("webnlg", tmp_path).read_text()
+    assert ("| Table 1, partial, RIN | 2 of 5 | -41.3 | not judged: its runs were trained on different data or "
+            "hyperparameters |") in report
+    config = tmp_path / "runs" / "webnlg_partial_K2_seed2" / "config.json"
+    config.write_text(json.dumps({"data_sha256": {"train.json": "a" * 64}, "settings": {
+        "dataset": "webnlg", "match": "partial", "lr": 0.01, "run_id": "webnlg_partial_K2_seed2"}}))
+    assert "| Table 1, partial, RIN | 2 of 5 | -41.3 | not judged" in write_report("webnlg", tmp_path).read_text()
+    config.write_text(json.dumps({"data_sha256": {"train.json": "a" * 64}, "settings": {
+        "dataset": "webnlg", "match": "partial", "lr": 0.0005, "run_id": "webnlg_partial_K2_seed2"}}))
+    assert "| Table 1, partial, RIN | 2 of 5 | -41.3 | reproduced |" in write_report(
+        "webnlg", tmp_path).read_text()  # the same data and Table 3's lr: one setting, judged (its spread is wide)
+    config.write_text(config.read_text().replace('"run_id": "webnlg_partial_K2_seed2"',
+                                                 '"run_id": "webnlg_partial_K2_seed1"'))
+    with pytest.raises(InputError, match="the summary of run 'webnlg_partial_K2_seed1', not of "
+                                         "'webnlg_partial_K2_seed2'"):
+        write_report("webnlg", tmp_path)
+
+
 def test_interaction_gain_on_both_span_conventions(tmp_path):
     def entry(retagged, rebuilt):
         return {"official": {"partial": 0.9, "exact": retagged}, "retagged": {"partial": 0.9, "exact": retagged},
