@@ -20,7 +20,7 @@ import logging
 import os
 from pathlib import Path
 
-from data.loader import load_split
+from data.loader import load_split, position
 from model import load_run, speed
 from model.inference import BATCH_SIZE, THRESHOLD, extract
 from model.pair_kernels import configure_speed
@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
     parser.add_argument("--split", help=f"split of the run's dataset (default {DEFAULT_SPLIT})")
     parser.add_argument("--data", help="a RIN-format file to score instead of a split of the run's dataset")
-    parser.add_argument("--out", help="predictions file (default: <model_dir>/predictions_<split>.jsonl)")
+    parser.add_argument("--out", help="predictions file (default: <model_dir>/predictions_<split>.jsonl; with --data "
+                        "DIR/NAME.json, <model_dir>/predictions_DIR_NAME.jsonl)")
     parser.add_argument("--scorer", choices=SCORERS, default="ours",
                         help="the count printed beside the strings count (sets of (subject text, relation, object "
                         "text) per sentence, as CasRel/TPLinker/PRGC count): ours (unique triples by position, "
@@ -66,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
                         help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--breakdown", action="store_true", help="also F1 by overlap pattern, triples per "
-                        "sentence and relation, and ER scores: <out>_breakdown.json and .md")
+                        "sentence and relation, and ER scores: <out>_breakdown.json and .md (counted as --scorer "
+                        "ours)")
     parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,
                         help=f"sentences per batch (default {BATCH_SIZE}; fewer where long sentences would need much "
                         "memory)")
@@ -112,8 +114,10 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"{path}: is a folder, not a RIN-format file")
     if not path.is_file():
         raise InputError(f"{path} does not exist" + ("" if args.data else ": pass --data FILE"))
-    name = path.stem if args.data else args.split
-    out = Path(args.out) if args.out else model_dir / f"predictions_{name}.jsonl"
+    # a file of one's own is named by its path, beside the split names: --data other/test.json is not the test split
+    name = str(path) if args.data else args.split
+    default_out = f"predictions_{path.parent.name}_{path.stem}.jsonl" if args.data else f"predictions_{name}.jsonl"
+    out = Path(args.out) if args.out else model_dir / default_out
     check_output(out, "--out", model_dir, (f"the data file {path}", path))
     if out.exists() and not Path(os.path.realpath(out)).is_file():
         raise InputError(f"--out {out}: not a regular file (evaluate.py writes {out.stem}_scores.json beside it); "
@@ -124,7 +128,7 @@ def run(args: argparse.Namespace) -> dict:
     if recorded and file_sha256(path) != recorded:
         log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "
                     "its scores will differ from results.json", path, path.name)
-    split = load_split(path, vocab, labels, name, scored=True)
+    split = load_split(path, vocab, labels, path.stem if args.data else name, scored=True)
     if not split.sentences:
         raise InputError(f"{path}: no sentences to score")
     if not any(split.gold):
@@ -140,7 +144,7 @@ def run(args: argparse.Namespace) -> dict:
                   f"F1 {result['f1']:.4f}  ({result['correct']} correct / {result['predicted']} predicted / "
                   f"{result['gold']} gold)")
     lines = [json.dumps({
-        "line": int(sentence.where.rsplit(":", 1)[1]),
+        **position(sentence.where),
         "tokens": sentence.tokens,
         "triples": [triple_record(sentence.tokens, t, p)
                     for t, p in zip(extraction.triples, extraction.probabilities, strict=True)],

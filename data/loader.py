@@ -147,9 +147,10 @@ def _array_items(text: str, path: Path) -> Iterator[tuple[int, object]]:
         position, first = end, False
 
 
-def read_json_records(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line_number, object)`` from a JSON-lines file or a single JSON array (a UTF-8 byte-order mark at
-    the start is allowed)."""
+def read_json_records(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """Yield ``(where, object)`` from a JSON-lines file or a single JSON array (a UTF-8 byte-order mark at the
+    start is allowed): ``where`` is the line number, and in an array whose items share lines (``json.dump``
+    writes one line) also the item, "1 (item 4)"; see :func:`position`."""
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a RIN-format file")
@@ -159,18 +160,29 @@ def read_json_records(path: str | Path) -> Iterator[tuple[int, dict]]:
         line = path.read_bytes()[: error.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 ({error.reason})") from None
     if text.lstrip().startswith("["):
-        yield from _array_items(text, path)
+        items = list(_array_items(text, path))
+        shared = len({line for line, _ in items}) < len(items)
+        yield from ((f"{line} (item {index})" if shared else str(line), item)
+                    for index, (line, item) in enumerate(items, start=1))
         return
     for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a string
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line, object_pairs_hook=unique_keys)
+            yield str(number), json.loads(line, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as error:
             raise DataError(f"{path}:{number}: malformed JSON: {json_problem(error)} (a RIN file holds one JSON "
                             "object per line, or one JSON array)") from None
         except DuplicateKeyError as error:
             raise DataError(f"{path}:{number}: {error}") from None
+
+
+def position(where: str) -> dict[str, int]:
+    """The line (and the array item, where items share lines) of a record's ``where``, "path:12" or
+    "path:1 (item 4)", for output records."""
+    location = where.rsplit(":", 1)[1]
+    line, _, item = location.partition(" (item ")
+    return {"line": int(line)} | ({"item": int(item.rstrip(")"))} if item else {})
 
 
 def find_occurrences(tokens: Sequence[str], phrase: Sequence[str]) -> list[Span]:

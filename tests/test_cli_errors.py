@@ -765,6 +765,25 @@ def test_evaluate_warns_when_a_split_changed_since_training(trained_run, tmp_pat
     assert "test.json differs from the test.json this run was trained and scored with" in capsys.readouterr().err
 
 
+def test_evaluate_names_a_file_of_ones_own_by_its_path(trained_run, tmp_path, capsys):
+    """--data other/test.json is not the run's test split: its predictions go beside, not over, the split's
+    predictions_test.jsonl, and its scores are printed under its path; a one-line array's items keep their index."""
+    run_dir = spoiled_run(trained_run, tmp_path, lambda d: None)
+    evaluate.main(["--model_dir", str(run_dir), "--split", "test"])
+    split_predictions = (run_dir / "predictions_test.jsonl").read_bytes()
+    other = tmp_path / "other"
+    other.mkdir()
+    data_dir = Path(json.loads((run_dir / "config.json").read_text())["settings"]["data_dir"])
+    records = [json.loads(line) for line in (data_dir / "test.json").read_text().splitlines()[:3]]
+    (other / "test.json").write_text(json.dumps(records))  # as json.dump writes it: one line
+    capsys.readouterr()
+    evaluate.main(["--model_dir", str(run_dir), "--data", str(other / "test.json")])
+    assert (run_dir / "predictions_test.jsonl").read_bytes() == split_predictions
+    written = [json.loads(line) for line in (run_dir / "predictions_other_test.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["item"]) for r in written] == [(1, 1), (1, 2), (1, 3)]
+    assert f"{other / 'test.json'} partial (ours): P" in capsys.readouterr().out
+
+
 def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
     run_dir = trained_run[0]
     bad_json = tmp_path / "bad.jsonl"

@@ -84,8 +84,10 @@ def percent(scores: dict, key: str) -> str:
 
 
 def breakdown_markdown(result: dict) -> str:
-    lines = ["Scores in percent; '-' where undefined: P without predictions, R without gold triples, F1 without "
-             "either.", ""]
+    lines = ["Scores in percent, counted as evaluate.py --scorer ours counts (unique triples by position), whatever "
+             "--scorer printed; '-' where undefined: P without predictions, R without gold triples, F1 without "
+             "either. A sentence can be both EntityPairOverlap and SingleEntityOverlap, so those rows need not add "
+             "up to the test set.", ""]
     for title, key in (("Overlap pattern", "overlap_pattern"), ("Gold triples per sentence", "triples_per_sentence"),
                        ("Relation type", "relation")):
         lines += [f"## {title}", "", "| group | sentences | partial P | partial R | partial F1 | exact P | exact R "

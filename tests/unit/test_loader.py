@@ -254,6 +254,20 @@ def test_array_items_and_errors_name_their_lines(tmp_path):
         load_sentences(trailing)
 
 
+def test_a_one_line_array_names_its_items(tmp_path):
+    """json.dump writes an array on one line: there its items are named by index too, in errors and positions."""
+    from data.loader import position
+
+    bad = dict(OFFICIAL_LINE, sentText=5)
+    one_line = write_lines(tmp_path / "one.json", [json.dumps([OFFICIAL_LINE, OFFICIAL_LINE, bad])])
+    with pytest.raises(DataError, match=r"one.json:1 \(item 3\): sentText must be"):
+        load_sentences(one_line)
+    sentences, _ = load_sentences(write_lines(one_line, [json.dumps([OFFICIAL_LINE] * 2)]))
+    assert [position(s.where) for s in sentences] == [{"line": 1, "item": 1}, {"line": 1, "item": 2}]
+    sentences, _ = load_sentences(write_lines(one_line, [OFFICIAL_LINE, OFFICIAL_LINE]))  # JSON lines: lines only
+    assert [position(s.where) for s in sentences] == [{"line": 1}, {"line": 2}]
+
+
 def test_a_key_given_twice_stops_with_its_line(tmp_path):
     line = json.dumps(OFFICIAL_LINE)[:-1] + ', "sentText": ["x"]}'
     with pytest.raises(DataError, match=r"a.json:2: the key 'sentText' appears 2 times in one object"):
