@@ -171,7 +171,7 @@ def read_json_records(path: str | Path) -> Iterator[tuple[str, dict]]:
         try:
             yield str(number), json.loads(line, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{number}: malformed JSON: {json_problem(error)} (a RIN file holds one JSON "
+            raise DataError(f"{path}:{number}: malformed JSON: {json_problem(error)} (the file holds one JSON "
                             "object per line, or one JSON array)") from None
         except DuplicateKeyError as error:
             raise DataError(f"{path}:{number}: {error}") from None

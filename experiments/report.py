@@ -128,7 +128,7 @@ def published_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
         for scorer, counted in (("strings", "strings"), ("ours", "positions")):
             values = collect(results, runs, "test", "exact", "f1", scorer)
             lines.append(f"| ours: RIN{'' if label == 'RIN' else ' ' + label} (K = {rounds}), {len(values)} "
-                         f"seed{'s' * (len(values) != 1)} | {cell(values)} | {counted} | `results/runs/` |")
+                         f"seed{'s' * (len(values) != 1)} | {cell(values)} | {counted} | `runs/` |")
     return [*lines, ""]
 
 
@@ -351,7 +351,8 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
         differences = paired_effects(results, runs, rin_runs, match)
         mean, std, count = aggregate(differences)
         if mean is None:
-            effects.append(f"| {title} - RIN | 0 of {len(seeds)} | | | | not run yet |")
+            known = "" if paper_f1 is None or paper_rin is None else f"{paper_f1 - paper_rin:+.1f}"
+            effects.append(f"| {title} - RIN | 0 of {len(seeds)} | | {known} | | not run yet |")
             continue
         if paper_f1 is None or paper_rin is None:
             effects.append(f"| {title} - RIN | {count} of {len(seeds)} | {cell(differences, signed=True)} | | | "
@@ -438,17 +439,21 @@ def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
                                   Counter(), "data": Counter(), hyper: Counter(), reading: Counter()}
     for name in names:
         path = results_dir / "runs" / name / "config.json"
-        settings = run_settings(path) if path.exists() else {}
+        if not path.exists():  # a summary without its config.json: nothing of how it was trained is known
+            for counter in counts.values():
+                counter["not recorded"] += 1
+            continue
+        settings = run_settings(path)
         summary = path.with_name("results.json")  # a run resumed across a change records both readings there
-        version = (read_json(summary).get("mention_reading") if summary.exists() else None) or (
-            read_json(path).get("mention_reading", 1) if path.exists() else "not recorded")
+        version = (read_json(summary).get("mention_reading") if summary.exists() else None) or read_json(path).get(
+            "mention_reading", 1)
         counts[reading][READINGS.get(version, f"reading {version} (resumed across a change of reading: "
                                                "[NOTES-2026-12-07.md](NOTES-2026-12-07.md))")] += 1
         counts["best epoch chosen on"][settings.get("select_on", "not recorded")] += 1
         counts["early-stopping patience (epochs; 0 = none)"][str(settings.get("early_stop", "not recorded"))] += 1
         counts["data"][data_folder(settings.get("data_dir", "not recorded"))] += 1
         counts[hyper][", ".join(f"{key} {value}" for key, value in other_hyperparameters(settings).items())
-                      or "none"] += 1
+                      or ("none" if settings else "not recorded")] += 1
     lines = ["How the runs below were trained, from their config.json (interpretation and history: the dated "
              "NOTES files beside this report):", ""]
     for what, counter in counts.items():
