@@ -70,7 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", type=folder_name, default=DEFAULT_DATASET,
                         help=f"dataset name (default: {DEFAULT_DATASET})")
     parser.add_argument("--data_dir", help="folder with train/dev/test.json (default: dataset/<dataset>)")
-    parser.add_argument("--wv_file", help="GloVe or word2vec text file; 'official' = the authors' vectors "
+    parser.add_argument("--wv_file", help="GloVe or word2vec text file (values separated by spaces or tabs; "
+                        "unpacked); 'official' = the authors' vectors "
                         "(webnlg*, nyt*); 'none' = random vectors; default: train word2vec on the training "
                         "split (gensim)")
     parser.add_argument("--wv_dim", type=vector_size,
