@@ -720,6 +720,8 @@ def run_all(args: argparse.Namespace, device: torch.device, report: dict) -> Non
     """Equivalence, profile or timing, as asked, into ``report``."""
     if args.equivalence:
         paths = [path for path in args.paths if not (args.bf16_problem and path == "production_bf16")]
+        if not paths:
+            raise InputError(f"--paths production_bf16: {args.bf16_problem}")
         report["equivalence"] = equivalence(args.equivalence, args.lr, args.seed, device, paths)
         return
     if args.profile:

@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"{path} does not exist" + ("" if args.data else ": pass --data FILE"))
     # a file of one's own is named by its path, beside the split names: --data other/test.json is not the test split
     name = str(path) if args.data else args.split
-    default_out = f"predictions_{path.parent.name}_{path.stem}.jsonl" if args.data else f"predictions_{name}.jsonl"
+    default_out = (f"predictions_{path.resolve().parent.name}_{path.stem}.jsonl" if args.data
+                   else f"predictions_{name}.jsonl")
     out = Path(args.out) if args.out else model_dir / default_out
     check_output(out, "--out", model_dir, (f"the data file {path}", path))
     if out.exists() and not Path(os.path.realpath(out)).is_file():

@@ -430,9 +430,10 @@ def build_official(spec: dict, gathered: Gathered, out: Path, report: dict) -> N
     """
     train_path = gathered.paths.get(spec["official_train"])
     test_path = gathered.paths.get(spec["official_test"])
-    test_records = [record for _, record in read_json_records(test_path)] if test_path else []
+    numbered_test = list(read_json_records(test_path)) if test_path else []
+    test_records = [record for _, record in numbered_test]
     test_changes, test_keys = LoadReport(), set()
-    for number, record in enumerate(test_records, start=1):
+    for number, record in numbered_test:
         test_changes.merge(check_record(record, f"{test_path}:{number}"))  # DataError on an unreadable record
         test_keys.add(sentence_key(record, f"{test_path}:{number}"))
     if train_path is not None:

@@ -49,7 +49,7 @@ from utils.vocab import (
     Labels,
     Vocab,
     build_embedding,
-    compression,
+    compressed_problem,
     read_official_vectors,
     read_word_vectors,
     train_word2vec,
@@ -97,8 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.wv_file and wv_file not in ("official", "none") and not Path(args.wv_file).is_file():
         parser.error(f"--wv_file {args.wv_file}: " + ("a folder, not a file" if Path(args.wv_file).is_dir()
                                                       else "no such file"))
-    if args.wv_file and wv_file not in ("official", "none") and (kind := compression(args.wv_file)):
-        parser.error(f"--wv_file {args.wv_file}: a {kind} file; unpack it first (a GloVe or word2vec text file)")
+    if args.wv_file and wv_file not in ("official", "none"):
+        try:
+            if problem := compressed_problem(args.wv_file):
+                parser.error(f"--wv_file {problem}")
+        except OSError as error:
+            parser.error(f"--wv_file {args.wv_file}: {error.strerror or error}")
     if args.data_dir and not Path(args.data_dir).is_dir():
         parser.error(f"--data_dir {args.data_dir}: no such folder")
     return args

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from data.loader import MENTION_READING, read_json_records
 from experiments.launch import (
+    TRAIN_ERROR,
     Slot,
     SlurmResources,
     TrainJob,
@@ -253,7 +254,7 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
                 continue
             recorded = run_settings(config_file)
             planned = planned or resolve_settings_of(run, args)
-            resumed = not (folder / run.name / "results.json").exists()
+            resumed = folder == Path(args.save_dir) and not is_finished(run.name, folder, Path(args.results_dir))
             differ = [f"{key} {recorded[key]} (planned: {planned[key]})"
                       for key in (*RUN_DEFINING, *["precision"] * resumed)
                       if key in recorded and recorded[key] != planned.get(key)
@@ -566,15 +567,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def flag_given(value: object) -> bool:
+    """Whether a flag whose default is None (or False, for a switch) was given: 0 is a value (``0 == False``)."""
+    return value is not None and value is not False
+
+
 def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     """Refuse flags that do not apply to the chosen mode or executor, then fill in their defaults."""
     modes = [f"--{flag}" for flag in ("report", "compare_test", "mention_study") if getattr(args, flag)]
-    if modes and (unused := [f"--{name}" for name in TRAINING_ONLY if getattr(args, name) not in (None, False)]
+    if modes and (unused := [f"--{name}" for name in TRAINING_ONLY if flag_given(getattr(args, name))]
                   + ["--executor"] * (args.executor != "local")):
         parser.error(f"{', '.join(unused)}: only for training a --table; {' and '.join(modes)} would ignore "
                      f"{'them' if len(unused) > 1 else 'it'}")
-    given = {name for name in (*SLURM_ONLY, *LOCAL_ONLY) if getattr(args, name) not in (None, False)}
-    wrong = given & set(LOCAL_ONLY if args.executor == "slurm" else SLURM_ONLY)
+    wrong = {name for name in (*SLURM_ONLY, *LOCAL_ONLY) if flag_given(getattr(args, name))} & set(
+        LOCAL_ONLY if args.executor == "slurm" else SLURM_ONLY)
     if wrong:
         other = "local" if args.executor == "slurm" else "slurm"
         parser.error(f"{', '.join('--' + name for name in sorted(wrong))}: only with --executor {other}")
@@ -685,7 +691,7 @@ def finish(outcomes: dict[str, str]) -> None:
     log.info("outcomes: %s", json.dumps(outcomes, indent=1))
     failed = [name for name, outcome in outcomes.items() if outcome.startswith("failed")]
     if failed:
-        refused = [name for name in failed if outcomes[name].startswith("failed: ")]  # train.py's one-line error
+        refused = [name for name in failed if outcomes[name].startswith(f"failed: {TRAIN_ERROR}")]
         advice = ("fix what train.py says there, then run the same command again: it resumes them" if refused
                   else "running the same command again resumes them")
         raise SystemExit(f"reproduce.py: {len(failed)} of {len(outcomes)} runs failed: {', '.join(failed)} "

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from data.convert import prepare_hint
-from data.loader import MENTION_READING, UNKNOWN_RELATION, load_split
+from data.loader import MENTION_READING, UNKNOWN_RELATION, load_split, part_size
 from experiments.plan import run_name
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
@@ -558,12 +558,13 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     model, model_config = build_model(settings, vocab, labels, embedding)
     model.to(device)
     longest = max(len(example.word_ids) for example in splits["train"].examples)
-    per_sentence = longest ** 2 * (model_config["num_relations"] + model_config["pair_hidden"])
-    if settings["batch_size"] * per_sentence > TRAIN_VALUES:
+    values_per_cell = model_config["num_relations"] + model_config["pair_hidden"]
+    if (size := part_size(longest, values_per_cell, TRAIN_VALUES)) < settings["batch_size"]:
+        alone = longest ** 2 * values_per_cell / TRAIN_VALUES
         log.info("train.json's longest sentence has %d tokens: batches of the longest sentences are taken in parts "
-                 "of %d (the same gradient), so that a step holds at most TRAIN_VALUES pair values (model/"
-                 "training.py)%s", longest, max(1, TRAIN_VALUES // per_sentence), "" if per_sentence <= TRAIN_VALUES
-                 else f"; this sentence alone holds {per_sentence / TRAIN_VALUES:.1f} times as many")
+                 "of %d (the same gradient up to dropout), so that a step holds at most TRAIN_VALUES pair values "
+                 "(model/training.py)%s", longest, size,
+                 f"; this sentence alone holds {alone:.1f} times as many" if alone > 1 else "")
     scorer = describe(device)
     log.info("pair scorer: %s", scorer)
     if settings.get("compile"):

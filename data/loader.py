@@ -497,9 +497,13 @@ def memory_parts(batch: Sequence[int], lengths: Sequence[int], values_per_cell: 
     """``batch`` cut into consecutive parts whose pair tensors (sentences x n x n x ``values_per_cell``, n the
     part's longest sentence) hold at most ``budget`` values, at least one sentence each: memory bounded by the
     budget, not by the batch size times the longest sentence squared."""
-    per_sentence = max(lengths[i] for i in batch) ** 2 * max(1, values_per_cell)
-    size = max(1, budget // per_sentence)
+    size = part_size(max(lengths[i] for i in batch), values_per_cell, budget)
     return [list(batch[k:k + size]) for k in range(0, len(batch), size)]
+
+
+def part_size(longest: int, values_per_cell: int, budget: int) -> int:
+    """Sentences of up to ``longest`` tokens whose pair tensors hold at most ``budget`` values (at least one)."""
+    return max(1, budget // (longest ** 2 * max(1, values_per_cell)))
 
 
 @dataclass

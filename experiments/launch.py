@@ -24,6 +24,7 @@ from pathlib import Path
 from utils.helpers import PROJECT_ROOT, InputError, read_json, write_json
 
 SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json", "prepare_report.json")
+TRAIN_ERROR = "train.py: error: "  # how train.py's one-line errors begin (utils.helpers.one_line_errors)
 RUNNING: set[subprocess.Popen] = set()  # this process's train.py children, stopped with it (stop_running)
 
 
@@ -238,7 +239,7 @@ def train_error(log_file: Path, offset: int) -> str | None:
     with open(log_file, "rb") as handle:
         handle.seek(offset)
         lines = handle.read().decode("utf-8", errors="replace").splitlines()
-    return next((line for line in reversed(lines) if line.startswith("train.py: error: ")), None)
+    return next((line for line in reversed(lines) if line.startswith(TRAIN_ERROR)), None)
 
 
 def commit_summary(folder: Path, name: str) -> None:

@@ -196,25 +196,27 @@ def load_results(results_dir: Path) -> dict[str, dict]:
 DAMAGED = "restore the file, or remove its run folder"
 
 
-def trained_on(folder: Path) -> str:
-    """What the runs averaged in one cell must share: their training data (train.json's SHA-256) and
-    hyperparameters (other than Table 3's and the defaults); a summary whose config.json names another run
-    (a folder copied as another seed) is refused."""
+def trained_on(folder: Path) -> tuple[str | None, str | None]:
+    """What the runs averaged in one cell must share: their training data (train.json's SHA-256) and their
+    hyperparameters other than Table 3's and the defaults, each None where the summary does not record it; a
+    summary whose config.json names another run (a folder copied as another seed) is refused."""
     config_file = folder / "config.json"
     if not config_file.exists():
-        return "not recorded"
+        return None, None
     settings = run_settings(config_file)
     if settings.get("run_id", folder.name) != folder.name:
         raise InputError(f"{config_file}: the summary of run {settings['run_id']!r}, not of {folder.name!r} (copied "
                          f"under another name?); {DAMAGED}")
     digests = read_json(config_file).get("data_sha256")
     train_digest = digests.get("train.json") if isinstance(digests, dict) else None
-    return json.dumps({"train.json": train_digest, **other_hyperparameters(settings)}, sort_keys=True)
+    return train_digest, json.dumps(other_hyperparameters(settings), sort_keys=True) if settings else None
 
 
 def mixed(results: dict, runs: list[Run]) -> bool:
-    """Whether the finished ``runs`` were trained on different data or hyperparameters: not one cell's seeds."""
-    return len({results[run.name]["trained_on"] for run in runs if run.name in results}) > 1
+    """Whether the finished ``runs`` are known to have been trained on different data or hyperparameters (not
+    recorded counts as neither): then they are no seeds of one setting."""
+    known = [results[run.name]["trained_on"] for run in runs if run.name in results]
+    return any(len({values[i] for values in known} - {None}) > 1 for i in range(2))
 
 
 def checked_results(path: Path) -> dict:
@@ -439,16 +441,16 @@ def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
                                   Counter(), "data": Counter(), hyper: Counter(), reading: Counter()}
     for name in names:
         path = results_dir / "runs" / name / "config.json"
-        if not path.exists():  # a summary without its config.json: nothing of how it was trained is known
-            for counter in counts.values():
-                counter["not recorded"] += 1
+        summary = path.with_name("results.json")  # a run resumed across a change records both readings there
+        version = (read_json(summary).get("mention_reading") if summary.exists() else None) or (
+            read_json(path).get("mention_reading", 1) if path.exists() else None)
+        counts[reading][READINGS.get(version, "not recorded" if version is None else f"reading {version} (resumed "
+                                     "across a change of reading: [NOTES-2026-12-07.md](NOTES-2026-12-07.md))")] += 1
+        if not path.exists():  # a summary without its config.json: nothing else of how it was trained is known
+            for what in counts.keys() - {reading}:
+                counts[what]["not recorded"] += 1
             continue
         settings = run_settings(path)
-        summary = path.with_name("results.json")  # a run resumed across a change records both readings there
-        version = (read_json(summary).get("mention_reading") if summary.exists() else None) or read_json(path).get(
-            "mention_reading", 1)
-        counts[reading][READINGS.get(version, f"reading {version} (resumed across a change of reading: "
-                                               "[NOTES-2026-12-07.md](NOTES-2026-12-07.md))")] += 1
         counts["best epoch chosen on"][settings.get("select_on", "not recorded")] += 1
         counts["early-stopping patience (epochs; 0 = none)"][str(settings.get("early_stop", "not recorded"))] += 1
         counts["data"][data_folder(settings.get("data_dir", "not recorded"))] += 1

@@ -35,7 +35,9 @@ DECODE_CELLS = 1 << 25  # pair logits (sentences x n x n x relations) decoded at
 # raw text is cut to max_tokens times this many characters before tokenising: spaCy's tokeniser takes time
 # quadratic in a run of punctuation ('(' * 50,000: minutes), and no sentence of max_tokens tokens is this long
 CHARACTERS_PER_TOKEN = 20
-UNFAMILIAR_SHARE = 0.5  # Extractor warns on sentences with more unknown words than this, and on POS tags
+# Extractor warns on sentences with more than this share of words unknown to the model, and on input whose POS
+# tags are more than this share outside the training data's tag set
+UNFAMILIAR_SHARE = 0.5
 
 
 def decode_batches(lengths: Sequence[int], batch_size: int, relations: int) -> list[list[int]]:

@@ -22,8 +22,9 @@ from utils.helpers import InputError, atomic_torch_save, settings_differences
 
 log = logging.getLogger(__name__)
 # Pair values (sentences x n x n x (relations + pair_hidden)) that one training step holds at once; a batch with
-# more is taken in parts, with the same gradient. The releases' batches of 50 stay whole (WebNLG: 80 tokens and
-# 211 relations, 1.0e8 values; NYT: 100 tokens and 24 relations, 6.2e7; whole up to 203 tokens at NYT10's 29).
+# more is taken in parts, with the same gradient up to dropout (each part draws its own masks: the same in
+# expectation). The releases' batches of 50 stay whole (WebNLG: 80 tokens and 211 relations, 1.0e8 values; NYT:
+# 100 tokens and 24 relations, 6.2e7; whole up to 204 tokens at NYT10's 29).
 # A step's peak memory, measured on the CPU (batches of 50 x 80 tokens x 211 relations and 7 x 600 x 5): 0.6 to
 # 3.8 bytes per value with the fused pair scorer, 2.8 to 8.5 with PyTorch's, so at most about 1 GB and 2.3 GB;
 # a batch of 50 sentences of 600 tokens with 50 relations took 4.0 GB whole, 0.4 GB in parts, in the same time.
@@ -77,8 +78,8 @@ def make_optimizer(model: RIN, lr: float) -> torch.optim.Adam:
 def train_step(model: RIN, optimizer: torch.optim.Optimizer, batch: Batch | Sequence[Batch], max_grad_norm: float,
                scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on ``batch``, or on a batch given in parts (see TRAIN_VALUES): each part's
-    gradient is added, weighted by its share of the sentences, so the step is the whole batch's. Returns the
-    batch's (ER, RC) losses as detached tensors (no host sync)."""
+    gradient is added, weighted by its share of the sentences, so the step is the whole batch's (up to dropout,
+    whose masks each part draws). Returns the batch's (ER, RC) losses as detached tensors (no host sync)."""
     parts = [batch] if isinstance(batch, Batch) else batch
     sentences = sum(part.word_ids.shape[0] for part in parts)
     optimizer.zero_grad(set_to_none=True)

@@ -76,6 +76,9 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
     shutil.move(run_dir / "config.json", summary / "config.json")
     (summary / "results.json").write_text("{}")
     reproduce.main(common)  # finished in bf16: how it ran, as --train_args '--precision bf16' may ask
+    (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"precision": "bf16"}}))
+    reproduce.main(common)  # an abandoned attempt beside a finished summary: nothing resumes it, nothing to refuse
+    (run_dir / "config.json").unlink()
     (summary / "config.json").write_text(json.dumps({"settings": planned | {"lr": 0.01}}))
     with pytest.raises(InputError, match="results/runs/webnlg_partial_K2_seed1: lr 0.01 \\(planned: 0.0005\\)"):
         reproduce.main(common)
@@ -102,7 +105,8 @@ def test_train_args_may_start_with_a_dash(value, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags", [["--seeds", "3"], ["--commit"], ["--only", "x", "--max_runs", "2"],
-                                   ["--train_args", "--deterministic"], ["--executor", "slurm"], ["--jobs", "2"]])
+                                   ["--train_args", "--deterministic"], ["--executor", "slurm"], ["--jobs", "2"],
+                                   ["--early_stop", "0"]])  # 0 is given too
 def test_reports_refuse_the_flags_of_training(flags, capsys):
     """--report, --compare_test and --mention_study train nothing: flags only training reads are refused, not
     silently ignored (--report --commit committed nothing)."""
@@ -125,12 +129,14 @@ def test_a_failed_run_says_train_pys_reason(tmp_path):
     assert launch.train_error(log_file, offset) == "train.py: error: --emb_dim 50 but embedding.npy holds 100-d vectors"
     assert launch.train_error(log_file, log_file.stat().st_size) is None  # a crash or a signal: no such line
     outcomes = {"a_seed1": f"failed: train.py: error: --emb_dim 50 but ... (see {log_file})",
-                "b_seed1": "finished", "c_seed1": f"failed (train.py exit -9; see {log_file})"}
+                "b_seed1": "finished", "c_seed1": f"failed (train.py exit -9; see {log_file})",
+                "d_seed1": "failed: SLURM task 7 ended without a result (cancelled or killed); submit again"}
     with pytest.raises(SystemExit) as stopped:
         reproduce.finish(outcomes)
     lines = str(stopped.value.code).splitlines()
-    assert lines[0].startswith("reproduce.py: 2 of 3 runs failed: a_seed1, c_seed1") and "fix what train.py" in lines[0]
-    assert lines[1:] == ["  a_seed1: train.py: error: --emb_dim 50 but ..."]
+    assert lines[0].startswith("reproduce.py: 3 of 4 runs failed: a_seed1, c_seed1, d_seed1")
+    assert "fix what train.py" in lines[0]
+    assert lines[1:] == ["  a_seed1: train.py: error: --emb_dim 50 but ..."]  # not the SLURM task's end
 
 
 @pytest.mark.parametrize("flag", ["--report", "--compare_test", "--mention_study"])

@@ -402,10 +402,10 @@ def test_tab_separated_vectors_a_byte_order_mark_and_compressed_files(tmp_path):
 
     path = tmp_path / "vectors.txt"
     for text in ("\ufeffthe 0.1 0.2 0.3\nParis 1 2 3\n", "the\t0.1\t0.2\t0.3\nParis\t1\t2\t3\n",
-                 "\ufeff2 3\nthe\t0.1\t0.2\t0.3\nParis\t1\t2\t3\n"):
+                 "\ufeff2 3\nthe\t0.1\t0.2\t0.3\nParis\t1\t2\t3\n", "1 3\nthe\t0.1\t0.2\t0.3\n"):
         path.write_text(text, encoding="utf-8")
         vectors, dim = read_word_vectors(path)
-        assert dim == 3 and sorted(vectors) == ["Paris", "the"]
+        assert dim == 3 and set(vectors) - {"Paris"} == {"the"}  # a word2vec header is no line of values
         np.testing.assert_allclose(vectors["the"], [0.1, 0.2, 0.3])
     path.write_bytes(gzip.compress(b"the 0.1 0.2 0.3\n"))
     with pytest.raises(InputError, match=r"vectors.txt: a gzip file; unpack it first"):

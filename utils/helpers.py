@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from utils.interrupt import raise_from_now_on
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -263,6 +265,8 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
     download misses); Ctrl-C into one line and exit status 130, SIGTERM likewise (:class:`Terminated`, status
     143); a closed pipe into a quiet exit status 141. A traceback only for bugs, or for everything with
     ``debug``."""
+    if threading.current_thread() is threading.main_thread():
+        raise_from_now_on()  # the script's work begins: Ctrl-C raises, and is one line below, after cleaning up
     catch_sigterm = (threading.current_thread() is threading.main_thread()
                      and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
     if catch_sigterm:

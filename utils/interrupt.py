@@ -1,20 +1,29 @@
-"""Imported first by every script, before torch (seconds to load): a Ctrl-C that reaches the top level ends in
-one line and exit status 130, as one inside the scripts' work does (utils.helpers.one_line_errors), not in a
-traceback through the import machinery. Only where one of the scripts is the program (not in a notebook or a
-test session that imports one), and not with ``--debug``, which keeps Python's traceback."""
+"""Imported first by every script, before torch (seconds to load): until the script's work begins, a Ctrl-C ends
+it at once with one line, not a traceback through the import machinery (a KeyboardInterrupt raised there can
+even be swallowed, in an import lock's callback, and the script go on). From :func:`raise_from_now_on`, which
+utils.helpers.one_line_errors calls, Ctrl-C raises KeyboardInterrupt again, so that the work can clean up
+before its own one line. Only where one of the scripts is the program (not in a notebook or a test session
+that imports one), and not with ``--debug``, which keeps Python's traceback."""
 import os
+import signal
 import sys
 from pathlib import Path
 
 SCRIPTS_FOLDER = Path(__file__).resolve().parent.parent
 
 
-def _one_line(kind: type[BaseException], error: BaseException, traceback: object) -> None:
-    if not issubclass(kind, KeyboardInterrupt):
-        sys.__excepthook__(kind, error, traceback)  # type: ignore[arg-type]
-        return
-    print(f"{os.path.basename(sys.argv[0])}: interrupted (Ctrl-C)", file=sys.stderr)
+def _stop_at_once(signum: int, frame: object) -> None:
+    print(f"{os.path.basename(sys.argv[0])}: interrupted (Ctrl-C)", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)  # ended by the signal, as Python ends on Ctrl-C: status 130 in a shell
 
 
-if sys.argv and sys.argv[0] and Path(sys.argv[0]).resolve().parent == SCRIPTS_FOLDER and "--debug" not in sys.argv:
-    sys.excepthook = _one_line
+def raise_from_now_on() -> None:
+    """Ctrl-C raises KeyboardInterrupt again (Python's own handler), where this module had taken it over."""
+    if signal.getsignal(signal.SIGINT) is _stop_at_once:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+if (sys.argv and sys.argv[0] and Path(sys.argv[0]).resolve().parent == SCRIPTS_FOLDER and "--debug" not in sys.argv
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler):  # not where Ctrl-C is ignored (nohup &)
+    signal.signal(signal.SIGINT, _stop_at_once)

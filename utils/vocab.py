@@ -140,11 +140,13 @@ WIDTH_SAMPLE = 1000  # lines of a vectors file whose commonest width is taken as
 COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 
 
-def compression(path: str | Path) -> str | None:
-    """The kind of compressed file ``path`` is, by its first bytes (a name need not end in .gz), else None."""
+def compressed_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as word vectors when it is a compressed file, known by its first bytes (its
+    name need not end in .gz), else None."""
     with open(path, "rb") as handle:
         start = handle.read(6)
-    return next((kind for magic, kind in COMPRESSED.items() if start.startswith(magic)), None)
+    kind = next((kind for magic, kind in COMPRESSED.items() if start.startswith(magic)), None)
+    return kind and f"{path}: a {kind} file; unpack it first (a GloVe or word2vec text file)"
 
 
 def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
@@ -159,15 +161,16 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
     reader does: downloaded files can carry the odd duplicate, and refusing
     them would mean editing a 5 GB file by hand.
     """
-    if kind := compression(path):
-        raise InputError(f"{path}: a {kind} file; unpack it first (a GloVe or word2vec text file)")
+    if problem := compressed_problem(path):
+        raise InputError(problem)
     vectors: dict[str, np.ndarray] = {}
     lines: dict[str, int] = {}  # where each kept word was read
     bad, repeats, fitting = [], [], 0
     with open(path, encoding="utf-8-sig", errors="replace") as handle:  # -sig: a byte-order mark is dropped
         first = list(itertools.islice(handle, WIDTH_SAMPLE))
-        separator = "\t" if 2 * sum("\t" in line for line in first) > len(first) else " "
         header = first[0].split() if first else []
+        body = first[1:] if len(header) == 2 else first  # the lines after a word2vec header decide the separator
+        separator = "\t" if 2 * sum("\t" in line for line in body) > len(body) else " "
         if len(header) == 2 and all(p.isdigit() for p in header):  # word2vec: "count dim"
             dim, first[0] = int(header[1]), ""
         else:
