@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 # expectation). The releases' batches of 50 stay whole (WebNLG: 80 tokens and 211 relations, 1.0e8 values; NYT:
 # 100 tokens and 24 relations, 6.2e7; whole up to 204 tokens at NYT10's 29).
 # A step's peak memory, measured on the CPU (batches of 50 x 80 tokens x 211 relations and 7 x 600 x 5): 0.6 to
-# 3.8 bytes per value with the fused pair scorer, 2.8 to 8.5 with PyTorch's, so at most about 1 GB and 2.3 GB;
-# a batch of 50 sentences of 600 tokens with 50 relations took 4.0 GB whole, 0.4 GB in parts, in the same time.
+# 4.0 bytes per value with the fused pair scorer, 2.9 to 8.9 with PyTorch's, so at most about 1.1 GB and 2.4 GB;
+# a batch of 50 sentences of 600 tokens with 50 relations took 4.2 GB whole, 0.4 GB in parts, in the same time
+# (docs/scaling.md has the snippet that measures it).
 TRAIN_VALUES = 1 << 28
 
 
