@@ -49,7 +49,7 @@ from utils.vocab import (
     Labels,
     Vocab,
     build_embedding,
-    compressed_problem,
+    not_text_problem,
     read_official_vectors,
     read_word_vectors,
     train_word2vec,
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"dataset name (default: {DEFAULT_DATASET})")
     parser.add_argument("--data_dir", help="folder with train/dev/test.json (default: dataset/<dataset>)")
     parser.add_argument("--wv_file", help="GloVe or word2vec text file (values separated by spaces or tabs; "
-                        "unpacked); 'official' = the authors' vectors "
+                        "unpacked, or through a pipe: <(zcat FILE.gz)); 'official' = the authors' vectors "
                         "(webnlg*, nyt*); 'none' = random vectors; default: train word2vec on the training "
                         "split (gensim)")
     parser.add_argument("--wv_dim", type=vector_size,
@@ -94,15 +94,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if wv_file == "official" and args.dataset not in OFFICIAL_VECTORS:
         parser.error(f"--wv_file official: the authors' vectors cover {', '.join(sorted(OFFICIAL_VECTORS))}, "
                      f"not {args.dataset!r}")
-    if args.wv_file and wv_file not in ("official", "none") and not Path(args.wv_file).is_file():
-        parser.error(f"--wv_file {args.wv_file}: " + ("a folder, not a file" if Path(args.wv_file).is_dir()
+    vectors_file = Path(args.wv_file) if args.wv_file and wv_file not in ("official", "none") else None
+    if vectors_file and (vectors_file.is_dir() or not vectors_file.exists()):
+        parser.error(f"--wv_file {args.wv_file}: " + ("a folder, not a file" if vectors_file.is_dir()
                                                       else "no such file"))
-    if args.wv_file and wv_file not in ("official", "none"):
+    if vectors_file and vectors_file.is_file():  # before the data is read (a pipe is checked as it is read)
         try:
-            if problem := compressed_problem(args.wv_file):
-                parser.error(f"--wv_file {problem}")
+            with open(vectors_file, "rb") as handle:
+                start = handle.read(6)
         except OSError as error:
             parser.error(f"--wv_file {args.wv_file}: {error.strerror or error}")
+        if problem := not_text_problem(start, args.wv_file):
+            parser.error(f"--wv_file {problem}")
     if args.data_dir and not Path(args.data_dir).is_dir():
         parser.error(f"--data_dir {args.data_dir}: no such folder")
     return args

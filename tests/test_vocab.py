@@ -402,17 +402,27 @@ def test_tab_separated_vectors_a_byte_order_mark_and_compressed_files(tmp_path):
 
     path = tmp_path / "vectors.txt"
     for text in ("\ufeffthe 0.1 0.2 0.3\nParis 1 2 3\n", "the\t0.1\t0.2\t0.3\nParis\t1\t2\t3\n",
-                 "\ufeff2 3\nthe\t0.1\t0.2\t0.3\nParis\t1\t2\t3\n", "1 3\nthe\t0.1\t0.2\t0.3\n"):
+                 "\ufeff2 3\nthe\t0.1\t0.2\t0.3\nParis\t1\t2\t3\n", "1 3\nthe\t0.1\t0.2\t0.3\n",
+                 "the 0.1 0.2 0.3\t\nParis 1 2 3\t\n", "the\t0.1 0.2  0.3\r\nParis  1 2 3\r\n"):  # mixed, CRLF
         path.write_text(text, encoding="utf-8")
         vectors, dim = read_word_vectors(path)
         assert dim == 3 and set(vectors) - {"Paris"} == {"the"}  # a word2vec header is no line of values
         np.testing.assert_allclose(vectors["the"], [0.1, 0.2, 0.3])
     path.write_bytes(gzip.compress(b"the 0.1 0.2 0.3\n"))
-    with pytest.raises(InputError, match=r"vectors.txt: a gzip file; unpack it first"):
+    with pytest.raises(InputError, match=r"vectors.txt: a gzip file; unpack it, or read it through a pipe"):
         read_word_vectors(path)
+    pipe_read, pipe_write = os.pipe()  # a pipe (<(zcat ...)) is read once: its first bytes are peeked, not consumed
+    os.write(pipe_write, b"the 0.1 0.2 0.3\n")
+    os.close(pipe_write)
+    assert sorted(read_word_vectors(f"/dev/fd/{pipe_read}")[0]) == ["the"]
+    os.close(pipe_read)
+    utf16 = tmp_path / "notepad.txt"
+    utf16.write_text("the 0.1 0.2 0.3\n", encoding="utf-16")
+    with pytest.raises(InputError, match=r"notepad.txt: UTF-16 text; save it as UTF-8"):
+        read_word_vectors(utf16)
     data = tmp_path / "data"
     data.mkdir()
     prepared = subprocess.run([sys.executable, str(ROOT / "prepare_vocab.py"), "--data_dir", str(data),
                                "--wv_file", str(path)], capture_output=True, text=True)
     assert prepared.returncode == 2
-    assert f"error: --wv_file {path}: a gzip file; unpack it first" in prepared.stderr.splitlines()[-1]
+    assert f"error: --wv_file {path}: a gzip file; unpack it, or" in prepared.stderr.splitlines()[-1]

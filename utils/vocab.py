@@ -9,6 +9,7 @@ import logging
 import os
 import pickle
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -136,22 +137,25 @@ def warn_repeated_vectors(path: str | Path, repeats: Sequence[tuple[str, int, in
 WIDTH_SAMPLE = 1000  # lines of a vectors file whose commonest width is taken as its vector size (+ 1 word)
 
 
-# the first bytes of the compressed files word vectors are downloaded as
-COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+# the first bytes of files that are no UTF-8 text: the compressed files vectors are downloaded as, and UTF-16 (as
+# Windows editors save "Unicode" text)
+NOT_TEXT = {b"\x1f\x8b": "a gzip file; unpack it, or read it through a pipe: --wv_file <(zcat FILE)",
+            b"PK\x03\x04": "a zip file; unpack it, or read it through a pipe: --wv_file <(unzip -p FILE)",
+            b"BZh": "a bzip2 file; unpack it, or read it through a pipe: --wv_file <(bzcat FILE)",
+            b"\xfd7zXZ\x00": "an xz file; unpack it, or read it through a pipe: --wv_file <(xzcat FILE)",
+            b"\xff\xfe": "UTF-16 text; save it as UTF-8", b"\xfe\xff": "UTF-16 text; save it as UTF-8"}
+VALUE_SEPARATOR = re.compile(r"[ \t]+")  # spaces or tabs, one or more: not the no-break spaces inside some words
 
 
-def compressed_problem(path: str | Path) -> str | None:
-    """Why ``path`` cannot be read as word vectors when it is a compressed file, known by its first bytes (its
-    name need not end in .gz), else None."""
-    with open(path, "rb") as handle:
-        start = handle.read(6)
-    kind = next((kind for magic, kind in COMPRESSED.items() if start.startswith(magic)), None)
-    return kind and f"{path}: a {kind} file; unpack it first (a GloVe or word2vec text file)"
+def not_text_problem(start: bytes, path: str | Path) -> str | None:
+    """Why a word-vector file that begins with the bytes ``start`` cannot be read as text, else None."""
+    problem = next((problem for magic, problem in NOT_TEXT.items() if start.startswith(magic)), None)
+    return problem and f"{path}: {problem} (a GloVe or word2vec text file)"
 
 
 def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
     """Read GloVe (``word v1 .. vd``) or word2vec text (same, after a ``count dim`` header), its values
-    separated by spaces, or by tabs where the first lines have them.
+    separated by spaces or tabs; a pipe (``<(zcat glove.txt.gz)``) as well as a file.
 
     Keeps only ``wanted`` words when given, so a 5 GB GloVe file costs little
     memory. The vector size is the header's, else the most common width of the
@@ -161,23 +165,22 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
     reader does: downloaded files can carry the odd duplicate, and refusing
     them would mean editing a 5 GB file by hand.
     """
-    if problem := compressed_problem(path):
-        raise InputError(problem)
     vectors: dict[str, np.ndarray] = {}
     lines: dict[str, int] = {}  # where each kept word was read
     bad, repeats, fitting = [], [], 0
-    with open(path, encoding="utf-8-sig", errors="replace") as handle:  # -sig: a byte-order mark is dropped
+    with open(path, "rb") as binary:
+        if problem := not_text_problem(binary.peek(6)[:6], path):  # peek: a pipe is read once
+            raise InputError(problem)
+        handle = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace")  # -sig: a byte-order mark dropped
         first = list(itertools.islice(handle, WIDTH_SAMPLE))
         header = first[0].split() if first else []
-        body = first[1:] if len(header) == 2 else first  # the lines after a word2vec header decide the separator
-        separator = "\t" if 2 * sum("\t" in line for line in body) > len(body) else " "
         if len(header) == 2 and all(p.isdigit() for p in header):  # word2vec: "count dim"
             dim, first[0] = int(header[1]), ""
         else:
-            widths = Counter(len(line.rstrip().split(separator)) - 1 for line in first if line.strip())
+            widths = Counter(len(VALUE_SEPARATOR.split(line.rstrip())) - 1 for line in first if line.strip())
             dim = widths.most_common(1)[0][0] if widths else 0
         for number, line in enumerate(itertools.chain(first, handle), start=1):
-            parts = line.rstrip("\n").rstrip().split(separator)
+            parts = VALUE_SEPARATOR.split(line.rstrip())
             if number == 1 and not line:
                 continue  # the header
             if len(parts) != dim + 1:
