@@ -126,7 +126,7 @@ def _array_items(text: str, path: Path) -> Iterator[tuple[int, object]]:
             offset += 1
         return offset
 
-    first = True
+    first, index = True, 0
     while True:
         position = skip_space(position)
         if position < len(text) and text[position] == "]":
@@ -137,12 +137,13 @@ def _array_items(text: str, path: Path) -> Iterator[tuple[int, object]]:
             if position >= len(text) or text[position] != ",":
                 raise fail(position, "expected ',' or ']'")
             position = skip_space(position + 1)
+        index += 1
         try:
             item, end = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
             raise fail(error.pos, json_problem(error)) from None
         except DuplicateKeyError as error:  # valid JSON, but one of the values would be dropped unseen
-            raise DataError(f"{path}:{line_at(position)}: {error}") from None
+            raise DataError(f"{path}:{line_at(position)} (item {index}): {error}") from None
         yield line_at(position), item
         position, first = end, False
 

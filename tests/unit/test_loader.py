@@ -262,6 +262,9 @@ def test_a_one_line_array_names_its_items(tmp_path):
     one_line = write_lines(tmp_path / "one.json", [json.dumps([OFFICIAL_LINE, OFFICIAL_LINE, bad])])
     with pytest.raises(DataError, match=r"one.json:1 \(item 3\): sentText must be"):
         load_sentences(one_line)
+    one_line.write_text(json.dumps([OFFICIAL_LINE]).replace('"pos"', '"pos": [], "pos"', 1)[:-1] + ", {}]")
+    with pytest.raises(DataError, match=r"one.json:1 \(item 1\): the key 'pos' appears 2 times"):
+        load_sentences(one_line)
     sentences, _ = load_sentences(write_lines(one_line, [json.dumps([OFFICIAL_LINE] * 2)]))
     assert [position(s.where) for s in sentences] == [{"line": 1, "item": 1}, {"line": 1, "item": 2}]
     sentences, _ = load_sentences(write_lines(one_line, [OFFICIAL_LINE, OFFICIAL_LINE]))  # JSON lines: lines only
@@ -273,7 +276,7 @@ def test_a_key_given_twice_stops_with_its_line(tmp_path):
     with pytest.raises(DataError, match=r"a.json:2: the key 'sentText' appears 2 times in one object"):
         load_sentences(write_lines(tmp_path / "a.json", [OFFICIAL_LINE, line]))
     (tmp_path / "b.json").write_text("[\n" + json.dumps(OFFICIAL_LINE) + ",\n" + line + "]")
-    with pytest.raises(DataError, match=r"b.json:3: the key 'sentText' appears 2 times"):
+    with pytest.raises(DataError, match=r"b.json:3 \(item 2\): the key 'sentText' appears 2 times"):
         load_sentences(tmp_path / "b.json")
 
 
