@@ -37,6 +37,7 @@ from utils.helpers import (
     open_probability,
     pick_device,
     positive_int,
+    read_json,
     resolve_project_path,
     setup_logging,
     write_json,
@@ -45,6 +46,8 @@ from utils.scorer import CONVENTIONS, SCORERS, keep_first_mentions, repeated_men
 
 log = logging.getLogger("evaluate")
 DEFAULT_SPLIT = "test"
+# predicted triples in one sentence beyond which evaluate.py warns (the releases' sentences hold at most a few dozen)
+MANY_TRIPLES = 1000
 # files written beside --out, named after it (the breakdown only with --breakdown)
 SIBLINGS = {"scores": "_scores.json", "breakdown": "_breakdown.json", "breakdown_md": "_breakdown.md"}
 
@@ -116,9 +119,14 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"{path} does not exist" + ("" if args.data else ": pass --data FILE"))
     # a file of one's own is named by its path, beside the split names: --data other/test.json is not the test split
     name = str(path) if args.data else args.split
-    default_out = (f"predictions_{path.resolve().parent.name}_{path.stem}.jsonl" if args.data
+    default_out = (f"predictions_{path.absolute().parent.name}_{path.stem}.jsonl" if args.data
                    else f"predictions_{name}.jsonl")
     out = Path(args.out) if args.out else model_dir / default_out
+    earlier = out.with_name(out.stem + SIBLINGS["scores"])
+    if args.data and not args.out and earlier.is_file():  # a/x/test.json and b/x/test.json: one default name
+        scored = read_json(earlier).get("data")
+        if isinstance(scored, str) and Path(scored).resolve() != path.resolve():
+            raise InputError(f"{out} holds the predictions for {scored}: name a file for those of {path} with --out")
     check_output(out, "--out", model_dir, (f"the data file {path}", path))
     if out.exists() and not Path(os.path.realpath(out)).is_file():
         raise InputError(f"--out {out}: not a regular file (evaluate.py writes {out.stem}_scores.json beside it); "
@@ -135,6 +143,11 @@ def run(args: argparse.Namespace) -> dict:
     if not any(split.gold):
         log.warning("%s: no gold triples: recall and F1 will be 0 whatever the model predicts", path)
     extractions = extract(model, split.examples, labels, device, args.batch_size, args.threshold, progress=True)
+    if crowded := [(s.where, len(e.triples)) for s, e in zip(split.sentences, extractions, strict=True)
+                   if len(e.triples) > MANY_TRIPLES]:
+        log.warning("%d sentences have more than %d predicted triples (%s: %d): the model marks most pairs above the "
+                    "threshold, as an undertrained checkpoint does; time, memory and the predictions file grow with "
+                    "them", len(crowded), MANY_TRIPLES, *max(crowded, key=lambda item: item[1]))
     tokens = [sentence.tokens for sentence in split.sentences]
     if args.first_mentions:
         extractions = [keep_first_mentions(e, t) for e, t in zip(extractions, tokens, strict=True)]
@@ -154,8 +167,8 @@ def run(args: argparse.Namespace) -> dict:
     }, ensure_ascii=False) + "\n" for sentence, extraction in zip(split.sentences, extractions, strict=True)]
     atomic_write_bytes(out, "".join(lines).encode("utf-8"))
     write_json(out.with_name(out.stem + SIBLINGS["scores"]), {
-        "data": str(path), "threshold": args.threshold, "first_mentions": args.first_mentions, "scores": scores,
-        "conventions": CONVENTIONS, "predicted_triples": sum(len(e.triples) for e in extractions),
+        "data": str(path.absolute()), "threshold": args.threshold, "first_mentions": args.first_mentions,
+        "scores": scores, "conventions": CONVENTIONS, "predicted_triples": sum(len(e.triples) for e in extractions),
         "predicted_at_repeated_mentions": repeated_mention_count(extractions, tokens),
         "load_report": split.report.as_dict()})
     if args.breakdown:

@@ -784,6 +784,18 @@ def test_evaluate_names_a_file_of_ones_own_by_its_path(trained_run, tmp_path, ca
     assert f"{other / 'test.json'} partial (ours): P" in capsys.readouterr().out
 
 
+def test_evaluate_warns_on_sentences_crowded_with_predictions(trained_run, tmp_path, capsys, monkeypatch):
+    """An undertrained checkpoint marks most pairs: on long sentences that is hundreds of thousands of triples,
+    minutes and gigabytes; evaluate.py says so (here with the limit lowered to 0 for a trained model)."""
+    run_dir = spoiled_run(trained_run, tmp_path, lambda d: None)
+    evaluate.main(["--model_dir", str(run_dir)])
+    assert "predicted triples" not in capsys.readouterr().err
+    monkeypatch.setattr(evaluate, "MANY_TRIPLES", 0)
+    evaluate.main(["--model_dir", str(run_dir)])
+    assert re.search(r"WARNING \d+ sentences have more than 0 predicted triples \(.*test.json:\d+: \d+\): the model "
+                     "marks most pairs", capsys.readouterr().err)
+
+
 def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
     run_dir = trained_run[0]
     bad_json = tmp_path / "bad.jsonl"
