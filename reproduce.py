@@ -66,6 +66,7 @@ from utils.helpers import (
     ArgumentParser,
     InputError,
     check_folder_path,
+    data_fingerprint,
     holder_alive,
     non_negative_int,
     one_line_errors,
@@ -239,6 +240,16 @@ def resolve_settings_of(run: Run, args: argparse.Namespace) -> dict:
         train_log.setLevel(level)
 
 
+def same_data(config_file: Path, recorded: str, planned: str, resumed: bool) -> bool:
+    """Whether a run recorded as trained on ``recorded`` trained on the data of ``planned``: the same folder, or,
+    for a finished run (nothing resumes it from its folder), a folder holding the same files (moved or copied,
+    by the checksums in its config.json)."""
+    if resolve_project_path(recorded).resolve() == resolve_project_path(planned).resolve():
+        return True
+    digests = read_json(config_file).get("data_sha256")
+    return not resumed and bool(digests) and digests == data_fingerprint(resolve_project_path(planned))
+
+
 def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
     """The planned runs whose folder in --save_dir, or whose summary in <results_dir>/runs, was made with other
     settings than this runner gives them (e.g. a quick ``train.py --num_epoch 2`` under the same name, or an
@@ -258,8 +269,7 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
             differ = [f"{key} {recorded[key]} (planned: {planned[key]})"
                       for key in (*RUN_DEFINING, *["precision"] * resumed)
                       if key in recorded and recorded[key] != planned.get(key)
-                      and not (key == "data_dir" and resolve_project_path(recorded[key]).resolve()
-                               == resolve_project_path(planned[key]).resolve())]
+                      and not (key == "data_dir" and same_data(config_file, recorded[key], planned[key], resumed))]
             if differ:
                 found.append(f"{config_file.parent}: {', '.join(differ)}")
     return found
@@ -476,7 +486,8 @@ def joined_train_args(argv: list[str]) -> list[str]:
     for token in tokens:
         if token == "--":
             joined += [token, *tokens]
-        elif token == "--train_args" and (value := next(tokens, None)) is not None:
+        elif (token.startswith("--tra") and "--train_args".startswith(token)  # argparse takes abbreviations
+              and (value := next(tokens, None)) is not None):
             joined.append(f"--train_args={value}")
         else:
             joined.append(token)
@@ -692,7 +703,8 @@ def finish(outcomes: dict[str, str]) -> None:
     failed = [name for name, outcome in outcomes.items() if outcome.startswith("failed")]
     if failed:
         refused = [name for name in failed if outcomes[name].startswith(f"failed: {TRAIN_ERROR}")]
-        advice = ("fix what train.py says there, then run the same command again: it resumes them" if refused
+        advice = ("fix what train.py says there (in the data, or in this command's flags), then run it again: "
+                  "finished runs are kept, the others resume" if refused
                   else "running the same command again resumes them")
         raise SystemExit(f"reproduce.py: {len(failed)} of {len(outcomes)} runs failed: {', '.join(failed)} "
                          f"(see their stdout.log; {advice})" + "".join(

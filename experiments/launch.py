@@ -24,6 +24,7 @@ from pathlib import Path
 from utils.helpers import PROJECT_ROOT, InputError, read_json, write_json
 
 SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json", "prepare_report.json")
+INTERRUPTED = (130, 143, -2, -15)  # train.py's exit on Ctrl-C or SIGTERM (one_line_errors), or the signal's
 TRAIN_ERROR = "train.py: error: "  # how train.py's one-line errors begin (utils.helpers.one_line_errors)
 RUNNING: set[subprocess.Popen] = set()  # this process's train.py children, stopped with it (stop_running)
 
@@ -214,6 +215,8 @@ class TrainJob:
             return "finished"
         if error := train_error(self.run_dir / "stdout.log", logged_from):
             return f"failed: {error} (see {self.run_dir / 'stdout.log'})"
+        if code in INTERRUPTED:
+            return f"failed: train.py was interrupted (exit {code}); it resumes from its last epoch when run again"
         return f"failed (train.py exit {code}; see {self.run_dir / 'stdout.log'})"
 
     def record(self, resume: bool, code: int, wall: float, threads: int | None, slot: Slot | None) -> None:

@@ -97,9 +97,10 @@ def test_runs_on_other_data_stay_out_of_the_projects_results(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("value", ["--deterministic", "--lr=0.01", "--eval_batch_size 64 --deterministic"])
-def test_train_args_may_start_with_a_dash(value, tmp_path, capsys):
+@pytest.mark.parametrize("flag", ["--train_args", "--train_arg"])  # argparse takes abbreviations
+def test_train_args_may_start_with_a_dash(value, flag, tmp_path, capsys):
     """argparse reads a value that starts with '-' as a flag of its own ('expected one argument')."""
-    plan = reproduce.main(["--table", "1", "--seeds", "1", "--dry_run", "--only", "*_K0_seed1", "--train_args", value,
+    plan = reproduce.main(["--table", "1", "--seeds", "1", "--dry_run", "--only", "*_K0_seed1", flag, value,
                            "--results_dir", str(tmp_path / "r"), "--save_dir", str(tmp_path / "s")])
     assert len(plan.runs) == 2 and capsys.readouterr().out.count("todo ") == 2
 
@@ -115,6 +116,33 @@ def test_reports_refuse_the_flags_of_training(flags, capsys):
             reproduce.main([mode, *flags])
         assert stopped.value.code == 2
         assert f"only for training a --table; {mode} would ignore" in capsys.readouterr().err
+
+
+def test_a_finished_run_on_data_moved_elsewhere_is_still_the_tables(data_dir, tmp_path):
+    """Data moved or copied to another folder, the same files by their checksums: a finished run counts (nothing
+    resumes it from the old folder), an unfinished one, which would resume there, is refused."""
+    moved = tmp_path / "moved"
+    shutil.copytree(data_dir, moved)
+    common = ["--table", "1", "--seeds", "1", "--dry_run", "--only", "webnlg_partial_K0_seed1", "--data_dir",
+              str(moved), "--save_dir", str(tmp_path / "s"), "--results_dir", str(tmp_path / "r")]
+    args = reproduce.parse_args(common)
+    planned = reproduce.resolve_settings_of(reproduce.plan_runs("1", "webnlg", [1]).runs[1], args)
+    summary = tmp_path / "r" / "runs" / "webnlg_partial_K0_seed1"
+    summary.mkdir(parents=True)
+    config = {"settings": planned | {"data_dir": str(data_dir)}, "data_sha256": reproduce.data_fingerprint(data_dir)}
+    (summary / "config.json").write_text(json.dumps(config))
+    (summary / "results.json").write_text("{}")
+    reproduce.main(common)
+    (moved / "train.json").write_text((moved / "train.json").read_text()[:-200] + "\n")  # other data after all
+    with pytest.raises(InputError, match=f"data_dir {re.escape(str(data_dir))} \\(planned: "):
+        reproduce.main(common)
+    shutil.rmtree(summary)
+    shutil.copytree(data_dir, moved, dirs_exist_ok=True)
+    run_dir = tmp_path / "s" / "webnlg_partial_K0_seed1"  # unfinished: it would resume on the old folder
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="webnlg_partial_K0_seed1: data_dir"):
+        reproduce.main(common)
 
 
 def test_a_failed_run_says_train_pys_reason(tmp_path):
