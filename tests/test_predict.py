@@ -259,8 +259,8 @@ def test_unfamiliar_words_and_pos_tags_are_warned_about(run_dir, caplog):
     extractor.extract([SENTENCE.split(), ["北京是中国的首都", "。"], "Greta met Zhou Xiaoming Li".split()])
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == ["2 of 3 sentences (sentence 2 first: '北京是中国的首都 。') are mostly words this model's "
-                        "vocabulary lacks: its predictions there are less reliable (text of another domain or language; "
-                        "for a script written without spaces, give tokens: --pretokenized)"]
+                        "vocabulary lacks: its predictions there are less reliable (text of another domain or "
+                        "language; for a script written without spaces, give tokens: --pretokenized)"]
     caplog.clear()
 
     class UniversalTagger:  # tags of another tag set than the training data's Penn Treebank ones
