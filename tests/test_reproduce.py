@@ -145,6 +145,17 @@ def test_a_finished_run_on_data_moved_elsewhere_is_still_the_tables(data_dir, tm
         reproduce.main(common)
 
 
+def test_an_interrupted_training_is_said_to_be_so(tmp_path, monkeypatch):
+    """A train.py ended by Ctrl-C or SIGTERM (someone else's, or the machine's) is no failure to look into: the
+    runner's outcome says it was interrupted and resumes when run again."""
+    fake_project = tmp_path / "project"
+    fake_project.mkdir()
+    (fake_project / "train.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n")
+    monkeypatch.setattr(launch, "PROJECT_ROOT", fake_project)
+    job = launch.TrainJob("webnlg_partial_K0_seed1", (), str(tmp_path / "s"), str(tmp_path / "r"))
+    assert job.run().startswith("failed: train.py was interrupted (exit -15); it resumes from its last epoch")
+
+
 def test_a_failed_run_says_train_pys_reason(tmp_path):
     """A run that train.py refused (data, flags) cannot succeed by running again as it is: the runner's last
     lines give train.py's reason, run by run, and say to fix it first."""
