@@ -389,10 +389,24 @@ def same_input_sentences(first: Path, second: Path) -> tuple[int, int]:
     return sum(a["sentText"] == b["sentText"] and a.get("pos") == b.get("pos") for a, b in pairs), len(records)
 
 
-def finished_checkpoints(dataset: str, save_dir: Path) -> list[Path]:
-    """The run folders of ``dataset`` in ``save_dir`` that finished and still hold their best checkpoint."""
-    return [run_dir for run_dir in sorted(save_dir.glob(f"{dataset}_*")) if run_dataset(run_dir.name) == dataset
-            and (run_dir / "results.json").exists() and (run_dir / "best.pt").exists()]
+def finished_checkpoints(dataset: str, save_dir: Path, results_dir: Path) -> list[Path]:
+    """The run folders of ``dataset`` in ``save_dir`` that finished, still hold their best checkpoint, and are
+    the runs whose summaries <results_dir>/runs holds (the same results.json): what the report reads, and not a
+    run trained otherwise under a planned run's name (train.py --num_epoch 2), left out with a warning."""
+    found = []
+    for run_dir in sorted(save_dir.glob(f"{dataset}_*")):
+        if not (run_dataset(run_dir.name) == dataset and (run_dir / "results.json").exists()
+                and (run_dir / "best.pt").exists()):
+            continue
+        summary = results_dir / "runs" / run_dir.name / "results.json"
+        if not summary.exists():
+            log.info("%s: no summary in %s, so not in the report: left out", run_dir, summary.parent.parent)
+        elif summary.read_bytes() != (run_dir / "results.json").read_bytes():
+            log.warning("%s is not the run summarised in %s (their results.json differ: trained otherwise under "
+                        "its name?): left out; move it away", run_dir, summary.parent)
+        else:
+            found.append(run_dir)
+    return found
 
 
 def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged: Path, rebuilt: Path) -> dict:
@@ -414,7 +428,7 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
     found |= {"retagged_test": project_relative(retagged), "rebuilt_test": project_relative(rebuilt),
               "same_input_sentences": same, "sentences": sentences}
     device = pick_device(None)
-    for run_dir in finished_checkpoints(dataset, save_dir):
+    for run_dir in finished_checkpoints(dataset, save_dir, results_dir):
         model, vocab, labels, config = load_run(run_dir, device)
         if config["model"]["pos_dim"] == 0:
             continue
@@ -444,7 +458,7 @@ def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
     path = results_dir / "mention_study.json"
     found = read_json(path) if path.exists() else {"runs": {}}
     device = pick_device(None)
-    checkpoints = finished_checkpoints(dataset, save_dir)
+    checkpoints = finished_checkpoints(dataset, save_dir, results_dir)
     if not checkpoints:
         log.warning("no finished run of %s with a best.pt in %s: nothing to decode", dataset, save_dir)
     for run_dir in checkpoints:
@@ -732,7 +746,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
         to_build = {flag: buildable_test(test_file, flag)  # both checked before either is built
                     for test_file, flag in ((retagged, "--retag_test"), (rebuilt, "--rebuild_test"))
                     if not test_file.exists()}
-        if not finished_checkpoints(args.dataset, Path(args.save_dir)):  # nothing to build the copies for
+        if not finished_checkpoints(args.dataset, Path(args.save_dir), results_dir):  # nothing to build the copies for
             log.warning("no finished run of %s with a best.pt in %s: nothing to score on the test copies",
                         args.dataset, args.save_dir)
         else:
@@ -752,9 +766,11 @@ def main(argv: list[str] | None = None) -> Plan | None:
         if not plan.runs:
             raise InputError(f"--only {' '.join(args.only)}: no planned run of table {args.table} matches")
     save_dir = Path(args.save_dir)
-    if foreign := foreign_runs(plan.runs, args):
-        raise InputError(f"{len(foreign)} run folder(s) hold runs trained with other settings than the table's; "
+    foreign = foreign_runs(plan.runs, args)
+    refusal = InputError(f"{len(foreign)} run folder(s) hold runs trained with other settings than the table's; "
                          f"move them away or pass another --save_dir (and --results_dir): {'; '.join(foreign)}")
+    if foreign and not args.dry_run:  # a dry run lists the plan first, then refuses as a start would
+        raise refusal
     todo = [r for r in plan.runs if not is_finished(r.name, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
     if todo:  # every run would fail at once on data that is not there, or that lacks the POS tags they use
@@ -794,7 +810,12 @@ def main(argv: list[str] | None = None) -> Plan | None:
             if word == "todo" and (save_dir / run.name / "config.json").exists():
                 done = epochs_done(save_dir / run.name)
                 note = f" (resumed after {done} epoch{'s' * (done != 1)})"
+            if any(entry.startswith(f"{folder / run.name}:") for entry in foreign
+                   for folder in (save_dir, results_dir / "runs")):
+                word, note = "refused", " (trained with other settings: see below)"
             print(f"{word} {run.name}{note}")
+        if foreign:
+            raise refusal
         return plan
     else:
         outcomes = run_locally(todo, args)

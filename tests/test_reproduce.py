@@ -64,8 +64,11 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
     (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"threads": 1, "device": "cuda"}}))
     reproduce.main(common)  # how a run was run (threads, device) is not what it computes: still the table's
     (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"num_epoch": 2}}))
+    capsys.readouterr()
     with pytest.raises(InputError, match="webnlg_partial_K2_seed1: num_epoch 2 \\(planned: 150\\)"):
         reproduce.main(common)
+    # a dry run lists the plan first, the refused run among it, then refuses as a start would
+    assert capsys.readouterr().out == "refused webnlg_partial_K2_seed1 (trained with other settings: see below)\n"
     # a run resumes in its own precision: one begun in bf16 is not the fp32 run this runner would start
     (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"precision": "bf16"}}))
     with pytest.raises(InputError, match="webnlg_partial_K2_seed1: precision bf16 \\(planned: fp32\\)"):
@@ -143,6 +146,23 @@ def test_a_finished_run_on_data_moved_elsewhere_is_still_the_tables(data_dir, tm
     (run_dir / "config.json").write_text(json.dumps(config))
     with pytest.raises(InputError, match="webnlg_partial_K0_seed1: data_dir"):
         reproduce.main(common)
+
+
+def test_only_the_reported_runs_checkpoints_are_rescored(tmp_path, caplog):
+    """--compare_test and --mention_study rewrite committed results from checkpoints: a run trained otherwise under
+    a planned run's name (train.py --num_epoch 2), or one the report does not hold, is left out, said."""
+    save_dir, results_dir = tmp_path / "s", tmp_path / "r"
+    for name, ours, summary in (("webnlg_exact_K3_seed1", "a", "a"), ("webnlg_exact_K3_seed2", "short", "a"),
+                                ("webnlg_exact_K3_seed3", "a", None), ("webnlg_exact_exact_K3_seed1", "a", "a")):
+        (save_dir / name).mkdir(parents=True)
+        (save_dir / name / "results.json").write_text(ours)
+        (save_dir / name / "best.pt").write_text("")
+        if summary:
+            (results_dir / "runs" / name).mkdir(parents=True)
+            (results_dir / "runs" / name / "results.json").write_text(summary)
+    found = reproduce.finished_checkpoints("webnlg", save_dir, results_dir)
+    assert [run.name for run in found] == ["webnlg_exact_K3_seed1"]  # webnlg_exact's runs are another dataset's
+    assert "webnlg_exact_K3_seed2 is not the run summarised in" in caplog.text
 
 
 def test_an_interrupted_training_is_said_to_be_so(tmp_path, monkeypatch):
