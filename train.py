@@ -477,9 +477,9 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
             raise InputError("--deterministic needs --thread_policy fixed (the default with it)")
         settings["thread_policy"] = "fixed"
     device = pick_device(settings["device"])
-    configure_speed(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
     data_dir = resolve_project_path(settings["data_dir"])
-    check_data_files(data_dir, settings["dataset"])
+    check_data_files(data_dir, settings["dataset"])  # before the kernels build: seconds on a first use
+    configure_speed(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
     try:
         with locked_run_folder(run_dir, fresh=not args.resume):
             return train_in(run_dir, settings, device, data_dir, args, argv)

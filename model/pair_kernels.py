@@ -137,12 +137,16 @@ def build(variant: Variant | None = None) -> ModuleType:
     # the source's path is part of the key: one build per checkout, since ninja rebuilds whenever the
     # compile command (which names the path) differs from the one it last ran in that build folder
     key = hashlib.sha1(f"{flags} {SOURCE} {SOURCE.read_text()}".encode()).hexdigest()[:10]
-    log.info("loading the %s build of the fused pair kernels (compiled on first use, about 30 s; cached after "
-             "that)", variant.name)
+    name = f"rin_pair_kernels_{variant.name}_{key}"
+    try:  # said only when it compiles (a private helper of torch's: where it looks, may move)
+        cached = (Path(cpp_extension._get_build_directory(name, False)) / f"{name}.so").exists()
+    except Exception:  # noqa: BLE001 - not knowing only means saying it once too often
+        cached = False
+    (log.debug if cached else log.info)("loading the %s build of the fused pair kernels (compiled on first use, "
+                                        "about 30 s; cached after that)", variant.name)
     try:
-        _modules[variant.name] = cpp_extension.load(
-            name=f"rin_pair_kernels_{variant.name}_{key}", sources=[str(SOURCE)], extra_cflags=flags,
-            extra_ldflags=["-fopenmp"], verbose=False)
+        _modules[variant.name] = cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=flags,
+                                                    extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as error:  # compiler, ninja or linker missing: every failure means "use PyTorch"
         _errors[variant.name] = (f"the fused pair kernels could not be built ({type(error).__name__}: "
                                  f"{str(error)[-2000:]})")
@@ -173,8 +177,14 @@ def _built(choice: str) -> bool:
     except RuntimeError as error:
         if choice == "fused":
             raise
-        if not _warned:
-            log.warning("%s; using the PyTorch pair scorer", error)
+        if not _warned:  # a compiler's output (--pair_kernel fused shows it) cut to the line that says why
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            said = lines[0]
+            if len(lines) > 1:
+                why = next((line for line in lines[1:] if "error" in line.lower() or "not found" in line), lines[-1])
+                said = (f"the fused pair kernels could not be built ({why[:300]}; --pair_kernel fused shows the "
+                        "compiler's output)")
+            log.warning("%s; using the PyTorch pair scorer", said)
             _warned = True
         return False
     return True

@@ -307,6 +307,8 @@ def test_failed_build_falls_back_with_one_warning(failure, monkeypatch, caplog, 
     losses, warnings = losses_and_warnings(caplog)
     assert losses == [expected, expected]
     assert len(warnings) == 1 and "could not be built" in warnings[0]
+    assert "\n" not in warnings[0] and len(warnings[0]) < 500  # the compiler's command lines are not repeated
+    assert ("no-such-compiler: not found" if failure == "no compiler" else "Ninja is required") in warnings[0]
     speed.configure(kernel="fused")
     with pytest.raises(RuntimeError, match="could not be built"):
         losses_and_warnings(caplog)
