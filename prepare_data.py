@@ -71,8 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS),
                         help="which release to build (the table in README.md, 'Data', says what each is)")
-    parser.add_argument("--source", help="folder with the releases in their published layout, or an http(s) URL of "
-                        "such a folder or of a .zip/.tar.gz of it; files it lacks are reported and their splits "
+    parser.add_argument("--source", help="folder with the releases in their published layout, a .zip/.tar.gz of "
+                        "it, or an http(s) URL of either; files it lacks are reported and their splits "
                         "not built, and a dataset already built with those splits is left as it was (default: "
                         "../shared/datasets when present, then the cache, then downloads)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "dataset"), help="output root (default: dataset/)")

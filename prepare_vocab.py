@@ -78,7 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"vector size (default: 300 for nyt10/nyt11, else {RINConfig.emb_dim})")
     parser.add_argument("--lower", action="store_true", help="lower-case all words")
     parser.add_argument("--seed", type=seed_value, default=1, help="seed for word2vec and random rows (default 1)")
-    parser.add_argument("--source", help="--wv_file official: folder with the release layout (default: "
+    parser.add_argument("--source", help="--wv_file official: folder with the release layout, or a .zip/.tar.gz "
+                        "of it (default: "
                         "../shared/datasets when present, then the download cache, then a download)")
     parser.add_argument("--cache", help=f"--wv_file official: download cache (default: {default_cache()}, as in "
                         "prepare_data.py)")

@@ -186,10 +186,17 @@ class Inputs:
         self.manifest, self.cache, self.base_url, self.no_verify = manifest, cache, base_url, no_verify
         self.source, self.shared = source, shared
         self.url = source if source and source.startswith(("http://", "https://")) else None
-        if source and not self.url and not Path(source).is_dir():
-            raise InputError(f"--source {source}: no such folder")
-        self.archive = bool(self.url and self.url.endswith(ARCHIVES))
-        self.url_cache = cache / "sources" / hashlib.sha1(self.url.encode()).hexdigest()[:16] if self.url else None
+        local = Path(source) if source and not self.url else None
+        self.local_archive = local if local and local.is_file() and local.name.endswith(ARCHIVES) else None
+        if local and not (local.is_dir() or self.local_archive):
+            raise InputError(f"--source {source}: " + (f"a file, not a folder or a {'/'.join(ARCHIVES)} archive"
+                                                       if local.is_file() else "no such folder or archive"))
+        self.archive = bool(self.local_archive or self.url and self.url.endswith(ARCHIVES))
+        # where a URL's files, or an archive's contents, are kept: by the URL, or by the local archive's path, size
+        # and time (a new archive under the same name is unpacked again)
+        key = self.url or (self.local_archive and f"{self.local_archive.resolve()} {self.local_archive.stat().st_size}"
+                           f" {self.local_archive.stat().st_mtime_ns}")
+        self.url_cache = cache / "sources" / hashlib.sha1(key.encode()).hexdigest()[:16] if key else None
 
     def describe(self) -> str:
         if self.source:
@@ -231,7 +238,7 @@ class Inputs:
     def _locate(self, relative: str, archive_root: Path | None) -> tuple[Path | None, str]:
         if archive_root is not None:
             path = archive_root / relative
-            return (path if path.is_file() else None), f"{self.url} ({relative})"
+            return (path if path.is_file() else None), f"{self.url or self.local_archive} ({relative})"
         if self.url:
             url = self.url.rstrip("/") + "/" + relative
             try:
@@ -266,19 +273,25 @@ class Inputs:
         return target
 
     def _archive_tree(self) -> Path:
-        """The archive's contents in the cache, downloaded and extracted unless a verified copy is there."""
-        assert self.url and self.url_cache
+        """The archive's contents in the cache, downloaded (or read from the local archive) and extracted unless
+        a verified copy is there."""
+        assert self.url_cache
+        where = self.url or str(self.local_archive)
         tree = self.url_cache / "tree"
         if not (self.url_cache / ".complete").exists():
             shutil.rmtree(self.url_cache, ignore_errors=True)
-            name = Path(self.url.split("?")[0]).name
-            part = self.url_cache / (name + ".part")
-            log.info("downloading %s", self.url)
-            try:
-                download(self.url, part, name)
-            except NotFound as error:
-                raise FetchError(str(error)) from None
+            if self.local_archive:
+                name, part = self.local_archive.name, self.local_archive
+            else:
+                name = Path(where.split("?")[0]).name
+                part = self.url_cache / (name + ".part")
+                log.info("downloading %s", where)
+                try:
+                    download(where, part, name)
+                except NotFound as error:
+                    raise FetchError(str(error)) from None
             staging = self.url_cache / "tree.tmp"
+            self.url_cache.mkdir(parents=True, exist_ok=True)
             try:
                 if name.endswith(".zip"):
                     with zipfile.ZipFile(part) as bundle:
@@ -289,8 +302,9 @@ class Inputs:
             except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
                     gzip.BadGzipFile) as error:
                 shutil.rmtree(self.url_cache, ignore_errors=True)  # so that the next try downloads it again
-                raise FetchError(f"{self.url}: not a readable archive ({archive_problem(error)})") from None
-            part.unlink()
+                raise FetchError(f"{where}: not a readable archive ({archive_problem(error)})") from None
+            if not self.local_archive:
+                part.unlink()
             os.replace(staging, tree)
         children = [p for p in tree.iterdir() if p.is_dir()]
         if len(children) == 1 and not any((tree / d).exists() for d in ("casrel", "hrl", "rin", "copyre_raw")):

@@ -283,6 +283,32 @@ def test_download_folder_and_archive_from_local_http(release, tmp_path):
     assert len(list((tmp_path / "c2").rglob(".complete"))) == 1  # set once the archive's files verified
 
 
+def test_a_local_archive_is_a_source_too(release, tmp_path, capsys):
+    """A release saved as a .tar.gz or .zip (not unpacked) is read like its folder; the archive itself is left
+    in place, and anything else that is not a folder is refused in one line."""
+    import zipfile
+
+    local = run(release, tmp_path / "local", "nyt11")
+    with tarfile.open(tmp_path / "release.tar.gz", "w:gz") as bundle:
+        bundle.add(release.source, arcname="release")
+    with zipfile.ZipFile(tmp_path / "release.zip", "w") as bundle:
+        for file in release.source.rglob("*"):
+            bundle.write(file, file.relative_to(release.source))
+    for archive in (tmp_path / "release.tar.gz", tmp_path / "release.zip"):
+        report = prepare_data.main(["--dataset", "nyt11", "--source", str(archive), "--out",
+                                    str(tmp_path / archive.suffix[1:]), "--manifest", str(release.manifest),
+                                    "--cache", str(tmp_path / "cache"), *NO_TAGGER])
+        assert report["splits"] == local["splits"] and archive.exists()
+        assert ((tmp_path / archive.suffix[1:] / "nyt11" / "test.json").read_text()
+                == (tmp_path / "local" / "nyt11" / "test.json").read_text())
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(SystemExit):
+        prepare_data.main(["--dataset", "nyt11", "--source", str(tmp_path / "notes.txt"), "--out",
+                           str(tmp_path / "out"), *NO_TAGGER])
+    [line] = error_lines(capsys)
+    assert "--source " in line and "notes.txt: a file, not a folder or a .zip/.tar.gz" in line
+
+
 def test_a_bad_archive_is_not_kept_in_the_cache(release, tmp_path, capsys):
     (release.source / "hrl/NYT11/dev.json").write_text(casrel([]))  # no longer the published file
     with tarfile.open(tmp_path / "release.tar.gz", "w:gz") as bundle:
