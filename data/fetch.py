@@ -245,6 +245,9 @@ class Inputs:
                 return self._cached_download(url, self.url_cache / relative, relative), url
             except NotFound:
                 return None, url
+            except FetchError as error:
+                raise FetchError(f"{error}; check the URL, or download the folder by hand and pass it as --source "
+                                 "DIR") from None
         if self.source:
             path = Path(self.source) / relative
             return (path if path.is_file() else None), str(path)
@@ -290,6 +293,9 @@ class Inputs:
                     download(where, part, name)
                 except NotFound as error:
                     raise FetchError(str(error)) from None
+                except FetchError as error:
+                    raise FetchError(f"{error}; check the URL, or download the archive by hand and pass the file as "
+                                     "--source") from None
             staging = self.url_cache / "tree.tmp"
             self.url_cache.mkdir(parents=True, exist_ok=True)
             try:
