@@ -116,7 +116,10 @@ def run(args: argparse.Namespace) -> dict:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a RIN-format file")
     if not path.is_file():
-        raise InputError(f"{path} does not exist" + ("" if args.data else ": pass --data FILE"))
+        splits = sorted(f.stem for f in path.parent.glob("*.json") if f.stem in ("train", "dev", "test"))
+        raise InputError(f"{path} does not exist" + ("" if args.data else f": the run's data has the splits "
+                                                     f"{', '.join(splits) or 'none'}; for a file of your own, pass "
+                                                     "--data FILE"))
     # a file of one's own is named by its path, beside the split names: --data other/test.json is not the test split
     name = str(path) if args.data else args.split
     default_out = (f"predictions_{path.absolute().parent.name}_{path.stem}.jsonl" if args.data

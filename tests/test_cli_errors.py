@@ -714,6 +714,8 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys, mon
                          (["--batch_size", "0"], "--batch_size"), (["--device", "foo"], "--device"),
                          (["--threads", "-1"], "--threads"), (["--out", str(tmp_path / "no" / "p.jsonl")], "no"),
                          (["--data", str(tmp_path / "none.json")], "none.json"),
+                         (["--split", "valid"], "valid.json does not exist: the run's data has the splits dev, test, "
+                                                "train"),
                          (["--data", str(tmp_path)], "is a folder"),
                          (["--split", "dev", "--data", str(tmp_path / "x.json")], "--split dev and --data")):
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)

@@ -96,6 +96,17 @@ def test_offline_one_line_per_file_with_url_place_and_source_flag(release, tmp_p
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize(("source", "what"), [("release.tar.gz", "archive by hand and pass the file"),
+                                              ("folder/", "folder by hand and pass it as --source DIR")])
+def test_an_unreachable_source_url_says_what_to_do(release, tmp_path, source, what):
+    """--source URL (an archive or a folder) that cannot be reached: the reason, then what to do instead."""
+    url = f"{closed_port_url()}/{source}"
+    with pytest.raises(FetchError) as error:
+        Inputs(Manifest.load(release.manifest), url, tmp_path / "cache").gather(list(FILES))
+    first = str(error.value).splitlines()[0]
+    assert first.startswith(url) and f"check the URL, or download the {what}" in first
+
+
 def test_not_found_on_the_mirror_is_one_line(release, tmp_path):
     release.mirror_file(BIG).unlink()
     with serve(release.mirror) as server, pytest.raises(FetchError, match="HTTP 404"):

@@ -101,6 +101,7 @@ def breakdown_markdown(result: dict) -> str:
     lines += ["## Entity recognition (whole spans; gold: the tagged entities, en_list's and the relations' "
               "arguments)", "",
               f"P {100 * entities['precision']:.1f} | R {100 * entities['recall']:.1f} | "
-              f"F1 {100 * entities['f1']:.1f} ({entities['correct']} / {entities['predicted']} / {entities['gold']})",
+              f"F1 {100 * entities['f1']:.1f} ({entities['correct']} correct / {entities['predicted']} predicted / "
+              f"{entities['gold']} gold)",
               ""]
     return "\n".join(lines)

@@ -58,3 +58,4 @@ def test_sentences_without_gold_count_and_undefined_scores_print_as_such():
     assert "| 0 | 1 | 0.0 | - | 0.0 | 0.0 | - | 0.0 |" in lines  # predicted, no gold: wrong, recall undefined
     assert "| 3 | 0 | - | - | - | - | - | - |" in lines  # no sentence at all
     assert "| 1 | 1 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in lines
+    assert "P 66.7 | R 100.0 | F1 80.0 (2 correct / 3 predicted / 2 gold)" in lines
