@@ -127,8 +127,9 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out) if args.out else model_dir / default_out
     earlier = out.with_name(out.stem + SIBLINGS["scores"])
     if args.data and not args.out and earlier.is_file():  # a/x/test.json and b/x/test.json: one default name
-        scored = read_json(earlier).get("data")
-        if isinstance(scored, str) and Path(scored).resolve() != path.resolve():
+        earlier_scores = read_json(earlier)
+        scored = earlier_scores.get("data") if isinstance(earlier_scores, dict) else None
+        if isinstance(scored, str) and Path(scored).is_absolute() and Path(scored).resolve() != path.resolve():
             raise InputError(f"{out} holds the predictions for {scored}: name a file for those of {path} with --out")
     check_output(out, "--out", model_dir, (f"the data file {path}", path))
     if out.exists() and not Path(os.path.realpath(out)).is_file():

@@ -500,7 +500,7 @@ def joined_train_args(argv: list[str]) -> list[str]:
     for token in tokens:
         if token == "--":
             joined += [token, *tokens]
-        elif (token.startswith("--tra") and "--train_args".startswith(token)  # argparse takes abbreviations
+        elif (len(token) >= 4 and "--train_args".startswith(token)  # argparse takes unique abbreviations: --tr
               and (value := next(tokens, None)) is not None):
             joined.append(f"--train_args={value}")
         else:
@@ -769,7 +769,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
     foreign = foreign_runs(plan.runs, args)
     refusal = InputError(f"{len(foreign)} run folder(s) hold runs trained with other settings than the table's; "
                          f"move them away or pass another --save_dir (and --results_dir): {'; '.join(foreign)}")
-    if foreign and not args.dry_run:  # a dry run lists the plan first, then refuses as a start would
+    if foreign and not (args.dry_run and args.executor == "local"):  # that lists the plan first, then refuses
         raise refusal
     todo = [r for r in plan.runs if not is_finished(r.name, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))

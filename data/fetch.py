@@ -34,7 +34,7 @@ MANIFEST = PROJECT_ROOT / "data" / "sources.json"
 SHARED = PROJECT_ROOT.parent / "shared" / "datasets"
 BASE_URL_ENV = "RIN_DATA_BASE_URL"
 CACHE_ENV = "RIN_CACHE"
-ARCHIVES = (".zip", ".tar.gz", ".tgz", ".tar")
+ARCHIVES = (".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")  # matched in lower case
 CHUNK = 1 << 16
 ATTEMPTS = 5  # tries per download, counted only while each try brings new bytes
 
@@ -187,11 +187,11 @@ class Inputs:
         self.source, self.shared = source, shared
         self.url = source if source and source.startswith(("http://", "https://")) else None
         local = Path(source) if source and not self.url else None
-        self.local_archive = local if local and local.is_file() and local.name.endswith(ARCHIVES) else None
+        self.local_archive = local if local and local.is_file() and local.name.lower().endswith(ARCHIVES) else None
         if local and not (local.is_dir() or self.local_archive):
             raise InputError(f"--source {source}: " + (f"a file, not a folder or a {'/'.join(ARCHIVES)} archive"
                                                        if local.is_file() else "no such folder or archive"))
-        self.archive = bool(self.local_archive or self.url and self.url.endswith(ARCHIVES))
+        self.archive = bool(self.local_archive or self.url and self.url.lower().endswith(ARCHIVES))
         # where a URL's files, or an archive's contents, are kept: by the URL, or by the local archive's path, size
         # and time (a new archive under the same name is unpacked again)
         key = self.url or (self.local_archive and f"{self.local_archive.resolve()} {self.local_archive.stat().st_size}"
@@ -219,8 +219,11 @@ class Inputs:
                 continue
             problem = self.manifest.mismatch(path, relative)
             if problem and not self.no_verify:
-                remedy = ("delete it to download it again" if self.cache in path.parents
-                          else "pass --no_verify to use it anyway")
+                if self.archive:  # its unpacked copy is removed below: name the file in the archive
+                    path, remedy = origin, "pass --no_verify to use it anyway, or fix the archive"
+                else:
+                    remedy = ("delete it to download it again" if self.cache in path.parents
+                              else "pass --no_verify to use it anyway")
                 errors.append(f"{path}: {problem}; {remedy}")
                 continue
             if problem:

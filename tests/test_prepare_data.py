@@ -301,6 +301,15 @@ def test_a_local_archive_is_a_source_too(release, tmp_path, capsys):
         assert report["splits"] == local["splits"] and archive.exists()
         assert ((tmp_path / archive.suffix[1:] / "nyt11" / "test.json").read_text()
                 == (tmp_path / "local" / "nyt11" / "test.json").read_text())
+    (release.source / "hrl/NYT11/dev.json").write_text(casrel([]))  # no longer the published file
+    with tarfile.open(tmp_path / "changed.TAR.GZ", "w:gz") as bundle:  # names in any case
+        bundle.add(release.source, arcname="release")
+    with pytest.raises(SystemExit):
+        prepare_data.main(["--dataset", "nyt11", "--source", str(tmp_path / "changed.TAR.GZ"), "--out",
+                           str(tmp_path / "changed"), "--manifest", str(release.manifest), "--cache",
+                           str(tmp_path / "cache"), *NO_TAGGER])
+    [line] = error_lines(capsys)  # the file named in its archive (its unpacked copy is gone), and what to do
+    assert f"{tmp_path / 'changed.TAR.GZ'} (hrl/NYT11/dev.json): " in line and "pass --no_verify" in line
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(SystemExit):
         prepare_data.main(["--dataset", "nyt11", "--source", str(tmp_path / "notes.txt"), "--out",

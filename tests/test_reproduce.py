@@ -69,6 +69,8 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
         reproduce.main(common)
     # a dry run lists the plan first, the refused run among it, then refuses as a start would
     assert capsys.readouterr().out == "refused webnlg_partial_K2_seed1 (trained with other settings: see below)\n"
+    with pytest.raises(InputError, match="num_epoch 2"):  # a SLURM dry run refuses before printing the array
+        reproduce.main([*common, "--executor", "slurm"])
     # a run resumes in its own precision: one begun in bf16 is not the fp32 run this runner would start
     (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"precision": "bf16"}}))
     with pytest.raises(InputError, match="webnlg_partial_K2_seed1: precision bf16 \\(planned: fp32\\)"):
@@ -100,7 +102,7 @@ def test_runs_on_other_data_stay_out_of_the_projects_results(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("value", ["--deterministic", "--lr=0.01", "--eval_batch_size 64 --deterministic"])
-@pytest.mark.parametrize("flag", ["--train_args", "--train_arg"])  # argparse takes abbreviations
+@pytest.mark.parametrize("flag", ["--train_args", "--train_arg", "--tr"])  # argparse takes abbreviations
 def test_train_args_may_start_with_a_dash(value, flag, tmp_path, capsys):
     """argparse reads a value that starts with '-' as a flag of its own ('expected one argument')."""
     plan = reproduce.main(["--table", "1", "--seeds", "1", "--dry_run", "--only", "*_K0_seed1", flag, value,

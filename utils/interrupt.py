@@ -24,6 +24,7 @@ def raise_from_now_on() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-if (sys.argv and sys.argv[0] and Path(sys.argv[0]).resolve().parent == SCRIPTS_FOLDER and "--debug" not in sys.argv
+if (sys.argv and sys.argv[0].endswith(".py") and Path(sys.argv[0]).resolve().parent == SCRIPTS_FOLDER
+        and "--debug" not in sys.argv
         and signal.getsignal(signal.SIGINT) is signal.default_int_handler):  # not where Ctrl-C is ignored (nohup &)
     signal.signal(signal.SIGINT, _stop_at_once)
