@@ -302,7 +302,7 @@ class Inputs:
             staging = self.url_cache / "tree.tmp"
             self.url_cache.mkdir(parents=True, exist_ok=True)
             try:
-                if name.endswith(".zip"):
+                if name.lower().endswith(".zip"):
                     with zipfile.ZipFile(part) as bundle:
                         bundle.extractall(staging)
                 else:

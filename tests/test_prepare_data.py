@@ -291,10 +291,10 @@ def test_a_local_archive_is_a_source_too(release, tmp_path, capsys):
     local = run(release, tmp_path / "local", "nyt11")
     with tarfile.open(tmp_path / "release.tar.gz", "w:gz") as bundle:
         bundle.add(release.source, arcname="release")
-    with zipfile.ZipFile(tmp_path / "release.zip", "w") as bundle:
+    with zipfile.ZipFile(tmp_path / "release.ZIP", "w") as bundle:  # names in any case
         for file in release.source.rglob("*"):
             bundle.write(file, file.relative_to(release.source))
-    for archive in (tmp_path / "release.tar.gz", tmp_path / "release.zip"):
+    for archive in (tmp_path / "release.tar.gz", tmp_path / "release.ZIP"):
         report = prepare_data.main(["--dataset", "nyt11", "--source", str(archive), "--out",
                                     str(tmp_path / archive.suffix[1:]), "--manifest", str(release.manifest),
                                     "--cache", str(tmp_path / "cache"), *NO_TAGGER])
@@ -302,7 +302,7 @@ def test_a_local_archive_is_a_source_too(release, tmp_path, capsys):
         assert ((tmp_path / archive.suffix[1:] / "nyt11" / "test.json").read_text()
                 == (tmp_path / "local" / "nyt11" / "test.json").read_text())
     (release.source / "hrl/NYT11/dev.json").write_text(casrel([]))  # no longer the published file
-    with tarfile.open(tmp_path / "changed.TAR.GZ", "w:gz") as bundle:  # names in any case
+    with tarfile.open(tmp_path / "changed.TAR.GZ", "w:gz") as bundle:
         bundle.add(release.source, arcname="release")
     with pytest.raises(SystemExit):
         prepare_data.main(["--dataset", "nyt11", "--source", str(tmp_path / "changed.TAR.GZ"), "--out",
