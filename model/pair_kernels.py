@@ -179,7 +179,7 @@ def _built(choice: str) -> bool:
             raise
         if not _warned:  # a compiler's output (--pair_kernel fused shows it) cut to the line that says why
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-            said = lines[0]
+            said = lines[0][:300]
             if len(lines) > 1:
                 why = next((line for line in lines[1:] if "error" in line.lower() or "not found" in line), lines[-1])
                 said = (f"the fused pair kernels could not be built ({why[:300]}; --pair_kernel fused shows the "

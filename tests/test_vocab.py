@@ -417,9 +417,10 @@ def test_tab_separated_vectors_a_byte_order_mark_and_compressed_files(tmp_path):
     assert sorted(read_word_vectors(f"/dev/fd/{pipe_read}")[0]) == ["the"]
     os.close(pipe_read)
     utf16 = tmp_path / "notepad.txt"
-    utf16.write_text("the 0.1 0.2 0.3\n", encoding="utf-16")
-    with pytest.raises(InputError, match=r"notepad.txt: UTF-16 text; save it as UTF-8"):
-        read_word_vectors(utf16)
+    for encoding in ("utf-16", "utf-32"):
+        utf16.write_text("the 0.1 0.2 0.3\n", encoding=encoding)
+        with pytest.raises(InputError, match=rf"notepad.txt: {encoding.upper()} text; save it as UTF-8"):
+            read_word_vectors(utf16)
     data = tmp_path / "data"
     data.mkdir()
     prepared = subprocess.run([sys.executable, str(ROOT / "prepare_vocab.py"), "--data_dir", str(data),

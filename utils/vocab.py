@@ -143,7 +143,8 @@ NOT_TEXT = {b"\x1f\x8b": "a gzip file; unpack it, or read it through a pipe: --w
             b"PK\x03\x04": "a zip file; unpack it, or read it through a pipe: --wv_file <(unzip -p FILE)",
             b"BZh": "a bzip2 file; unpack it, or read it through a pipe: --wv_file <(bzcat FILE)",
             b"\xfd7zXZ\x00": "an xz file; unpack it, or read it through a pipe: --wv_file <(xzcat FILE)",
-            b"\xff\xfe": "UTF-16 text; save it as UTF-8", b"\xfe\xff": "UTF-16 text; save it as UTF-8"}
+            b"\xff\xfe\x00\x00": "UTF-32 text; save it as UTF-8", b"\x00\x00\xfe\xff": "UTF-32 text; save it as UTF-8",
+            b"\xff\xfe": "UTF-16 text; save it as UTF-8", b"\xfe\xff": "UTF-16 text; save it as UTF-8"}  # in this order
 VALUE_SEPARATOR = re.compile(r"[ \t]+")  # spaces or tabs, one or more: not the no-break spaces inside some words
 
 
