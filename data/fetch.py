@@ -285,7 +285,8 @@ class Inputs:
         where = self.url or str(self.local_archive)
         tree = self.url_cache / "tree"
         if not (self.url_cache / ".complete").exists():
-            shutil.rmtree(self.url_cache, ignore_errors=True)
+            for unverified in ("tree", "tree.tmp"):  # a download's .part stays: the next try resumes it
+                shutil.rmtree(self.url_cache / unverified, ignore_errors=True)
             if self.local_archive:
                 name, part = self.local_archive.name, self.local_archive
             else:

@@ -84,6 +84,25 @@ def test_a_download_cut_at_every_try_keeps_its_part_for_the_next_run(release, tm
     assert server.requests[-1] == (release.url_path(BIG), "bytes=2000-")
 
 
+def test_an_archive_download_cut_off_resumes_on_the_next_run(release, tmp_path, monkeypatch):
+    """--source URL of an archive: a download cut at every try keeps its .part, which the next run resumes (the
+    message says so), rather than starting over."""
+    import tarfile
+
+    with tarfile.open(release.mirror / "release.tar.gz", "w:gz") as bundle:
+        bundle.add(release.source, arcname="release")
+    monkeypatch.setattr("data.fetch.ATTEMPTS", 2)
+    with serve(release.mirror) as server:
+        url = f"{server.base_url}/release.tar.gz"
+        server.cut_every["/release.tar.gz"] = 100
+        with pytest.raises(FetchError, match="run again to resume"):
+            Inputs(Manifest.load(release.manifest), url, tmp_path / "cache").gather(list(FILES))
+        server.cut_every.clear()
+        found = Inputs(Manifest.load(release.manifest), url, tmp_path / "cache").gather(list(FILES))
+    assert sorted(found.paths) == sorted(FILES)
+    assert server.requests[-1] == ("/release.tar.gz", "bytes=200-")
+
+
 def test_offline_one_line_per_file_with_url_place_and_source_flag(release, tmp_path):
     base = closed_port_url()
     with pytest.raises(FetchError) as error:
