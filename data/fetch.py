@@ -278,6 +278,18 @@ class Inputs:
         os.replace(part, target)
         return target
 
+    def _forget_earlier_versions(self) -> None:
+        """Remove the unpacked trees of earlier versions (other size or time) of this local archive: each is as
+        large as the release, and only the newest can be used again."""
+        assert self.url_cache and self.local_archive
+        origin = str(self.local_archive.resolve())
+        (self.url_cache / "archive.txt").write_text(origin)
+        for other in self.url_cache.parent.iterdir():
+            label = other / "archive.txt"
+            if other != self.url_cache and label.is_file() and label.read_text() == origin:
+                shutil.rmtree(other, ignore_errors=True)
+                log.info("removed the unpacked copy of an earlier version of %s from %s", origin, other)
+
     def _archive_tree(self) -> Path:
         """The archive's contents in the cache, downloaded (or read from the local archive) and extracted unless
         a verified copy is there."""
@@ -316,6 +328,8 @@ class Inputs:
             if not self.local_archive:
                 part.unlink()
             os.replace(staging, tree)
+            if self.local_archive:
+                self._forget_earlier_versions()
         children = [p for p in tree.iterdir() if p.is_dir()]
         if len(children) == 1 and not any((tree / d).exists() for d in ("casrel", "hrl", "rin", "copyre_raw")):
             return children[0]  # the archive wraps the layout in one top folder

@@ -310,6 +310,20 @@ def test_a_local_archive_is_a_source_too(release, tmp_path, capsys):
                            str(tmp_path / "cache"), *NO_TAGGER])
     [line] = error_lines(capsys)  # the file named in its archive (its unpacked copy is gone), and what to do
     assert f"{tmp_path / 'changed.TAR.GZ'} (hrl/NYT11/dev.json): " in line and "pass --no_verify" in line
+    def unpacked() -> dict[str, set]:
+        trees = {}
+        for tree in (tmp_path / "cache" / "sources").iterdir():
+            trees.setdefault(Path((tree / "archive.txt").read_text()).name, set()).add(tree)
+        return trees
+    before = unpacked()  # one tree per archive (the changed one failed and was not kept)
+    assert {name: len(trees) for name, trees in before.items()} == {"release.tar.gz": 1, "release.ZIP": 1}
+    os.utime(tmp_path / "release.tar.gz", ns=(1, 1))  # a new version of the archive under the same name
+    prepare_data.main(["--dataset", "nyt11", "--source", str(tmp_path / "release.tar.gz"), "--out",
+                       str(tmp_path / "again"), "--manifest", str(release.manifest), "--cache",
+                       str(tmp_path / "cache"), *NO_TAGGER])
+    after = unpacked()  # unpacked again, and the earlier version's tree removed; the other archive's kept
+    assert len(after["release.tar.gz"]) == 1 and after["release.tar.gz"] != before["release.tar.gz"]
+    assert after["release.ZIP"] == before["release.ZIP"]
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(SystemExit):
         prepare_data.main(["--dataset", "nyt11", "--source", str(tmp_path / "notes.txt"), "--out",
