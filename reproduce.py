@@ -67,6 +67,7 @@ from utils.helpers import (
     InputError,
     check_folder_path,
     data_fingerprint,
+    file_sha256,
     holder_alive,
     non_negative_int,
     one_line_errors,
@@ -409,6 +410,21 @@ def finished_checkpoints(dataset: str, save_dir: Path, results_dir: Path) -> lis
     return found
 
 
+def recorded_test_file(run_dir: Path, config: dict, planned_dir: Path) -> Path:
+    """The test file of the data a run trained on: in the folder its config.json records, or, where that folder
+    is gone (the data moved, as a finished run may: ``same_data``), ``planned_dir``'s when its SHA-256 is the one
+    the run recorded."""
+    recorded = resolve_project_path(config["settings"]["data_dir"]) / "test.json"
+    if recorded.is_file():
+        return recorded
+    planned = planned_dir / "test.json"
+    if planned.is_file() and (config.get("data_sha256") or {}).get("test.json") == file_sha256(planned):
+        return planned
+    state = "not the file the run recorded (another SHA-256)" if planned.is_file() else "missing too"
+    raise InputError(f"{run_dir}: the test file it trained beside, {recorded}, is gone, and {planned} is {state}; "
+                     "prepare the data again or move the run away")
+
+
 def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged: Path, rebuilt: Path) -> dict:
     """Score every finished run (with POS features and a checkpoint) on three copies of the test sentences:
     the official file; ``retagged``, its POS tags replaced by our tagger's (as in train/dev); ``rebuilt``,
@@ -433,7 +449,7 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
         if config["model"]["pos_dim"] == 0:
             continue
         entry = {"mention_reading": MENTION_READING}  # how the gold was read (data/loader.py)
-        official = resolve_project_path(config["settings"]["data_dir"]) / "test.json"
+        official = recorded_test_file(run_dir, config, PROJECT_ROOT / "dataset" / dataset)
         for name, test_file in (("official", official), ("retagged", retagged), ("rebuilt", rebuilt)):
             split = load_split(test_file, vocab, labels, f"test ({name})", scored=True)
             scores = score_all(extract(model, split.examples, labels, device), split.gold, "ours")
@@ -463,8 +479,8 @@ def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
         log.warning("no finished run of %s with a best.pt in %s: nothing to decode", dataset, save_dir)
     for run_dir in checkpoints:
         model, vocab, labels, config = load_run(run_dir, device)
-        split = load_split(resolve_project_path(config["settings"]["data_dir"]) / "test.json", vocab, labels, "test",
-                           scored=True)
+        split = load_split(recorded_test_file(run_dir, config, PROJECT_ROOT / "dataset" / dataset), vocab, labels,
+                           "test", scored=True)
         tokens = [sentence.tokens for sentence in split.sentences]
         paper = extract(model, split.examples, labels, device)
         first = [keep_first_mentions(extraction, t) for extraction, t in zip(paper, tokens, strict=True)]

@@ -17,7 +17,7 @@ import reproduce
 from data.loader import MENTION_READING
 from experiments import launch, report
 from experiments import plan as experiments
-from utils.helpers import InputError, process_identity
+from utils.helpers import InputError, file_sha256, process_identity
 
 
 def names(plan):
@@ -165,6 +165,27 @@ def test_only_the_reported_runs_checkpoints_are_rescored(tmp_path, caplog):
     found = reproduce.finished_checkpoints("webnlg", save_dir, results_dir)
     assert [run.name for run in found] == ["webnlg_exact_K3_seed1"]  # webnlg_exact's runs are another dataset's
     assert "webnlg_exact_K3_seed2 is not the run summarised in" in caplog.text
+
+
+def test_a_run_on_moved_data_is_rescored_on_the_same_test_file(tmp_path):
+    """A finished run counts on data moved elsewhere when its checksums match (same_data); --compare_test and
+    --mention_study then read the test file where the data now is, never a test file of other content."""
+    planned = tmp_path / "dataset" / "webnlg"
+    planned.mkdir(parents=True)
+    (planned / "test.json").write_text("the same test\n")
+    config = {"settings": {"data_dir": str(tmp_path / "gone")},
+              "data_sha256": {"test.json": file_sha256(planned / "test.json")}}
+    assert reproduce.recorded_test_file(tmp_path / "run", config, planned) == planned / "test.json"
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "test.json").write_text("where it trained\n")
+    assert reproduce.recorded_test_file(tmp_path / "run", config, planned) == tmp_path / "gone" / "test.json"
+    (tmp_path / "gone" / "test.json").unlink()
+    (planned / "test.json").write_text("another test\n")
+    with pytest.raises(InputError, match="gone, and .* is not the file the run recorded"):
+        reproduce.recorded_test_file(tmp_path / "run", config, planned)
+    (planned / "test.json").unlink()
+    with pytest.raises(InputError, match="is missing too; prepare the data again"):
+        reproduce.recorded_test_file(tmp_path / "run", config, planned)
 
 
 def test_an_interrupted_training_is_said_to_be_so(tmp_path, monkeypatch):
