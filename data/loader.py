@@ -15,6 +15,7 @@ import difflib
 import json
 import logging
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -267,7 +268,11 @@ def _misspelt_hint(item: dict, key: str) -> str:
 def _unicode_hint(phrase: Sequence[str], tokens: Sequence[str]) -> str:
     """For a phrase not found in ``tokens``: a note when it is there in another Unicode form (decomposed accents)
     or with invisible characters (zero-width space, soft hyphen), which look the same in print."""
-    if find_occurrences([canonical(t) for t in tokens], [canonical(t) for t in phrase]):
+    def visible(words: Sequence[str]) -> list[str]:  # a token of invisible characters only is left out too
+        return [canonical(word) for word in words
+                if not all(c.isspace() or unicodedata.category(c) == "Cf" for c in word)]
+
+    if find_occurrences(visible(tokens), visible(phrase)):
         return (" as written (the sentence has it in another Unicode form or with invisible characters, which "
                 "print alike: write both the same way)")
     return ""

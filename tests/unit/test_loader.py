@@ -205,7 +205,12 @@ def test_a_mention_in_another_unicode_form_than_its_sentence_is_named_as_such(tm
     with pytest.raises(DataError, match=re.escape(f"a.json:1: em1Text '{decomposed}' (in) is not in the sentence "
                                                   f"{hint}")):
         load_sentences(path, scored=True)
+    record["sentText"] = ["Caf\u00e9", "Oslo", "is", "in", "Oslo", "\u200b", "Bistro"]  # a token of a zero-width
+    record["relationMentions"][0]["em1Text"] = ["Oslo", "Bistro"]                        # space between the words
+    with pytest.raises(DataError, match=re.escape(f"em1Text 'Oslo Bistro' (in) is not in the sentence {hint}")):
+        load_sentences(write_lines(path, [record]), scored=True)
     record["relationMentions"][0]["em1Text"] = ["Bistro"]  # simply absent: no such note
+    record["sentText"] = record["sentText"][:5]
     with pytest.raises(DataError, match=r"em1Text 'Bistro' \(in\) is not in the sentence, so"):
         load_sentences(write_lines(path, [record]), scored=True)
 
