@@ -43,7 +43,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +60,7 @@ from model.reference import reference_loss
 from model.rin import RIN, RINConfig
 from model.training import TrainConfig, make_optimizer, train_step
 from utils.helpers import (
-    PROJECT_ROOT,
+    DATASETS_DIR,
     ArgumentParser,
     InputError,
     Terminated,
@@ -72,9 +72,8 @@ from utils.helpers import (
     pick_device,
     positive_float,
     positive_int,
-    preset_file,
+    preset,
     project_relative,
-    read_json,
     seed_value,
     usable_cores,
     write_json,
@@ -101,8 +100,8 @@ class Setting:
 
 def table3(dataset: str, match: str) -> dict:
     """K and the learning rate of presets/<dataset>.json for the match mode (Table 3 of the paper)."""
-    preset = read_json(preset_file(dataset))[match]
-    return {"rounds": preset["rounds"], "lr": preset["lr"]}
+    values = preset(dataset, match)
+    return {"rounds": values["rounds"], "lr": values["lr"]}
 
 
 NYT_FILES = ("casrel/NYT-star/val_triples.json", "casrel/NYT-star/test_triples.json")
@@ -199,7 +198,7 @@ def _busy() -> None:
 
 
 @contextlib.contextmanager
-def contention(count: int):
+def contention(count: int) -> Iterator[None]:
     """``count`` busy processes of this bench while the block runs, ended afterwards whatever happens
     (exceptions, Ctrl-C, SIGTERM: one_line_errors turns it into an exception)."""
     if count <= 0:
@@ -275,7 +274,7 @@ def training_step(model: RIN, optimizer: torch.optim.Optimizer, examples: list[E
     """One production step, as train.py takes it (model/training.py); each phase is labelled for the profiler."""
     speed.configure(kernel=kernel, precision=precision)
     with torch.profiler.record_function("phase: collate"):
-        batch = collate([examples[i] for i in indices], indices, device)
+        batch = collate([examples[i] for i in indices], device)
     train_step(model, optimizer, batch, MAX_GRAD_NORM)
 
 
@@ -512,7 +511,7 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
     from model.inference import evaluate
     from utils.vocab import Vocab
 
-    data = PROJECT_ROOT / "dataset" / "webnlg"
+    data = DATASETS_DIR / "webnlg"
     if not (data / "vocab.json").exists():
         raise InputError(f"{data} is not prepared: run python prepare_data.py --dataset webnlg and python "
                          "prepare_vocab.py --dataset webnlg first")
@@ -535,7 +534,7 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
             start = time.perf_counter()
             for indices in bucketed_batches([len(e.word_ids) for e in train.examples], BATCH_SIZE, generator):
                 if path != "oracle":
-                    batch = collate([train.examples[i] for i in indices], indices, device)
+                    batch = collate([train.examples[i] for i in indices], device)
                     train_step(model, optimizer, batch, MAX_GRAD_NORM)
                     continue
                 er, rc = reference_loss(model, [train.examples[i] for i in indices])

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> dict:
     if recorded and file_sha256(path) != recorded:
         log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "
                     "its scores will differ from results.json", path, path.name)
-    split = load_split(path, vocab, labels, path.stem if args.data else name, scored=True)
+    split = load_split(path, vocab, labels, scored=True)
     if not split.sentences:
         raise InputError(f"{path}: no sentences to score")
     if not any(split.gold):

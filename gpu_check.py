@@ -23,7 +23,7 @@ the checks first and the measurements last, so that a slow GPU spends the time b
 8. bench: ``bench.py --device cuda`` on few batches (the oracle against production, each precision,
    inference); a measurement, skipped when the budget runs out.
 On CPU (``--device cpu``) the GPU-only steps (1, 2, 7, 8) are reported as skipped; ``--quick`` trains on
-generated data (tests/synthetic.py), so the command runs anywhere, e.g. in tests/test_gpu_check.py. Exits 1 if a
+generated data (data/synthetic.py), so the command runs anywhere, e.g. in tests/test_gpu_check.py. Exits 1 if a
 step failed. The table also goes to <out>/summary.md, the figures to <out>/summary.json.
 """
 from __future__ import annotations
@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from utils.helpers import (
+    DATASETS_DIR,
     PROJECT_ROOT,
     ArgumentParser,
     InputError,
@@ -56,7 +57,7 @@ from utils.helpers import (
 
 PYTHON = sys.executable
 RUNS = ("fp32", "bf16", "fp16", "killed", "fp32_free")  # the run folders a check trains in <out>/runs
-DEFAULT_DATA_DIR = PROJECT_ROOT / "dataset" / "webnlg"
+DEFAULT_DATA_DIR = DATASETS_DIR / "webnlg"
 
 
 @dataclass
@@ -313,11 +314,9 @@ def kill_and_resume(check: Check) -> None:
 
 
 def quick_data(out: Path) -> Path:
-    """Generated data (tests/synthetic.py), large enough that an epoch takes a few seconds on one thread."""
-    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
-    from synthetic import write_synthetic_dataset
-
+    """Generated data (data/synthetic.py), large enough that an epoch takes a few seconds on one thread."""
     import prepare_vocab
+    from data.synthetic import write_synthetic_dataset
 
     folder = write_synthetic_dataset(out / "synthetic", sizes=(800, 40, 40))
     prepare_vocab.main(["--dataset", "webnlg", "--data_dir", str(folder), "--wv_file", "none"])

@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--input", help="file of sentences, one per line; '-' = standard input (see --input_format)")
     parser.add_argument("--input_format", choices=("auto", "raw", "json"), default="auto",
                         help="raw: every line is a sentence; json: every line is a JSON object with a 'text' "
-                        "(string) or 'sentText' (string or list of tokens) field; auto (default): lines that start "
+                        "or a 'sentText' field (a string, or a list of tokens); auto (default): lines that start "
                         "with '{' are JSON, the others raw")
     parser.add_argument("--output", help="JSON-lines output file (default: standard output)")
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,

@@ -49,7 +49,7 @@ from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Gathered, Inputs, Manifes
 from data.loader import DataError, LoadReport, parse_record, read_json_records
 from data.spacy_tools import DEFAULT_MODEL, SpacyTools, load_tools
 from utils.helpers import (
-    PROJECT_ROOT,
+    DATASETS_DIR,
     ArgumentParser,
     check_folder_path,
     one_line_errors,
@@ -67,15 +67,14 @@ PRODUCED = ("train.json", "dev.json", "test.json", "prepare_report.json")
 DEV_SEED = "rin-official-dev-1"  # fixes which sentences of the authors' train are held out as dev
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = ArgumentParser(prog="prepare_data.py", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="prepare_data.py", description=__doc__)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS),
                         help="which release to build (the table in README.md, 'Data', says what each is)")
     parser.add_argument("--source", help="folder with the releases in their published layout, a .zip/.tar.gz of "
                         "it, or an http(s) URL of either; files it lacks are reported and their splits "
                         "not built, and a dataset already built with those splits is left as it was (default: "
                         "../shared/datasets when present, then the cache, then downloads)")
-    parser.add_argument("--out", default=str(PROJECT_ROOT / "dataset"), help="output root (default: dataset/)")
+    parser.add_argument("--out", default=str(DATASETS_DIR), help="output root (default: dataset/)")
     parser.add_argument("--no_verify", action="store_true", help="accept files whose checksum differs")
     parser.add_argument("--spacy_model", default=DEFAULT_MODEL,
                         help=f"spaCy model for POS tags and NER spans; 'none' = no tagger (default {DEFAULT_MODEL})")
@@ -115,8 +114,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"{flag}: only for the last-word releases ({', '.join(last_word)})")
     if args.dev_size and "dev_size" not in DATASETS[args.dataset]:
         parser.error(f"--dev_size: only for {', '.join(n for n, spec in DATASETS.items() if 'dev_size' in spec)}")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        parser.error(f"--out {args.out}: a file, not a folder")
     if args.base_url is not None and not args.base_url.startswith(("http://", "https://")):
         parser.error(f"--base_url {args.base_url!r}: not an http(s) URL")
     return args

@@ -33,7 +33,7 @@ from data.loader import load_sentences
 from model.rin import RINConfig
 from model.training import TrainConfig
 from utils.helpers import (
-    PROJECT_ROOT,
+    DATASETS_DIR,
     ArgumentParser,
     InputError,
     file_sha256,
@@ -65,8 +65,7 @@ OUTPUTS = ("vocab.json", "embedding.npy", "labels.json", "vocab_report.json")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = ArgumentParser(prog="prepare_vocab.py", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="prepare_vocab.py", description=__doc__)
     parser.add_argument("--dataset", type=folder_name, default=DEFAULT_DATASET,
                         help=f"dataset name (default: {DEFAULT_DATASET})")
     parser.add_argument("--data_dir", help="folder with train/dev/test.json (default: dataset/<dataset>)")
@@ -169,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def build(args: argparse.Namespace) -> dict:
-    data_dir = Path(args.data_dir or PROJECT_ROOT / "dataset" / args.dataset)
+    data_dir = Path(args.data_dir or DATASETS_DIR / args.dataset)
     dim = args.wv_dim or DEFAULT_DIM.get(args.dataset, RINConfig.emb_dim)
     for name in ("train", "dev", "test"):
         if not (data_dir / f"{name}.json").is_file():

@@ -19,8 +19,9 @@ results.json exists (in saved_models/<run_id>/ or in its committed summary
 results/runs/<run_id>/, so a fresh clone does not redo finished work) is skipped, an
 unfinished one is resumed (train.py --resume), so the runner can be stopped and
 started again at any time. After each run its small summary (config.json,
-metrics.jsonl, results.json, runner.json) is copied to results/runs/<run_id>/;
-checkpoints stay in saved_models/. Exits non-zero when any run failed.
+metrics.jsonl, results.json, prepare_report.json) is copied to results/runs/<run_id>/,
+beside runner.json (where and how long each invocation ran); checkpoints stay in
+saved_models/. Exits non-zero when any run failed.
 """
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ from experiments.launch import (
 )
 from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
 from experiments.report import epoch_records, run_settings, write_report
-from model.training import HYPERPARAMETERS, RUN_DEFINING
+from model.training import HYPERPARAMETERS, RUN_DEFINING, TrainConfig
 from utils.helpers import (
+    DATASETS_DIR,
     PRESETS_DIR,
     PROJECT_ROOT,
     ArgumentParser,
@@ -73,7 +75,7 @@ from utils.helpers import (
     one_line_errors,
     positive_float,
     positive_int,
-    preset_file,
+    preset,
     process_identity,
     project_relative,
     read_json,
@@ -131,7 +133,7 @@ def remaining_seconds(run: Run, save_dir: Path, medians: dict[int, float], num_e
     """Seconds ``run`` still needs at worst: every epoch (``num_epoch``, from --train_args, else the preset's) not
     yet in its metrics.jsonl (early stopping ends many sooner); None when its epoch time cannot be estimated
     (see epoch_seconds)."""
-    epochs = num_epoch or read_json(preset_file(run.dataset))[run.match]["num_epoch"]
+    epochs = num_epoch or preset(run.dataset, run.match)["num_epoch"]
     left = max(0, epochs - epochs_done(save_dir / run.name))
     per_epoch = epoch_seconds(run.rounds, medians) if left else 0.0
     return None if per_epoch is None else left * per_epoch
@@ -449,9 +451,9 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
         if config["model"]["pos_dim"] == 0:
             continue
         entry = {"mention_reading": MENTION_READING}  # how the gold was read (data/loader.py)
-        official = recorded_test_file(run_dir, config, PROJECT_ROOT / "dataset" / dataset)
+        official = recorded_test_file(run_dir, config, DATASETS_DIR / dataset)
         for name, test_file in (("official", official), ("retagged", retagged), ("rebuilt", rebuilt)):
-            split = load_split(test_file, vocab, labels, f"test ({name})", scored=True)
+            split = load_split(test_file, vocab, labels, scored=True)
             scores = score_all(extract(model, split.examples, labels, device), split.gold, "ours")
             entry[name] = {mode: round(scores[mode]["f1"], 6) for mode in ("partial", "exact")}
         found["runs"][run_dir.name] = entry
@@ -479,8 +481,8 @@ def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
         log.warning("no finished run of %s with a best.pt in %s: nothing to decode", dataset, save_dir)
     for run_dir in checkpoints:
         model, vocab, labels, config = load_run(run_dir, device)
-        split = load_split(recorded_test_file(run_dir, config, PROJECT_ROOT / "dataset" / dataset), vocab, labels,
-                           "test", scored=True)
+        split = load_split(recorded_test_file(run_dir, config, DATASETS_DIR / dataset), vocab, labels,
+                           scored=True)
         tokens = [sentence.tokens for sentence in split.sentences]
         paper = extract(model, split.examples, labels, device)
         first = [keep_first_mentions(extraction, t) for extraction, t in zip(paper, tokens, strict=True)]
@@ -527,8 +529,8 @@ def joined_train_args(argv: list[str]) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="reproduce.py", description=__doc__)
     parser.add_argument("--table", choices=("1", "5", "fig3", "all"), help="which table's runs to do")
-    parser.add_argument("--dataset", default="webnlg",
-                        help="dataset (default webnlg): one with a presets/<name>.json")
+    parser.add_argument("--dataset", default=TrainConfig.dataset,
+                        help=f"dataset (default {TrainConfig.dataset}): one with a presets/<name>.json")
     parser.add_argument("--seeds", type=seed_value, nargs="+",
                         help="seeds to run (default 1 2 3 4 5); the report always covers seeds 1-5 and every seed "
                         "with a finished run")
@@ -554,7 +556,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "and a --save_dir of your own, and the report lists them")
     parser.add_argument("--data_dir", help="passed to train.py (default: dataset/<dataset>); another folder only "
                         "with a --results_dir and a --save_dir of your own")
-    parser.add_argument("--save_dir", default=str(PROJECT_ROOT / "saved_models"), help="run folders (checkpoints)")
+    parser.add_argument("--save_dir", default=str(PROJECT_ROOT / TrainConfig.save_dir),
+                        help="run folders (checkpoints)")
     parser.add_argument("--results_dir", default=str(PROJECT_ROOT / "results"), help="summaries, report and figure")
     parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
     parser.add_argument("--dry_run", action="store_true",
@@ -572,9 +575,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="decode finished runs' test split with and without --first_mentions, count the triples "
                         "predicted at repeated mentions and score both ways (results/mention_study.json), then "
                         "report")
-    parser.add_argument("--retagged_test", default=str(PROJECT_ROOT / "dataset" / "retagged" / "webnlg" / "test.json"),
+    parser.add_argument("--retagged_test", default=str(DATASETS_DIR / "retagged" / "webnlg" / "test.json"),
                         help="the retagged test file (built with prepare_data.py --retag_test when missing)")
-    parser.add_argument("--rebuilt_test", default=str(PROJECT_ROOT / "dataset" / "rebuilt" / "webnlg" / "test.json"),
+    parser.add_argument("--rebuilt_test", default=str(DATASETS_DIR / "rebuilt" / "webnlg" / "test.json"),
                         help="the rebuilt test file (built with prepare_data.py --rebuild_test when missing)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
     where = parser.add_argument_group("where runs train")
@@ -650,7 +653,7 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
         parser.error("--device cuda: this machine has no GPU that PyTorch can use")
     if args.train_args:
         check_train_args(args.train_args, parser, args.results_dir, args.save_dir)
-    if (args.data_dir and Path(args.data_dir).resolve() != (PROJECT_ROOT / "dataset" / args.dataset).resolve()
+    if (args.data_dir and Path(args.data_dir).resolve() != (DATASETS_DIR / args.dataset).resolve()
             and into_project_folders(args.results_dir, args.save_dir)):
         parser.error(f"--data_dir {args.data_dir}: results/ and saved_models/ hold the paper tables' runs, trained on "
                      f"dataset/{args.dataset}; runs on other data go into a --results_dir and a --save_dir of your "
@@ -667,7 +670,7 @@ RUNNER_SETS = ("dataset", "match", "rounds", "seed", "pos_dim", "select_on", "no
 
 def into_project_folders(results_dir: str, save_dir: str) -> bool:
     """Whether runs would go into the project's results/ or saved_models/, which hold the paper tables' runs."""
-    project = {(PROJECT_ROOT / folder).resolve() for folder in ("results", "saved_models")}
+    project = {(PROJECT_ROOT / folder).resolve() for folder in ("results", TrainConfig.save_dir)}
     return bool({Path(results_dir).resolve(), Path(save_dir).resolve()} & project)
 
 
@@ -721,7 +724,7 @@ def buildable_test(test_file: Path, flag: str) -> Path:
     if test_file.name != "test.json" or test_file.parent.name != "webnlg":
         raise InputError(f"{option}: no such file; to have it built, name a path OUT/webnlg/test.json")
     out = test_file.parent.parent
-    if out.resolve() == (PROJECT_ROOT / "dataset").resolve():
+    if out.resolve() == DATASETS_DIR.resolve():
         raise InputError(f"{option}: building it would replace the prepared dataset/webnlg; name a path under "
                          "another folder (default: dataset/retagged/webnlg/test.json, dataset/rebuilt/...)")
     return out
@@ -792,7 +795,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
     if todo:  # every run would fail at once on data that is not there, or that lacks the POS tags they use
         from train import check_data_files, lacks_pos_tags
 
-        data_dir = resolve_project_path(args.data_dir or f"dataset/{args.dataset}")
+        data_dir = resolve_project_path(args.data_dir or DATASETS_DIR / args.dataset)
         try:
             check_data_files(data_dir, args.dataset)
             if lacks_pos_tags(data_dir) and (tagged := [run.name for run in todo if run.pos_dim > 0]):

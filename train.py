@@ -51,6 +51,7 @@ from model.training import (
     train_epoch,
 )
 from utils.helpers import (
+    DATASETS_DIR,
     PROJECT_ROOT,
     RUN_DATA_FILES,
     ArgumentParser,
@@ -62,6 +63,7 @@ from utils.helpers import (
     data_fingerprint,
     device_name,
     dropout_rate,
+    field_defaults,
     file_sha256,
     folder_name,
     interruption,
@@ -71,6 +73,7 @@ from utils.helpers import (
     pick_device,
     positive_float,
     positive_int,
+    preset,
     preset_file,
     project_relative,
     read_json,
@@ -89,7 +92,7 @@ PRESET_KEYS = ("rounds", "lr", "num_epoch")  # what Table 3 varies per dataset a
 MODEL_KEYS = ("rounds", "pos_dim", "rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")  # RINConfig's
 # how, not what, a run computes (the same model up to float rounding): free to change on resume
 RESUME_FREE = ("device", "threads", "pair_kernel", "thread_policy", "eval_batch_size", "compile", "deterministic")
-TRAIN, NET = TrainConfig(), {f.name: f.default for f in dataclasses.fields(RINConfig)}
+TRAIN, NET = TrainConfig(), field_defaults(RINConfig)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -187,19 +190,19 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         raise InputError(f"--data_dir {args.data_dir}: give --dataset NAME too; it names the run and picks "
                          f"presets/NAME.json (without it the run would be named and set up as {TRAIN.dataset})")
     settings |= {k: v for k, v in given.items() if k in ("dataset", "match")}
-    preset = preset_file(settings["dataset"])
-    if preset.exists():
-        values = read_json(preset)[settings["match"]]
+    preset_path = preset_file(settings["dataset"])
+    if preset_path.exists():
+        values = preset(settings["dataset"], settings["match"])
         taken = {key: values[key] for key in PRESET_KEYS if key in values and key not in given}
         settings |= taken
         if taken:  # said: a folder of one's own under a release's name gets the release's settings
-            log.info("%s (%s match): %s", project_relative(preset), settings["match"],
+            log.info("%s (%s match): %s", project_relative(preset_path), settings["match"],
                      ", ".join(f"{key} {value}" for key, value in taken.items()))
     elif unset := [f"--{key}" for key in PRESET_KEYS if key not in given]:
-        log.warning("no preset %s: built-in defaults for %s", preset, ", ".join(unset))
+        log.warning("no preset %s: built-in defaults for %s", preset_path, ", ".join(unset))
     settings |= given
     settings["save_dir"] = str(Path(args.save_dir).absolute() if args.save_dir else PROJECT_ROOT / TRAIN.save_dir)
-    settings["data_dir"] = project_relative(settings["data_dir"] or PROJECT_ROOT / "dataset" / settings["dataset"])
+    settings["data_dir"] = project_relative(settings["data_dir"] or DATASETS_DIR / settings["dataset"])
     if settings["pos_dim"] > 0 and lacks_pos_tags(resolve_project_path(settings["data_dir"])):
         if "pos_dim" in given:  # asked for (the runner's table runs ask): not a run to rename w/o POS silently
             raise InputError(f"--pos_dim {settings['pos_dim']}: {settings['data_dir']} has no POS tags (its "
@@ -268,7 +271,7 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
                          f"{config.get('run_format')!r}); retrain or use the matching version of the code")
     now = speed.current()  # runs from before a speed setting existed ran with its default
     settings = {"pair_kernel": now.kernel, "precision": now.precision, "thread_policy": now.threads,
-                "deterministic": False, "compile": False} | config["settings"]
+                "deterministic": TRAIN.deterministic, "compile": TRAIN.compile} | config["settings"]
     check_settings(settings, run_dir / "config.json")
     given = given_flags(args)
     changed = [f"--{key} {value} (the run has {settings.get(key)})" for key, value in given.items()
@@ -282,7 +285,7 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
 
 def prepare_vocab_command(dataset: str, data_dir: Path) -> str:
     """The prepare_vocab.py command that rebuilds ``data_dir``'s vocabulary, embedding and labels."""
-    own_folder = "" if data_dir == PROJECT_ROOT / "dataset" / dataset else f" --data_dir {data_dir}"
+    own_folder = "" if data_dir == DATASETS_DIR / dataset else f" --data_dir {data_dir}"
     return f"python prepare_vocab.py --dataset {dataset}{own_folder}"
 
 
@@ -293,7 +296,7 @@ def check_data_files(data_dir: Path, dataset: str) -> None:
     if data_dir.is_file():
         raise InputError(f"--data_dir {data_dir}: a file; pass the folder that holds train.json, dev.json, ...")
     if not data_dir.is_dir():
-        known = sorted(p.name for p in (PROJECT_ROOT / "dataset").glob("*") if p.is_dir())
+        known = sorted(p.name for p in DATASETS_DIR.glob("*") if p.is_dir())
         raise InputError(f"{data_dir} does not exist: {prepare_hint(dataset, data_dir)} (prepared datasets here: "
                          f"{', '.join(known) or 'none'})")
     splits = [name for name in missing if name[:-5] in ("train", "dev", "test")]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from data.loader import DUPLICATE_TRIPLE, LoadReport, find_occurrences, parse_record
-from utils.helpers import PROJECT_ROOT
+from utils.helpers import DATASETS_DIR
 from utils.tagging import Span
 
 MAX_ENTITY_TOKENS = 16
@@ -42,7 +42,7 @@ def prepare_hint(dataset: str, folder: Path) -> str:
     """How to build a dataset's ``folder``: prepare_data.py for a release (into the folder of its name), the
     user's own files otherwise (a folder named otherwise is theirs, whatever --dataset says)."""
     if dataset in DATASETS and folder.name == dataset:
-        out = "" if folder.parent.resolve() == (PROJECT_ROOT / "dataset").resolve() else f" --out {folder.parent}"
+        out = "" if folder.parent.resolve() == DATASETS_DIR.resolve() else f" --out {folder.parent}"
         return f"run python prepare_data.py --dataset {dataset}{out}"
     release = "" if dataset in DATASETS else (f"{dataset!r} is no release prepare_data.py builds "
                                               f"({', '.join(sorted(DATASETS))}): ")
@@ -51,14 +51,10 @@ def prepare_hint(dataset: str, folder: Path) -> str:
 
 
 def fold(text: str) -> str:
-    """Accent- and space-insensitive form: "Medellín" and "Medellin" fold alike."""
+    """Accent- and space-insensitive form: "Medellín" and "Medellin" fold alike, and so do two releases'
+    tokenisations of one text ("N.J." and "N.J .")."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c) and not c.isspace())
-
-
-def text_key(text: str) -> str:
-    """Key that matches a sentence across releases whatever their tokenisation ("N.J." vs "N.J .")."""
-    return fold(text)
 
 
 def find_entity(tokens: Sequence[str], entity: str, end: int | None = None) -> tuple[Span | None, str]:
@@ -150,12 +146,12 @@ class ExactReleaseSpans:
     def __init__(self, items: Iterable[dict]) -> None:
         self.entities: dict[str, list[str]] = {}
         for item in items:
-            bucket = self.entities.setdefault(text_key(item["text"]), [])
+            bucket = self.entities.setdefault(fold(item["text"]), [])
             for subject, _, obj in item["triple_list"]:
                 bucket.extend(e for e in (subject, obj) if e not in bucket)
 
     def __call__(self, tokens: Sequence[str], end: int) -> tuple[Span | None, str]:
-        candidates = self.entities.get(text_key(" ".join(tokens)), [])
+        candidates = self.entities.get(fold(" ".join(tokens)), [])
         for entity in sorted(candidates, key=len, reverse=True):
             span, how = find_entity(tokens, entity, end)
             if span is not None:

@@ -174,11 +174,11 @@ class Gathered:
 
 
 class Inputs:
-    """Where input files come from: a local folder, a URL of a folder or archive, or the manifest.
+    """Where input files come from: a local folder or archive, a URL of a folder or archive, or the manifest.
 
-    ``source`` is a folder or URL (``--source``), or ``None`` for the manifest: then each
-    file is taken from ``shared`` when there, else from the cache, else downloaded. A
-    source folder may lack files (those splits are not built); the manifest may not.
+    ``source`` is a folder, an archive (.zip, .tar.gz and the like) or a URL (``--source``), or ``None`` for the
+    manifest: then each file is taken from ``shared`` when there, else from the cache, else downloaded. A source
+    may lack files (those splits are not built); the manifest may not.
     """
 
     def __init__(self, manifest: Manifest, source: str | None, cache: Path, base_url: str | None = None,

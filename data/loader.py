@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from utils.helpers import InputError, json_problem
+from utils.scorer import Triple
 from utils.tagging import Span, select_non_overlapping, spans_to_tags
-from utils.vocab import canonical
+from utils.vocab import Labels, Vocab, canonical
 
 log = logging.getLogger(__name__)
 
-Triple = tuple[Span, str, Span]  # (subject span, relation, object span)
 
 # similarity (difflib ratio, after lower-casing and dropping '_', '-' and spaces) from which a key present is
 # taken for a misspelling of a key read that is absent: 0.8, or (n - 1)/n for a key of n < 5 letters (one
@@ -411,7 +411,8 @@ class Example:
 UNKNOWN_RELATION = "relation type unknown to the model (kept as gold, cannot be predicted)"  # a LoadReport reason
 
 
-def encode(sentences: Sequence[Sentence], vocab, labels, report: LoadReport | None = None) -> list[Example]:
+def encode(sentences: Sequence[Sentence], vocab: Vocab, labels: Labels, report: LoadReport | None = None
+           ) -> list[Example]:
     """Map sentences to ids; a relation unknown to ``labels`` stays gold but gets no cell."""
     tag_index = {tag: i for i, tag in enumerate(labels.tags)}
     relation_index = {rel: i for i, rel in enumerate(labels.relations)}
@@ -451,11 +452,9 @@ class Batch:
     mask: torch.Tensor  # (B, n) bool
     lengths: torch.Tensor  # (B,)
     relation_cells: torch.Tensor | None  # (P, 4) int64: (sentence, i, j, relation) of each positive cell, unique
-    indices: list[int]  # positions of these examples in the dataset
 
 
-def collate(examples: Sequence[Example], indices: Sequence[int], device: torch.device,
-            with_targets: bool = True) -> Batch:
+def collate(examples: Sequence[Example], device: torch.device, with_targets: bool = True) -> Batch:
     """Pad a batch with vectorised NumPy; the relation targets as a list of positive cells on ``device``."""
     lengths = np.fromiter((len(e.word_ids) for e in examples), dtype=np.int64, count=len(examples))
     size, width = len(examples), int(lengths.max())
@@ -476,7 +475,7 @@ def collate(examples: Sequence[Example], indices: Sequence[int], device: torch.d
         rows = np.repeat(np.arange(size), [len(e.cells) for e in examples])
         cells = as_tensor(np.column_stack([rows, np.concatenate([e.cells for e in examples])]).astype(np.int64))
     return Batch(word_ids=as_tensor(words), pos_ids=as_tensor(pos), tag_ids=as_tensor(tags),
-                 mask=as_tensor(mask), lengths=as_tensor(lengths), relation_cells=cells, indices=list(indices))
+                 mask=as_tensor(mask), lengths=as_tensor(lengths), relation_cells=cells)
 
 
 def bucketed_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None
@@ -516,7 +515,6 @@ def part_size(longest: int, values_per_cell: int, budget: int) -> int:
 class Split:
     """One data split: sentences with gold triples, their id arrays, and what loading reported."""
 
-    name: str
     sentences: list[Sentence]
     examples: list[Example]
     report: LoadReport
@@ -526,11 +524,11 @@ class Split:
         return [s.triples for s in self.sentences]
 
 
-def load_split(path: str | Path, vocab, labels, name: str | None = None, scored: bool = False) -> Split:
+def load_split(path: str | Path, vocab: Vocab, labels: Labels, scored: bool = False) -> Split:
     """Read and encode a RIN file; what was repaired or skipped is logged and kept in ``report``. ``scored``:
     its gold is scored (dev, test), so every gold triple must be locatable."""
     sentences, report = load_sentences(path, scored)
     examples = encode(sentences, vocab, labels, report)
-    split = Split(name or Path(path).stem, sentences, examples, report)
+    split = Split(sentences, examples, report)
     report.log(f"{path}")
     return split

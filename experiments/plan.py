@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from model.rin import RINConfig
-from utils.helpers import preset_file, read_json
+from utils.helpers import preset
 
 POS_DIM = RINConfig.pos_dim  # a run without --pos_dim has the network's default
 
@@ -119,7 +119,7 @@ class Plan:
 
 
 def preset_rounds(dataset: str, match: str) -> int:
-    return read_json(preset_file(dataset))[match]["rounds"]
+    return preset(dataset, match)["rounds"]
 
 
 def ablations(dataset: str, seed: int) -> dict[str, Run]:

@@ -6,7 +6,6 @@ results/test_comparison.json (reproduce.py --compare_test); the paper's numbers 
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -31,7 +30,7 @@ from experiments.plan import (
 )
 from model.rin import RINConfig
 from model.training import HYPERPARAMETERS, TrainConfig
-from utils.helpers import PROJECT_ROOT, InputError, preset_file, read_json
+from utils.helpers import PROJECT_ROOT, InputError, field_defaults, preset, preset_file, read_json
 from utils.markdown import Block, refresh
 
 log = logging.getLogger("report")
@@ -414,13 +413,10 @@ def data_folder(recorded: str) -> str:
 def other_hyperparameters(settings: dict) -> dict:
     """The settings of a run that differ from its preset (presets/<dataset>.json: Table 3's lr and epochs) and
     the defaults (TrainConfig, RINConfig: batch, clipping, dropout, sizes); K and the ablations are in its name."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    defaults |= {f.name: f.default for f in dataclasses.fields(RINConfig) if f.default is not dataclasses.MISSING}
+    defaults = field_defaults(TrainConfig) | field_defaults(RINConfig)
     expected = {key: defaults[key] for key in HYPERPARAMETERS}
-    preset = preset_file(settings.get("dataset"))
-    if preset.exists():
-        expected |= {key: value for key, value in read_json(preset).get(settings.get("match"), {}).items()
-                     if key in expected}
+    expected |= {key: value for key, value in preset(settings.get("dataset"), settings.get("match")).items()
+                 if key in expected}
     return {key: settings[key] for key, value in expected.items()  # None: not given (emb_dim: the vectors' size)
             if settings.get(key) is not None and settings[key] != value}
 

@@ -13,6 +13,7 @@ is set in model/speed.py; the caller holds autocast (model/training.py).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ from torch.nn import functional as F
 from model.layers import BiLSTM, GRUCell, split_bidirectional_lstm
 from model.pair_scorer import pair_bce, pair_logits, pair_max
 from utils.vocab import PAD_ID, UNK_ID
+
+if TYPE_CHECKING:
+    from data.loader import Batch
 
 
 @dataclass
@@ -125,7 +129,7 @@ class RIN(nn.Module):
             shared = update
         return Outputs(self.tag_classifier(entity_state), relation_state)
 
-    def loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(ER loss, RC loss): sums over real tokens / real cells, divided by the batch size."""
         out = self(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
         size = batch.word_ids.shape[0]

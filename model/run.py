@@ -4,13 +4,19 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from dataclasses import MISSING, fields
 from pathlib import Path
 
 import torch
 
 from model.rin import RIN, RINConfig
-from utils.helpers import InputError, atomic_torch_save, file_sha256, read_json, settings_differences
+from utils.helpers import (
+    InputError,
+    atomic_torch_save,
+    field_defaults,
+    file_sha256,
+    read_json,
+    settings_differences,
+)
 from utils.vocab import Labels, Vocab
 
 RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
@@ -48,9 +54,8 @@ def _read(path: Path, reader):
         raise RunError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
 
 
-def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoint: str = "best.pt"
-             ) -> tuple[RIN, Vocab, Labels, dict]:
-    """Rebuild a trained model from its run folder (config, vocabulary, labels, weights).
+def load_run(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple[RIN, Vocab, Labels, dict]:
+    """Rebuild a trained model from its run folder (config, vocabulary, labels, best.pt's weights).
 
     vocab.json and labels.json must be the files the run was trained with (their SHA-256 in config.json's
     ``data_sha256``) and fit the checkpoint's sizes; anything else raises :class:`RunError`.
@@ -58,7 +63,7 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise RunError(f"{model_dir}: no such run folder")
-    missing = [name for name in ("config.json", "vocab.json", "labels.json", checkpoint)
+    missing = [name for name in ("config.json", "vocab.json", "labels.json", "best.pt")
                if not (model_dir / name).is_file()]
     if missing:
         raise RunError(f"{model_dir} is not a finished run folder: missing {', '.join(missing)}")
@@ -86,11 +91,11 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu", checkpoi
             raise RunError(f"{model_dir / 'config.json'}: the model has {field}={getattr(model_config, field)} but "
                            f"the folder's vocab.json and labels.json give {size}")
     model = RIN(model_config)
-    load_weights(model, model_dir / checkpoint)
+    load_weights(model, model_dir / "best.pt")
     results = _read(model_dir / "results.json", read_json) if (model_dir / "results.json").is_file() else {}
     selected = results.get("best_pt_sha256") if isinstance(results, dict) else None
-    if checkpoint == "best.pt" and selected and file_sha256(model_dir / checkpoint) != selected:
-        raise RunError(f"{model_dir / checkpoint} is not the checkpoint this run selected (SHA-256 in results.json "
+    if selected and file_sha256(model_dir / "best.pt") != selected:
+        raise RunError(f"{model_dir / 'best.pt'} is not the checkpoint this run selected (SHA-256 in results.json "
                        "'best_pt_sha256'): a best.pt of another run? Copy the run's own back")
     model.to(device).eval()
     return model, vocab, labels, config
@@ -114,7 +119,7 @@ def load_weights(model: RIN, path: Path) -> None:
                 raise RunError(f"{path}: unreadable or not this run's checkpoint (its model_config is a "
                                f"{type(trained).__name__}, not the settings)")
             # a setting added to RINConfig after the run was saved takes its default, as in config.json
-            defaults = {field.name: field.default for field in fields(RINConfig) if field.default is not MISSING}
+            defaults = field_defaults(RINConfig)
             if settings := settings_differences(defaults | trained, built, built.keys()):
                 raise RunError(f"{path} was trained with {settings}: config.json was edited or belongs to another "
                                "run; restore the run's own config.json")

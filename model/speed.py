@@ -1,10 +1,13 @@
 """How the network computes, never what: the pair-scorer implementation, the numeric precision and the
 CPU threads.
 
-One switch for all, :func:`configure`, and one set of flags, :func:`add_arguments`,
-shared by every script. The model itself holds no dtype or kernel logic: the
-caller wraps forward and loss in :func:`autocast`, the pair scorer asks
-:func:`current` which implementation and precision to use.
+One switch for all, :func:`configure` (a script calls it through
+:func:`model.pair_kernels.configure_speed`, which first checks that the choice can
+run on its device), and one set of flags, :func:`add_arguments`. The caller wraps
+forward and loss in :func:`autocast`; the layers ask :func:`current` which
+implementation and precision to use (model/layers.py: the pair scorer and the GRU
+cells pick kernels through model/pair_kernels.py, the BiLSTM leaves autocast where
+the CPU has no bfloat16 LSTM).
 
 * kernel ``auto`` (default): the fused C++ kernels (model/pair_kernels.py: the
   pair scorer and the GRU cells) where they apply and build, else PyTorch with
@@ -90,7 +93,8 @@ def configure(kernel: str | None = None, precision: str | None = None, threads: 
 
 
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--pair_kernel`` and ``--precision``, defined once for train.py, evaluate.py, predict.py and bench.py."""
+    """``--pair_kernel``, ``--precision`` and ``--thread_policy``, defined once for train.py, evaluate.py and
+    predict.py (bench.py times the variants itself)."""
     parser.add_argument("--pair_kernel", choices=KERNELS, default=_current.kernel,
                         help="pair scorer and GRU cell implementation: fused C++ kernels (CPU; "
                         "built on first use), PyTorch, or auto = fused where they apply and build, else PyTorch "

@@ -125,7 +125,7 @@ def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence
     start = time.perf_counter()
     # disable=None: a bar on a terminal only; a log file (nohup, SLURM) would keep every redrawn line of it
     for indices in tqdm(batches, desc=desc, leave=False, mininterval=2.0, disable=None):
-        parts = [collate([examples[i] for i in part], part, device)
+        parts = [collate([examples[i] for i in part], device)
                  for part in memory_parts(indices, lengths, values_per_cell, TRAIN_VALUES)]
         er_loss, rc_loss = train_step(model, optimizer, parts, max_grad_norm, scaler)
         totals += torch.stack([er_loss, rc_loss]).to(totals.dtype)

@@ -49,9 +49,8 @@ def default_speed():
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory) -> Path:
     """A generated RIN-format dataset with its vocabulary (word2vec on train), prepared once per session."""
-    from synthetic import write_synthetic_dataset
-
     import prepare_vocab
+    from data.synthetic import write_synthetic_dataset
 
     folder = write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"))
     prepare_vocab.main(["--data_dir", str(folder), "--seed", "1"])

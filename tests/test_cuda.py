@@ -39,7 +39,7 @@ def one_step(model, examples, device, precision="fp32"):
     torch.manual_seed(0)  # the dropout masks, on the CPU and every GPU
     model = model.to(device)
     optimizer = make_optimizer(model, 1e-3)
-    batch = collate(examples, range(len(examples)), device)
+    batch = collate(examples, device)
     losses = train_step(model, optimizer, batch, 5.0, speed.grad_scaler(device))
     gradients = {name: p.grad.detach().cpu() for name, p in model.named_parameters() if p.grad is not None}
     return ([loss.item() for loss in losses], gradients,
@@ -113,7 +113,7 @@ def test_a_training_step_never_makes_the_host_wait(precision):
     model = small_model(relations=5, rounds=2).to(CUDA)
     optimizer = make_optimizer(model, 1e-3)
     examples = random_examples(8, 5, seed=5)
-    batch = collate(examples, range(len(examples)), CUDA)
+    batch = collate(examples, CUDA)
     train_step(model, optimizer, batch, 5.0)  # first step: lazy initialisation (cuBLAS handles, Adam state)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -129,7 +129,7 @@ def test_the_fp16_loss_scale_survives_a_checkpoint(tmp_path):
     configure_speed(CUDA, "torch", "fp16", "adaptive")
     model = small_model(relations=5, rounds=2).to(CUDA)
     optimizer, scaler = make_optimizer(model, 1e-3), speed.grad_scaler(CUDA)
-    batch = collate(random_examples(8, 5, seed=7), range(8), CUDA)
+    batch = collate(random_examples(8, 5, seed=7), CUDA)
     for _ in range(3):
         train_step(model, optimizer, batch, 5.0, scaler)
     scaler.update(1234.0)  # a scale no fresh scaler has: restored, or the test fails

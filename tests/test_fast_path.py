@@ -21,7 +21,7 @@ def test_loss_and_gradients_match_oracle(rounds, switches):
     model = small_model(relations, rounds, **switches).double().eval()  # eval: no dropout
     for seed in range(3):
         examples = random_examples(6, relations, seed=seed)
-        batch = collate(examples, range(len(examples)), torch.device("cpu"))
+        batch = collate(examples, torch.device("cpu"))
         fast = model.loss(batch)
         fast_grads = gradients(model, fast[0] + fast[1])
         slow = reference_loss(model, examples)
@@ -38,7 +38,7 @@ def test_chunking_does_not_change_results(monkeypatch):
     relations = 4
     model = small_model(relations, 2).double().eval()
     examples = random_examples(5, relations, seed=7)
-    batch = collate(examples, range(5), torch.device("cpu"))
+    batch = collate(examples, torch.device("cpu"))
     whole = model.loss(batch)
     whole_grads = gradients(model, sum(whole))
     monkeypatch.setattr("model.pair_scorer.CHUNK_ELEMENTS", 1)
@@ -56,7 +56,7 @@ def test_winning_pairs_padded_as_on_a_gpu_change_no_gradient(monkeypatch):
     relations = 4
     model = small_model(relations, 2).double().eval()
     examples = random_examples(5, relations, seed=8)
-    batch = collate(examples, range(5), torch.device("cpu"))
+    batch = collate(examples, torch.device("cpu"))
     exact = gradients(model, sum(model.loss(batch)))
     counts = []
 

@@ -125,7 +125,7 @@ def test_fused_kernels_match_pytorch(variant, relations, rounds, sizes):
         examples = random_examples(7, relations, seed=seed, max_len=21)
         assert max(len(e.word_ids) for e in examples) > 16  # np = 24: a tile of 2 x 8 j (AVX2), then 8 more
         examples[0] = random_examples(1, relations, seed=99, max_len=1)[0]  # a one-token sentence
-        batch = collate(examples, range(len(examples)), torch.device("cpu"))
+        batch = collate(examples, torch.device("cpu"))
         (er_a, rc_a, grads_a, tags_a, logits_a), (er_b, rc_b, grads_b, tags_b, logits_b) = run_both(model, batch)
         assert torch.allclose(er_a, er_b, rtol=1e-5) and torch.allclose(rc_a, rc_b, rtol=1e-5)
         assert grads_a.keys() == grads_b.keys()
@@ -264,7 +264,7 @@ def test_choice_is_checked_and_respected():
 
 def losses_and_warnings(caplog, calls: int = 2) -> tuple[list[float], list[str]]:
     model = small_model(6, 2).eval()
-    batch = collate(random_examples(4, 6, seed=2), range(4), torch.device("cpu"))
+    batch = collate(random_examples(4, 6, seed=2), torch.device("cpu"))
     with caplog.at_level(logging.WARNING, logger=pair_kernels.log.name):
         losses = [sum(model.loss(batch)).item() for _ in range(calls)]
     return losses, [r.getMessage() for r in caplog.records if r.name == pair_kernels.log.name]
@@ -499,7 +499,7 @@ def test_bf16_on_a_cpu_without_bfloat16_arithmetic_runs_float32(kernel, monkeypa
     monkeypatch.setattr(speed, "cpu_bf16", lambda: False)
     monkeypatch.setattr(speed, "_warned_bf16", False)
     model = small_model(30, 2, pair_hidden=20).eval()
-    batch = collate(random_examples(6, 30, seed=3, max_len=15), range(6), torch.device("cpu"))
+    batch = collate(random_examples(6, 30, seed=3, max_len=15), torch.device("cpu"))
     speed.configure(kernel=kernel, threads="fixed")  # bit for bit: adaptive threads follow the machine's load
     loss_32, grad_32 = bf16_step(model, batch)
     speed.configure(precision="bf16")
@@ -533,7 +533,7 @@ def test_bf16_without_the_fused_bfloat16_scorer(kernel, monkeypatch):
     monkeypatch.setattr(speed, "cpu_bf16", lambda: True)
     monkeypatch.setattr(pair_kernels, "has_bf16", lambda: False)
     model = small_model(30, 2, pair_hidden=20).eval()
-    batch = collate(random_examples(6, 30, seed=3, max_len=15), range(6), torch.device("cpu"))
+    batch = collate(random_examples(6, 30, seed=3, max_len=15), torch.device("cpu"))
     loss_32, grad_32 = bf16_step(model, batch)
     speed.configure(kernel=kernel, precision="bf16")
     loss_16, grad_16 = bf16_step(model, batch)
@@ -613,7 +613,7 @@ def test_bfloat16_pair_scorer_sums_its_chunks_in_float32(monkeypatch):
 def test_bf16_training_step_stays_close_to_float32():
     """--precision bf16 (fused bfloat16 scorer, autocast dense layers): loss and gradients near float32's."""
     model = small_model(30, 2, pair_hidden=20).eval()
-    batch = collate(random_examples(8, 30, seed=4, max_len=20), range(8), torch.device("cpu"))
+    batch = collate(random_examples(8, 30, seed=4, max_len=20), torch.device("cpu"))
     loss_32, grad_32 = bf16_step(model, batch)
     speed.configure(precision="bf16")
     loss_16, grad_16 = bf16_step(model, batch)

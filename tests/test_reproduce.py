@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from synthetic import write_synthetic_dataset
 
 import prepare_vocab
 import reproduce
 from data.loader import MENTION_READING
+from data.synthetic import write_synthetic_dataset
 from experiments import launch, report
 from experiments import plan as experiments
 from utils.helpers import InputError, file_sha256, process_identity

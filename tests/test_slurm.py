@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from slurm_cluster import Cluster, why_unavailable
-from synthetic import write_synthetic_dataset
 
 import prepare_vocab
 import reproduce
+from data.synthetic import write_synthetic_dataset
 from experiments.launch import TrainJob
 from utils.helpers import PROJECT_ROOT
 

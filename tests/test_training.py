@@ -213,7 +213,7 @@ def test_compiled_run_computes_the_same_and_reloads(data_dir, tmp_path):
     assert 0 <= results["test"]["partial"]["f1"] <= 1
     model, vocab, labels, _ = load_run(tmp_path / "compiled")
     split = load_split(data_dir / "dev.json", vocab, labels)
-    batch = collate(split.examples[:20], range(20), torch.device("cpu"))
+    batch = collate(split.examples[:20], torch.device("cpu"))
     eager = model.loss(batch)
     model.compile(dynamic=True)
     compiled = model.loss(batch)

@@ -155,9 +155,8 @@ def test_vocab_and_labels_round_trip(tmp_path):
 
 
 def test_prepare_vocab_dimensions(tmp_path, capsys):
-    from synthetic import write_synthetic_dataset
-
     import prepare_vocab
+    from data.synthetic import write_synthetic_dataset
 
     data = write_synthetic_dataset(tmp_path / "d", sizes=(30, 5, 5))
     stats = prepare_vocab.main(["--dataset", "nyt10", "--data_dir", str(data), "--wv_file", "none"])
@@ -185,7 +184,7 @@ def read_tokens(folder):
 
 @pytest.fixture
 def small_data(tmp_path):
-    from synthetic import write_synthetic_dataset
+    from data.synthetic import write_synthetic_dataset
 
     return write_synthetic_dataset(tmp_path / "d", sizes=(30, 5, 5))
 
@@ -346,9 +345,8 @@ def test_official_vectors_offline_give_one_line_per_file(small_data, tmp_path, m
 def test_prepare_vocab_refuses_training_data_without_triples_and_records_its_checksum(tmp_path, capsys):
     """labels.json would list no relation type (a model that can extract nothing, trained without a word); the
     checksum of the train.json it read lets train.py refuse files built from another."""
-    from synthetic import write_synthetic_dataset
-
     import prepare_vocab
+    from data.synthetic import write_synthetic_dataset
     from utils.helpers import file_sha256
 
     data = write_synthetic_dataset(tmp_path / "d", sizes=(30, 5, 5))
@@ -379,9 +377,8 @@ def test_a_split_missing_from_a_folder_of_ones_own_is_not_sent_to_prepare_data(t
 
 def test_relation_labels_that_print_alike_are_said(tmp_path, capsys):
     """'situé_à' in NFC and in NFD, 'born_in' and 'born_in ': two types each to the model, which no table shows."""
-    from synthetic import write_synthetic_dataset
-
     import prepare_vocab
+    from data.synthetic import write_synthetic_dataset
 
     data = write_synthetic_dataset(tmp_path / "d", sizes=(30, 5, 5))
     records = [json.loads(line) for line in (data / "train.json").read_text().splitlines()]

@@ -1,9 +1,11 @@
-"""Small shared helpers: flag types, one-line errors, devices, seeds, CPU flags, threads, logging and atomic file
-writes."""
+"""Small shared helpers every layer may use: project paths (presets, a run's data files), flag types and one-line
+errors, process-lock identity, checksums, devices, seeds, CPU flags, cores and threads, logging, and JSON and
+atomic file writes."""
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -43,6 +45,7 @@ def resolve_project_path(path: str | Path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+DATASETS_DIR = PROJECT_ROOT / "dataset"  # prepared datasets, one folder each (dataset/<name>/)
 PRESETS_DIR = PROJECT_ROOT / "presets"
 
 
@@ -51,7 +54,26 @@ def preset_file(dataset: str) -> Path:
     return PRESETS_DIR / f"{dataset}.json"
 
 
+def preset(dataset: str, match: str) -> dict:
+    """The settings presets/<dataset>.json gives ``match`` ({} where the dataset has no preset); InputError where
+    the file does not hold them as an object."""
+    path = preset_file(dataset)
+    if not path.exists():
+        return {}
+    values = read_json(path)
+    values = values.get(match) if isinstance(values, dict) else None
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: no settings for {match} match (an object such as {{\"{match}\": {{\"rounds\": 2, "
+                         "\"lr\": 0.0005, \"num_epoch\": 150}})")
+    return values
+
+
 RUN_DATA_FILES = ("train.json", "dev.json", "test.json", "vocab.json", "labels.json", "embedding.npy")
+
+
+def field_defaults(settings_class: type) -> dict[str, object]:
+    """The defaults a settings dataclass declares (fields without one left out): where every default lives."""
+    return {f.name: f.default for f in dataclasses.fields(settings_class) if f.default is not dataclasses.MISSING}
 
 
 def settings_differences(saved: dict, current: dict, keys: Iterable[str]) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from utils.tagging import Span, tags_to_spans
 
-Triple = tuple[Span, str, Span]
+Triple = tuple[Span, str, Span]  # (subject span, relation, object span)
 MODES = ("partial", "exact")
 SCORERS = ("ours", "official", "strings")
 CONVENTIONS = {

@@ -137,8 +137,8 @@ def warn_repeated_vectors(path: str | Path, repeats: Sequence[tuple[str, int, in
 WIDTH_SAMPLE = 1000  # lines of a vectors file whose commonest width is taken as its vector size (+ 1 word)
 
 
-# the first bytes of files that are no UTF-8 text: the compressed files vectors are downloaded as, and UTF-16 (as
-# Windows editors save "Unicode" text)
+# the first bytes of files that are no UTF-8 text: the compressed files vectors are downloaded as, and UTF-16 or
+# UTF-32 (as Windows editors save "Unicode" text)
 NOT_TEXT = {b"\x1f\x8b": "a gzip file; unpack it, or read it through a pipe: --wv_file <(zcat FILE)",
             b"PK\x03\x04": "a zip file; unpack it, or read it through a pipe: --wv_file <(unzip -p FILE)",
             b"BZh": "a bzip2 file; unpack it, or read it through a pipe: --wv_file <(bzcat FILE)",

@@ -28,3 +28,15 @@ def test_the_settings_a_preset_gives_are_said(caplog, tmp_path):
     assert (settings["rounds"], settings["lr"], settings["num_epoch"]) == (3, 5e-4, 150)
     assert "presets/webnlg.json (partial match): lr 0.0005, num_epoch 150" in caplog.text and "rounds" not in \
         caplog.text.split("presets/webnlg.json")[1].splitlines()[0]
+
+
+def test_a_preset_without_the_match_mode_is_one_line(monkeypatch, tmp_path):
+    """presets/NAME.json of one's own data lacking the match mode asked for: an InputError naming the file and
+    the form expected (was a KeyError); a dataset without a preset gives no settings."""
+    monkeypatch.setattr(helpers, "PRESETS_DIR", tmp_path)
+    (tmp_path / "mine.json").write_text('{"partial": {"rounds": 2, "lr": 0.001, "num_epoch": 3}}')
+    assert helpers.preset("mine", "partial") == {"rounds": 2, "lr": 0.001, "num_epoch": 3}
+    with pytest.raises(helpers.InputError, match=r"mine.json: no settings for exact match \(an object such as "
+                                                 r'\{"exact": \{"rounds": 2, .*150\}\}\)$'):
+        helpers.preset("mine", "exact")
+    assert helpers.preset("other", "exact") == {}

@@ -223,10 +223,10 @@ def test_collate_pads_and_lists_positive_cells():
     examples = [Example(np.array(vocab.ids(t)), np.ones(len(t), dtype=np.int64), np.zeros(len(t), dtype=np.int64),
                         np.array(c, dtype=np.int64).reshape(-1, 3))
                 for t, c in zip(sentences_tokens, [[(0, 2, 1)], []], strict=True)]
-    batch = collate(examples, [0, 1], torch.device("cpu"))
+    batch = collate(examples, torch.device("cpu"))
     assert batch.mask.tolist() == [[True, True, True], [True, False, False]]
     assert batch.relation_cells.tolist() == [[0, 0, 2, 1]]  # (sentence, i, j, relation)
-    assert collate(examples[1:], [1], torch.device("cpu")).relation_cells.shape == (0, 4)
+    assert collate(examples[1:], torch.device("cpu")).relation_cells.shape == (0, 4)
 
 
 def test_bucketed_batches_cover_everything_once():

@@ -12,7 +12,7 @@ CPU = torch.device("cpu")
 
 
 def outputs(model, examples):
-    batch = collate(examples, range(len(examples)), CPU, with_targets=False)
+    batch = collate(examples, CPU, with_targets=False)
     out = model(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
     tags, logits = model.predict(batch.word_ids, batch.pos_ids, batch.mask, batch.lengths)
     return out, tags, torch.sigmoid(logits)
@@ -96,7 +96,7 @@ def test_without_pos_the_tags_are_ignored():
 def test_word_dropout_only_in_training():
     model = small_model(word_dropout=0.5, input_dropout=0.0)
     examples = random_examples(4, 4, seed=5)
-    batch = collate(examples, range(4), CPU, with_targets=False)
+    batch = collate(examples, CPU, with_targets=False)
     model.eval()
     first = model.encode(batch.word_ids, batch.pos_ids, batch.lengths)
     assert torch.equal(first, model.encode(batch.word_ids, batch.pos_ids, batch.lengths))
@@ -125,7 +125,7 @@ def test_the_bilstm_runs_under_bfloat16_autocast_on_every_cpu():
     """oneDNN has a bfloat16 LSTM only with AVX-512 (and ONEDNN_MAX_CPU_ISA may hide it): elsewhere the BiLSTM
     runs in float32 inside the autocast region instead of failing."""
     model = small_model(rounds=1).eval()
-    batch = collate(random_examples(5, 4, seed=8), range(5), CPU, with_targets=False)
+    batch = collate(random_examples(5, 4, seed=8), CPU, with_targets=False)
     inputs = torch.randn(*batch.word_ids.shape, model.bilstm.forward_lstm.input_size)
     reference = model.bilstm(inputs, batch.lengths)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -151,7 +151,7 @@ def test_split_lstm_equals_a_packed_bidirectional_lstm():
     """The encoder's two one-way LSTMs compute exactly the BiLSTM of the paper (and of older checkpoints)."""
     model = small_model(relations=3, rounds=1).double().eval()
     examples = random_examples(7, 3, seed=4)  # lengths differ: padding in most sentences
-    batch = collate(examples, range(7), CPU, with_targets=False)
+    batch = collate(examples, CPU, with_targets=False)
     bilstm = torch.nn.LSTM(model.bilstm.forward_lstm.input_size, model.config.rnn_hidden, batch_first=True,
                            bidirectional=True).double()
     for name, value in model.bilstm.forward_lstm.state_dict().items():

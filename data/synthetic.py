@@ -1,4 +1,4 @@
-"""A tiny generated dataset in the RIN format that RIN can learn in seconds."""
+"""A tiny generated dataset in the RIN format that RIN can learn in seconds: for the tests and gpu_check.py."""
 from __future__ import annotations
 
 import json
