@@ -35,7 +35,6 @@ import contextlib
 import copy
 import ctypes
 import gc
-import json
 import multiprocessing
 import os
 import random
@@ -50,15 +49,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data.convert import read_release
 from data.fetch import SHARED, default_cache
-from data.loader import Example, bucketed_batches, collate
+from data.loader import Example, bucketed_batches
 from experiments import speed_tables
 from model import pair_kernels, speed
 from model.inference import BATCH_SIZE as DECODE_BATCH_SIZE
 from model.inference import extract
 from model.reference import reference_loss
 from model.rin import RIN, RINConfig
-from model.training import TrainConfig, make_optimizer, train_step
+from model.training import TrainConfig, batch_parts, make_optimizer, train_epoch, train_step
 from utils.helpers import (
     DATASETS_DIR,
     ArgumentParser,
@@ -85,7 +85,7 @@ from utils.vocab import Labels
 ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE",
                  "RIN_PAIR_ISA", "RIN_PAIR_LANES")
 MAX_GRAD_NORM = TrainConfig.max_grad_norm
-BATCH_SIZE = TrainConfig.batch_size
+TRAIN_BATCH_SIZE = TrainConfig.batch_size
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,7 @@ def shapes(setting: Setting, seed: int, source: str | None = None) -> tuple[list
         raise InputError(f"--source {source}: none of {', '.join(setting.release_files)} is there")
     rng = random.Random(seed)
     if found:
-        pool = [(len(item["text"].split()), len(item["triple_list"]))
-                for path in found for item in json.loads(path.read_text())]
+        pool = [(len(item["text"].split()), len(item["triple_list"])) for path in found for item in read_release(path)]
         origin = f"lengths from {', '.join(p.name for p in found)}"
     else:
         pool = [(max(3, int(rng.gauss(30, 12))), rng.randint(1, 4)) for _ in range(5000)]
@@ -271,11 +270,13 @@ def build(setting: Setting, args: argparse.Namespace, device: torch.device
 
 def training_step(model: RIN, optimizer: torch.optim.Optimizer, examples: list[Example], indices: list[int],
                   device: torch.device, precision: str = "fp32", kernel: str = "auto") -> None:
-    """One production step, as train.py takes it (model/training.py); each phase is labelled for the profiler."""
+    """One production step, as train.py takes it (model/training.py: whole, or in parts where its pair tensors
+    would exceed the memory budget); each phase is labelled for the profiler."""
     speed.configure(kernel=kernel, precision=precision)
     with torch.profiler.record_function("phase: collate"):
-        batch = collate([examples[i] for i in indices], device)
-    train_step(model, optimizer, batch, MAX_GRAD_NORM)
+        parts = batch_parts([examples[i] for i in indices], model.config.num_relations + model.config.pair_hidden,
+                            device)
+    train_step(model, optimizer, parts, MAX_GRAD_NORM)
 
 
 def stratified_sample(batches: list[list[int]], examples: list[Example], count: int, config: RINConfig
@@ -327,7 +328,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
     examples, origin, model, optimizer = build(setting, args, device)
     timer = Timer(device)
     rng = random.Random(args.seed)
-    batch_size = BATCH_SIZE
+    batch_size = TRAIN_BATCH_SIZE
 
     compiled = copy.deepcopy(model)
     compiled.compile(dynamic=True)  # what train.py --compile does
@@ -414,7 +415,7 @@ def inference(model: RIN, compiled: RIN, setting: Setting, args: argparse.Namesp
     """Sentences per second when extracting triples from NYT test (5,000 sentences), with decoding; the variants
     timed interleaved, 500 sentences at a time, in length order."""
     test_file = release_file("casrel/NYT-star/test_triples.json", args.source)
-    sizes = ([(len(i["text"].split()), len(i["triple_list"])) for i in json.loads(test_file.read_text())]
+    sizes = ([(len(i["text"].split()), len(i["triple_list"])) for i in read_release(test_file)]
              if test_file else shapes(setting, args.seed, args.source)[0][:5000])
     examples = make_examples(sizes, setting, args.seed + 1)
     labels = Labels(relations=[f"r{i}" for i in range(setting.relations)], pos=["<PAD>", "<UNK>"],
@@ -463,7 +464,8 @@ def profile_setting(setting: Setting, args: argparse.Namespace, device: torch.de
     from torch.profiler import ProfilerActivity, profile
 
     examples, origin, model, optimizer = build(setting, args, device)
-    batches = bucketed_batches([len(e.word_ids) for e in examples], BATCH_SIZE, torch.Generator().manual_seed(1))
+    batches = bucketed_batches([len(e.word_ids) for e in examples], TRAIN_BATCH_SIZE,
+                               torch.Generator().manual_seed(1))
     sample, weights = stratified_sample(batches, examples, args.batches, model.config)
     model.train()
     training_step(model, optimizer, examples, sample[len(sample) // 2], device)
@@ -532,11 +534,10 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
         for epoch in range(1, epochs + 1):
             model.train()
             start = time.perf_counter()
-            for indices in bucketed_batches([len(e.word_ids) for e in train.examples], BATCH_SIZE, generator):
-                if path != "oracle":
-                    batch = collate([train.examples[i] for i in indices], device)
-                    train_step(model, optimizer, batch, MAX_GRAD_NORM)
-                    continue
+            if path != "oracle":  # train.py's epoch
+                train_epoch(model, optimizer, train.examples, TRAIN_BATCH_SIZE, generator, device, MAX_GRAD_NORM)
+            for indices in (bucketed_batches([len(e.word_ids) for e in train.examples], TRAIN_BATCH_SIZE, generator)
+                            if path == "oracle" else []):  # the same batches, through the paper-literal oracle
                 er, rc = reference_loss(model, [train.examples[i] for i in indices])
                 optimizer.zero_grad(set_to_none=True)
                 (er + rc).backward()
@@ -586,7 +587,7 @@ def check_targets(report: dict) -> list[dict]:
 
 
 # the flags each mode reads, and what it does, for the error when a flag it would ignore is given
-MODES = {
+BENCH_MODES = {
     "timing": (("settings", "source", "batches", "oracle_batches", "device", "threads", "contention", "seed", "json"),
                "a timing run (no --equivalence, --profile or --tables) times generated batches"),
     "equivalence": (("lr", "paths", "device", "threads", "contention", "seed", "json"),
@@ -600,14 +601,15 @@ MODES = {
 def refuse_ignored(args: argparse.Namespace, parser: ArgumentParser) -> None:
     """Refuse a flag the chosen mode would ignore (e.g. --lr without --equivalence), naming the modes it is for."""
     mode = next((name for name in ("equivalence", "profile", "tables") if getattr(args, name)), "timing")
-    flags = sorted({name for reads, _ in MODES.values() for name in reads})
-    ignored = [name for name in flags if name not in MODES[mode][0] and getattr(args, name) != parser.get_default(name)]
+    flags = sorted({name for reads, _ in BENCH_MODES.values() for name in reads})
+    ignored = [name for name in flags
+               if name not in BENCH_MODES[mode][0] and getattr(args, name) != parser.get_default(name)]
     if ignored:
         def users(name: str) -> str:
             return " or ".join("a timing run" if other == "timing" else f"--{other}"
-                               for other, (reads, _) in MODES.items() if name in reads)
+                               for other, (reads, _) in BENCH_MODES.items() if name in reads)
 
-        parser.error(f"{MODES[mode][1]}: {', '.join('--' + name for name in ignored)} would be ignored "
+        parser.error(f"{BENCH_MODES[mode][1]}: {', '.join('--' + name for name in ignored)} would be ignored "
                      f"({'; '.join(f'--{name} is for {users(name)}' for name in ignored)})")
 
 

@@ -42,6 +42,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from experiments.report import epochs_done
 from utils.helpers import (
     DATASETS_DIR,
     PROJECT_ROOT,
@@ -206,10 +207,6 @@ def seconds_per_epoch(run_dir: Path) -> float:
     return sum(per_epoch) / len(per_epoch)
 
 
-def epochs_run(run_dir: Path) -> int:
-    return len((run_dir / "metrics.jsonl").read_text().splitlines())
-
-
 def train(check: Check, precision: str) -> float | None:
     """Train one run of --epochs epochs; its dev F1 (partial match), None if it failed."""
     started, name = time.time(), f"train {precision}"
@@ -219,7 +216,7 @@ def train(check: Check, precision: str) -> float | None:
         check.record(name, started, "failed", "timed out" if code is None else last_line(output))
         return None
     f1 = json.loads((run_dir / "results.json").read_text())["dev"]["partial"]["f1"]
-    detail = f"dev F1 {f1:.4f} after {epochs_run(run_dir)} epochs, {seconds_per_epoch(run_dir):.1f} s/epoch"
+    detail = f"dev F1 {f1:.4f} after {epochs_done(run_dir)} epochs, {seconds_per_epoch(run_dir):.1f} s/epoch"
     used = json.loads((run_dir / "config.json").read_text()).get("precision_used", precision)
     if used != precision:  # e.g. bf16 on a CPU without bfloat16 arithmetic: nothing of bf16 was checked
         check.record(name, started, "skipped", f"{precision} ran as {used} on this device; {detail}")

@@ -43,9 +43,10 @@ from data.convert import (
     convert_sentence,
     first_span,
     noun_compound_span,
+    read_release,
     split_statistics,
 )
-from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Gathered, Inputs, Manifest, default_cache
+from data.fetch import BASE_URL_ENV, MANIFEST, Gathered, Inputs, Manifest, default_cache, shared_for
 from data.loader import DataError, LoadReport, parse_record, read_json_records
 from data.spacy_tools import DEFAULT_MODEL, SpacyTools, load_tools
 from utils.helpers import (
@@ -130,23 +131,6 @@ def required_files(spec: dict) -> list[str]:
     if spec.get("official_test"):
         files.append(spec["official_test"])
     return files
-
-
-def read_release(path: Path) -> list[dict]:
-    """A CasRel/HRL release file: a JSON array (or JSON lines) of {"text", "triple_list"}, checked field by field."""
-    items = []
-    for number, item in read_json_records(path):
-        where = f"{path}:{number}"
-        if not isinstance(item, dict) or "text" not in item or "triple_list" not in item:
-            raise DataError(f"{where}: expected an object with 'text' and 'triple_list'")
-        if not isinstance(item["text"], str):
-            raise DataError(f"{where}: 'text' must be a string, not {type(item['text']).__name__}")
-        triples = item["triple_list"]
-        if not isinstance(triples, list) or not all(
-                isinstance(t, list) and len(t) == 3 and all(isinstance(x, str) for x in t) for t in triples):
-            raise DataError(f"{where}: 'triple_list' must be a list of [subject, relation, object] strings")
-        items.append(item)
-    return items
 
 
 def ner_span(entity_spans: list[Span], tokens: Sequence[str], end: int) -> tuple[Span | None, str]:
@@ -266,7 +250,7 @@ def prepare(args: argparse.Namespace) -> dict:
     manifest = Manifest.load(args.manifest)
     spec = DATASETS[args.dataset]
     inputs = Inputs(manifest, args.source, Path(args.cache), args.base_url,
-                    shared=SHARED if args.source is None and SHARED.is_dir() else None, no_verify=args.no_verify)
+                    shared=shared_for(args.source), no_verify=args.no_verify)
     official = "official_train" in spec
     tools = None if official else load_tools(args.spacy_model)  # a bad --spacy_model fails before any download
     gathered = inputs.gather(required_files(spec))  # every input verified before anything is written

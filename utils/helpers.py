@@ -374,10 +374,15 @@ def cpu_quota(root: Path = Path("/")) -> float | None:
     return min(quotas, default=None)
 
 
+def affinity() -> list[int]:
+    """The CPUs this process may run on (its affinity mask; every CPU where the OS has no such mask)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def usable_cores() -> int:
     """Cores this process may use: its affinity mask, capped by its cgroup's CPU quota (rounded down, at least
     one: threads beyond the quota are throttled at every period's end while the others wait for them)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = len(affinity())
     quota = cpu_quota()
     return cores if quota is None else max(1, min(cores, int(quota)))
 
