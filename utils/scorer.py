@@ -79,10 +79,14 @@ def score(predicted: Sequence[Iterable[Triple]], gold: Sequence[Iterable[Triple]
     """Micro P/R/F1 over unique triples per sentence."""
     if mode not in MODES:
         raise ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
+    return micro_prf(({triple_key(t, mode) for t in pred_triples}, {triple_key(t, mode) for t in gold_triples})
+                     for pred_triples, gold_triples in zip(predicted, gold, strict=True))
+
+
+def micro_prf(sentences: Iterable[tuple[set, set]]) -> dict[str, float | int]:
+    """Micro P/R/F1 over each sentence's (predicted keys, gold keys)."""
     correct = n_predicted = n_gold = 0
-    for pred_triples, gold_triples in zip(predicted, gold, strict=True):
-        pred_keys = {triple_key(t, mode) for t in pred_triples}
-        gold_keys = {triple_key(t, mode) for t in gold_triples}
+    for pred_keys, gold_keys in sentences:
         correct += len(pred_keys & gold_keys)
         n_predicted += len(pred_keys)
         n_gold += len(gold_keys)
@@ -127,14 +131,9 @@ def text_key(tokens: Sequence[str], triple: Triple, mode: str) -> tuple[str, str
 def string_score(predicted: Sequence[Iterable[Triple]], gold: Sequence[Iterable[Triple]],
                  token_lists: Sequence[Sequence[str]], mode: str) -> dict[str, float | int]:
     """Micro P/R/F1 over sets of (subject text, relation, object text) per sentence."""
-    correct = n_predicted = n_gold = 0
-    for pred_triples, gold_triples, tokens in zip(predicted, gold, token_lists, strict=True):
-        pred_keys = {text_key(tokens, t, mode) for t in pred_triples}
-        gold_keys = {text_key(tokens, t, mode) for t in gold_triples}
-        correct += len(pred_keys & gold_keys)
-        n_predicted += len(pred_keys)
-        n_gold += len(gold_keys)
-    return prf(correct, n_predicted, n_gold)
+    return micro_prf(({text_key(tokens, t, mode) for t in pred_triples},
+                      {text_key(tokens, t, mode) for t in gold_triples})
+                     for pred_triples, gold_triples, tokens in zip(predicted, gold, token_lists, strict=True))
 
 
 def score_all(predicted: Sequence[Extraction], gold: Sequence[Iterable[Triple]], scorer: str = "ours",
