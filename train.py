@@ -538,6 +538,14 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         if repeated := sum(tuple(s.tokens) in in_train for s in splits[name].sentences):
             log.warning("%s: %d of its %d sentences are also in train.json: their scores are partly on training "
                         "data", data_dir / f"{name}.json", repeated, len(splits[name].sentences))
+    in_test, dev = {tuple(s.tokens) for s in splits["test"].sentences}, splits["dev"].sentences
+    if settings["select_on"] == "dev" and (shared := sum(tuple(s.tokens) in in_test for s in dev)):
+        if shared == len(dev) and len(in_test) == len({tuple(s.tokens) for s in dev}):
+            raise InputError(f"{data_dir / 'dev.json'} holds the sentences of test.json: the best epoch would be "
+                             "chosen on test while the run says dev; hold out a dev set, or pass --select_on test "
+                             "(named so)")
+        log.warning("%s: %d of its %d sentences are also in test.json: the best epoch is partly chosen on test",
+                    data_dir / "dev.json", shared, len(dev))
     prepared = data_dir / "prepare_report.json"  # copied into the run, where predict.py reads its spaCy model
     if prepared.exists() and not (prepared.is_file() and isinstance(read_json(prepared), dict)):
         raise InputError(f"{prepared}: not the JSON object prepare_data.py writes; in a folder of your own data, "

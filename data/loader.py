@@ -295,7 +295,8 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
     """Turn one RIN JSON object into a :class:`Sentence`; ``None`` when skipped. Every field is type-checked:
     a wrong type is a :class:`DataError` naming ``where`` (file:line) and the field. A relation argument that is
     not in the sentence drops its triple (counted), except in ``scored`` gold, where dropping it would raise
-    recall: a DataError there, as is a whole entity that is not in the sentence (its exact span is unknown).
+    recall: a DataError there, as is a whole entity that is not in the sentence (its exact span is unknown) and
+    an empty sentence with gold mentions (skipped, and counted, elsewhere).
     A missing key's error names a key that looks like it misspelt (for ``pos``, optional, it is counted). A
     triple given twice, or a mention located on a triple another mention gave, is kept once and counted: the
     scorers count unique triples, and now so do gold lists and triple counts."""
@@ -312,6 +313,9 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
     if not isinstance(record["en_list"], list):
         raise DataError(f"{where}: en_list must be a list, not {_describe(record['en_list'])}")
     if not tokens:
+        if scored and record["relationMentions"]:  # skipped, its gold would be missing from recall's count
+            raise DataError(f"{where}: an empty sentence with {len(record['relationMentions'])} gold relation "
+                            "mentions, which cannot be scored; fix or remove it")
         report.add("empty sentence skipped", where)
         return None
     pos = record.get("pos")

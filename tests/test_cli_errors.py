@@ -243,6 +243,21 @@ def test_a_test_split_that_repeats_train_is_said(workspace, capsys):
     assert f"test.json: {sentences} of its {sentences} sentences are also in train.json" in err
 
 
+def test_a_dev_split_that_is_the_test_split_is_refused_and_an_overlap_said(workspace, capsys):
+    """Choosing the best epoch on a dev.json that holds test.json's sentences is choosing it on test, while the
+    run would say dev: refused (--select_on test says so in the run's name); a partial overlap is said."""
+    data, save = workspace
+    shutil.copy(data / "test.json", data / "dev.json")
+    flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST, "--num_epoch", "1"]
+    fails_cleanly(train.main, flags, capsys, "dev.json holds the sentences of test.json", "--select_on test",
+                  watched=(data, save))
+    lines = (data / "test.json").read_text().splitlines()
+    (data / "dev.json").write_text("\n".join(lines[:2]) + "\n")
+    train.main(flags)
+    assert "dev.json: 2 of its 2 sentences are also in test.json: the best epoch is partly chosen on test" in \
+        capsys.readouterr().err
+
+
 @pytest.mark.parametrize("damage", ["file", "folder"])
 def test_a_stray_prepare_report_is_refused_before_it_is_copied_into_the_run(workspace, capsys, damage):
     """predict.py reads the run's copy for its spaCy model: a damaged one failed there, in a file the user never

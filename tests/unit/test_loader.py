@@ -92,6 +92,12 @@ def test_empty_sentence_is_skipped_and_counted(tmp_path):
     assert len(sentences) == 1
     assert report.counts["empty sentence skipped"] == 1
     assert report.examples["empty sentence skipped"] == [f"{tmp_path / 'a.json'}:1"]
+    assert len(load_sentences(tmp_path / "a.json", scored=True)[0]) == 1  # nothing of its gold is lost
+    empty["relationMentions"] = [{"em1Text": "Anna", "em2Text": "Globex", "label": "employer"}]  # scored, its gold
+    write_lines(tmp_path / "a.json", [empty, OFFICIAL_LINE])                                  # would leave recall
+    assert len(load_sentences(tmp_path / "a.json")[0]) == 1  # training data: skipped, counted
+    with pytest.raises(DataError, match=r"a.json:1: an empty sentence with 1 gold relation mentions, which cannot be"):
+        load_sentences(tmp_path / "a.json", scored=True)
 
 
 def test_entity_not_in_sentence_and_argument_not_found(tmp_path):
