@@ -143,6 +143,7 @@ class Extractor:
         needs_pos = self.model.config.pos_dim > 0
         self.tools = None
         if needs_pos or not pretokenized:
+            named = spacy_model is not None  # a model asked for is never swapped for whitespace splitting
             if spacy_model is None and recorded is None:
                 spacy_model = DEFAULT_MODEL
                 log.warning("%s records no spaCy model (its data came with its own tokens): tokenising%s with "
@@ -156,12 +157,17 @@ class Extractor:
                 try:
                     self.tools = SpacyTools(spacy_model)
                 except (ImportError, OSError) as error:
+                    reason = str(error).splitlines()[0]
                     if needs_pos:
                         raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be "
-                                         f"loaded here ({str(error).splitlines()[0]}); install it "
-                                         f"({install_command(spacy_model)}) or name another (--spacy_model)") from None
+                                         f"loaded here ({reason}); install it ({install_command(spacy_model)}) or "
+                                         "name another (--spacy_model)") from None
+                    if named:
+                        raise InputError(f"spaCy model {spacy_model!r} cannot be loaded here ({reason}); install it "
+                                         f"({install_command(spacy_model)}), or name none to split on whitespace"
+                                         ) from None
                     log.warning("spaCy model %r cannot be loaded here (%s): splitting on whitespace", spacy_model,
-                                str(error).splitlines()[0])
+                                reason)
         self.tokenizer = "whitespace" if pretokenized or self.tools is None else "spaCy"
         self.last_rate: float | None = None
 

@@ -10,11 +10,13 @@ import torch
 
 from model.rin import RIN, RINConfig
 from utils.helpers import (
+    RUN_DATA_FILES,
     InputError,
     atomic_torch_save,
     field_defaults,
     file_sha256,
     read_json,
+    resolve_project_path,
     settings_differences,
 )
 from utils.vocab import Labels, Vocab
@@ -23,6 +25,10 @@ RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
 # What train.py (and the runner's log) keeps in a run folder: evaluate.py and predict.py never write over them
 RUN_FILES = ("config.json", "vocab.json", "labels.json", "prepare_report.json", "metrics.jsonl", "results.json",
              "best.pt", "last.pt", "last_prev.pt", "last.pt.unreadable", "train.log", "train.lock", "stdout.log")
+
+
+# a data folder's files (prepare_data.py's, prepare_vocab.py's): never written over either
+DATA_FOLDER_FILES = (*RUN_DATA_FILES, "prepare_report.json", "vocab_report.json")
 
 
 class RunError(InputError):
@@ -42,6 +48,18 @@ def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path]
         raise InputError(f"{flag} {out} is {source[0]}: it would be overwritten")
     if target.parent == Path(os.path.realpath(model_dir)) and target.name in RUN_FILES:
         raise InputError(f"{flag} {out} is the run's own {target.name}: it would be overwritten; name another file")
+    data_dir = _recorded_data_dir(model_dir)
+    if data_dir and target.parent == Path(os.path.realpath(data_dir)) and target.name in DATA_FOLDER_FILES:
+        raise InputError(f"{flag} {out} is the {target.name} of the data this run trained on: it would be "
+                         "overwritten; name another file")
+
+
+def _recorded_data_dir(model_dir: Path) -> Path | None:
+    """The data folder a run's config.json records, None where it cannot be read (load_run says why)."""
+    try:
+        return resolve_project_path(read_json(Path(model_dir) / "config.json")["settings"]["data_dir"])
+    except (OSError, InputError, KeyError, TypeError):
+        return None
 
 
 def _read(path: Path, reader):

@@ -759,6 +759,10 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys, mon
     (tmp_path / "link.json").symlink_to(run_dir / "labels.json")
     fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(tmp_path / "link.json")], capsys,
                   "is the run's own labels.json", watched=watched)
+    data_dir = Path(json.loads((run_dir / "config.json").read_text())["settings"]["data_dir"])
+    for name in ("train.json", "vocab_report.json"):  # the files of the data it trained on, not only the split
+        fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(data_dir / name)], capsys,
+                      f"is the {name} of the data this run trained on", watched=(*watched, data_dir))
     with pseudo_terminal() as device:
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", device], capsys, "not a regular file",
                       watched=watched)

@@ -113,14 +113,25 @@ def test_spacy_tokenizer_splits_punctuation(run_dir, tmp_path):
     assert triples(load_extractor(run_dir).extract([SENTENCE])[0]) == EXPECTED  # no tagger recorded: the default
 
 
-def test_a_named_spacy_model_that_cannot_load(run_dir, monkeypatch):
-    """Without POS features (this run) raw text is split on whitespace, with a warning; a model that takes POS
-    tags cannot run without its tagger: refused with one line, never run on <UNK> tags."""
+def test_a_named_spacy_model_that_cannot_load(run_dir, monkeypatch, tmp_path, caplog):
+    """A model named (--spacy_model) that cannot load is refused in one line, never swapped for whitespace
+    splitting ('none' asks for that); the model a run's data recorded falls back to whitespace with a warning,
+    where the network takes no POS features (this run). A model that takes POS tags cannot run without its
+    tagger: refused with one line, never run on <UNK> tags."""
+    import shutil
+
     pytest.importorskip("spacy", reason="spaCy is an optional dependency")
-    for name in ("no_such_spacy_model", "none"):
-        extractor = load_extractor(run_dir, spacy_model=name)
-        assert extractor.tokenizer == "whitespace"
-        assert triples(extractor.extract([SENTENCE])[0]) == EXPECTED
+    extractor = load_extractor(run_dir, spacy_model="none")
+    assert extractor.tokenizer == "whitespace" and triples(extractor.extract([SENTENCE])[0]) == EXPECTED
+    with pytest.raises(InputError, match="spaCy model 'no_such_spacy_model' cannot be loaded here .*install it "
+                                         "\\(python -m spacy download no_such_spacy_model\\), or name none"):
+        load_extractor(run_dir, spacy_model="no_such_spacy_model")
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "prepare_report.json").write_text(json.dumps({"spacy_model": "no_such_spacy_model"}))
+    extractor = load_extractor(copy)
+    assert extractor.tokenizer == "whitespace" and triples(extractor.extract([SENTENCE])[0]) == EXPECTED
+    assert "spaCy model 'no_such_spacy_model' cannot be loaded here" in caplog.text
     from model import inference
 
     loaded = inference.load_run
