@@ -200,7 +200,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     elif unset := [f"--{key}" for key in PRESET_KEYS if key not in given]:
         log.warning("no preset %s: built-in defaults for %s", preset_path, ", ".join(unset))
     settings |= given
-    settings["save_dir"] = str(Path(args.save_dir).absolute() if args.save_dir else PROJECT_ROOT / TRAIN.save_dir)
+    settings["save_dir"] = os.path.abspath(args.save_dir) if args.save_dir else str(PROJECT_ROOT / TRAIN.save_dir)
     settings["data_dir"] = project_relative(settings["data_dir"] or DATASETS_DIR / settings["dataset"])
     if settings["pos_dim"] > 0 and lacks_pos_tags(resolve_project_path(settings["data_dir"])):
         if "pos_dim" in given:  # asked for (the runner's table runs ask): not a run to rename w/o POS silently
@@ -273,8 +273,14 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
                 "deterministic": TRAIN.deterministic, "compile": TRAIN.compile} | config["settings"]
     check_settings(settings, run_dir / "config.json")
     given = given_flags(args)
+    def differs(key: str, value: object) -> bool:  # folders by where they are, however written
+        recorded = settings.get(key, NET.get(key))
+        if key in ("data_dir", "save_dir") and isinstance(recorded, str):
+            return os.path.abspath(resolve_project_path(recorded)) != os.path.abspath(str(value))
+        return recorded != value
+
     changed = [f"--{key} {value} (the run has {settings.get(key)})" for key, value in given.items()
-               if key not in RESUME_FREE and settings.get(key, NET.get(key)) != value]
+               if key not in RESUME_FREE and differs(key, value)]
     if changed:
         raise InputError(f"--resume {run_dir} continues the run with its own settings; these flags differ: "
                          f"{'; '.join(changed)}. Drop them, or start a new run")
@@ -511,6 +517,10 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         reason = error if isinstance(error, InputError) else (f"{data_dir}: unreadable vocab.json, labels.json or "
                                                               f"embedding.npy ({type(error).__name__}: {error})")
         raise InputError(f"{reason}; run {prepare_vocab_command(settings['dataset'], data_dir)} again") from None
+    if embedding.ndim != 2 or not np.issubdtype(embedding.dtype, np.floating):
+        raise InputError(f"{data_dir / 'embedding.npy'}: {embedding.dtype} values of shape {embedding.shape}, not "
+                         "one float vector per word (rows, dim); run "
+                         f"{prepare_vocab_command(settings['dataset'], data_dir)} again")
     if not np.isfinite(embedding).all():
         rows = np.flatnonzero(~np.isfinite(embedding).all(axis=tuple(range(1, embedding.ndim))))
         word = vocab.words[rows[0]] if rows[0] < len(vocab) else "beyond vocab.json"

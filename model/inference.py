@@ -213,6 +213,8 @@ class Extractor:
             if any("\ud800" <= character <= "\udfff" for character in text):
                 raise InputError(f"sentence {number} holds a lone surrogate ({text!r:.80}): not text; was it read "
                                  "from bytes that are not UTF-8?")
+        # plain strings: spaCy takes no subclass of str (NumPy's str_, from an array of sentences)
+        sentences = [str(s) if isinstance(s, str) else [str(token) for token in s] for s in sentences]
         results: list[dict] = [{} for _ in sentences]
         characters = self.max_tokens * CHARACTERS_PER_TOKEN
         for index, sentence in enumerate(sentences):

@@ -313,6 +313,20 @@ def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
     assert resumed["compile"] and resumed["deterministic"]  # how it computes, not what: free as well
 
 
+def test_resume_takes_the_same_folders_written_another_way(workspace, capsys, monkeypatch):
+    """The training command run again with --resume: its --data_dir and --save_dir, relative or through '..', are
+    the run's own folders, not 'flags that differ'."""
+    data, save = workspace
+    monkeypatch.chdir(data.parent)
+    flags = ["--dataset", "synthetic", "--data_dir", data.name, "--save_dir", f"../{save.parent.name}/{save.name}",
+             "--run_id", "r", *FAST]
+    first = train.main(flags)
+    assert json.loads((save / "r" / "config.json").read_text())["settings"]["save_dir"] == str(save)  # no '..'
+    assert train.main([*flags, "--resume", str(save / "r")])["test"] == first["test"]
+    fails_cleanly(train.main, [*flags[:2], "--data_dir", "elsewhere", "--resume", str(save / "r")], capsys,
+                  "--data_dir elsewhere (the run has", watched=(data, save))
+
+
 def test_resume_without_checkpoints_never_starts_over(workspace, capsys):
     data, save = workspace
     train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r", *FAST])
@@ -442,6 +456,11 @@ def test_a_non_finite_loss_stops_the_run(workspace, capsys, monkeypatch):
     np.save(data / "embedding.npy", embedding)
     fails_cleanly(train.main, flags, capsys, "embedding.npy: ", "rows hold NaN or inf (the first: row 3")
     assert not (save / "nan").exists()
+    for shape, dtype in (((embedding.shape[0],), np.float32), (embedding.shape + (1,), np.float32),
+                         (embedding.shape, np.int64)):  # one value per word, a 3-d array, integers
+        np.save(data / "embedding.npy", np.zeros(shape, dtype=dtype))
+        fails_cleanly(train.main, flags, capsys, f"embedding.npy: {np.dtype(dtype)} values of shape {shape}, not "
+                      "one float vector per word", watched=(data, save))
 
 
 def test_ctrl_c_names_the_command_that_continues(workspace, capsys, monkeypatch):

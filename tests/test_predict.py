@@ -68,6 +68,8 @@ def test_the_api_refuses_odd_input_at_once(run_dir):
     with pytest.raises(ValueError, match="sentence 2 holds a lone surrogate"):
         extractor.extract([SENTENCE, "Anna \udcff Smith"])
     assert extractor.extract([]) == []
+    spacy_extractor = load_extractor(run_dir)  # NumPy's str_ (an array of sentences) is taken as the str it is
+    assert spacy_extractor.extract(np.array([SENTENCE])) == spacy_extractor.extract([SENTENCE])
 
 
 def test_the_api_reads_generators_and_files_once_in_order(run_dir, tmp_path):
