@@ -75,6 +75,7 @@ from utils.helpers import (
     positive_int,
     preset,
     preset_file,
+    process_identity,
     project_relative,
     read_json,
     resolve_project_path,
@@ -340,11 +341,11 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            holder = (handle.read().split() or ["unknown"])[0]
             raise InputError(f"{run_dir} is in use by another train.py (pid {holder})") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(process_identity())  # read by model.run.in_training: a reused pid is not the holder
         handle.flush()
         if fresh and (run_dir / "config.json").exists():
             raise InputError(f"{run_dir} exists: continue it with --resume {run_dir} or pick another --run_id")

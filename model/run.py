@@ -1,6 +1,7 @@
 """Loading a trained run from its folder alone, with every file checked against the others."""
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import zipfile
@@ -15,11 +16,14 @@ from utils.helpers import (
     atomic_torch_save,
     field_defaults,
     file_sha256,
+    holder_alive,
     read_json,
     resolve_project_path,
     settings_differences,
 )
 from utils.vocab import Labels, Vocab
+
+log = logging.getLogger(__name__)
 
 RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
 # What train.py (and the runner's log) keeps in a run folder: evaluate.py and predict.py never write over them
@@ -115,8 +119,21 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple
     if selected and file_sha256(model_dir / "best.pt") != selected:
         raise RunError(f"{model_dir / 'best.pt'} is not the checkpoint this run selected (SHA-256 in results.json "
                        "'best_pt_sha256'): a best.pt of another run? Copy the run's own back")
+    if in_training(model_dir):
+        log.warning("%s is still training (a train.py holds its train.lock): best.pt is the best epoch so far, and "
+                    "scores of it will not be those of the finished run", model_dir)
     model.to(device).eval()
     return model, vocab, labels, config
+
+
+def in_training(model_dir: Path) -> bool:
+    """Whether the train.py that train.lock names (it stays when that ends) is still running; read, never
+    locked, so a train.py starting meanwhile never finds the folder in use."""
+    try:
+        holder = (Path(model_dir) / "train.lock").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(holder) and holder_alive(holder)
 
 
 def save_weights(model: RIN, path: Path) -> None:

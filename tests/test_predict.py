@@ -158,6 +158,24 @@ def test_moved_run_folder_still_works(run_dir, tmp_path):
     assert triples(result) == EXPECTED
 
 
+def test_a_run_still_training_is_said(run_dir, tmp_path, caplog):
+    """Its best.pt is the best epoch so far: scores of it are not the finished run's. train.lock names the
+    train.py that holds it (and stays when that ends: then nothing is said)."""
+    import os
+
+    from utils.helpers import process_identity
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "train.lock").write_text(process_identity())  # this process stands in for a running train.py
+    load_extractor(copy, pretokenized=True)
+    assert f"{copy} is still training (a train.py holds its train.lock)" in caplog.text
+    caplog.clear()
+    (copy / "train.lock").write_text(f"{os.getpid()} another-boot 1")  # the holder ended: its pid reused since
+    load_extractor(copy, pretokenized=True)
+    assert "still training" not in caplog.text
+
+
 def test_long_sentence_is_truncated_with_a_note(run_dir):
     long = SENTENCE.split() + ["yesterday"] * 50
     (result,) = load_extractor(run_dir, max_tokens=20).extract([long])
