@@ -115,6 +115,9 @@ def run(args: argparse.Namespace) -> dict:
     path = Path(args.data) if args.data else recorded_data_dir(model_dir, config) / f"{args.split}.json"
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a RIN-format file")
+    if not args.data and not path.parent.is_dir():
+        raise InputError(f"{path.parent}, the data folder this run trained on (its config.json), is gone: move it "
+                         "back, or name the file to score with --data")
     if not path.is_file():
         splits = sorted(f.stem for f in path.parent.glob("*.json") if f.stem in ("train", "dev", "test"))
         raise InputError(f"{path} does not exist" + ("" if args.data else f": the run's data has the splits "

@@ -114,8 +114,9 @@ def read_sentences(path: str, errors: str, input_format: str) -> list[str | list
             try:
                 record = json.loads(line, object_pairs_hook=unique_keys)
             except json.JSONDecodeError as error:
-                raise InputError(f"{path}:{number}: malformed JSON line: {json_problem(error)} (a raw sentence "
-                                 "that starts with '{' needs --input_format raw)") from None
+                hint = ("a raw sentence that starts with '{' needs --input_format raw" if start == "{"
+                        else "with --input_format json every line is a JSON object; raw lines need auto or raw")
+                raise InputError(f"{path}:{number}: malformed JSON line: {json_problem(error)} ({hint})") from None
             except DuplicateKeyError as error:
                 raise InputError(f"{path}:{number}: {error}") from None
             except RecursionError:

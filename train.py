@@ -29,7 +29,7 @@ import time
 import typing
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -335,7 +335,7 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
     before its first epoch is saved (nothing to resume: the same command can run again)."""
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(run_dir / "train.lock", "a+", encoding="utf-8")
+    handle, held = open(run_dir / "train.lock", "a+", encoding="utf-8"), False
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -347,6 +347,7 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
         handle.truncate()
         handle.write(process_identity())  # read by model.run.in_training: a reused pid is not the holder
         handle.flush()
+        held = True
         if fresh and (run_dir / "config.json").exists():
             raise InputError(f"{run_dir} exists: continue it with --resume {run_dir} or pick another --run_id")
         try:
@@ -357,6 +358,10 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
     finally:
+        if held and not handle.closed:  # ended: no holder named (a process that trains and then evaluates)
+            with suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
         handle.close()
 
 
@@ -487,6 +492,9 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         settings["thread_policy"] = "fixed"
     device = pick_device(settings["device"])
     data_dir = resolve_project_path(settings["data_dir"])
+    if args.resume and not data_dir.exists():
+        raise InputError(f"{data_dir}, the data folder this run trains on (its config.json), is gone: move it back "
+                         f"to resume {run_dir}")
     check_data_files(data_dir, settings["dataset"])  # before the kernels build: seconds on a first use
     configure_speed(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
     try:

@@ -183,10 +183,12 @@ class Extractor:
         unfamiliar = [index for index, example in zip(kept, examples, strict=True)
                       if (example.word_ids == UNK_ID).sum() > UNFAMILIAR_SHARE * len(example.word_ids)]
         if unfamiliar:
+            tokens = ("" if self.tokenizer == "whitespace"  # given tokens (or split on spaces) already
+                      else "; for a script written without spaces, give tokens: --pretokenized")
             log.warning("%d of %d sentences (sentence %d first: %r) are mostly words this model's vocabulary lacks: "
-                        "its predictions there are less reliable (text of another domain or language; for a script "
-                        "written without spaces, give tokens: --pretokenized)", len(unfamiliar), len(examples),
-                        unfamiliar[0] + 1, " ".join(token_lists[unfamiliar[0]])[:60])
+                        "its predictions there are less reliable (text of another domain or language%s)",
+                        len(unfamiliar), len(examples), unfamiliar[0] + 1, " ".join(token_lists[unfamiliar[0]])[:60],
+                        tokens)
         given, known = [tag for pos in pos_lists if pos for tag in pos], set(self.labels.pos)
         foreign = [tag for tag in given if tag not in known]
         if given and len(foreign) > UNFAMILIAR_SHARE * len(given):

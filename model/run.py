@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -48,6 +49,13 @@ def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path]
         raise InputError(f"{flag} {out}: folder {target.parent} does not exist")
     if target.is_dir():
         raise InputError(f"{flag} {out}: a folder; name a file")
+    if not target.exists() or target.is_file():  # written beside itself, then renamed: the folder must take files
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".rin_write_test_", dir=target.parent)
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as error:
+            raise InputError(f"{flag} {out}: cannot write in {target.parent} ({error.strerror or error})") from None
     if source is not None and target == Path(os.path.realpath(source[1])):
         raise InputError(f"{flag} {out} is {source[0]}: it would be overwritten")
     if target.parent == Path(os.path.realpath(model_dir)) and target.name in RUN_FILES:

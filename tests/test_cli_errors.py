@@ -684,6 +684,20 @@ def test_damaged_records_beside_the_weights_are_one_line(trained_run, tmp_path, 
                   "prepare_report.json: 'spacy_model' is 5, not a model name", watched=(run_dir,))
 
 
+def test_a_run_whose_data_folder_is_gone_says_so(trained_run, tmp_path, capsys):
+    def move_data(run_dir: Path) -> None:
+        config = json.loads((run_dir / "config.json").read_text())
+        config["settings"]["data_dir"] = str(tmp_path / "moved_away")
+        (run_dir / "config.json").write_text(json.dumps(config))
+
+    run_dir = spoiled_run(trained_run, tmp_path, move_data)
+    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir)], capsys, f"{tmp_path / 'moved_away'}, the data folder "
+                  "this run trained on (its config.json), is gone", "--data", watched=(run_dir,))
+    fails_cleanly(train.main, ["--resume", str(run_dir)], capsys, f"{tmp_path / 'moved_away'}, the data folder "
+                  f"this run trains on (its config.json), is gone: move it back to resume {run_dir}",
+                  watched=(run_dir,))
+
+
 def grow_vocabulary(run_dir: Path) -> None:
     vocab = json.loads((run_dir / "vocab.json").read_text())
     vocab["words"] += ["extra1", "extra2"]
@@ -861,6 +875,8 @@ def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
              (["--text", "x", "--spacy_model", ""], "--spacy_model: an empty value"),
              # the shell hands over bytes that are not UTF-8 as lone surrogates (written out: invalid JSON)
              (["--text", "fine .", "Anna Smith born in Paris \udcff ."], "sentence 2 holds a lone surrogate"))
+    if Path("/proc/self").is_dir():  # a folder that takes no files (root writes through permissions)
+        cases += ((["--text", "x", "--output", "/proc/nope.jsonl"], "--output /proc/nope.jsonl: cannot write in "),)
     for flags, named in cases:
         fails_cleanly(predict.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
 

@@ -292,8 +292,13 @@ def test_unfamiliar_words_and_pos_tags_are_warned_about(run_dir, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == ["2 of 3 sentences (sentence 2 first: '北京是中国的首都 。') are mostly words this model's "
                         "vocabulary lacks: its predictions there are less reliable (text of another domain or "
-                        "language; for a script written without spaces, give tokens: --pretokenized)"]
+                        "language)"]  # given tokens already: no advice to give them
     caplog.clear()
+    tokenizing = load_extractor(run_dir)
+    if tokenizing.tokenizer == "spaCy":
+        tokenizing.extract([SENTENCE, "北京是中国的首都。"])
+        assert "language; for a script written without spaces, give tokens: --pretokenized)" in caplog.text
+        caplog.clear()
 
     class UniversalTagger:  # tags of another tag set than the training data's Penn Treebank ones
         def tag(self, sentences):

@@ -62,7 +62,8 @@ def test_formats_decide_what_a_line_is(tmp_path):
         read_sentences(path, "strict", "json")
     json_only = write(tmp_path, "\n".join(lines[1:3] + [json.dumps({"text": "plain ."})]).encode())
     assert read_sentences(json_only, "strict", "json") == [["A", "b"], "", "plain ."]  # a blank line stays one
-    with pytest.raises(InputError, match=r"in.txt:1: malformed JSON line"):
+    with pytest.raises(InputError, match=r"in.txt:1: malformed JSON line: .*\(with --input_format json every line "
+                                         r"is a JSON object; raw lines need auto or raw\)$"):
         read_sentences(write(tmp_path, b"plain .\n"), "strict", "json")
 
 
