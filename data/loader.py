@@ -260,14 +260,22 @@ def _misspellings(item: dict, key: str) -> list[str]:
 
 
 def _misspelt_hint(item: dict, key: str) -> str:
-    """For an error on a missing ``key``: the key present that was probably meant, if any."""
+    """For an error on a missing ``key``: the key present that was probably meant, if any, or the CasRel format
+    (``text``, ``triple_list``) that the releases come in."""
+    if key == "sentText" and {"text", "triple_list"} <= item.keys():
+        return (" (a CasRel-format record, text and triple_list: prepare_data.py converts the releases; for data "
+                "of your own, RIN records as dataset/README.md, 'Your own data', shows)")
     near = _misspellings(item, key)
     return f" (is {near[0]!r} a misspelling of it?)" if near else ""
 
 
-def _unicode_hint(phrase: Sequence[str], tokens: Sequence[str]) -> str:
-    """For a phrase not found in ``tokens``: a note when it is there in another Unicode form (decomposed accents)
-    or with invisible characters (zero-width space, soft hyphen), which look the same in print."""
+def _not_found_hint(phrase: Sequence[str], tokens: Sequence[str]) -> str:
+    """For a phrase not found in ``tokens``: a note when it is there as one token with spaces (a string argument
+    is split on them), in another Unicode form (decomposed accents) or with invisible characters (zero-width
+    space, soft hyphen), which look the same in print."""
+    if len(phrase) > 1 and " ".join(phrase) in tokens:
+        return (f" as written (the sentence has {' '.join(phrase)!r} as one token, and a string is split on spaces: "
+                "give it as a list of that one token)")
     def visible(words: Sequence[str]) -> list[str]:  # a token of invisible characters only is left out too
         return [canonical(word) for word in words
                 if not all(c.isspace() or unicodedata.category(c) == "Cf" for c in word)]
@@ -330,7 +338,7 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
         entity = _token_list(entity, where, "an en_list entity")
         found = find_occurrences(tokens, entity)
         if not found:
-            report.add("en_list entity not in sentence", where, " ".join(entity) + _unicode_hint(entity, tokens))
+            report.add("en_list entity not in sentence", where, " ".join(entity) + _not_found_hint(entity, tokens))
         entity_spans.extend(found)
     taggable, dropped_entities = select_non_overlapping(entity_spans)
 
@@ -353,7 +361,7 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
                 raise DataError(f"{where}: {name} is empty ({label})")
             span, problem = locate_mention(argument, tokens, taggable, entity_spans)
             unlocated = span is None or bool(problem and problem.startswith("whole entity"))
-            hint = _unicode_hint(argument, tokens) if unlocated else ""
+            hint = _not_found_hint(argument, tokens) if unlocated else ""
             if scored and unlocated:
                 raise DataError(f"{where}: {name} {' '.join(argument)!r} ({label}) is not in the sentence{hint}, so "
                                 "this gold triple cannot be scored; fix or remove it")

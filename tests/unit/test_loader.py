@@ -221,6 +221,23 @@ def test_a_mention_in_another_unicode_form_than_its_sentence_is_named_as_such(tm
         load_sentences(write_lines(path, [record]), scored=True)
 
 
+def test_a_token_with_spaces_and_a_casrel_record_are_named(tmp_path):
+    """An argument written as a string is split on spaces; a sentence whose token holds the spaces gets a note
+    saying so. A CasRel-format record (text, triple_list) is named as one, not only as lacking sentText."""
+    record = {"sentText": ["Anna Smith", "works", "for", "Acme"], "en_list": [],
+              "relationMentions": [{"em1Text": "Anna Smith", "em2Text": "Acme", "label": "employer"}]}
+    with pytest.raises(DataError, match=re.escape("em1Text 'Anna Smith' (employer) is not in the sentence as written "
+                                                  "(the sentence has 'Anna Smith' as one token, and a string is split "
+                                                  "on spaces: give it as a list of that one token)")):
+        load_sentences(write_lines(tmp_path / "a.json", [record]), scored=True)
+    record["relationMentions"][0]["em1Text"] = ["Anna Smith"]
+    assert load_sentences(write_lines(tmp_path / "a.json", [record]), scored=True)[0][0].triples
+    casrel = {"text": "Anna Smith works for Acme", "triple_list": [["Anna Smith", "employer", "Acme"]]}
+    with pytest.raises(DataError, match="a.json:1: missing field 'sentText' \\(a CasRel-format record, text and "
+                                        "triple_list: prepare_data.py converts the releases"):
+        load_sentences(write_lines(tmp_path / "a.json", [casrel]))
+
+
 def test_collate_pads_and_lists_positive_cells():
     sentences_tokens = [["a", "b", "c"], ["d"]]
     vocab = Vocab.build(sentences_tokens)
