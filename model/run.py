@@ -42,20 +42,13 @@ class RunError(InputError):
 
 def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path] | None = None) -> None:
     """InputError when ``out`` (links followed) cannot be written or would replace what must stay: its folder
-    is missing, it is a folder, it is the input (``source``: what to call it, its path), or it is one of the
-    run folder's own files."""
+    is missing or takes no files, it is a folder, it is the input (``source``: what to call it, its path), or it
+    is one of the run folder's own files or of the data the run trained on."""
     target = Path(os.path.realpath(out))
     if not target.parent.is_dir():
         raise InputError(f"{flag} {out}: folder {target.parent} does not exist")
     if target.is_dir():
         raise InputError(f"{flag} {out}: a folder; name a file")
-    if not target.exists() or target.is_file():  # written beside itself, then renamed: the folder must take files
-        try:
-            handle, probe = tempfile.mkstemp(prefix=".rin_write_test_", dir=target.parent)
-            os.close(handle)
-            os.unlink(probe)
-        except OSError as error:
-            raise InputError(f"{flag} {out}: cannot write in {target.parent} ({error.strerror or error})") from None
     if source is not None and target == Path(os.path.realpath(source[1])):
         raise InputError(f"{flag} {out} is {source[0]}: it would be overwritten")
     if target.parent == Path(os.path.realpath(model_dir)) and target.name in RUN_FILES:
@@ -64,6 +57,13 @@ def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path]
     if data_dir and target.parent == Path(os.path.realpath(data_dir)) and target.name in DATA_FOLDER_FILES:
         raise InputError(f"{flag} {out} is the {target.name} of the data this run trained on: it would be "
                          "overwritten; name another file")
+    if not target.exists() or target.is_file():  # last (it touches the folder): written beside itself, then renamed
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".rin_write_test_", dir=target.parent)
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as error:
+            raise InputError(f"{flag} {out}: cannot write in {target.parent} ({error.strerror or error})") from None
 
 
 def _recorded_data_dir(model_dir: Path) -> Path | None:
