@@ -24,7 +24,7 @@ from data.loader import load_split, position
 from model import load_run, speed
 from model.inference import BATCH_SIZE, THRESHOLD, extract
 from model.pair_kernels import configure_speed
-from model.run import check_output
+from model.run import check_output, recorded_data_dir
 from utils.analysis import breakdown, breakdown_markdown
 from utils.helpers import (
     ArgumentParser,
@@ -38,7 +38,6 @@ from utils.helpers import (
     pick_device,
     positive_int,
     read_json,
-    resolve_project_path,
     setup_logging,
     write_json,
 )
@@ -85,16 +84,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--split {args.split} and --data {args.data}: give one (--data scores a file of its own)")
     args.split = args.split or DEFAULT_SPLIT
     return args
-
-
-def recorded_data_dir(model_dir: Path, config: dict) -> Path:
-    """The data folder the run trained on, as its config.json records it (InputError where it does not)."""
-    settings = config.get("settings")
-    data_dir = settings.get("data_dir") if isinstance(settings, dict) else None
-    if not (isinstance(data_dir, str) and data_dir):
-        raise InputError(f"{model_dir / 'config.json'}: records no data folder (settings.data_dir); restore the "
-                         "run's own config.json, or name the file to score with --data")
-    return resolve_project_path(data_dir)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -42,7 +42,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from experiments.report import epochs_done
 from utils.helpers import (
     DATASETS_DIR,
     PROJECT_ROOT,
@@ -209,6 +208,8 @@ def seconds_per_epoch(run_dir: Path) -> float:
 
 def train(check: Check, precision: str) -> float | None:
     """Train one run of --epochs epochs; its dev F1 (partial match), None if it failed."""
+    from experiments.report import epochs_done  # here: the model modules load only when a check trains
+
     started, name = time.time(), f"train {precision}"
     code, output = check.command(train_command(check, precision, precision), f"train_{precision}.log", 150)
     run_dir = check.out / "runs" / precision

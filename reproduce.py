@@ -418,10 +418,11 @@ def recorded_test_file(run_dir: Path, config: dict, planned_dir: Path) -> Path:
     recorded = resolve_project_path(config["settings"]["data_dir"]) / "test.json"
     if recorded.is_file():
         return recorded
-    planned = planned_dir / "test.json"
-    if planned.is_file() and (config.get("data_sha256") or {}).get("test.json") == file_sha256(planned):
+    planned, digest = planned_dir / "test.json", (config.get("data_sha256") or {}).get("test.json")
+    if planned.is_file() and digest == file_sha256(planned):
         return planned
-    state = "not the file the run recorded (another SHA-256)" if planned.is_file() else "missing too"
+    state = ("missing too" if not planned.is_file() else "not the file the run recorded (another SHA-256)" if digest
+             else "not known to be the same file (the run recorded no checksums)")
     raise InputError(f"{run_dir}: the test file it trained beside, {recorded}, is gone, and {planned} is {state}; "
                      "prepare the data again or move the run away")
 

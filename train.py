@@ -568,7 +568,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     prepared = data_dir / "prepare_report.json"  # copied into the run, where predict.py reads its spaCy model
     if prepared.exists() and not (prepared.is_file() and isinstance(read_json(prepared), dict)):
         raise InputError(f"{prepared}: not the JSON object prepare_data.py writes; in a folder of your own data, "
-                         "remove it")
+                         'make it one such as {"spacy_model": "NAME"} (the tagger of your POS tags), or remove it')
     if not splits[settings["select_on"]].examples:
         raise InputError(f"{data_dir / (settings['select_on'] + '.json')}: no sentences to choose the best epoch on")
     known = set(labels.relations)

@@ -239,6 +239,8 @@ class Inputs:
                 shutil.rmtree(self.url_cache, ignore_errors=True)  # never keep an archive that failed
             else:
                 (self.url_cache / ".complete").touch()  # set only once its files verified
+                if self.local_archive:  # only now: a new version that fails leaves the verified one
+                    self._forget_earlier_versions()
         if errors:
             raise FetchError("\n".join(errors))
         return found
@@ -333,8 +335,6 @@ class Inputs:
             if not self.local_archive:
                 part.unlink()
             os.replace(staging, tree)
-            if self.local_archive:
-                self._forget_earlier_versions()
         children = [p for p in tree.iterdir() if p.is_dir()]
         if len(children) == 1 and not any((tree / d).exists() for d in ("casrel", "hrl", "rin", "copyre_raw")):
             return children[0]  # the archive wraps the layout in one top folder

@@ -23,6 +23,7 @@ TEMPLATES = [
 
 
 def make_sentence(rng: random.Random) -> dict:
+    """One RIN record from a random template, its people, place and organisation drawn by ``rng``."""
     template, relations = rng.choice(TEMPLATES)
     people = rng.sample([[f, s] for f in FIRST for s in LAST], 2)
     fillers = {"P": people[0], "Q": people[1], "L": rng.choice(PLACES), "O": rng.choice(ORGS)}

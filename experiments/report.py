@@ -345,29 +345,31 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
                "| effect | seed pairs | ours | paper | ours - paper | verdict |", "|---|---|---|---|---|---|"]
     for title, runs, match, paper_f1, rin_runs, paper_rin in cells:
         mean, std, count = aggregate(collect(results, runs, "test", match, "f1"))
+        planned = planned_seeds(results, runs)
         if mean is None:
-            lines.append(f"| {title} | 0 of {len(seeds)} | | not run yet |")
+            lines.append(f"| {title} | 0 of {planned} | | not run yet |")
         elif paper_f1 is None:
-            lines.append(f"| {title} | {count} of {len(seeds)} | | the paper has no number here |")
+            lines.append(f"| {title} | {count} of {planned} | | the paper has no number here |")
         else:
             gap = mean - paper_f1
             judged = MIXED if mixed(results, runs) else verdict(gap, std)
-            lines.append(f"| {title} | {count} of {len(seeds)} | {gap:+.1f} | {judged} |")
+            lines.append(f"| {title} | {count} of {planned} | {gap:+.1f} | {judged} |")
         if rin_runs == runs:
             continue
         differences = paired_effects(results, runs, rin_runs, match)
         mean, std, count = aggregate(differences)
+        pairs = planned_seeds(results, runs, rin_runs)
         if mean is None:
             known = "" if paper_f1 is None or paper_rin is None else f"{paper_f1 - paper_rin:+.1f}"
-            effects.append(f"| {title} - RIN | 0 of {len(seeds)} | | {known} | | not run yet |")
+            effects.append(f"| {title} - RIN | 0 of {pairs} | | {known} | | not run yet |")
             continue
         if paper_f1 is None or paper_rin is None:
-            effects.append(f"| {title} - RIN | {count} of {len(seeds)} | {cell(differences, signed=True)} | | | "
+            effects.append(f"| {title} - RIN | {count} of {pairs} | {cell(differences, signed=True)} | | | "
                            "the paper has no number here |")
             continue
         gap = mean - (paper_f1 - paper_rin)
         judged = MIXED if mixed(results, runs + rin_runs) else verdict(gap, std)
-        effects.append(f"| {title} - RIN | {count} of {len(seeds)} | {cell(differences, signed=True)} "
+        effects.append(f"| {title} - RIN | {count} of {pairs} | {cell(differences, signed=True)} "
                        f"| {paper_f1 - paper_rin:+.1f} | {gap:+.1f} | {judged} |")
     return [*lines, *effects, ""]
 
@@ -662,6 +664,13 @@ def draw_figure(dataset: str, curves: dict[str, dict[int, dict[int, float]]], co
     return path
 
 
+def planned_seeds(results: dict, runs: list[Run], rin_runs: list[Run] | None = None) -> int:
+    """The seeds a row (``runs``, one per report seed) is measured against: the paper's five, and any other seed
+    it has finished (an effect row: with its RIN run), so one cell's extra seeds leave the others complete."""
+    return sum(run.seed in PAPER_SEEDS or run.name in results and (rin_runs is None or rin.name in results)
+               for run, rin in zip(runs, rin_runs or runs, strict=True))
+
+
 def report_seeds(dataset: str, results_dir: Path) -> list[int]:
     """The seeds a report covers: the paper's five and every seed with a finished summary, whichever seeds the
     runner that writes it was asked for (a seed that never finished would only add 'not run yet' cells)."""
@@ -677,15 +686,16 @@ def headline_table(dataset: str, results_dir: Path) -> str:
     seeds, results, paper = report_seeds(dataset, results_dir), load_results(results_dir), paper_numbers(dataset)
 
     def ours(runs: list[Run], match: str) -> str:
-        scores = collect(results, runs, "test", match, "f1")
-        return cell(scores) + (f" ({len(scores)} of {len(seeds)} seeds)" if 1 < len(scores) < len(seeds) else "")
+        scores, planned = collect(results, runs, "test", match, "f1"), planned_seeds(results, runs)
+        return cell(scores) + (f" ({len(scores)} of {planned} seeds)" if 1 < len(scores) < planned
+                               else f" ({len(scores)} seeds)" if len(scores) > len(PAPER_SEEDS) else "")
 
     def strings(runs: list[Run], match: str) -> str:
         scores = collect(results, runs, "test", match, "f1", "strings")
         return f"{cell(scores)}{f' ({len(scores)} seeds)' if len(scores) > 1 else ''}" if scores else "-"
 
-    lines = [f"| setting (Table 1 / Table 5) | paper | ours (mean ± std over {len(seeds)} seeds) | ours, counted by "
-             "strings |", "|---|---|---|---|"]
+    lines = [f"| setting (Table 1 / Table 5) | paper | ours (mean ± std, {len(PAPER_SEEDS)} seeds unless said) | ours, "
+             "counted by strings |", "|---|---|---|---|"]
     for match in ("partial", "exact"):
         for label in ("RIN", "w/o interaction"):
             runs = [table1_rows(dataset, match, seed)[label] for seed in seeds]

@@ -176,15 +176,15 @@ class Extractor:
         return self.tools.tokenize(text) if self.tokenizer == "spaCy" else text.split()
 
     def _warn_unfamiliar(self, kept: list[int], token_lists: list[list[str]], pos_lists: list[list[str] | None],
-                         examples: list[Example]) -> None:
+                         examples: list[Example], tokenized_here: list[bool]) -> None:
         """Warn about sentences whose words are mostly unknown to the model (another language, or a script
         written without spaces, which spaCy's English tokeniser leaves one token a clause), and about POS tags
         mostly from another tag set than the training data's: the model then sees little but <UNK>."""
         unfamiliar = [index for index, example in zip(kept, examples, strict=True)
                       if (example.word_ids == UNK_ID).sum() > UNFAMILIAR_SHARE * len(example.word_ids)]
         if unfamiliar:
-            tokens = ("" if self.tokenizer == "whitespace"  # given tokens (or split on spaces) already
-                      else "; for a script written without spaces, give tokens: --pretokenized")
+            tokens = ("; for a script written without spaces, give tokens (lists of tokens, or --pretokenized)"
+                      if tokenized_here[unfamiliar[0]] else "")  # not to a sentence given as tokens already
             log.warning("%d of %d sentences (sentence %d first: %r) are mostly words this model's vocabulary lacks: "
                         "its predictions there are less reliable (text of another domain or language%s)",
                         len(unfamiliar), len(examples), unfamiliar[0] + 1, " ".join(token_lists[unfamiliar[0]])[:60],
@@ -244,7 +244,8 @@ class Extractor:
                             pos_ids=np.asarray(self.labels.pos_ids(pos, len(token_lists[i])), dtype=np.int64),
                             tag_ids=np.zeros(len(token_lists[i]), dtype=np.int64), cells=np.zeros((0, 3), np.int64))
                     for i, (pos, _) in zip(kept, tags, strict=True)]
-        self._warn_unfamiliar(kept, token_lists, [pos for pos, _ in tags], examples)
+        tokenized_here = [isinstance(sentence, str) and self.tokenizer == "spaCy" for sentence in sentences]
+        self._warn_unfamiliar(kept, token_lists, [pos for pos, _ in tags], examples, tokenized_here)
         extractions = extract(self.model, examples, self.labels, self.device, self.batch_size, self.threshold,
                               progress=progress) if examples else []
         for index, extraction in zip(kept, extractions, strict=True):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from utils.helpers import (
     read_json,
     resolve_project_path,
     settings_differences,
+    write_problem,
 )
 from utils.vocab import Labels, Vocab
 
@@ -53,25 +53,26 @@ def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path]
         raise InputError(f"{flag} {out} is {source[0]}: it would be overwritten")
     if target.parent == Path(os.path.realpath(model_dir)) and target.name in RUN_FILES:
         raise InputError(f"{flag} {out} is the run's own {target.name}: it would be overwritten; name another file")
-    data_dir = _recorded_data_dir(model_dir)
+    try:
+        data_dir = recorded_data_dir(model_dir, read_json(Path(model_dir) / "config.json"))
+    except (OSError, InputError):  # load_run says what is wrong with the run folder
+        data_dir = None
     if data_dir and target.parent == Path(os.path.realpath(data_dir)) and target.name in DATA_FOLDER_FILES:
         raise InputError(f"{flag} {out} is the {target.name} of the data this run trained on: it would be "
                          "overwritten; name another file")
-    if not target.exists() or target.is_file():  # last (it touches the folder): written beside itself, then renamed
-        try:
-            handle, probe = tempfile.mkstemp(prefix=".rin_write_test_", dir=target.parent)
-            os.close(handle)
-            os.unlink(probe)
-        except OSError as error:
-            raise InputError(f"{flag} {out}: cannot write in {target.parent} ({error.strerror or error})") from None
+    # last (it touches the folder): a file is written beside itself, then renamed
+    if (not target.exists() or target.is_file()) and (problem := write_problem(target.parent)):
+        raise InputError(f"{flag} {out}: cannot write in {target.parent} ({problem})")
 
 
-def _recorded_data_dir(model_dir: Path) -> Path | None:
-    """The data folder a run's config.json records, None where it cannot be read (load_run says why)."""
-    try:
-        return resolve_project_path(read_json(Path(model_dir) / "config.json")["settings"]["data_dir"])
-    except (OSError, InputError, KeyError, TypeError):
-        return None
+def recorded_data_dir(model_dir: Path, config: dict) -> Path:
+    """The data folder the run trained on, as its config.json records it (InputError where it does not)."""
+    settings = config.get("settings") if isinstance(config, dict) else None
+    data_dir = settings.get("data_dir") if isinstance(settings, dict) else None
+    if not (isinstance(data_dir, str) and data_dir):
+        raise InputError(f"{model_dir / 'config.json'}: records no data folder (settings.data_dir); restore the "
+                         "run's own config.json, or name the file to score with --data")
+    return resolve_project_path(data_dir)
 
 
 def _read(path: Path, reader):
@@ -141,6 +142,8 @@ def in_training(model_dir: Path) -> bool:
         holder = (Path(model_dir) / "train.lock").read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return False
+    if len(holder.split()) == 1 and Path("/proc/self/stat").exists():
+        return False  # a bare pid, as train.py wrote before 2026-12-07 and never cleared: reused since, most likely
     return bool(holder) and holder_alive(holder)
 
 

@@ -171,9 +171,10 @@ def test_a_run_still_training_is_said(run_dir, tmp_path, caplog):
     load_extractor(copy, pretokenized=True)
     assert f"{copy} is still training (a train.py holds its train.lock)" in caplog.text
     caplog.clear()
-    (copy / "train.lock").write_text(f"{os.getpid()} another-boot 1")  # the holder ended: its pid reused since
-    load_extractor(copy, pretokenized=True)
-    assert "still training" not in caplog.text
+    for ended in (f"{os.getpid()} another-boot 1", f"{os.getpid()}"):  # the holder ended: its pid reused since;
+        (copy / "train.lock").write_text(ended)                          # a bare pid, as older train.py wrote
+        load_extractor(copy, pretokenized=True)
+        assert "still training" not in caplog.text
 
 
 def test_long_sentence_is_truncated_with_a_note(run_dir):
@@ -297,7 +298,11 @@ def test_unfamiliar_words_and_pos_tags_are_warned_about(run_dir, caplog):
     tokenizing = load_extractor(run_dir)
     if tokenizing.tokenizer == "spaCy":
         tokenizing.extract([SENTENCE, "北京是中国的首都。"])
-        assert "language; for a script written without spaces, give tokens: --pretokenized)" in caplog.text
+        assert "language; for a script written without spaces, give tokens (lists of tokens, or --pretokenized))" \
+            in caplog.text
+        caplog.clear()
+        tokenizing.extract([SENTENCE.split(), ["北京是中国的首都", "。"]])  # tokens given: no advice to give them
+        assert "language)" in caplog.text and "give tokens" not in caplog.text
         caplog.clear()
 
     class UniversalTagger:  # tags of another tag set than the training data's Penn Treebank ones

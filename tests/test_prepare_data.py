@@ -2,6 +2,7 @@
 manifest's URLs and archives, and on the real releases."""
 import json
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -324,6 +325,13 @@ def test_a_local_archive_is_a_source_too(release, tmp_path, capsys):
     after = unpacked()  # unpacked again, and the earlier version's tree removed; the other archive's kept
     assert len(after["release.tar.gz"]) == 1 and after["release.tar.gz"] != before["release.tar.gz"]
     assert after["release.ZIP"] == before["release.ZIP"]
+    shutil.copy(tmp_path / "changed.TAR.GZ", tmp_path / "release.tar.gz")  # a new version failing its checksums
+    with pytest.raises(SystemExit):
+        prepare_data.main(["--dataset", "nyt11", "--source", str(tmp_path / "release.tar.gz"), "--out",
+                           str(tmp_path / "again"), "--manifest", str(release.manifest), "--cache",
+                           str(tmp_path / "cache"), *NO_TAGGER])
+    assert unpacked() == after  # the verified earlier version is kept
+    assert "release.tar.gz (hrl/NYT11/dev.json): " in error_lines(capsys)[0]
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(SystemExit):
         prepare_data.main(["--dataset", "nyt11", "--source", str(tmp_path / "notes.txt"), "--out",

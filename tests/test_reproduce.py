@@ -183,6 +183,9 @@ def test_a_run_on_moved_data_is_rescored_on_the_same_test_file(tmp_path):
     (planned / "test.json").write_text("another test\n")
     with pytest.raises(InputError, match="gone, and .* is not the file the run recorded"):
         reproduce.recorded_test_file(tmp_path / "run", config, planned)
+    del config["data_sha256"]
+    with pytest.raises(InputError, match=r"is not known to be the same file \(the run recorded no checksums\)"):
+        reproduce.recorded_test_file(tmp_path / "run", config, planned)
     (planned / "test.json").unlink()
     with pytest.raises(InputError, match="is missing too; prepare the data again"):
         reproduce.recorded_test_file(tmp_path / "run", config, planned)

@@ -211,6 +211,16 @@ def folder_name(text: str) -> str:
     return text
 
 
+def write_problem(folder: Path) -> str | None:
+    """Why nothing can be made in ``folder`` (read-only, no permission), found by making a folder there and
+    removing it; None where it can."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".rin_write_test_", dir=folder))
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def check_folder_path(path: str | Path, flag: str) -> None:
     """InputError naming ``flag`` when ``path`` cannot become a folder: it, or the nearest part of it that
     exists, is a file or takes no new folders (read-only, no permission), found by making one there and removing
@@ -220,10 +230,8 @@ def check_folder_path(path: str | Path, flag: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise InputError(f"{flag} {path}: {existing} is a file, not a folder")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".rin_write_test_", dir=existing))
-    except OSError as error:
-        raise InputError(f"{flag} {path}: cannot make folders in {existing} ({error.strerror or error})") from None
+    if problem := write_problem(existing):
+        raise InputError(f"{flag} {path}: cannot make folders in {existing} ({problem})")
 
 
 def code_commit() -> str:
