@@ -25,7 +25,14 @@ from pathlib import Path
 from data.loader import DuplicateKeyError, unique_keys
 from data.spacy_tools import DEFAULT_MODEL
 from model import load_extractor, speed
-from model.inference import BATCH_SIZE, CHARACTERS_PER_TOKEN, FIRST_MENTIONS, MAX_TOKENS, THRESHOLD
+from model.inference import (
+    BATCH_SIZE,
+    CHARACTERS_PER_TOKEN,
+    FIRST_MENTIONS,
+    MAX_TOKENS,
+    RESULT_FIELDS,
+    THRESHOLD,
+)
 from model.pair_kernels import configure_speed
 from model.run import check_output
 from utils.helpers import (
@@ -43,6 +50,7 @@ from utils.helpers import (
 )
 
 log = logging.getLogger("predict")
+OUTPUT_FIELDS = {"line", "text", *RESULT_FIELDS}  # of each output line; a JSON input line's other fields join them
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--input", help="file of sentences, one per line; '-' = standard input (see --input_format)")
     parser.add_argument("--input_format", choices=("auto", "raw", "json"), default="auto",
                         help="raw: every line is a sentence; json: every line is a JSON object with a 'text' "
-                        "or a 'sentText' field (a string, or a list of tokens); auto (default): lines that start "
+                        "or a 'sentText' field (a string, or a list of tokens), whose other fields (an id) are "
+                        "written out with its triples; auto (default): lines that start "
                         "with '{' are JSON, the others raw")
     parser.add_argument("--output", help="JSON-lines output file (default: standard output)")
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
@@ -85,9 +94,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def read_sentences(path: str, errors: str, input_format: str) -> list[str | list[str]]:
+def read_sentences(path: str, errors: str, input_format: str) -> tuple[list[str | list[str]], list[dict]]:
     """Sentences from a file, one per line (any of \\n, \\r\\n, \\r ends one; a leading byte-order mark is
-    dropped); JSON lines carry "text" or "sentText"."""
+    dropped); JSON lines carry "text" or "sentText", and their other fields (an id) are returned beside, per
+    line, to be written with its triples."""
     if path != "-" and Path(path).is_dir():
         raise InputError(f"--input {path}: is a folder, not a file of sentences")
     if path != "-" and not Path(path).exists():
@@ -97,6 +107,7 @@ def read_sentences(path: str, errors: str, input_format: str) -> list[str | list
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     sentences: list[str | list[str]] = []
+    kept: list[dict] = []  # each line's other JSON fields
     lines, arrays = data.split(b"\n"), []
     for number, raw in enumerate(lines, start=1):
         if number == len(lines) and not raw:
@@ -133,14 +144,19 @@ def read_sentences(path: str, errors: str, input_format: str) -> list[str | list
             if isinstance(text, list) and not all(t.strip() for t in text):
                 raise InputError(f"{path}:{number}: '{field}' holds an empty token (token "
                                  f"{next(i for i, t in enumerate(text, start=1) if not t.strip())})")
+            if clashes := sorted(OUTPUT_FIELDS & (record.keys() - {field})):
+                raise InputError(f"{path}:{number}: field {clashes[0]!r} is one predict.py writes for each line "
+                                 f"({', '.join(sorted(OUTPUT_FIELDS))}); rename it")
             sentences.append(text)
+            kept.append({key: value for key, value in record.items() if key != field})
         else:
             sentences.append(line)
+            kept.append({})
     if arrays:  # most likely a JSON array (not an input format), read as the raw text of its brackets
         log.warning("%s: %d line(s) start with '[' (line %d first), read as raw sentences: JSON input holds one "
                     "object per line; --input_format raw reads such lines without this warning", path, len(arrays),
                     arrays[0])
-    return sentences
+    return sentences, kept
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -155,8 +171,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     if args.output:  # the output and the input are checked before the kernels build (~30 s on a first use)
         check_output(Path(args.output), "--output", Path(args.model_dir),
                      None if args.input in (None, "-") else ("the --input file", Path(args.input)))
-    sentences = (args.text if args.text
-                 else read_sentences(args.input, args.encoding_errors, args.input_format))
+    sentences, kept = ((args.text, [{} for _ in args.text]) if args.text
+                       else read_sentences(args.input, args.encoding_errors, args.input_format))
     configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
     configure_threads(args.threads)
     if not sentences:
@@ -170,8 +186,9 @@ def run(args: argparse.Namespace) -> list[dict]:
     if skipped:
         log.warning("%d empty sentences (lines %s): output records say 'skipped'", len(skipped),
                     ", ".join(map(str, skipped[:20])) + (" ..." if len(skipped) > 20 else ""))
-    lines = [json.dumps({"line": i + 1, "text": s if isinstance(s, str) else " ".join(s)} | r, ensure_ascii=False)
-             for i, (s, r) in enumerate(zip(sentences, results, strict=True))]
+    lines = [json.dumps({"line": i + 1, **fields, "text": s if isinstance(s, str) else " ".join(s)} | r,
+                        ensure_ascii=False)
+             for i, (s, fields, r) in enumerate(zip(sentences, kept, results, strict=True))]
     if args.output:
         atomic_write_bytes(Path(args.output), "".join(line + "\n" for line in lines).encode("utf-8"))
     elif lines:  # no input sentences: no output lines, not an empty one

@@ -35,6 +35,8 @@ DECODE_CELLS = 1 << 25  # pair logits (sentences x n x n x relations) decoded at
 # raw text is cut to max_tokens times this many characters before tokenising: spaCy's tokeniser takes time
 # quadratic in a run of punctuation ('(' * 50,000: minutes), and no sentence of max_tokens tokens is this long
 CHARACTERS_PER_TOKEN = 20
+# the fields of Extractor.extract's result for one sentence (predict.py writes them beside the input's own)
+RESULT_FIELDS = ("tokens", "entities", "triples", "skipped", "truncated_from", "truncated_from_characters")
 # Extractor warns on sentences with more than this share of words unknown to the model, and on input whose POS
 # tags are more than this share outside the training data's tag set
 UNFAMILIAR_SHARE = 0.5

@@ -49,9 +49,13 @@ def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path):
     api = load_extractor(run_dir, pretokenized=True).extract(lines)
     assert [triples(r) for r in api] == [triples(r) for r in cli]
     json_input = tmp_path / "in.jsonl"
-    json_input.write_text(json.dumps({"sentText": SENTENCE.split()}) + "\n" + json.dumps({"text": SENTENCE}) + "\n")
-    records = predict.main(["--model_dir", str(run_dir), "--input", str(json_input), "--pretokenized"])
+    json_input.write_text(json.dumps({"sentText": SENTENCE.split()}) + "\n"
+                          + json.dumps({"id": "doc-7", "text": SENTENCE}) + "\n")
+    records = predict.main(["--model_dir", str(run_dir), "--input", str(json_input), "--pretokenized", "--output",
+                            str(out)])
     assert [triples(r) for r in records] == [EXPECTED, EXPECTED]
+    written = [json.loads(line) for line in out.read_text().splitlines()]  # an input line's id travels with it
+    assert "id" not in written[0] and written[1]["id"] == "doc-7" and triples(written[1]) == EXPECTED
 
 def test_the_api_refuses_odd_input_at_once(run_dir):
     for kwargs in ({"threshold": 1.5}, {"threshold": "0.5"}, {"threshold": None}, {"batch_size": 0},
