@@ -60,6 +60,7 @@ from experiments.launch import (
 )
 from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
 from experiments.report import epoch_records, epochs_done, run_settings, write_report
+from model.run import recorded_data_dir
 from model.training import HYPERPARAMETERS, RUN_DEFINING, TrainConfig
 from utils.helpers import (
     DATASETS_DIR,
@@ -414,11 +415,17 @@ def finished_checkpoints(dataset: str, save_dir: Path, results_dir: Path) -> lis
 def recorded_test_file(run_dir: Path, config: dict, planned_dir: Path) -> Path:
     """The test file of the data a run trained on: in the folder its config.json records, or, where that folder
     is gone (the data moved, as a finished run may: ``same_data``), ``planned_dir``'s when its SHA-256 is the one
-    the run recorded."""
-    recorded = resolve_project_path(config["settings"]["data_dir"]) / "test.json"
+    the run recorded. A recorded file changed since (another SHA-256) is refused: its scores would not be the
+    run's."""
+    recorded = recorded_data_dir(run_dir, config) / "test.json"
+    digests = config.get("data_sha256")
+    digest = digests.get("test.json") if isinstance(digests, dict) else None
     if recorded.is_file():
+        if digest and file_sha256(recorded) != digest:
+            raise InputError(f"{recorded} changed since {run_dir} trained beside it (SHA-256 in its config.json "
+                             "'data_sha256'): restore it, or move the run away")
         return recorded
-    planned, digest = planned_dir / "test.json", (config.get("data_sha256") or {}).get("test.json")
+    planned = planned_dir / "test.json"
     if planned.is_file() and digest == file_sha256(planned):
         return planned
     state = ("missing too" if not planned.is_file() else "not the file the run recorded (another SHA-256)" if digest

@@ -559,9 +559,9 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
                         "data", data_dir / f"{name}.json", repeated, len(splits[name].sentences))
     in_test, dev = {tuple(s.tokens) for s in splits["test"].sentences}, splits["dev"].sentences
     if settings["select_on"] == "dev" and (shared := sum(tuple(s.tokens) in in_test for s in dev)):
-        if shared == len(dev) and len(in_test) == len({tuple(s.tokens) for s in dev}):
-            raise InputError(f"{data_dir / 'dev.json'} holds the sentences of test.json: the best epoch would be "
-                             "chosen on test while the run says dev; hold out a dev set, or pass --select_on test "
+        if shared == len(dev):
+            raise InputError(f"{data_dir / 'dev.json'}: every sentence of it is in test.json: the best epoch would "
+                             "be chosen on test while the run says dev; hold out a dev set, or pass --select_on test "
                              "(named so)")
         log.warning("%s: %d of its %d sentences are also in test.json: the best epoch is partly chosen on test",
                     data_dir / "dev.json", shared, len(dev))

@@ -54,14 +54,19 @@ def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path]
     if target.parent == Path(os.path.realpath(model_dir)) and target.name in RUN_FILES:
         raise InputError(f"{flag} {out} is the run's own {target.name}: it would be overwritten; name another file")
     try:
-        data_dir = recorded_data_dir(model_dir, read_json(Path(model_dir) / "config.json"))
+        config = read_json(Path(model_dir) / "config.json")
+        data_dir = recorded_data_dir(model_dir, config)
     except (OSError, InputError):  # load_run says what is wrong with the run folder
-        data_dir = None
-    if data_dir and target.parent == Path(os.path.realpath(data_dir)) and target.name in DATA_FOLDER_FILES:
+        config, data_dir = {}, None
+    digests = config.get("data_sha256") if isinstance(config, dict) else None
+    digest = digests.get(target.name) if isinstance(digests, dict) else None
+    if target.name in DATA_FOLDER_FILES and (
+            data_dir and target.parent == Path(os.path.realpath(data_dir))
+            or target.is_file() and digest and file_sha256(target) == digest):  # the data, moved or copied
         raise InputError(f"{flag} {out} is the {target.name} of the data this run trained on: it would be "
                          "overwritten; name another file")
-    # last (it touches the folder): a file is written beside itself, then renamed
-    if (not target.exists() or target.is_file()) and (problem := write_problem(target.parent)):
+    # last (it touches the folder): a file is written beside itself, then renamed; a device or a pipe in place
+    if (not os.path.exists(out) or os.path.isfile(out)) and (problem := write_problem(target.parent)):
         raise InputError(f"{flag} {out}: cannot write in {target.parent} ({problem})")
 
 

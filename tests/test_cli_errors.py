@@ -249,13 +249,14 @@ def test_a_dev_split_that_is_the_test_split_is_refused_and_an_overlap_said(works
     data, save = workspace
     shutil.copy(data / "test.json", data / "dev.json")
     flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST, "--num_epoch", "1"]
-    fails_cleanly(train.main, flags, capsys, "dev.json holds the sentences of test.json", "--select_on test",
+    fails_cleanly(train.main, flags, capsys, "dev.json: every sentence of it is in test.json", "--select_on test",
                   watched=(data, save))
     lines = (data / "test.json").read_text().splitlines()
-    (data / "dev.json").write_text("\n".join(lines[:2]) + "\n")
+    (data / "dev.json").write_text("\n".join(lines[:2]) + "\n")  # a part of test: chosen on test all the same
+    fails_cleanly(train.main, flags, capsys, "dev.json: every sentence of it is in test.json", watched=(data, save))
+    (data / "dev.json").write_text((data / "train.json").read_text() + "\n".join(lines[:2]) + "\n")  # 2 of test's
     train.main(flags)
-    assert "dev.json: 2 of its 2 sentences are also in test.json: the best epoch is partly chosen on test" in \
-        capsys.readouterr().err
+    assert "sentences are also in test.json: the best epoch is partly chosen on test" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("damage", ["file", "folder"])
@@ -796,6 +797,11 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys, mon
     for name in ("train.json", "vocab_report.json"):  # the files of the data it trained on, not only the split
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(data_dir / name)], capsys,
                       f"is the {name} of the data this run trained on", watched=(*watched, data_dir))
+    moved = tmp_path / "moved_data"  # known by its checksums wherever it lies now
+    shutil.copytree(data_dir, moved)
+    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--data", str(moved / "test.json"), "--out",
+                                  str(moved / "dev.json")], capsys, "is the dev.json of the data this run trained on",
+                  watched=(*watched, moved))
     with pseudo_terminal() as device:
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", device], capsys, "not a regular file",
                       watched=watched)
@@ -921,6 +927,8 @@ def test_predict_writes_through_links_and_into_devices(trained_run, tmp_path, ca
         subprocess.run([sys.executable, "-c", script], cwd=ROOT, stdout=handle, stderr=subprocess.DEVNULL, check=True)
     lines = log.read_text().splitlines()
     assert lines[0] == "earlier" and json.loads(lines[1])["text"] == "Oslo ."
+    piped = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(piped.stdout)["text"] == "Oslo ."  # /dev/stdout a pipe: no folder to probe, written in place
 
 
 @pytest.mark.parametrize("script", sorted(path.name for path in ROOT.glob("*.py")))

@@ -177,9 +177,14 @@ def test_a_run_on_moved_data_is_rescored_on_the_same_test_file(tmp_path):
               "data_sha256": {"test.json": file_sha256(planned / "test.json")}}
     assert reproduce.recorded_test_file(tmp_path / "run", config, planned) == planned / "test.json"
     (tmp_path / "gone").mkdir()
-    (tmp_path / "gone" / "test.json").write_text("where it trained\n")
+    (tmp_path / "gone" / "test.json").write_text("the same test\n")
     assert reproduce.recorded_test_file(tmp_path / "run", config, planned) == tmp_path / "gone" / "test.json"
+    (tmp_path / "gone" / "test.json").write_text("changed since\n")  # scores on it would not be the run's
+    with pytest.raises(InputError, match="gone/test.json changed since .*run trained beside it"):
+        reproduce.recorded_test_file(tmp_path / "run", config, planned)
     (tmp_path / "gone" / "test.json").unlink()
+    with pytest.raises(InputError, match="records no data folder"):
+        reproduce.recorded_test_file(tmp_path / "run", {"settings": {}}, planned)
     (planned / "test.json").write_text("another test\n")
     with pytest.raises(InputError, match="gone, and .* is not the file the run recorded"):
         reproduce.recorded_test_file(tmp_path / "run", config, planned)
