@@ -173,6 +173,10 @@ def run(args: argparse.Namespace) -> list[dict]:
                      None if args.input in (None, "-") else ("the --input file", Path(args.input)))
     sentences, kept = ((args.text, [{} for _ in args.text]) if args.text
                        else read_sentences(args.input, args.encoding_errors, args.input_format))
+    if tagged := sum(isinstance(fields.get("pos"), list) for fields in kept):  # a RIN file given as input
+        log.warning("%s: %d lines carry 'pos' tags, which predict.py does not read (it tags with the run's spaCy "
+                    "model; the lines' own fields are written back as given); evaluate.py --data FILE scores a RIN "
+                    "file with its own tags", args.input, tagged)
     configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
     configure_threads(args.threads)
     if not sentences:

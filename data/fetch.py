@@ -176,6 +176,7 @@ class Gathered:
     paths: dict[str, Path] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)  # taken despite their checksums (--no_verify)
 
 
 class Inputs:
@@ -233,14 +234,15 @@ class Inputs:
                 continue
             if problem:
                 log.warning("%s: %s (accepted: --no_verify)", path, problem)
+                found.unverified.append(relative)
             found.paths[relative], found.origins[relative] = path, origin
         if self.archive and self.url_cache:
             if errors:
                 shutil.rmtree(self.url_cache, ignore_errors=True)  # never keep an archive that failed
             else:
                 (self.url_cache / ".complete").touch()  # set only once its files verified
-                if self.local_archive:  # only now: a new version that fails leaves the verified one
-                    self._forget_earlier_versions()
+                if self.local_archive and not found.unverified:  # only now: a version that fails (or is taken
+                    self._forget_earlier_versions()               # with --no_verify) leaves the verified one
         if errors:
             raise FetchError("\n".join(errors))
         return found
@@ -290,7 +292,6 @@ class Inputs:
         large as the release, and only the newest can be used again."""
         assert self.url_cache and self.local_archive
         origin = str(self.local_archive.resolve())
-        (self.url_cache / "archive.txt").write_text(origin)
         for other in self.url_cache.parent.iterdir():
             label = other / "archive.txt"
             if other != self.url_cache and label.is_file() and label.read_text() == origin:
@@ -335,6 +336,8 @@ class Inputs:
             if not self.local_archive:
                 part.unlink()
             os.replace(staging, tree)
+            if self.local_archive:  # which archive this tree unpacks, for _forget_earlier_versions
+                (self.url_cache / "archive.txt").write_text(str(self.local_archive.resolve()))
         children = [p for p in tree.iterdir() if p.is_dir()]
         if len(children) == 1 and not any((tree / d).exists() for d in ("casrel", "hrl", "rin", "copyre_raw")):
             return children[0]  # the archive wraps the layout in one top folder

@@ -144,6 +144,9 @@ class Extractor:
                              "own prepare_report.json, or name a model (spacy_model)")
         needs_pos = self.model.config.pos_dim > 0
         self.tools = None
+        if spacy_model is not None and not needs_pos and pretokenized:
+            log.warning("spacy_model %r is not used: the tokens are given (pretokenized) and this model takes no POS "
+                        "tags", spacy_model)
         if needs_pos or not pretokenized:
             named = spacy_model is not None  # a model asked for is never swapped for whitespace splitting
             if spacy_model is None and recorded is None:

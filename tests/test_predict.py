@@ -37,7 +37,7 @@ def test_cli_extracts_the_learned_triples(run_dir, tmp_path):
     assert triples(bf16) == EXPECTED
 
 
-def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path):
+def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path, capsys):
     lines = [SENTENCE, "", "Anna Smith met Boris Kim yesterday ."]
     source = tmp_path / "in.txt"
     source.write_text("\n".join(lines) + "\n")
@@ -49,13 +49,14 @@ def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path):
     api = load_extractor(run_dir, pretokenized=True).extract(lines)
     assert [triples(r) for r in api] == [triples(r) for r in cli]
     json_input = tmp_path / "in.jsonl"
-    json_input.write_text(json.dumps({"sentText": SENTENCE.split()}) + "\n"
+    json_input.write_text(json.dumps({"sentText": SENTENCE.split(), "pos": ["NN"] * len(SENTENCE.split())}) + "\n"
                           + json.dumps({"id": "doc-7", "text": SENTENCE}) + "\n")
     records = predict.main(["--model_dir", str(run_dir), "--input", str(json_input), "--pretokenized", "--output",
                             str(out)])
     assert [triples(r) for r in records] == [EXPECTED, EXPECTED]
     written = [json.loads(line) for line in out.read_text().splitlines()]  # an input line's id travels with it
     assert "id" not in written[0] and written[1]["id"] == "doc-7" and triples(written[1]) == EXPECTED
+    assert "in.jsonl: 1 lines carry 'pos' tags, which predict.py does not read" in capsys.readouterr().err
 
 def test_the_api_refuses_odd_input_at_once(run_dir):
     for kwargs in ({"threshold": 1.5}, {"threshold": "0.5"}, {"threshold": None}, {"batch_size": 0},
@@ -129,6 +130,8 @@ def test_a_named_spacy_model_that_cannot_load(run_dir, monkeypatch, tmp_path, ca
     pytest.importorskip("spacy", reason="spaCy is an optional dependency")
     extractor = load_extractor(run_dir, spacy_model="none")
     assert extractor.tokenizer == "whitespace" and triples(extractor.extract([SENTENCE])[0]) == EXPECTED
+    load_extractor(run_dir, spacy_model="no_such_spacy_model", pretokenized=True)  # nothing to tag or tokenise
+    assert "spacy_model 'no_such_spacy_model' is not used: the tokens are given" in caplog.text
     with pytest.raises(InputError, match="spaCy model 'no_such_spacy_model' cannot be loaded here .*install it "
                                          "\\(python -m spacy download no_such_spacy_model\\), or name none"):
         load_extractor(run_dir, spacy_model="no_such_spacy_model")

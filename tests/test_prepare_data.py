@@ -332,6 +332,12 @@ def test_a_local_archive_is_a_source_too(release, tmp_path, capsys):
                            str(tmp_path / "cache"), *NO_TAGGER])
     assert unpacked() == after  # the verified earlier version is kept
     assert "release.tar.gz (hrl/NYT11/dev.json): " in error_lines(capsys)[0]
+    with pytest.raises(SystemExit):  # taken unverified (its emptied dev.json then builds nothing)
+        prepare_data.main(["--dataset", "nyt11", "--source", str(tmp_path / "release.tar.gz"), "--out",
+                           str(tmp_path / "again"), "--manifest", str(release.manifest), "--cache",
+                           str(tmp_path / "cache"), "--no_verify", *NO_TAGGER])
+    assert "dev: no sentences" in error_lines(capsys)[0]
+    assert len(unpacked()["release.tar.gz"]) == 2  # the verified version stays beside the unverified one
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(SystemExit):
         prepare_data.main(["--dataset", "nyt11", "--source", str(tmp_path / "notes.txt"), "--out",
