@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> dict:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a RIN-format file")
     if not args.data and not path.parent.is_dir():
-        raise InputError(f"{path.parent}, the data folder this run trained on (its config.json), is gone: move it "
+        state = "is a file now" if path.parent.exists() else "is gone"
+        raise InputError(f"{path.parent}, the data folder this run trained on (its config.json), {state}: move it "
                          "back, or name the file to score with --data")
     if not path.is_file():
         splits = sorted(f.stem for f in path.parent.glob("*.json") if f.stem in ("train", "dev", "test"))
@@ -123,12 +124,13 @@ def run(args: argparse.Namespace) -> dict:
         scored = earlier_scores.get("data") if isinstance(earlier_scores, dict) else None
         if isinstance(scored, str) and Path(scored).is_absolute() and Path(scored).resolve() != path.resolve():
             raise InputError(f"{out} holds the predictions for {scored}: name a file for those of {path} with --out")
-    check_output(out, "--out", model_dir, (f"the data file {path}", path))
+    flag = "--out" if args.out else "the default output (--out names another)"
+    check_output(out, flag, model_dir, (f"the data file {path}", path))
     if out.exists() and not Path(os.path.realpath(out)).is_file():
         raise InputError(f"--out {out}: not a regular file (evaluate.py writes {out.stem}_scores.json beside it); "
                          "name a file")
     for suffix in SIBLINGS.values():
-        check_output(out.with_name(out.stem + suffix), "--out", model_dir)
+        check_output(out.with_name(out.stem + suffix), flag, model_dir)
     recorded = config.get("data_sha256", {}).get(path.name) if not args.data else None
     if recorded and file_sha256(path) != recorded:
         log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "

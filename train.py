@@ -274,10 +274,12 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
                 "deterministic": TRAIN.deterministic, "compile": TRAIN.compile} | config["settings"]
     check_settings(settings, run_dir / "config.json")
     given = given_flags(args)
-    def differs(key: str, value: object) -> bool:  # folders by where they are, however written
+    def differs(key: str, value: object) -> bool:  # folders by where they are, however written or linked
         recorded = settings.get(key, NET.get(key))
         if key in ("data_dir", "save_dir") and isinstance(recorded, str):
-            return os.path.abspath(resolve_project_path(recorded)) != os.path.abspath(str(value))
+            same = {os.path.realpath(resolve_project_path(recorded))}
+            same |= {os.path.realpath(run_dir.parent)} if key == "save_dir" else set()  # a run folder moved
+            return os.path.realpath(str(value)) not in same
         return recorded != value
 
     changed = [f"--{key} {value} (the run has {settings.get(key)})" for key, value in given.items()
@@ -300,7 +302,7 @@ def check_data_files(data_dir: Path, dataset: str) -> None:
     if not missing:
         return
     if data_dir.is_file():
-        raise InputError(f"--data_dir {data_dir}: a file; pass the folder that holds train.json, dev.json, ...")
+        raise InputError(f"{data_dir}: a file, not a data folder (the folder that holds train.json, dev.json, ...)")
     if not data_dir.is_dir():
         known = sorted(p.name for p in DATASETS_DIR.glob("*") if p.is_dir())
         raise InputError(f"{data_dir} does not exist: {prepare_hint(dataset, data_dir)} (prepared datasets here: "
@@ -373,8 +375,9 @@ def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndar
     if settings["emb_dim"] not in (None, embedding.shape[1]):
         raise InputError(f"--emb_dim {settings['emb_dim']} but embedding.npy holds {embedding.shape[1]}-d vectors")
     if embedding.shape[0] != len(vocab):
-        raise InputError(f"embedding.npy has {embedding.shape[0]} rows for {len(vocab)} words in vocab.json: run "
-                         f"python prepare_vocab.py --dataset {settings['dataset']} again")
+        data_dir = resolve_project_path(settings["data_dir"])
+        raise InputError(f"{data_dir / 'embedding.npy'} has {embedding.shape[0]} rows for {len(vocab)} words in "
+                         f"vocab.json: run {prepare_vocab_command(settings['dataset'], data_dir)} again")
     try:
         config = RINConfig(vocab_size=len(vocab), num_pos=len(labels.pos), num_tags=len(labels.tags),
                            num_relations=len(labels.relations), emb_dim=embedding.shape[1],
@@ -492,8 +495,9 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         settings["thread_policy"] = "fixed"
     device = pick_device(settings["device"])
     data_dir = resolve_project_path(settings["data_dir"])
-    if args.resume and not data_dir.exists():
-        raise InputError(f"{data_dir}, the data folder this run trains on (its config.json), is gone: move it back "
+    if args.resume and not data_dir.is_dir():
+        state = "is a file now" if data_dir.exists() else "is gone"
+        raise InputError(f"{data_dir}, the data folder this run trains on (its config.json), {state}: move it back "
                          f"to resume {run_dir}")
     check_data_files(data_dir, settings["dataset"])  # before the kernels build: seconds on a first use
     configure_speed(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])

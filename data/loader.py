@@ -273,7 +273,7 @@ def _not_found_hint(phrase: Sequence[str], tokens: Sequence[str]) -> str:
     """For a phrase not found in ``tokens``: a note when it is there as one token with spaces (a string argument
     is split on them), in another Unicode form (decomposed accents) or with invisible characters (zero-width
     space, soft hyphen), which look the same in print."""
-    if len(phrase) > 1 and " ".join(phrase) in tokens:
+    if len(phrase) > 1 and " ".join(phrase) in {" ".join(token.split()) for token in tokens}:  # any spaces
         return (f" as written (the sentence has {' '.join(phrase)!r} as one token, and a string is split on spaces: "
                 "give it as a list of that one token)")
     def visible(words: Sequence[str]) -> list[str]:  # a token of invisible characters only is left out too
@@ -322,8 +322,9 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
         raise DataError(f"{where}: en_list must be a list, not {_describe(record['en_list'])}")
     if not tokens:
         if scored and record["relationMentions"]:  # skipped, its gold would be missing from recall's count
-            raise DataError(f"{where}: an empty sentence with {len(record['relationMentions'])} gold relation "
-                            "mentions, which cannot be scored; fix or remove it")
+            count = len(record["relationMentions"])
+            raise DataError(f"{where}: an empty sentence with {count} gold relation mention{'s' * (count > 1)}, "
+                            "which cannot be scored; fix or remove it")
         report.add("empty sentence skipped", where)
         return None
     pos = record.get("pos")

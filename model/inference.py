@@ -10,6 +10,7 @@ import argparse
 import logging
 import math
 import time
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -188,8 +189,13 @@ class Extractor:
         unfamiliar = [index for index, example in zip(kept, examples, strict=True)
                       if (example.word_ids == UNK_ID).sum() > UNFAMILIAR_SHARE * len(example.word_ids)]
         if unfamiliar:
-            tokens = ("; for a script written without spaces, give tokens (lists of tokens, or --pretokenized)"
-                      if tokenized_here[unfamiliar[0]] else "")  # not to a sentence given as tokens already
+            def unspaced_clause(token: str) -> bool:  # e.g. Chinese: a clause the tokeniser leaves one token
+                return len(token) >= 4 and all(unicodedata.category(c) == "Lo" for c in token)
+
+            unspaced = [index for index in unfamiliar
+                        if tokenized_here[index] and any(map(unspaced_clause, token_lists[index]))]
+            tokens = (f"; sentence {unspaced[0] + 1} is of a script written without spaces, which the tokeniser leaves "
+                      "whole: give its tokens (a list of them; predict.py --pretokenized)" if unspaced else "")
             log.warning("%d of %d sentences (sentence %d first: %r) are mostly words this model's vocabulary lacks: "
                         "its predictions there are less reliable (text of another domain or language%s)",
                         len(unfamiliar), len(examples), unfamiliar[0] + 1, " ".join(token_lists[unfamiliar[0]])[:60],

@@ -134,7 +134,7 @@ def test_pos_features_asked_for_on_data_without_pos_tags_are_refused(workspace, 
 def test_train_on_a_data_dir_that_is_a_file(workspace, capsys):
     data, save = workspace
     fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data / "train.json"), "--save_dir",
-                               str(save), *FAST], capsys, "a file; pass the folder", watched=(data, save))
+                               str(save), *FAST], capsys, "a file, not a data folder", watched=(data, save))
 
 
 def test_train_refuses_a_save_dir_under_a_file(workspace, capsys):
@@ -326,6 +326,10 @@ def test_resume_takes_the_same_folders_written_another_way(workspace, capsys, mo
     assert train.main([*flags, "--resume", str(save / "r")])["test"] == first["test"]
     fails_cleanly(train.main, [*flags[:2], "--data_dir", "elsewhere", "--resume", str(save / "r")], capsys,
                   "--data_dir elsewhere (the run has", watched=(data, save))
+    (data.parent / "linked").symlink_to(data)  # the same folder through a link; the run folder moved elsewhere
+    shutil.copytree(save / "r", data.parent / "moved" / "r")
+    moved = train.main(["--resume", str(data.parent / "moved" / "r"), "--data_dir", "linked", "--save_dir", "moved"])
+    assert moved["test"] == first["test"]
 
 
 def test_resume_without_checkpoints_never_starts_over(workspace, capsys):
@@ -462,6 +466,9 @@ def test_a_non_finite_loss_stops_the_run(workspace, capsys, monkeypatch):
         np.save(data / "embedding.npy", np.zeros(shape, dtype=dtype))
         fails_cleanly(train.main, flags, capsys, f"embedding.npy: {np.dtype(dtype)} values of shape {shape}, not "
                       "one float vector per word", watched=(data, save))
+    np.save(data / "embedding.npy", np.zeros((0, embedding.shape[1]), dtype=np.float32))
+    fails_cleanly(train.main, flags, capsys, f"{data / 'embedding.npy'} has 0 rows for",
+                  f"run python prepare_vocab.py --dataset synthetic --data_dir {data} again", watched=(data, save))
 
 
 def test_ctrl_c_names_the_command_that_continues(workspace, capsys, monkeypatch):
@@ -797,6 +804,10 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys, mon
     for name in ("train.json", "vocab_report.json"):  # the files of the data it trained on, not only the split
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(data_dir / name)], capsys,
                       f"is the {name} of the data this run trained on", watched=(*watched, data_dir))
+    (run_dir / "predictions_dev.jsonl").mkdir()  # the default output, not named by the user: said so
+    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--split", "dev"], capsys,
+                  "the default output (--out names another)", "predictions_dev.jsonl: a folder", watched=watched)
+    (run_dir / "predictions_dev.jsonl").rmdir()
     moved = tmp_path / "moved_data"  # known by its checksums wherever it lies now
     shutil.copytree(data_dir, moved)
     fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--data", str(moved / "test.json"), "--out",

@@ -304,12 +304,12 @@ def test_unfamiliar_words_and_pos_tags_are_warned_about(run_dir, caplog):
     caplog.clear()
     tokenizing = load_extractor(run_dir)
     if tokenizing.tokenizer == "spaCy":
-        tokenizing.extract([SENTENCE, "北京是中国的首都。"])
-        assert "language; for a script written without spaces, give tokens (lists of tokens, or --pretokenized))" \
-            in caplog.text
+        tokenizing.extract([SENTENCE, ["北京", "是", "中国"], "北京是中国的首都。"])  # the advice where it applies
+        assert ("language; sentence 3 is of a script written without spaces, which the tokeniser leaves whole: give "
+                "its tokens (a list of them; predict.py --pretokenized))") in caplog.text
         caplog.clear()
-        tokenizing.extract([SENTENCE.split(), ["北京是中国的首都", "。"]])  # tokens given: no advice to give them
-        assert "language)" in caplog.text and "give tokens" not in caplog.text
+        tokenizing.extract([SENTENCE.split(), ["北京是中国的首都", "。"], "Der Hund bellt laut über die Straße ."])
+        assert "language)" in caplog.text and "give its tokens" not in caplog.text  # tokens given; or spaced text
         caplog.clear()
 
     class UniversalTagger:  # tags of another tag set than the training data's Penn Treebank ones

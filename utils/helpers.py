@@ -447,24 +447,28 @@ def atomic_write_bytes(path: Path, data: bytes, keep_previous: Path | None = Non
     redirected file), is appended to in place: renaming over it would replace the device, or the file the
     shell opened."""
     path = Path(path)
-    if path.exists() and (not path.is_file() or str(path.absolute()).startswith(("/dev/", "/proc/"))):
-        with open(path, "ab") as handle:
-            handle.write(data)
-        return
-    if keep_previous is None:
-        path = Path(os.path.realpath(path))
-    tmp = temporary_name(path)
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if keep_previous is not None and path.exists():
-            os.replace(path, keep_previous)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_folder(path.parent)
+        if path.exists() and (not path.is_file() or str(path.absolute()).startswith(("/dev/", "/proc/"))):
+            with open(path, "ab") as handle:
+                handle.write(data)
+            return
+        target = path if keep_previous is not None else Path(os.path.realpath(path))
+        tmp = temporary_name(target)
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if keep_previous is not None and target.exists():
+                os.replace(target, keep_previous)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as error:  # a full disk names no file by itself: name the one being written
+        if error.filename is None or str(error.filename).startswith(str(Path(os.path.realpath(path)).parent)):
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        raise
+    _fsync_folder(target.parent)
 
 
 def to_cpu(value: object) -> object:

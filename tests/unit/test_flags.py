@@ -1,5 +1,6 @@
 """The argparse number types every script shares (utils/helpers.py)."""
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +41,12 @@ def test_a_preset_without_the_match_mode_is_one_line(monkeypatch, tmp_path):
                                                  r'\{"exact": \{"rounds": 2, .*150\}\}\)$'):
         helpers.preset("mine", "exact")
     assert helpers.preset("other", "exact") == {}
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full (a device that is always full) is Linux's")
+def test_a_full_disk_names_the_file_being_written(tmp_path):
+    """ENOSPC names no file by itself ('[Errno 28] No space left on device'): the error names the output."""
+    with pytest.raises(OSError, match="No space left on device: '/dev/full'"):
+        helpers.atomic_write_bytes(Path("/dev/full"), b"x" * 100_000)
+    helpers.atomic_write_bytes(tmp_path / "out.json", b"x")  # and a normal write still is one
+    assert (tmp_path / "out.json").read_bytes() == b"x"

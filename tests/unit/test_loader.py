@@ -96,7 +96,7 @@ def test_empty_sentence_is_skipped_and_counted(tmp_path):
     empty["relationMentions"] = [{"em1Text": "Anna", "em2Text": "Globex", "label": "employer"}]  # scored, its gold
     write_lines(tmp_path / "a.json", [empty, OFFICIAL_LINE])                                  # would leave recall
     assert len(load_sentences(tmp_path / "a.json")[0]) == 1  # training data: skipped, counted
-    with pytest.raises(DataError, match=r"a.json:1: an empty sentence with 1 gold relation mentions, which cannot be"):
+    with pytest.raises(DataError, match=r"a.json:1: an empty sentence with 1 gold relation mention, which cannot be"):
         load_sentences(tmp_path / "a.json", scored=True)
 
 
@@ -230,6 +230,10 @@ def test_a_token_with_spaces_and_a_casrel_record_are_named(tmp_path):
                                                   "(the sentence has 'Anna Smith' as one token, and a string is split "
                                                   "on spaces: give it as a list of that one token)")):
         load_sentences(write_lines(tmp_path / "a.json", [record]), scored=True)
+    record["sentText"][0] = "Anna\u00a0 Smith"  # a token of other spaces: the same note
+    with pytest.raises(DataError, match="the sentence has 'Anna Smith' as one token"):
+        load_sentences(write_lines(tmp_path / "a.json", [record]), scored=True)
+    record["sentText"][0] = "Anna Smith"
     record["relationMentions"][0]["em1Text"] = ["Anna Smith"]
     assert load_sentences(write_lines(tmp_path / "a.json", [record]), scored=True)[0][0].triples
     casrel = {"text": "Anna Smith works for Acme", "triple_list": [["Anna Smith", "employer", "Acme"]]}
