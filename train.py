@@ -274,6 +274,7 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
                 "deterministic": TRAIN.deterministic, "compile": TRAIN.compile} | config["settings"]
     check_settings(settings, run_dir / "config.json")
     given = given_flags(args)
+
     def differs(key: str, value: object) -> bool:  # folders by where they are, however written or linked
         recorded = settings.get(key, NET.get(key))
         if key in ("data_dir", "save_dir") and isinstance(recorded, str):
@@ -360,7 +361,7 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
     finally:
-        if held and not handle.closed:  # ended: no holder named (a process that trains and then evaluates)
+        if held:  # ended: no holder named (a process that trains and then evaluates it is not 'still training')
             with suppress(OSError):
                 handle.seek(0)
                 handle.truncate()

@@ -276,6 +276,7 @@ def _not_found_hint(phrase: Sequence[str], tokens: Sequence[str]) -> str:
     if len(phrase) > 1 and " ".join(phrase) in {" ".join(token.split()) for token in tokens}:  # any spaces
         return (f" as written (the sentence has {' '.join(phrase)!r} as one token, and a string is split on spaces: "
                 "give it as a list of that one token)")
+
     def visible(words: Sequence[str]) -> list[str]:  # a token of invisible characters only is left out too
         return [canonical(word) for word in words
                 if not all(c.isspace() or unicodedata.category(c) == "Cf" for c in word)]

@@ -141,8 +141,8 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple
 
 
 def in_training(model_dir: Path) -> bool:
-    """Whether the train.py that train.lock names (it stays when that ends) is still running; read, never
-    locked, so a train.py starting meanwhile never finds the folder in use."""
+    """Whether the train.py that train.lock names is still running (the name is cleared when it ends, and stays
+    when it is killed); read, never locked, so a train.py starting meanwhile never finds the folder in use."""
     try:
         holder = (Path(model_dir) / "train.lock").read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
