@@ -61,9 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--input", help="file of sentences, one per line; '-' = standard input (see --input_format)")
     parser.add_argument("--input_format", choices=("auto", "raw", "json"), default="auto",
                         help="raw: every line is a sentence; json: every line is a JSON object with a 'text' "
-                        "or a 'sentText' field (a string, or a list of tokens), whose other fields (an id) are "
-                        "written out with its triples; auto (default): lines that start "
-                        "with '{' are JSON, the others raw")
+                        "or a 'sentText' field (a string, or a list of tokens, whose 'pos' tags are used if "
+                        "given), and whose other fields (an id) are written out with its triples; auto "
+                        "(default): lines that start with '{' are JSON, the others raw")
     parser.add_argument("--output", help="JSON-lines output file (default: standard output)")
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
                         help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
@@ -144,6 +144,11 @@ def read_sentences(path: str, errors: str, input_format: str) -> tuple[list[str 
             if isinstance(text, list) and not all(t.strip() for t in text):
                 raise InputError(f"{path}:{number}: '{field}' holds an empty token (token "
                                  f"{next(i for i, t in enumerate(text, start=1) if not t.strip())})")
+            tags = record.get("pos")
+            if isinstance(text, list) and tags is not None and not (
+                    isinstance(tags, list) and all(isinstance(tag, str) for tag in tags) and len(tags) == len(text)):
+                raise InputError(f"{path}:{number}: 'pos' must be a list of tags, one per token of '{field}' "
+                                 f"({len(text)}), not {str(tags)[:60]}")
             if clashes := sorted(OUTPUT_FIELDS & (record.keys() - {field})):
                 raise InputError(f"{path}:{number}: field {clashes[0]!r} is one predict.py writes for each line "
                                  f"({', '.join(sorted(OUTPUT_FIELDS))}); rename it")
@@ -173,10 +178,12 @@ def run(args: argparse.Namespace) -> list[dict]:
                      None if args.input in (None, "-") else ("the --input file", Path(args.input)))
     sentences, kept = ((args.text, [{} for _ in args.text]) if args.text
                        else read_sentences(args.input, args.encoding_errors, args.input_format))
-    if tagged := sum(isinstance(fields.get("pos"), list) for fields in kept):  # a RIN file given as input
-        log.warning("%s: %d lines carry 'pos' tags, which predict.py does not read (it tags with the run's spaCy "
-                    "model; the lines' own fields are written back as given); evaluate.py --data FILE scores a RIN "
-                    "file with its own tags", args.input, tagged)
+    # a RIN file's own tags are used with its tokens, as evaluate.py uses them; raw text is tagged here
+    pos = [fields.get("pos") if isinstance(sentence, list) else None for sentence, fields in zip(sentences, kept,
+                                                                                                    strict=True)]
+    if untagged := sum(isinstance(s, str) and "pos" in fields for s, fields in zip(sentences, kept, strict=True)):
+        log.warning("%s: %d lines carry 'pos' tags for a text string, which are not read (tags go with a list of "
+                    "tokens): spaCy tags their tokens", args.input, untagged)
     configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
     configure_threads(args.threads)
     if not sentences:
@@ -185,7 +192,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                                batch_size=args.batch_size, max_tokens=args.max_tokens,
                                pretokenized=args.pretokenized, first_mentions=args.first_mentions,
                                spacy_model=args.spacy_model)
-    results = extractor.extract(sentences, progress=len(sentences) > 1000)
+    results = extractor.extract(sentences, progress=len(sentences) > 1000, pos=pos)
     skipped = [i + 1 for i, r in enumerate(results) if "skipped" in r]
     if skipped:
         log.warning("%d empty sentences (lines %s): output records say 'skipped'", len(skipped),

@@ -208,8 +208,29 @@ class Extractor:
                         "model (--spacy_model names the one it used)", 100 * len(foreign) / len(given), foreign[0],
                         self.labels.pos[2] if len(self.labels.pos) > 2 else None)
 
-    def extract(self, sentences: Sequence[str | Sequence[str]], progress: bool = False) -> list[dict]:
-        """One result per sentence (a string, or a list of tokens taken as they are)."""
+    @staticmethod
+    def _given_pos(sentences: list[str | list[str]], pos: Sequence[Sequence[str] | None] | None
+                   ) -> list[list[str] | None]:
+        """``pos`` checked against ``sentences``: one entry per sentence, tags only for token lists, one per token."""
+        if pos is None:
+            return [None] * len(sentences)
+        if isinstance(pos, str) or not isinstance(pos, Sequence) or len(pos) != len(sentences):
+            raise TypeError(f"pos: one entry (a list of tags, or None) per sentence ({len(sentences)}), not "
+                            f"{pos!r:.80}")
+        checked: list[list[str] | None] = []
+        for number, (sentence, tags) in enumerate(zip(sentences, pos, strict=True), start=1):
+            if tags is not None and (isinstance(sentence, str) or isinstance(tags, str)
+                                     or not all(isinstance(tag, str) for tag in tags) or len(tags) != len(sentence)):
+                raise TypeError(f"sentence {number}: POS tags go with a list of tokens, one string per token, not "
+                                f"{tags!r:.80}")
+            checked.append(None if tags is None else list(tags))
+        return checked
+
+    def extract(self, sentences: Sequence[str | Sequence[str]], progress: bool = False,
+                pos: Sequence[Sequence[str] | None] | None = None) -> list[dict]:
+        """One result per sentence (a string, or a list of tokens taken as they are). ``pos``: for sentences
+        given as tokens, their POS tags (one per token, of the training data's tag set; None: tagged here), used
+        instead of the tagger's, as evaluate.py uses a data file's own."""
         start = time.perf_counter()
         if isinstance(sentences, str):
             raise TypeError("extract() takes a list of sentences, not one string: pass [sentence]")
@@ -228,6 +249,7 @@ class Extractor:
                                  "from bytes that are not UTF-8?")
         # plain strings: spaCy takes no subclass of str (NumPy's str_, from an array of sentences)
         sentences = [str(s) if isinstance(s, str) else [str(token) for token in s] for s in sentences]
+        given_pos = self._given_pos(sentences, pos)
         results: list[dict] = [{} for _ in sentences]
         characters = self.max_tokens * CHARACTERS_PER_TOKEN
         for index, sentence in enumerate(sentences):
@@ -251,6 +273,8 @@ class Extractor:
             kept.append(index)
         tags = (self.tools.tag([token_lists[i] for i in kept]) if self.tools and self.model.config.pos_dim > 0
                 else [(None, [])] * len(kept))
+        tags = [(given_pos[i][: self.max_tokens], spans) if given_pos[i] is not None else (tagged, spans)
+                for i, (tagged, spans) in zip(kept, tags, strict=True)]
         examples = [Example(word_ids=np.asarray(self.vocab.ids(token_lists[i]), dtype=np.int64),
                             pos_ids=np.asarray(self.labels.pos_ids(pos, len(token_lists[i])), dtype=np.int64),
                             tag_ids=np.zeros(len(token_lists[i]), dtype=np.int64), cells=np.zeros((0, 3), np.int64))

@@ -50,13 +50,13 @@ def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path, capsys):
     assert [triples(r) for r in api] == [triples(r) for r in cli]
     json_input = tmp_path / "in.jsonl"
     json_input.write_text(json.dumps({"sentText": SENTENCE.split(), "pos": ["NN"] * len(SENTENCE.split())}) + "\n"
-                          + json.dumps({"id": "doc-7", "text": SENTENCE}) + "\n")
+                          + json.dumps({"id": "doc-7", "text": SENTENCE, "pos": ["NN"]}) + "\n")
     records = predict.main(["--model_dir", str(run_dir), "--input", str(json_input), "--pretokenized", "--output",
                             str(out)])
     assert [triples(r) for r in records] == [EXPECTED, EXPECTED]
     written = [json.loads(line) for line in out.read_text().splitlines()]  # an input line's id travels with it
     assert "id" not in written[0] and written[1]["id"] == "doc-7" and triples(written[1]) == EXPECTED
-    assert "in.jsonl: 1 lines carry 'pos' tags, which predict.py does not read" in capsys.readouterr().err
+    assert "in.jsonl: 1 lines carry 'pos' tags for a text string, which are not read" in capsys.readouterr().err
 
 def test_the_api_refuses_odd_input_at_once(run_dir):
     for kwargs in ({"threshold": 1.5}, {"threshold": "0.5"}, {"threshold": None}, {"batch_size": 0},
@@ -75,6 +75,26 @@ def test_the_api_refuses_odd_input_at_once(run_dir):
     assert extractor.extract([]) == []
     spacy_extractor = load_extractor(run_dir)  # NumPy's str_ (an array of sentences) is taken as the str it is
     assert spacy_extractor.extract(np.array([SENTENCE])) == spacy_extractor.extract([SENTENCE])
+
+
+def test_given_pos_tags_are_used_with_their_tokens(run_dir, monkeypatch):
+    """A RIN file's own tags go with its tokens, as evaluate.py uses them (predict.py on such a file then agrees
+    with evaluate.py); tags that do not fit their sentence are refused at once."""
+    from model import inference
+
+    extractor = load_extractor(run_dir, pretokenized=True)
+    seen = []
+    original = inference.extract
+    monkeypatch.setattr(inference, "extract", lambda model, examples, *a, **k: seen.extend(
+        e.pos_ids.tolist() for e in examples) or original(model, examples, *a, **k))
+    tokens = SENTENCE.split()
+    tags = [extractor.labels.pos[2]] * len(tokens)  # a tag of the training data's set
+    extractor.extract([tokens, tokens], pos=[tags, None])
+    assert seen[0] == extractor.labels.pos_ids(tags, len(tokens)) and seen[0] != seen[1]
+    for pos, message in (([tags], "one entry"), ([tags[:-1], None], "sentence 1: POS tags go with"),
+                         (["NN", None], "sentence 1")):
+        with pytest.raises(TypeError, match=message):
+            extractor.extract([tokens, SENTENCE], pos=pos)
 
 
 def test_the_api_reads_generators_and_files_once_in_order(run_dir, tmp_path):

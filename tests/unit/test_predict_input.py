@@ -72,6 +72,8 @@ def test_a_json_lines_other_fields_are_kept_for_its_output(tmp_path):
     with pytest.raises(InputError, match=r"in.txt:1: field 'triples' is one predict.py writes for each line "
                                          r"\(entities, line, skipped, text, tokens, triples, .*\); rename it"):
         read_sentences(write(tmp_path, b'{"text": "A b .", "triples": []}\n'), "strict", "auto")
+    with pytest.raises(InputError, match=r"in.txt:1: 'pos' must be a list of tags, one per token of 'sentText' \(2\)"):
+        read_sentences(write(tmp_path, b'{"sentText": ["A", "b"], "pos": ["NN"]}\n'), "strict", "auto")
     with pytest.raises(InputError, match=r"in.txt:1: malformed JSON line: .*\(with --input_format json every line "
                                          r"is a JSON object; raw lines need auto or raw\)$"):
         read_sentences(write(tmp_path, b"plain .\n"), "strict", "json")
