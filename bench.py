@@ -536,13 +536,14 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
             start = time.perf_counter()
             if path != "oracle":  # train.py's epoch
                 train_epoch(model, optimizer, train.examples, TRAIN_BATCH_SIZE, generator, device, MAX_GRAD_NORM)
-            for indices in (bucketed_batches([len(e.word_ids) for e in train.examples], TRAIN_BATCH_SIZE, generator)
-                            if path == "oracle" else []):  # the same batches, through the paper-literal oracle
-                er, rc = reference_loss(model, [train.examples[i] for i in indices])
-                optimizer.zero_grad(set_to_none=True)
-                (er + rc).backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-                optimizer.step()
+            else:  # the same batches, through the paper-literal oracle
+                for indices in bucketed_batches([len(e.word_ids) for e in train.examples], TRAIN_BATCH_SIZE,
+                                                generator):
+                    er, rc = reference_loss(model, [train.examples[i] for i in indices])
+                    optimizer.zero_grad(set_to_none=True)
+                    (er + rc).backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+                    optimizer.step()
             scores, _ = evaluate(model, dev, labels, device)
             curves[path].append({"epoch": epoch, "dev_partial_f1": scores["partial"]["f1"],
                                  "dev_exact_f1": scores["exact"]["f1"], "seconds": time.perf_counter() - start})
