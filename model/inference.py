@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from data.loader import Batch, Example, Split, bucketed_batches, collate, memory_parts
-from data.spacy_tools import DEFAULT_MODEL, SpacyTools, install_command
+from data.spacy_tools import DEFAULT_MODEL, SpacyTools, install_advice
 from model import speed
 from model.rin import RIN
 from model.run import load_run
@@ -166,11 +166,11 @@ class Extractor:
                     reason = str(error).splitlines()[0]
                     if needs_pos:
                         raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be "
-                                         f"loaded here ({reason}); install it ({install_command(spacy_model)}) or "
+                                         f"loaded here ({reason}); {install_advice(spacy_model)} or "
                                          "name another (--spacy_model)") from None
                     if named:
-                        raise InputError(f"spaCy model {spacy_model!r} cannot be loaded here ({reason}); install it "
-                                         f"({install_command(spacy_model)}), or name none to split on whitespace"
+                        raise InputError(f"spaCy model {spacy_model!r} cannot be loaded here ({reason}); "
+                                         f"{install_advice(spacy_model)}, or name none to split on whitespace"
                                          ) from None
                     log.warning("spaCy model %r cannot be loaded here (%s): splitting on whitespace", spacy_model,
                                 reason)

@@ -155,6 +155,9 @@ def test_a_named_spacy_model_that_cannot_load(run_dir, monkeypatch, tmp_path, ca
     with pytest.raises(InputError, match="spaCy model 'no_such_spacy_model' cannot be loaded here .*install it "
                                          "\\(python -m spacy download no_such_spacy_model\\), or name none"):
         load_extractor(run_dir, spacy_model="no_such_spacy_model")
+    with pytest.raises(InputError, match="spaCy model '../no_such_folder' cannot be loaded here .*name a folder "
+                                         "a spaCy pipeline was saved to \\(one holding config.cfg\\), or name none"):
+        load_extractor(run_dir, spacy_model="../no_such_folder")  # a path: no "spacy download ../no_such_folder"
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     (copy / "prepare_report.json").write_text(json.dumps({"spacy_model": "no_such_spacy_model"}))

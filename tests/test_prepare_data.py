@@ -621,6 +621,7 @@ BAD_PREPARE_RUNS = [  # (extra flags, or a file to break; what the one error lin
     (["--dataset", "webnlg_exact", "--no_noun_compounds"], "--no_noun_compounds: only for the last-word releases"),
     (["--manifest", "/nonexistent/sources.json"], "/nonexistent/sources.json"),
     (["--spacy_model", "nosuch_model"], "--spacy_model nosuch_model: cannot be loaded"),  # never a silent "none"
+    (["--spacy_model", "./nosuch_folder"], "name a folder a spaCy pipeline was saved to"),  # no "download ./..."
     (["--rebuild_test", "--retag_test"], "pick one"),
     (["--manifest", __file__], "test_prepare_data.py:1: malformed JSON"),
     (["--out", __file__], "a file, not a folder"),
