@@ -24,7 +24,7 @@ from data.loader import load_split, position
 from model import load_run, speed
 from model.inference import BATCH_SIZE, THRESHOLD, extract
 from model.pair_kernels import configure_speed
-from model.run import check_output, recorded_data_dir
+from model.run import check_output, check_run_folder, recorded_data_dir
 from utils.analysis import breakdown, breakdown_markdown
 from utils.helpers import (
     ArgumentParser,
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    if args.out:  # a missing folder is told before the kernels build (checked again below, against the data)
+    check_run_folder(Path(args.model_dir))  # a wrong folder and a missing one are told before the kernels build
+    if args.out:  # (--out is checked again below, against the data)
         check_output(Path(args.out), "--out", Path(args.model_dir))
     device = pick_device(args.device)
     configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)

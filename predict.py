@@ -34,7 +34,7 @@ from model.inference import (
     THRESHOLD,
 )
 from model.pair_kernels import configure_speed
-from model.run import check_output
+from model.run import check_output, check_run_folder
 from utils.helpers import (
     ArgumentParser,
     InputError,
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def run(args: argparse.Namespace) -> list[dict]:
     device = pick_device(args.device)
-    if args.output:  # the output and the input are checked before the kernels build (~30 s on a first use)
+    check_run_folder(Path(args.model_dir))  # the run, the output and the input are checked before the kernels build
+    if args.output:
         check_output(Path(args.output), "--output", Path(args.model_dir),
                      None if args.input in (None, "-") else ("the --input file", Path(args.input)))
     sentences, kept = ((args.text, [{} for _ in args.text]) if args.text

@@ -90,6 +90,16 @@ def _read(path: Path, reader):
         raise RunError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
 
 
+def check_run_folder(model_dir: Path) -> None:
+    """Refuse a path that is no run folder before any slow work (the kernels build ~30 s on a first use)."""
+    if not model_dir.is_dir():
+        raise RunError(f"{model_dir}: no such run folder")
+    missing = [name for name in ("config.json", "vocab.json", "labels.json", "best.pt")
+               if not (model_dir / name).is_file()]
+    if missing:
+        raise RunError(f"{model_dir} is not a finished run folder: missing {', '.join(missing)}")
+
+
 def load_run(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple[RIN, Vocab, Labels, dict]:
     """Rebuild a trained model from its run folder (config, vocabulary, labels, best.pt's weights).
 
@@ -97,12 +107,7 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple
     ``data_sha256``) and fit the checkpoint's sizes; anything else raises :class:`RunError`.
     """
     model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise RunError(f"{model_dir}: no such run folder")
-    missing = [name for name in ("config.json", "vocab.json", "labels.json", "best.pt")
-               if not (model_dir / name).is_file()]
-    if missing:
-        raise RunError(f"{model_dir} is not a finished run folder: missing {', '.join(missing)}")
+    check_run_folder(model_dir)
     config = _read(model_dir / "config.json", read_json)
     if not isinstance(config, dict):
         raise RunError(f"{model_dir / 'config.json'}: a JSON {type(config).__name__}, not the object train.py writes")

@@ -765,6 +765,12 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys, mon
         patch.setattr(evaluate, "configure_speed", lambda *a: pytest.fail("the kernels were set up first"))
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(tmp_path / "no" / "p.jsonl")],
                       capsys, "folder", str(tmp_path / "no"))
+        for script, given in ((evaluate, []), (predict, ["--text", "A b ."])):  # and so is no run folder
+            patch.setattr(script, "configure_speed", lambda *a: pytest.fail("the kernels were set up first"))
+            fails_cleanly(script.main, ["--model_dir", str(tmp_path / "nosuch"), *given], capsys,
+                          "nosuch: no such run folder")
+            fails_cleanly(script.main, ["--model_dir", str(tmp_path), *given], capsys,
+                          "is not a finished run folder: missing config.json, vocab.json, labels.json, best.pt")
     watched = (run_dir, tmp_path)
     for flags, named in ((["--threshold", "0"], "--threshold"), (["--threshold", "1"], "--threshold"),
                          (["--batch_size", "0"], "--batch_size"), (["--device", "foo"], "--device"),
