@@ -1,4 +1,4 @@
-"""Build dataset/<name>/vocab.json, embedding.npy and labels.json from the training split.
+"""Build dataset/<name>/vocab.json, embedding.npy, labels.json and vocab_report.json from the training split.
 
     python prepare_vocab.py --dataset webnlg                    # word2vec trained on train
     python prepare_vocab.py --dataset webnlg_official --wv_file official   # the authors' 100-d vectors
@@ -10,7 +10,8 @@ pretrained vector (so they can be looked up, never trained on). Labels hold the
 training split's relation types, POS tags and the BIOES tags. `--wv_file official`
 takes the authors' embedding.npy and vocab.pkl (verified against data/sources.json;
 from --source, ../shared/datasets, the download cache or a download, as in
-prepare_data.py); vocab.pkl is read by an unpickler that admits only lists and strings.
+prepare_data.py); vocab.pkl is read by an unpickler that admits only builtin
+containers, strings and numbers (never code).
 The four output files are written together: all of them are replaced, or none.
 """
 from __future__ import annotations

@@ -159,8 +159,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="torch.compile the network's forward; compiles again for new batch shapes; check bench.py "
                      "on your machine before using it for training")
     run.add_argument("--deterministic", action="store_true", default=None,
-                     help="PyTorch's deterministic algorithms (CUDA: repeatable runs and resumes, at some speed; "
-                     "CPU runs are repeatable without it)")
+                     help="PyTorch's deterministic algorithms (CUDA: repeatable runs and resumes, at some speed); "
+                     "implies --thread_policy fixed, which is all a CPU run needs to repeat")
     run.add_argument("--debug", action="store_true", help="show a full traceback on errors")
     return parser.parse_args(argv)
 

@@ -113,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, def
                         help="adaptive (default): use only the CPU cores other processes leave free, checked "
                         "every second (threads that share a core with a busy process stall every parallel "
                         "step); fixed: always the --threads count, for repeatable runs and timing "
-                        "(default: $RIN_THREADS or adaptive)")
+                        "(default: $RIN_THREADS or adaptive; fixed with train.py --deterministic)")
 
 
 def precision_problem(precision: str, device: torch.device) -> str | None:
