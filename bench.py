@@ -188,8 +188,15 @@ class Timer:
         return time.perf_counter() - start
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _busy() -> None:
-    """Keep one core busy until ended; dies with the bench even when the bench is killed (Linux)."""
+    """Keep one core busy until ended; dies with the bench even when the bench is killed (Linux). Ctrl-C or SIGTERM
+    to the process group end it quietly: the bench's handlers, inherited through fork, would print a traceback."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by contention() until the handlers are reset
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     while True:
@@ -206,8 +213,12 @@ def contention(count: int) -> Iterator[None]:
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     processes = [context.Process(target=_busy, daemon=True) for _ in range(count)]
     try:
-        for process in processes:
-            process.start()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # none reaches a child before _busy
+        try:
+            for process in processes:
+                process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # one received meanwhile is acted on here
         yield
     finally:
         received = []  # a SIGTERM during the cleanup must not cut it short: acted on after it

@@ -91,15 +91,16 @@ def copy_summary(run_dir: Path, results_dir: Path) -> None:
 
 
 def stop_running(grace_seconds: float = 5.0) -> None:
-    """Ctrl-C for the train.py children still running ``grace_seconds`` after the runner was interrupted: a
-    Ctrl-C at a terminal reaches them itself, a ``kill -INT`` of the runner alone does not (they would train on,
-    for hours, while it waits for them)."""
+    """SIGTERM for the train.py children still running ``grace_seconds`` after the runner was interrupted: a
+    Ctrl-C at a terminal reaches them itself, a ``kill`` of the runner alone does not (they would train on, for
+    hours, while it waits for them). SIGTERM, not SIGINT: children of a background runner (``nohup ... &``)
+    ignore SIGINT; train.py stops on either as it does on Ctrl-C."""
     deadline = time.time() + grace_seconds
     for process in list(RUNNING):
         try:
             process.wait(timeout=max(0.0, deadline - time.time()))
         except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGINT)
+            process.terminate()
 
 
 def is_finished(name: str, save_dir: Path, results_dir: Path) -> bool:

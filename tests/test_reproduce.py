@@ -577,18 +577,21 @@ def test_table_runs_with_pos_on_data_without_pos_tags_are_refused_once(data_dir,
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("to_worker", [False, True], ids=["to the process", "to a worker thread"])
-def test_an_interrupted_runner_stops_its_trainings_and_starts_no_more(tmp_path, monkeypatch, to_worker):
+@pytest.mark.parametrize("to_worker,deaf", [(False, False), (True, False), (False, True)],
+                         ids=["to the process", "to a worker thread", "children that ignore Ctrl-C"])
+def test_an_interrupted_runner_stops_its_trainings_and_starts_no_more(tmp_path, monkeypatch, to_worker, deaf):
     """kill -INT of the runner alone: its children (here sleepers standing in for train.py) are not signalled by
-    the terminal, so the runner passes the Ctrl-C on, and the runs not yet started never start; also where the
-    kernel hands the signal to a thread that waits on a run (the main thread must still wake up for it)."""
+    the terminal, so the runner stops them itself, and the runs not yet started never start; also where the
+    kernel hands the signal to a thread that waits on a run (the main thread must still wake up for it), and
+    where the children ignore Ctrl-C, as every process started by `nohup reproduce.py ... &` does."""
     import signal
     import threading
 
     started = []
 
     def sleeper(run, args, slot):
-        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stderr=subprocess.DEVNULL)
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stderr=subprocess.DEVNULL,
+                                   preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if deaf else None)
         launch.RUNNING.add(process)
         started.append(process)
         time.sleep(0.5)  # the runner waits on its runs by now
