@@ -58,6 +58,7 @@ from utils.helpers import (
     InputError,
     Terminated,
     atomic_write_bytes,
+    available_memory,
     check_folder_path,
     configure_threads,
     data_fingerprint,
@@ -368,7 +369,8 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
         handle.close()
 
 
-def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray) -> tuple[RIN, dict]:
+def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray, device: torch.device
+                ) -> tuple[RIN, dict]:
     sizes = {key: settings[key] for key in MODEL_KEYS}
     if sizes["pos_dim"] > 0 and len(labels.pos) <= 2:  # a run resumed from before resolve_settings decided this
         log.warning("the data has no POS tags: training with --pos_dim 0 (RIN w/o POS)")
@@ -386,6 +388,14 @@ def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndar
                            **sizes)
     except ValueError as error:  # flags are checked by argparse: a hand-edited config.json of a resumed run
         raise InputError(f"the run's settings (config.json): {error}") from None
+    with torch.device("meta"):  # counted without allocating: a size typed with three zeros too many is one line
+        parameters = sum(weight.numel() for weight in RIN(config).parameters())
+    needed = 16 * parameters  # float32 weights, their gradients and Adam's two moments, before any activation
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else available_memory()
+    if free is not None and needed > free:
+        raise InputError(f"the model's {parameters:,} parameters need {needed / 2**30:.1f} GiB to train (weights, "
+                         f"gradients, Adam's moments) and {device} has {free / 2**30:.1f} GiB free: choose smaller "
+                         "--rnn_hidden, --pair_hidden, --pos_dim or word vectors")
     return RIN(config, embedding), config.to_dict()
 
 
@@ -589,7 +599,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     set_seed(settings["seed"])
     if settings.get("deterministic"):
         configure_determinism(device)
-    model, model_config = build_model(settings, vocab, labels, embedding)
+    model, model_config = build_model(settings, vocab, labels, embedding, device)
     model.to(device)
     longest = max(len(example.word_ids) for example in splits["train"].examples)
     values_per_cell = model_config["num_relations"] + model_config["pair_hidden"]

@@ -105,6 +105,30 @@ def test_train_refuses_a_device_this_machine_lacks(workspace, capsys):
                                *FAST, *flags], capsys, named, watched=(data, save))
 
 
+def test_a_model_too_large_for_memory_is_one_line_before_any_work(workspace, capsys, monkeypatch):
+    """Sizes typed with zeros too many: counted before the model is built (which on Linux may wake the
+    out-of-memory killer, and it may pick another process); an allocation failing anyway is one line too, while
+    other RuntimeErrors stay tracebacks (bugs)."""
+    data, save = workspace
+    flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST]
+    fails_cleanly(train.main, [*flags, "--rnn_hidden", "100000000"], capsys, "parameters need", "GiB to train",
+                  "--rnn_hidden", watched=(data, save))
+    monkeypatch.setattr(train, "available_memory", lambda: 10_000)  # 10 kB free: even the default sizes
+    fails_cleanly(train.main, flags, capsys, "0.0 GiB free", watched=(data, save))
+    monkeypatch.undo()
+
+    def allocation_fails(*args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 176000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(train, "build_model", allocation_fails)
+    fails_cleanly(train.main, flags, capsys, "out of memory ([enforce fail", "176000000000 bytes",
+                  "smaller sizes or batches", watched=(data, save))
+    monkeypatch.setattr(train, "build_model", lambda *args: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        train.main(flags)
+
+
 def test_train_on_a_data_dir_names_its_dataset(workspace, capsys):
     data, save = workspace  # else the run would be named, and set up by the preset, as webnlg
     fails_cleanly(train.main, ["--data_dir", str(data), "--save_dir", str(save), *FAST], capsys,

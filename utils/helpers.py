@@ -324,6 +324,13 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
         lines = [f"{program}: error: {' '.join(line.split())}" for line in message.splitlines() if line.strip()]
         print("\n".join(lines), file=sys.stderr)
         raise ErrorExit("\n".join(lines)) from None
+    except (MemoryError, RuntimeError) as error:  # torch's allocators raise RuntimeErrors, most of them bugs
+        if debug or not out_of_memory(error):
+            raise
+        reason = " ".join((str(error) or type(error).__name__).split())[:300]
+        line = f"{program}: error: out of memory ({reason}): smaller sizes or batches, or a larger machine"
+        print(line, file=sys.stderr)
+        raise ErrorExit(line) from None
     except KeyboardInterrupt as stop:
         if debug:
             raise
@@ -334,9 +341,27 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation that failed: Python's, torch's CPU allocator's or a GPU's."""
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(error))
+
+
 def interruption(stop: KeyboardInterrupt) -> str:
     """How the user stopped the program, for its last line."""
     return "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)"
+
+
+def available_memory() -> int | None:
+    """Bytes the system can give a new allocation now (Linux's MemAvailable), None where that is unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 @functools.cache
