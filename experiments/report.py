@@ -11,6 +11,7 @@ import logging
 import re
 import statistics
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 
 from data.loader import read_json_records
@@ -43,13 +44,25 @@ def mean_difference(differences: list[float], what: str) -> str:
             f"{statistics.fmean(differences):+.2f} F1, standard deviation {spread:.2f}.")
 
 
-def comparison_lines(dataset: str, seeds: list[int], results_dir: Path) -> list[str]:
+def study_runs(path: Path, flag: str, dataset: str, summarised: Collection[str]) -> tuple[dict, dict]:
+    """A study file's object and its entries of ``dataset``'s runs that ``runs/`` still summarises: the file
+    merges entries over invocations, so a run moved out of the report since would count on in its tables."""
+    found = read_json(path)
+    if not (isinstance(found, dict) and isinstance(found.get("runs"), dict)
+            and all(isinstance(entry, dict) for entry in found["runs"].values())):
+        raise InputError(f"{path}: not the object reproduce.py {flag} writes; remove it and run {flag} again")
+    runs = {name: entry for name, entry in found["runs"].items() if run_dataset(name) == dataset}
+    if gone := sorted(set(runs) - set(summarised)):
+        log.info("%s: %d runs no longer in runs/ left out (%s)", path, len(gone), ", ".join(gone))
+    return found, {name: entry for name, entry in runs.items() if name in summarised}
+
+
+def comparison_lines(dataset: str, seeds: list[int], results_dir: Path, summarised: Collection[str]) -> list[str]:
     path = results_dir / "test_comparison.json"
     if not path.exists():
         log.info("no %s (python reproduce.py --compare_test): the report leaves out the test comparisons", path)
         return []
-    found = read_json(path)
-    runs = {name: entry for name, entry in found["runs"].items() if run_dataset(name) == dataset}
+    found, runs = study_runs(path, "--compare_test", dataset, summarised)
     if not runs:
         return []
     lines = ["", "## Test POS tags: official (Stanford) vs. ours (spaCy, as in train/dev)", "",
@@ -131,15 +144,14 @@ def published_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
     return [*lines, ""]
 
 
-def mention_lines(dataset: str, results_dir: Path) -> list[str]:
+def mention_lines(dataset: str, results_dir: Path, summarised: Collection[str]) -> list[str]:
     """What keeping each (subject text, relation, object text) once, at its first position, changes: per
     setting, the share of predicted triples at a repeated mention under each decoder and the test F1 of the
     run's match mode counted by positions, mean ± std over its seeds, from results/mention_study.json."""
     path = results_dir / "mention_study.json"
     if not path.exists():
         log.info("no %s (python reproduce.py --mention_study): the report leaves out repeated mentions", path)
-    runs = {name: entry for name, entry in read_json(path)["runs"].items()
-            if run_dataset(name) == dataset} if path.exists() else {}
+    runs = study_runs(path, "--mention_study", dataset, summarised)[1] if path.exists() else {}
     if not runs:
         return []
     settings: dict[str, list[str]] = {}
@@ -573,8 +585,8 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
             scores = curves[match].get(rounds, {})
             cells += [cell([scores[s] for s in common[match] if s in scores]), cell(list(scores.values()))]
         lines.append(f"| {rounds} | {' | '.join(cells)} |")
-    lines += comparison_lines(dataset, seeds, results_dir)
-    lines += mention_lines(dataset, results_dir)
+    lines += comparison_lines(dataset, seeds, results_dir, results)
+    lines += mention_lines(dataset, results_dir, results)
     finished = own
     running = sorted(p.name for p in (results_dir / "runs").glob(f"{dataset}_*")
                      if run_dataset(p.name) == dataset and p.name not in results and (p / "metrics.jsonl").exists())

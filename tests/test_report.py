@@ -140,7 +140,7 @@ def test_interaction_gain_on_both_span_conventions(tmp_path):
             "webnlg_exact_K0_seed3": entry(0.10, 0.10)}  # no RIN partner: left out
     (tmp_path / "test_comparison.json").write_text(json.dumps(
         {"runs": runs, "same_input_sentences": 3, "sentences": 3}))
-    lines = "\n".join(comparison_lines("webnlg", [1, 2, 3], tmp_path))
+    lines = "\n".join(comparison_lines("webnlg", [1, 2, 3], tmp_path, runs))
     # gains: authors' spans +2 and +4, ours +1 and +6
     assert ("(RIN minus w/o interaction, same seed, 2 seeds): +3.00 F1 on the authors' spans, +3.50 on ours "
             "(the paper: +2.8)") in lines
@@ -239,7 +239,7 @@ def test_the_repeated_mention_study_by_hand(tmp_path):
     for decoder in ("paper", "first_mentions"):
         runs["webnlg_exact_partial_K2_seed1"][decoder]["scores"]["strings"]["partial"] = {"f1": 0.6}
     (tmp_path / "mention_study.json").write_text(json.dumps({"runs": runs}))
-    lines = "\n".join(mention_lines("webnlg_exact", tmp_path))
+    lines = "\n".join(mention_lines("webnlg_exact", tmp_path, runs))
     # repeated: 10% and 5% (first mentions: 4/90 and 9/190); positions 80 -> 83 and 78 -> 79: +3 and +1
     assert ("| webnlg_exact_exact_K3 | 2 | 150 | 7.5 ± 3.5 | 4.6 ± 0.2 | 79.0 ± 1.4 | 81.0 ± 2.8 | +2.0 ± 1.4 "
             "| 83.0 ± 1.4 |") in lines
@@ -247,7 +247,15 @@ def test_the_repeated_mention_study_by_hand(tmp_path):
             "| +5.0 (1 seed) | 60.0 (1 seed) |") in lines
     assert "score the same in 2 of 3 runs" in lines  # seed 2's strings F1 differs (made up)
     assert "webnlg_exact_K3 |" not in lines
-    assert mention_lines("nyt", tmp_path) == []
+    assert mention_lines("nyt", tmp_path, runs) == []
+    # the file merges entries over invocations: a run moved out of runs/ since is left out of its tables
+    lines = "\n".join(mention_lines("webnlg_exact", tmp_path, set(runs) - {"webnlg_exact_exact_K3_seed2"}))
+    assert "| webnlg_exact_exact_K3 | 1 | 100 | 10.0 (1 seed) |" in lines
+    for damaged in ({"runs": 5}, [], {"runs": {"webnlg_exact_exact_K3_seed1": []}}):
+        (tmp_path / "mention_study.json").write_text(json.dumps(damaged))
+        with pytest.raises(InputError, match="mention_study.json: not the object reproduce.py --mention_study "
+                                             "writes; remove it and run --mention_study again"):
+            mention_lines("webnlg_exact", tmp_path, runs)
 
 
 def test_published_figures_stand_beside_both_counts(tmp_path):
