@@ -37,7 +37,9 @@ import os
 import queue
 import re
 import shlex
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -509,11 +511,12 @@ def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
 
 
 SLURM_DEFAULTS = SlurmResources()  # the one home of the per-task defaults
-SLURM_ONLY = ("partition", "gpus_per_run", "mem", "slurm_folder", "wait")
+SLURM_ONLY = ("partition", "gpus_per_run", "cpus_per_run", "time", "mem", "slurm_folder", "wait")
 LOCAL_ONLY = ("hours", "runs_per_gpu", "device")
 # what only training a table reads: refused beside --report, --compare_test and --mention_study
-TRAINING_ONLY = ("seeds", "only", "jobs", "max_runs", "early_stop", "train_args", "data_dir", "commit", "cpus_per_run",
-                 "time", *SLURM_ONLY, *LOCAL_ONLY)
+TRAINING_ONLY = ("seeds", "only", "jobs", "max_runs", "early_stop", "train_args", "data_dir", "commit", *SLURM_ONLY,
+                 *LOCAL_ONLY)
+TEST_COPIES = {"retagged_test": ("retagged", "--retag_test"), "rebuilt_test": ("rebuilt", "--rebuild_test")}
 EARLY_STOP = 30  # the runner's patience for new runs (train.py's own default is none)
 
 
@@ -563,8 +566,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "and a --save_dir of your own, and the report lists them")
     parser.add_argument("--data_dir", help="passed to train.py (default: dataset/<dataset>); another folder only "
                         "with a --results_dir and a --save_dir of your own")
-    parser.add_argument("--save_dir", default=str(PROJECT_ROOT / TrainConfig.save_dir),
-                        help="run folders (checkpoints)")
+    parser.add_argument("--save_dir", help=f"run folders (checkpoints; default {TrainConfig.save_dir}/); not read by "
+                        "--report")
     parser.add_argument("--results_dir", default=str(PROJECT_ROOT / "results"), help="summaries, report and figure")
     parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
     parser.add_argument("--dry_run", action="store_true",
@@ -582,10 +585,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="decode finished runs' test split with and without --first_mentions, count the triples "
                         "predicted at repeated mentions and score both ways (results/mention_study.json), then "
                         "report")
-    parser.add_argument("--retagged_test", default=str(DATASETS_DIR / "retagged" / "webnlg" / "test.json"),
-                        help="the retagged test file (built with prepare_data.py --retag_test when missing)")
-    parser.add_argument("--rebuilt_test", default=str(DATASETS_DIR / "rebuilt" / "webnlg" / "test.json"),
-                        help="the rebuilt test file (built with prepare_data.py --rebuild_test when missing)")
+    for name, (kind, flag) in TEST_COPIES.items():
+        parser.add_argument(f"--{name}", help=f"--compare_test: the {kind} test file (default dataset/{kind}/webnlg/"
+                            f"test.json; built with prepare_data.py {flag} when missing)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
     where = parser.add_argument_group("where runs train")
     where.add_argument("--executor", choices=("local", "slurm"), default="local",
@@ -623,6 +625,17 @@ def flag_given(value: object) -> bool:
     return value is not None and value is not False
 
 
+def in_git_repository(folder: Path) -> bool:
+    """Whether ``folder`` (or, before it exists, the folder it will be made in) lies in a git work tree."""
+    while not folder.is_dir():
+        folder = folder.parent
+    try:
+        return subprocess.run(["git", "-C", str(folder), "rev-parse", "--is-inside-work-tree"],
+                              capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
 def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     """Refuse flags that do not apply to the chosen mode or executor, then fill in their defaults."""
     modes = [f"--{flag}" for flag in ("report", "compare_test", "mention_study") if getattr(args, flag)]
@@ -635,7 +648,21 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     if wrong:
         other = "local" if args.executor == "slurm" else "slurm"
         parser.error(f"{', '.join('--' + name for name in sorted(wrong))}: only with --executor {other}")
+    if args.report and args.save_dir:
+        parser.error("--save_dir: --report reads only the summaries in --results_dir")
+    if given := [f"--{name}" for name in TEST_COPIES if getattr(args, name) and not args.compare_test]:
+        parser.error(f"{', '.join(given)}: only with --compare_test")
+    if args.runs_per_gpu and args.device == "cpu":
+        parser.error("--runs_per_gpu: --device cpu trains on no GPU")
+    if args.executor == "slurm" and not args.dry_run and not shutil.which("sbatch"):
+        parser.error("--executor slurm: no sbatch here (SLURM's commands are not on the PATH); run reproduce.py on "
+                     "a login node of the cluster, or add --dry_run to see the job array")
+    if args.commit and not in_git_repository(Path(args.results_dir)):
+        parser.error(f"--commit: {args.results_dir} is in no git repository (or git is missing): no summary could be "
+                     "committed")
     defaults = {"device": "auto", "runs_per_gpu": 1, "gpus_per_run": SLURM_DEFAULTS.gpus_per_run,
+                "save_dir": str(PROJECT_ROOT / TrainConfig.save_dir),
+                **{name: str(DATASETS_DIR / kind / "webnlg" / "test.json") for name, (kind, _) in TEST_COPIES.items()},
                 "cpus_per_run": SLURM_DEFAULTS.cpus_per_run, "time": SLURM_DEFAULTS.time,
                 "seeds": list(PAPER_SEEDS), "early_stop": EARLY_STOP, "train_args": ""}
     for name, value in defaults.items():
@@ -769,6 +796,9 @@ def main(argv: list[str] | None = None) -> Plan | None:
             raise InputError(f"--compare_test --dataset {args.dataset}: the retagged and rebuilt tests exist for "
                              "webnlg only")
         retagged, rebuilt = Path(args.retagged_test), Path(args.rebuilt_test)
+        for test_file, flag in ((retagged, "--retagged_test"), (rebuilt, "--rebuilt_test")):  # before any building
+            if test_file.exists() and next(read_json_records(test_file), None) is None:
+                raise InputError(f"{flag} {test_file}: no sentences")
         to_build = {flag: buildable_test(test_file, flag)  # both checked before either is built
                     for test_file, flag in ((retagged, "--retag_test"), (rebuilt, "--rebuild_test"))
                     if not test_file.exists()}

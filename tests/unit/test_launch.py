@@ -98,6 +98,9 @@ def test_a_failed_run_fails_the_runner(recorded, monkeypatch):
                                    ["--time", "0"], ["--runs_per_gpu", "0"], ["--early_stop", "x"],
                                    ["--executor", "slurm", "--hours", "2"], ["--partition", "gpu"],
                                    ["--executor", "slurm", "--mem", "lots"],
+                                   ["--cpus_per_run", "4"], ["--time", "60"],  # SLURM's: a local run ignores them
+                                   ["--device", "cpu", "--runs_per_gpu", "2"], ["--retagged_test", "t.json"],
+                                   ["--rebuilt_test", "t.json"],  # only --compare_test reads them
                                    ["--mention_study"], ["--compare_test"], ["--report"]])  # these train nothing
 def test_bad_flags_are_refused(flags):
     with pytest.raises(SystemExit) as refused:
@@ -106,6 +109,34 @@ def test_bad_flags_are_refused(flags):
     with pytest.raises(SystemExit) as refused:  # no --table, nothing else: not a silent rewrite of the report
         reproduce.parse_args(["--dry_run"])
     assert refused.value.code == 2
+
+
+def test_flags_that_would_be_ignored_or_fail_late_are_refused(tmp_path, monkeypatch, capsys):
+    """--report reads no run folder; --commit outside git would fail after each run; SLURM's commands missing
+    would be a traceback from submitit after the plan was made."""
+    for flags, message in ((["--report", "--save_dir", str(tmp_path)], "--save_dir: --report reads only"),
+                           (["--table", "1", "--commit", "--results_dir", str(tmp_path / "r")],
+                            f"--commit: {tmp_path / 'r'} is in no git repository")):
+        with pytest.raises(SystemExit):
+            reproduce.parse_args(flags)
+        assert message in capsys.readouterr().err
+    monkeypatch.setattr(reproduce.shutil, "which", lambda command: None)
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--table", "1", "--executor", "slurm"])
+    assert "--executor slurm: no sbatch here" in capsys.readouterr().err
+    reproduce.parse_args(["--table", "1", "--executor", "slurm", "--dry_run"])  # prints the array: needs none
+
+
+def test_compare_test_refuses_its_test_files_before_building_any(tmp_path, monkeypatch):
+    (tmp_path / "results" / "runs").mkdir(parents=True)
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    monkeypatch.setattr(reproduce, "buildable_test", lambda *args: pytest.fail("a test copy was to be built first"))
+    flags = ["--compare_test", "--results_dir", str(tmp_path / "results"), "--save_dir", str(tmp_path / "runs")]
+    for given, message in ((["--retagged_test", str(empty)], "--retagged_test .*empty.json: no sentences"),
+                           (["--rebuilt_test", str(tmp_path)], "is a folder, not a RIN-format file")):
+        with pytest.raises(InputError, match=message):
+            reproduce.main([*flags, *given])
 
 
 @pytest.mark.parametrize(("train_args", "message"), [
