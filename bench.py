@@ -77,6 +77,7 @@ from utils.helpers import (
     seed_value,
     usable_cores,
     write_json,
+    write_problem,
 )
 from utils.vocab import Labels
 
@@ -120,11 +121,17 @@ def release_file(relative: str, source: str | None) -> Path | None:
     return next((root / relative for root in roots if (root / relative).is_file()), None)
 
 
-def shapes(setting: Setting, seed: int, source: str | None = None) -> tuple[list[tuple[int, int]], str]:
-    """(length, triples) per training sentence, and where they came from."""
+def found_releases(setting: Setting, source: str | None) -> list[Path]:
+    """The setting's release files that are there; InputError where --source holds none of them."""
     found = [path for f in setting.release_files if (path := release_file(f, source))]
     if source and not found:
         raise InputError(f"--source {source}: none of {', '.join(setting.release_files)} is there")
+    return found
+
+
+def shapes(setting: Setting, seed: int, source: str | None = None) -> tuple[list[tuple[int, int]], str]:
+    """(length, triples) per training sentence, and where they came from."""
+    found = found_releases(setting, source)
     rng = random.Random(seed)
     if found:
         pool = [(len(item["text"].split()), len(item["triple_list"])) for path in found for item in read_release(path)]
@@ -625,6 +632,17 @@ def refuse_ignored(args: argparse.Namespace, parser: ArgumentParser) -> None:
                      f"({'; '.join(f'--{name} is for {users(name)}' for name in ignored)})")
 
 
+def check_json(path: str, parser: ArgumentParser) -> None:
+    """Refuse a --json file that could not be written (links followed, as write_json does), before the bench
+    runs: not an OS error after it, with the figures lost."""
+    target = Path(os.path.realpath(path))
+    if target.is_dir() or not target.parent.is_dir():
+        parser.error(f"--json {path}: a folder, or in a folder that does not exist; name a file to write")
+    # a file is written beside itself, then renamed; a device or a pipe (/dev/stdout) is written in place
+    if (not target.exists() or target.is_file()) and (problem := write_problem(target.parent)):
+        parser.error(f"--json {path}: cannot write in {target.parent} ({problem})")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = ArgumentParser(prog="bench.py", description=__doc__)
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS),
@@ -673,14 +691,18 @@ def main(argv: list[str] | None = None) -> dict:
     refuse_ignored(args, parser)
     if args.source and not Path(args.source).is_dir():
         parser.error(f"--source {args.source}: not a folder")
-    if repeated := sorted({path for path in args.paths if args.paths.count(path) > 1}):
-        parser.error(f"--paths: {', '.join(repeated)} given twice; each path trains once")
-    if args.json and (Path(args.json).is_dir() or not Path(args.json).absolute().parent.is_dir()):
-        parser.error(f"--json {args.json}: a folder, or in a folder that does not exist; name a file to write")
+    for flag, once in (("settings", "each setting is measured once"), ("paths", "each path trains once")):
+        values = getattr(args, flag)
+        if repeated := sorted({value for value in values if values.count(value) > 1}):
+            parser.error(f"--{flag}: {', '.join(repeated)} given twice; {once}")
+    if args.json:
+        check_json(args.json, parser)
     if args.contention > usable_cores():
         parser.error(f"--contention {args.contention}: this process may use {usable_cores()} cores; more busy "
                      "processes than cores only measure the scheduler")
     with one_line_errors("bench.py", args.debug):
+        for name in args.settings if args.source else ():  # before the measuring, not after its warm-up
+            found_releases(SETTINGS[name], args.source)
         if args.tables:
             changed = speed_tables.refresh_documents()
             print("rewrote " + ", ".join(map(project_relative, changed)) if changed else "the speed tables are current")

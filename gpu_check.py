@@ -15,7 +15,7 @@ the checks first and the measurements last, so that a slow GPU spends the time b
    either way).
 5. kill and resume: the fp32 training again, killed with SIGKILL once epoch 1's last.pt exists, then
    ``train.py --resume``; every epoch's losses and dev scores and the final dev/test scores must equal those
-   of the uninterrupted fp32 run (``--deterministic`` on CUDA).
+   of the uninterrupted fp32 run (``--deterministic`` on CUDA). Skipped with --epochs 1: nothing left to resume.
 6. evaluate and predict: ``evaluate.py`` on the fp32 run's test split, on the GPU and on the CPU: both must
    give the test F1 of its results.json (within --f1_tolerance / 10: a cell at the threshold may flip);
    ``predict.py --text`` must extract.
@@ -47,6 +47,7 @@ from utils.helpers import (
     PROJECT_ROOT,
     ArgumentParser,
     InputError,
+    check_folder_path,
     code_commit,
     non_negative_float,
     one_line_errors,
@@ -272,6 +273,10 @@ def kill_and_resume(check: Check) -> None:
     """Kill -9 the fp32 training after its first checkpoint, resume it, compare with the uninterrupted run."""
     started, name = time.time(), "kill and resume"
     reference, run_dir = check.out / "runs" / "fp32", check.out / "runs" / "killed"
+    epochs = check.args.epochs
+    if epochs < 2:
+        return check.record(name, started, "skipped", f"--epochs {epochs}: the kill comes once epoch 1 is saved, "
+                            "so the resumed run would train no epoch; give --epochs 2 or more")
     if not (reference / "results.json").exists():
         return check.record(name, started, "skipped", "no uninterrupted fp32 run to compare with")
     with open(check.out / "kill_and_resume.log", "w") as log:
@@ -291,6 +296,9 @@ def kill_and_resume(check: Check) -> None:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         killed_after = len(epochs_of(run_dir))
+        if killed_after >= epochs:  # epochs faster than the polling: a resume would check nothing
+            return check.record(name, started, "failed", f"killed after epoch {killed_after} of {epochs}, the "
+                                "last: the resumed run would train no epoch; give more --epochs")
         log.write(f"\n--- killed with SIGKILL after {killed_after} epoch(s); resuming\n")
         log.flush()
         same_threads = ["--thread_policy", "fixed"] if check.args.device == "cpu" else []
@@ -352,11 +360,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds for all steps together (default 470: the check ends within 8 minutes)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
     args = parser.parse_args(argv)
-    out = Path(args.out).absolute()
-    existing = next(path for path in (out, *out.parents) if path.exists())  # what mkdir would build on
-    if not existing.is_dir():
-        where = "" if existing == out else f" ({existing} is a file)"
-        parser.error(f"--out {args.out}: not a folder{where}; name a folder for the logs, runs and summary")
+    try:  # before any step, not an OS error naming no flag once the first one writes
+        check_folder_path(args.out, "--out")
+    except InputError as error:
+        parser.error(f"{error}; name a folder for the logs, runs and summary")
     if args.quick and args.data_dir:
         parser.error(f"--data_dir {args.data_dir}: --quick trains on generated data, so it would be ignored")
     args.data_dir = args.data_dir or str(DEFAULT_DATA_DIR)

@@ -3,6 +3,7 @@ processes (--contention) load the CPU and always end."""
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,14 @@ from experiments import speed_tables
 from model import pair_kernels
 from utils import markdown
 from utils.helpers import PROJECT_ROOT
+
+UNWRITABLE = Path("/sys/kernel")  # a folder that takes no new files, even for root (as CI runs)
+
+
+@pytest.fixture
+def no_bench(monkeypatch):
+    """A refused run must stop before the bench: were it to reach it, the test fails at once, not after minutes."""
+    monkeypatch.setattr(bench, "bench", lambda args: pytest.fail("the bench ran"))
 
 
 @pytest.mark.slow
@@ -94,8 +103,10 @@ def test_bf16_is_not_timed_where_the_device_has_no_bfloat16_arithmetic(tmp_path,
     (["--tables", "--profile"], "argument --profile: not allowed with argument --tables"),
     (["--tables", "--json", "x.json"], "--tables rewrites"), (["--tables", "--threads", "1"], "--tables rewrites"),
     (["--equivalence", "1", "--paths", "production", "production"], "--paths: production given twice"),
+    (["--profile", "--settings", "webnlg_partial", "nyt_exact", "webnlg_partial"],
+     "--settings: webnlg_partial given twice; each setting is measured once"),
 ])
-def test_bad_flags_stop_before_any_timing(flags, named, capsys):
+def test_bad_flags_stop_before_any_timing(flags, named, capsys, no_bench):
     with pytest.raises(SystemExit) as refused:
         bench.main(flags)
     error = capsys.readouterr().err
@@ -123,7 +134,7 @@ def test_flags_the_chosen_mode_would_ignore_are_refused(flags, mode, ignored, ca
     assert len(error.splitlines()) == 1
 
 
-def test_sentence_lengths_come_from_source_then_shared_then_the_cache(tmp_path, monkeypatch, capsys):
+def test_sentence_lengths_come_from_source_then_shared_then_the_cache(tmp_path, monkeypatch, capsys, no_bench):
     relative = "casrel/WebNLG-star/train_triples.json"
     setting = bench.Setting((relative,), 4, 3, 10, rounds=1, lr=1e-3)
     folders = {name: tmp_path / name for name in ("source", "shared", "cache")}
@@ -142,13 +153,31 @@ def test_sentence_lengths_come_from_source_then_shared_then_the_cache(tmp_path, 
     with pytest.raises(SystemExit):
         bench.main(["--source", str(tmp_path / "absent")])
     assert capsys.readouterr().err.startswith(f"bench.py: error: --source {tmp_path / 'absent'}: not a folder")
+    (tmp_path / "empty").mkdir()  # a folder without the setting's release: refused before the warm-up measures
+    with pytest.raises(SystemExit) as refused:
+        bench.main(["--settings", "webnlg_partial", "--source", str(tmp_path / "empty")])
+    assert refused.value.code == 1 and capsys.readouterr().err == (
+        f"bench.py: error: --source {tmp_path / 'empty'}: none of {relative} is there\n")
 
 
-def test_a_json_file_that_cannot_be_written_is_refused_before_timing(tmp_path, capsys):
+def test_a_json_file_that_cannot_be_written_is_refused_before_timing(tmp_path, capsys, no_bench):
     for where in (tmp_path, tmp_path / "absent" / "bench.json"):
         with pytest.raises(SystemExit):
             bench.main(["--json", str(where)])
         assert capsys.readouterr().err.startswith(f"bench.py: error: --json {where}: a folder, or in a folder")
+
+
+@pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs Linux's /sys/kernel to stand for a read-only place")
+def test_a_json_file_in_a_read_only_folder_is_refused_before_timing(tmp_path, capsys, no_bench):
+    """Not an OS error once the figures are measured, which loses them; a link is followed, as write_json does."""
+    (tmp_path / "link.json").symlink_to(UNWRITABLE / "bench.json")
+    for where in (UNWRITABLE / "bench.json", tmp_path / "link.json"):
+        with pytest.raises(SystemExit) as refused:
+            bench.main(["--settings", "webnlg_partial", "--batches", "1", "--oracle_batches", "1", "--json",
+                        str(where)])
+        error = capsys.readouterr().err
+        assert refused.value.code == 2 and error.startswith(f"bench.py: error: --json {where}: cannot write in "
+                                                            f"{UNWRITABLE} ("), error
 
 
 def test_more_busy_processes_than_cores_are_refused(monkeypatch, capsys):
@@ -238,3 +267,33 @@ def test_sigterm_while_busy_ends_the_busy_processes_and_says_so():
     assert (done.returncode, done.stderr) == (143, "bench.py: terminated (SIGTERM)\n")
     busy = int(done.stdout.split()[0])
     assert not Path(f"/proc/{busy}").exists() or "Z" in Path(f"/proc/{busy}/stat").read_text().split(")")[1][:3]
+
+
+STOPPED_WHILE_BUSY = """
+import multiprocessing, signal, time
+import bench
+from utils.helpers import one_line_errors
+with one_line_errors("bench.py"):
+    with bench.contention(2):
+        # as in a long torch call: the signal reaches the busy processes before the bench acts on it
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        print(*(child.pid for child in multiprocessing.active_children()), flush=True)
+        time.sleep(1)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        time.sleep(30)  # never slept out
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("stop", "status", "line"), [(signal.SIGINT, 130, "interrupted (Ctrl-C)"),
+                                                      (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_to_the_process_group_is_one_line(stop, status, line):
+    """Ctrl-C (or timeout's SIGTERM) reaches the busy processes too: they end without a word (not a traceback
+    through _busy each), the bench ends them all and says its one line."""
+    process = subprocess.Popen([sys.executable, "-c", STOPPED_WHILE_BUSY], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    busy = process.stdout.readline().split()
+    os.killpg(process.pid, stop)
+    _, error = process.communicate(timeout=60)
+    assert (process.returncode, error) == (status, f"bench.py: {line}\n") and len(busy) == 2
+    assert not any(Path(f"/proc/{pid}").exists() for pid in busy)  # reaped by the bench

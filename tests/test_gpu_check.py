@@ -4,12 +4,15 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 import gpu_check
 from model import speed
 from utils.helpers import PROJECT_ROOT, InputError
+
+UNWRITABLE = Path("/sys/kernel")  # a folder that takes no new folders, even for root (as CI runs)
 
 
 @pytest.mark.slow
@@ -48,14 +51,54 @@ def test_kill_and_resume_fails_with_a_reason_when_the_budget_ends_before_a_check
     assert step.seconds < 10
 
 
+def kill_and_resume_step(out: Path, monkeypatch, epochs: int, training: str) -> gpu_check.Step:
+    """The kill-and-resume step alone, after an uninterrupted fp32 run (faked), ``training`` standing for train.py."""
+    (out / "runs" / "fp32").mkdir(parents=True)
+    (out / "runs" / "fp32" / "results.json").write_text("{}")
+    monkeypatch.setattr(gpu_check, "train_command", lambda *args: [sys.executable, "-c", training])
+    check = gpu_check.Check(gpu_check.parse_args(["--out", str(out), "--device", "cpu", "--quick", "--epochs",
+                                                  str(epochs)]))
+    gpu_check.kill_and_resume(check)
+    (step,) = check.steps
+    return step
+
+
+def test_kill_and_resume_is_skipped_with_one_epoch(tmp_path, monkeypatch):
+    """With --epochs 1 the kill comes after the last epoch: the resumed run trains nothing, so it checks nothing
+    and must not pass."""
+    step = kill_and_resume_step(tmp_path, monkeypatch, 1, "raise SystemExit('train.py ran')")
+    assert step.status == "skipped" and "--epochs 1: the kill comes once epoch 1 is saved" in step.detail
+
+
+def test_kill_and_resume_fails_when_the_kill_comes_after_the_last_epoch(tmp_path, monkeypatch):
+    """Epochs saved faster than the step polls: killed after the last one, there is nothing to resume."""
+    run_dir = tmp_path / "runs" / "killed"
+    training = (f"import pathlib, time; run = pathlib.Path({str(run_dir)!r}); run.mkdir(parents=True); "
+                "(run / 'metrics.jsonl').write_text('{}\\n{}\\n'); (run / 'last.pt').write_text(''); time.sleep(60)")
+    step = kill_and_resume_step(tmp_path, monkeypatch, 2, training)
+    assert step.status == "failed" and "killed after epoch 2 of 2, the last" in step.detail, step.detail
+
+
+@pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs Linux's /sys/kernel to stand for a read-only place")
+def test_an_out_folder_that_takes_nothing_new_is_refused_before_any_step(monkeypatch, capsys):
+    """Not an OS error naming no flag once the first step writes in it."""
+    monkeypatch.setattr(gpu_check, "run", lambda args: pytest.fail("a step ran"))
+    for out in (UNWRITABLE, UNWRITABLE / "check"):
+        with pytest.raises(SystemExit) as refused:
+            gpu_check.main(["--device", "cpu", "--quick", "--out", str(out)])
+        error = capsys.readouterr().err
+        assert refused.value.code == 2 and error.startswith(f"gpu_check.py: error: --out {out}: cannot make "
+                                                            f"folders in {UNWRITABLE} ("), error
+
+
 def test_bad_flags_and_folders_are_one_line_errors(tmp_path, capsys):
     """A file as --out, --data_dir with --quick (which would ignore it): refused as flags; an unprepared --data_dir:
     one line and exit status 1, nothing written, and its traceback with --debug."""
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    for flags, message in ((["--out", str(a_file)], f"--out {a_file}: not a folder; name a folder"),
-                           (["--out", str(a_file / "sub")],
-                            f"--out {a_file / 'sub'}: not a folder ({a_file} is a file)"),
+    for flags, message in ((["--out", str(a_file)], f"--out {a_file}: {a_file} is a file, not a folder; name a "
+                                                    "folder"),
+                           (["--out", str(a_file / "sub")], f"--out {a_file / 'sub'}: {a_file} is a file"),
                            (["--quick", "--data_dir", "x"], "--data_dir x: --quick trains on generated data")):
         with pytest.raises(SystemExit) as refused:
             gpu_check.main(["--device", "cpu", *flags])
