@@ -61,7 +61,7 @@ from experiments.launch import (
     wait_for_array,
 )
 from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
-from experiments.report import epoch_records, epochs_done, run_settings, write_report
+from experiments.report import epoch_records, epochs_done, other_hyperparameters, run_settings, write_report
 from model.run import recorded_data_dir
 from model.training import HYPERPARAMETERS, RUN_DEFINING, TrainConfig
 from utils.helpers import (
@@ -273,6 +273,22 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
                       and not (key == "data_dir" and same_data(config_file, recorded[key], planned[key], resumed))]
             if differ:
                 found.append(f"{config_file.parent}: {', '.join(differ)}")
+    planned_names = {run.name for run in runs}
+    for run in runs:  # other seeds of a planned run's cell, from earlier sweeps: the report averages them with it
+        setting = re.sub(r"_seed\d+$", "", run.name)
+        for summary in sorted((Path(args.results_dir) / "runs").glob(f"{setting}_seed*/config.json")):
+            if summary.parent.name in planned_names or not re.fullmatch(r"seed\d+",
+                                                                       summary.parent.name[len(setting) + 1:]):
+                continue
+            recorded = other_hyperparameters(run_settings(summary))
+            planned = other_hyperparameters(resolve_settings_of(run, args))
+            if recorded != planned:
+                def told(values: dict) -> str:
+                    return ", ".join(f"{key} {value}" for key, value in values.items()) or "Table 3's settings"
+
+                found.append(f"{summary.parent}, another seed of {setting}: {told(recorded)} (planned: "
+                             f"{told(planned)})")
+                planned_names.add(summary.parent.name)  # said once
     return found
 
 

@@ -87,6 +87,13 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
     (summary / "config.json").write_text(json.dumps({"settings": planned | {"lr": 0.01}}))
     with pytest.raises(InputError, match="results/runs/webnlg_partial_K2_seed1: lr 0.01 \\(planned: 0.0005\\)"):
         reproduce.main(common)
+    # another seed of the same cell from an earlier sweep with other --train_args: averaged with it, so refused
+    shutil.move(summary, summary.with_name("webnlg_partial_K2_seed7"))
+    with pytest.raises(InputError, match="webnlg_partial_K2_seed7, another seed of webnlg_partial_K2: lr 0.01 "
+                                         "\\(planned: Table 3's settings\\)"):
+        reproduce.main(common)
+    reproduce.main([*common, "--train_args", "--lr 0.01"])  # the same hyperparameters: seeds of one setting
+    reproduce.main([*common, "--only", "webnlg_partial_K0_seed1"])  # another cell: not averaged with it
 
 
 def test_runs_on_other_data_stay_out_of_the_projects_results(tmp_path, capsys):
