@@ -17,7 +17,7 @@ from data.loader import MENTION_READING
 from data.synthetic import write_synthetic_dataset
 from experiments import launch, report
 from experiments import plan as experiments
-from utils.helpers import InputError, file_sha256, process_identity
+from utils.helpers import DATASETS_DIR, InputError, file_sha256, process_identity
 
 
 def names(plan):
@@ -94,6 +94,28 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
         reproduce.main(common)
     reproduce.main([*common, "--train_args", "--lr 0.01"])  # the same hyperparameters: seeds of one setting
     reproduce.main([*common, "--only", "webnlg_partial_K0_seed1"])  # another cell: not averaged with it
+
+
+def test_a_summary_of_another_clone_counts_until_the_data_is_prepared_here(tmp_path):
+    """A summary recorded with another clone's absolute path (/elsewhere/clone/dataset/nyt): where this clone
+    has not prepared dataset/nyt, the folder name is all there is to compare; another folder is still refused."""
+    if (DATASETS_DIR / "nyt").exists():
+        pytest.skip("dataset/nyt is prepared here: the summary is compared by checksums instead")
+    common = ["--table", "1", "--dataset", "nyt", "--seeds", "1", "--dry_run", "--save_dir", str(tmp_path / "runs"),
+              "--results_dir", str(tmp_path / "results")]
+    plan = reproduce.main(common)
+    run = plan.runs[0]
+    summary = tmp_path / "results" / "runs" / run.name
+    summary.mkdir(parents=True)
+    planned = reproduce.resolve_settings_of(run, reproduce.parse_args(common))
+    for recorded, refused in (("/elsewhere/clone/dataset/nyt", False), ("/elsewhere/clone/dataset/nyt10", True)):
+        (summary / "config.json").write_text(json.dumps({"settings": planned | {"data_dir": recorded}}))
+        (summary / "results.json").write_text("{}")
+        if refused:
+            with pytest.raises(InputError, match=f"data_dir {recorded} \\(planned: dataset/nyt\\)"):
+                reproduce.main(common)
+        else:
+            reproduce.main(common)
 
 
 def test_runs_on_other_data_stay_out_of_the_projects_results(tmp_path, capsys):
