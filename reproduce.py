@@ -255,6 +255,11 @@ def same_data(config_file: Path, recorded: str, planned: str, resumed: bool) -> 
     return not resumed and bool(digests) and digests == data_fingerprint(resolve_project_path(planned))
 
 
+def listed(hyperparameters: dict) -> str:
+    """Hyperparameters other than Table 3's (report.other_hyperparameters), as a message names them."""
+    return ", ".join(f"{key} {value}" for key, value in hyperparameters.items()) or "Table 3's settings"
+
+
 def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
     """The planned runs whose folder in --save_dir, or whose summary in <results_dir>/runs, was made with other
     settings than this runner gives them (e.g. a quick ``train.py --num_epoch 2`` under the same name, or an
@@ -287,11 +292,8 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
             recorded = other_hyperparameters(run_settings(summary))
             planned = other_hyperparameters(resolve_settings_of(run, args))
             if recorded != planned:
-                def told(values: dict) -> str:
-                    return ", ".join(f"{key} {value}" for key, value in values.items()) or "Table 3's settings"
-
-                found.append(f"{summary.parent}, another seed of {setting}: {told(recorded)} (planned: "
-                             f"{told(planned)})")
+                found.append(f"{summary.parent}, another seed of {setting}: {listed(recorded)} (planned: "
+                             f"{listed(planned)})")
                 planned_names.add(summary.parent.name)  # said once
     return found
 
