@@ -64,6 +64,7 @@ from utils.helpers import (
     ArgumentParser,
     InputError,
     Terminated,
+    check_file_path,
     code_commit,
     configure_threads,
     device_name,
@@ -77,7 +78,6 @@ from utils.helpers import (
     seed_value,
     usable_cores,
     write_json,
-    write_problem,
 )
 from utils.vocab import Labels
 
@@ -632,17 +632,6 @@ def refuse_ignored(args: argparse.Namespace, parser: ArgumentParser) -> None:
                      f"({'; '.join(f'--{name} is for {users(name)}' for name in ignored)})")
 
 
-def check_json(path: str, parser: ArgumentParser) -> None:
-    """Refuse a --json file that could not be written (links followed, as write_json does), before the bench
-    runs: not an OS error after it, with the figures lost."""
-    target = Path(os.path.realpath(path))
-    if target.is_dir() or not target.parent.is_dir():
-        parser.error(f"--json {path}: a folder, or in a folder that does not exist; name a file to write")
-    # a file is written beside itself, then renamed; a device or a pipe (/dev/stdout) is written in place
-    if (not target.exists() or target.is_file()) and (problem := write_problem(target.parent)):
-        parser.error(f"--json {path}: cannot write in {target.parent} ({problem})")
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = ArgumentParser(prog="bench.py", description=__doc__)
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS),
@@ -696,7 +685,10 @@ def main(argv: list[str] | None = None) -> dict:
         if repeated := sorted({value for value in values if values.count(value) > 1}):
             parser.error(f"--{flag}: {', '.join(repeated)} given twice; {once}")
     if args.json:
-        check_json(args.json, parser)
+        try:  # before the bench runs: not an OS error after it, with the figures lost
+            check_file_path(args.json, "--json")
+        except InputError as error:
+            parser.error(str(error))
     if args.contention > usable_cores():
         parser.error(f"--contention {args.contention}: this process may use {usable_cores()} cores; more busy "
                      "processes than cores only measure the scheduler")

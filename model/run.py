@@ -14,13 +14,13 @@ from utils.helpers import (
     RUN_DATA_FILES,
     InputError,
     atomic_torch_save,
+    check_file_path,
     field_defaults,
     file_sha256,
     holder_alive,
     read_json,
     resolve_project_path,
     settings_differences,
-    write_problem,
 )
 from utils.vocab import Labels, Vocab
 
@@ -45,10 +45,8 @@ def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path]
     is missing or takes no files, it is a folder, it is the input (``source``: what to call it, its path), or it
     is one of the run folder's own files or of the data the run trained on."""
     target = Path(os.path.realpath(out))
-    if not target.parent.is_dir():
-        raise InputError(f"{flag} {out}: folder {target.parent} does not exist")
-    if target.is_dir():
-        raise InputError(f"{flag} {out}: a folder; name a file")
+    if not target.parent.is_dir() or target.is_dir():
+        check_file_path(out, flag)  # says which
     if source is not None and target == Path(os.path.realpath(source[1])):
         raise InputError(f"{flag} {out} is {source[0]}: it would be overwritten")
     if target.parent == Path(os.path.realpath(model_dir)) and target.name in RUN_FILES:
@@ -65,9 +63,7 @@ def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path]
             or target.is_file() and digest and file_sha256(target) == digest):  # the data, moved or copied
         raise InputError(f"{flag} {out} is the {target.name} of the data this run trained on: it would be "
                          "overwritten; name another file")
-    # last (it touches the folder): a file is written beside itself, then renamed; a device or a pipe in place
-    if (not os.path.exists(out) or os.path.isfile(out)) and (problem := write_problem(target.parent)):
-        raise InputError(f"{flag} {out}: cannot write in {target.parent} ({problem})")
+    check_file_path(out, flag)  # last: its write probe touches the folder
 
 
 def recorded_data_dir(model_dir: Path, config: dict) -> Path:

@@ -1,11 +1,15 @@
-"""Shared test fixtures: random examples and small models."""
+"""Shared test fixtures: random examples, small models, a place nothing can be written to."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from data.loader import Example
 from model.rin import RIN, RINConfig
+
+UNWRITABLE = Path("/sys/kernel")  # a folder that takes no new files or folders, even for root (as CI runs)
 
 
 def random_examples(count: int, relations: int, seed: int, max_len: int = 12, vocab: int = 30,

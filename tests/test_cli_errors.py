@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import small_model
+from helpers import UNWRITABLE, small_model
 
 import evaluate
 import predict
@@ -169,7 +169,6 @@ def test_train_refuses_a_save_dir_under_a_file(workspace, capsys):
                   "afile is a file, not a folder", watched=(data, save))
 
 
-UNWRITABLE = Path("/sys/kernel")  # a folder that takes no new folders, even for root (as CI runs)
 
 
 @pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs Linux's /sys/kernel to stand for a read-only place")

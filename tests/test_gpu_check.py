@@ -7,12 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import UNWRITABLE
 
 import gpu_check
 from model import speed
 from utils.helpers import PROJECT_ROOT, InputError
-
-UNWRITABLE = Path("/sys/kernel")  # a folder that takes no new folders, even for root (as CI runs)
 
 
 @pytest.mark.slow

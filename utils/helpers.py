@@ -221,6 +221,20 @@ def write_problem(folder: Path) -> str | None:
     return None
 
 
+def check_file_path(path: str | Path, flag: str) -> None:
+    """InputError naming ``flag`` when a file could not be written at ``path`` (links followed): its folder is
+    missing or takes no files, or it is a folder. Checked before the work, not as an OS error after it."""
+    target = Path(os.path.realpath(path))
+    if not target.parent.is_dir():
+        raise InputError(f"{flag} {path}: folder {target.parent} does not exist")
+    if target.is_dir():
+        raise InputError(f"{flag} {path}: a folder; name a file")
+    # a file is written beside itself, then renamed: its folder is probed; a device or a pipe (/dev/stdout) is
+    # written in place
+    if (not os.path.exists(path) or os.path.isfile(path)) and (problem := write_problem(target.parent)):
+        raise InputError(f"{flag} {path}: cannot write in {target.parent} ({problem})")
+
+
 def check_folder_path(path: str | Path, flag: str) -> None:
     """InputError naming ``flag`` when ``path`` cannot become a folder: it, or the nearest part of it that
     exists, is a file or takes no new folders (read-only, no permission), found by making one there and removing
