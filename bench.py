@@ -198,7 +198,7 @@ class Timer:
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-def _busy() -> None:
+def _busy(bench_pid: int) -> None:
     """Keep one core busy until ended; dies with the bench even when the bench is killed (Linux). Ctrl-C or SIGTERM
     to the process group end it quietly: the bench's handlers, inherited through fork, would print a traceback."""
     for number in STOP_SIGNALS:
@@ -206,6 +206,8 @@ def _busy() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by contention() until the handlers are reset
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != bench_pid:  # the bench ended before the line above took effect
+        return
     while True:
         pass
 
@@ -218,14 +220,23 @@ def contention(count: int) -> Iterator[None]:
         yield
         return
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    processes = [context.Process(target=_busy, daemon=True) for _ in range(count)]
+    processes = [context.Process(target=_busy, args=(os.getpid(),), daemon=True) for _ in range(count)]
     try:
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # none reaches a child before _busy
+        # while they start: the children are forked with the stop signals blocked (none reaches one before _busy
+        # resets its handlers), and one that reaches the bench (any of its threads: torch's) is only recorded, so
+        # no child is forked and then left out of the cleanup below
+        stops: list[int] = []
+        handlers = {number: signal.signal(number, lambda number, _: stops.append(number)) for number in STOP_SIGNALS}
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             for process in processes:
                 process.start()
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # one received meanwhile is acted on here
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+        if stops:
+            raise Terminated if stops[0] == signal.SIGTERM else KeyboardInterrupt
         yield
     finally:
         received = []  # a SIGTERM during the cleanup must not cut it short: acted on after it
@@ -692,9 +703,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.contention > usable_cores():
         parser.error(f"--contention {args.contention}: this process may use {usable_cores()} cores; more busy "
                      "processes than cores only measure the scheduler")
-    with one_line_errors("bench.py", args.debug):
-        for name in args.settings if args.source else ():  # before the measuring, not after its warm-up
+    for name in args.settings if args.source else ():  # before the measuring, not after its warm-up
+        try:
             found_releases(SETTINGS[name], args.source)
+        except InputError as error:
+            parser.error(str(error))
+    with one_line_errors("bench.py", args.debug):
         if args.tables:
             changed = speed_tables.refresh_documents()
             print("rewrote " + ", ".join(map(project_relative, changed)) if changed else "the speed tables are current")
