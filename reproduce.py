@@ -284,13 +284,14 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
                 found.append(f"{config_file.parent}: {', '.join(differ)}")
     planned_names = {run.name for run in runs}
     for run in runs:  # other seeds of a planned run's cell, from earlier sweeps: the report averages them with it
-        setting = re.sub(r"_seed\d+$", "", run.name)
+        setting, planned = re.sub(r"_seed\d+$", "", run.name), None
         for summary in sorted((Path(args.results_dir) / "runs").glob(f"{setting}_seed*/config.json")):
             if summary.parent.name in planned_names or not re.fullmatch(r"seed\d+",
                                                                        summary.parent.name[len(setting) + 1:]):
                 continue
             recorded = other_hyperparameters(run_settings(summary))
-            planned = other_hyperparameters(resolve_settings_of(run, args))
+            if planned is None:
+                planned = other_hyperparameters(resolve_settings_of(run, args))
             if recorded != planned:
                 found.append(f"{summary.parent}, another seed of {setting}: {listed(recorded)} (planned: "
                              f"{listed(planned)})")
@@ -647,13 +648,17 @@ def flag_given(value: object) -> bool:
     return value is not None and value is not False
 
 
-def in_git_repository(folder: Path) -> bool:
-    """Whether ``folder`` (or, before it exists, the folder it will be made in) lies in a git work tree."""
-    while not folder.is_dir():
-        folder = folder.parent
+def committable(results_dir: Path) -> bool:
+    """Whether a run summary in ``results_dir`` (made later, where it does not exist yet) could be committed: it
+    lies in a git work tree, and git does not ignore it."""
+    existing = results_dir
+    while not existing.is_dir():
+        existing = existing.parent
+    summary = os.path.relpath(results_dir / "runs" / "run" / "results.json", existing)
     try:
-        return subprocess.run(["git", "-C", str(folder), "rev-parse", "--is-inside-work-tree"],
-                              capture_output=True).returncode == 0
+        inside = subprocess.run(["git", "-C", str(existing), "rev-parse", "--is-inside-work-tree"],
+                                capture_output=True, text=True).stdout.strip() == "true"  # "false" inside .git
+        return inside and subprocess.run(["git", "-C", str(existing), "check-ignore", "-q", summary]).returncode == 1
     except OSError:
         return False
 
@@ -679,9 +684,9 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     if args.executor == "slurm" and not args.dry_run and not shutil.which("sbatch"):
         parser.error("--executor slurm: no sbatch here (SLURM's commands are not on the PATH); run reproduce.py on "
                      "a login node of the cluster, or add --dry_run to see the job array")
-    if args.commit and not in_git_repository(Path(args.results_dir)):
-        parser.error(f"--commit: {args.results_dir} is in no git repository (or git is missing): no summary could be "
-                     "committed")
+    if args.commit and not committable(Path(args.results_dir)):
+        parser.error(f"--commit: {args.results_dir} is in no git work tree, or git ignores it (or git is missing): "
+                     "no summary could be committed")
     defaults = {"device": "auto", "runs_per_gpu": 1, "gpus_per_run": SLURM_DEFAULTS.gpus_per_run,
                 "save_dir": str(PROJECT_ROOT / TrainConfig.save_dir),
                 **{name: str(DATASETS_DIR / kind / "webnlg" / "test.json") for name, (kind, _) in TEST_COPIES.items()},

@@ -44,9 +44,8 @@ def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path]
     """InputError when ``out`` (links followed) cannot be written or would replace what must stay: its folder
     is missing or takes no files, it is a folder, it is the input (``source``: what to call it, its path), or it
     is one of the run folder's own files or of the data the run trained on."""
+    check_file_path(out, flag, probe=False)
     target = Path(os.path.realpath(out))
-    if not target.parent.is_dir() or target.is_dir():
-        check_file_path(out, flag)  # says which
     if source is not None and target == Path(os.path.realpath(source[1])):
         raise InputError(f"{flag} {out} is {source[0]}: it would be overwritten")
     if target.parent == Path(os.path.realpath(model_dir)) and target.name in RUN_FILES:

@@ -124,6 +124,11 @@ def test_a_model_too_large_for_memory_is_one_line_before_any_work(workspace, cap
     monkeypatch.setattr(train, "build_model", allocation_fails)
     fails_cleanly(train.main, flags, capsys, "out of memory ([enforce fail", "176000000000 bytes",
                   "smaller sizes or batches", watched=(data, save))
+    for error in (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),  # a GPU's, as raised
+                  RuntimeError("CUDA error: out of memory"), RuntimeError("CUBLAS_STATUS_ALLOC_FAILED when calling "
+                                                                           "cublasCreate(handle)")):
+        monkeypatch.setattr(train, "build_model", lambda *args, error=error: (_ for _ in ()).throw(error))
+        fails_cleanly(train.main, flags, capsys, "out of memory", str(error)[:20], watched=(data, save))
     monkeypatch.setattr(train, "build_model", lambda *args: (_ for _ in ()).throw(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):
         train.main(flags)

@@ -144,6 +144,8 @@ def test_interaction_gain_on_both_span_conventions(tmp_path):
     # gains: authors' spans +2 and +4, ours +1 and +6
     assert ("(RIN minus w/o interaction, same seed, 2 seeds): +3.00 F1 on the authors' spans, +3.50 on ours "
             "(the paper: +2.8)") in lines
+    lines = "\n".join(comparison_lines("webnlg", [1, 2, 3], tmp_path, set(runs) - {"webnlg_exact_K0_seed2"}))
+    assert "webnlg_exact_K0_seed2 |" not in lines and "same seed, 1 seed): +2.00 F1 on the authors' spans" in lines
 
 
 def test_report_covers_every_finished_seed(tmp_path):

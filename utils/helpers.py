@@ -221,9 +221,10 @@ def write_problem(folder: Path) -> str | None:
     return None
 
 
-def check_file_path(path: str | Path, flag: str) -> None:
+def check_file_path(path: str | Path, flag: str, probe: bool = True) -> None:
     """InputError naming ``flag`` when a file could not be written at ``path`` (links followed): its folder is
-    missing or takes no files, or it is a folder. Checked before the work, not as an OS error after it."""
+    missing or, with ``probe`` (which touches it), takes no files, or it is a folder. Checked before the work,
+    not as an OS error after it."""
     target = Path(os.path.realpath(path))
     if not target.parent.is_dir():
         raise InputError(f"{flag} {path}: folder {target.parent} does not exist")
@@ -231,7 +232,7 @@ def check_file_path(path: str | Path, flag: str) -> None:
         raise InputError(f"{flag} {path}: a folder; name a file")
     # a file is written beside itself, then renamed: its folder is probed; a device or a pipe (/dev/stdout) is
     # written in place
-    if (not os.path.exists(path) or os.path.isfile(path)) and (problem := write_problem(target.parent)):
+    if probe and (not os.path.exists(path) or os.path.isfile(path)) and (problem := write_problem(target.parent)):
         raise InputError(f"{flag} {path}: cannot write in {target.parent} ({problem})")
 
 
@@ -357,8 +358,9 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
 
 def out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is an allocation that failed: Python's, torch's CPU allocator's or a GPU's."""
+    text = str(error)
     return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
-            or "can't allocate memory" in str(error))
+            or any(sign in text for sign in ("can't allocate memory", "CUDA error: out of memory", "_ALLOC_FAILED")))
 
 
 def interruption(stop: KeyboardInterrupt) -> str:

@@ -9,7 +9,7 @@ import pytest
 import reproduce
 from experiments import plan as experiments
 from experiments.launch import Slot, SlurmResources, TrainJob, assign_slots, visible_gpus
-from utils.helpers import RUN_DATA_FILES, InputError
+from utils.helpers import PROJECT_ROOT, RUN_DATA_FILES, InputError
 
 
 def test_one_gpu_per_run_or_a_share_of_one():
@@ -116,7 +116,9 @@ def test_flags_that_would_be_ignored_or_fail_late_are_refused(tmp_path, monkeypa
     would be a traceback from submitit after the plan was made."""
     for flags, message in ((["--report", "--save_dir", str(tmp_path)], "--save_dir: --report reads only"),
                            (["--table", "1", "--commit", "--results_dir", str(tmp_path / "r")],
-                            f"--commit: {tmp_path / 'r'} is in no git repository")):
+                            f"--commit: {tmp_path / 'r'} is in no git work tree, or git ignores it"),
+                           (["--table", "1", "--commit", "--results_dir", str(PROJECT_ROOT / "saved_models" / "r")],
+                            "saved_models/r is in no git work tree, or git ignores it")):  # .gitignore: saved_models/*
         with pytest.raises(SystemExit):
             reproduce.parse_args(flags)
         assert message in capsys.readouterr().err
