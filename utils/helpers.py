@@ -307,9 +307,9 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
     """Turn the errors a user can fix (bad input, files, run folders, downloads) into ``program: error: ...`` on
     stderr and exit status 1: one line, or one per line of a message that lists several items (every file a
-    download misses); Ctrl-C into one line and exit status 130, SIGTERM likewise (:class:`Terminated`, status
-    143); a closed pipe into a quiet exit status 141. A traceback only for bugs, or for everything with
-    ``debug``."""
+    download misses), and likewise a failed allocation (:func:`out_of_memory`); Ctrl-C into one line and exit
+    status 130, SIGTERM likewise (:class:`Terminated`, status 143); a closed pipe into a quiet exit status 141.
+    A traceback only for bugs, or for everything with ``debug``."""
     if threading.current_thread() is threading.main_thread():
         raise_from_now_on()  # the script's work begins: Ctrl-C raises, and is one line below, after cleaning up
     catch_sigterm = (threading.current_thread() is threading.main_thread()
