@@ -388,15 +388,22 @@ def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndar
                            **sizes)
     except ValueError as error:  # flags are checked by argparse: a hand-edited config.json of a resumed run
         raise InputError(f"the run's settings (config.json): {error}") from None
-    with torch.device("meta"):  # counted without allocating: a size typed with three zeros too many is one line
+    check_memory(config, device)
+    return RIN(config, embedding), config.to_dict()
+
+
+def check_memory(config: RINConfig, device: torch.device) -> None:
+    """Refuse a model whose float32 weights, gradients and Adam's two moments alone exceed the free memory of
+    ``device``: counted without allocating, so a size typed with three zeros too many is one line, not the
+    out-of-memory killer (which may pick another process). Activations are not counted."""
+    with torch.device("meta"):
         parameters = sum(weight.numel() for weight in RIN(config).parameters())
-    needed = 16 * parameters  # float32 weights, their gradients and Adam's two moments, before any activation
+    needed = 16 * parameters
     free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else available_memory()
     if free is not None and needed > free:
         raise InputError(f"the model's {parameters:,} parameters need {needed / 2**30:.1f} GiB to train (weights, "
                          f"gradients, Adam's moments) and {device} has {free / 2**30:.1f} GiB free: choose smaller "
                          "--rnn_hidden, --pair_hidden, --pos_dim or word vectors")
-    return RIN(config, embedding), config.to_dict()
 
 
 def configure_determinism(device: torch.device) -> None:
@@ -511,6 +518,13 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         raise InputError(f"{data_dir}, the data folder this run trains on (its config.json), {state}: move it back "
                          f"to resume {run_dir}")
     check_data_files(data_dir, settings["dataset"])  # before the kernels build: seconds on a first use
+    try:  # so are the sizes, on the least the data could ask for (one word, tag, relation); build_model counts
+        least = RINConfig(vocab_size=1, num_pos=1, num_tags=1, num_relations=1, emb_dim=settings["emb_dim"] or 1,
+                          **{key: settings[key] for key in MODEL_KEYS})
+    except ValueError:  # a hand-edited config.json: build_model names what it got wrong
+        least = None
+    if least is not None:
+        check_memory(least, device)
     configure_speed(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
     try:
         with locked_run_folder(run_dir, fresh=not args.resume):

@@ -111,8 +111,10 @@ def test_a_model_too_large_for_memory_is_one_line_before_any_work(workspace, cap
     other RuntimeErrors stay tracebacks (bugs)."""
     data, save = workspace
     flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST]
-    fails_cleanly(train.main, [*flags, "--rnn_hidden", "100000000"], capsys, "parameters need", "GiB to train",
-                  "--rnn_hidden", watched=(data, save))
+    with monkeypatch.context() as patch:  # before the kernels build (~30 s on a first use)
+        patch.setattr(train, "configure_speed", lambda *a: pytest.fail("the kernels were set up first"))
+        fails_cleanly(train.main, [*flags, "--rnn_hidden", "100000000"], capsys, "parameters need", "GiB to train",
+                      "--rnn_hidden", watched=(data, save))
     monkeypatch.setattr(train, "available_memory", lambda: 10_000)  # 10 kB free: even the default sizes
     fails_cleanly(train.main, flags, capsys, "0.0 GiB free", watched=(data, save))
     monkeypatch.undo()
