@@ -45,6 +45,8 @@ from model.run import RunError, load_weights, save_weights
 from model.training import (
     TRAIN_VALUES,
     TrainConfig,
+    activation_floats,
+    largest_step,
     load_training_state,
     make_optimizer,
     save_training_state,
@@ -369,8 +371,10 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
         handle.close()
 
 
-def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray, device: torch.device
-                ) -> tuple[RIN, dict]:
+def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray, device: torch.device,
+                step_tokens: int = 0) -> tuple[RIN, dict]:
+    """The run's model, once its weights and ``step_tokens`` (the most tokens one training step takes) fit in
+    memory (check_memory)."""
     sizes = {key: settings[key] for key in MODEL_KEYS}
     if sizes["pos_dim"] > 0 and len(labels.pos) <= 2:  # a run resumed from before resolve_settings decided this
         log.warning("the data has no POS tags: training with --pos_dim 0 (RIN w/o POS)")
@@ -388,22 +392,31 @@ def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndar
                            **sizes)
     except ValueError as error:  # flags are checked by argparse: a hand-edited config.json of a resumed run
         raise InputError(f"the run's settings (config.json): {error}") from None
-    check_memory(config, device)
+    check_memory(config, device, step_tokens)
     return RIN(config, embedding), config.to_dict()
 
 
-def check_memory(config: RINConfig, device: torch.device) -> None:
-    """Refuse a model whose float32 weights, gradients and Adam's two moments alone exceed the free memory of
-    ``device``: counted without allocating, so a size typed with three zeros too many is one line, not the
-    out-of-memory killer (which may pick another process). Activations are not counted."""
+def check_memory(config: RINConfig, device: torch.device, step_tokens: int = 0) -> None:
+    """Refuse a run whose float32 weights, gradients and Adam's two moments, with the activations a step over
+    ``step_tokens`` tokens keeps for its backward pass, exceed the free memory of ``device``: counted without
+    allocating, so a size typed with three zeros too many is one line, not the out-of-memory killer (which may
+    pick another process). The activations are a lower bound (activation_floats)."""
     with torch.device("meta"):
         parameters = sum(weight.numel() for weight in RIN(config).parameters())
-    needed = 16 * parameters
+    weights = 16 * parameters
+    activations = 4 * step_tokens * config.rounds * activation_floats(config)
     free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else available_memory()
-    if free is not None and needed > free:
-        raise InputError(f"the model's {parameters:,} parameters need {needed / 2**30:.1f} GiB to train (weights, "
-                         f"gradients, Adam's moments) and {device} has {free / 2**30:.1f} GiB free: choose smaller "
-                         "--rnn_hidden, --pair_hidden, --pos_dim or word vectors")
+    if free is None or weights + activations <= free:
+        return
+    gib = 2**30
+    if activations > weights:
+        raise InputError(f"a training step over {step_tokens:,} tokens (batch x longest sentence) keeps at least "
+                         f"{activations / gib:.1f} GiB of activations for its {config.rounds} rounds and {device} has "
+                         f"{free / gib:.1f} GiB free: choose smaller --rounds, --batch_size or --rnn_hidden, or "
+                         "shorter sentences")
+    raise InputError(f"the model's {parameters:,} parameters need {weights / gib:.1f} GiB to train (weights, "
+                     f"gradients, Adam's moments) and {device} has {free / gib:.1f} GiB free: choose smaller "
+                     "--rnn_hidden, --pair_hidden, --pos_dim or word vectors")
 
 
 def configure_determinism(device: torch.device) -> None:
@@ -613,10 +626,11 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     set_seed(settings["seed"])
     if settings.get("deterministic"):
         configure_determinism(device)
-    model, model_config = build_model(settings, vocab, labels, embedding, device)
+    values_per_cell = len(labels.relations) + settings["pair_hidden"]
+    step_tokens = largest_step(splits["train"].examples, settings["batch_size"], values_per_cell)
+    model, model_config = build_model(settings, vocab, labels, embedding, device, step_tokens)
     model.to(device)
     longest = max(len(example.word_ids) for example in splits["train"].examples)
-    values_per_cell = model_config["num_relations"] + model_config["pair_hidden"]
     if (size := part_size(longest, values_per_cell, TRAIN_VALUES)) < settings["batch_size"]:
         alone = longest ** 2 * values_per_cell / TRAIN_VALUES
         log.info("train.json's longest sentence has %d tokens: batches of the longest sentences are taken in parts "

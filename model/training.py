@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from data.loader import Batch, Example, bucketed_batches, collate, memory_parts
 from model import inference, speed
-from model.rin import RIN
+from model.rin import RIN, RINConfig
 from utils.helpers import InputError, atomic_torch_save, settings_differences
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,22 @@ def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence
     er_total, rc_total = totals.tolist()
     return {"er_loss": er_total / len(batches), "rc_loss": rc_total / len(batches),
             "train_seconds": time.perf_counter() - start}
+
+
+def activation_floats(config: RINConfig) -> int:
+    """Floats that one interaction round keeps per token for the backward pass, at least (check_memory in
+    train.py): 1.3-2.9 times this counted for both pair scorers, float32 and bfloat16 (tests/unit/test_model.py);
+    mostly the GRU cells' gates and states, and the pair maximum's winners."""
+    return 6 * 2 * config.rnn_hidden + config.num_relations
+
+
+def largest_step(examples: Sequence[Example], batch_size: int, values_per_cell: int) -> int:
+    """The most tokens (sentences x longest sentence, padding included) that one step of train_epoch takes: its
+    length buckets hold the same lengths in every epoch, only their order and ties change."""
+    lengths = [len(example.word_ids) for example in examples]
+    return max((len(part) * max(lengths[i] for i in part)
+                for batch in bucketed_batches(lengths, batch_size, None)
+                for part in memory_parts(batch, lengths, values_per_cell, TRAIN_VALUES)), default=0)
 
 
 def batch_parts(batch: Sequence[Example], values_per_cell: int, device: torch.device) -> list[Batch]:
