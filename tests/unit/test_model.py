@@ -182,4 +182,3 @@ def test_split_lstm_equals_a_packed_bidirectional_lstm():
     fresh.load_state_dict(state)
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values(),
                                                  strict=True))
-
