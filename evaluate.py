@@ -69,8 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
                         help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--breakdown", action="store_true", help="also F1 by overlap pattern, triples per "
-                        "sentence and relation, and ER scores: <out>_breakdown.json and .md (counted as --scorer "
-                        "ours)")
+                        "sentence and relation, and ER scores: <out>_breakdown.json and .md, the triples counted as "
+                        "--scorer counts them (strings: as CasRel, TPLinker and PRGC report these tables)")
     parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,
                         help=f"sentences per batch (default {BATCH_SIZE}; fewer where long sentences would need much "
                         "memory)")
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> dict:
         "predicted_at_repeated_mentions": repeated_mention_count(extractions, tokens),
         "load_report": split.report.as_dict()})
     if args.breakdown:
-        result = breakdown(extractions, split.gold, [s.entities for s in split.sentences])
+        result = breakdown(extractions, split.gold, [s.entities for s in split.sentences], args.scorer, tokens)
         write_json(out.with_name(out.stem + SIBLINGS["breakdown"]), result)
         markdown = breakdown_markdown(result)
         atomic_write_bytes(out.with_name(out.stem + SIBLINGS["breakdown_md"]), markdown.encode("utf-8"))

@@ -84,6 +84,23 @@ def test_evaluate_round_trip_and_reload(trained, data_dir, tmp_path):
         [([s[0], s[1]], rel, [o[0], o[1]]) for s, rel, o in e.triples] for e in first]
 
 
+def test_breakdown_counts_as_the_chosen_scorer(trained, tmp_path):
+    """--breakdown's groups are scored as --scorer scores: over all of its overlap patterns' sentences, the
+    totals equal the scores evaluate.py printed for that scorer; the tables say which scorer counted them."""
+    run_dir, _ = trained
+    for scorer in ("ours", "strings", "official"):
+        out = tmp_path / f"{scorer}.jsonl"
+        scores = evaluate.main(["--model_dir", str(run_dir), "--split", "test", "--out", str(out), "--threads", "1",
+                                "--scorer", scorer, "--breakdown"])
+        result = json.loads((tmp_path / f"{scorer}_breakdown.json").read_text())
+        assert result["scorer"] == scorer
+        buckets = result["triples_per_sentence"].values()  # each sentence in exactly one bucket
+        for mode in ("partial", "exact"):
+            for key in ("correct", "predicted", "gold"):
+                assert sum(bucket[mode][key] for bucket in buckets) == scores[scorer][mode][key], (scorer, mode)
+        assert f"counted as evaluate.py --scorer {scorer} counts" in (tmp_path / f"{scorer}_breakdown.md").read_text()
+
+
 def test_existing_run_is_not_overwritten(trained, data_dir):
     run_dir, _ = trained
     with pytest.raises(SystemExit, match="--resume"):

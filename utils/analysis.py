@@ -6,14 +6,16 @@ annotation gives): Normal (no two triples share an entity), EntityPairOverlap
 (two triples share both entities), SingleEntityOverlap (two triples share
 exactly one entity). A sentence can be both EPO and SEO. Sentences without gold
 triples form their own group in both tables (NoTriples, 0), so that what is
-predicted on them is counted somewhere.
+predicted on them is counted somewhere. The triples of each group are counted
+by any of utils/scorer.py's scorers (strings: as CasRel and its successors
+report these tables).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
 
-from utils.scorer import MODES, Extraction, Triple, prf, score
+from utils.scorer import CONVENTIONS, MODES, Extraction, Triple, prf, score_all
 from utils.tagging import Span
 
 COUNT_BUCKETS = ("0", "1", "2", "3", "4", ">=5")
@@ -42,10 +44,17 @@ def count_bucket(triples: Sequence[Triple]) -> str:
     return str(count) if count < 5 else ">=5"
 
 
-def subset_scores(predicted: Sequence[Extraction], gold: Sequence[Sequence[Triple]], keep: Sequence[bool]) -> dict:
+def subset_scores(predicted: Sequence[Extraction], gold: Sequence[Sequence[Triple]], keep: Sequence[bool],
+                  scorer: str, token_lists: Sequence[Sequence[str]] | None) -> dict:
     chosen = [i for i, k in enumerate(keep) if k]
-    return {"sentences": len(chosen)} | {
-        mode: score([predicted[i].triples for i in chosen], [gold[i] for i in chosen], mode) for mode in MODES}
+    tokens = None if token_lists is None else [token_lists[i] for i in chosen]
+    return {"sentences": len(chosen)} | score_all([predicted[i] for i in chosen], [gold[i] for i in chosen], scorer,
+                                                  tokens)
+
+
+def only_relation(extraction: Extraction, relation: str) -> Extraction:
+    kept = [(t, p) for t, p in zip(extraction.triples, extraction.probabilities, strict=True) if t[1] == relation]
+    return Extraction(extraction.entities, [t for t, _ in kept], [p for _, p in kept])
 
 
 def entity_scores(predicted: Sequence[Extraction], gold_entities: Sequence[Sequence[Span]]) -> dict:
@@ -57,20 +66,23 @@ def entity_scores(predicted: Sequence[Extraction], gold_entities: Sequence[Seque
 
 
 def breakdown(predicted: Sequence[Extraction], gold: Sequence[Sequence[Triple]],
-              gold_entities: Sequence[Sequence[Span]]) -> dict:
-    """All breakdowns in both match modes; every score counts unique triples per sentence."""
+              gold_entities: Sequence[Sequence[Span]], scorer: str = "ours",
+              token_lists: Sequence[Sequence[str]] | None = None) -> dict:
+    """All breakdowns in both match modes, the triples counted by ``scorer`` (``strings`` needs the tokens)."""
     patterns = [overlap_patterns(g) for g in gold]
     buckets = [count_bucket(g) for g in gold]
     relations = sorted({r for g in gold for _, r, _ in g} | {r for p in predicted for _, r, _ in p.triples})
     per_relation = {}
     for relation in relations:
-        per_relation[relation] = {"sentences": sum(any(t[1] == relation for t in g) for g in gold)} | {
-            mode: score([[t for t in p.triples if t[1] == relation] for p in predicted],
-                        [[t for t in g if t[1] == relation] for g in gold], mode) for mode in MODES}
+        per_relation[relation] = {"sentences": sum(any(t[1] == relation for t in g) for g in gold)} | score_all(
+            [only_relation(p, relation) for p in predicted], [[t for t in g if t[1] == relation] for g in gold],
+            scorer, token_lists)
     return {
-        "overlap_pattern": {name: subset_scores(predicted, gold, [name in p for p in patterns]) for name in PATTERNS},
-        "triples_per_sentence": {name: subset_scores(predicted, gold, [b == name for b in buckets])
-                                 for name in COUNT_BUCKETS},
+        "scorer": scorer,
+        "overlap_pattern": {name: subset_scores(predicted, gold, [name in p for p in patterns], scorer, token_lists)
+                            for name in PATTERNS},
+        "triples_per_sentence": {name: subset_scores(predicted, gold, [b == name for b in buckets], scorer,
+                                                     token_lists) for name in COUNT_BUCKETS},
         "relation": per_relation,
         "entities": entity_scores(predicted, gold_entities),
     }
@@ -84,10 +96,10 @@ def percent(scores: dict, key: str) -> str:
 
 
 def breakdown_markdown(result: dict) -> str:
-    lines = ["Scores in percent, counted as evaluate.py --scorer ours counts (unique triples by position), whatever "
-             "--scorer printed; '-' where undefined: P without predictions, R without gold triples, F1 without "
-             "either. A sentence can be both EntityPairOverlap and SingleEntityOverlap, so those rows need not add "
-             "up to the test set.", ""]
+    lines = [f"Scores in percent, counted as evaluate.py --scorer {result['scorer']} counts "
+             f"({CONVENTIONS[result['scorer']]}); '-' where undefined: P without predictions, R without gold "
+             "triples, F1 without either. A sentence can be both EntityPairOverlap and SingleEntityOverlap, so those "
+             "rows need not add up to the test set.", ""]
     for title, key in (("Overlap pattern", "overlap_pattern"), ("Gold triples per sentence", "triples_per_sentence"),
                        ("Relation type", "relation")):
         lines += [f"## {title}", "", "| group | sentences | partial P | partial R | partial F1 | exact P | exact R "

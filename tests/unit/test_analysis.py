@@ -59,3 +59,16 @@ def test_sentences_without_gold_count_and_undefined_scores_print_as_such():
     assert "| 3 | 0 | - | - | - | - | - | - |" in lines  # no sentence at all
     assert "| 1 | 1 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in lines
     assert "P 66.7 | R 100.0 | F1 80.0 (2 correct / 3 predicted / 2 gold)" in lines
+
+
+def test_breakdown_by_strings_counts_a_repeated_mention_once():
+    """By strings (as CasRel's tables count), a triple predicted at a repeated mention of the gold one is
+    correct; by positions it is not. The scorer is recorded and named in the tables."""
+    tokens = [["a", "b", "a", "c"]]
+    gold, predicted = [[((0, 1), "r", (1, 2))]], [Extraction([(2, 3), (1, 2)], [((2, 3), "r", (1, 2))], [0.9])]
+    by_strings = breakdown(predicted, gold, [[(0, 1), (1, 2)]], "strings", tokens)
+    by_positions = breakdown(predicted, gold, [[(0, 1), (1, 2)]])
+    for result, f1 in ((by_strings, 1), (by_positions, 0)):
+        assert result["relation"]["r"]["exact"]["f1"] == result["overlap_pattern"]["Normal"]["partial"]["f1"] == f1
+    assert "--scorer strings counts (strings:" in breakdown_markdown(by_strings)
+    assert breakdown(predicted, gold, [[(0, 1), (1, 2)]], "official")["scorer"] == "official"
