@@ -153,8 +153,8 @@ class Extractor:
             if spacy_model is None and recorded is None:
                 spacy_model = DEFAULT_MODEL
                 log.warning("%s records no spaCy model (its data came with its own tokens): tokenising%s with "
-                            "%s, prepare_data.py's default; --spacy_model names another", model_dir,
-                            " and POS-tagging" * needs_pos, spacy_model)
+                            "%s, prepare_data.py's default; spacy_model (predict.py --spacy_model) names another",
+                            model_dir, " and POS-tagging" * needs_pos, spacy_model)
             spacy_model = spacy_model or recorded
             if spacy_model.lower() == "none":
                 if needs_pos:
@@ -167,7 +167,7 @@ class Extractor:
                     if needs_pos:
                         raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be "
                                          f"loaded here ({reason}); {install_advice(spacy_model)} or "
-                                         "name another (--spacy_model)") from None
+                                         "name another (spacy_model; predict.py --spacy_model)") from None
                     if named:
                         raise InputError(f"spaCy model {spacy_model!r} cannot be loaded here ({reason}); "
                                          f"{install_advice(spacy_model)}, or name none to split on whitespace"
@@ -195,7 +195,8 @@ class Extractor:
             unspaced = [index for index in unfamiliar
                         if tokenized_here[index] and any(map(unspaced_clause, token_lists[index]))]
             tokens = (f"; sentence {unspaced[0] + 1} is of a script written without spaces, which the tokeniser leaves "
-                      "whole: give its tokens (a list of them; predict.py --pretokenized)" if unspaced else "")
+                      "whole: give its tokens (a list of them, pretokenized=True; predict.py --pretokenized)"
+                      if unspaced else "")
             log.warning("%d of %d sentences (sentence %d first: %r) are mostly words this model's vocabulary lacks: "
                         "its predictions there are less reliable (text of another domain or language%s)",
                         len(unfamiliar), len(examples), unfamiliar[0] + 1, " ".join(token_lists[unfamiliar[0]])[:60],
@@ -205,8 +206,8 @@ class Extractor:
         if given and len(foreign) > UNFAMILIAR_SHARE * len(given):
             log.warning("%.0f%% of the POS tags spaCy gave (e.g. %r) are not among this model's training tags (e.g. "
                         "%r): its POS features are unknown; the training data was tagged with another tag set or "
-                        "model (--spacy_model names the one it used)", 100 * len(foreign) / len(given), foreign[0],
-                        self.labels.pos[2] if len(self.labels.pos) > 2 else None)
+                        "model (name that one: spacy_model, predict.py --spacy_model)", 100 * len(foreign) / len(given),
+                        foreign[0], self.labels.pos[2] if len(self.labels.pos) > 2 else None)
 
     @staticmethod
     def _given_pos(sentences: list[str | list[str]], pos: Sequence[Sequence[str] | None] | None
