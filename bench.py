@@ -239,17 +239,19 @@ def contention(count: int) -> Iterator[None]:
             raise Terminated if stops[0] == signal.SIGTERM else KeyboardInterrupt
         yield
     finally:
-        received = []  # a SIGTERM during the cleanup must not cut it short: acted on after it
-        previous = signal.signal(signal.SIGTERM, lambda *_: received.append(True))
+        received: list[int] = []  # a Ctrl-C or SIGTERM during the cleanup must not cut it short: acted on after it
+        previous = {number: signal.signal(number, lambda number, _: received.append(number))
+                    for number in STOP_SIGNALS}
         started = [process for process in processes if process.pid is not None]
         for process in started:
             process.kill()
         deadline = time.monotonic() + 10
         for process in started:
             process.join(timeout=max(0.0, deadline - time.monotonic()))
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if received:
-            raise Terminated
+            raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
 
 
 def peak_matmul_gflops(device: torch.device, size: int = 1024, repeats: int = 9) -> float:

@@ -324,3 +324,26 @@ def test_a_stop_while_the_busy_processes_start_ends_every_one_started(monkeypatc
         idle.set()
         thread.join()
     assert len(started) == 3 and all(process.exitcode is not None for process in started)  # killed and reaped
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_stop_during_the_cleanup_is_acted_on_after_it(stop, monkeypatch):
+    """A second Ctrl-C (or a SIGTERM) while the busy processes are being ended waits for the cleanup: every one
+    is killed and reaped, then the stop is raised."""
+    context = multiprocessing.get_context("fork")
+    started = []
+
+    class Stopped(context.Process):
+        def start(self) -> None:
+            super().start()
+            started.append(self)
+
+        def kill(self) -> None:
+            os.kill(os.getpid(), stop)  # arrives in the middle of the cleanup
+            super().kill()
+
+    monkeypatch.setattr(bench.multiprocessing, "get_context", lambda method: type("Context", (), {"Process": Stopped}))
+    with pytest.raises(KeyboardInterrupt if stop == signal.SIGINT else bench.Terminated):
+        with bench.contention(3):
+            raise KeyboardInterrupt  # the first Ctrl-C, while timing
+    assert len(started) == 3 and all(process.exitcode is not None for process in started)
