@@ -27,6 +27,7 @@ from experiments.plan import (
     preset_rounds,
     run_dataset,
     run_match,
+    run_name,
     table1_rows,
 )
 from model.rin import RINConfig
@@ -598,7 +599,9 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
     walls = [results[r]["wall_seconds"] for r in finished if results[r].get("wall_seconds")]
     lines += ["", "## Runs", "", f"{len(finished)} finished runs; wall time per run (its epochs' training and "
               "evaluation, summed over sessions; threads per run in each run's runner.json) "
-              + (f"{min(walls) / 60:.0f}-{max(walls) / 60:.0f} min." if walls else "not recorded."), "",
+              + (f"{min(walls) / 60:.0f}-{max(walls) / 60:.0f} min." if walls else "not recorded.") + " A run is "
+              "named <dataset>_<match>_K<rounds>[_ablation]_seed<seed> (experiments/plan.py run_name): "
+              f"{run_name(dataset, 'exact', 3, 1)} trains on {dataset} with exact match.", "",
               "| run | best epoch | epochs run | test partial F1 | test exact F1 | wall min |",
               "|---|---|---|---|---|---|"]
     for name in finished:
