@@ -3,6 +3,7 @@ processes (--contention) load the CPU and always end."""
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from helpers import UNWRITABLE
 import bench
 from experiments import speed_tables
 from model import pair_kernels
-from utils import markdown
+from utils import helpers, markdown
 from utils.helpers import PROJECT_ROOT
 
 
@@ -179,6 +180,25 @@ def test_a_json_file_in_a_read_only_folder_is_refused_before_timing(tmp_path, ca
         error = capsys.readouterr().err
         assert refused.value.code == 2 and error.startswith(f"bench.py: error: --json {where}: cannot write in "
                                                             f"{UNWRITABLE} ("), error
+
+
+def test_an_immutable_json_file_is_refused_before_timing(tmp_path, capsys, no_bench):
+    """chattr +i: its folder takes files, but the file cannot be replaced (EPERM), so the figures would be lost."""
+    where = tmp_path / "bench.json"
+    where.write_text("{}")
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(where)], capture_output=True).returncode:
+        pytest.skip("needs chattr +i (root, on a file system with inode flags: ext4, xfs, btrfs, tmpfs)")
+    try:
+        with pytest.raises(SystemExit) as refused:
+            bench.main(["--settings", "webnlg_partial", "--batches", "1", "--oracle_batches", "1", "--json",
+                        str(where)])
+    finally:
+        subprocess.run(["chattr", "-i", str(where)], check=True)
+    error = capsys.readouterr().err
+    assert refused.value.code == 2 and error.startswith(f"bench.py: error: --json {where}: the file cannot be "
+                                                        "replaced (Operation not permitted: immutable"), error
+    where.chmod(0o444)  # a read-only mode is no obstacle: the bench writes beside the file and renames
+    helpers.check_file_path(where, "--json")
 
 
 def test_more_busy_processes_than_cores_are_refused(monkeypatch, capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import functools
 import hashlib
 import json
@@ -234,6 +235,13 @@ def check_file_path(path: str | Path, flag: str, probe: bool = True) -> None:
     # written in place
     if probe and (not os.path.exists(path) or os.path.isfile(path)) and (problem := write_problem(target.parent)):
         raise InputError(f"{flag} {path}: cannot write in {target.parent} ({problem})")
+    if probe and target.is_file():  # an immutable or append-only file (chattr +i/+a) cannot be replaced either;
+        try:  # opened for writing, not written: EACCES (a read-only mode) still lets the rename replace it
+            os.close(os.open(target, os.O_WRONLY))
+        except PermissionError as error:
+            if error.errno == errno.EPERM:
+                raise InputError(f"{flag} {path}: the file cannot be replaced ({error.strerror}: immutable or "
+                                 "append-only? lsattr shows it)") from None
 
 
 def check_folder_path(path: str | Path, flag: str) -> None:
