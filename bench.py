@@ -213,6 +213,21 @@ def _busy(bench_pid: int) -> None:
 
 
 @contextlib.contextmanager
+def stops_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM recorded while the block runs, the first acted on after it: starting or ending the busy
+    processes is never cut short (a child forked and then missed, or left unreaped)."""
+    received: list[int] = []
+    previous = {number: signal.signal(number, lambda number, _: received.append(number)) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if received:
+        raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
+
+
+@contextlib.contextmanager
 def contention(count: int) -> Iterator[None]:
     """``count`` busy processes of this bench while the block runs, ended afterwards whatever happens
     (exceptions, Ctrl-C, SIGTERM: one_line_errors turns it into an exception)."""
@@ -222,36 +237,22 @@ def contention(count: int) -> Iterator[None]:
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     processes = [context.Process(target=_busy, args=(os.getpid(),), daemon=True) for _ in range(count)]
     try:
-        # while they start: the children are forked with the stop signals blocked (none reaches one before _busy
-        # resets its handlers), and one that reaches the bench (any of its threads: torch's) is only recorded, so
-        # no child is forked and then left out of the cleanup below
-        stops: list[int] = []
-        handlers = {number: signal.signal(number, lambda number, _: stops.append(number)) for number in STOP_SIGNALS}
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
-            for process in processes:
-                process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-            for number, handler in handlers.items():
-                signal.signal(number, handler)
-        if stops:
-            raise Terminated if stops[0] == signal.SIGTERM else KeyboardInterrupt
+        with stops_deferred():  # (a stop may reach any of the bench's threads: torch's)
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # inherited: none reaches a child
+            try:  # before _busy resets its handlers
+                for process in processes:
+                    process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         yield
     finally:
-        received: list[int] = []  # a Ctrl-C or SIGTERM during the cleanup must not cut it short: acted on after it
-        previous = {number: signal.signal(number, lambda number, _: received.append(number))
-                    for number in STOP_SIGNALS}
-        started = [process for process in processes if process.pid is not None]
-        for process in started:
-            process.kill()
-        deadline = time.monotonic() + 10
-        for process in started:
-            process.join(timeout=max(0.0, deadline - time.monotonic()))
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        if received:
-            raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
+        with stops_deferred():
+            started = [process for process in processes if process.pid is not None]
+            for process in started:
+                process.kill()
+            deadline = time.monotonic() + 10
+            for process in started:
+                process.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def peak_matmul_gflops(device: torch.device, size: int = 1024, repeats: int = 9) -> float:

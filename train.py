@@ -28,7 +28,7 @@ import sys
 import time
 import typing
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from data.convert import prepare_hint
-from data.loader import MENTION_READING, UNKNOWN_RELATION, load_split, part_size
+from data.loader import MENTION_READING, UNKNOWN_RELATION, Example, load_split, part_size
 from experiments.plan import run_name
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
@@ -45,10 +45,11 @@ from model.run import RunError, load_weights, save_weights
 from model.training import (
     TRAIN_VALUES,
     TrainConfig,
-    activation_floats,
+    activation_bytes,
     largest_step,
     load_training_state,
     make_optimizer,
+    pair_values_per_cell,
     save_training_state,
     train_epoch,
 )
@@ -372,9 +373,9 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
 
 
 def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray, device: torch.device,
-                step_tokens: int = 0) -> tuple[RIN, dict]:
-    """The run's model, once its weights and ``step_tokens`` (the most tokens one training step takes) fit in
-    memory (check_memory)."""
+                train_examples: Sequence[Example]) -> tuple[RIN, dict]:
+    """The run's model, once it and the activations of its largest step on ``train_examples`` fit in memory
+    (check_memory)."""
     sizes = {key: settings[key] for key in MODEL_KEYS}
     if sizes["pos_dim"] > 0 and len(labels.pos) <= 2:  # a run resumed from before resolve_settings decided this
         log.warning("the data has no POS tags: training with --pos_dim 0 (RIN w/o POS)")
@@ -392,31 +393,32 @@ def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndar
                            **sizes)
     except ValueError as error:  # flags are checked by argparse: a hand-edited config.json of a resumed run
         raise InputError(f"the run's settings (config.json): {error}") from None
-    check_memory(config, device, step_tokens)
+    check_memory(config, device, largest_step(train_examples, settings["batch_size"], config))
     return RIN(config, embedding), config.to_dict()
 
 
-def check_memory(config: RINConfig, device: torch.device, step_tokens: int = 0) -> None:
+def check_memory(config: RINConfig, device: torch.device, step_tokens: int) -> None:
     """Refuse a run whose float32 weights, gradients and Adam's two moments, with the activations a step over
-    ``step_tokens`` tokens keeps for its backward pass, exceed the free memory of ``device``: counted without
-    allocating, so a size typed with three zeros too many is one line, not the out-of-memory killer (which may
-    pick another process). The activations are a lower bound (activation_floats)."""
+    ``step_tokens`` tokens keeps for its backward pass (at least: activation_bytes), exceed the free memory of
+    ``device``: counted without allocating, so a size typed with three zeros too many is one line, not the
+    out-of-memory killer (which may pick another process)."""
     with torch.device("meta"):
         parameters = sum(weight.numel() for weight in RIN(config).parameters())
     weights = 16 * parameters
-    activations = 4 * step_tokens * config.rounds * activation_floats(config)
+    activations = step_tokens * config.rounds * activation_bytes(config)
     free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else available_memory()
     if free is None or weights + activations <= free:
         return
     gib = 2**30
-    if activations > weights:
-        raise InputError(f"a training step over {step_tokens:,} tokens (batch x longest sentence) keeps at least "
-                         f"{activations / gib:.1f} GiB of activations for its {config.rounds} rounds and {device} has "
-                         f"{free / gib:.1f} GiB free: choose smaller --rounds, --batch_size or --rnn_hidden, or "
-                         "shorter sentences")
-    raise InputError(f"the model's {parameters:,} parameters need {weights / gib:.1f} GiB to train (weights, "
-                     f"gradients, Adam's moments) and {device} has {free / gib:.1f} GiB free: choose smaller "
-                     "--rnn_hidden, --pair_hidden, --pos_dim or word vectors")
+    smaller = ("--rounds, --batch_size or --rnn_hidden, or shorter sentences" if activations > weights else
+               "--rnn_hidden, --pair_hidden, --pos_dim or word vectors")
+    steps = (f", and the activations a step over {step_tokens:,} tokens (sentences x their longest) keeps for its "
+             f"{config.rounds} round{'s' * (config.rounds != 1)} {activations / gib:.1f} GiB at least"
+             if activations else "")
+    raise InputError(f"training needs at least {(weights + activations) / gib:.1f} GiB and {device} has "
+                     f"{free / gib:.1f} GiB "
+                     f"free: the model's {parameters:,} parameters take {weights / gib:.1f} GiB (weights, gradients, "
+                     f"Adam's moments){steps}; choose smaller {smaller}")
 
 
 def configure_determinism(device: torch.device) -> None:
@@ -537,7 +539,7 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
     except ValueError:  # a hand-edited config.json: build_model names what it got wrong
         least = None
     if least is not None:
-        check_memory(least, device)
+        check_memory(least, device, step_tokens=0)  # the data is not read yet
     configure_speed(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
     try:
         with locked_run_folder(run_dir, fresh=not args.resume):
@@ -626,11 +628,10 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     set_seed(settings["seed"])
     if settings.get("deterministic"):
         configure_determinism(device)
-    values_per_cell = len(labels.relations) + settings["pair_hidden"]
-    step_tokens = largest_step(splits["train"].examples, settings["batch_size"], values_per_cell)
-    model, model_config = build_model(settings, vocab, labels, embedding, device, step_tokens)
+    model, model_config = build_model(settings, vocab, labels, embedding, device, splits["train"].examples)
     model.to(device)
     longest = max(len(example.word_ids) for example in splits["train"].examples)
+    values_per_cell = pair_values_per_cell(model.config)
     if (size := part_size(longest, values_per_cell, TRAIN_VALUES)) < settings["batch_size"]:
         alone = longest ** 2 * values_per_cell / TRAIN_VALUES
         log.info("train.json's longest sentence has %d tokens: batches of the longest sentences are taken in parts "

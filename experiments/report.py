@@ -600,8 +600,8 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
     lines += ["", "## Runs", "", f"{len(finished)} finished runs; wall time per run (its epochs' training and "
               "evaluation, summed over sessions; threads per run in each run's runner.json) "
               + (f"{min(walls) / 60:.0f}-{max(walls) / 60:.0f} min." if walls else "not recorded.") + " A run is "
-              "named <dataset>_<match>_K<rounds>[_ablation]_seed<seed> (experiments/plan.py run_name): "
-              f"{run_name(dataset, 'exact', 3, 1)} trains on {dataset} with exact match.", "",
+              "named `<dataset>_<match>_K<rounds>[_noER|_noRC|_noPOS|_testsel]_seed<seed>` (experiments/plan.py "
+              f"run_name): `{run_name(dataset, 'exact', 3, 1)}` trains on {dataset} with exact match.", "",
               "| run | best epoch | epochs run | test partial F1 | test exact F1 | wall min |",
               "|---|---|---|---|---|---|"]
     for name in finished:

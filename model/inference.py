@@ -142,7 +142,7 @@ class Extractor:
         recorded = report.get("spacy_model") if isinstance(report, dict) else None
         if recorded is not None and not (isinstance(recorded, str) and recorded.strip()):
             raise InputError(f"{report_file}: 'spacy_model' is {recorded!r}, not a model name; restore the run's "
-                             "own prepare_report.json, or name a model (spacy_model)")
+                             "own prepare_report.json, or name a model: spacy_model (predict.py --spacy_model)")
         needs_pos = self.model.config.pos_dim > 0
         self.tools = None
         if spacy_model is not None and not needs_pos and pretokenized:
@@ -167,7 +167,7 @@ class Extractor:
                     if needs_pos:
                         raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be "
                                          f"loaded here ({reason}); {install_advice(spacy_model)} or "
-                                         "name another (spacy_model; predict.py --spacy_model)") from None
+                                         "name another: spacy_model (predict.py --spacy_model)") from None
                     if named:
                         raise InputError(f"spaCy model {spacy_model!r} cannot be loaded here ({reason}); "
                                          f"{install_advice(spacy_model)}, or name none to split on whitespace"
@@ -195,7 +195,8 @@ class Extractor:
             unspaced = [index for index in unfamiliar
                         if tokenized_here[index] and any(map(unspaced_clause, token_lists[index]))]
             tokens = (f"; sentence {unspaced[0] + 1} is of a script written without spaces, which the tokeniser leaves "
-                      "whole: give its tokens (a list of them, pretokenized=True; predict.py --pretokenized)"
+                      "whole: give its tokens (a list of them, or split by spaces with pretokenized=True: predict.py "
+                      "--pretokenized)"
                       if unspaced else "")
             log.warning("%d of %d sentences (sentence %d first: %r) are mostly words this model's vocabulary lacks: "
                         "its predictions there are less reliable (text of another domain or language%s)",
@@ -206,8 +207,9 @@ class Extractor:
         if given and len(foreign) > UNFAMILIAR_SHARE * len(given):
             log.warning("%.0f%% of the POS tags spaCy gave (e.g. %r) are not among this model's training tags (e.g. "
                         "%r): its POS features are unknown; the training data was tagged with another tag set or "
-                        "model (name that one: spacy_model, predict.py --spacy_model)", 100 * len(foreign) / len(given),
-                        foreign[0], self.labels.pos[2] if len(self.labels.pos) > 2 else None)
+                        "model (name that one: spacy_model (predict.py --spacy_model))",
+                        100 * len(foreign) / len(given), foreign[0],
+                        self.labels.pos[2] if len(self.labels.pos) > 2 else None)
 
     @staticmethod
     def _given_pos(sentences: list[str | list[str]], pos: Sequence[Sequence[str] | None] | None

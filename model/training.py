@@ -121,7 +121,7 @@ def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence
     if not batches:
         raise ValueError("no training batches: the training split is empty")
     totals = torch.zeros(2, dtype=torch.float64, device=device)  # summed on the device: no sync per step
-    values_per_cell = model.config.num_relations + model.config.pair_hidden
+    values_per_cell = pair_values_per_cell(model.config)
     start = time.perf_counter()
     # disable=None: a bar on a terminal only; a log file (nohup, SLURM) would keep every redrawn line of it
     for indices in tqdm(batches, desc=desc, leave=False, mininterval=2.0, disable=None):
@@ -133,20 +133,25 @@ def train_epoch(model: RIN, optimizer: torch.optim.Optimizer, examples: Sequence
             "train_seconds": time.perf_counter() - start}
 
 
-def activation_floats(config: RINConfig) -> int:
-    """Floats that one interaction round keeps per token for the backward pass, at least (check_memory in
-    train.py): 1.3-2.9 times this counted for both pair scorers, float32 and bfloat16 (tests/unit/test_model.py);
-    mostly the GRU cells' gates and states, and the pair maximum's winners."""
-    return 6 * 2 * config.rnn_hidden + config.num_relations
+def pair_values_per_cell(config: RINConfig) -> int:
+    """Values a training step holds per pair (i, j), those TRAIN_VALUES counts: m_ij and the relation logits."""
+    return config.pair_hidden + config.num_relations
 
 
-def largest_step(examples: Sequence[Example], batch_size: int, values_per_cell: int) -> int:
+def activation_bytes(config: RINConfig) -> int:
+    """Bytes that one interaction round keeps per token for the backward pass, at least (train.py's memory
+    check): autograd saves 1.2-2.9 times this on the CPU, float32 and bfloat16, with either pair scorer
+    (tests/unit/test_training_memory.py; tests/test_cuda.py on a GPU); mostly the GRU cells' gates and states."""
+    return 4 * (6 * 2 * config.rnn_hidden + config.num_relations)
+
+
+def largest_step(examples: Sequence[Example], batch_size: int, config: RINConfig) -> int:
     """The most tokens (sentences x longest sentence, padding included) that one step of train_epoch takes: its
     length buckets hold the same lengths in every epoch, only their order and ties change."""
     lengths = [len(example.word_ids) for example in examples]
     return max((len(part) * max(lengths[i] for i in part)
                 for batch in bucketed_batches(lengths, batch_size, None)
-                for part in memory_parts(batch, lengths, values_per_cell, TRAIN_VALUES)), default=0)
+                for part in memory_parts(batch, lengths, pair_values_per_cell(config), TRAIN_VALUES)), default=0)
 
 
 def batch_parts(batch: Sequence[Example], values_per_cell: int, device: torch.device) -> list[Batch]:

@@ -11,14 +11,21 @@ import json
 
 import pytest
 import torch
-from helpers import random_examples, small_model
+from helpers import random_examples, saved_bytes_per_round_and_token, small_model
 
 import train
 from data.loader import collate
 from model import speed
 from model.pair_kernels import configure_speed
 from model.reference import reference_loss
-from model.training import load_training_state, make_optimizer, save_training_state, train_step
+from model.rin import RINConfig
+from model.training import (
+    activation_bytes,
+    load_training_state,
+    make_optimizer,
+    save_training_state,
+    train_step,
+)
 
 pytestmark = pytest.mark.cuda
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -141,3 +148,13 @@ def test_the_fp16_loss_scale_survives_a_checkpoint(tmp_path):
     load_training_state(tmp_path / "last.pt", restored_model, make_optimizer(restored_model, 1e-3),
                         torch.Generator(), restored)
     assert restored.get_scale() == 1234.0 and restored.state_dict() == scaler.state_dict()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_activation_bytes_is_a_lower_bound_on_the_gpu(precision):
+    """train.py's memory check refuses on the GPU's free memory: its activation count must stay under what the
+    GPU's own kernels (cuDNN's LSTM, the fused GRU cell) keep for the backward pass."""
+    configure_speed(CUDA, "auto", precision, "adaptive")
+    for rnn_hidden, relations in ((50, 211), (100, 5)):
+        config = RINConfig(vocab_size=30, num_pos=6, num_tags=5, num_relations=relations, rnn_hidden=rnn_hidden)
+        assert activation_bytes(config) <= saved_bytes_per_round_and_token(CUDA, rnn_hidden, relations)

@@ -329,7 +329,8 @@ def test_unfamiliar_words_and_pos_tags_are_warned_about(run_dir, caplog):
     if tokenizing.tokenizer == "spaCy":
         tokenizing.extract([SENTENCE, ["北京", "是", "中国"], "北京是中国的首都。"])  # the advice where it applies
         assert ("language; sentence 3 is of a script written without spaces, which the tokeniser leaves whole: give "
-                "its tokens (a list of them, pretokenized=True; predict.py --pretokenized))") in caplog.text
+                "its tokens (a list of them, or split by spaces with pretokenized=True: predict.py "
+                "--pretokenized))") in caplog.text
         caplog.clear()
         tokenizing.extract([SENTENCE.split(), ["北京是中国的首都", "。"], "Der Hund bellt laut über die Straße ."])
         assert "language)" in caplog.text and "give its tokens" not in caplog.text  # tokens given; or spaced text

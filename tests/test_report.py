@@ -66,7 +66,7 @@ def test_report_and_figure(tmp_path):
     path = write_report("webnlg", tmp_path)
     report = path.read_text()
     assert "| webnlg_partial_K5_seed1 | 3 | 5 | 80.0 | 70.0 | 5 |" in report
-    assert "webnlg_exact_K3_seed1 trains on webnlg with exact match" in report  # not on webnlg_exact
+    assert "`webnlg_exact_K3_seed1` trains on webnlg with exact match" in report  # not on webnlg_exact
     assert "| partial | RIN | 2 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.0 ± 1.4 | 87.6 / 87.0 / 87.3 | -0.3 |" in report
     assert "| RIN | 2 | 77.0 ± 1.4 | 77.0 ± 1.4 | 77.0 | +0.0 | - | - |" in report
     assert "| w/o interaction | 2 | 75.0 ± 2.8 | 75.0 ± 2.8 | 74.2 | +0.8 | -2.0 ± 1.4 | -2.8 |" in report

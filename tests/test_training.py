@@ -85,8 +85,8 @@ def test_evaluate_round_trip_and_reload(trained, data_dir, tmp_path):
 
 
 def test_breakdown_counts_as_the_chosen_scorer(trained, tmp_path):
-    """--breakdown's groups are scored as --scorer scores: over all of its overlap patterns' sentences, the
-    totals equal the scores evaluate.py printed for that scorer; the tables say which scorer counted them."""
+    """--breakdown's groups are scored as --scorer scores: summed over the triples-per-sentence buckets (each
+    sentence in one), the counts equal those evaluate.py printed for that scorer; the tables name the scorer."""
     run_dir, _ = trained
     for scorer in ("ours", "strings", "official"):
         out = tmp_path / f"{scorer}.jsonl"

@@ -6,9 +6,9 @@ annotation gives): Normal (no two triples share an entity), EntityPairOverlap
 (two triples share both entities), SingleEntityOverlap (two triples share
 exactly one entity). A sentence can be both EPO and SEO. Sentences without gold
 triples form their own group in both tables (NoTriples, 0), so that what is
-predicted on them is counted somewhere. The triples of each group are counted
-by any of utils/scorer.py's scorers (strings: as CasRel and its successors
-report these tables).
+predicted on them is counted somewhere. The groups are decided on the gold
+triples' positions; their triples are counted by any of utils/scorer.py's
+scorers (strings: as CasRel and its successors count them).
 """
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def count_bucket(triples: Sequence[Triple]) -> str:
 
 def subset_scores(predicted: Sequence[Extraction], gold: Sequence[Sequence[Triple]], keep: Sequence[bool],
                   scorer: str, token_lists: Sequence[Sequence[str]] | None) -> dict:
+    """The scores of the sentences ``keep`` marks, and how many they are."""
     chosen = [i for i, k in enumerate(keep) if k]
     tokens = None if token_lists is None else [token_lists[i] for i in chosen]
     return {"sentences": len(chosen)} | score_all([predicted[i] for i in chosen], [gold[i] for i in chosen], scorer,
@@ -53,6 +54,7 @@ def subset_scores(predicted: Sequence[Extraction], gold: Sequence[Sequence[Tripl
 
 
 def only_relation(extraction: Extraction, relation: str) -> Extraction:
+    """The extraction with only ``relation``'s triples (its entities kept: the official scorer reads them)."""
     kept = [(t, p) for t, p in zip(extraction.triples, extraction.probabilities, strict=True) if t[1] == relation]
     return Extraction(extraction.entities, [t for t, _ in kept], [p for _, p in kept])
 
@@ -66,7 +68,7 @@ def entity_scores(predicted: Sequence[Extraction], gold_entities: Sequence[Seque
 
 
 def breakdown(predicted: Sequence[Extraction], gold: Sequence[Sequence[Triple]],
-              gold_entities: Sequence[Sequence[Span]], scorer: str = "ours",
+              gold_entities: Sequence[Sequence[Span]], scorer: str,
               token_lists: Sequence[Sequence[str]] | None = None) -> dict:
     """All breakdowns in both match modes, the triples counted by ``scorer`` (``strings`` needs the tokens)."""
     patterns = [overlap_patterns(g) for g in gold]

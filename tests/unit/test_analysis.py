@@ -24,7 +24,7 @@ def test_breakdown_scores_by_hand():
     predicted = [Extraction([A, B], [(A, "r", B)], [0.9]),  # right
                  Extraction([A, B], [(A, "r", B)], [0.9]),  # 1 of 2
                  Extraction([A, (3, 6)], [(A, "s", (3, 6)), (A, "t", B)], [0.9, 0.9])]  # partial-right, wrong
-    result = breakdown(predicted, gold, [[A, B], [A, B], [A, B, C]])
+    result = breakdown(predicted, gold, [[A, B], [A, B], [A, B, C]], "ours")
     normal = result["overlap_pattern"]["Normal"]
     assert normal["sentences"] == 1 and normal["exact"]["f1"] == 1.0
     epo = result["overlap_pattern"]["EntityPairOverlap"]["exact"]
@@ -49,7 +49,7 @@ def test_sentences_without_gold_count_and_undefined_scores_print_as_such():
     nowhere); P without predictions, R without gold, and F1 without either print '-', not 0.0."""
     gold = [[(A, "r", B)], []]
     predicted = [Extraction([A, B], [(A, "r", B)], [0.9]), Extraction([C], [(C, "r", C)], [0.6])]
-    result = breakdown(predicted, gold, [[A, B], []])
+    result = breakdown(predicted, gold, [[A, B], []], "ours")
     for table, group in (("overlap_pattern", "NoTriples"), ("triples_per_sentence", "0")):
         empty = result[table][group]
         assert empty["sentences"] == 1 and (empty["exact"]["predicted"], empty["exact"]["gold"]) == (1, 0)
@@ -67,7 +67,7 @@ def test_breakdown_by_strings_counts_a_repeated_mention_once():
     tokens = [["a", "b", "a", "c"]]
     gold, predicted = [[((0, 1), "r", (1, 2))]], [Extraction([(2, 3), (1, 2)], [((2, 3), "r", (1, 2))], [0.9])]
     by_strings = breakdown(predicted, gold, [[(0, 1), (1, 2)]], "strings", tokens)
-    by_positions = breakdown(predicted, gold, [[(0, 1), (1, 2)]])
+    by_positions = breakdown(predicted, gold, [[(0, 1), (1, 2)]], "ours")
     for result, f1 in ((by_strings, 1), (by_positions, 0)):
         assert result["relation"]["r"]["exact"]["f1"] == result["overlap_pattern"]["Normal"]["partial"]["f1"] == f1
     assert "--scorer strings counts (strings:" in breakdown_markdown(by_strings)
