@@ -140,8 +140,12 @@ def published_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
         rounds = runs[0].rounds
         for scorer, counted in (("strings", "strings"), ("ours", "positions")):
             values = collect(results, runs, "test", "exact", "f1", scorer)
+            readings = Counter(results[run.name]["scored_with_reading"] for run in runs if run.name in results
+                               and (scorer == "ours" or "string_sets" in results[run.name]))
+            mixed = (" (" + ", ".join(f"{count} scored with mention reading {version}" for version, count in
+                                      sorted(readings.items(), key=str)) + ")") if len(readings) > 1 else ""
             lines.append(f"| ours: RIN{'' if label == 'RIN' else ' ' + label} (K = {rounds}), {len(values)} "
-                         f"seed{'s' * (len(values) != 1)} | {cell(values)} | {counted} | `runs/` |")
+                         f"seed{'s' * (len(values) != 1)}{mixed} | {cell(values)} | {counted} | `runs/` |")
     return [*lines, ""]
 
 
@@ -196,6 +200,7 @@ def load_results(results_dir: Path) -> dict[str, dict]:
         if (folder / "results.json").exists():
             found[folder.name] = checked_results(folder / "results.json")
             found[folder.name]["trained_on"] = trained_on(folder)
+            found[folder.name]["scored_with_reading"] = mention_reading(folder)
             # wall time of every epoch (training + dev/test evaluation), summed over all sessions; runner.json
             # only holds invocations that ended normally, not those cut off by the end of a session
             metrics = folder / "metrics.jsonl"
@@ -206,6 +211,15 @@ def load_results(results_dir: Path) -> dict[str, dict]:
 
 
 DAMAGED = "restore the file, or remove its run folder"
+
+
+def mention_reading(folder: Path) -> int | str | None:
+    """The mention reading (data/loader.py MENTION_READING) a run summary was scored with: results.json's (a run
+    resumed across a change of reading records both there), else config.json's, 1 before it was recorded; None
+    without either file."""
+    summary, config = folder / "results.json", folder / "config.json"
+    return (read_json(summary).get("mention_reading") if summary.exists() else None) or (
+        read_json(config).get("mention_reading", 1) if config.exists() else None)
 
 
 def trained_on(folder: Path) -> tuple[str | None, str | None]:
@@ -458,9 +472,7 @@ def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
                                   Counter(), "data": Counter(), hyper: Counter(), reading: Counter()}
     for name in names:
         path = results_dir / "runs" / name / "config.json"
-        summary = path.with_name("results.json")  # a run resumed across a change records both readings there
-        version = (read_json(summary).get("mention_reading") if summary.exists() else None) or (
-            read_json(path).get("mention_reading", 1) if path.exists() else None)
+        version = mention_reading(path.parent)
         counts[reading][READINGS.get(version, "not recorded" if version is None else f"reading {version} (resumed "
                                      "across a change of reading: [NOTES-2026-12-07.md](NOTES-2026-12-07.md))")] += 1
         if not path.exists():  # a summary without its config.json: nothing else of how it was trained is known

@@ -277,6 +277,13 @@ def test_published_figures_stand_beside_both_counts(tmp_path):
     assert "| ours: RIN w/o interaction (K = 0), 1 seed | 85.0 (1 seed) | strings |" in published
     assert "| ours: RIN (K = 3), 0 seeds | not run yet | positions |" in published
     assert "## Beside published" not in render_report("webnlg", [1], tmp_path)
+    # seeds scored with different mention readings (one trained again since): the row says how many each
+    config = tmp_path / "runs" / "webnlg_exact_exact_K0_seed2" / "config.json"
+    config.write_text(json.dumps(json.loads(config.read_text()) | {"mention_reading": 2}))
+    published = render_report("webnlg_exact", [1, 2], tmp_path)
+    assert ("| ours: RIN w/o interaction (K = 0), 2 seeds (1 scored with mention reading 1, 1 scored with mention "
+            "reading 2) | 81.0 ± 1.4 | positions |") in published
+    assert "| ours: RIN w/o interaction (K = 0), 1 seed | 85.0 (1 seed) | strings |" in published  # seed 1's only
 
 
 def test_a_damaged_summary_is_named(tmp_path):
