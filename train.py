@@ -339,8 +339,10 @@ def check_same_data(recorded: dict | None, current: dict, data_dir: Path) -> Non
 def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
     """Hold an exclusive lock on ``run_dir`` (flock on run_dir/train.lock) while training, so two train.py never
     write one run. With ``fresh`` the folder must not hold a run yet, and is removed again if the run fails
-    before its first epoch is saved (nothing to resume: the same command can run again)."""
-    created = not run_dir.exists()
+    before its first epoch is saved (nothing to resume: the same command can run again), with the folders above
+    it that it made and that stayed empty."""
+    made = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
+    created = bool(made)
     run_dir.mkdir(parents=True, exist_ok=True)
     handle, held = open(run_dir / "train.lock", "a+", encoding="utf-8"), False
     try:
@@ -363,6 +365,9 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
             if fresh and created and not has_checkpoint(run_dir):
                 logging.shutdown()
                 shutil.rmtree(run_dir, ignore_errors=True)
+                for folder in made[1:]:  # another run may be starting in one: removed only if empty
+                    with suppress(OSError):
+                        folder.rmdir()
             raise
     finally:
         if held:  # ended: no holder named (a process that trains and then evaluates it is not 'still training')

@@ -116,8 +116,10 @@ def test_a_model_too_large_for_memory_is_one_line_before_any_work(workspace, cap
         fails_cleanly(train.main, [*flags, "--rnn_hidden", "100000000"], capsys, "training needs", "parameters take",
                       "choose smaller --rnn_hidden", watched=(data, save))
     # rounds add activations, not parameters: counted on the most tokens a step takes, once the data is read
-    fails_cleanly(train.main, [*flags, "--rounds", "100000000"], capsys, "training needs", "the activations a step "
-                  "over", "keeps for its 100000000 rounds", "choose smaller --rounds", watched=(data, save))
+    fails_cleanly(train.main, [*flags, "--rounds", "100000000", "--save_dir", str(save / "new" / "runs")], capsys,
+                  "training needs", "the activations a step over", "keeps for its 100000000 rounds",
+                  "choose smaller --rounds", watched=(data, save))
+    assert not (save / "new").exists()  # the folders train.py made for the run are gone with it
     monkeypatch.setattr(train, "available_memory", lambda: 10_000)  # 10 kB free: even the default sizes
     fails_cleanly(train.main, flags, capsys, "0.0 GiB free", watched=(data, save))
     monkeypatch.undo()
