@@ -46,13 +46,15 @@ from data.convert import (
     read_release,
     split_statistics,
 )
-from data.fetch import BASE_URL_ENV, MANIFEST, Gathered, Inputs, Manifest, default_cache, shared_for
+from data.fetch import BASE_URL_ENV, MANIFEST, Gathered, Inputs, Manifest, default_cache, file_digests, shared_for
 from data.loader import DataError, LoadReport, parse_record, read_json_records
 from data.spacy_tools import DEFAULT_MODEL, SpacyTools, load_tools
 from utils.helpers import (
     DATASETS_DIR,
     ArgumentParser,
+    InputError,
     check_folder_path,
+    hold_lock,
     one_line_errors,
     positive_int,
     process_alive,
@@ -160,8 +162,8 @@ def sentence_sources(tags: list[str] | None, entities: list[tuple[int, int]], no
 def convert_split(items: list[dict], tagged: Tagged, spec: dict, where: str, report: LoadReport,
                   span_sources: Sequence[SpanSource], noun_compounds: bool) -> list[dict]:
     records = []
-    for number, (item, (tags, entities)) in enumerate(zip(items, tagged, strict=True), start=1):
-        place = f"{where}:{number}"
+    for item, (tags, entities) in zip(items, tagged, strict=True):
+        place = f"{where}:{item['line']}"
         sources = [*span_sources, *sentence_sources(tags, entities, noun_compounds)]
         record = convert_sentence(item["text"], item["triple_list"], spec["last_word"], place, report,
                                   functools.partial(first_span, sources) if spec["last_word"] else None)
@@ -247,6 +249,16 @@ def prepare(args: argparse.Namespace) -> dict:
     """Gather and verify every input, then build the dataset in a temporary folder and swap it in."""
     setup_logging()
     check_folder_path(args.out, "--out")
+    check_folder_path(args.cache, "--cache")
+    final = Path(args.out) / args.dataset
+    if final.is_symlink():  # a dataset kept elsewhere (another disk): rebuilt there, and the link stays a link
+        if not final.exists():
+            raise InputError(f"--out {args.out}: {final} links to {os.readlink(final)}, which does not exist (a disk "
+                             "not mounted?): mount it, or remove the link")
+        final = Path(os.path.realpath(final))
+    if final.exists() and not final.is_dir():
+        raise InputError(f"--out {args.out}: {final} is a file, not a dataset folder: move it away or pass another "
+                         "--out")
     manifest = Manifest.load(args.manifest)
     spec = DATASETS[args.dataset]
     inputs = Inputs(manifest, args.source, Path(args.cache), args.base_url,
@@ -256,9 +268,7 @@ def prepare(args: argparse.Namespace) -> dict:
     gathered = inputs.gather(required_files(spec))  # every input verified before anything is written
     report: dict = {"dataset": args.dataset, "source": inputs.describe(),
                     "tagger": tools.name if tools else None, "spacy_model": args.spacy_model if tools else None,
-                    "inputs": {relative: {"from": gathered.origins[relative],
-                                          "git_sha1": manifest.entry(relative).get("git_sha1")}
-                               for relative in gathered.paths},
+                    "inputs": {relative: input_record(relative, gathered, manifest) for relative in gathered.paths},
                     "splits": {}, "missing": [], "changes": {}}
     for relative in gathered.missing:
         entry = manifest.entry(relative)
@@ -267,9 +277,6 @@ def prepare(args: argparse.Namespace) -> dict:
         save_as = f"; save it as {Path(args.source) / relative}" if args.source and Path(args.source).is_dir() else ""
         log.warning("MISSING %s (git blob SHA-1 %s, published at %s%s): what needs it is not built", relative,
                     entry.get("git_sha1"), manifest.url(relative, args.base_url), save_as)
-    final = Path(args.out) / args.dataset
-    if final.is_symlink():  # a dataset kept elsewhere (another disk): rebuilt there, and the link stays a link
-        final = Path(os.path.realpath(final))
     with staged_folder(final) as staging:
         if official:
             build_official({**spec, "dev_size": args.dev_size or spec["dev_size"]}, gathered, staging, report)
@@ -285,6 +292,17 @@ def prepare(args: argparse.Namespace) -> dict:
     else:
         log.info("wrote %s (report: %s)", final, final / "prepare_report.json")
     return report
+
+
+def input_record(relative: str, gathered: Gathered, manifest: Manifest) -> dict:
+    """Where an input came from and which version it is: data/sources.json's checksum once it matched, the
+    file's own where it did not (taken with --no_verify, and said so)."""
+    record = {"from": gathered.origins[relative], "git_sha1": manifest.entry(relative).get("git_sha1")}
+    if relative in gathered.unverified:
+        digests = file_digests(gathered.paths[relative])
+        record |= {"git_sha1": digests["git_sha1"], "sha256": digests["sha256"],
+                   "verified": "no: differs from data/sources.json, taken with --no_verify"}
+    return record
 
 
 def check_splits(final: Path, staging: Path, missing: list[str]) -> None:
@@ -458,6 +476,9 @@ def staged_folder(final: Path) -> Iterator[Path]:
     root = final.parent
     created_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
+    lock_path = root / f".{final.name}.lock"  # held while building, removed before it is let go
+    lock = hold_lock(lock_path, lambda holder: f"{final} is being built by another prepare_data.py (pid {holder}): "
+                     "let it finish, or pass another --out")
     remove_stale_staging(root, final.name)
     staging = root / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -470,8 +491,13 @@ def staged_folder(final: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         if created_root:
             with contextlib.suppress(OSError):
+                lock_path.unlink()
                 root.rmdir()
         raise
+    finally:
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        lock.close()
 
 
 def carry_over(final: Path, staging: Path) -> None:

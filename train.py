@@ -17,7 +17,6 @@ import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwh
 # isort: split
 import argparse
 import dataclasses
-import fcntl
 import json
 import logging
 import math
@@ -70,6 +69,7 @@ from utils.helpers import (
     field_defaults,
     file_sha256,
     folder_name,
+    hold_lock,
     interruption,
     non_negative_float,
     non_negative_int,
@@ -79,7 +79,6 @@ from utils.helpers import (
     positive_int,
     preset,
     preset_file,
-    process_identity,
     project_relative,
     read_json,
     resolve_project_path,
@@ -344,19 +343,9 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
     made = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
     created = bool(made)
     run_dir.mkdir(parents=True, exist_ok=True)
-    handle, held = open(run_dir / "train.lock", "a+", encoding="utf-8"), False
+    # its holder's identity is read by model.run.in_training: a reused pid is not the holder
+    handle = hold_lock(run_dir / "train.lock", lambda holder: f"{run_dir} is in use by another train.py (pid {holder})")
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = (handle.read().split() or ["unknown"])[0]
-            raise InputError(f"{run_dir} is in use by another train.py (pid {holder})") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(process_identity())  # read by model.run.in_training: a reused pid is not the holder
-        handle.flush()
-        held = True
         if fresh and (run_dir / "config.json").exists():
             raise InputError(f"{run_dir} exists: continue it with --resume {run_dir} or pick another --run_id")
         try:
@@ -369,11 +358,10 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
                     with suppress(OSError):
                         folder.rmdir()
             raise
-    finally:
-        if held:  # ended: no holder named (a process that trains and then evaluates it is not 'still training')
-            with suppress(OSError):
-                handle.seek(0)
-                handle.truncate()
+    finally:  # ended: no holder named (a process that trains and then evaluates it is not 'still training')
+        with suppress(OSError):
+            handle.seek(0)
+            handle.truncate()
         handle.close()
 
 

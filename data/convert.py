@@ -51,7 +51,8 @@ def prepare_hint(dataset: str, folder: Path) -> str:
 
 
 def read_release(path: Path) -> list[dict]:
-    """A CasRel/HRL release file: a JSON array (or JSON lines) of {"text", "triple_list"}, checked field by field."""
+    """A CasRel/HRL release file: a JSON array (or JSON lines) of {"text", "triple_list"}, checked field by field;
+    each item also says where in the file it starts ("line": "75328", or "1 (item 4)" in a one-line array)."""
     items = []
     for number, item in read_json_records(path):
         where = f"{path}:{number}"
@@ -63,7 +64,7 @@ def read_release(path: Path) -> list[dict]:
         if not isinstance(triples, list) or not all(
                 isinstance(t, list) and len(t) == 3 and all(isinstance(x, str) for x in t) for t in triples):
             raise DataError(f"{where}: 'triple_list' must be a list of [subject, relation, object] strings")
-        items.append(item)
+        items.append({"text": item["text"], "triple_list": triples, "line": number})
     return items
 
 

@@ -233,6 +233,60 @@ def test_a_linked_dataset_folder_is_rebuilt_where_it_points(release, tmp_path):
     assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["webnlg"]  # nothing left beside it
 
 
+def test_an_output_that_is_a_dangling_link_or_a_file_is_refused_before_any_work(release, tmp_path, capsys):
+    """A link to a disk not mounted was written through (its target made, under /); a file in the dataset's place
+    was renamed aside and kept hidden. Both are refused, and nothing is written."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "webnlg").symlink_to(tmp_path / "unmounted" / "webnlg")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "webnlg").write_text("a file of the user's")
+    for out, named in (("out", "which does not exist (a disk not mounted?)"), ("other", "is a file, not a dataset")):
+        before = snapshot(tmp_path)
+        with pytest.raises(SystemExit):
+            run(release, tmp_path / out)
+        [line] = error_lines(capsys)
+        assert named in line and f"--out {tmp_path / out}" in line
+        assert snapshot(tmp_path) == before and not (tmp_path / "unmounted").exists()
+
+
+def test_a_cache_that_is_a_file_is_refused(release, tmp_path, capsys):
+    (tmp_path / "cache_file").write_text("")
+    with pytest.raises(SystemExit):
+        run(release, tmp_path / "out", "webnlg", "--cache", str(tmp_path / "cache_file"))
+    [line] = error_lines(capsys)
+    assert f"--cache {tmp_path / 'cache_file'}" in line and not (tmp_path / "out").exists()
+
+
+def test_a_dataset_being_built_is_not_built_again_at_once(release, tmp_path, capsys):
+    """Two builds of one dataset at once collided in their final rename (an OS error); the second is refused,
+    naming the first, and the lock file goes with the build that held it."""
+    from utils.helpers import hold_lock
+
+    (tmp_path / "out").mkdir()
+    held = hold_lock(tmp_path / "out" / ".webnlg.lock", str)
+    try:
+        with pytest.raises(SystemExit):
+            run(release, tmp_path / "out")
+        [line] = error_lines(capsys)
+        assert f"{tmp_path / 'out' / 'webnlg'} is being built by another prepare_data.py (pid {os.getpid()})" in line
+    finally:
+        held.close()
+    run(release, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["webnlg"]
+
+
+def test_an_input_taken_with_no_verify_is_recorded_as_it_is(release, tmp_path):
+    """prepare_report.json names the checksum of the file used, not the one data/sources.json expected."""
+    path = release.source / "casrel/WebNLG-star/val_triples.json"
+    path.write_text(casrel(STAR_TRAIN[:1]))
+    report = run(release, tmp_path / "out", "webnlg", "--no_verify")
+    record = report["inputs"]["casrel/WebNLG-star/val_triples.json"]
+    assert record["git_sha1"] == file_digests(path)["git_sha1"] != release.files[
+        "casrel/WebNLG-star/val_triples.json"]["git_sha1"]
+    assert record["verified"].startswith("no:") and "verified" not in report["inputs"][
+        "casrel/WebNLG-star/train_triples.json"]
+
+
 def test_temporary_folders_of_killed_builds_are_removed_by_the_next(release, tmp_path):
     import subprocess
     import sys
@@ -609,6 +663,18 @@ def test_a_duplicate_triple_in_the_official_test_is_counted_and_logged(release, 
     assert f"WARNING webnlg/test: 1 x duplicate triple removed, e.g. {example}" in capsys.readouterr().err
     sentences, _ = load_sentences(tmp_path / "out" / "webnlg" / "test.json", scored=True)
     assert [len(s.triples) for s in sentences] == [1, 1]
+
+
+def test_a_release_item_is_named_by_the_line_it_starts_on(release, tmp_path):
+    """In a pretty-printed release, what is repaired in an item is reported at the item's first line, not at its
+    index (line 3 of a long array is inside the first item)."""
+    items = [{"text": text, "triple_list": triples} for text, triples in (*STAR_TRAIN[1:3], STAR_TRAIN[0])]
+    text = json.dumps(items, indent=1)
+    break_file(release, "casrel/WebNLG-star/train_triples.json", text)
+    report = run(release, tmp_path / "out")
+    line = text[:text.index('"Alan Bean was born')].count("\n")  # the line of the item's opening brace
+    [example] = report["changes"]["train"]["duplicate triple removed"]["examples"]
+    assert example == f"casrel/WebNLG-star/train_triples.json:{line}" and line > 3
 
 
 BAD_PREPARE_RUNS = [  # (extra flags, or a file to break; what the one error line must name)

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import dataclasses
 import errno
+import fcntl
 import functools
 import hashlib
 import json
@@ -21,6 +22,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -115,6 +117,32 @@ def process_identity() -> str:
     pid = os.getpid()
     found = _boot_and_start(pid)
     return f"{pid} {found[0]} {found[1]}" if found else str(pid)
+
+
+def hold_lock(path: Path, in_use: Callable[[str], str]) -> IO[str]:
+    """An exclusive lock (flock) on ``path``, created if missing, that names this process (process_identity)
+    until the returned handle is closed; InputError ``in_use(pid)`` while another process holds it. Its holder
+    may remove the file before closing it: a lock taken on a file no longer at ``path`` is taken again."""
+    while True:
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = (handle.read().split() or ["unknown"])[0]
+            handle.close()
+            raise InputError(in_use(holder)) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    handle.seek(0)
+    handle.truncate()
+    handle.write(process_identity())
+    handle.flush()
+    return handle
 
 
 def holder_alive(identity: str) -> bool:
