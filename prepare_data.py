@@ -146,9 +146,11 @@ def ner_span(entity_spans: list[Span], tokens: Sequence[str], end: int) -> tuple
 Tagged = list[tuple[list[str] | None, list[tuple[int, int]]]]
 
 
-def tag_items(items: list[dict], tools: SpacyTools | None) -> Tagged:
-    """POS tags and named-entity spans of each item's tokens (``None`` and ``[]`` without a tagger)."""
-    return tools.tag([item["text"].split() for item in items]) if tools else [(None, [])] * len(items)
+def tag_items(items: list[dict], tools: SpacyTools | None, what: str) -> Tagged:
+    """POS tags and named-entity spans of each item's tokens (``None`` and ``[]`` without a tagger), with a
+    progress bar named ``what``."""
+    return (tools.tag([item["text"].split() for item in items], progress=f"tag {what}") if tools
+            else [(None, [])] * len(items))
 
 
 def sentence_sources(tags: list[str] | None, entities: list[tuple[int, int]], noun_compounds: bool) -> list[SpanSource]:
@@ -344,12 +346,13 @@ def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, too
             path = gathered.paths.get(spec["official_test"])
             if path is None:
                 continue
-            records = [record for _, record in read_json_records(path)]
-            for number, record in enumerate(records, start=1):
-                changes.merge(check_record(record, f"{path}:{number}"))
+            numbered = list(read_json_records(path))
+            for where, record in numbered:
+                changes.merge(check_record(record, f"{path}:{where}"))
+            records = [record for _, record in numbered]
             if args.retag_test:
                 tokens = [r["sentText"].split() if isinstance(r["sentText"], str) else r["sentText"] for r in records]
-                for record, (tags, _) in zip(records, tools.tag(tokens), strict=True):
+                for record, (tags, _) in zip(records, tools.tag(tokens, progress="tag test"), strict=True):
                     record["pos"] = tags
                 write_jsonl(out / "test.json", records)
             else:
@@ -360,7 +363,7 @@ def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, too
             if path is None:
                 continue
             items = read_release(path)
-            tagged = tag_items(items, tools)
+            tagged = tag_items(items, tools, split)
             records = convert_split(items, tagged, spec, relative, changes, span_sources, args.noun_compounds)
             if split == "train" and exact_release and tools:
                 report["sentence_sources_vs_exact_release"] = check_sentence_sources(items, tagged, exact_release)
@@ -557,8 +560,8 @@ def compare_with_official(spec: dict, gathered: Gathered, tools: SpacyTools | No
         return
     official = [record for _, record in read_json_records(official_path)]
     items = read_release(rebuilt_path)
-    rebuilt = convert_split(items, tag_items(items, tools), spec, "rebuilt test", LoadReport(), span_sources,
-                            noun_compounds)
+    rebuilt = convert_split(items, tag_items(items, tools, "rebuilt test"), spec, "rebuilt test", LoadReport(),
+                            span_sources, noun_compounds)
     report["rebuilt_test_vs_official"] = agreement(rebuilt, official)
     log.info("rebuilt WebNLG* test vs official RIN test: %s", report["rebuilt_test_vs_official"])
 

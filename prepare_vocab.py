@@ -30,7 +30,7 @@ import numpy as np
 
 from data.convert import DATASETS, prepare_hint
 from data.fetch import BASE_URL_ENV, MANIFEST, Inputs, Manifest, default_cache, shared_for
-from data.loader import load_sentences
+from data.loader import NOT_FOUND, LoadReport, load_sentences, read_json_records
 from model.rin import RINConfig
 from model.training import TrainConfig
 from utils.helpers import (
@@ -113,17 +113,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def missing_split_message(path: Path, dataset: str) -> str:
-    """Where to get a split that is not there. A prepared folder without train was built from a source that
-    lacks it (NYT, NYT10 and NYT11 train are not on the project's machines), so running prepare_data.py
-    the same way again would not help."""
+    """Where to get a split that is not there. A folder prepare_data.py built without train was built from a
+    source that lacks it (NYT, NYT10 and NYT11 train are not on the project's machines), so running
+    prepare_data.py the same way again would not help; an --out root names the dataset's own folder."""
     if path.is_dir():
         return f"{path}: a folder, not a RIN-format file"
-    if path.parent.is_dir() and path.name == "train.json" and dataset in DATASETS:
+    if (path.parent / dataset / path.name).is_file():  # an --out root given for the dataset's own folder
+        return f"{path} is missing; {path.parent / dataset} holds one: pass --data_dir {path.parent / dataset}"
+    prepared = (path.parent / "prepare_report.json").is_file()  # by prepare_data.py, not a folder of one's own
+    if prepared and path.name == "train.json" and dataset in DATASETS:
         return (f"{path} is missing: {path.parent} was prepared from a source without its training split; see "
                 f"dataset/README.md (\"Missing training splits\") for where to get it"
                 + (", or use the authors' NYT: python prepare_data.py --dataset nyt_official" if dataset == "nyt"
                    else ""))
     return f"{path} is missing: {prepare_hint(dataset, path.parent)}"
+
+
+def check_kept_triples(path: Path, sentences: list, report: LoadReport) -> None:
+    """Refuse a training file that lost most of its triples to arguments not found in their sentences (its
+    mentions and tokens do not match: another tokenisation, or the wrong field); a few are said, as warnings."""
+    given = sum(len(record.get("relationMentions") or []) for _, record in read_json_records(path)
+                if isinstance(record, dict))
+    kept = sum(len(sentence.triples) for sentence in sentences)
+    if given and kept < given / 2:
+        example = report.examples.get(NOT_FOUND, ["none recorded"])[0]
+        raise InputError(f"{path}: only {kept} of its {given} relation mentions could be located (e.g. {example}): "
+                         "do its mentions and tokens match (the same tokenisation)? dataset/README.md, \"Your own "
+                         "data\"")
 
 
 def official_vectors(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], int, str]:
@@ -176,11 +192,15 @@ def build(args: argparse.Namespace) -> dict:
             raise InputError(missing_split_message(data_dir / f"{name}.json", args.dataset))
     setup_logging()
     splits = {}
-    for name in ("train", "dev", "test"):
+    for name in ("train", "dev", "test"):  # dev and test as train.py reads them: every gold triple scorable
         path = data_dir / f"{name}.json"
-        sentences, report = load_sentences(path)
+        sentences, report = load_sentences(path, scored=name != "train")
         report.log(str(path))
         splits[name] = sentences
+        if name == "train":
+            check_kept_triples(path, sentences, report)
+        elif not sentences:
+            log.warning("%s: no sentences (train.py needs dev to choose the best epoch on, and scores test)", path)
     if not splits["train"]:
         raise InputError(f"{data_dir / 'train.json'}: no sentences to build a vocabulary from")
     if not any(s.triples for s in splits["train"]):  # labels.json would list no relation: nothing to learn

@@ -627,10 +627,12 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     values_per_cell = pair_values_per_cell(model.config)
     if (size := part_size(longest, values_per_cell, TRAIN_VALUES)) < settings["batch_size"]:
         alone = longest ** 2 * values_per_cell / TRAIN_VALUES
-        log.info("train.json's longest sentence has %d tokens: batches of the longest sentences are taken in parts "
-                 "of %d (the same gradient up to dropout), so that a step holds at most TRAIN_VALUES pair values "
-                 "(model/training.py)%s", longest, size,
-                 f"; this sentence alone holds {alone:.1f} times as many" if alone > 1 else "")
+        log.log(logging.WARNING if alone > 1 else logging.INFO,
+                "train.json's longest sentence has %d tokens: batches of the longest sentences are taken in parts "
+                "of %d (the same gradient up to dropout), so that a step holds at most TRAIN_VALUES pair values "
+                "(model/training.py)%s", longest, size,
+                f"; this sentence alone holds {alone:.1f} times as many, and memory may not suffice: split it"
+                if alone > 1 else "")
     scorer = describe(device)
     log.info("pair scorer: %s", scorer)
     if settings.get("compile"):

@@ -42,6 +42,7 @@ DUPLICATE_TRIPLE = "duplicate triple removed"  # a LoadReport reason, here and i
 # two different mentions on one triple, e.g. the last word 'Bright', located as the en_list entity ending
 # there, and 'Steve Bright' given whole
 MERGED_TRIPLE = "two relation mentions located on one triple (kept once)"
+NOT_FOUND = "relation argument not found"  # a LoadReport reason: its triple is dropped
 # how relation arguments are located (locate_mention), recorded in each run's config.json: 2 since 2026-12-07,
 # when a word that en_list names by itself stopped being widened to a longer entity ending on it (1: earlier)
 MENTION_READING = 2
@@ -233,14 +234,27 @@ def locate_mention(mention: Sequence[str], tokens: Sequence[str], taggable: Sequ
     return (end - 1, end), problem
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds half of a UTF-16 surrogate pair: JSON's "\\ud800" escape, or bytes decoded with
+    surrogateescape; no text, and no UTF-8 file can hold it."""
+    return LONE_SURROGATE.search(text) is not None
+
+
 def _token_list(value: object, where: str, field: str) -> list[str]:
     """A list of tokens, or a string split on whitespace; anything else is a DataError naming the field."""
-    if isinstance(value, str):
-        return value.split()
-    if isinstance(value, list) and all(isinstance(token, str) for token in value):
-        if blank := next((k for k, token in enumerate(value, start=1) if not token.strip()), None):
-            raise DataError(f"{where}: {field} holds an empty or blank token (token {blank}, {value[blank - 1]!r})")
-        return value
+    tokens = value.split() if isinstance(value, str) else value
+    if isinstance(tokens, list) and all(isinstance(token, str) for token in tokens):
+        if not isinstance(value, str) and (
+                blank := next((k for k, token in enumerate(tokens, start=1) if not token.strip()), None)):
+            raise DataError(f"{where}: {field} holds an empty or blank token (token {blank}, {tokens[blank - 1]!r})")
+        if has_lone_surrogate(" ".join(tokens)):  # (one search per list: every token of NYT passes here)
+            odd = next(k for k, token in enumerate(tokens, start=1) if has_lone_surrogate(token))
+            raise DataError(f"{where}: {field} holds a lone surrogate (token {odd}, {tokens[odd - 1]!r}): not text; "
+                            "was the file written from text decoded wrongly?")
+        return tokens
     raise DataError(f"{where}: {field} must be a string or a list of strings, not {_describe(value)}")
 
 
@@ -380,7 +394,7 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
         for reason, detail in problems:
             report.add(reason, where, detail)
         if None in spans:
-            continue  # counted above as "relation argument not found"
+            continue  # counted above as NOT_FOUND
         if triple in seen:
             located = (_words(tokens, triple[0]), label, _words(tokens, triple[2]))
             report.add(MERGED_TRIPLE, where, f"{_triple_text(seen[triple])} and {_triple_text(given)} both at "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tqdm import tqdm
+
 from utils.helpers import InputError
 from utils.tagging import Span
 
@@ -28,13 +30,16 @@ class SpacyTools:
         self.nlp = spacy.load(model, exclude=["parser", "lemmatizer"])
         self.name = f"spacy {spacy.__version__} / {model} {self.nlp.meta.get('version', '?')}"
 
-    def tag(self, sentences: Sequence[Sequence[str]], batch_size: int = 256) -> list[tuple[list[str], list[Span]]]:
-        """PTB tags and named-entity spans for each token list."""
+    def tag(self, sentences: Sequence[Sequence[str]], batch_size: int = 256, progress: str | None = None
+            ) -> list[tuple[list[str], list[Span]]]:
+        """PTB tags and named-entity spans for each token list; ``progress`` names a progress bar (NYT's train
+        split takes minutes)."""
         from spacy.tokens import Doc
 
         docs = (Doc(self.nlp.vocab, words=list(tokens)) for tokens in sentences)
-        return [([t.tag_ for t in doc], [(e.start, e.end) for e in doc.ents])
-                for doc in self.nlp.pipe(docs, batch_size=batch_size)]
+        tagged = tqdm(self.nlp.pipe(docs, batch_size=batch_size), total=len(sentences), desc=progress,
+                      unit=" sentences", mininterval=2.0, leave=False, disable=None if progress else True)
+        return [([t.tag_ for t in doc], [(e.start, e.end) for e in doc.ents]) for doc in tagged]
 
     def tokenize(self, text: str) -> list[str]:
         """spaCy's rule-based English tokenizer (PTB-like: punctuation split off)."""

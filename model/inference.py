@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.loader import Batch, Example, Split, bucketed_batches, collate, memory_parts
+from data.loader import Batch, Example, Split, bucketed_batches, collate, has_lone_surrogate, memory_parts
 from data.spacy_tools import DEFAULT_MODEL, SpacyTools, install_advice
 from model import speed
 from model.rin import RIN
@@ -247,7 +247,7 @@ class Extractor:
                 raise TypeError(f"sentence {number}: a string or a list of non-empty token strings, not "
                                 f"{sentence!r:.80}")
             text = sentence if isinstance(sentence, str) else " ".join(sentence)
-            if any("\ud800" <= character <= "\udfff" for character in text):
+            if has_lone_surrogate(text):
                 raise InputError(f"sentence {number} holds a lone surrogate ({text!r:.80}): not text; was it read "
                                  "from bytes that are not UTF-8?")
         # plain strings: spaCy takes no subclass of str (NumPy's str_, from an array of sentences)

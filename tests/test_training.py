@@ -135,6 +135,12 @@ def test_long_sentences_train_in_parts_and_the_log_says_so(data_dir, tmp_path, m
     assert (f"train.json's longest sentence has {longest} tokens: batches of the longest sentences are taken in "
             "parts of 3 (the same gradient up to dropout)") in (run_dir / "train.log").read_text()
     assert 0.0 <= results["test"]["partial"]["f1"] <= 1.0
+    for module in (train, training):  # a sentence over the budget by itself: a warning, since memory may not do
+        monkeypatch.setattr(module, "TRAIN_VALUES", values // 2)
+    train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path), "--run_id",
+                "alone", "--num_epoch", "1", *FAST])
+    assert "WARNING train.json's longest sentence" in (tmp_path / "alone" / "train.log").read_text()
+    assert "this sentence alone holds 2.0 times as many" in (tmp_path / "alone" / "train.log").read_text()
 
 
 def test_bf16_run_trains_and_records_its_precision(data_dir, tmp_path):

@@ -265,11 +265,23 @@ def test_missing_nyt_train_points_to_the_readme(small_data, capsys):
     import prepare_vocab
 
     (small_data / "train.json").unlink()
+    (small_data / "prepare_report.json").write_text('{"dataset": "nyt"}')  # as prepare_data.py leaves it
     with pytest.raises(SystemExit):
         prepare_vocab.main(["--dataset", "nyt", "--data_dir", str(small_data), "--wv_file", "none"])
     [line] = capsys.readouterr().err.splitlines()
     assert "dataset/README.md" in line and "nyt_official" in line
     assert line.count("--dataset nyt") == line.count("--dataset nyt_official")  # not the command that cannot help
+    # a folder of one's own, or prepare_data.py's --out root where the dataset's folder was meant
+    (small_data / "prepare_report.json").unlink()
+    with pytest.raises(SystemExit):
+        prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "none"])
+    [line] = capsys.readouterr().err.splitlines()
+    assert "without its training split" not in line and "Your own data" in line
+    (small_data / "webnlg").mkdir()
+    (small_data / "webnlg" / "train.json").write_text("")
+    with pytest.raises(SystemExit):
+        prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "none"])
+    assert f"pass --data_dir {small_data / 'webnlg'}" in capsys.readouterr().err
 
 
 BAD_VOCAB_RUNS = [  # (flags or a file to break, what the one error line must name)
@@ -285,7 +297,32 @@ BAD_VOCAB_RUNS = [  # (flags or a file to break, what the one error line must na
     ({"dev.json": '{"sentText": ["a"]\n'}, "dev.json:1: malformed JSON"),
     ({"train.json": ""}, "train.json: no sentences"),
     ({"glove.txt": "\n"}, "glove.txt: no word vectors"),
+    # dev and test read as train.py reads them: a gold triple that cannot be scored stops here, not at training
+    ({"dev.json": '{"sentText": ["a", "b"], "relationMentions": [{"em1Text": ["zz"], "em2Text": ["b"], "label": '
+                  '"r"}], "en_list": [["b"]]}\n'}, "dev.json:1: em1Text 'zz' (r) is not in the sentence"),
+    ({"train.json": '{"sentText": ["a", "\\ud800"], "relationMentions": [], "en_list": []}\n'},
+     "train.json:1: sentText holds a lone surrogate (token 2"),
+    ({"train.json": '{"sentText": ["a", "b", "c"], "en_list": [["a"], ["b"]], "relationMentions": ['
+                    '{"em1Text": ["a"], "em2Text": ["b"], "label": "r"}, {"em1Text": ["x"], "em2Text": ["y"], '
+                    '"label": "r"}, {"em1Text": ["u"], "em2Text": ["v"], "label": "r"}]}\n'},
+     "train.json: only 1 of its 3 relation mentions could be located"),
+    ({"glove.txt": "a 0.1 0.2\ncaf\xe9 0.1 0.2\n".encode("latin-1")}, "glove.txt:2: not UTF-8"),
+    ({"glove.txt": "".join(f"w{k} 0.1 0.2\nv{k} 0.1 0.2 0.3\n" for k in range(15))},
+     "glove.txt: 15 of its 30 lines do not hold 2 values"),
 ]
+
+
+def test_a_vectors_file_cut_short_and_an_empty_dev_are_said(small_data, capsys):
+    """Warnings, not errors: a word2vec header announcing more vectors than the file holds (a download cut
+    short), and a dev.json without sentences (train.py needs one to choose the best epoch on)."""
+    import prepare_vocab
+
+    (small_data / "glove.txt").write_text("5 2\na 0.1 0.2\nb 0.3 0.4\nc 0.5 0.6\n", encoding="utf-8")
+    (small_data / "dev.json").write_text("")
+    prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", str(small_data / "glove.txt")])
+    err = capsys.readouterr().err  # (setup_logging's own handler: caplog does not see it)
+    assert "its header announces 5 vectors and it holds 3 lines: cut short" in err
+    assert f"{small_data / 'dev.json'}: no sentences (train.py needs dev" in err
 
 
 def test_an_output_that_cannot_be_replaced_leaves_all_four_as_they_were(small_data, capsys):
@@ -309,7 +346,10 @@ def test_bad_flags_and_files_give_one_line_and_change_nothing(small_data, capsys
     flags = ["--data_dir", str(small_data), "--wv_file", "none"]
     if isinstance(change, dict):
         for name, text in change.items():
-            (small_data / name).write_text(text, encoding="utf-8")
+            if isinstance(text, bytes):
+                (small_data / name).write_bytes(text)
+            else:
+                (small_data / name).write_text(text, encoding="utf-8")
         if "glove.txt" in change:
             flags[-1] = str(small_data / "glove.txt")
     else:

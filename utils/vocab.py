@@ -15,12 +15,13 @@ import sys
 import tempfile
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
+from tqdm import tqdm
 
 from utils.helpers import PROJECT_ROOT, InputError, atomic_write_bytes, cpu_flags, read_json
 from utils.tagging import TAGS
@@ -145,6 +146,7 @@ NOT_TEXT = {b"\x1f\x8b": "a gzip file; unpack it, or read it through a pipe: --w
             b"\xfd7zXZ\x00": "an xz file; unpack it, or read it through a pipe: --wv_file <(xzcat FILE)",
             b"\xff\xfe\x00\x00": "UTF-32 text; save it as UTF-8", b"\x00\x00\xfe\xff": "UTF-32 text; save it as UTF-8",
             b"\xff\xfe": "UTF-16 text; save it as UTF-8", b"\xfe\xff": "UTF-16 text; save it as UTF-8"}  # in this order
+PROGRESS_LINES = 100_000  # a vectors file's progress bar moves by this many lines (glove.840B: 2.2 million)
 VALUE_SEPARATOR = re.compile(r"[ \t]+")  # spaces or tabs, one or more: not the no-break spaces inside some words
 
 
@@ -161,26 +163,41 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
     Keeps only ``wanted`` words when given, so a 5 GB GloVe file costs little
     memory. The vector size is the header's, else the most common width of the
     first lines: lines of another width are counted and skipped (glove.840B has
-    a few words containing spaces, and the first line can be one). A word given twice
+    a few words containing spaces, and the first line can be one), unless they are
+    more than 1% (not one file of vectors). A line that is not UTF-8 is an error,
+    never a word with replacement characters that matches nothing. A word given twice
     keeps its first vector, with one warning for all such lines, as gensim's
     reader does: downloaded files can carry the odd duplicate, and refusing
     them would mean editing a 5 GB file by hand.
     """
     vectors: dict[str, np.ndarray] = {}
     lines: dict[str, int] = {}  # where each kept word was read
-    bad, repeats, fitting = [], [], 0
+    bad, repeats, fitting, count = [], [], 0, None
     with open(path, "rb") as binary:
         if problem := not_text_problem(binary.peek(6)[:6], path):  # peek: a pipe is read once
             raise InputError(problem)
-        handle = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace")  # -sig: a byte-order mark dropped
-        first = list(itertools.islice(handle, WIDTH_SAMPLE))
+
+        def decoded() -> Iterator[str]:  # line by line, so a file in another encoding is named at its line
+            for number, raw in enumerate(binary, start=1):
+                try:
+                    yield raw.decode("utf-8").removeprefix("\ufeff") if number == 1 else raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise InputError(f"{path}:{number}: not UTF-8 ({error.reason}): convert the file (e.g. iconv -f "
+                                     "latin1 -t utf-8)") from None
+
+        text = decoded()
+        first = list(itertools.islice(text, WIDTH_SAMPLE))
         header = first[0].split() if first else []
         if len(header) == 2 and all(p.isdigit() for p in header):  # word2vec: "count dim"
-            dim, first[0] = int(header[1]), ""
+            count, dim, first[0] = int(header[0]), int(header[1]), ""
         else:
             widths = Counter(len(VALUE_SEPARATOR.split(line.rstrip())) - 1 for line in first if line.strip())
             dim = widths.most_common(1)[0][0] if widths else 0
-        for number, line in enumerate(itertools.chain(first, handle), start=1):
+        progress = tqdm(desc=f"read {Path(path).name}", unit=" lines", unit_scale=True, mininterval=2.0,
+                        disable=None, leave=False)
+        for number, line in enumerate(itertools.chain(first, text), start=1):
+            if number % PROGRESS_LINES == 0:
+                progress.update(PROGRESS_LINES)
             parts = VALUE_SEPARATOR.split(line.rstrip())
             if number == 1 and not line:
                 continue  # the header
@@ -201,13 +218,20 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
                     raise InputError(f"{path}:{number}: the vector of {parts[0]!r} holds NaN or inf")
                 vectors[parts[0]] = vector
                 lines[parts[0]] = number
+        progress.close()
     if dim == 0:
         raise InputError(f"{path}: no word vectors found")
     if not fitting:
         raise InputError(f"{path}: no word vectors found: no line holds {dim} values (the header's size)")
+    where = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
+    if len(bad) > max(10, (fitting + len(bad)) // 100):  # glove.840B's words with spaces are a few in millions
+        raise InputError(f"{path}: {len(bad)} of its {fitting + len(bad)} lines do not hold {dim} values (lines "
+                         f"{where}): not one file of {dim}-d vectors")
     if bad:
-        log.warning("%s: skipped %d lines whose width is not %d values (lines %s)", path, len(bad), dim,
-                    ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else ""))
+        log.warning("%s: skipped %d lines whose width is not %d values (lines %s)", path, len(bad), dim, where)
+    if count is not None and count != fitting + len(bad):
+        log.warning("%s: its header announces %d vectors and it holds %d lines: cut short, or a wrong header?", path,
+                    count, fitting + len(bad))
     warn_repeated_vectors(path, repeats, "line", "" if wanted is None else " of the data")
     return vectors, dim
 
