@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ from data.convert import (
     noun_compound_span,
     read_release,
     split_statistics,
+    text_key,
 )
 from data.fetch import BASE_URL_ENV, MANIFEST, Gathered, Inputs, Manifest, default_cache, file_digests, shared_for
 from data.loader import DataError, LoadReport, parse_record, read_json_records
@@ -285,6 +287,7 @@ def prepare(args: argparse.Namespace) -> dict:
         else:
             build_releases(args, spec, gathered, tools, staging, report)
         check_splits(final, staging, gathered.missing)
+        report["texts_in_two_splits"] = shared_texts(staging, args.dataset)
         write_json(staging / "prepare_report.json", report)
     built = [split for split in SPLITS if (final / f"{split}.json").exists()]
     if len(built) < len(SPLITS):
@@ -372,6 +375,20 @@ def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, too
 
     if spec.get("official_test"):
         compare_with_official(spec, gathered, tools, span_sources, args.noun_compounds, report)
+
+
+def shared_texts(folder: Path, dataset: str) -> dict[str, int]:
+    """How many sentences of one built split are also in another (a release quirk, kept: train.py says what it
+    means for the scores), each pair said in the log where not none."""
+    texts = {split: {text_key(record) for _, record in read_json_records(folder / f"{split}.json")}
+             for split in SPLITS if (folder / f"{split}.json").exists()}
+    shared = {f"{a}_{b}": len(texts[a] & texts[b]) for a, b in itertools.combinations(SPLITS, 2)
+              if a in texts and b in texts}
+    for pair, count in shared.items():
+        if count:
+            log.warning("%s: %d sentence text%s of %s also in %s (kept, as released)", dataset, count,
+                        "s" * (count != 1), *pair.split("_"))
+    return shared
 
 
 def record_split(report: dict, split: str, records: list[dict], changes: LoadReport, dataset: str) -> None:
