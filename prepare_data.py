@@ -45,8 +45,8 @@ from data.convert import (
     first_span,
     noun_compound_span,
     read_release,
+    sentence_key,
     split_statistics,
-    text_key,
 )
 from data.fetch import BASE_URL_ENV, MANIFEST, Gathered, Inputs, Manifest, default_cache, file_digests, shared_for
 from data.loader import DataError, LoadReport, parse_record, read_json_records
@@ -253,7 +253,9 @@ def prepare(args: argparse.Namespace) -> dict:
     """Gather and verify every input, then build the dataset in a temporary folder and swap it in."""
     setup_logging()
     check_folder_path(args.out, "--out")
-    check_folder_path(args.cache, "--cache")
+    cache = Path(args.cache).absolute()  # its writability is checked where something must be downloaded
+    if file := next((folder for folder in (cache, *cache.parents) if folder.exists() and not folder.is_dir()), None):
+        raise InputError(f"--cache {args.cache}: {file} is a file, not a folder")
     final = Path(args.out) / args.dataset
     if final.is_symlink():  # a dataset kept elsewhere (another disk): rebuilt there, and the link stays a link
         if not final.exists():
@@ -380,7 +382,7 @@ def build_releases(args: argparse.Namespace, spec: dict, gathered: Gathered, too
 def shared_texts(folder: Path, dataset: str) -> dict[str, int]:
     """How many sentences of one built split are also in another (a release quirk, kept: train.py says what it
     means for the scores), each pair said in the log where not none."""
-    texts = {split: {text_key(record) for _, record in read_json_records(folder / f"{split}.json")}
+    texts = {split: {sentence_key(record) for _, record in read_json_records(folder / f"{split}.json")}
              for split in SPLITS if (folder / f"{split}.json").exists()}
     shared = {f"{a}_{b}": len(texts[a] & texts[b]) for a, b in itertools.combinations(SPLITS, 2)
               if a in texts and b in texts}
@@ -403,16 +405,6 @@ def record_split(report: dict, split: str, records: list[dict], changes: LoadRep
                         "see the lines above); nothing was written")
     if not report["splits"][split]["triples"]:
         log.warning("%s/%s: no sentence has a triple left (see the lines above)", dataset, split)
-
-
-def sentence_key(record: dict, where: str) -> str:
-    """The sentence's text, the unit the held-out dev is drawn by (copies of one text stay together)."""
-    tokens = record["sentText"]
-    if isinstance(tokens, str):
-        tokens = tokens.split()
-    if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
-        raise DataError(f"{where}: sentText must be a list of strings or a string")
-    return " ".join(tokens)
 
 
 def dev_rank(key: str) -> str:
@@ -499,25 +491,25 @@ def staged_folder(final: Path) -> Iterator[Path]:
     lock_path = root / f".{final.name}.lock"  # held while building, removed before it is let go
     lock = hold_lock(lock_path, lambda holder: f"{final} is being built by another prepare_data.py (pid {holder}): "
                      "let it finish, or pass another --out")
-    remove_stale_staging(root, final.name)
-    staging = root / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
     try:
-        yield staging
-        carry_over(final, staging)
-        swap_in(staging, final)
-    except BaseException:
+        remove_stale_staging(root, final.name)
+        staging = root / f".{final.name}.tmp-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        if created_root:
-            with contextlib.suppress(OSError):
-                lock_path.unlink()
-                root.rmdir()
-        raise
+        staging.mkdir()
+        try:
+            yield staging
+            carry_over(final, staging)
+            swap_in(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     finally:
         with contextlib.suppress(OSError):
             lock_path.unlink()
         lock.close()
+        if created_root:  # only if left empty: a failed build leaves no folder of its own behind
+            with contextlib.suppress(OSError):
+                root.rmdir()
 
 
 def carry_over(final: Path, staging: Path) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 
 from data.convert import DATASETS, prepare_hint
 from data.fetch import BASE_URL_ENV, MANIFEST, Inputs, Manifest, default_cache, shared_for
-from data.loader import NOT_FOUND, LoadReport, load_sentences, read_json_records
+from data.loader import NOT_FOUND, LoadReport, Sentence, load_sentences
 from model.rin import RINConfig
 from model.training import TrainConfig
 from utils.helpers import (
@@ -70,8 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", type=folder_name, default=DEFAULT_DATASET,
                         help=f"dataset name (default: {DEFAULT_DATASET})")
     parser.add_argument("--data_dir", help="folder with train/dev/test.json (default: dataset/<dataset>)")
-    parser.add_argument("--wv_file", help="GloVe or word2vec text file (values separated by spaces or tabs; "
-                        "unpacked, or through a pipe: <(zcat FILE.gz)); 'official' = the authors' vectors "
+    parser.add_argument("--wv_file", help="GloVe or word2vec text file in UTF-8 (values separated by spaces or "
+                        "tabs; at most 1%% of lines of another width or not UTF-8, skipped; unpacked, or through a "
+                        "pipe: <(zcat FILE.gz)); 'official' = the authors' vectors "
                         "(webnlg*, nyt*); 'none' = random vectors; default: train word2vec on the training "
                         "split (gensim)")
     parser.add_argument("--wv_dim", type=vector_size,
@@ -129,17 +130,16 @@ def missing_split_message(path: Path, dataset: str) -> str:
     return f"{path} is missing: {prepare_hint(dataset, path.parent)}"
 
 
-def check_kept_triples(path: Path, sentences: list, report: LoadReport) -> None:
-    """Refuse a training file that lost most of its triples to arguments not found in their sentences (its
-    mentions and tokens do not match: another tokenisation, or the wrong field); a few are said, as warnings."""
-    given = sum(len(record.get("relationMentions") or []) for _, record in read_json_records(path)
-                if isinstance(record, dict))
+def check_kept_triples(path: Path, sentences: list[Sentence], report: LoadReport) -> None:
+    """Refuse a training file that kept fewer than half its relation mentions as triples, most of their arguments
+    not found in their sentences (mentions and tokens that do not match: another tokenisation, or the wrong
+    field); a few are only warned about, with the rest of the load report."""
     kept = sum(len(sentence.triples) for sentence in sentences)
-    if given and kept < given / 2:
-        example = report.examples.get(NOT_FOUND, ["none recorded"])[0]
-        raise InputError(f"{path}: only {kept} of its {given} relation mentions could be located (e.g. {example}): "
-                         "do its mentions and tokens match (the same tokenisation)? dataset/README.md, \"Your own "
-                         "data\"")
+    if report.mentions_read and kept < report.mentions_read / 2 and report.counts[NOT_FOUND]:
+        raise InputError(f"{path}: only {kept} of its {report.mentions_read} relation mentions were kept as triples "
+                         f"({report.counts[NOT_FOUND]} of their arguments are not in their sentences, e.g. "
+                         f"{report.examples[NOT_FOUND][0]}): do its mentions and tokens match (one tokenisation)? "
+                         "dataset/README.md, \"Your own data\"")
 
 
 def official_vectors(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], int, str]:

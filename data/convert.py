@@ -232,10 +232,15 @@ def check_record(record: dict, where: str) -> LoadReport:
     return report
 
 
-def text_key(record: dict) -> tuple[str, ...]:
-    """A RIN record's sentence as a key: its tokens (sentText is a token list or a string of them)."""
+def sentence_key(record: dict, where: str = "") -> str:
+    """A RIN record's sentence text, its tokens joined by spaces: what repeated texts are counted by, and the
+    unit a held-out dev is drawn by (copies of one text stay together)."""
     tokens = record["sentText"]
-    return tuple(tokens.split() if isinstance(tokens, str) else tokens)
+    if isinstance(tokens, str):
+        tokens = tokens.split()
+    if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+        raise DataError(f"{where}: sentText must be a list of strings or a string")
+    return " ".join(tokens)
 
 
 def split_statistics(records: Sequence[dict]) -> dict:
@@ -243,7 +248,7 @@ def split_statistics(records: Sequence[dict]) -> dict:
     relations = Counter(m["label"] for r in records for m in r["relationMentions"])
     return {
         "sentences": len(records),
-        "repeated_texts": len(records) - len({text_key(r) for r in records}),
+        "repeated_texts": len(records) - len({sentence_key(r) for r in records}),
         "triples": sum(len(r["relationMentions"]) for r in records),
         "unique_triples": sum(len({(m["em1Text"][-1], m["label"], m["em2Text"][-1])
                                    for m in r["relationMentions"]}) for r in records),

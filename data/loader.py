@@ -59,6 +59,7 @@ class LoadReport:
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     max_examples: int = 5
+    mentions_read: int = 0  # relation mentions in the records read, kept or not
 
     def add(self, reason: str, where: str, detail: str = "") -> None:
         self.counts[reason] += 1
@@ -72,6 +73,7 @@ class LoadReport:
                 if len(self.examples.setdefault(reason, [])) < self.max_examples:
                     self.examples[reason].append(place)
         self.counts.update(other.counts)
+        self.mentions_read += other.mentions_read
 
     def log(self, title: str, notes: tuple[str, ...] = ()) -> None:
         """One line per reason: a warning, except reasons starting with one of ``notes`` (where something came
@@ -240,22 +242,24 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 def has_lone_surrogate(text: str) -> bool:
     """Whether ``text`` holds half of a UTF-16 surrogate pair: JSON's "\\ud800" escape, or bytes decoded with
     surrogateescape; no text, and no UTF-8 file can hold it."""
-    return LONE_SURROGATE.search(text) is not None
+    return not text.isascii() and LONE_SURROGATE.search(text) is not None
 
 
 def _token_list(value: object, where: str, field: str) -> list[str]:
     """A list of tokens, or a string split on whitespace; anything else is a DataError naming the field."""
-    tokens = value.split() if isinstance(value, str) else value
-    if isinstance(tokens, list) and all(isinstance(token, str) for token in tokens):
-        if not isinstance(value, str) and (
-                blank := next((k for k, token in enumerate(tokens, start=1) if not token.strip()), None)):
-            raise DataError(f"{where}: {field} holds an empty or blank token (token {blank}, {tokens[blank - 1]!r})")
-        if has_lone_surrogate(" ".join(tokens)):  # (one search per list: every token of NYT passes here)
-            odd = next(k for k, token in enumerate(tokens, start=1) if has_lone_surrogate(token))
-            raise DataError(f"{where}: {field} holds a lone surrogate (token {odd}, {tokens[odd - 1]!r}): not text; "
-                            "was the file written from text decoded wrongly?")
-        return tokens
-    raise DataError(f"{where}: {field} must be a string or a list of strings, not {_describe(value)}")
+    if isinstance(value, str):
+        tokens = value.split()
+    elif isinstance(value, list) and all(isinstance(token, str) for token in value):
+        if blank := next((k for k, token in enumerate(value, start=1) if not token.strip()), None):
+            raise DataError(f"{where}: {field} holds an empty or blank token (token {blank}, {value[blank - 1]!r})")
+        tokens = value
+    else:
+        raise DataError(f"{where}: {field} must be a string or a list of strings, not {_describe(value)}")
+    if has_lone_surrogate(value if isinstance(value, str) else "".join(tokens)):  # every token of NYT passes here
+        odd = next(k for k, token in enumerate(tokens, start=1) if has_lone_surrogate(token))
+        raise DataError(f"{where}: {field} holds a lone surrogate (token {odd}, {tokens[odd - 1]!r}): not text; "
+                        "was the file written from text decoded wrongly?")
+    return tokens
 
 
 def _key_form(key: str) -> str:
@@ -335,6 +339,7 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
         raise DataError(f"{where}: relationMentions must be a list, not {_describe(record['relationMentions'])}")
     if not isinstance(record["en_list"], list):
         raise DataError(f"{where}: en_list must be a list, not {_describe(record['en_list'])}")
+    report.mentions_read += len(record["relationMentions"])
     if not tokens:
         if scored and record["relationMentions"]:  # skipped, its gold would be missing from recall's count
             count = len(record["relationMentions"])
@@ -382,7 +387,7 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
                 raise DataError(f"{where}: {name} {' '.join(argument)!r} ({label}) is not in the sentence{hint}, so "
                                 "this gold triple cannot be scored; fix or remove it")
             if problem:
-                problems.append((f"relation argument {problem.split(':')[0]}",
+                problems.append((NOT_FOUND if span is None else f"relation argument {problem.split(':')[0]}",
                                  f"{' '.join(argument)!r} ({label}){hint}"))
             spans.append(span)
             words.append(" ".join(argument))

@@ -142,8 +142,9 @@ def published_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
             values = collect(results, runs, "test", "exact", "f1", scorer)
             readings = Counter(results[run.name]["scored_with_reading"] for run in runs if run.name in results
                                and (scorer == "ours" or "string_sets" in results[run.name]))
-            mixed = (" (" + ", ".join(f"{count} scored with mention reading {version}" for version, count in
-                                      sorted(readings.items(), key=str)) + ")") if len(readings) > 1 else ""
+            mixed = (" (" + ", ".join(f"{count} scored with mention reading {version or 'not recorded'}"
+                                      for version, count in sorted(readings.items(), key=str)) + ")"
+                     ) if len(readings) > 1 else ""
             lines.append(f"| ours: RIN{'' if label == 'RIN' else ' ' + label} (K = {rounds}), {len(values)} "
                          f"seed{'s' * (len(values) != 1)}{mixed} | {cell(values)} | {counted} | `runs/` |")
     return [*lines, ""]

@@ -305,24 +305,35 @@ BAD_VOCAB_RUNS = [  # (flags or a file to break, what the one error line must na
     ({"train.json": '{"sentText": ["a", "b", "c"], "en_list": [["a"], ["b"]], "relationMentions": ['
                     '{"em1Text": ["a"], "em2Text": ["b"], "label": "r"}, {"em1Text": ["x"], "em2Text": ["y"], '
                     '"label": "r"}, {"em1Text": ["u"], "em2Text": ["v"], "label": "r"}]}\n'},
-     "train.json: only 1 of its 3 relation mentions could be located"),
-    ({"glove.txt": "a 0.1 0.2\ncaf\xe9 0.1 0.2\n".encode("latin-1")}, "glove.txt:2: not UTF-8"),
-    ({"glove.txt": "".join(f"w{k} 0.1 0.2\nv{k} 0.1 0.2 0.3\n" for k in range(15))},
-     "glove.txt: 15 of its 30 lines do not hold 2 values"),
+     "train.json: only 1 of its 3 relation mentions were kept as triples (4 of their arguments are not in"),
+    ({"glove.txt": "".join(f"w{k} 0.1 0.2\ncaf\xe9{k} 0.1 0.2\n" for k in range(12)).encode("latin-1")},
+     "glove.txt: 12 of its 24 lines are not UTF-8 (lines 2, 4, 6"),
+    # the most 1% of lines may have another width (glove.840B: words with spaces), never more
+    ({"glove.txt": "".join(f"w{k} 0.1 0.2\n" for k in range(1088)) + "x 1 2 3\n" * 12},
+     "glove.txt: 12 of its 1100 lines do not hold 2 values"),
 ]
 
 
-def test_a_vectors_file_cut_short_and_an_empty_dev_are_said(small_data, capsys):
-    """Warnings, not errors: a word2vec header announcing more vectors than the file holds (a download cut
-    short), and a dev.json without sentences (train.py needs one to choose the best epoch on)."""
+def test_what_a_vectors_file_may_hold_and_what_is_said(small_data, capsys):
+    """Said, not refused: a word2vec header announcing more vectors than the file holds (a download cut short),
+    at most 1% of lines of another width or not UTF-8 (word2vec cuts long words inside a character), and a
+    dev.json without sentences (train.py needs one to choose the best epoch on). A byte-order mark, CRLF line
+    ends and blank lines are read as nothing."""
     import prepare_vocab
 
-    (small_data / "glove.txt").write_text("5 2\na 0.1 0.2\nb 0.3 0.4\nc 0.5 0.6\n", encoding="utf-8")
+    lines = [f"w{k} 0.1 0.2" for k in range(1089)] + ["x 1 2 3"] * 11
+    (small_data / "glove.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", str(small_data / "glove.txt")])
+    assert "skipped 11 lines whose width is not 2 values" in capsys.readouterr().err
+    (small_data / "glove.txt").write_bytes(b"\xef\xbb\xbf5 2\r\na 0.1 0.2\r\n\r\ncaf\xe9 0.1 0.2\r\nc 0.5 0.6\r\n"
+                                           b"\r\n")
     (small_data / "dev.json").write_text("")
     prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", str(small_data / "glove.txt")])
     err = capsys.readouterr().err  # (setup_logging's own handler: caplog does not see it)
-    assert "its header announces 5 vectors and it holds 3 lines: cut short" in err
+    assert "skipped 1 lines that are not UTF-8 (lines 4)" in err
+    assert "its header announces 5 vectors and it holds 3: cut short?" in err
     assert f"{small_data / 'dev.json'}: no sentences (train.py needs dev" in err
+    assert read_word_vectors(small_data / "glove.txt")[0].keys() == {"a", "c"}
 
 
 def test_an_output_that_cannot_be_replaced_leaves_all_four_as_they_were(small_data, capsys):

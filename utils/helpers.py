@@ -124,25 +124,32 @@ def hold_lock(path: Path, in_use: Callable[[str], str]) -> IO[str]:
     until the returned handle is closed; InputError ``in_use(pid)`` while another process holds it. Its holder
     may remove the file before closing it: a lock taken on a file no longer at ``path`` is taken again."""
     while True:
-        handle = open(path, "a+", encoding="utf-8")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = (handle.read().split() or ["unknown"])[0]
+            handle = open(path, "a+", encoding="utf-8", errors="replace")
+        except OSError as error:
+            raise InputError(f"{path}: cannot be opened to lock it ({error.strerror or error})") from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                raise InputError(in_use((handle.read().split() or ["unknown"])[0])) from None
+            except OSError as error:  # e.g. ENOLCK on a network file system
+                raise InputError(f"{path}: cannot be locked ({error.strerror or error})") from None
+            try:
+                same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(process_identity())
+                handle.flush()
+                return handle
+        except BaseException:
             handle.close()
-            raise InputError(in_use(holder)) from None
-        try:
-            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-                break
-        except FileNotFoundError:
-            pass
+            raise
         handle.close()
-    handle.seek(0)
-    handle.truncate()
-    handle.write(process_identity())
-    handle.flush()
-    return handle
 
 
 def holder_alive(identity: str) -> bool:

@@ -164,43 +164,46 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
     memory. The vector size is the header's, else the most common width of the
     first lines: lines of another width are counted and skipped (glove.840B has
     a few words containing spaces, and the first line can be one), unless they are
-    more than 1% (not one file of vectors). A line that is not UTF-8 is an error,
-    never a word with replacement characters that matches nothing. A word given twice
+    more than 1% (not one file of vectors); so are lines that are not UTF-8 (word2vec
+    cuts long words inside a character), never read as words with replacement
+    characters that match nothing. A word given twice
     keeps its first vector, with one warning for all such lines, as gensim's
     reader does: downloaded files can carry the odd duplicate, and refusing
     them would mean editing a 5 GB file by hand.
     """
     vectors: dict[str, np.ndarray] = {}
     lines: dict[str, int] = {}  # where each kept word was read
-    bad, repeats, fitting, count = [], [], 0, None
+    bad, undecodable, repeats, fitting, count = [], [], [], 0, None
     with open(path, "rb") as binary:
         if problem := not_text_problem(binary.peek(6)[:6], path):  # peek: a pipe is read once
             raise InputError(problem)
 
-        def decoded() -> Iterator[str]:  # line by line, so a file in another encoding is named at its line
+        def decoded() -> Iterator[str | None]:  # line by line: a line that is not UTF-8 is None, and counted
             for number, raw in enumerate(binary, start=1):
                 try:
                     yield raw.decode("utf-8").removeprefix("\ufeff") if number == 1 else raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise InputError(f"{path}:{number}: not UTF-8 ({error.reason}): convert the file (e.g. iconv -f "
-                                     "latin1 -t utf-8)") from None
+                except UnicodeDecodeError:
+                    yield None
 
         text = decoded()
         first = list(itertools.islice(text, WIDTH_SAMPLE))
-        header = first[0].split() if first else []
+        header = first[0].split() if first and first[0] else []
         if len(header) == 2 and all(p.isdigit() for p in header):  # word2vec: "count dim"
             count, dim, first[0] = int(header[0]), int(header[1]), ""
         else:
-            widths = Counter(len(VALUE_SEPARATOR.split(line.rstrip())) - 1 for line in first if line.strip())
+            widths = Counter(len(VALUE_SEPARATOR.split(line.rstrip())) - 1 for line in first if line and line.strip())
             dim = widths.most_common(1)[0][0] if widths else 0
-        progress = tqdm(desc=f"read {Path(path).name}", unit=" lines", unit_scale=True, mininterval=2.0,
+        progress = tqdm(desc=f"read {path}", unit=" lines", unit_scale=True, mininterval=2.0,
                         disable=None, leave=False)
         for number, line in enumerate(itertools.chain(first, text), start=1):
             if number % PROGRESS_LINES == 0:
                 progress.update(PROGRESS_LINES)
+            if line is None:  # word2vec.c cuts long words inside a character: the odd such line is skipped
+                undecodable.append(number)
+                continue
+            if not line.strip():
+                continue  # the header, or a blank line
             parts = VALUE_SEPARATOR.split(line.rstrip())
-            if number == 1 and not line:
-                continue  # the header
             if len(parts) != dim + 1:
                 bad.append(number)
                 continue
@@ -219,21 +222,32 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
                 vectors[parts[0]] = vector
                 lines[parts[0]] = number
         progress.close()
+    read = fitting + len(bad) + len(undecodable)
+    tolerated = max(10, read // 100)  # glove.840B's words with spaces are a few in millions
+    if len(undecodable) > tolerated:
+        raise InputError(f"{path}: {len(undecodable)} of its {read} lines are not UTF-8 (lines "
+                         f"{lines_named(undecodable)}): convert the file from its encoding (iconv -f ENCODING -t "
+                         "utf-8)")
     if dim == 0:
         raise InputError(f"{path}: no word vectors found")
     if not fitting:
         raise InputError(f"{path}: no word vectors found: no line holds {dim} values (the header's size)")
-    where = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-    if len(bad) > max(10, (fitting + len(bad)) // 100):  # glove.840B's words with spaces are a few in millions
-        raise InputError(f"{path}: {len(bad)} of its {fitting + len(bad)} lines do not hold {dim} values (lines "
-                         f"{where}): not one file of {dim}-d vectors")
-    if bad:
-        log.warning("%s: skipped %d lines whose width is not %d values (lines %s)", path, len(bad), dim, where)
-    if count is not None and count != fitting + len(bad):
-        log.warning("%s: its header announces %d vectors and it holds %d lines: cut short, or a wrong header?", path,
-                    count, fitting + len(bad))
+    if len(bad) > tolerated:
+        raise InputError(f"{path}: {len(bad)} of its {read} lines do not hold {dim} values (lines {lines_named(bad)}): "
+                         f"not one file of {dim}-d vectors")
+    for skipped, why in ((bad, f"whose width is not {dim} values"), (undecodable, "that are not UTF-8")):
+        if skipped:
+            log.warning("%s: skipped %d lines %s (lines %s)", path, len(skipped), why, lines_named(skipped))
+    if count is not None and count != read:
+        log.warning("%s: its header announces %d vectors and it holds %d: %s", path, count, read,
+                    "cut short?" if read < count else "a wrong header?")
     warn_repeated_vectors(path, repeats, "line", "" if wanted is None else " of the data")
     return vectors, dim
+
+
+def lines_named(numbers: list[int]) -> str:
+    """The first ten line numbers, and '...' for more."""
+    return ", ".join(map(str, numbers[:10])) + (" ..." if len(numbers) > 10 else "")
 
 
 class _PlainUnpickler(pickle.Unpickler):

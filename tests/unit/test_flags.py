@@ -1,4 +1,4 @@
-"""The argparse number types every script shares (utils/helpers.py)."""
+"""What every script shares from utils/helpers.py: the argparse number types, the lock of a folder."""
 import argparse
 from pathlib import Path
 
@@ -50,3 +50,36 @@ def test_a_full_disk_names_the_file_being_written(tmp_path):
         helpers.atomic_write_bytes(Path("/dev/full"), b"x" * 100_000)
     helpers.atomic_write_bytes(tmp_path / "out.json", b"x")  # and a normal write still is one
     assert (tmp_path / "out.json").read_bytes() == b"x"
+
+
+def test_hold_lock_refuses_a_held_lock_and_retakes_one_its_holder_removed(tmp_path, monkeypatch):
+    """train.py and prepare_data.py lock with hold_lock: a lock another process holds is one line naming it; a
+    lock file its holder removed (prepare_data.py does, before letting go) between our open and our flock is
+    taken again on the file now at the path, never held on the removed one; a file system without locks is one
+    line too."""
+    import errno
+    import fcntl
+    import os
+
+    path = tmp_path / "x.lock"
+    held = helpers.hold_lock(path, str)
+    with pytest.raises(helpers.InputError, match=f"held by {os.getpid()}"):
+        helpers.hold_lock(path, lambda pid: f"held by {pid}")
+    held.close()
+    path.unlink()
+    real, calls = fcntl.flock, []
+
+    def holder_lets_go_meanwhile(handle, flags):
+        if not calls:
+            path.unlink()  # the file just opened is gone from the path
+        calls.append(os.fstat(handle.fileno()).st_ino)
+        return real(handle, flags)
+
+    monkeypatch.setattr(helpers.fcntl, "flock", holder_lets_go_meanwhile)
+    handle = helpers.hold_lock(path, str)
+    assert len(calls) == 2 and calls[1] == os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    handle.close()
+    monkeypatch.setattr(helpers.fcntl, "flock", lambda *args: (_ for _ in ()).throw(OSError(errno.ENOLCK, "No locks "
+                                                                                             "available")))
+    with pytest.raises(helpers.InputError, match="cannot be locked \\(No locks available\\)"):
+        helpers.hold_lock(path, str)
