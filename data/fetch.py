@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from utils.helpers import PROJECT_ROOT, InputError, read_json
+from utils.helpers import PROJECT_ROOT, InputError, check_folder_path, read_json
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +278,7 @@ class Inputs:
         if target.is_file():
             return target  # verified by the caller like any other file
         part = target.with_name(target.name + ".part")
+        check_folder_path(target.parent, "--cache")  # before the download, not an OS error after it
         log.info("downloading %s", url)
         download(url, part, relative)
         problem = self.manifest.mismatch(part, relative)
@@ -312,6 +313,7 @@ class Inputs:
             else:
                 name = Path(where.split("?")[0]).name
                 part = self.url_cache / (name + ".part")
+                check_folder_path(self.url_cache, "--cache")
                 log.info("downloading %s", where)
                 try:
                     download(where, part, name)

@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from helpers import UNWRITABLE
 from mirror import closed_port_url, make_release, serve, snapshot, write_manifest
 
 import prepare_data
@@ -257,6 +258,18 @@ def test_a_cache_that_is_a_file_is_refused(release, tmp_path, capsys):
         run(release, tmp_path / "out", "webnlg", "--cache", str(tmp_path / "cache_file"))
     [line] = error_lines(capsys)
     assert f"--cache {tmp_path / 'cache_file'}" in line and not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs Linux's /sys/kernel to stand for a read-only place")
+def test_a_read_only_cache_matters_only_when_something_is_downloaded(release, tmp_path, capsys):
+    """A shared, read-only cache does not stop a build from a --source; a download into it is refused before
+    it starts, naming --cache."""
+    read_only = UNWRITABLE / "rin"
+    run(release, tmp_path / "out", "webnlg", "--cache", str(read_only))
+    with pytest.raises(SystemExit):
+        run_default(release, tmp_path / "out2", closed_port_url(), "webnlg", "--cache", str(read_only))
+    [line] = error_lines(capsys)
+    assert f"--cache {read_only}/" in line and "cannot make folders in" in line
 
 
 def test_a_dataset_being_built_is_not_built_again_at_once(release, tmp_path, capsys):
