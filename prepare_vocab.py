@@ -191,12 +191,12 @@ def build(args: argparse.Namespace) -> dict:
         if not (data_dir / f"{name}.json").is_file():
             raise InputError(missing_split_message(data_dir / f"{name}.json", args.dataset))
     setup_logging()
-    splits = {}
+    splits, reports = {}, {}
     for name in ("train", "dev", "test"):  # dev and test as train.py reads them: every gold triple scorable
         path = data_dir / f"{name}.json"
         sentences, report = load_sentences(path, scored=name != "train")
         report.log(str(path))
-        splits[name] = sentences
+        splits[name], reports[name] = sentences, report.as_dict()
         if name == "train":
             check_kept_triples(path, sentences, report)
         elif not sentences:
@@ -248,7 +248,9 @@ def build(args: argparse.Namespace) -> dict:
                     len(same))
     stats = {"vocab_size": len(vocab), "vectors": source, "pretrained_rows": found,
              "relations": len(labels.relations), "pos_tags": len(labels.pos) - 2, "oov_rate": {},
-             "train_sha256": file_sha256(data_dir / "train.json")}  # train.py refuses files built from another
+             "train_sha256": file_sha256(data_dir / "train.json"),  # train.py refuses files built from another
+             "settings": {"wv_file": args.wv_file, "wv_dim": dim, "lower": args.lower, "seed": args.seed},
+             "load_reports": reports}
     for name, sentences in splits.items():
         ids = [i for s in sentences for i in vocab.ids(s.tokens)]
         stats["oov_rate"][name] = sum(i == UNK_ID for i in ids) / max(1, len(ids))

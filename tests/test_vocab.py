@@ -334,6 +334,9 @@ def test_what_a_vectors_file_may_hold_and_what_is_said(small_data, capsys):
     assert "its header announces 5 vectors and it holds 3: cut short?" in err
     assert f"{small_data / 'dev.json'}: no sentences (train.py needs dev" in err
     assert read_word_vectors(small_data / "glove.txt")[0].keys() == {"a", "c"}
+    report = json.loads((small_data / "vocab_report.json").read_text())  # how it was built, what was repaired
+    assert report["settings"] == {"wv_file": str(small_data / "glove.txt"), "wv_dim": 2, "lower": False, "seed": 1}
+    assert set(report["load_reports"]) == {"train", "dev", "test"}
 
 
 def test_an_output_that_cannot_be_replaced_leaves_all_four_as_they_were(small_data, capsys):
