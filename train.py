@@ -473,15 +473,16 @@ def save_best_again(run_dir: Path, model: RIN, progress: dict) -> None:
 
 def kept_metrics(metrics_file: Path, progress: dict) -> list[str]:
     """metrics.jsonl's lines for the epochs in last.pt. last.pt keeps the records: a damaged or missing file is
-    written again from them, with a warning; a record written after last.pt (a run stopped between the two) is
-    dropped, as its epoch is trained again. A checkpoint from before the records were kept needs the file's first
-    records intact."""
+    written again from them, with a warning, and the last epoch's line completed (a run stopped between last.pt
+    and the line). A checkpoint from before the records were kept needs the file's first records intact."""
     epochs = progress["epoch"]
     lines = metrics_file.read_text(encoding="utf-8", errors="replace").splitlines()[:epochs] \
         if metrics_file.exists() else []
     if "records" in progress:
         kept = [json.dumps(record) for record in progress["records"]]
-        if lines != kept:
+        if lines == kept[:-1]:  # stopped between last.pt and the line (train_in writes them in that order)
+            log.info("%s: epoch %d's record completed from last.pt", metrics_file, epochs)
+        elif lines != kept:
             log.warning("%s is damaged or missing epochs of last.pt: written again from last.pt's records",
                         metrics_file)
         return kept
@@ -710,10 +711,10 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
             progress["finished"] = True
             log.info("early stop: %d epochs without a better %s F1", progress["bad_epochs"], select_on)
         progress["records"].append(record)
-        with metrics_file.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
         save_training_state(run_dir / "last.pt", model, optimizer, generator, progress, scaler,
                             run_identity(settings))
+        with metrics_file.open("a", encoding="utf-8") as handle:  # after last.pt, which holds it too: a run stopped
+            handle.write(json.dumps(record) + "\n")              # between the two resumes, never the reverse
         if progress["best_epoch"] == epoch:  # after last.pt, whose weights these are: see save_best_again
             save_weights(model, run_dir / "best.pt")
         log.info("epoch %d: loss ER %.4f RC %.4f | dev partial F1 %.4f exact F1 %.4f | %.1fs train%s",

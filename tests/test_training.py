@@ -184,6 +184,34 @@ def test_resume_after_kill_gives_the_same_run(data_dir, tmp_path):
     assert without_time(metrics) == without_time(tmp_path / "straight" / "metrics.jsonl")
 
 
+def test_a_stop_at_either_side_of_last_pt_leaves_a_run_that_resumes(data_dir, tmp_path, monkeypatch):
+    """An epoch's record goes to metrics.jsonl after last.pt, which holds it too. Stopped while the first
+    last.pt is written, the run has no trained epoch on record and starts again (with the record written first,
+    it was refused as 'trained epochs but no last.pt', as a loaded SLURM node showed); stopped right after a
+    last.pt, the resumed run completes the record from it and ends as the uninterrupted run."""
+    common = ["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
+              "--num_epoch", "3", "--seed", "5", "--thread_policy", "fixed", *FAST]
+    straight = train.main([*common, "--run_id", "straight"])
+    save = train.save_training_state
+    for run_id, stop_at, after in (("while_saving", 1, False), ("after_saving", 2, True)):
+        def stopped(path, *args, stop_at=stop_at, after=after):
+            if args[3]["epoch"] == stop_at and after:
+                save(path, *args)
+            if args[3]["epoch"] == stop_at:
+                raise KeyboardInterrupt
+            save(path, *args)
+
+        monkeypatch.setattr(train, "save_training_state", stopped)
+        (tmp_path / run_id).mkdir()  # as reproduce.py's runner makes it, for the run's stdout.log: kept on a stop
+        with pytest.raises(SystemExit):
+            train.main([*common, "--run_id", run_id])
+        monkeypatch.setattr(train, "save_training_state", save)
+        resumed = train.main(["--resume", str(tmp_path / run_id), "--threads", "1"])
+        assert resumed["test"] == straight["test"] and resumed["best_epoch"] == straight["best_epoch"]
+        assert [json.loads(line)["epoch"] for line in (tmp_path / run_id / "metrics.jsonl").read_text().splitlines()
+                ] == [1, 2, 3]
+
+
 def test_a_kill_between_last_and_best_checkpoint_resumes_to_the_same_run(data_dir, tmp_path, monkeypatch):
     """train.py writes best.pt after last.pt. Killed between the two at the run's best epoch, the resumed run
     writes best.pt from last.pt's weights and ends as the uninterrupted run, best.pt included."""
