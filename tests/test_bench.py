@@ -320,20 +320,33 @@ def test_ctrl_c_or_sigterm_to_the_process_group_is_one_line(stop, status, line):
     assert not any(Path(f"/proc/{pid}").exists() for pid in busy)  # reaped by the bench
 
 
-def test_a_stop_while_the_busy_processes_start_ends_every_one_started(monkeypatch):
-    """A Ctrl-C reaching the bench (any of torch's threads) while the busy processes are forked: recorded, and
-    raised once all are started, so none is forked and then missed by the cleanup (left spinning or a zombie)."""
+def recorded_busy_processes(monkeypatch, after_start=None, before_kill=None) -> list:
+    """contention()'s busy processes, each appended to the returned list once started, with a hook after each
+    start and before each kill (where a test sends its signal)."""
     context = multiprocessing.get_context("fork")
     started = []
 
-    class Interrupted(context.Process):
+    class Recorded(context.Process):
         def start(self) -> None:
             super().start()
             started.append(self)
-            os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C came now, in the middle of the starts
+            if after_start:
+                after_start()
 
-    monkeypatch.setattr(bench.multiprocessing, "get_context", lambda method: type(
-        "Context", (), {"Process": Interrupted}))
+        def kill(self) -> None:
+            if before_kill:
+                before_kill()
+            super().kill()
+
+    monkeypatch.setattr(bench.multiprocessing, "get_context", lambda method: type("Context", (), {"Process": Recorded}))
+    return started
+
+
+def test_a_stop_while_the_busy_processes_start_ends_every_one_started(monkeypatch):
+    """A Ctrl-C reaching the bench (any of torch's threads) while the busy processes are forked: recorded, and
+    raised once all are started, so none is forked and then missed by the cleanup (left spinning or a zombie)."""
+    # as if Ctrl-C came in the middle of the starts
+    started = recorded_busy_processes(monkeypatch, after_start=lambda: os.kill(os.getpid(), signal.SIGINT))
     idle = threading.Event()  # a thread that takes the signal, as torch's do: contention() blocks it in its own only
     thread = threading.Thread(target=idle.wait)
     thread.start()
@@ -350,19 +363,7 @@ def test_a_stop_while_the_busy_processes_start_ends_every_one_started(monkeypatc
 def test_a_second_stop_during_the_cleanup_is_acted_on_after_it(stop, monkeypatch):
     """A second Ctrl-C (or a SIGTERM) while the busy processes are being ended waits for the cleanup: every one
     is killed and reaped, then the stop is raised."""
-    context = multiprocessing.get_context("fork")
-    started = []
-
-    class Stopped(context.Process):
-        def start(self) -> None:
-            super().start()
-            started.append(self)
-
-        def kill(self) -> None:
-            os.kill(os.getpid(), stop)  # arrives in the middle of the cleanup
-            super().kill()
-
-    monkeypatch.setattr(bench.multiprocessing, "get_context", lambda method: type("Context", (), {"Process": Stopped}))
+    started = recorded_busy_processes(monkeypatch, before_kill=lambda: os.kill(os.getpid(), stop))  # mid-cleanup
     with pytest.raises(KeyboardInterrupt if stop == signal.SIGINT else bench.Terminated):
         with bench.contention(3):
             raise KeyboardInterrupt  # the first Ctrl-C, while timing
