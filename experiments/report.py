@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import statistics
 from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
+
+from scipy import stats
 
 from data.loader import read_json_records
 from experiments.plan import (
@@ -309,12 +312,22 @@ def cell(values: list[float], signed: bool = False) -> str:
     return f"{shown} ± {std:.1f}" if std is not None else f"{shown} (1 seed)"
 
 
+def one_run_range(std: float, count: int) -> float:
+    """Half-width of the 95% prediction interval of one more run of ours, t(0.975, n - 1) * std * sqrt(1 + 1/n):
+    the paper's figure is one run (or a mean of unknown size), so it is judged as one more draw would be. A
+    bare std would call about a third of our own next runs 'different'."""
+    return float(stats.t.ppf(0.975, count - 1)) * std * math.sqrt(1 + 1 / count)
+
+
+def outside(gap: float, std: float | None, count: int) -> bool:
+    return std is not None and abs(gap) > one_run_range(std, count)
+
+
 def diff(values: list[float], paper: float | None) -> str:
-    mean, std, _ = aggregate(values)
+    mean, std, count = aggregate(values)
     if mean is None or paper is None:
         return ""
-    flag = " (> 1 std)" if std is not None and abs(mean - paper) > std else ""
-    return f"{mean - paper:+.1f}{flag}"
+    return f"{mean - paper:+.1f}{' *' if outside(mean - paper, std, count) else ''}"
 
 
 def collect(results: dict, runs: list[Run], split: str, mode: str, metric: str, scorer: str = "ours") -> list[float]:
@@ -348,15 +361,16 @@ def effect_cells(results: dict, runs: list[Run], rin_runs: list[Run], mode: str,
 MIXED = "not judged: its runs were trained on different data or hyperparameters"
 
 
-def verdict(gap: float, std: float | None) -> str:
+def verdict(gap: float, std: float | None, count: int) -> str:
     if std is None:
         return "one seed: no spread yet"
-    return "reproduced" if abs(gap) <= std else "differs by more than one std"
+    word = "differs" if outside(gap, std, count) else "consistent"
+    return f"{word} (± {one_run_range(std, count):.1f})"
 
 
 def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
-    """Each cell of Tables 1 and 5 against the paper: reproduced (within one of our standard deviations), not,
-    or not judged yet; then each row's effect (its F1 minus RIN's) against the paper's, judged the same way."""
+    """Each cell of Tables 1 and 5 against the paper: consistent (inside the 95% range of one more of our runs),
+    differs, or not judged yet; then each row's effect (its F1 minus RIN's) against the paper's, judged the same way."""
     paper = paper_numbers(dataset)
     cells = [(f"Table 1, {match}, {label}", [table1_rows(dataset, match, s)[label] for s in seeds], match,
               paper.get((match, label), (None,) * 3)[2], [table1_rows(dataset, match, s)["RIN"] for s in seeds],
@@ -366,7 +380,10 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
                paper.get(("table5", label)), [ablations(dataset, s)["RIN"] for s in seeds],
                paper.get(("table5", "RIN"))) for label in ("w/o ER", "w/o RC", "w/o POS")]
     lines = ["## Status against the paper", "",
-             "Test F1 of our scorer; 'reproduced' means within one standard deviation of our seeds.", "",
+             "Test F1 of our scorer. 'consistent' means the paper's figure could be one more run of ours: it lies "
+             "inside the 95% prediction interval of our seeds, mean ± t(0.975, n - 1) · std · √(1 + 1/n) (the ± "
+             "shown); 'differs' means outside it. Elsewhere in this report, * after 'ours - paper' marks the same "
+             "'differs'.", "",
              "| cell | seeds | ours - paper | verdict |", "|---|---|---|---|"]
     effects = ["", "Each row's effect: its test F1 minus that of RIN with the same seed (ours: mean ± std over the "
                "seeds where both finished) against the paper's difference of means.", "",
@@ -380,7 +397,7 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
             lines.append(f"| {title} | {count} of {planned} | | the paper has no number here |")
         else:
             gap = mean - paper_f1
-            judged = MIXED if mixed(results, runs) else verdict(gap, std)
+            judged = MIXED if mixed(results, runs) else verdict(gap, std, count)
             lines.append(f"| {title} | {count} of {planned} | {gap:+.1f} | {judged} |")
         if rin_runs == runs:
             continue
@@ -396,7 +413,7 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
                            "the paper has no number here |")
             continue
         gap = mean - (paper_f1 - paper_rin)
-        judged = MIXED if mixed(results, runs + rin_runs) else verdict(gap, std)
+        judged = MIXED if mixed(results, runs + rin_runs) else verdict(gap, std, count)
         effects.append(f"| {title} - RIN | {count} of {pairs} | {cell(differences, signed=True)} "
                        f"| {paper_f1 - paper_rin:+.1f} | {gap:+.1f} | {judged} |")
     return [*lines, *effects, ""]
