@@ -95,6 +95,9 @@ class GRUCell(nn.GRUCell):
     # frames); compiled, this frame would be recompiled for every grad mode and thread count it meets
     @torch.compiler.disable
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
+        """One step of the cell for every row; with (B, n, .) operands, for every token of every sentence."""
+        if input.dim() > 2 and hx is not None:
+            return self(input.flatten(0, -2), hx.flatten(0, -2)).view(*hx.shape[:-1], self.hidden_size)
         if hx is None or not self._uses_kernels(input, hx):
             return super().forward(input, hx)
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)

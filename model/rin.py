@@ -116,17 +116,14 @@ class RIN(nn.Module):
         shared = self.encode(word_ids, pos_ids, lengths)
         entity_state = relation_state = shared
         for _ in range(self.config.rounds):
-            tag_probs = torch.softmax(self.tag_classifier(entity_state), dim=-1)
+            tag_probs = torch.softmax(self.tag_classifier(entity_state), dim=-1)  # y_e
+            # y_r(i) = max_j sigmoid(Wr m_ij + br), taken as sigmoid(max_j ...): equal, as sigmoid rises
             relation_evidence = torch.sigmoid(pair_max(*self._pair_inputs(relation_state), mask))
-            flat_shared = shared.flatten(0, 1)
-            entity_state = self.entity_gru(tag_probs.flatten(0, 1), flat_shared).view_as(shared)
-            relation_state = self.relation_gru(relation_evidence.flatten(0, 1), flat_shared).view_as(shared)
-            update = shared
-            if self.config.er_feedback:
-                update = update + entity_state
-            if self.config.rc_feedback:
-                update = update + relation_state
-            shared = update
+            entity_state = self.entity_gru(tag_probs, shared)  # He = GRU_e(y_e, H)
+            relation_state = self.relation_gru(relation_evidence, shared)  # Hr = GRU_r(y_r, H)
+            # H = H + He + Hr (the ablations w/o ER / w/o RC leave a term out)
+            shared = (shared + (entity_state if self.config.er_feedback else 0)
+                      + (relation_state if self.config.rc_feedback else 0))
         return Outputs(self.tag_classifier(entity_state), relation_state)
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
