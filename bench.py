@@ -58,7 +58,14 @@ from model.inference import BATCH_SIZE as DECODE_BATCH_SIZE
 from model.inference import extract
 from model.reference import reference_loss
 from model.rin import RIN, RINConfig
-from model.training import TrainConfig, batch_parts, make_optimizer, train_epoch, train_step
+from model.training import (
+    TrainConfig,
+    batch_parts,
+    make_optimizer,
+    pair_values_per_cell,
+    train_epoch,
+    train_step,
+)
 from utils.helpers import (
     DATASETS_DIR,
     ArgumentParser,
@@ -306,8 +313,7 @@ def training_step(model: RIN, optimizer: torch.optim.Optimizer, examples: list[E
     would exceed the memory budget); each phase is labelled for the profiler."""
     speed.configure(kernel=kernel, precision=precision)
     with torch.profiler.record_function("phase: collate"):
-        parts = batch_parts([examples[i] for i in indices], model.config.num_relations + model.config.pair_hidden,
-                            device)
+        parts = batch_parts([examples[i] for i in indices], pair_values_per_cell(model.config), device)
     train_step(model, optimizer, parts, MAX_GRAD_NORM)
 
 

@@ -30,14 +30,14 @@ class SpacyTools:
         self.nlp = spacy.load(model, exclude=["parser", "lemmatizer"])
         self.name = f"spacy {spacy.__version__} / {model} {self.nlp.meta.get('version', '?')}"
 
-    def tag(self, sentences: Sequence[Sequence[str]], batch_size: int = 256, progress: str | None = None
+    def tag(self, sentences: Sequence[Sequence[str]], progress: str | None = None
             ) -> list[tuple[list[str], list[Span]]]:
         """PTB tags and named-entity spans for each token list; ``progress`` names a progress bar (NYT's train
         split takes minutes)."""
         from spacy.tokens import Doc
 
         docs = (Doc(self.nlp.vocab, words=list(tokens)) for tokens in sentences)
-        tagged = tqdm(self.nlp.pipe(docs, batch_size=batch_size), total=len(sentences), desc=progress,
+        tagged = tqdm(self.nlp.pipe(docs, batch_size=256), total=len(sentences), desc=progress,
                       unit=" sentences", mininterval=2.0, leave=False, disable=None if progress else True)
         return [([t.tag_ for t in doc], [(e.start, e.end) for e in doc.ents]) for doc in tagged]
 

@@ -23,7 +23,7 @@ from utils.helpers import InputError, atomic_torch_save, settings_differences
 log = logging.getLogger(__name__)
 # Pair values (sentences x n x n x (relations + pair_hidden)) that one training step holds at once; a batch with
 # more is taken in parts, with the same gradient up to dropout (each part draws its own masks: the same in
-# expectation). The releases' batches of 50 stay whole (WebNLG: 80 tokens and 211 relations, 1.0e8 values; NYT:
+# expectation). The releases' batches of 50 stay whole (WebNLG exact: 80 tokens and 211 relations, 1.0e8; NYT:
 # 100 tokens and 24 relations, 6.2e7; whole up to 204 tokens at NYT10's 29).
 # A step's peak memory, measured on the CPU (batches of 50 x 80 tokens x 211 relations and 7 x 600 x 5): 0.6 to
 # 4.0 bytes per value with the fused pair scorer, 2.9 to 8.9 with PyTorch's, so at most about 1.1 GB and 2.4 GB;
@@ -34,10 +34,12 @@ TRAIN_VALUES = 1 << 28
 
 @dataclass
 class TrainConfig:
-    """How a run trains: the one home of every training default (the network's own are in RINConfig).
+    """How a run trains: every training default (the network's are RINConfig's, how fast it computes
+    model/speed.py's, the ablation switches experiments/settings.py's EXTRA_SETTINGS).
 
     train.py fills a run's settings from these defaults, then presets/<dataset>.json (what Table 3 varies:
-    rounds, lr and epochs per match mode), then the command line.
+    rounds, lr and epochs per match mode), then the command line. lr and num_epoch here (and RINConfig's
+    rounds) are for data without a preset: Table 3's NYT partial-match values.
     """
 
     dataset: str = "webnlg"

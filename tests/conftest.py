@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -7,6 +8,9 @@ import pytest
 # cuBLAS reads this once, at the first matrix product of the process on a GPU: the deterministic CUDA tests
 # (and train.py --deterministic called in-process after other GPU work) need it set before any test runs
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+# a suite started in the background of a script (`pytest ... &`) inherits Ctrl-C ignored, as POSIX shells start
+# such commands: the tests that stop a run with SIGINT need it delivered, here and in the scripts they start
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import torch  # noqa: E402
 

@@ -68,9 +68,9 @@ class Vocab:
                 or self.index.get(self.normalise(canonical(t)), UNK_ID) for t in tokens]
 
     @classmethod
-    def build(cls, token_lists: Iterable[Sequence[str]], lower: bool = False, min_count: int = 1) -> Vocab:
+    def build(cls, token_lists: Iterable[Sequence[str]], lower: bool = False) -> Vocab:
         counts = Counter(t.lower() if lower else t for tokens in token_lists for t in tokens)
-        words = sorted((w for w, c in counts.items() if c >= min_count and w not in (PAD, UNK)),  # as tokens in
+        words = sorted((w for w in counts if w not in (PAD, UNK)),  # as tokens in
                        key=lambda w: (-counts[w], w))  # the data, both are the unknown word (ids)
         return cls([PAD, UNK, *words], lower=lower)
 
