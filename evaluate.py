@@ -22,7 +22,7 @@ from pathlib import Path
 
 from data.loader import load_split, position
 from model import load_run, speed
-from model.inference import BATCH_SIZE, THRESHOLD, extract
+from model.inference import BATCH_SIZE, THRESHOLD, extract, run_tools
 from model.pair_kernels import configure_speed
 from model.run import check_output, check_run_folder, recorded_data_dir
 from utils.analysis import breakdown, breakdown_markdown
@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--breakdown", action="store_true", help="also F1 by overlap pattern, triples per "
                         "sentence and relation, and ER scores: <out>_breakdown.json and .md, the triples counted as "
                         "--scorer counts them (strings: as CasRel, TPLinker and PRGC report these tables)")
+    parser.add_argument("--spacy_model", help="spaCy model that POS-tags the sentences of the data that come "
+                        "without tags, for a model that reads tags (default: the one the run's data was tagged with, "
+                        "as predict.py)")
     parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,
                         help=f"sentences per batch (default {BATCH_SIZE}; fewer where long sentences would need much "
                         "memory)")
@@ -136,7 +139,13 @@ def run(args: argparse.Namespace) -> dict:
     if recorded and file_sha256(path) != recorded:
         log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "
                     "its scores will differ from results.json", path, path.name)
-    split = load_split(path, vocab, labels, scored=True)
+    def tag(token_lists: list[list[str]]) -> list[list[str]]:  # sentences without tags, as predict.py tags text
+        tools = run_tools(model_dir, needs_pos=True, pretokenized=True, spacy_model=args.spacy_model,
+                          flag="--spacy_model")
+        log.info("%s: POS-tagging its %d sentences without tags with %s", path, len(token_lists), tools.name)
+        return [pos for pos, _ in tools.tag(token_lists, progress="POS-tag")]
+
+    split = load_split(path, vocab, labels, scored=True, tag=tag if model.config.pos_dim > 0 else None)
     if not split.sentences:
         raise InputError(f"{path}: no sentences to score")
     if not any(split.gold):
@@ -165,15 +174,19 @@ def run(args: argparse.Namespace) -> dict:
         "gold": [triple_record(sentence.tokens, t) for t in sentence.triples],
     }, ensure_ascii=False) + "\n" for sentence, extraction in zip(split.sentences, extractions, strict=True)]
     atomic_write_bytes(out, "".join(lines).encode("utf-8"))
+    scored = {"model_dir": str(model_dir.absolute()), "best_pt_sha256": file_sha256(model_dir / "best.pt"),
+              "data": str(path.absolute()), "threshold": args.threshold, "first_mentions": args.first_mentions}
     write_json(out.with_name(out.stem + SIBLINGS["scores"]), {
-        "data": str(path.absolute()), "threshold": args.threshold, "first_mentions": args.first_mentions,
-        "scores": scores, "conventions": CONVENTIONS, "predicted_triples": sum(len(e.triples) for e in extractions),
+        **scored, "scores": scores, "conventions": CONVENTIONS,
+        "predicted_triples": sum(len(e.triples) for e in extractions),
         "predicted_at_repeated_mentions": repeated_mention_count(extractions, tokens),
         "load_report": split.report.as_dict()})
     if args.breakdown:
         result = breakdown(extractions, split.gold, [s.entities for s in split.sentences], args.scorer, tokens)
-        write_json(out.with_name(out.stem + SIBLINGS["breakdown"]), result)
-        markdown = breakdown_markdown(result)
+        write_json(out.with_name(out.stem + SIBLINGS["breakdown"]), scored | result)
+        markdown = (f"{model_dir} (best.pt SHA-256 {scored['best_pt_sha256'][:12]}) on {path}, threshold "
+                    f"{args.threshold}{', first mentions' if args.first_mentions else ''}\n\n"
+                    + breakdown_markdown(result))
         atomic_write_bytes(out.with_name(out.stem + SIBLINGS["breakdown_md"]), markdown.encode("utf-8"))
         print(markdown)
     log.info("predictions: %s", out)

@@ -109,8 +109,9 @@ def last_line(output: str) -> str:
 
 def epochs_of(run_dir: Path) -> list[dict]:
     """metrics.jsonl without its timings."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{key: value for key, value in row.items() if not key.endswith("seconds")} for row in rows]
+    from model.run import epoch_records  # here: the model modules load only when a check trains
+
+    return epoch_records(run_dir / "metrics.jsonl", timings=False)
 
 
 def saved_an_epoch(run_dir: Path) -> bool:
@@ -203,13 +204,15 @@ def train_command(check: Check, run_id: str, precision: str, deterministic: bool
 
 
 def seconds_per_epoch(run_dir: Path) -> float:
-    per_epoch = [row["train_seconds"] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+    from model.run import epoch_records
+
+    per_epoch = [row["train_seconds"] for row in epoch_records(run_dir / "metrics.jsonl")]
     return sum(per_epoch) / len(per_epoch)
 
 
 def train(check: Check, precision: str) -> float | None:
     """Train one run of --epochs epochs; its dev F1 (partial match), None if it failed."""
-    from experiments.report import epochs_done  # here: the model modules load only when a check trains
+    from model.run import epochs_done  # here: the model modules load only when a check trains
 
     started, name = time.time(), f"train {precision}"
     code, output = check.command(train_command(check, precision, precision), f"train_{precision}.log", 150)
@@ -271,6 +274,8 @@ def compare_precisions(check: Check, fp32: float | None, mixed: float | None, pr
 
 def kill_and_resume(check: Check) -> None:
     """Kill -9 the fp32 training after its first checkpoint, resume it, compare with the uninterrupted run."""
+    from model.run import epochs_done  # here: the model modules load only when a check trains
+
     started, name = time.time(), "kill and resume"
     reference, run_dir = check.out / "runs" / "fp32", check.out / "runs" / "killed"
     epochs = check.args.epochs
@@ -295,7 +300,7 @@ def kill_and_resume(check: Check) -> None:
                                 "could be killed: see kill_and_resume.log")
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        killed_after = len(epochs_of(run_dir))
+        killed_after = epochs_done(run_dir)
         if killed_after >= epochs:  # epochs faster than the polling: a resume would check nothing
             return check.record(name, started, "failed", f"killed after epoch {killed_after} of {epochs}, the "
                                 "last: the resumed run would train no epoch; give more --epochs")

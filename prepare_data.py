@@ -63,7 +63,7 @@ from utils.helpers import (
     setup_logging,
     write_json,
 )
-from utils.scorer import MODES, score
+from utils.scorer import MODES, rates, score
 from utils.tagging import Span
 
 log = logging.getLogger("prepare_data")
@@ -231,8 +231,7 @@ def agreement(ours: list[dict], official: list[dict]) -> dict:
             "entity_precision": ent_both / max(1, ent_ours), "entity_recall": ent_both / max(1, ent_official),
             "sentences_with_identical_entities": same_sets / max(1, len(same_tokens)),
             "pos_tag_agreement": pos_same / pos_total if pos_total else None,
-            **{f"{mode}_triples": {k: v for k, v in score(triples_ours, triples_official, mode).items()
-                                   if k in ("precision", "recall", "f1")} for mode in MODES}}
+            **{f"{mode}_triples": rates(score(triples_ours, triples_official, mode)) for mode in MODES}}
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:

@@ -13,7 +13,8 @@
 
 Which runs each table needs and how they are named is data in experiments/plan.py;
 the report (results/README.md, and README.md's results table) is rendered by
-experiments/report.py; how a run is placed (this machine's
+experiments/report.py, the studies of finished checkpoints (--compare_test,
+--mention_study) by experiments/studies.py; how a run is placed (this machine's
 GPUs and cores, or a SLURM job array) is experiments/launch.py. A run whose
 results.json exists (in saved_models/<run_id>/ or in its committed summary
 results/runs/<run_id>/, so a fresh clone does not redo finished work) is skipped, an
@@ -46,7 +47,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from data.loader import MENTION_READING, read_json_records
+from data.loader import read_json_records
 from experiments.launch import (
     TRAIN_ERROR,
     Slot,
@@ -61,8 +62,12 @@ from experiments.launch import (
     wait_for_array,
 )
 from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
-from experiments.report import epoch_records, epochs_done, other_hyperparameters, run_settings, write_report
-from model.run import recorded_data_dir
+from experiments.report import other_hyperparameters, run_settings, write_report
+from experiments.settings import RESUME_FREE, check_data_files, given_flags, lacks_pos_tags, resolve_settings
+from experiments.settings import log as settings_log
+from experiments.settings import parse_args as train_parse_args  # train.py's flags and their checks, in one place
+from experiments.studies import compare_test_files, finished_checkpoints, mention_study
+from model.run import epoch_records, epochs_done
 from model.training import HYPERPARAMETERS, RUN_DEFINING, TrainConfig
 from utils.helpers import (
     DATASETS_DIR,
@@ -73,7 +78,6 @@ from utils.helpers import (
     affinity,
     check_folder_path,
     data_fingerprint,
-    file_sha256,
     holder_alive,
     non_negative_int,
     one_line_errors,
@@ -81,13 +85,11 @@ from utils.helpers import (
     positive_int,
     preset,
     process_identity,
-    project_relative,
     read_json,
     resolve_project_path,
     seed_value,
     setup_logging,
     usable_cores,
-    write_json,
 )
 
 log = logging.getLogger("reproduce")
@@ -155,8 +157,6 @@ def untimed(run: Run, medians: dict[int, float], results_dir: Path) -> str:
 
 def train_args_epochs(args: argparse.Namespace) -> int | None:
     """--num_epoch given in --train_args (it overrides the preset's for every run), else None."""
-    from train import parse_args as train_parse_args
-
     return train_parse_args(shlex.split(args.train_args)).num_epoch
 
 
@@ -213,9 +213,6 @@ def claim(run_dir: Path) -> bool:
 
 def train_job(run: Run, args: argparse.Namespace, threads: int | None = None) -> TrainJob:
     """The TrainJob of ``run`` with this runner's settings (early stopping, data folder, extra train.py flags)."""
-    from train import RESUME_FREE
-    from train import parse_args as train_parse_args
-
     extra = shlex.split(args.train_args)
     start = [*run.train_args(), "--run_id", run.name, "--save_dir", args.save_dir, "--early_stop",
              str(args.early_stop), *(["--data_dir", args.data_dir] if args.data_dir else []), *extra]
@@ -229,16 +226,12 @@ def train_job(run: Run, args: argparse.Namespace, threads: int | None = None) ->
 def resolve_settings_of(run: Run, args: argparse.Namespace) -> dict:
     """The settings train.py gives ``run`` when this runner starts it (preset and defaults filled in), without
     the lines train.py logs about them (said once per run there, they would be said here for every run)."""
-    from train import log as train_log
-    from train import parse_args as train_parse_args
-    from train import resolve_settings
-
-    level = train_log.level
-    train_log.setLevel(logging.ERROR)
+    level = settings_log.level
+    settings_log.setLevel(logging.ERROR)
     try:
         return resolve_settings(train_parse_args(list(train_job(run, args).start_args)))
     finally:
-        train_log.setLevel(level)
+        settings_log.setLevel(level)
 
 
 def same_data(config_file: Path, recorded: str, planned: str, resumed: bool) -> bool:
@@ -407,130 +400,6 @@ def run_on_slurm(todo: list[Run], args: argparse.Namespace) -> dict[str, str] | 
                  "the same command again resubmits what did not finish", args.dataset)
         return None
     return wait_for_array(jobs, submitted)
-
-
-def same_input_sentences(first: Path, second: Path) -> tuple[int, int]:
-    """How many sentences two RIN-format files give the model identically (text and POS tags, in order),
-    and how many ``second`` holds."""
-    records = [record for _, record in read_json_records(second)]
-    pairs = zip((record for _, record in read_json_records(first)), records, strict=False)
-    return sum(a["sentText"] == b["sentText"] and a.get("pos") == b.get("pos") for a, b in pairs), len(records)
-
-
-def finished_checkpoints(dataset: str, save_dir: Path, results_dir: Path) -> list[Path]:
-    """The run folders of ``dataset`` in ``save_dir`` that finished, still hold their best checkpoint, and are
-    the runs whose summaries <results_dir>/runs holds (the same results.json): what the report reads, and not a
-    run trained otherwise under a planned run's name (train.py --num_epoch 2), left out with a warning."""
-    found = []
-    for run_dir in sorted(save_dir.glob(f"{dataset}_*")):
-        if not (run_dataset(run_dir.name) == dataset and (run_dir / "results.json").exists()
-                and (run_dir / "best.pt").exists()):
-            continue
-        summary = results_dir / "runs" / run_dir.name / "results.json"
-        if not summary.exists():
-            log.info("%s: no summary in %s, so not in the report: left out", run_dir, summary.parent.parent)
-        elif summary.read_bytes() != (run_dir / "results.json").read_bytes():
-            log.warning("%s is not the run summarised in %s (their results.json differ: trained otherwise under "
-                        "its name?): left out; move it away", run_dir, summary.parent)
-        else:
-            found.append(run_dir)
-    return found
-
-
-def recorded_test_file(run_dir: Path, config: dict, planned_dir: Path) -> Path:
-    """The test file of the data a run trained on: in the folder its config.json records, or, where that folder
-    is gone (the data moved, as a finished run may: ``same_data``), ``planned_dir``'s when its SHA-256 is the one
-    the run recorded. A recorded file changed since (another SHA-256) is refused: its scores would not be the
-    run's."""
-    recorded = recorded_data_dir(run_dir, config) / "test.json"
-    digests = config.get("data_sha256")
-    digest = digests.get("test.json") if isinstance(digests, dict) else None
-    if recorded.is_file():
-        if digest and file_sha256(recorded) != digest:
-            raise InputError(f"{recorded} changed since {run_dir} trained beside it (SHA-256 in its config.json "
-                             "'data_sha256'): restore it, or move the run away")
-        return recorded
-    planned = planned_dir / "test.json"
-    if planned.is_file() and digest == file_sha256(planned):
-        return planned
-    state = ("missing too" if not planned.is_file() else "not the file the run recorded (another SHA-256)" if digest
-             else "not known to be the same file (the run recorded no checksums)")
-    raise InputError(f"{run_dir}: the test file it trained beside, {recorded}, is gone, and {planned} is {state}; "
-                     "prepare the data again or move the run away")
-
-
-def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged: Path, rebuilt: Path) -> dict:
-    """Score every finished run (with POS features and a checkpoint) on three copies of the test sentences:
-    the official file; ``retagged``, its POS tags replaced by our tagger's (as in train/dev); ``rebuilt``,
-    built from WebNLG* like train/dev, so with our POS tags and our recovered entity spans. Official vs.
-    retagged measures the tagger; retagged vs. rebuilt the span annotation alone, since both give the
-    model the same input (counted in ``same_input_sentences``) and differ only in the gold spans.
-    Merged into results/test_comparison.json, so runs whose checkpoints are gone keep their entry."""
-    from data.loader import load_split
-    from model import load_run
-    from model.inference import extract
-    from utils.helpers import pick_device
-    from utils.scorer import score_all
-
-    path = results_dir / "test_comparison.json"
-    found = read_json(path) if path.exists() else {"runs": {}}
-    same, sentences = same_input_sentences(retagged, rebuilt)
-    found |= {"retagged_test": project_relative(retagged), "rebuilt_test": project_relative(rebuilt),
-              "same_input_sentences": same, "sentences": sentences}
-    device = pick_device(None)
-    for run_dir in finished_checkpoints(dataset, save_dir, results_dir):
-        model, vocab, labels, config = load_run(run_dir, device)
-        if config["model"]["pos_dim"] == 0:
-            continue
-        entry = {"mention_reading": MENTION_READING}  # how the gold was read (data/loader.py)
-        official = recorded_test_file(run_dir, config, DATASETS_DIR / dataset)
-        for name, test_file in (("official", official), ("retagged", retagged), ("rebuilt", rebuilt)):
-            split = load_split(test_file, vocab, labels, scored=True)
-            scores = score_all(extract(model, split.examples, labels, device), split.gold, "ours")
-            entry[name] = {mode: round(scores[mode]["f1"], 6) for mode in ("partial", "exact")}
-        found["runs"][run_dir.name] = entry
-        log.info("%s: test F1 %s", run_dir.name, entry)
-    write_json(path, found)
-    return found
-
-
-def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
-    """Decode every finished run's test split twice: with the paper's decoder, and keeping each (subject text,
-    relation, object text) once at its first position (``--first_mentions``); count how many predicted triples
-    sit on a repeated mention and score both decodings by positions and by strings. Merged into
-    results/mention_study.json, so runs whose checkpoints are gone keep their entry."""
-    from data.loader import load_split
-    from model import load_run
-    from model.inference import extract
-    from utils.helpers import pick_device
-    from utils.scorer import keep_first_mentions, repeated_mention_count, score_all
-
-    path = results_dir / "mention_study.json"
-    found = read_json(path) if path.exists() else {"runs": {}}
-    device = pick_device(None)
-    checkpoints = finished_checkpoints(dataset, save_dir, results_dir)
-    if not checkpoints:
-        log.warning("no finished run of %s with a best.pt in %s: nothing to decode", dataset, save_dir)
-    for run_dir in checkpoints:
-        model, vocab, labels, config = load_run(run_dir, device)
-        split = load_split(recorded_test_file(run_dir, config, DATASETS_DIR / dataset), vocab, labels,
-                           scored=True)
-        tokens = [sentence.tokens for sentence in split.sentences]
-        paper = extract(model, split.examples, labels, device)
-        first = [keep_first_mentions(extraction, t) for extraction, t in zip(paper, tokens, strict=True)]
-        entry = {"mention_reading": MENTION_READING}  # how the gold was read (data/loader.py)
-        for decoder, extractions in (("paper", paper), ("first_mentions", first)):
-            scores = {scorer: score_all(extractions, split.gold, scorer, tokens) for scorer in ("ours", "strings")}
-            entry[decoder] = {
-                "predicted": sum(len(extraction.triples) for extraction in extractions),
-                "at_repeated_mentions": repeated_mention_count(extractions, tokens),
-                "scores": {scorer: {mode: {key: round(value, 6) for key, value in result.items()}
-                                    for mode, result in by_mode.items()} for scorer, by_mode in scores.items()}}
-        found["runs"][run_dir.name] = entry
-        log.info("%s: %d of %d predicted test triples at a repeated mention", run_dir.name,
-                 entry["paper"]["at_repeated_mentions"], entry["paper"]["predicted"])
-    write_json(path, found)
-    return found
 
 
 SLURM_DEFAULTS = SlurmResources()  # the one home of the per-task defaults
@@ -739,9 +608,6 @@ def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, 
     """--train_args checked by train.py's own parser before any run starts, and refused where it would change
     what a run's name promises (its K, seed, ...) or where the runner puts it; flags that change what a run
     computes otherwise (--lr, --num_epoch, ...) only into folders other than results/ and saved_models/."""
-    from train import given_flags
-    from train import parse_args as train_parse_args  # train.py's flags and their checks, in one place
-
     try:
         tokens = shlex.split(train_args)
     except ValueError as error:
@@ -857,8 +723,6 @@ def main(argv: list[str] | None = None) -> Plan | None:
     todo = [r for r in plan.runs if not is_finished(r.name, save_dir, results_dir)]
     log.info("table %s on %s: %d runs planned, %d still to do", args.table, args.dataset, len(plan.runs), len(todo))
     if todo:  # every run would fail at once on data that is not there, or that lacks the POS tags they use
-        from train import check_data_files, lacks_pos_tags
-
         data_dir = resolve_project_path(args.data_dir or DATASETS_DIR / args.dataset)
         try:
             check_data_files(data_dir, args.dataset)

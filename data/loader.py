@@ -17,7 +17,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,10 +46,15 @@ NOT_FOUND = "relation argument not found"  # a LoadReport reason: its triple is 
 # how relation arguments are located (locate_mention), recorded in each run's config.json: 2 since 2026-12-07,
 # when a word that en_list names by itself stopped being widened to a longer entity ending on it (1: earlier)
 MENTION_READING = 2
+EARLIER_READING = 1  # what a run that records no reading (one from before 2026-12-07) was read with
 
 
 class DataError(InputError):
     """Input that cannot be read at all: the message names file, line and reason."""
+
+
+TAGGED_HERE = "sentence without POS tags (tagged by the run's spaCy model, as predict.py tags text)"
+PLACES_KEPT = 5  # places a LoadReport names per reason; the rest are counted
 
 
 @dataclass
@@ -57,20 +62,19 @@ class LoadReport:
     """Counts of every repair and skip, with the first few places each happened."""
 
     counts: Counter = field(default_factory=Counter)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    max_examples: int = 5
+    examples: dict[str, list[str]] = field(default_factory=dict)  # the first PLACES_KEPT places of each reason
     mentions_read: int = 0  # relation mentions in the records read, kept or not
 
     def add(self, reason: str, where: str, detail: str = "") -> None:
         self.counts[reason] += 1
         places = self.examples.setdefault(reason, [])
-        if len(places) < self.max_examples:
+        if len(places) < PLACES_KEPT:
             places.append(f"{where}: {detail}" if detail else where)
 
     def merge(self, other: LoadReport) -> None:
         for reason, places in other.examples.items():
             for place in places:
-                if len(self.examples.setdefault(reason, [])) < self.max_examples:
+                if len(self.examples.setdefault(reason, [])) < PLACES_KEPT:
                     self.examples[reason].append(place)
         self.counts.update(other.counts)
         self.mentions_read += other.mentions_read
@@ -283,6 +287,11 @@ def _misspelt_hint(item: dict, key: str) -> str:
     if key == "sentText" and {"text", "triple_list"} <= item.keys():
         return (" (a CasRel-format record, text and triple_list: prepare_data.py converts the releases; for data "
                 "of your own, RIN records as dataset/README.md, 'Your own data', shows)")
+    wrapped = [name for name, value in item.items() if isinstance(value, list) and value
+               and all(isinstance(entry, dict) for entry in value)]
+    if key == "sentText" and len(item) == 1 and wrapped:
+        return (f" (the records sit in a list under {wrapped[0]!r}: the file holds one record object per line, or "
+                "one JSON array of them)")
     near = _misspellings(item, key)
     return f" (is {near[0]!r} a misspelling of it?)" if near else ""
 
@@ -557,10 +566,16 @@ class Split:
         return [s.triples for s in self.sentences]
 
 
-def load_split(path: str | Path, vocab: Vocab, labels: Labels, scored: bool = False) -> Split:
+def load_split(path: str | Path, vocab: Vocab, labels: Labels, scored: bool = False,
+               tag: Callable[[list[list[str]]], list[list[str]]] | None = None) -> Split:
     """Read and encode a RIN file; what was repaired or skipped is logged and kept in ``report``. ``scored``:
-    its gold is scored (dev, test), so every gold triple must be locatable."""
+    its gold is scored (dev, test), so every gold triple must be locatable. ``tag``, where given, POS-tags the
+    sentences that come without tags (counted)."""
     sentences, report = load_sentences(path, scored)
+    if tag and (untagged := [sentence for sentence in sentences if sentence.pos is None]):
+        for sentence, pos in zip(untagged, tag([sentence.tokens for sentence in untagged]), strict=True):
+            sentence.pos = pos
+            report.add(TAGGED_HERE, sentence.where)
     examples = encode(sentences, vocab, labels, report)
     split = Split(sentences, examples, report)
     report.log(f"{path}")

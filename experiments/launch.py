@@ -142,7 +142,7 @@ class TrainJob:
     threads: int | None = None  # --threads for train.py; None: the child's cores (local) or all it may use
     executor: str = "local"  # "slurm": the job of a SLURM array task
     commit: bool = False  # git-commit the run's summary when it ends (reproduce.py --commit)
-    resume_args: tuple[str, ...] = ()  # flags a resumed run takes too (how it computes: train.py's RESUME_FREE)
+    resume_args: tuple[str, ...] = ()  # flags a resumed run takes too (how it computes: settings.RESUME_FREE)
     _process: subprocess.Popen | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property

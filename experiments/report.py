@@ -17,7 +17,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from data.loader import read_json_records
+from data.loader import EARLIER_READING
 from experiments.plan import (
     FIGURE_ROUNDS,
     PAPER_SEEDS,
@@ -34,6 +34,7 @@ from experiments.plan import (
     table1_rows,
 )
 from model.rin import RINConfig
+from model.run import epoch_records, epochs_done
 from model.training import HYPERPARAMETERS, TrainConfig
 from utils.helpers import PROJECT_ROOT, InputError, field_defaults, preset, preset_file, read_json
 from utils.markdown import Block, refresh
@@ -120,7 +121,7 @@ def comparison_lines(dataset: str, seeds: list[int], results_dir: Path, summaris
 
 def reading_lines(entries: list[dict]) -> list[str]:
     """Which mention reading scored a results file's entries (those written before it was recorded: 1)."""
-    counts = Counter(entry.get("mention_reading", 1) for entry in entries)
+    counts = Counter(entry.get("mention_reading", EARLIER_READING) for entry in entries)
     return ["", "Gold read with data/loader.py's mention " + "; ".join(
         f"{READINGS.get(version, f'reading {version}').split(' (')[0]} ({count} run{'s' * (count != 1)})"
         for version, count in sorted(counts.items(), key=str))
@@ -223,7 +224,7 @@ def mention_reading(folder: Path) -> int | str | None:
     without either file."""
     summary, config = folder / "results.json", folder / "config.json"
     return (read_json(summary).get("mention_reading") if summary.exists() else None) or (
-        read_json(config).get("mention_reading", 1) if config.exists() else None)
+        read_json(config).get("mention_reading", EARLIER_READING) if config.exists() else None)
 
 
 def trained_on(folder: Path) -> tuple[str | None, str | None]:
@@ -274,25 +275,6 @@ def run_settings(config_file: Path) -> dict:
     if not isinstance(config, dict) or not isinstance(config.get("settings", {}), dict):
         raise InputError(f"{config_file}: not a run's config.json (its settings are no object); {DAMAGED}")
     return config.get("settings", {})
-
-
-def epochs_done(run_dir: Path) -> int:
-    """Epochs a run folder has trained: the records of its metrics.jsonl (0 where it has none)."""
-    metrics = run_dir / "metrics.jsonl"
-    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
-
-
-def epoch_records(metrics_file: Path) -> list[dict]:
-    """A run's metrics.jsonl, each line an epoch's record with its seconds; InputError naming the line otherwise."""
-    records = []
-    for number, record in read_json_records(metrics_file):
-        if not (isinstance(record, dict) and all(type(record.get(key, 0)) in (int, float)
-                                                 for key in ("train_seconds", "eval_seconds"))
-                and "train_seconds" in record):
-            raise InputError(f"{metrics_file}:{number}: not an epoch record (an object with train_seconds); "
-                             f"{DAMAGED}")
-        records.append(record)
-    return records
 
 
 def aggregate(values: list[float]) -> tuple[float | None, float | None, int]:

@@ -111,6 +111,52 @@ def evaluate(model: RIN, split: Split, labels: Labels, device: torch.device, bat
     return score_all(extractions, split.gold, "ours"), extractions
 
 
+def run_tools(model_dir: str | Path, needs_pos: bool, pretokenized: bool, spacy_model: str | None = None,
+              flag: str = "spacy_model (predict.py --spacy_model)") -> SpacyTools | None:
+    """The spaCy tokeniser and POS tagger for new text given to the run in ``model_dir``: ``spacy_model``, else
+    the one its data was tagged with (its prepare_report.json), else prepare_data.py's default (said). None
+    where neither is needed, or where text may be split on whitespace instead (said); ``flag`` names the option
+    that picks another in the messages."""
+    report_file = Path(model_dir) / "prepare_report.json"
+    report = read_json(report_file) if report_file.exists() else {}
+    recorded = report.get("spacy_model") if isinstance(report, dict) else None
+    if recorded is not None and not (isinstance(recorded, str) and recorded.strip()):
+        raise InputError(f"{report_file}: 'spacy_model' is {recorded!r}, not a model name; restore the run's "
+                         f"own prepare_report.json, or name a model: {flag}")
+    if spacy_model is not None and not needs_pos and pretokenized:
+        log.warning("spacy_model %r is not used: the tokens are given (pretokenized) and this model takes no POS "
+                    "tags", spacy_model)
+    if not (needs_pos or not pretokenized):
+        return None
+    named = spacy_model is not None  # a model asked for is never swapped for whitespace splitting
+    if spacy_model is None and recorded is None:
+        spacy_model = DEFAULT_MODEL
+        log.warning("%s records no spaCy model (its data came with its own tokens): %s with %s, prepare_data.py's "
+                    "default; %s names another", model_dir,
+                    "POS-tagging" if pretokenized else "tokenising" + " and POS-tagging" * needs_pos, spacy_model,
+                    flag)
+    spacy_model = spacy_model or recorded
+    if spacy_model.lower() == "none":
+        if needs_pos:
+            raise InputError(f"{flag.split()[0]} none: this model takes POS tags, which need a tagger")
+        return None
+    try:
+        return SpacyTools(spacy_model)
+    except (ImportError, OSError) as error:
+        reason = str(error).splitlines()[0]
+        if needs_pos:
+            raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be loaded here "
+                             f"({reason}); {install_advice(spacy_model)} or name another: {flag}") from None
+        if named:
+            raise InputError(f"spaCy model {spacy_model!r} cannot be loaded here ({reason}); "
+                             f"{install_advice(spacy_model)}, or name none to split on whitespace") from None
+        log.warning("spaCy model %r cannot be loaded here (%s): splitting on whitespace", spacy_model, reason)
+        return None
+
+
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"))  # removed from raw text before tokenising
+
+
 class Extractor:
     """A trained RIN with the tokeniser and POS tagger its training data used. By default
     (``first_mentions=True``) each (subject text, relation, object text) is reported once per sentence, at its
@@ -137,52 +183,18 @@ class Extractor:
         self.model, self.vocab, self.labels, self.config = load_run(model_dir, self.device)
         self.threshold, self.batch_size, self.max_tokens = threshold, int(batch_size), int(max_tokens)
         self.first_mentions = first_mentions  # each (subject text, relation, object text) once
-        report_file = Path(model_dir) / "prepare_report.json"
-        report = read_json(report_file) if report_file.exists() else {}
-        recorded = report.get("spacy_model") if isinstance(report, dict) else None
-        if recorded is not None and not (isinstance(recorded, str) and recorded.strip()):
-            raise InputError(f"{report_file}: 'spacy_model' is {recorded!r}, not a model name; restore the run's "
-                             "own prepare_report.json, or name a model: spacy_model (predict.py --spacy_model)")
-        needs_pos = self.model.config.pos_dim > 0
-        self.tools = None
-        if spacy_model is not None and not needs_pos and pretokenized:
-            log.warning("spacy_model %r is not used: the tokens are given (pretokenized) and this model takes no POS "
-                        "tags", spacy_model)
-        if needs_pos or not pretokenized:
-            named = spacy_model is not None  # a model asked for is never swapped for whitespace splitting
-            if spacy_model is None and recorded is None:
-                spacy_model = DEFAULT_MODEL
-                log.warning("%s records no spaCy model (its data came with its own tokens): tokenising%s with "
-                            "%s, prepare_data.py's default; spacy_model (predict.py --spacy_model) names another",
-                            model_dir, " and POS-tagging" * needs_pos, spacy_model)
-            spacy_model = spacy_model or recorded
-            if spacy_model.lower() == "none":
-                if needs_pos:
-                    raise InputError("spacy_model none: this model takes POS tags, which need a tagger")
-            else:
-                try:
-                    self.tools = SpacyTools(spacy_model)
-                except (ImportError, OSError) as error:
-                    reason = str(error).splitlines()[0]
-                    if needs_pos:
-                        raise InputError(f"this model takes POS tags, and spaCy model {spacy_model!r} cannot be "
-                                         f"loaded here ({reason}); {install_advice(spacy_model)} or "
-                                         "name another: spacy_model (predict.py --spacy_model)") from None
-                    if named:
-                        raise InputError(f"spaCy model {spacy_model!r} cannot be loaded here ({reason}); "
-                                         f"{install_advice(spacy_model)}, or name none to split on whitespace"
-                                         ) from None
-                    log.warning("spaCy model %r cannot be loaded here (%s): splitting on whitespace", spacy_model,
-                                reason)
+        self.tools = run_tools(model_dir, self.model.config.pos_dim > 0, pretokenized, spacy_model)
         self.tokenizer = "whitespace" if pretokenized or self.tools is None else "spaCy"
         self.last_rate: float | None = None
 
     def tokenize(self, text: str) -> list[str]:
-        """Tokens of raw ``text``, as written (Vocab.ids finds a decomposed accent's word, utils/vocab.py)."""
-        return self.tools.tokenize(text) if self.tokenizer == "spaCy" else text.split()
+        """Tokens of raw ``text``, as written (Vocab.ids finds a decomposed accent's word, utils/vocab.py); spaCy
+        gets it without the invisible characters that would glue a word to what follows it (zero-width space,
+        word joiner, byte-order mark, soft hyphen)."""
+        return self.tools.tokenize(text.translate(INVISIBLE)) if self.tokenizer == "spaCy" else text.split()
 
     def _warn_unfamiliar(self, kept: list[int], token_lists: list[list[str]], pos_lists: list[list[str] | None],
-                         examples: list[Example], tokenized_here: list[bool]) -> None:
+                         pos_from_caller: list[bool], examples: list[Example], tokenized_here: list[bool]) -> None:
         """Warn about sentences whose words are mostly unknown to the model (another language, or a script
         written without spaces, which spaCy's English tokeniser leaves one token a clause), and about POS tags
         mostly from another tag set than the training data's: the model then sees little but <UNK>."""
@@ -202,14 +214,20 @@ class Extractor:
                         "its predictions there are less reliable (text of another domain or language%s)",
                         len(unfamiliar), len(examples), unfamiliar[0] + 1, " ".join(token_lists[unfamiliar[0]])[:60],
                         tokens)
-        given, known = [tag for pos in pos_lists if pos for tag in pos], set(self.labels.pos)
-        foreign = [tag for tag in given if tag not in known]
-        if given and len(foreign) > UNFAMILIAR_SHARE * len(given):
-            log.warning("%.0f%% of the POS tags spaCy gave (e.g. %r) are not among this model's training tags (e.g. "
-                        "%r): its POS features are unknown; the training data was tagged with another tag set or "
-                        "model (name that one: spacy_model (predict.py --spacy_model))",
-                        100 * len(foreign) / len(given), foreign[0],
-                        self.labels.pos[2] if len(self.labels.pos) > 2 else None)
+        known, example = set(self.labels.pos), self.labels.pos[2] if len(self.labels.pos) > 2 else None
+        for from_caller in (True, False):
+            tags = [tag for pos, mine in zip(pos_lists, pos_from_caller, strict=True) if pos and mine == from_caller
+                    for tag in pos]
+            foreign = [tag for tag in tags if tag not in known]
+            if not tags or len(foreign) <= UNFAMILIAR_SHARE * len(tags):
+                continue
+            advice = ("give tags of the training data's tag set, or none, to have spaCy tag the tokens"
+                      if from_caller else "if the training data was tagged with another spaCy model, name that one "
+                      "(spacy_model=, predict.py --spacy_model)")
+            log.warning("%.0f%% of the POS tags %s (e.g. %r) are not among this model's training tags (e.g. %r): the "
+                        "model knows nothing of them (another tag set, or tags its training data never had); %s",
+                        100 * len(foreign) / len(tags), "given with the sentences" if from_caller else "spaCy gave",
+                        foreign[0], example, advice)
 
     @staticmethod
     def _given_pos(sentences: list[str | list[str]], pos: Sequence[Sequence[str] | None] | None
@@ -222,10 +240,15 @@ class Extractor:
                             f"{pos!r:.80}")
         checked: list[list[str] | None] = []
         for number, (sentence, tags) in enumerate(zip(sentences, pos, strict=True), start=1):
-            if tags is not None and (isinstance(sentence, str) or isinstance(tags, str)
-                                     or not all(isinstance(tag, str) for tag in tags) or len(tags) != len(sentence)):
-                raise TypeError(f"sentence {number}: POS tags go with a list of tokens, one string per token, not "
-                                f"{tags!r:.80}")
+            if tags is None:
+                pass
+            elif isinstance(sentence, str):
+                raise TypeError(f"sentence {number}: POS tags go with a list of tokens, not with text (spaCy tags "
+                                "text)")
+            elif isinstance(tags, str) or not all(isinstance(tag, str) for tag in tags):
+                raise TypeError(f"sentence {number}: POS tags are a list of strings, one per token, not {tags!r:.80}")
+            elif len(tags) != len(sentence):
+                raise TypeError(f"sentence {number}: {len(tags)} POS tags for its {len(sentence)} tokens")
             checked.append(None if tags is None else list(tags))
         return checked
 
@@ -283,7 +306,8 @@ class Extractor:
                             tag_ids=np.zeros(len(token_lists[i]), dtype=np.int64), cells=np.zeros((0, 3), np.int64))
                     for i, (pos, _) in zip(kept, tags, strict=True)]
         tokenized_here = [isinstance(sentence, str) and self.tokenizer == "spaCy" for sentence in sentences]
-        self._warn_unfamiliar(kept, token_lists, [pos for pos, _ in tags], examples, tokenized_here)
+        self._warn_unfamiliar(kept, token_lists, [pos for pos, _ in tags], [given_pos[i] is not None for i in kept],
+                              examples, tokenized_here)
         extractions = extract(self.model, examples, self.labels, self.device, self.batch_size, self.threshold,
                               progress=progress) if examples else []
         for index, extraction in zip(kept, extractions, strict=True):

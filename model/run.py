@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from data.loader import read_json_records
 from model.rin import RIN, RINConfig
 from utils.helpers import (
     RUN_DATA_FILES,
@@ -136,6 +137,11 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple
     if in_training(model_dir):
         log.warning("%s is still training (a train.py holds its train.lock): best.pt is the best epoch so far, and "
                     "scores of it will not be those of the finished run", model_dir)
+    elif not results:
+        settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
+        log.warning("%s has not finished training (no results.json; %d of its %s epochs done): best.pt is the best "
+                    "epoch so far; continue the run with python train.py --resume %s", model_dir,
+                    epochs_done(model_dir), settings.get("num_epoch", "?"), model_dir)
     model.to(device).eval()
     return model, vocab, labels, config
 
@@ -192,3 +198,23 @@ def load_problem(message: str) -> str:
     if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
         return f"{lines[1][:300]}" + (f" (and {len(lines) - 2} more)" if len(lines) > 2 else "")
     return lines[0][:300]
+
+
+def epochs_done(run_dir: Path) -> int:
+    """Epochs a run folder has trained: the records of its metrics.jsonl (0 where it has none)."""
+    metrics = run_dir / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
+
+
+def epoch_records(metrics_file: Path, timings: bool = True) -> list[dict]:
+    """A run's metrics.jsonl, each line an epoch's record with its seconds (without ``timings``: less them, which
+    is what two runs computing the same numbers share); InputError naming the line otherwise."""
+    records = []
+    for number, record in read_json_records(metrics_file):
+        if not (isinstance(record, dict) and all(type(record.get(key, 0)) in (int, float)
+                                                 for key in ("train_seconds", "eval_seconds"))
+                and "train_seconds" in record):
+            raise InputError(f"{metrics_file}:{number}: not an epoch record (an object with train_seconds); "
+                             "restore the file, or remove its run folder")
+        records.append(record if timings else {key: value for key, value in record.items() if "seconds" not in key})
+    return records

@@ -25,8 +25,11 @@ import evaluate
 import predict
 import train
 from data.loader import MENTION_READING
+from experiments import settings
+from experiments.settings import parse_args, resume_settings
 from model import load_run
 from model.inference import decode_batches, extract
+from model.run import epoch_records
 from utils.helpers import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,7 +201,7 @@ def test_train_on_a_missing_dataset_leaves_nothing(tmp_path, capsys):
 
 
 def test_resume_by_run_name_suggests_its_folder(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(train, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(settings, "PROJECT_ROOT", tmp_path)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "saved_models" / "smoke").mkdir(parents=True)
     (tmp_path / "saved_models" / "smoke" / "config.json").write_text("{}")
@@ -344,8 +347,7 @@ def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
                          "--lr 0.1", "--seed 7", watched=(data, save))
     assert "the run has 0.005" in line
     train.main(["--resume", str(save / "r"), "--threads", "1", "--pair_kernel", "torch", "--lr", "0.005"])
-    resumed = train.resume_settings(train.parse_args(["--resume", str(save / "r"), "--compile", "--deterministic"]),
-                                    save / "r")
+    resumed = resume_settings(parse_args(["--resume", str(save / "r"), "--compile", "--deterministic"]), save / "r")
     assert resumed["compile"] and resumed["deterministic"]  # how it computes, not what: free as well
 
 
@@ -602,10 +604,7 @@ def test_resume_falls_back_to_the_previous_checkpoint(workspace, capsys):
     first = train.main(flags)
     run_dir = save / "r"
     assert (run_dir / "last_prev.pt").exists()
-    metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
-
-    def without_time(lines):
-        return [{k: v for k, v in json.loads(line).items() if "seconds" not in k} for line in lines]
+    metrics = epoch_records(run_dir / "metrics.jsonl", timings=False)
 
     for damage, said in ((lambda: (run_dir / "last.pt").unlink(), "last.pt is missing: trying the previous"),
                          (lambda: (run_dir / "last.pt").write_bytes((run_dir / "last.pt").read_bytes()[:100]),
@@ -616,7 +615,7 @@ def test_resume_falls_back_to_the_previous_checkpoint(workspace, capsys):
         again = train.main(["--resume", str(run_dir), "--threads", "1"])  # epoch 2 again, from epoch 1's state
         assert said in capsys.readouterr().err
         assert again["test"] == first["test"] and again["best_epoch"] == first["best_epoch"]
-        assert without_time((run_dir / "metrics.jsonl").read_text().splitlines()) == without_time(metrics)
+        assert epoch_records(run_dir / "metrics.jsonl", timings=False) == metrics
     # the damaged last.pt was set aside, not kept as last_prev.pt, so the fallback works a second time
     assert (run_dir / "last.pt.unreadable").is_file()
     (run_dir / "last.pt").unlink()

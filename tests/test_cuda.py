@@ -1,13 +1,12 @@
 """The GPU path: the same numbers as the CPU, every precision, repeatable deterministic steps, resume.
 
 Marked ``cuda``: skipped, with the reason, where no GPU is present (tests/conftest.py). What can be checked
-without a GPU is checked on the CPU elsewhere: shapes on the meta device (tests/test_model.py), the PyTorch
+without a GPU is checked on the CPU elsewhere: shapes on the meta device (tests/unit/test_model.py), the PyTorch
 pair scorer against the paper-literal oracle (tests/test_fast_path.py), refusals (tests/test_cli_errors.py).
 """
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 import torch
@@ -19,6 +18,7 @@ from model import speed
 from model.pair_kernels import configure_speed
 from model.reference import reference_loss
 from model.rin import RINConfig
+from model.run import epoch_records
 from model.training import (
     activation_bytes,
     load_training_state,
@@ -31,13 +31,6 @@ pytestmark = pytest.mark.cuda
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 # the CPU and the GPU draw different dropout masks from the same seed: comparisons across them use none
 NO_DROPOUT = {"input_dropout": 0.0, "word_dropout": 0.0}
-
-
-@pytest.fixture(autouse=True)
-def default_speed():
-    yield
-    speed.configure(kernel="auto", precision="fp32")
-    torch.use_deterministic_algorithms(False)
 
 
 def one_step(model, examples, device, precision="fp32"):
@@ -96,7 +89,7 @@ def test_a_resumed_cuda_run_ends_as_an_uninterrupted_one(synthetic_data, tmp_pat
     straight = train.main([*common, "--run_id", "straight", "--num_epoch", "3"])
     train.main([*common, "--run_id", "resumed", "--num_epoch", "3", "--early_stop", "0"])
     run_dir = tmp_path / "resumed"
-    metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
+    metrics = epoch_records(run_dir / "metrics.jsonl", timings=False)
     state = torch.load(run_dir / "last.pt", weights_only=True)
     assert state["progress"]["epoch"] == 3
     (run_dir / "last.pt").replace(run_dir / "last.pt.bak")
@@ -105,10 +98,7 @@ def test_a_resumed_cuda_run_ends_as_an_uninterrupted_one(synthetic_data, tmp_pat
     resumed = train.main(["--resume", str(run_dir)])
     assert resumed["test"] == straight["test"]
 
-    def without_time(lines):
-        return [{k: v for k, v in json.loads(line).items() if "seconds" not in k} for line in lines]
-
-    assert without_time((run_dir / "metrics.jsonl").read_text().splitlines()) == without_time(metrics)
+    assert epoch_records(run_dir / "metrics.jsonl", timings=False) == metrics
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

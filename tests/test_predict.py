@@ -91,8 +91,10 @@ def test_given_pos_tags_are_used_with_their_tokens(run_dir, monkeypatch):
     tags = [extractor.labels.pos[2]] * len(tokens)  # a tag of the training data's set
     extractor.extract([tokens, tokens], pos=[tags, None])
     assert seen[0] == extractor.labels.pos_ids(tags, len(tokens)) and seen[0] != seen[1]
-    for pos, message in (([tags], "one entry"), ([tags[:-1], None], "sentence 1: POS tags go with"),
-                         (["NN", None], "sentence 1")):
+    for pos, message in (([tags], "one entry"), ([tags[:-1], None], f"sentence 1: {len(tags) - 1} POS tags for its "
+                                                                     f"{len(tags)} tokens"),
+                         (["NN", None], "sentence 1: POS tags are a list of strings, one per token, not 'NN'"),
+                         ([None, tags], "sentence 2: POS tags go with a list of tokens, not with text")):
         with pytest.raises(TypeError, match=message):
             extractor.extract([tokens, SENTENCE], pos=pos)
 
@@ -136,6 +138,8 @@ def test_spacy_tokenizer_splits_punctuation(run_dir, tmp_path):
     assert extractor.tokenizer == "spaCy"
     (result,) = extractor.extract(["Greta Berg works for Acme in Oslo."])
     assert result["tokens"] == SENTENCE.split()
+    (result,) = extractor.extract(["Greta Berg works for Ac\u00adme in Oslo\u200b.\ufeff"])  # invisible characters
+    assert result["tokens"] == SENTENCE.split()  # glue no word to the period, nor stay in a token
     assert triples(result) == EXPECTED
     assert triples(load_extractor(run_dir).extract([SENTENCE])[0]) == EXPECTED  # no tagger recorded: the default
 
@@ -188,9 +192,10 @@ def test_moved_run_folder_still_works(run_dir, tmp_path):
     assert triples(result) == EXPECTED
 
 
-def test_a_run_still_training_is_said(run_dir, tmp_path, caplog):
+def test_a_run_still_training_or_stopped_is_said(run_dir, tmp_path, caplog):
     """Its best.pt is the best epoch so far: scores of it are not the finished run's. train.lock names the
-    train.py that holds it (and stays when that ends: then nothing is said)."""
+    train.py that holds it (and stays when that ends: then nothing is said); a run stopped early has no
+    results.json."""
     import os
 
     from utils.helpers import process_identity
@@ -205,6 +210,13 @@ def test_a_run_still_training_is_said(run_dir, tmp_path, caplog):
         (copy / "train.lock").write_text(ended)                          # a bare pid, as older train.py wrote
         load_extractor(copy, pretokenized=True)
         assert "still training" not in caplog.text
+    assert "has not finished" not in caplog.text
+    (copy / "results.json").unlink()  # stopped before its last epoch, by Ctrl-C or a kill
+    load_extractor(copy, pretokenized=True)
+    epochs = len((copy / "metrics.jsonl").read_text().splitlines())
+    num_epoch = json.loads((copy / "config.json").read_text())["settings"]["num_epoch"]
+    assert (f"{copy} has not finished training (no results.json; {epochs} of its {num_epoch} epochs done)"
+            in caplog.text)
 
 
 def test_long_sentence_is_truncated_with_a_note(run_dir):
@@ -345,3 +357,67 @@ def test_unfamiliar_words_and_pos_tags_are_warned_about(run_dir, caplog):
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warning.startswith("100% of the POS tags spaCy gave (e.g. 'PROPN') are not among this model's training "
                               "tags (e.g. ")
+    assert warning.endswith("name that one (spacy_model=, predict.py --spacy_model)")
+    caplog.clear()  # tags given with the sentences are not blamed on spaCy
+    extractor.extract([SENTENCE.split()], pos=[["XX"] * len(SENTENCE.split())])
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("100% of the POS tags given with the sentences (e.g. 'XX') are not among") and \
+        warning.endswith("give tags of the training data's tag set, or none, to have spaCy tag the tokens")
+
+
+def test_evaluate_tags_sentences_that_come_without_pos_tags(synthetic_data, tmp_path, capsys):
+    """A model with POS features scored on a file without tags: its sentences are tagged by the run's spaCy model,
+    as predict.py tags text, and counted (scored on <UNK> tags instead, a model lost 28 F1 points with only a
+    warning); --spacy_model none refuses in one line, a file that has its tags is read as it is."""
+    pytest.importorskip("spacy", reason="spaCy is an optional dependency")
+    import evaluate
+    import train
+    from data.loader import TAGGED_HERE
+
+    train.main(["--dataset", "synthetic", "--data_dir", str(synthetic_data), "--save_dir", str(tmp_path), "--run_id",
+                "pos", "--num_epoch", "1", "--rounds", "1", "--pos_dim", "4", "--threads", "1"])
+    untagged = tmp_path / "untagged.json"
+    records = [json.loads(line) for line in (synthetic_data / "test.json").read_text().splitlines()]
+    untagged.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "pos"}) + "\n" for r in records))
+    run = str(tmp_path / "pos")
+    with pytest.raises(InputError, match="^--spacy_model none: this model takes POS tags, which need a tagger$"):
+        evaluate.run(evaluate.parse_args(["--model_dir", run, "--data", str(untagged), "--spacy_model", "none"]))
+    evaluate.main(["--model_dir", run, "--data", str(untagged), "--out", str(tmp_path / "p.jsonl"), "--threads", "1"])
+    report = json.loads((tmp_path / "p_scores.json").read_text())["load_report"]
+    assert report[TAGGED_HERE]["count"] == len(records)
+    assert not any(reason.startswith("sentence without POS tags (read as <UNK>") for reason in report)
+    evaluate.main(["--model_dir", run, "--data", str(synthetic_data / "test.json"), "--out", str(tmp_path / "q.jsonl"),
+                   "--threads", "1", "--spacy_model", "none"])  # tagged already: no tagger needed
+    assert TAGGED_HERE not in json.loads((tmp_path / "q_scores.json").read_text())["load_report"]
+    capsys.readouterr()
+
+
+def test_the_tagging_recipe_of_the_data_readme_tags_and_records(synthetic_data, tmp_path):
+    """dataset/README.md's snippet for tagging one's own files, run as written: every sentence gets one tag per
+    token, and the tagger is recorded where train.py and predict.py look for it."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from data.spacy_tools import DEFAULT_MODEL
+    from utils.helpers import PROJECT_ROOT
+
+    pytest.importorskip("spacy", reason="spaCy is an optional dependency")
+    readme = (PROJECT_ROOT / "dataset" / "README.md").read_text()
+    [snippet] = re.findall(r"DATA=dataset/NAME python - <<'EOF'\n(.*?)\nEOF\n", readme, re.S)
+    data = tmp_path / "mine"
+    data.mkdir()
+    for split in ("train", "dev", "test"):
+        lines = (synthetic_data / f"{split}.json").read_text().splitlines()[:5]
+        records = [{k: v for k, v in json.loads(line).items() if k != "pos"} for line in lines]
+        records[0]["sentText"] = " ".join(records[0]["sentText"])  # a string, split on whitespace
+        (data / f"{split}.json").write_text("".join(json.dumps(r) + "\n" for r in records))
+    subprocess.run([sys.executable, "-c", snippet], cwd=PROJECT_ROOT, env={**os.environ, "DATA": str(data)},
+                   check=True, capture_output=True)
+    for split in ("train", "dev", "test"):
+        for line in (data / f"{split}.json").read_text().splitlines():
+            record = json.loads(line)
+            tokens = record["sentText"].split() if isinstance(record["sentText"], str) else record["sentText"]
+            assert len(record["pos"]) == len(tokens) and all(isinstance(tag, str) and tag for tag in record["pos"])
+    assert json.loads((data / "prepare_report.json").read_text()) == {"spacy_model": DEFAULT_MODEL}

@@ -15,7 +15,7 @@ import prepare_vocab
 import reproduce
 from data.loader import MENTION_READING
 from data.synthetic import write_synthetic_dataset
-from experiments import launch, report
+from experiments import launch, report, studies
 from experiments import plan as experiments
 from utils.helpers import DATASETS_DIR, InputError, file_sha256, process_identity
 
@@ -192,7 +192,7 @@ def test_only_the_reported_runs_checkpoints_are_rescored(tmp_path, caplog):
         if summary:
             (results_dir / "runs" / name).mkdir(parents=True)
             (results_dir / "runs" / name / "results.json").write_text(summary)
-    found = reproduce.finished_checkpoints("webnlg", save_dir, results_dir)
+    found = studies.finished_checkpoints("webnlg", save_dir, results_dir)
     assert [run.name for run in found] == ["webnlg_exact_K3_seed1"]  # webnlg_exact's runs are another dataset's
     assert "webnlg_exact_K3_seed2 is not the run summarised in" in caplog.text
 
@@ -205,25 +205,25 @@ def test_a_run_on_moved_data_is_rescored_on_the_same_test_file(tmp_path):
     (planned / "test.json").write_text("the same test\n")
     config = {"settings": {"data_dir": str(tmp_path / "gone")},
               "data_sha256": {"test.json": file_sha256(planned / "test.json")}}
-    assert reproduce.recorded_test_file(tmp_path / "run", config, planned) == planned / "test.json"
+    assert studies.recorded_test_file(tmp_path / "run", config, planned) == planned / "test.json"
     (tmp_path / "gone").mkdir()
     (tmp_path / "gone" / "test.json").write_text("the same test\n")
-    assert reproduce.recorded_test_file(tmp_path / "run", config, planned) == tmp_path / "gone" / "test.json"
+    assert studies.recorded_test_file(tmp_path / "run", config, planned) == tmp_path / "gone" / "test.json"
     (tmp_path / "gone" / "test.json").write_text("changed since\n")  # scores on it would not be the run's
     with pytest.raises(InputError, match="gone/test.json changed since .*run trained beside it"):
-        reproduce.recorded_test_file(tmp_path / "run", config, planned)
+        studies.recorded_test_file(tmp_path / "run", config, planned)
     (tmp_path / "gone" / "test.json").unlink()
     with pytest.raises(InputError, match="records no data folder"):
-        reproduce.recorded_test_file(tmp_path / "run", {"settings": {}}, planned)
+        studies.recorded_test_file(tmp_path / "run", {"settings": {}}, planned)
     (planned / "test.json").write_text("another test\n")
     with pytest.raises(InputError, match="gone, and .* is not the file the run recorded"):
-        reproduce.recorded_test_file(tmp_path / "run", config, planned)
+        studies.recorded_test_file(tmp_path / "run", config, planned)
     del config["data_sha256"]
     with pytest.raises(InputError, match=r"is not known to be the same file \(the run recorded no checksums\)"):
-        reproduce.recorded_test_file(tmp_path / "run", config, planned)
+        studies.recorded_test_file(tmp_path / "run", config, planned)
     (planned / "test.json").unlink()
     with pytest.raises(InputError, match="is missing too; prepare the data again"):
-        reproduce.recorded_test_file(tmp_path / "run", config, planned)
+        studies.recorded_test_file(tmp_path / "run", config, planned)
 
 
 def test_an_interrupted_training_is_said_to_be_so(tmp_path, monkeypatch):

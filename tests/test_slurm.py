@@ -20,6 +20,7 @@ import prepare_vocab
 import reproduce
 from data.synthetic import write_synthetic_dataset
 from experiments.launch import TrainJob
+from model.run import epoch_records
 from utils.helpers import PROJECT_ROOT
 
 RUNS = ["webnlg_partial_K2_seed1", "webnlg_partial_K0_seed1", "webnlg_exact_K0_seed1"]
@@ -56,12 +57,6 @@ def table_args(data_dir: Path, root: Path) -> list[str]:
 def slurm_command(data_dir: Path, root: Path, *extra: str) -> list[str]:
     return [sys.executable, str(PROJECT_ROOT / "reproduce.py"), *table_args(data_dir, root), "--executor", "slurm",
             "--cpus_per_run", "1", "--time", "10", "--slurm_folder", str(root / "slurm"), *extra]
-
-
-def epochs_of(run_dir: Path) -> list[dict]:
-    """metrics.jsonl without its timings, which differ from one machine or session to the next."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{key: value for key, value in row.items() if not key.endswith("seconds")} for row in rows]
 
 
 def wait_until(condition, timeout: float, what: str, details=lambda: "") -> None:
@@ -145,7 +140,8 @@ def test_slurm_array_survives_cancel_and_preemption(cluster, data_dir, tmp_path)
 
     # every run ends as its uninterrupted local twin did: each epoch's losses and dev scores, then dev and test
     for name in RUNS:
-        assert epochs_of(remote / "runs" / name) == epochs_of(local / "runs" / name), name
+        assert (epoch_records(remote / "runs" / name / "metrics.jsonl", timings=False)
+                == epoch_records(local / "runs" / name / "metrics.jsonl", timings=False)), name
         ours, theirs = (json.loads((root / "runs" / name / "results.json").read_text()) for root in (remote, local))
         assert {k: ours[k] for k in ("dev", "test", "best_epoch")} == {k: theirs[k] for k in ("dev", "test",
                                                                                               "best_epoch")}

@@ -15,6 +15,8 @@ import train
 from data.loader import MENTION_READING, collate, load_split
 from model import load_run, speed
 from model.inference import extract
+from model.run import epoch_records
+from utils.helpers import file_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--lr", "0.005", "--rounds", "2", "--threads", "1"]
@@ -94,6 +96,13 @@ def test_breakdown_counts_as_the_chosen_scorer(trained, tmp_path):
                                 "--scorer", scorer, "--breakdown"])
         result = json.loads((tmp_path / f"{scorer}_breakdown.json").read_text())
         assert result["scorer"] == scorer
+        # which run, checkpoint, data and threshold made it: the same as the scores file's
+        assert {key: result[key] for key in ("model_dir", "best_pt_sha256", "threshold")} == {
+            "model_dir": str(run_dir.absolute()), "best_pt_sha256": file_sha256(run_dir / "best.pt"), "threshold": 0.5}
+        assert result["data"].endswith("test.json")
+        assert {key: result[key] for key in ("model_dir", "best_pt_sha256", "data", "threshold")} == {
+            key: json.loads((tmp_path / f"{scorer}_scores.json").read_text())[key]
+            for key in ("model_dir", "best_pt_sha256", "data", "threshold")}
         buckets = result["triples_per_sentence"].values()  # each sentence in exactly one bucket
         for mode in ("partial", "exact"):
             for key in ("correct", "predicted", "gold"):
@@ -177,11 +186,8 @@ def test_resume_after_kill_gives_the_same_run(data_dir, tmp_path):
         assert resumed[split] == straight[split]
     assert resumed["best_epoch"] == straight["best_epoch"]
 
-    def without_time(path):
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
-        return [{k: v for k, v in row.items() if "seconds" not in k} for row in rows]
-
-    assert without_time(metrics) == without_time(tmp_path / "straight" / "metrics.jsonl")
+    assert epoch_records(metrics, timings=False) == epoch_records(tmp_path / "straight" / "metrics.jsonl",
+                                                                   timings=False)
 
 
 def test_a_stop_at_either_side_of_last_pt_leaves_a_run_that_resumes(data_dir, tmp_path, monkeypatch):

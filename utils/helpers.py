@@ -57,15 +57,41 @@ def preset_file(dataset: str) -> Path:
     return PRESETS_DIR / f"{dataset}.json"
 
 
+# what a preset may set for each match mode (what Table 3 varies per dataset), and the least value of each
+PRESET_SETTINGS = {"rounds": 0, "lr": 0.0, "num_epoch": 1}
+
+
 def preset(dataset: str, match: str) -> dict:
-    """The settings presets/<dataset>.json gives ``match`` ({} where the dataset has no preset); InputError where
-    the file does not hold them as an object."""
+    """The settings presets/<dataset>.json gives ``match`` ({} where the dataset has no preset). The whole file is
+    checked as train.py checks its flags (a preset of one's own may be hand-written): InputError naming the file,
+    the match mode and the setting otherwise; keys starting with '_' are comments."""
     path = preset_file(dataset)
     if not path.exists():
         return {}
-    values = read_json(path)
-    values = values.get(match) if isinstance(values, dict) else None
-    if not isinstance(values, dict):
+    content = read_json(path)
+    example = '{"partial": {"rounds": 2, "lr": 0.0005, "num_epoch": 150}, "exact": {...}}'
+    if not isinstance(content, dict):
+        raise InputError(f"{path}: a JSON {type(content).__name__}, not an object of match modes such as {example}")
+    for mode, values in content.items():
+        if mode.startswith("_"):
+            continue
+        if mode not in ("partial", "exact"):
+            raise InputError(f"{path}: {mode!r} is no match mode (partial or exact); comments go under keys "
+                             "starting with '_'")
+        if not isinstance(values, dict):
+            raise InputError(f"{path}: {mode} is {json.dumps(values)}, not an object such as {example}")
+        for key, value in values.items():
+            least = PRESET_SETTINGS.get(key)
+            if least is None:
+                raise InputError(f"{path}: {mode}.{key} is no preset setting (a preset sets "
+                                 f"{', '.join(PRESET_SETTINGS)}; give others as train.py flags)")
+            kind = float if key == "lr" else int
+            if (isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int)
+                    or not math.isfinite(value) or value < least or (kind is float and value <= least)):
+                wanted = "a number > 0" if kind is float else f"an integer >= {least}"
+                raise InputError(f"{path}: {mode}.{key} is {json.dumps(value)}, not {wanted}")
+    values = content.get(match)
+    if values is None:
         raise InputError(f"{path}: no settings for {match} match (an object such as {{\"{match}\": {{\"rounds\": 2, "
                          "\"lr\": 0.0005, \"num_epoch\": 150}})")
     return values

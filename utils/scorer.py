@@ -83,6 +83,11 @@ def score(predicted: Sequence[Iterable[Triple]], gold: Sequence[Iterable[Triple]
                      for pred_triples, gold_triples in zip(predicted, gold, strict=True))
 
 
+def rates(scores: dict) -> dict[str, float]:
+    """Precision, recall and F1 of one mode's scores, without the counts (what results.json keeps)."""
+    return {key: scores[key] for key in ("precision", "recall", "f1")}
+
+
 def micro_prf(sentences: Iterable[tuple[set, set]]) -> dict[str, float | int]:
     """Micro P/R/F1 over each sentence's (predicted keys, gold keys)."""
     correct = n_predicted = n_gold = 0

@@ -1,5 +1,6 @@
 """What every script shares from utils/helpers.py: the argparse number types, the lock of a folder."""
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,10 @@ def test_the_settings_a_preset_gives_are_said(caplog, tmp_path):
     settings: the log says which, and flags given win."""
     import logging
 
-    import train
+    from experiments.settings import parse_args, resolve_settings
 
     with caplog.at_level(logging.INFO):
-        settings = train.resolve_settings(train.parse_args(["--dataset", "webnlg", "--data_dir", str(tmp_path),
-                                                            "--rounds", "3"]))
+        settings = resolve_settings(parse_args(["--dataset", "webnlg", "--data_dir", str(tmp_path), "--rounds", "3"]))
     assert (settings["rounds"], settings["lr"], settings["num_epoch"]) == (3, 5e-4, 150)
     assert "presets/webnlg.json (partial match): lr 0.0005, num_epoch 150" in caplog.text and "rounds" not in \
         caplog.text.split("presets/webnlg.json")[1].splitlines()[0]
@@ -41,6 +41,46 @@ def test_a_preset_without_the_match_mode_is_one_line(monkeypatch, tmp_path):
                                                  r'\{"exact": \{"rounds": 2, .*150\}\}\)$'):
         helpers.preset("mine", "exact")
     assert helpers.preset("other", "exact") == {}
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    ('[1]', "a JSON list, not an object of match modes"),
+    ('{"parital": {}}', "'parital' is no match mode (partial or exact)"),
+    ('{"partial": 3}', "partial is 3, not an object"),
+    ('{"partial": {"num_epochs": 2}}', "partial.num_epochs is no preset setting (a preset sets rounds, lr, num_epoch"),
+    ('{"partial": {"batch_size": 10}}', "partial.batch_size is no preset setting"),
+    ('{"partial": {"lr": -1}}', "partial.lr is -1, not a number > 0"),
+    ('{"partial": {"lr": "fast"}}', 'partial.lr is "fast", not a number > 0'),
+    ('{"partial": {"lr": 0}}', "partial.lr is 0, not a number > 0"),
+    ('{"partial": {"num_epoch": 1.5}}', "partial.num_epoch is 1.5, not an integer >= 1"),
+    ('{"partial": {"num_epoch": 0}}', "partial.num_epoch is 0, not an integer >= 1"),
+    ('{"partial": {"num_epoch": true}}', "partial.num_epoch is true, not an integer >= 1"),
+    ('{"partial": {"rounds": "two"}}', 'partial.rounds is "two", not an integer >= 0'),
+    ('{"partial": {"rounds": 2}, "exact": {"rounds": -1}}', "exact.rounds is -1, not an integer >= 0"),
+])
+def test_a_hand_written_preset_is_checked_as_the_flags_are(monkeypatch, tmp_path, content, said):
+    """Every mode of the file, whichever is asked for: a mistake is one line naming the file and the setting,
+    never a traceback mid-run or a key silently ignored."""
+    monkeypatch.setattr(helpers, "PRESETS_DIR", tmp_path)
+    (tmp_path / "mine.json").write_text(content)
+    with pytest.raises(helpers.InputError, match=re.escape(f"mine.json: {said}")):
+        helpers.preset("mine", "partial")
+
+
+def test_train_says_which_built_in_defaults_it_takes(monkeypatch, tmp_path, caplog):
+    import logging
+
+    from experiments.settings import parse_args, resolve_settings
+
+    monkeypatch.setattr(helpers, "PRESETS_DIR", tmp_path)
+    (tmp_path / "mine.json").write_text('{"_source": "mine", "partial": {"rounds": 1, "lr": 1}}')
+    with caplog.at_level(logging.INFO):
+        settings = resolve_settings(parse_args(["--dataset", "mine", "--data_dir", str(tmp_path)]))
+    assert (settings["rounds"], settings["lr"], settings["num_epoch"]) == (1, 1, 100)
+    assert "mine.json (partial match) sets no num_epoch: built-in defaults --num_epoch 100" in caplog.text
+    with caplog.at_level(logging.INFO):
+        resolve_settings(parse_args(["--dataset", "other", "--data_dir", str(tmp_path), "--lr", "0.1"]))
+    assert "no preset " in caplog.text and "built-in defaults --rounds 4, --num_epoch 100" in caplog.text
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full (a device that is always full) is Linux's")

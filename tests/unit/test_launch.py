@@ -272,7 +272,7 @@ def test_relative_folders_are_taken_from_where_the_runner_starts(tmp_path, monke
 
 
 def test_a_resumed_run_takes_the_runners_flags_of_how_it_computes(tmp_path):
-    """--train_args that only change how a run computes (train.py's RESUME_FREE) reach a resumed run too; the
+    """--train_args that only change how a run computes (settings.RESUME_FREE) reach a resumed run too; the
     others stay the run's own (its config.json)."""
     import argparse
 

@@ -1,4 +1,5 @@
-"""Imports go one way: utils (leaves) <- data <- model <- experiments <- the scripts at the top level."""
+"""Imports go one way: utils (leaves) <- data <- model <- experiments <- the scripts at the top level; a script
+may run another script's main() as a step of its own, never borrow its insides."""
 import ast
 from pathlib import Path
 
@@ -29,7 +30,28 @@ def test_imports_go_one_way():
     assert not wrong, "\n".join(wrong)
 
 
+def borrowed_from_scripts(path: Path) -> set[str]:
+    """What ``path`` takes from other top-level scripts besides their main(): names imported from them, and
+    attributes other than main of a script it imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    others = SCRIPTS - {path.stem}
+    imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names if alias.name in others}
+    borrowed = {f"{node.module}.{alias.name}" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.level == 0 and node.module in others for alias in node.names}
+    return borrowed | {f"{node.value.id}.{node.attr}" for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                       and isinstance(node.value, ast.Name) and node.value.id in imported and node.attr != "main"}
+
+
+def test_scripts_take_only_each_others_main():
+    wrong = [f"{path.name} uses {', '.join(sorted(bad))}" for path in sorted(ROOT.glob("*.py"))
+             if (bad := borrowed_from_scripts(path))]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_the_layering_test_sees_a_violation(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("import train\nfrom model.rin import RIN\n\n\ndef f():\n    from data import loader\n")
     assert project_imports(sample) == {"train", "model", "data"}
+    sample.write_text("import train\nfrom evaluate import parse_args\n\ntrain.main([])\ntrain.log.info('x')\n")
+    assert borrowed_from_scripts(sample) == {"evaluate.parse_args", "train.log"}

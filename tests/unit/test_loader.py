@@ -240,6 +240,10 @@ def test_a_token_with_spaces_and_a_casrel_record_are_named(tmp_path):
     with pytest.raises(DataError, match="a.json:1: missing field 'sentText' \\(a CasRel-format record, text and "
                                         "triple_list: prepare_data.py converts the releases"):
         load_sentences(write_lines(tmp_path / "a.json", [casrel]))
+    wrapped = {"data": [dict(record, sentText=["Anna", "works"], relationMentions=[])]}  # a wrapper object
+    with pytest.raises(DataError, match=re.escape("a.json:1: missing field 'sentText' (the records sit in a list "
+                                                  "under 'data': the file holds one record object per line")):
+        load_sentences(write_lines(tmp_path / "a.json", [wrapped]))
 
 
 def test_collate_pads_and_lists_positive_cells():

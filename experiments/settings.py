@@ -1,0 +1,275 @@
+"""A run's settings: train.py's flags, the defaults and presets they override, and a run folder's own settings
+when it resumes. Here, not in train.py, so that reproduce.py plans and checks runs with the same rules.
+
+Settings come from the defaults in model/training.py (TrainConfig) and model/rin.py (RINConfig), then
+presets/<dataset>.json (Table 3 of the paper: rounds, lr and epochs per match mode), then the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import typing
+from pathlib import Path
+
+from data.convert import prepare_hint
+from experiments.plan import run_name
+from model import RUN_FORMAT, RINConfig, speed
+from model.training import TrainConfig
+from utils.helpers import (
+    DATASETS_DIR,
+    PRESET_SETTINGS,
+    PROJECT_ROOT,
+    RUN_DATA_FILES,
+    ArgumentParser,
+    InputError,
+    device_name,
+    dropout_rate,
+    field_defaults,
+    folder_name,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    preset,
+    preset_file,
+    project_relative,
+    read_json,
+    resolve_project_path,
+    seed_value,
+)
+from utils.scorer import MODES
+from utils.vocab import Labels
+
+log = logging.getLogger(__name__)
+SELECT_ON = ("dev", "test")  # the splits that may pick best.pt (test: as the official code)
+MODEL_KEYS = ("rounds", "pos_dim", "rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")  # RINConfig's
+# how, not what, a run computes (the same model up to float rounding): free to change on resume
+RESUME_FREE = ("device", "threads", "pair_kernel", "thread_policy", "eval_batch_size", "compile", "deterministic")
+# settings of train.py's own beside TrainConfig's and RINConfig's: their types and defaults
+EXTRA_SETTINGS = {"emb_dim": (int | None, None), "no_er_feedback": (bool, False), "no_rc_feedback": (bool, False)}
+TRAIN, NET = TrainConfig(), field_defaults(RINConfig)
+
+
+def parse_args(argv: list[str] | None = None, description: str = "") -> argparse.Namespace:
+    """train.py's flags. Every flag defaults to None (unset), so a preset can fill it and --resume can tell which
+    were given."""
+    parser = ArgumentParser(prog="train.py", description=description)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", type=folder_name, help="dataset name: reads dataset/<name>/ and "
+                      f"presets/<name>.json (default: {TRAIN.dataset})")
+    data.add_argument("--data_dir", help="folder with train/dev/test.json, vocab.json, embedding.npy, labels.json "
+                      "(default: dataset/<dataset>)")
+    data.add_argument("--match", choices=MODES,
+                      help="match mode: picks the preset (K, lr, epochs) and the F1 that selects the checkpoint "
+                      f"(default: {TRAIN.match})")
+    net = parser.add_argument_group("model (default: the preset, else model/rin.py's RINConfig)")
+    net.add_argument("--rounds", type=non_negative_int, help=f"interaction layers K; 0 = RIN w/o interaction "
+                     f"(preset; default {NET['rounds']})")
+    net.add_argument("--emb_dim", type=positive_int, help="word vector size; must match embedding.npy (default: "
+                     "embedding.npy's)")
+    net.add_argument("--pos_dim", type=non_negative_int, help=f"POS embedding size; 0 = RIN w/o POS "
+                     f"(default {NET['pos_dim']})")
+    net.add_argument("--rnn_hidden", type=positive_int, help=f"BiLSTM units per direction "
+                     f"(default {NET['rnn_hidden']})")
+    net.add_argument("--pair_hidden", type=positive_int, help=f"size of m_ij = relu(Wm[h_i;h_j]) "
+                     f"(default {NET['pair_hidden']})")
+    net.add_argument("--input_dropout", type=dropout_rate, help=f"dropout on the word+POS input "
+                     f"(default {NET['input_dropout']})")
+    net.add_argument("--word_dropout", type=dropout_rate, help=f"probability that a training token becomes UNK "
+                     f"(default {NET['word_dropout']}, as the official code)")
+    net.add_argument("--no_er_feedback", action="store_true", default=None,
+                     help="ablation w/o ER: He left out of H's update")
+    net.add_argument("--no_rc_feedback", action="store_true", default=None,
+                     help="ablation w/o RC: Hr left out of H's update")
+    opt = parser.add_argument_group("optimisation (default: the preset, else model/training.py's TrainConfig)")
+    opt.add_argument("--lr", type=positive_float, help=f"Adam learning rate (preset; default {TRAIN.lr})")
+    opt.add_argument("--num_epoch", type=positive_int, help=f"epochs (preset; default {TRAIN.num_epoch})")
+    opt.add_argument("--batch_size", type=positive_int, help=f"sentences per batch (default {TRAIN.batch_size})")
+    opt.add_argument("--max_grad_norm", type=non_negative_float,
+                     help=f"gradient-norm clip, 0 = off (default {TRAIN.max_grad_norm})")
+    opt.add_argument("--early_stop", type=non_negative_int,
+                     help=f"stop after this many epochs without a better selection F1; 0 = never "
+                     f"(default {TRAIN.early_stop})")
+    opt.add_argument("--seed", type=seed_value,
+                     help=f"random seed; CPU runs repeat bit for bit with --thread_policy fixed (default {TRAIN.seed})")
+    run = parser.add_argument_group("run")
+    run.add_argument("--select_on", choices=SELECT_ON,
+                     help="split whose F1 picks best.pt; 'test' mimics the official code and is labelled so "
+                     f"(default {TRAIN.select_on})")
+    run.add_argument("--save_dir", help=f"where run folders go (default: {TRAIN.save_dir}/ in the project)")
+    run.add_argument("--run_id", type=folder_name,
+                     help="run folder name, a plain name inside --save_dir (default: made from the settings)")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue the run in RUN_DIR from its last epoch, with its own settings; other flags "
+                     f"must match them, except {', '.join('--' + k for k in RESUME_FREE)}")
+    run.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda when available)")
+    run.add_argument("--threads", type=positive_int, help="CPU threads (default: every core this process may use: "
+                     "its affinity mask, capped by a cgroup CPU quota such as docker --cpus)")
+    run.add_argument("--eval_batch_size", type=positive_int,
+                     help=f"sentences per evaluation batch (default {TRAIN.eval_batch_size})")
+    speed.add_arguments(run, defaults=False)
+    run.add_argument("--compile", action="store_true", default=None,
+                     help="torch.compile the network's forward; compiles again for new batch shapes; check bench.py "
+                     "on your machine before using it for training")
+    run.add_argument("--deterministic", action="store_true", default=None,
+                     help="PyTorch's deterministic algorithms (CUDA: repeatable runs and resumes, at some speed); "
+                     "implies --thread_policy fixed, which is all a CPU run needs to repeat")
+    run.add_argument("--debug", action="store_true", help="show a full traceback on errors")
+    return parser.parse_args(argv)
+
+
+def given_flags(args: argparse.Namespace) -> dict:
+    """The settings flags given on the command line (every flag defaults to None)."""
+    return {k: v for k, v in vars(args).items() if v is not None and k not in ("resume", "debug")}
+
+
+def lacks_pos_tags(data_dir: Path) -> bool:
+    """Whether the prepared data's labels.json holds no POS tag besides padding and unknown (a missing or damaged
+    file is reported with its name when the data is loaded)."""
+    try:
+        return len(Labels.load(data_dir / "labels.json").pos) <= 2
+    except (OSError, InputError, ValueError, KeyError, TypeError):
+        return False
+
+
+def resolve_settings(args: argparse.Namespace) -> dict:
+    """Defaults (TrainConfig, RINConfig), then presets/<dataset>.json for the match mode, then the flags."""
+    now = speed.current()  # the speed defaults: model/speed.py's, or the environment's
+    settings = dataclasses.asdict(TRAIN) | {key: NET[key] for key in MODEL_KEYS} | {
+        key: default for key, (_, default) in EXTRA_SETTINGS.items()} | {
+        "pair_kernel": now.kernel, "precision": now.precision, "thread_policy": now.threads}
+    given = given_flags(args)
+    if "data_dir" in given and "dataset" not in given:
+        raise InputError(f"--data_dir {args.data_dir}: give --dataset NAME too; it names the run and picks "
+                         f"presets/NAME.json (without it the run would be named and set up as {TRAIN.dataset})")
+    settings |= {k: v for k, v in given.items() if k in ("dataset", "match")}
+    preset_path, values = preset_file(settings["dataset"]), preset(settings["dataset"], settings["match"])
+    taken = {key: values[key] for key in PRESET_SETTINGS if key in values and key not in given}
+    settings |= taken
+    if taken:  # said: a folder of one's own under a release's name gets the release's settings
+        log.info("%s (%s match): %s", project_relative(preset_path), settings["match"],
+                 ", ".join(f"{key} {value}" for key, value in taken.items()))
+    if unset := [key for key in PRESET_SETTINGS if key not in values and key not in given]:
+        where = (f"{project_relative(preset_path)} ({settings['match']} match) sets no {', '.join(unset)}"
+                 if preset_path.exists() else f"no preset {project_relative(preset_path)}")
+        log.warning("%s: built-in defaults %s", where, ", ".join(f"--{key} {settings[key]}" for key in unset))
+    settings |= given
+    settings["save_dir"] = os.path.abspath(args.save_dir) if args.save_dir else str(PROJECT_ROOT / TRAIN.save_dir)
+    settings["data_dir"] = project_relative(settings["data_dir"] or DATASETS_DIR / settings["dataset"])
+    if settings["pos_dim"] > 0 and lacks_pos_tags(resolve_project_path(settings["data_dir"])):
+        if "pos_dim" in given:  # asked for (the runner's table runs ask): not a run to rename w/o POS silently
+            raise InputError(f"--pos_dim {settings['pos_dim']}: {settings['data_dir']} has no POS tags (its "
+                             "labels.json); prepare the data with a tagger, or leave --pos_dim out to train RIN w/o "
+                             "POS")
+        log.warning("the data has no POS tags: training with --pos_dim 0 (RIN w/o POS)")
+        settings["pos_dim"] = 0  # before the run is named, so its name and config.json say so
+    if not settings["run_id"]:
+        settings["run_id"] = run_name(settings["dataset"], settings["match"], settings["rounds"], settings["seed"],
+                                      no_er_feedback=settings["no_er_feedback"],
+                                      no_rc_feedback=settings["no_rc_feedback"], pos_dim=settings["pos_dim"],
+                                      select_on=settings["select_on"])
+    return settings
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return any((run_dir / name).exists() for name in ("last.pt", "last_prev.pt"))
+
+
+def check_resumable(run_dir: Path) -> None:
+    """A run with trained epochs continues from its last.pt (or last_prev.pt); without them it would start over
+    and overwrite its best.pt and results, so it is refused. (A run that died before its first epoch restarts.)"""
+    if has_checkpoint(run_dir):
+        return
+    metrics = run_dir / "metrics.jsonl"
+    if (run_dir / "results.json").exists() or (metrics.exists() and metrics.read_text(encoding="utf-8").strip()):
+        raise InputError(f"--resume {run_dir}: it has trained epochs but no last.pt or last_prev.pt to continue "
+                         "from (deleted?); starting over would overwrite its best.pt and results: start a new run")
+
+
+def check_settings(settings: dict, where: Path) -> None:
+    """A damaged or hand-edited config.json stops here, naming the setting, instead of failing mid-run: every
+    training setting and the network's sizes must be there (older runs' model sizes may not: the defaults then
+    apply), each of its type."""
+    kinds = typing.get_type_hints(TrainConfig) | {key: typing.get_type_hints(RINConfig)[key] for key in MODEL_KEYS}
+    kinds |= {key: kind for key, (kind, _) in EXTRA_SETTINGS.items()}
+    for key, kind in kinds.items():
+        if key not in settings:
+            if key in MODEL_KEYS:
+                continue
+            raise InputError(f"{where}: the settings lack {key!r}; restore the file, or start a new run")
+        value = settings[key]
+        allowed = (int, float) if kind is float else kind  # an int where a float goes: a hand-edited 1 for 1.0
+        if not isinstance(value, allowed) or isinstance(value, bool) and kind in (int, float, int | None):
+            raise InputError(f"{where}: settings {key!r} is {json.dumps(value)}, not of type "
+                             f"{getattr(kind, '__name__', kind)}; restore the file, or start a new run")
+    for key, choices in (("precision", speed.PRECISIONS), ("pair_kernel", speed.KERNELS),
+                         ("thread_policy", speed.THREAD_POLICIES), ("match", MODES), ("select_on", SELECT_ON)):
+        if settings[key] not in choices:
+            raise InputError(f"{where}: settings {key!r} is {json.dumps(settings[key])}, none of "
+                             f"{', '.join(choices)}; restore the file, or start a new run")
+
+
+def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
+    """A run's own settings; flags that would change what it computes are refused, listed."""
+    if not (run_dir / "config.json").is_file():
+        saved = PROJECT_ROOT / TRAIN.save_dir / run_dir  # --resume takes a path; a run name is easy to give instead
+        hint = (f"; did you mean --resume {project_relative(saved)}?"
+                if not run_dir.is_absolute() and (saved / "config.json").is_file() else "")
+        raise InputError(f"--resume {run_dir}: not a run folder (no config.json){hint}")
+    config = read_json(run_dir / "config.json")
+    if not isinstance(config, dict):
+        raise InputError(f"{run_dir / 'config.json'}: a JSON {type(config).__name__}, not a run's config object")
+    if config.get("run_format") != RUN_FORMAT or not isinstance(config.get("settings"), dict):
+        raise InputError(f"{run_dir / 'config.json'}: not a run of this code's format {RUN_FORMAT} (run_format "
+                         f"{config.get('run_format')!r}); retrain or use the matching version of the code")
+    now = speed.current()  # runs from before a speed setting existed ran with its default
+    settings = {"pair_kernel": now.kernel, "precision": now.precision, "thread_policy": now.threads,
+                "deterministic": TRAIN.deterministic, "compile": TRAIN.compile} | config["settings"]
+    check_settings(settings, run_dir / "config.json")
+    given = given_flags(args)
+
+    def differs(key: str, value: object) -> bool:  # folders by where they are, however written or linked
+        recorded = settings.get(key, NET.get(key))
+        if key in ("data_dir", "save_dir") and isinstance(recorded, str):
+            same = {os.path.realpath(resolve_project_path(recorded))}
+            same |= {os.path.realpath(run_dir.parent)} if key == "save_dir" else set()  # a run folder moved
+            return os.path.realpath(str(value)) not in same
+        return recorded != value
+
+    changed = [f"--{key} {value} (the run has {settings.get(key)})" for key, value in given.items()
+               if key not in RESUME_FREE and differs(key, value)]
+    if changed:
+        raise InputError(f"--resume {run_dir} continues the run with its own settings; these flags differ: "
+                         f"{'; '.join(changed)}. Drop them, or start a new run")
+    settings |= {key: given[key] for key in RESUME_FREE if key in given}
+    return settings
+
+
+def prepare_vocab_command(dataset: str, data_dir: Path) -> str:
+    """The prepare_vocab.py command that rebuilds ``data_dir``'s vocabulary, embedding and labels."""
+    own_folder = "" if data_dir == DATASETS_DIR / dataset else f" --data_dir {data_dir}"
+    return f"python prepare_vocab.py --dataset {dataset}{own_folder}"
+
+
+def check_data_files(data_dir: Path, dataset: str) -> None:
+    missing = [name for name in RUN_DATA_FILES if not (data_dir / name).is_file()]
+    if not missing:
+        return
+    if data_dir.is_file():
+        raise InputError(f"{data_dir}: a file, not a data folder (the folder that holds train.json, dev.json, ...)")
+    if not data_dir.is_dir():
+        known = sorted(p.name for p in DATASETS_DIR.glob("*") if p.is_dir())
+        raise InputError(f"{data_dir} does not exist: {prepare_hint(dataset, data_dir)} (prepared datasets here: "
+                         f"{', '.join(known) or 'none'})")
+    splits = [name for name in missing if name[:-5] in ("train", "dev", "test")]
+    report = data_dir / "prepare_report.json"
+    lacked = [m["file"] for m in read_json(report).get("missing", [])] if report.is_file() else []
+    if splits and lacked:  # prepare_data.py again with the same source would build the same splits
+        raise InputError(f"{data_dir}: no {', '.join(splits)}: prepare_data.py could not build them without "
+                         f"{', '.join(lacked)} (URLs in {report}); save those under --source DIR or the download "
+                         f"cache and run python prepare_data.py --dataset {dataset} again")
+    step = prepare_hint(dataset, data_dir) if splits else f"run {prepare_vocab_command(dataset, data_dir)}"
+    raise InputError(f"{data_dir}: missing {', '.join(missing)}: {step}")
