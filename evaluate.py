@@ -139,13 +139,24 @@ def run(args: argparse.Namespace) -> dict:
     if recorded and file_sha256(path) != recorded:
         log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "
                     "its scores will differ from results.json", path, path.name)
+    tagged_here = []
+
     def tag(token_lists: list[list[str]]) -> list[list[str]]:  # sentences without tags, as predict.py tags text
-        tools = run_tools(model_dir, needs_pos=True, pretokenized=True, spacy_model=args.spacy_model,
-                          flag="--spacy_model")
-        log.info("%s: POS-tagging its %d sentences without tags with %s", path, len(token_lists), tools.name)
+        log.info("%s: %d sentences without POS tags, which this model reads: tagging them with spaCy", path,
+                 len(token_lists))
+        try:
+            tools = run_tools(model_dir, needs_pos=True, pretokenized=True, spacy_model=args.spacy_model,
+                              flag="--spacy_model")
+        except InputError as error:
+            raise InputError(f"{path}: {len(token_lists)} sentences without POS tags, which this model reads, and "
+                             f"{error}; or tag the file as dataset/README.md shows ('Your own data')") from None
+        tagged_here.append(tools.name)
         return [pos for pos, _ in tools.tag(token_lists, progress="POS-tag")]
 
     split = load_split(path, vocab, labels, scored=True, tag=tag if model.config.pos_dim > 0 else None)
+    if args.spacy_model and not tagged_here:
+        log.warning("--spacy_model %s is not used: %s", args.spacy_model, "every sentence came with its POS tags"
+                    if model.config.pos_dim > 0 else "this model takes no POS tags")
     if not split.sentences:
         raise InputError(f"{path}: no sentences to score")
     if not any(split.gold):
@@ -175,7 +186,8 @@ def run(args: argparse.Namespace) -> dict:
     }, ensure_ascii=False) + "\n" for sentence, extraction in zip(split.sentences, extractions, strict=True)]
     atomic_write_bytes(out, "".join(lines).encode("utf-8"))
     scored = {"model_dir": str(model_dir.absolute()), "best_pt_sha256": file_sha256(model_dir / "best.pt"),
-              "data": str(path.absolute()), "threshold": args.threshold, "first_mentions": args.first_mentions}
+              "data": str(path.absolute()), "threshold": args.threshold, "first_mentions": args.first_mentions,
+              "pos_tagged_here_with": tagged_here[0] if tagged_here else None}
     write_json(out.with_name(out.stem + SIBLINGS["scores"]), {
         **scored, "scores": scores, "conventions": CONVENTIONS,
         "predicted_triples": sum(len(e.triples) for e in extractions),

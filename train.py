@@ -6,9 +6,9 @@
 Settings come from the defaults in model/training.py (TrainConfig) and
 model/rin.py (RINConfig), then presets/<dataset>.json (Table 3 of the paper:
 rounds, lr and epochs per match mode), then the command line
-(experiments/settings.py). The resolved settings are saved to config.json, so a run folder is enough to re-create the
-run. Every flag is checked before anything is written; a run folder is locked
-while a train.py works in it.
+(experiments/settings.py). The resolved settings are saved to config.json, so
+a run folder is enough to re-create the run. Every flag is checked before
+anything is written; a run folder is locked while a train.py works in it.
 """
 from __future__ import annotations
 
@@ -344,13 +344,24 @@ def load_data(data_dir: Path, settings: dict) -> tuple[Vocab, Labels, np.ndarray
         raise InputError(f"{data_dir / 'train.json'}: {unknown} triples of relation types that labels.json lacks "
                          f"(e.g. {splits['train'].report.examples[UNKNOWN_RELATION][0]}): labels.json is older than "
                          f"train.json; run {prepare_vocab_command(settings['dataset'], data_dir)} again")
-    check_splits(splits, labels, data_dir, settings["select_on"])
+    prepared = data_dir / "prepare_report.json"
+    if prepared.exists() and not (prepared.is_file() and isinstance(read_json(prepared), dict)):
+        raise InputError(f"{prepared}: not the JSON object prepare_data.py writes; in a folder of your own data, "
+                         'make it one such as {"spacy_model": "NAME"} (the tagger of your POS tags), or remove it')
+    check_splits(splits, labels, data_dir, settings["select_on"], uses_pos=settings["pos_dim"] > 0)
     return vocab, labels, embedding, splits
 
 
-def check_splits(splits: dict, labels: Labels, data_dir: Path, select_on: str) -> None:
+def check_splits(splits: dict, labels: Labels, data_dir: Path, select_on: str, uses_pos: bool) -> None:
     """Refuse splits that would make a run's numbers mean something else (dev that is test, nothing to select
-    on); say what only weakens them (sentences shared with train, a test split the model cannot score on)."""
+    on); say what only weakens them (sentences shared with train, a test split the model cannot score on, dev
+    or test sentences without the POS tags the model reads)."""
+    for name in ("dev", "test") if uses_pos and len(labels.pos) > 2 else ():
+        if untagged := sum(sentence.pos is None for sentence in splits[name].sentences):
+            log.warning("%s: %d of its %d sentences have no POS tags: this run scores them on <UNK> tags, where "
+                        "evaluate.py tags them with spaCy first, so its scores will differ from results.json; tag "
+                        "them as train.json was (dataset/README.md, 'Your own data')", data_dir / f"{name}.json",
+                        untagged, len(splits[name].sentences))
     in_train = {tuple(s.tokens) for s in splits["train"].sentences}
     for name in ("dev", "test"):  # said, not refused: a release may repeat a sentence or two (WebNLG* dev: 1)
         if repeated := sum(tuple(s.tokens) in in_train for s in splits[name].sentences):
@@ -364,10 +375,6 @@ def check_splits(splits: dict, labels: Labels, data_dir: Path, select_on: str) -
                              "(named so)")
         log.warning("%s: %d of its %d sentences are also in test.json: the best epoch is partly chosen on test",
                     data_dir / "dev.json", shared, len(dev))
-    prepared = data_dir / "prepare_report.json"
-    if prepared.exists() and not (prepared.is_file() and isinstance(read_json(prepared), dict)):
-        raise InputError(f"{prepared}: not the JSON object prepare_data.py writes; in a folder of your own data, "
-                         'make it one such as {"spacy_model": "NAME"} (the tagger of your POS tags), or remove it')
     if not splits[select_on].examples:
         raise InputError(f"{data_dir / (select_on + '.json')}: no sentences to choose the best epoch on")
     known = set(labels.relations)

@@ -53,7 +53,7 @@ class DataError(InputError):
     """Input that cannot be read at all: the message names file, line and reason."""
 
 
-TAGGED_HERE = "sentence without POS tags (tagged by the run's spaCy model, as predict.py tags text)"
+TAGGED_HERE = "sentence without POS tags (tagged with spaCy, as predict.py tags text)"
 PLACES_KEPT = 5  # places a LoadReport names per reason; the rest are counted
 
 

@@ -294,6 +294,9 @@ def cell(values: list[float], signed: bool = False) -> str:
     return f"{shown} ± {std:.1f}" if std is not None else f"{shown} (1 seed)"
 
 
+LEAST_SEEDS = 3  # fewer cannot judge: with 2, t(0.975, 1) = 12.7 makes any gap 'consistent'
+
+
 def one_run_range(std: float, count: int) -> float:
     """Half-width of the 95% prediction interval of one more run of ours, t(0.975, n - 1) * std * sqrt(1 + 1/n):
     the paper's figure is one run (or a mean of unknown size), so it is judged as one more draw would be. A
@@ -301,15 +304,23 @@ def one_run_range(std: float, count: int) -> float:
     return float(stats.t.ppf(0.975, count - 1)) * std * math.sqrt(1 + 1 / count)
 
 
-def outside(gap: float, std: float | None, count: int) -> bool:
-    return std is not None and abs(gap) > one_run_range(std, count)
+def effect_range(differences_std: float, count: int, row_std: float, rin_std: float) -> float:
+    """Half-width of the 95% interval for our mean effect (a row minus RIN, paired by seed) against the paper's
+    difference of two figures, taken as two independent runs: t(0.975, n - 1) * sqrt(s_d^2 / n + s_row^2 +
+    s_RIN^2). Our pairing by seed cancels much of the spread (the rows of one seed move together); the paper's
+    two runs need not have shared a seed, so their spread counts whole."""
+    return float(stats.t.ppf(0.975, count - 1)) * math.sqrt(differences_std ** 2 / count + row_std ** 2
+                                                             + rin_std ** 2)
 
 
-def diff(values: list[float], paper: float | None) -> str:
+def diff(values: list[float], paper: float | None, judged: bool = True) -> str:
+    """Our mean minus the paper's figure, with * where the status section would say 'differs' (``judged``: the
+    runs are seeds of one setting)."""
     mean, std, count = aggregate(values)
     if mean is None or paper is None:
         return ""
-    return f"{mean - paper:+.1f}{' *' if outside(mean - paper, std, count) else ''}"
+    differs = judged and std is not None and count >= LEAST_SEEDS and abs(mean - paper) > one_run_range(std, count)
+    return f"{mean - paper:+.1f}{' *' if differs else ''}"
 
 
 def collect(results: dict, runs: list[Run], split: str, mode: str, metric: str, scorer: str = "ours") -> list[float]:
@@ -343,11 +354,13 @@ def effect_cells(results: dict, runs: list[Run], rin_runs: list[Run], mode: str,
 MIXED = "not judged: its runs were trained on different data or hyperparameters"
 
 
-def verdict(gap: float, std: float | None, count: int) -> str:
-    if std is None:
+def verdict(gap: float, half_width: float | None, count: int) -> str:
+    """'consistent' or 'differs', with the half-width of the range it was judged by."""
+    if half_width is None:
         return "one seed: no spread yet"
-    word = "differs" if outside(gap, std, count) else "consistent"
-    return f"{word} (± {one_run_range(std, count):.1f})"
+    if count < LEAST_SEEDS:
+        return f"{count} seeds: too few to judge"
+    return f"{'differs' if abs(gap) > half_width else 'consistent'} (± {half_width:.2f})"
 
 
 def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
@@ -364,11 +377,14 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
     lines = ["## Status against the paper", "",
              "Test F1 of our scorer. 'consistent' means the paper's figure could be one more run of ours: it lies "
              "inside the 95% prediction interval of our seeds, mean ± t(0.975, n - 1) · std · √(1 + 1/n) (the ± "
-             "shown); 'differs' means outside it. Elsewhere in this report, * after 'ours - paper' marks the same "
-             "'differs'.", "",
+             f"shown; judged from {LEAST_SEEDS} seeds on); 'differs' means outside it. In the tables below, * after "
+             "a difference from the paper (any counting) marks the same 'differs'. With a dozen verdicts at 95% "
+             "each, one 'differs' among them is about as likely as not by chance alone.", "",
              "| cell | seeds | ours - paper | verdict |", "|---|---|---|---|"]
     effects = ["", "Each row's effect: its test F1 minus that of RIN with the same seed (ours: mean ± std over the "
-               "seeds where both finished) against the paper's difference of means.", "",
+               "seeds where both finished) against the paper's difference of its two figures, judged as two "
+               "independent runs: 95% range t(0.975, n - 1) · √(std_effect² / n + std_row² + std_RIN²), the row's "
+               "and RIN's spreads over their seeds.", "",
                "| effect | seed pairs | ours | paper | ours - paper | verdict |", "|---|---|---|---|---|---|"]
     for title, runs, match, paper_f1, rin_runs, paper_rin in cells:
         mean, std, count = aggregate(collect(results, runs, "test", match, "f1"))
@@ -379,7 +395,8 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
             lines.append(f"| {title} | {count} of {planned} | | the paper has no number here |")
         else:
             gap = mean - paper_f1
-            judged = MIXED if mixed(results, runs) else verdict(gap, std, count)
+            judged = MIXED if mixed(results, runs) else verdict(
+                gap, None if std is None else one_run_range(std, count), count)
             lines.append(f"| {title} | {count} of {planned} | {gap:+.1f} | {judged} |")
         if rin_runs == runs:
             continue
@@ -395,7 +412,9 @@ def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
                            "the paper has no number here |")
             continue
         gap = mean - (paper_f1 - paper_rin)
-        judged = MIXED if mixed(results, runs + rin_runs) else verdict(gap, std, count)
+        row_std, rin_std = (aggregate(collect(results, group, "test", match, "f1"))[1] for group in (runs, rin_runs))
+        spread = None if None in (std, row_std, rin_std) else effect_range(std, count, row_std, rin_std)
+        judged = MIXED if mixed(results, runs + rin_runs) else verdict(gap, spread, count)
         effects.append(f"| {title} - RIN | {count} of {pairs} | {cell(differences, signed=True)} "
                        f"| {paper_f1 - paper_rin:+.1f} | {gap:+.1f} | {judged} |")
     return [*lines, *effects, ""]
@@ -525,7 +544,8 @@ def ablation_lines(dataset: str, seeds: list[int], results: dict, paper: dict) -
         reference = paper.get(("table5", label))
         effects = effect_cells(results, runs, rin_runs, "exact", reference, paper.get(("table5", "RIN")))
         lines.append(f"| {label} | {len(ours)} | {cell(ours)} | {cell(official)} | "
-                     f"{'-' if reference is None else reference} | {diff(ours, reference)} | {' | '.join(effects)} |")
+                     f"{'-' if reference is None else reference} | {diff(ours, reference, not mixed(results, runs))} | "
+                     f"{' | '.join(effects)} |")
     return lines
 
 
@@ -569,7 +589,8 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
                                        paper.get((match, "RIN"), (None,) * 3)[2], scorer)
                 lines.append(f"| {match} | {label} | {len(values['f1'])} | {cell(values['precision'])} | "
                              f"{cell(values['recall'])} | {cell(values['f1'])} | {shown} | "
-                             f"{diff(values['f1'], reference[2])} | {' | '.join(effects)} |")
+                             f"{diff(values['f1'], reference[2], not mixed(results, runs))} | "
+                             f"{' | '.join(effects)} |")
         lines.append("")
     lines += ["## Dev vs. test, F1 of the run's match mode", "",
               "Dev entity spans come from the same annotation as train; test spans are those of the test file "

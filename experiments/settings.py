@@ -184,7 +184,8 @@ def check_resumable(run_dir: Path) -> None:
     if has_checkpoint(run_dir):
         return
     metrics = run_dir / "metrics.jsonl"
-    if (run_dir / "results.json").exists() or (metrics.exists() and metrics.read_text(encoding="utf-8").strip()):
+    if any((run_dir / name).exists() for name in ("results.json", "best.pt")) or (
+            metrics.exists() and metrics.read_text(encoding="utf-8").strip()):
         raise InputError(f"--resume {run_dir}: it has trained epochs but no last.pt or last_prev.pt to continue "
                          "from (deleted?); starting over would overwrite its best.pt and results: start a new run")
 

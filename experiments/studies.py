@@ -5,19 +5,15 @@ file that experiments/report.py reads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
-
-import torch
 
 from data.loader import MENTION_READING, load_split, read_json_records
 from experiments.plan import run_dataset
-from model import RIN, load_run
+from model import load_run
 from model.inference import extract
 from model.run import recorded_data_dir
 from utils.helpers import DATASETS_DIR, InputError, file_sha256, pick_device, project_relative, read_json, write_json
 from utils.scorer import keep_first_mentions, repeated_mention_count, score_all
-from utils.vocab import Labels, Vocab
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +44,6 @@ def finished_checkpoints(dataset: str, save_dir: Path, results_dir: Path) -> lis
         else:
             found.append(run_dir)
     return found
-
-
-def finished_models(dataset: str, save_dir: Path, results_dir: Path, device: torch.device
-                    ) -> Iterator[tuple[Path, tuple[RIN, Vocab, Labels, dict]]]:
-    """Each finished run of :func:`finished_checkpoints` with its model rebuilt (load_run), one at a time."""
-    for run_dir in finished_checkpoints(dataset, save_dir, results_dir):
-        yield run_dir, load_run(run_dir, device)
 
 
 def earlier_entries(path: Path) -> dict:
@@ -97,7 +86,8 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
     found |= {"retagged_test": project_relative(retagged), "rebuilt_test": project_relative(rebuilt),
               "same_input_sentences": same, "sentences": sentences}
     device = pick_device(None)
-    for run_dir, (model, vocab, labels, config) in finished_models(dataset, save_dir, results_dir, device):
+    for run_dir in finished_checkpoints(dataset, save_dir, results_dir):
+        model, vocab, labels, config = load_run(run_dir, device)
         if config["model"]["pos_dim"] == 0:
             continue
         entry = {"mention_reading": MENTION_READING}  # how the gold was read (data/loader.py)
@@ -120,9 +110,11 @@ def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
     path = results_dir / "mention_study.json"
     found = earlier_entries(path)
     device = pick_device(None)
-    if not finished_checkpoints(dataset, save_dir, results_dir):
+    checkpoints = finished_checkpoints(dataset, save_dir, results_dir)
+    if not checkpoints:
         log.warning("no finished run of %s with a best.pt in %s: nothing to decode", dataset, save_dir)
-    for run_dir, (model, vocab, labels, config) in finished_models(dataset, save_dir, results_dir, device):
+    for run_dir in checkpoints:
+        model, vocab, labels, config = load_run(run_dir, device)
         split = load_split(recorded_test_file(run_dir, config, DATASETS_DIR / dataset), vocab, labels,
                            scored=True)
         tokens = [sentence.tokens for sentence in split.sentences]

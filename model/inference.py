@@ -154,7 +154,8 @@ def run_tools(model_dir: str | Path, needs_pos: bool, pretokenized: bool, spacy_
         return None
 
 
-INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"))  # removed from raw text before tokenising
+# raw text before spaCy tokenises it: a zero-width space separates words, the rest join them or are nothing
+INVISIBLE = {ord("\u200b"): " "} | dict.fromkeys(map(ord, "\u2060\ufeff\u00ad"))
 
 
 class Extractor:
@@ -189,8 +190,8 @@ class Extractor:
 
     def tokenize(self, text: str) -> list[str]:
         """Tokens of raw ``text``, as written (Vocab.ids finds a decomposed accent's word, utils/vocab.py); spaCy
-        gets it without the invisible characters that would glue a word to what follows it (zero-width space,
-        word joiner, byte-order mark, soft hyphen)."""
+        gets it without the invisible characters that would glue a word to what follows it (a zero-width space
+        becomes a space; a word joiner, byte-order mark or soft hyphen goes)."""
         return self.tools.tokenize(text.translate(INVISIBLE)) if self.tokenizer == "spaCy" else text.split()
 
     def _warn_unfamiliar(self, kept: list[int], token_lists: list[list[str]], pos_lists: list[list[str] | None],

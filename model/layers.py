@@ -96,8 +96,11 @@ class GRUCell(nn.GRUCell):
     @torch.compiler.disable
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
         """One step of the cell for every row; with (B, n, .) operands, for every token of every sentence."""
-        if input.dim() > 2 and hx is not None:
-            return self(input.flatten(0, -2), hx.flatten(0, -2)).view(*hx.shape[:-1], self.hidden_size)
+        if input.dim() <= 2 or hx is None:
+            return self._step(input, hx)
+        return self._step(input.flatten(0, -2), hx.flatten(0, -2)).view(*hx.shape[:-1], self.hidden_size)
+
+    def _step(self, input: torch.Tensor, hx: torch.Tensor | None) -> torch.Tensor:
         if hx is None or not self._uses_kernels(input, hx):
             return super().forward(input, hx)
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)

@@ -139,9 +139,11 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple
                     "scores of it will not be those of the finished run", model_dir)
     elif not results:
         settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
-        log.warning("%s has not finished training (no results.json; %d of its %s epochs done): best.pt is the best "
-                    "epoch so far; continue the run with python train.py --resume %s", model_dir,
-                    epochs_done(model_dir), settings.get("num_epoch", "?"), model_dir)
+        resumable = any((model_dir / name).is_file() for name in ("last.pt", "last_prev.pt"))
+        log.warning("%s has no results.json: %s", model_dir,
+                    f"its training has not finished ({epochs_done(model_dir)} of its {settings.get('num_epoch', '?')} "
+                    f"epochs done), and best.pt is the best epoch so far; continue it with python train.py --resume "
+                    f"{model_dir}" if resumable else "not known to be a finished run (a copy of part of its folder?)")
     model.to(device).eval()
     return model, vocab, labels, config
 

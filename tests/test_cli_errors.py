@@ -161,6 +161,18 @@ def test_data_without_pos_tags_names_the_run_without_pos(workspace):
     assert config["settings"]["pos_dim"] == config["model"]["pos_dim"] == 0
 
 
+def test_dev_and_test_sentences_without_pos_tags_are_said(workspace, capsys):
+    """Scored on <UNK> tags here, tagged by spaCy in evaluate.py: the two would differ, so the run says so."""
+    data, save = workspace
+    lines = (data / "dev.json").read_text().splitlines()
+    lines[0] = json.dumps({key: value for key, value in json.loads(lines[0]).items() if key != "pos"})
+    (data / "dev.json").write_text("\n".join(lines) + "\n")
+    train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--pos_dim", "4", *FAST])
+    err = capsys.readouterr().err
+    assert f"dev.json: 1 of its {len(lines)} sentences have no POS tags: this run scores them on <UNK> tags" in err
+    assert err.count("have no POS tags") == 1  # test.json has all its tags
+
+
 def test_pos_features_asked_for_on_data_without_pos_tags_are_refused(workspace, capsys):
     """As the runner asks for a table's runs: RIN with POS, not a run renamed w/o POS."""
     data, save = workspace
@@ -374,6 +386,10 @@ def test_resume_without_checkpoints_never_starts_over(workspace, capsys):
     train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r", *FAST])
     for name in ("last.pt", "last_prev.pt"):
         (save / "r" / name).unlink(missing_ok=True)
+    fails_cleanly(train.main, ["--resume", str(save / "r")], capsys, "no last.pt or last_prev.pt",
+                  watched=(data, save))
+    for name in ("results.json", "metrics.jsonl"):  # a copy of a run's config and best.pt alone: never overwritten
+        (save / "r" / name).unlink()
     fails_cleanly(train.main, ["--resume", str(save / "r")], capsys, "no last.pt or last_prev.pt",
                   watched=(data, save))
 

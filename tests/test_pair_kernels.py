@@ -377,6 +377,20 @@ def test_gru_kernels_match_nn_grucell(variant, rows, inputs, hidden):
 
 
 @needs_kernels
+@pytest.mark.parametrize("kernel", ["auto", "torch"])
+def test_a_gru_cell_steps_every_token_of_a_batch(kernel):
+    """(B, n, .) operands, as model/rin.py passes them: each token one row of the 2-D cell, hooks called once."""
+    speed.configure(kernel=kernel)
+    torch.manual_seed(0)
+    cell, input, state = GRUCell(5, 12), torch.randn(2, 3, 5), torch.randn(2, 3, 12)
+    calls = []
+    cell.register_forward_hook(lambda module, args, output: calls.append(output.shape))
+    with torch.no_grad():
+        rows = nn.GRUCell.forward(cell, input.flatten(0, 1), state.flatten(0, 1)).view(2, 3, 12)
+        assert torch.allclose(cell(input, state), rows, atol=2e-6)
+    assert calls == [torch.Size([2, 3, 12])]
+
+
 def test_gru_cells_use_the_kernels_for_float32_outside_autocast(monkeypatch):
     """Inference and training in float32 run the kernels; bfloat16 autocast, float64 and ``--pair_kernel torch``
     run nn.GRUCell; a gradient for the input, the state or the weights alone is right too, with a

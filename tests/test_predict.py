@@ -1,6 +1,7 @@
 """predict.py and the Python API on a model trained on generated data."""
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def test_spacy_tokenizer_splits_punctuation(run_dir, tmp_path):
     assert extractor.tokenizer == "spaCy"
     (result,) = extractor.extract(["Greta Berg works for Acme in Oslo."])
     assert result["tokens"] == SENTENCE.split()
-    (result,) = extractor.extract(["Greta Berg works for Ac\u00adme in Oslo\u200b.\ufeff"])  # invisible characters
+    (result,) = extractor.extract(["Greta\u200bBerg works for Ac\u00adme in Oslo\u200b.\ufeff"])  # invisible ones
     assert result["tokens"] == SENTENCE.split()  # glue no word to the period, nor stay in a token
     assert triples(result) == EXPECTED
     assert triples(load_extractor(run_dir).extract([SENTENCE])[0]) == EXPECTED  # no tagger recorded: the default
@@ -210,13 +211,18 @@ def test_a_run_still_training_or_stopped_is_said(run_dir, tmp_path, caplog):
         (copy / "train.lock").write_text(ended)                          # a bare pid, as older train.py wrote
         load_extractor(copy, pretokenized=True)
         assert "still training" not in caplog.text
-    assert "has not finished" not in caplog.text
+    assert "no results.json" not in caplog.text
     (copy / "results.json").unlink()  # stopped before its last epoch, by Ctrl-C or a kill
     load_extractor(copy, pretokenized=True)
     epochs = len((copy / "metrics.jsonl").read_text().splitlines())
     num_epoch = json.loads((copy / "config.json").read_text())["settings"]["num_epoch"]
-    assert (f"{copy} has not finished training (no results.json; {epochs} of its {num_epoch} epochs done)"
-            in caplog.text)
+    assert (f"{copy} has no results.json: its training has not finished ({epochs} of its {num_epoch} epochs done)"
+            in caplog.text and f"python train.py --resume {copy}" in caplog.text)
+    caplog.clear()
+    for name in ("last.pt", "last_prev.pt"):  # a copy of part of the folder: nothing to resume from
+        (copy / name).unlink(missing_ok=True)
+    load_extractor(copy, pretokenized=True)
+    assert "not known to be a finished run" in caplog.text and "--resume" not in caplog.text
 
 
 def test_long_sentence_is_truncated_with_a_note(run_dir):
@@ -380,23 +386,27 @@ def test_evaluate_tags_sentences_that_come_without_pos_tags(synthetic_data, tmp_
     records = [json.loads(line) for line in (synthetic_data / "test.json").read_text().splitlines()]
     untagged.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "pos"}) + "\n" for r in records))
     run = str(tmp_path / "pos")
-    with pytest.raises(InputError, match="^--spacy_model none: this model takes POS tags, which need a tagger$"):
+    with pytest.raises(InputError, match=re.escape(f"{untagged}: {len(records)} sentences without POS tags, which "
+                                                   "this model reads, and --spacy_model none: this model takes POS "
+                                                   "tags, which need a tagger; or tag the file as dataset/README.md")):
         evaluate.run(evaluate.parse_args(["--model_dir", run, "--data", str(untagged), "--spacy_model", "none"]))
     evaluate.main(["--model_dir", run, "--data", str(untagged), "--out", str(tmp_path / "p.jsonl"), "--threads", "1"])
-    report = json.loads((tmp_path / "p_scores.json").read_text())["load_report"]
-    assert report[TAGGED_HERE]["count"] == len(records)
-    assert not any(reason.startswith("sentence without POS tags (read as <UNK>") for reason in report)
+    scores = json.loads((tmp_path / "p_scores.json").read_text())
+    assert scores["load_report"][TAGGED_HERE]["count"] == len(records)
+    assert not any(reason.startswith("sentence without POS tags (read as <UNK>") for reason in scores["load_report"])
+    assert "en_core_web_sm" in scores["pos_tagged_here_with"]
+    capsys.readouterr()
     evaluate.main(["--model_dir", run, "--data", str(synthetic_data / "test.json"), "--out", str(tmp_path / "q.jsonl"),
                    "--threads", "1", "--spacy_model", "none"])  # tagged already: no tagger needed
-    assert TAGGED_HERE not in json.loads((tmp_path / "q_scores.json").read_text())["load_report"]
-    capsys.readouterr()
+    scores = json.loads((tmp_path / "q_scores.json").read_text())
+    assert TAGGED_HERE not in scores["load_report"] and scores["pos_tagged_here_with"] is None
+    assert "--spacy_model none is not used: every sentence came with its POS tags" in capsys.readouterr().err
 
 
 def test_the_tagging_recipe_of_the_data_readme_tags_and_records(synthetic_data, tmp_path):
     """dataset/README.md's snippet for tagging one's own files, run as written: every sentence gets one tag per
     token, and the tagger is recorded where train.py and predict.py look for it."""
     import os
-    import re
     import subprocess
     import sys
 

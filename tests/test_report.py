@@ -13,7 +13,9 @@ from experiments.report import (
     comparison_lines,
     data_folder,
     diff,
+    effect_range,
     mention_lines,
+    one_run_range,
     reading_lines,
     render_report,
     report_seeds,
@@ -31,6 +33,8 @@ def test_aggregate_by_hand():
     assert cell([]) == "not run yet"
     # * marks a paper figure outside the 95% range of one more run: 90 ± 4.303 * 10 * sqrt(4/3) = 90 ± 49.7
     assert diff([0.8, 0.9, 1.0], 40.0) == "+50.0 *" and diff([0.8, 0.9, 1.0], 40.4) == "+49.6"
+    assert diff([0.8, 0.9, 1.0], 40.0, judged=False) == "+50.0"  # seeds of different settings: no verdict
+    assert diff([0.8, 1.0], 10.0) == "+80.0"  # two seeds: too few
     assert diff([0.8], 75.0) == "+5.0"
 
 
@@ -87,15 +91,14 @@ def test_report_and_figure(tmp_path):
     assert f"- train.json SHA-256 `{'a' * 12}`: 8 runs" in report and f"`{'b' * 12}`: 1 run\n" in report
     assert "do not average them" in report
     assert f"- embedding.npy SHA-256 `{'c' * 12}`: 9 runs" in report and "word vectors differ" not in report
-    # the status: two seeds, 86.0 and 88.0 against the paper's 87.3, judged by the 95% range of one more run,
-    # t(0.975, 1) * 1.414 * sqrt(1.5) = 12.706 * 1.414 * 1.225 = 22.0; cells with no run named as such
-    assert "| Table 1, partial, RIN | 2 of 5 | -0.3 | consistent (± 22.0) |" in report
+    # the status: two seeds are too few to judge (t(0.975, 1) = 12.7); cells with no run named as such
+    assert "| Table 1, partial, RIN | 2 of 5 | -0.3 | 2 seeds: too few to judge |" in report
     assert "| Table 5, w/o RC | 0 of 5 | | not run yet |" in report
     # how the runs were trained, counted from their configs
     assert "- best epoch chosen on: not recorded (" in report
     # the effects judged the same way: -2.0 ± 1.4 against the paper's -2.8
-    assert "| Table 1, exact, w/o interaction - RIN | 2 of 5 | -2.0 ± 1.4 | -2.8 | +0.8 | consistent (± 22.0) |" \
-        in report
+    assert "| Table 1, exact, w/o interaction - RIN | 2 of 5 | -2.0 ± 1.4 | -2.8 | +0.8 | 2 seeds: too few to " \
+        "judge |" in report
     assert "| Table 5, w/o ER - RIN | 1 of 5 | +1.0 (1 seed) | -0.6 | +1.6 | one seed: no spread yet |" in report
     assert "| Table 5, w/o RC - RIN | 0 of 5 | | -1.0 | | not run yet |" in report  # the paper's known all the same
     assert "the defaults (reproduce.py --train_args): not recorded (" in report  # configs without settings
@@ -109,11 +112,16 @@ def test_report_and_figure(tmp_path):
 
 
 def test_the_verdict_is_the_95_percent_range_of_one_more_run():
-    """Five seeds with std 0.5: t(0.975, 4) * 0.5 * sqrt(1 + 1/5) = 2.776 * 0.5 * 1.095 = 1.52 either side."""
-    assert verdict(1.5, 0.5, 5) == "consistent (± 1.5)"
-    assert verdict(-1.6, 0.5, 5) == "differs (± 1.5)"
-    assert verdict(0.1, 0.0, 3) == "differs (± 0.0)"  # identical seeds: only the exact figure fits
+    """Five seeds with std 0.5: t(0.975, 4) * 0.5 * sqrt(1 + 1/5) = 2.776 * 0.5 * 1.095 = 1.52 either side. An
+    effect (paired by seed, std 0.4 over 5 seeds) against the paper's difference of two independent runs (our
+    rows' stds 0.8 and 0.7): 2.776 * sqrt(0.16 / 5 + 0.64 + 0.49) = 2.776 * 1.078 = 2.99."""
+    assert round(one_run_range(0.5, 5), 4) == 1.5207
+    assert round(effect_range(0.4, 5, 0.8, 0.7), 4) == 2.9929
+    assert verdict(1.5, one_run_range(0.5, 5), 5) == "consistent (± 1.52)"
+    assert verdict(-1.6, one_run_range(0.5, 5), 5) == "differs (± 1.52)"
+    assert verdict(0.1, 0.0, 3) == "differs (± 0.00)"  # identical seeds: only the exact figure fits
     assert verdict(0.1, None, 1) == "one seed: no spread yet"
+    assert verdict(30.0, 5.0, 2) == "2 seeds: too few to judge"
 
 
 def test_a_cell_of_runs_on_different_data_or_hyperparameters_is_not_judged(tmp_path):
@@ -122,18 +130,20 @@ def test_a_cell_of_runs_on_different_data_or_hyperparameters_is_not_judged(tmp_p
     would count as a second seed)."""
     fake_result(tmp_path, "webnlg_partial_K2_seed1", 0.87, 0.77)
     fake_result(tmp_path, "webnlg_partial_K2_seed2", 0.05, 0.05, train_sha="b" * 64)  # other data: a wide spread
+    fake_result(tmp_path, "webnlg_partial_K2_seed3", 0.87, 0.77)
     report = write_report("webnlg", tmp_path).read_text()
-    assert ("| Table 1, partial, RIN | 2 of 5 | -41.3 | not judged: its runs were trained on different data or "
+    assert ("| Table 1, partial, RIN | 3 of 5 | -27.6 | not judged: its runs were trained on different data or "
             "hyperparameters |") in report
+    assert "| partial | RIN | 3 | 59.7 ± 47.3 | 59.7 ± 47.3 | 59.7 ± 47.3 | 87.6 / 87.0 / 87.3 | -27.6 |" in report
     (tmp_path / "runs" / "webnlg_partial_K2_seed1" / "config.json").write_text(json.dumps({
         "data_sha256": {"train.json": "a" * 64}, "settings": {"dataset": "webnlg", "match": "partial"}}))
     config = tmp_path / "runs" / "webnlg_partial_K2_seed2" / "config.json"
     config.write_text(json.dumps({"data_sha256": {"train.json": "a" * 64}, "settings": {
         "dataset": "webnlg", "match": "partial", "lr": 0.01, "run_id": "webnlg_partial_K2_seed2"}}))
-    assert "| Table 1, partial, RIN | 2 of 5 | -41.3 | not judged" in write_report("webnlg", tmp_path).read_text()
+    assert "| Table 1, partial, RIN | 3 of 5 | -27.6 | not judged" in write_report("webnlg", tmp_path).read_text()
     config.write_text(json.dumps({"data_sha256": {"train.json": "a" * 64}, "settings": {
         "dataset": "webnlg", "match": "partial", "lr": 0.0005, "run_id": "webnlg_partial_K2_seed2"}}))
-    assert "| Table 1, partial, RIN | 2 of 5 | -41.3 | consistent (± 902.3) |" in write_report(
+    assert "| Table 1, partial, RIN | 3 of 5 | -27.6 | consistent (± 235.21) |" in write_report(
         "webnlg", tmp_path).read_text()  # the same data and Table 3's lr: one setting, judged (its spread is wide)
     config.write_text(config.read_text().replace('"run_id": "webnlg_partial_K2_seed2"',
                                                  '"run_id": "webnlg_partial_K2_seed1"'))
@@ -141,7 +151,7 @@ def test_a_cell_of_runs_on_different_data_or_hyperparameters_is_not_judged(tmp_p
                                          "'webnlg_partial_K2_seed2'"):
         write_report("webnlg", tmp_path)
     config.unlink()  # what is not recorded is not taken for a difference
-    assert "| Table 1, partial, RIN | 2 of 5 | -41.3 | consistent (± 902.3) |" in write_report(
+    assert "| Table 1, partial, RIN | 3 of 5 | -27.6 | consistent (± 235.21) |" in write_report(
         "webnlg", tmp_path).read_text()
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from utils.interrupt import raise_from_now_on
+from utils.scorer import MODES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,21 +76,25 @@ def preset(dataset: str, match: str) -> dict:
     for mode, values in content.items():
         if mode.startswith("_"):
             continue
-        if mode not in ("partial", "exact"):
-            raise InputError(f"{path}: {mode!r} is no match mode (partial or exact); comments go under keys "
+        if mode not in MODES:
+            raise InputError(f"{path}: {mode!r} is no match mode ({' or '.join(MODES)}); comments go under keys "
                              "starting with '_'")
         if not isinstance(values, dict):
-            raise InputError(f"{path}: {mode} is {json.dumps(values)}, not an object such as {example}")
+            raise InputError(f"{path}: {mode} is {json.dumps(values)}, not an object such as {{\"rounds\": 2, "
+                             "\"lr\": 0.0005, \"num_epoch\": 150}")
         for key, value in values.items():
+            if key.startswith("_"):
+                continue
             least = PRESET_SETTINGS.get(key)
             if least is None:
                 raise InputError(f"{path}: {mode}.{key} is no preset setting (a preset sets "
                                  f"{', '.join(PRESET_SETTINGS)}; give others as train.py flags)")
-            kind = float if key == "lr" else int
-            if (isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int)
-                    or not math.isfinite(value) or value < least or (kind is float and value <= least)):
-                wanted = "a number > 0" if kind is float else f"an integer >= {least}"
-                raise InputError(f"{path}: {mode}.{key} is {json.dumps(value)}, not {wanted}")
+            lr = key == "lr"
+            number = not isinstance(value, bool) and isinstance(value, (int, float) if lr else int)
+            if (not number or isinstance(value, float) and not math.isfinite(value) or value < least
+                    or lr and value <= least):
+                wanted = "a number > 0" if lr else f"an integer >= {least}"
+                raise InputError(f"{path}: {mode}.{key} is {json.dumps(value)[:40]}, not {wanted}")
     values = content.get(match)
     if values is None:
         raise InputError(f"{path}: no settings for {match} match (an object such as {{\"{match}\": {{\"rounds\": 2, "

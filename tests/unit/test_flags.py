@@ -52,6 +52,7 @@ def test_a_preset_without_the_match_mode_is_one_line(monkeypatch, tmp_path):
     ('{"partial": {"lr": -1}}', "partial.lr is -1, not a number > 0"),
     ('{"partial": {"lr": "fast"}}', 'partial.lr is "fast", not a number > 0'),
     ('{"partial": {"lr": 0}}', "partial.lr is 0, not a number > 0"),
+    ('{"partial": {"lr": Infinity}}', "partial.lr is Infinity, not a number > 0"),
     ('{"partial": {"num_epoch": 1.5}}', "partial.num_epoch is 1.5, not an integer >= 1"),
     ('{"partial": {"num_epoch": 0}}', "partial.num_epoch is 0, not an integer >= 1"),
     ('{"partial": {"num_epoch": true}}', "partial.num_epoch is true, not an integer >= 1"),
@@ -73,7 +74,7 @@ def test_train_says_which_built_in_defaults_it_takes(monkeypatch, tmp_path, capl
     from experiments.settings import parse_args, resolve_settings
 
     monkeypatch.setattr(helpers, "PRESETS_DIR", tmp_path)
-    (tmp_path / "mine.json").write_text('{"_source": "mine", "partial": {"rounds": 1, "lr": 1}}')
+    (tmp_path / "mine.json").write_text('{"_source": "mine", "partial": {"_why": "a test", "rounds": 1, "lr": 1}}')
     with caplog.at_level(logging.INFO):
         settings = resolve_settings(parse_args(["--dataset", "mine", "--data_dir", str(tmp_path)]))
     assert (settings["rounds"], settings["lr"], settings["num_epoch"]) == (1, 1, 100)
