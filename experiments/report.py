@@ -365,7 +365,8 @@ def verdict(gap: float, half_width: float | None, count: int) -> str:
 
 def status_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
     """Each cell of Tables 1 and 5 against the paper: consistent (inside the 95% range of one more of our runs),
-    differs, or not judged yet; then each row's effect (its F1 minus RIN's) against the paper's, judged the same way."""
+    differs, or not judged yet; then each row's effect (its F1 minus RIN's) against the paper's difference, with
+    the spreads of both rows counted (:func:`effect_range`)."""
     paper = paper_numbers(dataset)
     cells = [(f"Table 1, {match}, {label}", [table1_rows(dataset, match, s)[label] for s in seeds], match,
               paper.get((match, label), (None,) * 3)[2], [table1_rows(dataset, match, s)["RIN"] for s in seeds],

@@ -126,7 +126,7 @@ def run_tools(model_dir: str | Path, needs_pos: bool, pretokenized: bool, spacy_
     if spacy_model is not None and not needs_pos and pretokenized:
         log.warning("spacy_model %r is not used: the tokens are given (pretokenized) and this model takes no POS "
                     "tags", spacy_model)
-    if not (needs_pos or not pretokenized):
+    if pretokenized and not needs_pos:  # nothing to tokenise or tag
         return None
     named = spacy_model is not None  # a model asked for is never swapped for whitespace splitting
     if spacy_model is None and recorded is None:

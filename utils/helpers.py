@@ -59,6 +59,7 @@ def preset_file(dataset: str) -> Path:
 
 
 # what a preset may set for each match mode (what Table 3 varies per dataset), and the least value of each
+# (lr must exceed its)
 PRESET_SETTINGS = {"rounds": 0, "lr": 0.0, "num_epoch": 1}
 
 
@@ -80,7 +81,7 @@ def preset(dataset: str, match: str) -> dict:
             raise InputError(f"{path}: {mode!r} is no match mode ({' or '.join(MODES)}); comments go under keys "
                              "starting with '_'")
         if not isinstance(values, dict):
-            raise InputError(f"{path}: {mode} is {json.dumps(values)}, not an object such as {{\"rounds\": 2, "
+            raise InputError(f"{path}: {mode} is {json.dumps(values)[:40]}, not an object such as {{\"rounds\": 2, "
                              "\"lr\": 0.0005, \"num_epoch\": 150}")
         for key, value in values.items():
             if key.startswith("_"):
