@@ -66,26 +66,11 @@ from model.training import (
     train_epoch,
     train_step,
 )
-from utils.helpers import (
-    DATASETS_DIR,
-    ArgumentParser,
-    InputError,
-    Terminated,
-    check_file_path,
-    code_commit,
-    configure_threads,
-    device_name,
-    non_negative_int,
-    one_line_errors,
-    pick_device,
-    positive_float,
-    positive_int,
-    preset,
-    project_relative,
-    seed_value,
-    usable_cores,
-    write_json,
-)
+from utils.cli import ArgumentParser, device_name, non_negative_int, positive_float, positive_int, seed_value
+from utils.errors import InputError, Terminated, one_line_errors
+from utils.files import check_file_path, write_json
+from utils.machine import configure_threads, pick_device, usable_cores
+from utils.project import DATASETS_DIR, code_commit, preset, project_relative
 from utils.vocab import Labels
 
 # what limits the instruction sets PyTorch, oneDNN, MKL, OpenBLAS and the pair kernels use (the AVX2 stand-in of

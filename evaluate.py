@@ -26,21 +26,10 @@ from model.inference import BATCH_SIZE, THRESHOLD, extract, run_tools
 from model.pair_kernels import configure_speed
 from model.run import check_output, check_run_folder, recorded_data_dir
 from utils.analysis import breakdown, breakdown_markdown
-from utils.helpers import (
-    ArgumentParser,
-    InputError,
-    atomic_write_bytes,
-    configure_threads,
-    device_name,
-    file_sha256,
-    one_line_errors,
-    open_probability,
-    pick_device,
-    positive_int,
-    read_json,
-    setup_logging,
-    write_json,
-)
+from utils.cli import ArgumentParser, device_name, open_probability, positive_int, setup_logging
+from utils.errors import InputError, one_line_errors
+from utils.files import atomic_write_bytes, file_sha256, read_json, write_json
+from utils.machine import configure_threads, pick_device
 from utils.scorer import CONVENTIONS, SCORERS, keep_first_mentions, repeated_mention_count, score_all, triple_record
 
 log = logging.getLogger("evaluate")

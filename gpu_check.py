@@ -42,19 +42,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from utils.helpers import (
-    DATASETS_DIR,
-    PROJECT_ROOT,
-    ArgumentParser,
-    InputError,
-    check_folder_path,
-    code_commit,
-    non_negative_float,
-    one_line_errors,
-    positive_int,
-    usable_cores,
-    write_json,
-)
+from utils.cli import ArgumentParser, non_negative_float, positive_int
+from utils.errors import InputError, one_line_errors
+from utils.files import check_folder_path, write_json
+from utils.machine import usable_cores
+from utils.project import DATASETS_DIR, PROJECT_ROOT, code_commit
 
 PYTHON = sys.executable
 RUNS = ("fp32", "bf16", "fp16", "killed", "fp32_free")  # the run folders a check trains in <out>/runs

@@ -35,19 +35,10 @@ from model.inference import (
 )
 from model.pair_kernels import configure_speed
 from model.run import check_output, check_run_folder
-from utils.helpers import (
-    ArgumentParser,
-    InputError,
-    atomic_write_bytes,
-    configure_threads,
-    device_name,
-    json_problem,
-    one_line_errors,
-    open_probability,
-    pick_device,
-    positive_int,
-    setup_logging,
-)
+from utils.cli import ArgumentParser, device_name, open_probability, positive_int, setup_logging
+from utils.errors import InputError, one_line_errors
+from utils.files import atomic_write_bytes, json_problem
+from utils.machine import configure_threads, pick_device
 
 log = logging.getLogger("predict")
 OUTPUT_FIELDS = {"line", "text", *RESULT_FIELDS}  # of each output line; a JSON input line's other fields join them

@@ -51,18 +51,11 @@ from data.convert import (
 from data.fetch import BASE_URL_ENV, MANIFEST, Gathered, Inputs, Manifest, default_cache, file_digests, shared_for
 from data.loader import DataError, LoadReport, parse_record, read_json_records
 from data.spacy_tools import DEFAULT_MODEL, SpacyTools, load_tools
-from utils.helpers import (
-    DATASETS_DIR,
-    ArgumentParser,
-    InputError,
-    check_folder_path,
-    hold_lock,
-    one_line_errors,
-    positive_int,
-    process_alive,
-    setup_logging,
-    write_json,
-)
+from utils.cli import ArgumentParser, positive_int, setup_logging
+from utils.errors import InputError, one_line_errors
+from utils.files import check_folder_path, write_json
+from utils.locks import hold_lock, process_alive
+from utils.project import DATASETS_DIR
 from utils.scorer import MODES, rates, score
 from utils.tagging import Span
 

@@ -33,18 +33,10 @@ from data.fetch import BASE_URL_ENV, MANIFEST, Inputs, Manifest, default_cache, 
 from data.loader import NOT_FOUND, LoadReport, Sentence, load_sentences
 from model.rin import RINConfig
 from model.training import TrainConfig
-from utils.helpers import (
-    DATASETS_DIR,
-    ArgumentParser,
-    InputError,
-    file_sha256,
-    folder_name,
-    one_line_errors,
-    seed_value,
-    setup_logging,
-    vector_size,
-    write_json,
-)
+from utils.cli import ArgumentParser, folder_name, seed_value, setup_logging, vector_size
+from utils.errors import InputError, one_line_errors
+from utils.files import file_sha256, write_json
+from utils.project import DATASETS_DIR
 from utils.vocab import (
     UNK_ID,
     Labels,

@@ -69,28 +69,12 @@ from experiments.settings import parse_args as train_parse_args  # train.py's fl
 from experiments.studies import compare_test_files, finished_checkpoints, mention_study
 from model.run import epoch_records, epochs_done
 from model.training import HYPERPARAMETERS, RUN_DEFINING, TrainConfig
-from utils.helpers import (
-    DATASETS_DIR,
-    PRESETS_DIR,
-    PROJECT_ROOT,
-    ArgumentParser,
-    InputError,
-    affinity,
-    check_folder_path,
-    data_fingerprint,
-    holder_alive,
-    non_negative_int,
-    one_line_errors,
-    positive_float,
-    positive_int,
-    preset,
-    process_identity,
-    read_json,
-    resolve_project_path,
-    seed_value,
-    setup_logging,
-    usable_cores,
-)
+from utils.cli import ArgumentParser, non_negative_int, positive_float, positive_int, seed_value, setup_logging
+from utils.errors import InputError, one_line_errors
+from utils.files import check_folder_path, read_json
+from utils.locks import holder_alive, process_identity
+from utils.machine import affinity, usable_cores
+from utils.project import DATASETS_DIR, PRESETS_DIR, PROJECT_ROOT, data_fingerprint, preset, resolve_project_path
 
 log = logging.getLogger("reproduce")
 

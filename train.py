@@ -58,25 +58,12 @@ from model.training import (
     save_training_state,
     train_epoch,
 )
-from utils.helpers import (
-    InputError,
-    Terminated,
-    atomic_write_bytes,
-    available_memory,
-    check_folder_path,
-    configure_threads,
-    data_fingerprint,
-    file_sha256,
-    hold_lock,
-    interruption,
-    one_line_errors,
-    pick_device,
-    read_json,
-    resolve_project_path,
-    set_seed,
-    setup_logging,
-    write_json,
-)
+from utils.cli import setup_logging
+from utils.errors import InputError, Terminated, interruption, one_line_errors
+from utils.files import atomic_write_bytes, check_folder_path, file_sha256, read_json, write_json
+from utils.locks import hold_lock
+from utils.machine import available_memory, configure_threads, pick_device, set_seed
+from utils.project import data_fingerprint, resolve_project_path
 from utils.scorer import CONVENTIONS, rates, score_all
 from utils.vocab import Labels, Vocab
 

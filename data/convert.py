@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from data.loader import DUPLICATE_TRIPLE, DataError, LoadReport, find_occurrences, parse_record, read_json_records
-from utils.helpers import DATASETS_DIR
+from utils.project import DATASETS_DIR
 from utils.tagging import Span
 
 MAX_ENTITY_TOKENS = 16

@@ -26,7 +26,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from utils.helpers import PROJECT_ROOT, InputError, check_folder_path, read_json
+from utils.errors import InputError
+from utils.files import check_folder_path, read_json
+from utils.project import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 

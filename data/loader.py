@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.helpers import InputError, json_problem
+from utils.errors import InputError
+from utils.files import json_problem
 from utils.scorer import Triple
 from utils.tagging import Span, select_non_overlapping, spans_to_tags
 from utils.vocab import Labels, Vocab, canonical

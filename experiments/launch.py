@@ -21,11 +21,13 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from utils.helpers import PROJECT_ROOT, InputError, read_json, write_json
+from utils.errors import InputError
+from utils.files import read_json, write_json
+from utils.project import PROJECT_ROOT
 
 SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json", "prepare_report.json")
 INTERRUPTED = (130, 143, -2, -15)  # train.py's exit on Ctrl-C or SIGTERM (one_line_errors), or the signal's
-TRAIN_ERROR = "train.py: error: "  # how train.py's one-line errors begin (utils.helpers.one_line_errors)
+TRAIN_ERROR = "train.py: error: "  # how train.py's one-line errors begin (utils.errors.one_line_errors)
 RUNNING: set[subprocess.Popen] = set()  # this process's train.py children, stopped with it (stop_running)
 
 

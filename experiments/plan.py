@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from model.rin import RINConfig
-from utils.helpers import preset
+from utils.project import preset
 
 POS_DIM = RINConfig.pos_dim  # a run without --pos_dim has the network's default
 

@@ -36,8 +36,10 @@ from experiments.plan import (
 from model.rin import RINConfig
 from model.run import epoch_records, epochs_done
 from model.training import HYPERPARAMETERS, TrainConfig
-from utils.helpers import PROJECT_ROOT, InputError, field_defaults, preset, preset_file, read_json
+from utils.errors import InputError
+from utils.files import read_json
 from utils.markdown import Block, refresh
+from utils.project import PROJECT_ROOT, field_defaults, preset, preset_file
 
 log = logging.getLogger("report")
 OWNER = "`python reproduce.py --report`"  # of README.md's generated results table (utils/markdown.py)

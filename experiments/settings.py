@@ -18,27 +18,29 @@ from data.convert import prepare_hint
 from experiments.plan import run_name
 from model import RUN_FORMAT, RINConfig, speed
 from model.training import TrainConfig
-from utils.helpers import (
-    DATASETS_DIR,
-    PRESET_SETTINGS,
-    PROJECT_ROOT,
-    RUN_DATA_FILES,
+from utils.cli import (
     ArgumentParser,
-    InputError,
     device_name,
     dropout_rate,
-    field_defaults,
     folder_name,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
+    seed_value,
+)
+from utils.errors import InputError
+from utils.files import read_json
+from utils.project import (
+    DATASETS_DIR,
+    PRESET_SETTINGS,
+    PROJECT_ROOT,
+    RUN_DATA_FILES,
+    field_defaults,
     preset,
     preset_file,
     project_relative,
-    read_json,
     resolve_project_path,
-    seed_value,
 )
 from utils.scorer import MODES
 from utils.vocab import Labels

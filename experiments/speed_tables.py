@@ -19,8 +19,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from utils.helpers import PROJECT_ROOT, InputError, json_problem
+from utils.errors import InputError
+from utils.files import json_problem
 from utils.markdown import Block, refresh
+from utils.project import PROJECT_ROOT
 
 OWNER = "`python bench.py --tables`"
 DOCUMENTS = ("README.md", "docs/speed.md")  # the files whose speed tables bench.py --tables rewrites

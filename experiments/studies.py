@@ -12,7 +12,10 @@ from experiments.plan import run_dataset
 from model import load_run
 from model.inference import extract
 from model.run import recorded_data_dir
-from utils.helpers import DATASETS_DIR, InputError, file_sha256, pick_device, project_relative, read_json, write_json
+from utils.errors import InputError
+from utils.files import file_sha256, read_json, write_json
+from utils.machine import pick_device
+from utils.project import DATASETS_DIR, project_relative
 from utils.scorer import keep_first_mentions, repeated_mention_count, score_all
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,10 @@ from data.spacy_tools import DEFAULT_MODEL, SpacyTools, install_advice
 from model import speed
 from model.rin import RIN
 from model.run import load_run
-from utils.helpers import InputError, device_name, pick_device, read_json
+from utils.cli import device_name
+from utils.errors import InputError
+from utils.files import read_json
+from utils.machine import pick_device
 from utils.scorer import Extraction, decode, keep_first_mentions, score_all, triple_record
 from utils.vocab import UNK_ID, Labels
 

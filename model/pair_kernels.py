@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from model import speed
-from utils.helpers import InputError, cpu_flags
+from utils.errors import InputError
+from utils.machine import cpu_flags
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parent / "csrc" / "pair_kernels.cpp"

@@ -11,18 +11,10 @@ import torch
 
 from data.loader import read_json_records
 from model.rin import RIN, RINConfig
-from utils.helpers import (
-    RUN_DATA_FILES,
-    InputError,
-    atomic_torch_save,
-    check_file_path,
-    field_defaults,
-    file_sha256,
-    holder_alive,
-    read_json,
-    resolve_project_path,
-    settings_differences,
-)
+from utils.errors import InputError
+from utils.files import atomic_torch_save, check_file_path, file_sha256, read_json
+from utils.locks import holder_alive
+from utils.project import RUN_DATA_FILES, field_defaults, resolve_project_path, settings_differences
 from utils.vocab import Labels, Vocab
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from utils.helpers import affinity, cpu_flags
+from utils.machine import affinity, cpu_flags
 
 KERNELS = ("auto", "fused", "torch")
 PRECISIONS = ("fp32", "bf16", "fp16")

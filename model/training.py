@@ -18,7 +18,9 @@ from tqdm import tqdm
 from data.loader import Batch, Example, bucketed_batches, collate, memory_parts
 from model import inference, speed
 from model.rin import RIN, RINConfig
-from utils.helpers import InputError, atomic_torch_save, settings_differences
+from utils.errors import InputError
+from utils.files import atomic_torch_save
+from utils.project import settings_differences
 
 log = logging.getLogger(__name__)
 # Pair values (sentences x n x n x (relations + pair_hidden)) that one training step holds at once; a batch with

@@ -18,8 +18,8 @@ from helpers import UNWRITABLE
 import bench
 from experiments import speed_tables
 from model import pair_kernels
-from utils import helpers, markdown
-from utils.helpers import PROJECT_ROOT
+from utils import files, markdown
+from utils.project import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -198,7 +198,7 @@ def test_an_immutable_json_file_is_refused_before_timing(tmp_path, capsys, no_be
     assert refused.value.code == 2 and error.startswith(f"bench.py: error: --json {where}: the file cannot be "
                                                         "replaced (Operation not permitted: immutable"), error
     where.chmod(0o444)  # a read-only mode is no obstacle: the bench writes beside the file and renames
-    helpers.check_file_path(where, "--json")
+    files.check_file_path(where, "--json")
 
 
 def test_more_busy_processes_than_cores_are_refused(monkeypatch, capsys):
@@ -270,7 +270,7 @@ def test_contention_processes_burn_a_core_and_always_end():
 SIGTERM_WHILE_BUSY = """
 import multiprocessing, os, signal, time
 import bench
-from utils.helpers import one_line_errors
+from utils.errors import one_line_errors
 with one_line_errors("bench.py"):
     with bench.contention(1):
         print(multiprocessing.active_children()[0].pid, flush=True)
@@ -293,7 +293,7 @@ def test_sigterm_while_busy_ends_the_busy_processes_and_says_so():
 STOPPED_WHILE_BUSY = """
 import multiprocessing, signal, time
 import bench
-from utils.helpers import one_line_errors
+from utils.errors import one_line_errors
 with one_line_errors("bench.py"):
     with bench.contention(2):
         # as in a long torch call: the signal reaches the busy processes before the bench acts on it

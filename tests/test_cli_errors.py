@@ -30,7 +30,7 @@ from experiments.settings import parse_args, resume_settings
 from model import load_run
 from model.inference import decode_batches, extract
 from model.run import epoch_records
-from utils.helpers import InputError
+from utils.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--num_epoch", "1", "--lr", "0.005", "--rounds", "1", "--threads", "1"]
@@ -556,7 +556,7 @@ def test_ctrl_c_names_the_command_that_continues(workspace, capsys, monkeypatch)
 
 SIGTERM_IN_A_TEMPORARY_FOLDER = """
 import os, signal, sys, tempfile, time
-from utils.helpers import one_line_errors
+from utils.errors import one_line_errors
 with one_line_errors("prog"):
     with tempfile.TemporaryDirectory() as folder:
         print(folder, flush=True)
@@ -1046,7 +1046,7 @@ def test_decoding_memory_is_bounded(trained_run, monkeypatch):
         assert cells <= inference.DECODE_CELLS or len(batch) == 1
     model, vocab, labels, config = load_run(trained_run[0])
     from data.loader import load_split
-    from utils.helpers import resolve_project_path
+    from utils.project import resolve_project_path
 
     split = load_split(resolve_project_path(config["settings"]["data_dir"]) / "test.json", vocab, labels)
     whole = extract(model, split.examples, labels, torch.device("cpu"))

@@ -11,7 +11,8 @@ from helpers import UNWRITABLE
 
 import gpu_check
 from model import speed
-from utils.helpers import PROJECT_ROOT, InputError
+from utils.errors import InputError
+from utils.project import PROJECT_ROOT
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 import predict
 from model import load_extractor
-from utils.helpers import InputError
+from utils.errors import InputError
 
 SENTENCE = "Greta Berg works for Acme in Oslo ."
 EXPECTED = {("Greta Berg", "works_for", "Acme"), ("Acme", "located_in", "Oslo")}
@@ -199,7 +199,7 @@ def test_a_run_still_training_or_stopped_is_said(run_dir, tmp_path, caplog):
     results.json."""
     import os
 
-    from utils.helpers import process_identity
+    from utils.locks import process_identity
 
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
@@ -411,7 +411,7 @@ def test_the_tagging_recipe_of_the_data_readme_tags_and_records(synthetic_data, 
     import sys
 
     from data.spacy_tools import DEFAULT_MODEL
-    from utils.helpers import PROJECT_ROOT
+    from utils.project import PROJECT_ROOT
 
     pytest.importorskip("spacy", reason="spaCy is an optional dependency")
     readme = (PROJECT_ROOT / "dataset" / "README.md").read_text()

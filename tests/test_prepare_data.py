@@ -275,7 +275,7 @@ def test_a_read_only_cache_matters_only_when_something_is_downloaded(release, tm
 def test_a_dataset_being_built_is_not_built_again_at_once(release, tmp_path, capsys):
     """Two builds of one dataset at once collided in their final rename (an OS error); the second is refused,
     naming the first, and the lock file goes with the build that held it."""
-    from utils.helpers import hold_lock
+    from utils.locks import hold_lock
 
     (tmp_path / "out").mkdir()
     held = hold_lock(tmp_path / "out" / ".webnlg.lock", str)

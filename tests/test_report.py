@@ -22,7 +22,8 @@ from experiments.report import (
     verdict,
     write_report,
 )
-from utils.helpers import PROJECT_ROOT, InputError
+from utils.errors import InputError
+from utils.project import PROJECT_ROOT
 
 
 def test_aggregate_by_hand():

@@ -17,7 +17,10 @@ from data.loader import MENTION_READING
 from data.synthetic import write_synthetic_dataset
 from experiments import launch, report, studies
 from experiments import plan as experiments
-from utils.helpers import DATASETS_DIR, InputError, file_sha256, process_identity
+from utils.errors import InputError
+from utils.files import file_sha256
+from utils.locks import process_identity
+from utils.project import DATASETS_DIR
 
 
 def names(plan):

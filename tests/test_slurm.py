@@ -21,7 +21,7 @@ import reproduce
 from data.synthetic import write_synthetic_dataset
 from experiments.launch import TrainJob
 from model.run import epoch_records
-from utils.helpers import PROJECT_ROOT
+from utils.project import PROJECT_ROOT
 
 RUNS = ["webnlg_partial_K2_seed1", "webnlg_partial_K0_seed1", "webnlg_exact_K0_seed1"]
 CANCELLED, PREEMPTED = RUNS[0], RUNS[1]

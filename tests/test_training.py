@@ -16,7 +16,7 @@ from data.loader import MENTION_READING, collate, load_split
 from model import load_run, speed
 from model.inference import extract
 from model.run import epoch_records
-from utils.helpers import file_sha256
+from utils.files import file_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--lr", "0.005", "--rounds", "2", "--threads", "1"]
@@ -280,7 +280,7 @@ def test_compiled_run_computes_the_same_and_reloads(data_dir, tmp_path):
 
 def test_run_configs_keep_project_paths_relative(tmp_path):
     """A run folder names its data relative to the project, so it can be resumed from another clone."""
-    from utils.helpers import PROJECT_ROOT, project_relative, resolve_project_path
+    from utils.project import PROJECT_ROOT, project_relative, resolve_project_path
 
     assert project_relative(PROJECT_ROOT / "dataset" / "webnlg") == "dataset/webnlg"
     assert resolve_project_path("dataset/webnlg") == PROJECT_ROOT / "dataset" / "webnlg"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from mirror import closed_port_url, make_release, plain_pickle, serve, snapshot
 
-from utils.helpers import InputError
+from utils.errors import InputError
 from utils.vocab import PAD, UNK, Labels, Vocab, blas_pin, build_embedding, read_word_vectors, train_word2vec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -401,7 +401,7 @@ def test_prepare_vocab_refuses_training_data_without_triples_and_records_its_che
     checksum of the train.json it read lets train.py refuse files built from another."""
     import prepare_vocab
     from data.synthetic import write_synthetic_dataset
-    from utils.helpers import file_sha256
+    from utils.files import file_sha256
 
     data = write_synthetic_dataset(tmp_path / "d", sizes=(30, 5, 5))
     stats = prepare_vocab.main(["--data_dir", str(data), "--wv_file", "none"])

@@ -1,1 +1,2 @@
-"""Data, vocabulary, tagging, scoring and training helpers for RIN."""
+"""Leaves every layer may use: errors, files, locks, project paths, flags, the machine, vocabulary, tagging,
+scoring and analysis."""

@@ -1,7 +1,7 @@
 """Imported first by every script, before torch (seconds to load): until the script's work begins, a Ctrl-C ends
 it at once with one line, not a traceback through the import machinery (a KeyboardInterrupt raised there can
 even be swallowed, in an import lock's callback, and the script go on). From :func:`raise_from_now_on`, which
-utils.helpers.one_line_errors calls, Ctrl-C raises KeyboardInterrupt again, so that the work can clean up
+utils.errors.one_line_errors calls, Ctrl-C raises KeyboardInterrupt again, so that the work can clean up
 before its own one line. Only where one of the scripts is the program (not in a notebook or a test session
 that imports one), and not with ``--debug``, which keeps Python's traceback."""
 import os

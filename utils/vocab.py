@@ -23,7 +23,10 @@ from typing import NoReturn
 import numpy as np
 from tqdm import tqdm
 
-from utils.helpers import PROJECT_ROOT, InputError, atomic_write_bytes, cpu_flags, read_json
+from utils.errors import InputError
+from utils.files import atomic_write_bytes, read_json
+from utils.machine import cpu_flags
+from utils.project import PROJECT_ROOT
 from utils.tagging import TAGS
 
 log = logging.getLogger(__name__)

@@ -1,20 +1,21 @@
-"""What every script shares from utils/helpers.py: the argparse number types, the lock of a folder."""
+"""What every script shares from utils/: the argparse number types (cli), presets (project), whole-file writes
+(files), the lock of a folder (locks)."""
 import argparse
 import re
 from pathlib import Path
 
 import pytest
 
-from utils import helpers
+from utils import cli, errors, files, locks, project
 
 
 def test_number_flags_refuse_inf_and_nan_and_take_long_integers():
     for text in ("inf", "-inf", "nan", "0", "-1"):
         with pytest.raises(argparse.ArgumentTypeError, match="is not a number > 0"):
-            helpers.positive_float(text)
-    assert helpers.positive_int("9" * 400) == int("9" * 400)  # no float conversion of an int: no OverflowError
+            cli.positive_float(text)
+    assert cli.positive_int("9" * 400) == int("9" * 400)  # no float conversion of an int: no OverflowError
     with pytest.raises(argparse.ArgumentTypeError, match="is not a vector size in 1..4096"):
-        helpers.vector_size("4097")
+        cli.vector_size("4097")
 
 
 def test_the_settings_a_preset_gives_are_said(caplog, tmp_path):
@@ -34,13 +35,13 @@ def test_the_settings_a_preset_gives_are_said(caplog, tmp_path):
 def test_a_preset_without_the_match_mode_is_one_line(monkeypatch, tmp_path):
     """presets/NAME.json of one's own data lacking the match mode asked for: an InputError naming the file and
     the form expected (was a KeyError); a dataset without a preset gives no settings."""
-    monkeypatch.setattr(helpers, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(project, "PRESETS_DIR", tmp_path)
     (tmp_path / "mine.json").write_text('{"partial": {"rounds": 2, "lr": 0.001, "num_epoch": 3}}')
-    assert helpers.preset("mine", "partial") == {"rounds": 2, "lr": 0.001, "num_epoch": 3}
-    with pytest.raises(helpers.InputError, match=r"mine.json: no settings for exact match \(an object such as "
+    assert project.preset("mine", "partial") == {"rounds": 2, "lr": 0.001, "num_epoch": 3}
+    with pytest.raises(errors.InputError, match=r"mine.json: no settings for exact match \(an object such as "
                                                  r'\{"exact": \{"rounds": 2, .*150\}\}\)$'):
-        helpers.preset("mine", "exact")
-    assert helpers.preset("other", "exact") == {}
+        project.preset("mine", "exact")
+    assert project.preset("other", "exact") == {}
 
 
 @pytest.mark.parametrize(("content", "said"), [
@@ -62,10 +63,10 @@ def test_a_preset_without_the_match_mode_is_one_line(monkeypatch, tmp_path):
 def test_a_hand_written_preset_is_checked_as_the_flags_are(monkeypatch, tmp_path, content, said):
     """Every mode of the file, whichever is asked for: a mistake is one line naming the file and the setting,
     never a traceback mid-run or a key silently ignored."""
-    monkeypatch.setattr(helpers, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(project, "PRESETS_DIR", tmp_path)
     (tmp_path / "mine.json").write_text(content)
-    with pytest.raises(helpers.InputError, match=re.escape(f"mine.json: {said}")):
-        helpers.preset("mine", "partial")
+    with pytest.raises(errors.InputError, match=re.escape(f"mine.json: {said}")):
+        project.preset("mine", "partial")
 
 
 def test_train_says_which_built_in_defaults_it_takes(monkeypatch, tmp_path, caplog):
@@ -73,7 +74,7 @@ def test_train_says_which_built_in_defaults_it_takes(monkeypatch, tmp_path, capl
 
     from experiments.settings import parse_args, resolve_settings
 
-    monkeypatch.setattr(helpers, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(project, "PRESETS_DIR", tmp_path)
     (tmp_path / "mine.json").write_text('{"_source": "mine", "partial": {"_why": "a test", "rounds": 1, "lr": 1}}')
     with caplog.at_level(logging.INFO):
         settings = resolve_settings(parse_args(["--dataset", "mine", "--data_dir", str(tmp_path)]))
@@ -88,8 +89,8 @@ def test_train_says_which_built_in_defaults_it_takes(monkeypatch, tmp_path, capl
 def test_a_full_disk_names_the_file_being_written(tmp_path):
     """ENOSPC names no file by itself ('[Errno 28] No space left on device'): the error names the output."""
     with pytest.raises(OSError, match="No space left on device: '/dev/full'"):
-        helpers.atomic_write_bytes(Path("/dev/full"), b"x" * 100_000)
-    helpers.atomic_write_bytes(tmp_path / "out.json", b"x")  # and a normal write still is one
+        files.atomic_write_bytes(Path("/dev/full"), b"x" * 100_000)
+    files.atomic_write_bytes(tmp_path / "out.json", b"x")  # and a normal write still is one
     assert (tmp_path / "out.json").read_bytes() == b"x"
 
 
@@ -103,9 +104,9 @@ def test_hold_lock_refuses_a_held_lock_and_retakes_one_its_holder_removed(tmp_pa
     import os
 
     path = tmp_path / "x.lock"
-    held = helpers.hold_lock(path, str)
-    with pytest.raises(helpers.InputError, match=f"held by {os.getpid()}"):
-        helpers.hold_lock(path, lambda pid: f"held by {pid}")
+    held = locks.hold_lock(path, str)
+    with pytest.raises(errors.InputError, match=f"held by {os.getpid()}"):
+        locks.hold_lock(path, lambda pid: f"held by {pid}")
     held.close()
     path.unlink()
     real, calls = fcntl.flock, []
@@ -116,11 +117,11 @@ def test_hold_lock_refuses_a_held_lock_and_retakes_one_its_holder_removed(tmp_pa
         calls.append(os.fstat(handle.fileno()).st_ino)
         return real(handle, flags)
 
-    monkeypatch.setattr(helpers.fcntl, "flock", holder_lets_go_meanwhile)
-    handle = helpers.hold_lock(path, str)
+    monkeypatch.setattr(locks.fcntl, "flock", holder_lets_go_meanwhile)
+    handle = locks.hold_lock(path, str)
     assert len(calls) == 2 and calls[1] == os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
     handle.close()
-    monkeypatch.setattr(helpers.fcntl, "flock", lambda *args: (_ for _ in ()).throw(OSError(errno.ENOLCK, "No locks "
+    monkeypatch.setattr(locks.fcntl, "flock", lambda *args: (_ for _ in ()).throw(OSError(errno.ENOLCK, "No locks "
                                                                                              "available")))
-    with pytest.raises(helpers.InputError, match="cannot be locked \\(No locks available\\)"):
-        helpers.hold_lock(path, str)
+    with pytest.raises(errors.InputError, match="cannot be locked \\(No locks available\\)"):
+        locks.hold_lock(path, str)

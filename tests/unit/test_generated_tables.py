@@ -8,8 +8,9 @@ import pytest
 
 import bench
 from experiments import report, speed_tables
-from utils import helpers, markdown
-from utils.helpers import PROJECT_ROOT, InputError
+from utils import markdown, project
+from utils.errors import InputError
+from utils.project import PROJECT_ROOT
 from utils.scorer import MODES
 
 FIGURES = {"contention_processes": 0, "cores": 2, "nyt_partial": {
@@ -178,15 +179,15 @@ def test_a_target_figure_shows_the_side_of_its_bound():
 
 
 def test_the_commit_recorded_beside_figures(tmp_path, monkeypatch):
-    monkeypatch.setattr(helpers, "PROJECT_ROOT", tmp_path)
-    assert helpers.code_commit() == "unknown"  # not a git clone
+    monkeypatch.setattr(project, "PROJECT_ROOT", tmp_path)
+    assert project.code_commit() == "unknown"  # not a git clone
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
     subprocess.run([*git, "init", "-q"], check=True)
     (tmp_path / "a.txt").write_text("one\n")
     subprocess.run([*git, "add", "a.txt"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert helpers.code_commit() == head
+    assert project.code_commit() == head
     (tmp_path / "untracked.txt").write_text("new\n")
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "bench.json").write_text("{}\n")
@@ -196,9 +197,9 @@ def test_the_commit_recorded_beside_figures(tmp_path, monkeypatch):
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     (tmp_path / "results" / "bench.json").write_text('{"new": 1}\n')
     (tmp_path / "notes.md").write_text("two\n")
-    assert helpers.code_commit() == head  # untracked files, results and notes are not the code
+    assert project.code_commit() == head  # untracked files, results and notes are not the code
     (tmp_path / "a.txt").write_text("two\n")
-    assert helpers.code_commit() == head + "+changes"
+    assert project.code_commit() == head + "+changes"
 
 
 def test_the_report_rewrites_a_stale_results_table(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 import reproduce
 from experiments import plan as experiments
 from experiments.launch import Slot, SlurmResources, TrainJob, assign_slots, visible_gpus
-from utils.helpers import PROJECT_ROOT, RUN_DATA_FILES, InputError
+from utils.errors import InputError
+from utils.project import PROJECT_ROOT, RUN_DATA_FILES
 
 
 def test_one_gpu_per_run_or_a_share_of_one():

@@ -7,7 +7,7 @@ import pytest
 from mirror import plain_pickle
 
 from data.fetch import SHARED
-from utils.helpers import InputError
+from utils.errors import InputError
 from utils.vocab import load_plain_pickle, read_official_vectors
 
 

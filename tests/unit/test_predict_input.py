@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from predict import parse_args, read_sentences
-from utils.helpers import InputError
+from utils.errors import InputError
 
 
 def write(tmp_path, data: bytes):
