@@ -727,7 +727,7 @@ def bench(args: argparse.Namespace) -> dict:
               "cpu_model": pair_kernels.cpu_model(), "cores": usable_cores(),
               "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
               "isa_environment": {name: os.environ[name] for name in ISA_VARIABLES if name in os.environ},
-              "pair_scorer": pair_kernels.describe(device), "contention_processes": args.contention,
+              "pair_scorer": speed.describe(device), "contention_processes": args.contention,
               "peak_matmul_gflops": args.peak_gflops, "matmul_gflops_all_threads": all_threads,
               "matmul_gflops_one_thread": one_thread, "loadavg_start": load(),
               "epoch_estimate": "stratified by FLOPs",  # earlier JSONs: evenly spaced batches, equal shares

@@ -23,7 +23,6 @@ from pathlib import Path
 from data.loader import load_split, position
 from model import load_run, speed
 from model.inference import BATCH_SIZE, THRESHOLD, extract, run_tools
-from model.pair_kernels import configure_speed
 from model.run import check_output, check_run_folder, recorded_data_dir
 from utils.analysis import breakdown, breakdown_markdown
 from utils.cli import ArgumentParser, device_name, open_probability, positive_int, setup_logging
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.out:  # (--out is checked again below, against the data)
         check_output(Path(args.out), "--out", Path(args.model_dir))
     device = pick_device(args.device)
-    configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
+    speed.configure_for(device, args.pair_kernel, args.precision, args.thread_policy)
     configure_threads(args.threads)
     model_dir = Path(args.model_dir)
     model, vocab, labels, config = load_run(model_dir, device)

@@ -33,7 +33,6 @@ from model.inference import (
     RESULT_FIELDS,
     THRESHOLD,
 )
-from model.pair_kernels import configure_speed
 from model.run import check_output, check_run_folder
 from utils.cli import ArgumentParser, device_name, open_probability, positive_int, setup_logging
 from utils.errors import InputError, one_line_errors
@@ -176,7 +175,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     if untagged := sum(isinstance(s, str) and "pos" in fields for s, fields in zip(sentences, kept, strict=True)):
         log.warning("%s: %d lines carry 'pos' tags for a text string, which are not read (tags go with a list of "
                     "tokens): spaCy tags their tokens", args.input, untagged)
-    configure_speed(device, args.pair_kernel, args.precision, args.thread_policy)
+    speed.configure_for(device, args.pair_kernel, args.precision, args.thread_policy)
     configure_threads(args.threads)
     if not sentences:
         log.warning("%s holds no sentences: nothing to extract", args.input)

@@ -46,7 +46,6 @@ from experiments.settings import (
 )
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
-from model.pair_kernels import configure_speed, describe
 from model.run import RunError, load_weights, save_weights
 from model.training import (
     TRAIN_VALUES,
@@ -280,7 +279,7 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         least = None
     if least is not None:
         check_memory(least, device, step_tokens=0)  # the data is not read yet
-    configure_speed(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
+    speed.configure_for(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
     try:
         with locked_run_folder(run_dir, fresh=not args.resume):
             return train_in(run_dir, settings, device, data_dir, args, argv)
@@ -403,7 +402,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
                 "(model/training.py)%s", longest, size,
                 f"; this sentence alone holds {alone:.1f} times as many, and memory may not suffice: split it"
                 if alone > 1 else "")
-    scorer = describe(device)
+    scorer = speed.describe(device)
     log.info("pair scorer: %s", scorer)
     if settings.get("compile"):
         model.compile(dynamic=True)  # in place: parameter names, so checkpoints, stay the same

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 
 from model import speed
-from utils.errors import InputError
 from utils.machine import cpu_flags
 
 log = logging.getLogger(__name__)
@@ -195,32 +194,6 @@ def _built(choice: str) -> bool:
 def has_bf16() -> bool:
     """Whether the chosen build has the bfloat16 scorer (the CPU has AVX512-BF16)."""
     return bool(build().has_bf16)
-
-
-def configure_speed(device: torch.device, kernel: str, precision: str, threads: str) -> None:
-    """:func:`model.speed.configure` for a script, after checking that ``precision`` and ``kernel`` can run on
-    ``device``; raises InputError with the reason (before any work starts) when one cannot."""
-    if problem := speed.precision_problem(precision, device):
-        raise InputError(problem)
-    speed.governor.reset()  # before configure: a stale ceiling must not override this script's --threads
-    speed.configure(kernel=kernel, precision=precision, threads=threads)
-    if device.type == "cuda":  # cuDNN runs float32 LSTMs in TF32 unless told: fp32 means float32 throughout.
-        # The flag of every torch we support; the newer per-operator one, set alone, breaks reads of this one
-        torch.backends.cudnn.allow_tf32 = False
-    try:
-        fused_applies(torch.zeros(0, device=device))
-    except RuntimeError as error:
-        raise InputError(f"--pair_kernel fused: {str(error).splitlines()[0][:300]}") from None
-
-
-def describe(device: torch.device | str = "cpu") -> str:
-    """Which pair scorer runs on ``device`` under the current choice, in words (for logs and benchmark records)."""
-    fused = fused_applies(torch.zeros(0, device=device))
-    precision = speed.current().precision
-    if not fused:
-        return "PyTorch" + ("" if precision == "fp32" else f", {precision}")
-    bf16 = "" if precision == "fp32" else (", bf16 dot products" if has_bf16() else ", float32 (no AVX512-BF16)")
-    return f"fused C++ kernels ({build().isa}{bf16})"
 
 
 def _round_up(value: int, multiple: int) -> int:

@@ -2,8 +2,8 @@
 CPU threads.
 
 One switch for all, :func:`configure` (a script calls it through
-:func:`model.pair_kernels.configure_speed`, which first checks that the choice can
-run on its device), and one set of flags, :func:`add_arguments`. The caller wraps
+:func:`configure_for`, which first checks that the choice can run on its device),
+one set of flags, :func:`add_arguments`, and :func:`describe` for logs. The caller wraps
 forward and loss in :func:`autocast`; the layers ask :func:`current` which
 implementation and precision to use (model/layers.py: the pair scorer and the GRU
 cells pick kernels through model/pair_kernels.py, the BiLSTM leaves autocast where
@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from utils.errors import InputError
 from utils.machine import affinity, cpu_flags
 
 KERNELS = ("auto", "fused", "torch")
@@ -91,6 +92,36 @@ def configure(kernel: str | None = None, precision: str | None = None, threads: 
     changes = (("kernel", kernel), ("precision", precision), ("threads", threads))
     _current = replace(_current, **{k: v for k, v in changes if v})
     return _current
+
+
+def configure_for(device: torch.device, kernel: str, precision: str, threads: str) -> None:
+    """:func:`configure` for a script, after checking that ``precision`` and ``kernel`` can run on ``device``;
+    InputError with the reason (before any work starts) where one cannot."""
+    from model import pair_kernels  # it reads this module's choice: imported when used, not at the top
+
+    if problem := precision_problem(precision, device):
+        raise InputError(problem)
+    governor.reset()  # before configure: a stale ceiling must not override this script's --threads
+    configure(kernel=kernel, precision=precision, threads=threads)
+    if device.type == "cuda":  # cuDNN runs float32 LSTMs in TF32 unless told: fp32 means float32 throughout.
+        # The flag of every torch we support; the newer per-operator one, set alone, breaks reads of this one
+        torch.backends.cudnn.allow_tf32 = False
+    try:
+        pair_kernels.fused_applies(torch.zeros(0, device=device))
+    except RuntimeError as error:
+        raise InputError(f"--pair_kernel fused: {str(error).splitlines()[0][:300]}") from None
+
+
+def describe(device: torch.device | str = "cpu") -> str:
+    """Which pair scorer runs on ``device`` under the current choice, in words (for logs and benchmark records)."""
+    from model import pair_kernels
+
+    precision = _current.precision
+    if not pair_kernels.fused_applies(torch.zeros(0, device=device)):
+        return "PyTorch" + ("" if precision == "fp32" else f", {precision}")
+    bf16 = ("" if precision == "fp32" else
+            ", bf16 dot products" if pair_kernels.has_bf16() else ", float32 (no AVX512-BF16)")
+    return f"fused C++ kernels ({pair_kernels.build().isa}{bf16})"
 
 
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, defaults: bool = True) -> None:

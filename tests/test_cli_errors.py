@@ -27,7 +27,7 @@ import train
 from data.loader import MENTION_READING
 from experiments import settings
 from experiments.settings import parse_args, resume_settings
-from model import load_run
+from model import load_run, speed
 from model.inference import decode_batches, extract
 from model.run import epoch_records
 from utils.errors import InputError
@@ -115,7 +115,7 @@ def test_a_model_too_large_for_memory_is_one_line_before_any_work(workspace, cap
     data, save = workspace
     flags = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST]
     with monkeypatch.context() as patch:  # before the kernels build (~30 s on a first use)
-        patch.setattr(train, "configure_speed", lambda *a: pytest.fail("the kernels were set up first"))
+        patch.setattr(speed, "configure_for", lambda *a: pytest.fail("the kernels were set up first"))
         fails_cleanly(train.main, [*flags, "--rnn_hidden", "100000000"], capsys, "training needs", "parameters take",
                       "choose smaller --rnn_hidden", watched=(data, save))
     # rounds add activations, not parameters: counted on the most tokens a step takes, once the data is read
@@ -812,11 +812,11 @@ def test_bad_run_folders_are_refused(trained_run, tmp_path, capsys, case):
 def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys, monkeypatch):
     run_dir = spoiled_run(trained_run, tmp_path, lambda d: None)
     with monkeypatch.context() as patch:  # a missing --out folder is told before the kernels build (~30 s first)
-        patch.setattr(evaluate, "configure_speed", lambda *a: pytest.fail("the kernels were set up first"))
+        patch.setattr(speed, "configure_for", lambda *a: pytest.fail("the kernels were set up first"))
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(tmp_path / "no" / "p.jsonl")],
                       capsys, "folder", str(tmp_path / "no"))
         for script, given in ((evaluate, []), (predict, ["--text", "A b ."])):  # and so is no run folder
-            patch.setattr(script, "configure_speed", lambda *a: pytest.fail("the kernels were set up first"))
+            patch.setattr(speed, "configure_for", lambda *a: pytest.fail("the kernels were set up first"))
             fails_cleanly(script.main, ["--model_dir", str(tmp_path / "nosuch"), *given], capsys,
                           "nosuch: no such run folder")
             fails_cleanly(script.main, ["--model_dir", str(tmp_path), *given], capsys,
@@ -956,7 +956,7 @@ def test_predict_refuses_bad_input_and_flags(trained_run, tmp_path, capsys):
 
 def test_predict_checks_its_files_before_the_kernels_build(trained_run, tmp_path, capsys, monkeypatch):
     """Building the fused kernels takes about 30 s on a first use: a bad --input or --output is told before."""
-    monkeypatch.setattr(predict, "configure_speed", lambda *a: pytest.fail("the kernels were set up first"))
+    monkeypatch.setattr(speed, "configure_for", lambda *a: pytest.fail("the kernels were set up first"))
     for flags, named in ((["--input", str(tmp_path / "absent.txt")], "absent.txt"),
                          (["--text", "x", "--output", str(tmp_path / "missing" / "o.jsonl")], "missing")):
         fails_cleanly(predict.main, ["--model_dir", str(trained_run[0]), *flags], capsys, named)

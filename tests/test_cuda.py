@@ -15,7 +15,6 @@ from helpers import random_examples, saved_bytes_per_round_and_token, small_mode
 import train
 from data.loader import collate
 from model import speed
-from model.pair_kernels import configure_speed
 from model.reference import reference_loss
 from model.rin import RINConfig
 from model.run import epoch_records
@@ -35,7 +34,7 @@ NO_DROPOUT = {"input_dropout": 0.0, "word_dropout": 0.0}
 
 def one_step(model, examples, device, precision="fp32"):
     """One training step from the same random state each time: its losses, gradients (clipped) and new weights."""
-    configure_speed(device, "torch", precision, "adaptive")  # as the scripts do (cuDNN's LSTM in IEEE float32)
+    speed.configure_for(device, "torch", precision, "adaptive")  # as the scripts do (cuDNN's LSTM in IEEE float32)
     torch.manual_seed(0)  # the dropout masks, on the CPU and every GPU
     model = model.to(device)
     optimizer = make_optimizer(model, 1e-3)
@@ -123,7 +122,7 @@ def test_a_training_step_never_makes_the_host_wait(precision):
 
 def test_the_fp16_loss_scale_survives_a_checkpoint(tmp_path):
     """fp16 trains with a GradScaler whose scale adapts step by step: last.pt keeps it, --resume restores it."""
-    configure_speed(CUDA, "torch", "fp16", "adaptive")
+    speed.configure_for(CUDA, "torch", "fp16", "adaptive")
     model = small_model(relations=5, rounds=2).to(CUDA)
     optimizer, scaler = make_optimizer(model, 1e-3), speed.grad_scaler(CUDA)
     batch = collate(random_examples(8, 5, seed=7), CUDA)
@@ -144,7 +143,7 @@ def test_the_fp16_loss_scale_survives_a_checkpoint(tmp_path):
 def test_activation_bytes_is_a_lower_bound_on_the_gpu(precision):
     """train.py's memory check refuses on the GPU's free memory: its activation count must stay under what the
     GPU's own kernels (cuDNN's LSTM, the fused GRU cell) keep for the backward pass."""
-    configure_speed(CUDA, "auto", precision, "adaptive")
+    speed.configure_for(CUDA, "auto", precision, "adaptive")
     for rnn_hidden, relations in ((50, 211), (100, 5)):
         config = RINConfig(vocab_size=30, num_pos=6, num_tags=5, num_relations=relations, rnn_hidden=rnn_hidden)
         assert activation_bytes(config) <= saved_bytes_per_round_and_token(CUDA, rnn_hidden, relations)

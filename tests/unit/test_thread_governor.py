@@ -4,7 +4,7 @@ quota (utils/machine.py)."""
 import pytest
 import torch
 
-from model import pair_kernels, speed
+from model import speed
 from utils import errors, machine
 
 
@@ -99,7 +99,7 @@ def test_a_script_start_forgets_a_stale_ceiling(threads, policy, monkeypatch):
     monkeypatch.setattr(speed.governor, "set_to", 1)
     monkeypatch.setattr(speed.governor, "others", 0.0)
     torch.set_num_threads(1)
-    pair_kernels.configure_speed(torch.device("cpu"), "auto", "fp32", policy)
+    speed.configure_for(torch.device("cpu"), "auto", "fp32", policy)
     assert torch.get_num_threads() == 1
     monkeypatch.setattr(speed, "_ticks", lambda *args: 0)  # an idle machine from now on
     for _ in range(2):
