@@ -358,10 +358,10 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
     compiled_optimizer = make_optimizer(compiled, setting.lr)
 
     def production_step(indices, precision="fp32", net=model, net_optimizer=optimizer, kernel="auto",
-                        threads="adaptive"):
-        speed.configure(threads=threads)
+                        thread_policy="adaptive"):
+        speed.configure(thread_policy=thread_policy)
         training_step(net, net_optimizer, examples, indices, device, precision, kernel)
-        speed.configure(threads="adaptive")
+        speed.configure(thread_policy="adaptive")
 
     def oracle_step(indices):
         speed.configure(precision="fp32")
@@ -393,7 +393,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
         TORCH: lambda b: production_step(b, kernel="torch"),
         BF16: lambda b: production_step(b, "bf16"),
         COMPILED: lambda b: production_step(b, net=compiled, net_optimizer=compiled_optimizer),
-        FIXED: lambda b: production_step(b, threads="fixed"),
+        FIXED: lambda b: production_step(b, thread_policy="fixed"),
     }
     if args.bf16_problem:  # a GPU without bfloat16 arithmetic would time emulated bfloat16: not a real choice
         del levers[BF16]
@@ -714,14 +714,14 @@ def bench(args: argparse.Namespace) -> dict:
     """Measure what ``args`` asks for; the figures as a dict (and in --json)."""
     device = pick_device(args.device)
     threads = configure_threads(args.threads)
-    speed.configure(kernel="auto", precision="fp32", threads="fixed")
+    speed.configure(kernel="auto", precision="fp32", thread_policy="fixed")
     all_threads = peak_matmul_gflops(device)
     torch.set_num_threads(1)  # one core's rate times the threads: the peak if no other process were busy
     one_thread = peak_matmul_gflops(device)
     torch.set_num_threads(threads)
     args.peak_gflops = max(all_threads, one_thread * threads) if device.type == "cpu" else all_threads
     args.bf16_problem = speed.precision_problem("bf16", device)
-    speed.configure(threads="adaptive")
+    speed.configure(thread_policy="adaptive")
     report = {"command": args.command, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "commit": code_commit(), "device": str(device), "threads": threads, "torch": torch.__version__,
               "cpu_model": pair_kernels.cpu_model(), "cores": usable_cores(),

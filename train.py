@@ -385,7 +385,6 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     if args.resume:
         check_same_data(read_json(run_dir / "config.json").get("data_sha256"), fingerprint, data_dir)
     vocab, labels, embedding, splits = load_data(data_dir, settings)
-    prepared = data_dir / "prepare_report.json"  # copied into the run, where predict.py reads its spaCy model
 
     set_seed(settings["seed"])
     if settings.get("deterministic"):
@@ -431,8 +430,8 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
     elif not args.resume:
         for name in ("vocab.json", "labels.json"):  # before config.json: a folder with one is a complete run
             shutil.copy(data_dir / name, run_dir / name)
-        if prepared.exists():
-            shutil.copy(prepared, run_dir / "prepare_report.json")
+        if (data_dir / "prepare_report.json").exists():  # predict.py reads the run's spaCy model from its copy
+            shutil.copy(data_dir / "prepare_report.json", run_dir / "prepare_report.json")
         write_json(run_dir / "config.json", {
             "run_format": RUN_FORMAT, "settings": settings, "model": model_config, "pair_scorer": scorer,
             "precision_used": speed.precision_for(device),  # bf16 runs float32 on CPUs without bfloat16 arithmetic

@@ -139,10 +139,10 @@ def lacks_pos_tags(data_dir: Path) -> bool:
 
 def resolve_settings(args: argparse.Namespace) -> dict:
     """Defaults (TrainConfig, RINConfig), then presets/<dataset>.json for the match mode, then the flags."""
-    now = speed.current()  # the speed defaults: model/speed.py's, or the environment's
     settings = dataclasses.asdict(TRAIN) | {key: NET[key] for key in MODEL_KEYS} | {
         key: default for key, (_, default) in EXTRA_SETTINGS.items()} | {
-        "pair_kernel": now.kernel, "precision": now.precision, "thread_policy": now.threads}
+        "pair_kernel": speed.DEFAULTS.kernel, "precision": speed.DEFAULTS.precision,
+        "thread_policy": speed.DEFAULTS.thread_policy}  # model/speed.py's, or the environment's
     given = given_flags(args)
     if "data_dir" in given and "dataset" not in given:
         raise InputError(f"--data_dir {args.data_dir}: give --dataset NAME too; it names the run and picks "
@@ -228,9 +228,10 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
     if config.get("run_format") != RUN_FORMAT or not isinstance(config.get("settings"), dict):
         raise InputError(f"{run_dir / 'config.json'}: not a run of this code's format {RUN_FORMAT} (run_format "
                          f"{config.get('run_format')!r}); retrain or use the matching version of the code")
-    now = speed.current()  # runs from before a speed setting existed ran with its default
-    settings = {"pair_kernel": now.kernel, "precision": now.precision, "thread_policy": now.threads,
-                "deterministic": TRAIN.deterministic, "compile": TRAIN.compile} | config["settings"]
+    built_in = speed.Speed()  # runs from before a speed setting existed ran with its built-in default
+    settings = {"pair_kernel": built_in.kernel, "precision": built_in.precision,
+                "thread_policy": built_in.thread_policy, "deterministic": TRAIN.deterministic,
+                "compile": TRAIN.compile} | config["settings"]
     check_settings(settings, run_dir / "config.json")
     given = given_flags(args)
 

@@ -19,7 +19,7 @@ the CPU has no bfloat16 LSTM).
   AVX2-only CPU (docs/speed.md); ``fp16``: float16
   autocast with loss scaling (:func:`grad_scaler`), for CUDA GPUs without
   bfloat16. Parameters, losses and Adam stay float32.
-* threads ``adaptive`` (default): on the CPU, :func:`autocast` also fits the
+* thread policy ``adaptive`` (default): on the CPU, :func:`autocast` also fits the
   intra-op thread count, at most once a second, to the cores other processes
   leave free (:class:`ThreadGovernor`): a parallel region runs as slowly as its
   slowest thread, and a thread that shares its core with a busy process stalls
@@ -52,49 +52,56 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 class Speed:
     kernel: str = "auto"
     precision: str = "fp32"
-    threads: str = "adaptive"
+    thread_policy: str = "adaptive"
 
 
 def _from_environment() -> Speed:
-    """The defaults of --pair_kernel and --thread_policy from $RIN_PAIR_KERNEL and $RIN_THREADS; a value that is
-    none of the choices is ignored with a warning (never silently: RIN_THREADS=4 is not a thread count)."""
+    """The defaults of --pair_kernel and --thread_policy from $RIN_PAIR_KERNEL and $RIN_THREAD_POLICY; a value
+    that is none of the choices is ignored with a warning, as is $RIN_THREADS (this variable's name before
+    2026-12-07, ignored: it read like a thread count)."""
     chosen = {}
     for variable, field, choices in (("RIN_PAIR_KERNEL", "kernel", KERNELS),
-                                     ("RIN_THREADS", "threads", THREAD_POLICIES)):
+                                     ("RIN_THREAD_POLICY", "thread_policy", THREAD_POLICIES)):
         value = os.environ.get(variable)
         if value in choices:
             chosen[field] = value
         elif value is not None:
             log.warning("$%s=%r is none of %s: ignored (the default, %s, applies)", variable, value,
                         ", ".join(choices), getattr(Speed, field))
+    if "RIN_THREADS" in os.environ:
+        log.warning("$RIN_THREADS is ignored: the thread policy's variable is $RIN_THREAD_POLICY (adaptive or "
+                    "fixed); a thread count is --threads")
     return Speed(**chosen)
 
 
-_current = _from_environment()
+DEFAULTS = _from_environment()  # the flags' defaults, fixed at import: configure() never changes them
+_current = DEFAULTS
 
 
 def current() -> Speed:
+    """The setting the layers compute with now (the defaults until :func:`configure` changes it)."""
     return _current
 
 
-def configure(kernel: str | None = None, precision: str | None = None, threads: str | None = None) -> Speed:
+def configure(kernel: str | None = None, precision: str | None = None, thread_policy: str | None = None
+              ) -> Speed:
     """Set the pair-scorer implementation, the precision and/or the thread policy from now on; returns the new
     setting. Switching to ``fixed`` restores the thread count the governor started from."""
     global _current
     for value, allowed, what in ((kernel, KERNELS, "pair kernel"), (precision, PRECISIONS, "precision"),
-                                 (threads, THREAD_POLICIES, "threads")):
+                                 (thread_policy, THREAD_POLICIES, "thread policy")):
         if value is not None and value not in allowed:
             raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
-    if threads == "fixed":
+    if thread_policy == "fixed":
         governor.restore()
-    elif threads == "adaptive" and _current.threads == "fixed":
+    elif thread_policy == "adaptive" and _current.thread_policy == "fixed":
         governor.resume()
-    changes = (("kernel", kernel), ("precision", precision), ("threads", threads))
+    changes = (("kernel", kernel), ("precision", precision), ("thread_policy", thread_policy))
     _current = replace(_current, **{k: v for k, v in changes if v})
     return _current
 
 
-def configure_for(device: torch.device, kernel: str, precision: str, threads: str) -> None:
+def configure_for(device: torch.device, kernel: str, precision: str, thread_policy: str) -> None:
     """:func:`configure` for a script, after checking that ``precision`` and ``kernel`` can run on ``device``;
     InputError with the reason (before any work starts) where one cannot."""
     from model import pair_kernels  # it reads this module's choice: imported when used, not at the top
@@ -102,7 +109,7 @@ def configure_for(device: torch.device, kernel: str, precision: str, threads: st
     if problem := precision_problem(precision, device):
         raise InputError(problem)
     governor.reset()  # before configure: a stale ceiling must not override this script's --threads
-    configure(kernel=kernel, precision=precision, threads=threads)
+    configure(kernel=kernel, precision=precision, thread_policy=thread_policy)
     if device.type == "cuda":  # cuDNN runs float32 LSTMs in TF32 unless told: fp32 means float32 throughout.
         # The flag of every torch we support; the newer per-operator one, set alone, breaks reads of this one
         torch.backends.cudnn.allow_tf32 = False
@@ -131,7 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, def
     def default(value: str) -> str | None:
         return value if defaults else None
 
-    parser.add_argument("--pair_kernel", choices=KERNELS, default=default(_current.kernel),
+    parser.add_argument("--pair_kernel", choices=KERNELS, default=default(DEFAULTS.kernel),
                         help="pair scorer and GRU cell implementation: fused C++ kernels (CPU; "
                         "built on first use), PyTorch, or auto = fused where they apply and build, else PyTorch "
                         "(default: $RIN_PAIR_KERNEL or auto)")
@@ -140,11 +147,11 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, def
                         "or a GPU with bfloat16); fp16 = float16 mixed precision with loss scaling, for CUDA GPUs "
                         "without bfloat16. Parameters, losses and Adam stay float32 (default: "
                         f"{Speed.precision})")
-    parser.add_argument("--thread_policy", choices=THREAD_POLICIES, default=default(_current.threads),
+    parser.add_argument("--thread_policy", choices=THREAD_POLICIES, default=default(DEFAULTS.thread_policy),
                         help="adaptive (default): use only the CPU cores other processes leave free, checked "
                         "every second (threads that share a core with a busy process stall every parallel "
                         "step); fixed: always the --threads count, for repeatable runs and timing "
-                        "(default: $RIN_THREADS or adaptive; fixed with train.py --deterministic)")
+                        "(default: $RIN_THREAD_POLICY or adaptive; fixed with train.py --deterministic)")
 
 
 def precision_problem(precision: str, device: torch.device) -> str | None:
@@ -197,7 +204,7 @@ def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
     """The autocast context the caller holds around forward and loss: none in fp32 (so the meta device
     works), else ``torch.autocast`` to the configured dtype. On the CPU with ``adaptive`` threads it first
     lets the :data:`governor` fit the thread count (every training step and decoded batch passes here)."""
-    if _current.threads == "adaptive" and torch.device(device).type == "cpu":
+    if _current.thread_policy == "adaptive" and torch.device(device).type == "cpu":
         governor.tick()
     dtype = AUTOCAST_DTYPES.get(precision_for(device))
     if dtype is None:

@@ -46,7 +46,7 @@ def default_speed():
 
     start = speed.current()
     yield
-    speed.configure(kernel=start.kernel, precision=start.precision, threads=start.threads)
+    speed.configure(kernel=start.kernel, precision=start.precision, thread_policy=start.thread_policy)
     torch.use_deterministic_algorithms(False)
 
 

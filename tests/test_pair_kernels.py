@@ -277,7 +277,7 @@ def losses_and_warnings(caplog, calls: int = 2) -> tuple[list[float], list[str]]
 def test_cpu_without_a_build_falls_back_with_one_warning(machine, flags, reason, monkeypatch, caplog, fresh_kernels):
     monkeypatch.delenv("RIN_PAIR_ISA", raising=False)
     monkeypatch.setattr(pair_kernels, "cpu", lambda: (machine, frozenset(flags)))
-    speed.configure(kernel="torch", threads="fixed")  # the losses are compared bit for bit
+    speed.configure(kernel="torch", thread_policy="fixed")  # the losses are compared bit for bit
     expected = losses_and_warnings(caplog, calls=1)[0][0]
     speed.configure(kernel="auto")
     losses, warnings = losses_and_warnings(caplog)
@@ -301,7 +301,7 @@ def test_failed_build_falls_back_with_one_warning(failure, monkeypatch, caplog, 
         def no_ninja():
             raise RuntimeError("Ninja is required to load C++ extensions")
         monkeypatch.setattr(cpp_extension, "verify_ninja_availability", no_ninja)
-    speed.configure(kernel="torch", threads="fixed")  # the losses are compared bit for bit
+    speed.configure(kernel="torch", thread_policy="fixed")  # the losses are compared bit for bit
     expected = losses_and_warnings(caplog, calls=1)[0][0]
     speed.configure(kernel="auto")
     losses, warnings = losses_and_warnings(caplog)
@@ -514,7 +514,7 @@ def test_bf16_on_a_cpu_without_bfloat16_arithmetic_runs_float32(kernel, monkeypa
     monkeypatch.setattr(speed, "_warned_bf16", False)
     model = small_model(30, 2, pair_hidden=20).eval()
     batch = collate(random_examples(6, 30, seed=3, max_len=15), torch.device("cpu"))
-    speed.configure(kernel=kernel, threads="fixed")  # bit for bit: adaptive threads follow the machine's load
+    speed.configure(kernel=kernel, thread_policy="fixed")  # bit for bit: adaptive threads follow the machine's load
     loss_32, grad_32 = bf16_step(model, batch)
     speed.configure(precision="bf16")
     with caplog.at_level(logging.WARNING, logger=speed.log.name):

@@ -14,7 +14,7 @@ def threads():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
-    speed.configure(kernel="auto", precision="fp32", threads="adaptive")
+    speed.configure(kernel="auto", precision="fp32", thread_policy="adaptive")
 
 
 def test_ticks_read_the_named_cpus(tmp_path):
@@ -80,15 +80,15 @@ def test_fixed_threads_restore_the_count_asked_for(threads, monkeypatch):
     monkeypatch.setattr(speed.governor, "set_to", 1)
     monkeypatch.setattr(speed.governor, "others", 1.0)  # the last look: one core busy elsewhere
     torch.set_num_threads(1)
-    speed.configure(threads="fixed")
+    speed.configure(thread_policy="fixed")
     assert torch.get_num_threads() == 2
     with speed.autocast("cpu"):
         pass
     assert ticks == [1]
-    speed.configure(threads="adaptive")  # back at once to what the last look gave
+    speed.configure(thread_policy="adaptive")  # back at once to what the last look gave
     assert torch.get_num_threads() == 1
-    with pytest.raises(ValueError, match="threads"):
-        speed.configure(threads="some")
+    with pytest.raises(ValueError, match="thread policy must be one of adaptive, fixed, not 'some'"):
+        speed.configure(thread_policy="some")
 
 
 @pytest.mark.parametrize("policy", ["fixed", "adaptive"])
@@ -147,7 +147,31 @@ def test_a_cpu_quota_caps_the_default_threads(quota, expected, monkeypatch):
 
 
 def test_environment_defaults_that_are_no_choice_are_ignored_with_a_warning(monkeypatch, caplog):
-    monkeypatch.setenv("RIN_THREADS", "4")
+    monkeypatch.setenv("RIN_THREAD_POLICY", "4")
     monkeypatch.setenv("RIN_PAIR_KERNEL", "torch")
-    assert speed._from_environment() == speed.Speed(kernel="torch", threads="adaptive")
-    assert caplog.messages == ["$RIN_THREADS='4' is none of adaptive, fixed: ignored (the default, adaptive, applies)"]
+    assert speed._from_environment() == speed.Speed(kernel="torch", thread_policy="adaptive")
+    assert caplog.messages == ["$RIN_THREAD_POLICY='4' is none of adaptive, fixed: ignored (the default, adaptive, "
+                               "applies)"]
+    caplog.clear()
+    monkeypatch.setenv("RIN_THREAD_POLICY", "fixed")
+    monkeypatch.setenv("RIN_THREADS", "fixed")  # the variable's name before 2026-12-07
+    assert speed._from_environment() == speed.Speed(kernel="torch", thread_policy="fixed")
+    assert caplog.messages == ["$RIN_THREADS is ignored: the thread policy's variable is $RIN_THREAD_POLICY "
+                               "(adaptive or fixed); a thread count is --threads"]
+
+
+def test_a_script_run_in_process_leaves_the_next_ones_defaults_alone(threads):
+    """One process may run several scripts' main() (a notebook, reproduce.py's steps): what one configured is not
+    the next one's default, for evaluate.py's and predict.py's flags as for train.py's settings."""
+    import argparse
+
+    from experiments.settings import parse_args, resolve_settings
+
+    speed.configure(kernel="torch", precision="bf16", thread_policy="fixed")
+    parser = argparse.ArgumentParser()
+    speed.add_arguments(parser)
+    flags = parser.parse_args([])
+    defaults = (speed.DEFAULTS.kernel, speed.DEFAULTS.precision, speed.DEFAULTS.thread_policy)
+    assert (flags.pair_kernel, flags.precision, flags.thread_policy) == defaults
+    settings = resolve_settings(parse_args(["--dataset", "webnlg"]))
+    assert (settings["pair_kernel"], settings["precision"], settings["thread_policy"]) == defaults
