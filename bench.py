@@ -53,7 +53,7 @@ from data.convert import read_release
 from data.fetch import SHARED, default_cache
 from data.loader import Example, bucketed_batches
 from experiments import speed_tables
-from model import pair_kernels, speed
+from model import speed
 from model.inference import BATCH_SIZE as DECODE_BATCH_SIZE
 from model.inference import extract
 from model.reference import reference_loss
@@ -66,10 +66,10 @@ from model.training import (
     train_epoch,
     train_step,
 )
-from utils.cli import ArgumentParser, device_name, non_negative_int, positive_float, positive_int, seed_value
+from utils.cli import ArgumentParser, add_machine_arguments, non_negative_int, positive_float, positive_int, seed_value
 from utils.errors import InputError, Terminated, one_line_errors
 from utils.files import check_file_path, write_json
-from utils.machine import configure_threads, pick_device, usable_cores
+from utils.machine import configure_threads, cpu_model, pick_device, usable_cores
 from utils.project import DATASETS_DIR, code_commit, preset, project_relative
 from utils.vocab import Labels
 
@@ -652,9 +652,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="production batches timed per variant (default 20)")
     parser.add_argument("--oracle_batches", type=positive_int, default=3,
                         help="oracle batches timed per variant (default 3)")
-    parser.add_argument("--device", type=device_name, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--threads", type=positive_int,
-                        help="CPU threads (default: every core this process may use, as in train.py)")
+    add_machine_arguments(parser)
     parser.add_argument("--contention", type=non_negative_int, default=0, metavar="N",
                         help="time with N busy processes of the bench's own (one core each), ended afterwards "
                         "(default 0)")
@@ -724,7 +722,7 @@ def bench(args: argparse.Namespace) -> dict:
     speed.configure(thread_policy="adaptive")
     report = {"command": args.command, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "commit": code_commit(), "device": str(device), "threads": threads, "torch": torch.__version__,
-              "cpu_model": pair_kernels.cpu_model(), "cores": usable_cores(),
+              "cpu_model": cpu_model(), "cores": usable_cores(),
               "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
               "isa_environment": {name: os.environ[name] for name in ISA_VARIABLES if name in os.environ},
               "pair_scorer": speed.describe(device), "contention_processes": args.contention,

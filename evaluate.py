@@ -25,7 +25,7 @@ from model import load_run, speed
 from model.inference import BATCH_SIZE, THRESHOLD, extract, run_tools
 from model.run import check_output, check_run_folder, recorded_data_dir
 from utils.analysis import breakdown, breakdown_markdown
-from utils.cli import ArgumentParser, device_name, open_probability, positive_int, setup_logging
+from utils.cli import ArgumentParser, add_machine_arguments, open_probability, positive_int, setup_logging
 from utils.errors import InputError, one_line_errors
 from utils.files import atomic_write_bytes, file_sha256, read_json, write_json
 from utils.machine import configure_threads, pick_device
@@ -65,9 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,
                         help=f"sentences per batch (default {BATCH_SIZE}; fewer where long sentences would need much "
                         "memory)")
-    parser.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--threads", type=positive_int,
-                        help="CPU threads (default: every core this process may use, as in train.py)")
+    add_machine_arguments(parser)
     speed.add_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
     args = parser.parse_args(argv)

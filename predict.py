@@ -34,7 +34,7 @@ from model.inference import (
     THRESHOLD,
 )
 from model.run import check_output, check_run_folder
-from utils.cli import ArgumentParser, device_name, open_probability, positive_int, setup_logging
+from utils.cli import ArgumentParser, add_machine_arguments, open_probability, positive_int, setup_logging
 from utils.errors import InputError, one_line_errors
 from utils.files import atomic_write_bytes, json_problem
 from utils.machine import configure_threads, pick_device
@@ -73,9 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="non-UTF-8 input: stop with the line number (strict) or replace bad bytes")
     parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,
                         help=f"sentences per batch (default {BATCH_SIZE})")
-    parser.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--threads", type=positive_int,
-                        help="CPU threads (default: every core this process may use, as in train.py)")
+    add_machine_arguments(parser)
     speed.add_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
     args = parser.parse_args(argv)

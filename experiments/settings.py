@@ -20,7 +20,7 @@ from model import RUN_FORMAT, RINConfig, speed
 from model.training import TrainConfig
 from utils.cli import (
     ArgumentParser,
-    device_name,
+    add_machine_arguments,
     dropout_rate,
     folder_name,
     non_negative_float,
@@ -107,9 +107,7 @@ def parse_args(argv: list[str] | None = None, description: str = "") -> argparse
     run.add_argument("--resume", metavar="RUN_DIR",
                      help="continue the run in RUN_DIR from its last epoch, with its own settings; other flags "
                      f"must match them, except {', '.join('--' + k for k in RESUME_FREE)}")
-    run.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda when available)")
-    run.add_argument("--threads", type=positive_int, help="CPU threads (default: every core this process may use: "
-                     "its affinity mask, capped by a cgroup CPU quota such as docker --cpus)")
+    add_machine_arguments(run)
     run.add_argument("--eval_batch_size", type=positive_int,
                      help=f"sentences per evaluation batch (default {TRAIN.eval_batch_size})")
     speed.add_arguments(run, defaults=False)

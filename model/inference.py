@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import time
@@ -23,7 +22,7 @@ from data.spacy_tools import DEFAULT_MODEL, SpacyTools, install_advice
 from model import speed
 from model.rin import RIN
 from model.run import load_run
-from utils.cli import device_name
+from utils.cli import device_problem
 from utils.errors import InputError
 from utils.files import read_json
 from utils.machine import pick_device
@@ -178,11 +177,8 @@ class Extractor:
                 raise InputError(f"{name} must be True or False, not {value!r}")
         if spacy_model is not None and not (isinstance(spacy_model, str) and spacy_model.strip()):
             raise InputError(f"spacy_model must name a spaCy model (or 'none'), not {spacy_model!r}")
-        if device is not None:
-            try:
-                device_name(str(device))
-            except argparse.ArgumentTypeError as error:
-                raise InputError(f"device: {error}") from None
+        if device is not None and (problem := device_problem(str(device))):
+            raise InputError(f"device: {problem}")
         self.device = pick_device(device)
         self.model, self.vocab, self.labels, self.config = load_run(model_dir, self.device)
         self.threshold, self.batch_size, self.max_tokens = threshold, int(batch_size), int(max_tokens)

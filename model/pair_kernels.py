@@ -32,14 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from model import speed
-from utils.machine import cpu_flags
+from utils.machine import X86_64, cpu_flags
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parent / "csrc" / "pair_kernels.cpp"
 # Floats per vector. 8, not 16, even with AVX-512: on an AMD EPYC (Zen 4) 8 measured faster (less padding of
 # j, the same multiply-add throughput). RIN_PAIR_LANES=16 may suit other AVX-512 CPUs (no bfloat16 scorer then).
 LANES = int(os.environ.get("RIN_PAIR_LANES", 8))
-X86_64 = ("x86_64", "amd64")
 _AVX2 = ("avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "movbe", "abm")  # what -march=x86-64-v3 may use
 _AVX512 = _AVX2 + ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")  # x86-64-v4
 
@@ -71,20 +70,6 @@ _warned = False
 def cpu() -> tuple[str, frozenset[str]]:
     """This machine's architecture (``platform.machine()``, lower case) and CPU flags (empty off Linux)."""
     return platform.machine().lower(), cpu_flags()
-
-
-def cpu_model() -> str:
-    """The CPU's model name with its family and model numbers (a virtual machine may call a Zen 1 and a Zen 4 both
-    "AMD EPYC"), for benchmark records."""
-    try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                      if ":" in line)
-        fields = {key.strip(): value.strip() for key, value in fields.items()}
-        if "model name" in fields:
-            return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def runnable(variant: Variant) -> bool:

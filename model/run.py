@@ -1,6 +1,7 @@
 """Loading a trained run from its folder alone, with every file checked against the others."""
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -12,7 +13,7 @@ import torch
 from data.loader import read_json_records
 from model.rin import RIN, RINConfig
 from utils.errors import InputError
-from utils.files import atomic_torch_save, check_file_path, file_sha256, read_json
+from utils.files import atomic_write_bytes, check_file_path, file_sha256, read_json
 from utils.locks import holder_alive
 from utils.project import RUN_DATA_FILES, field_defaults, resolve_project_path, settings_differences
 from utils.vocab import Labels, Vocab
@@ -31,6 +32,25 @@ DATA_FOLDER_FILES = (*RUN_DATA_FILES, "prepare_report.json", "vocab_report.json"
 
 class RunError(InputError):
     """A run folder that cannot be used: the message names the file and the reason."""
+
+
+def to_cpu(value: object) -> object:
+    """``value`` with every tensor in it (nested in dicts, lists and tuples) copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {key: to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(to_cpu(item) for item in value)
+    return value
+
+
+def atomic_torch_save(obj: object, path: Path, keep_previous: Path | None = None) -> None:
+    """torch.save through :func:`atomic_write_bytes`, with every tensor on the CPU: a GPU run's checkpoint loads
+    anywhere, without map_location, as a CPU run's does."""
+    buffer = io.BytesIO()
+    torch.save(to_cpu(obj), buffer)
+    atomic_write_bytes(path, buffer.getvalue(), keep_previous)
 
 
 def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path] | None = None) -> None:

@@ -18,8 +18,8 @@ from tqdm import tqdm
 from data.loader import Batch, Example, bucketed_batches, collate, memory_parts
 from model import inference, speed
 from model.rin import RIN, RINConfig
+from model.run import atomic_torch_save
 from utils.errors import InputError
-from utils.files import atomic_torch_save
 from utils.project import settings_differences
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from helpers import UNWRITABLE
 
 import bench
 from experiments import speed_tables
-from model import pair_kernels
 from utils import files, markdown
+from utils.machine import cpu_model
 from utils.project import PROJECT_ROOT
 
 
@@ -48,7 +48,7 @@ def test_bench_writes_every_figure(tmp_path, monkeypatch, capsys):
     assert result["times_the_compute_floor"] == result["epoch_seconds"] / result["compute_floor_epoch_seconds"]
     assert report["inference_sentences_per_second"] == result["inference_sentences_per_second"] > 0
     assert report["peak_matmul_gflops"] > 0 and report["contention_processes"] == 1
-    assert report["cpu_model"] == pair_kernels.cpu_model() and report["pair_scorer"]
+    assert report["cpu_model"] == cpu_model() and report["pair_scorer"]
     assert len(report["loadavg_start"]) == 3 and len(result["loadavg_before"]) == 3
     checked = {c["target"] for c in report["targets"]}
     assert "NYT partial: faster than the paper-literal oracle" in checked  # figures of absent settings: not checked

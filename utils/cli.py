@@ -1,14 +1,13 @@
 """What every script's command line shares: argparse that reports a bad flag in one line, checked flag types
-(numbers in range, devices, folder names) and logging."""
+(numbers in range, devices, folder names), the flags every computing script takes, and logging."""
 from __future__ import annotations
 
 import argparse
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import torch
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -57,15 +56,29 @@ seed_value = _bounded(int, 0, 2**32 - 1, False, False, "a seed in [0, 2**32 - 1]
 vector_size = _bounded(int, 0, 4096, True, False, "a vector size in 1..4096")  # word vectors: 50-1,000 in practice
 
 
+DEVICE = re.compile(r"cpu(:0)?|cuda(:\d+)?")  # what torch.device takes of the devices this project runs on
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` is not cpu, cuda or cuda:N (one line), or None; whether this machine has it is
+    :func:`utils.machine.pick_device`'s to check."""
+    if DEVICE.fullmatch(device):
+        return None
+    return f"{device!r} is not a device this project runs on: use cpu, cuda or cuda:N"
+
+
 def device_name(text: str) -> str:
-    """argparse type for --device: cpu, cuda or cuda:N (availability is checked by :func:`pick_device`)."""
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index not in (None, 0)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device this project runs on: use cpu, cuda or cuda:N")
+    """argparse type for --device (:func:`device_problem`)."""
+    if problem := device_problem(text):
+        raise argparse.ArgumentTypeError(problem)
     return text
+
+
+def add_machine_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--device and --threads, defined once for every script that computes."""
+    parser.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: every core this process may "
+                        "use: its affinity mask, capped by a cgroup CPU quota such as docker --cpus)")
 
 
 def folder_name(text: str) -> str:

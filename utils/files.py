@@ -1,17 +1,14 @@
-"""Files written whole or not at all (JSON, bytes, torch checkpoints), read with one-line errors, checked for
+"""Files written whole or not at all (JSON, bytes), read with one-line errors, checked for
 writability before the work, and checksummed."""
 from __future__ import annotations
 
 import contextlib
 import errno
 import hashlib
-import io
 import json
 import os
 import tempfile
 from pathlib import Path
-
-import torch
 
 from utils.errors import InputError
 
@@ -110,26 +107,6 @@ def atomic_write_bytes(path: Path, data: bytes, keep_previous: Path | None = Non
             raise OSError(error.errno, error.strerror, str(path)) from None
         raise
     _fsync_folder(target.parent)
-
-
-def to_cpu(value: object) -> object:
-    """``value`` with every tensor in it (nested in dicts, lists and tuples) copied to the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, dict):
-        return {key: to_cpu(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(to_cpu(item) for item in value)
-    return value
-
-
-def atomic_torch_save(obj: object, path: Path, keep_previous: Path | None = None) -> None:
-    """torch.save through :func:`atomic_write_bytes`, with every tensor on the CPU: a GPU run's checkpoint loads
-    anywhere, without map_location, as a CPU run's does."""
-
-    buffer = io.BytesIO()
-    torch.save(to_cpu(obj), buffer)
-    atomic_write_bytes(path, buffer.getvalue(), keep_previous)
 
 
 def write_json(path: Path, data: object) -> None:

@@ -1,10 +1,11 @@
-"""The machine a script runs on: its device, memory, CPU flags, the cores this process may use (affinity and
-cgroup quota) and the threads it takes; seeds."""
+"""The machine a script runs on: its device, memory, CPU model and flags, the cores this process may use
+(affinity and cgroup quota) and the threads it takes; seeds. The one leaf that loads torch."""
 from __future__ import annotations
 
 import functools
 import logging
 import os
+import platform
 import random
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import numpy as np
 import torch
 
 from utils.errors import InputError
+
+X86_64 = ("x86_64", "amd64")  # platform.machine() of the x86-64 CPUs (Linux, Windows)
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -51,6 +54,20 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+def cpu_model() -> str:
+    """The CPU's model name with its family and model numbers (a virtual machine may call a Zen 1 and a Zen 4 both
+    "AMD EPYC"), for benchmark records."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                      if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        if "model name" in fields:
+            return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cpu_quota(root: Path = Path("/")) -> float | None:

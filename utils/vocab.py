@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from utils.errors import InputError
 from utils.files import atomic_write_bytes, read_json
-from utils.machine import cpu_flags
+from utils.machine import X86_64, cpu_flags
 from utils.project import PROJECT_ROOT
 from utils.tagging import TAGS
 
@@ -327,7 +327,7 @@ def read_official_vectors(embedding_path: str | Path, vocab_path: str | Path) ->
 def blas_pin() -> dict[str, str]:
     """The environment that pins OpenBLAS to its AVX2 kernels, which every x86-64 CPU with AVX2 and FMA runs
     (AVX-512 ones included); empty where they do not run or the CPU's flags are unknown (off Linux)."""
-    if platform.machine().lower() == "x86_64" and {"avx2", "fma"} <= cpu_flags():
+    if platform.machine().lower() in X86_64 and {"avx2", "fma"} <= cpu_flags():
         return {"OPENBLAS_CORETYPE": "Haswell"}
     return {}
 

@@ -1,6 +1,8 @@
 """Imports go one way: utils (leaves) <- data <- model <- experiments <- the scripts at the top level; a script
 may run another script's main() as a step of its own, never borrow its insides."""
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,3 +58,13 @@ def test_the_layering_test_sees_a_violation(tmp_path):
     sample.write_text("import train\nfrom evaluate import parse_args\nfrom predict import main\n\ntrain.main([])\n"
                       "train.log.info('x')\n")
     assert borrowed_from_scripts(sample) == {"evaluate.parse_args", "train.log"}
+
+
+def test_leaves_load_without_torch():
+    """utils/ is what every layer imports: only utils/machine.py (and utils/vocab.py, which reads its CPU flags)
+    load torch, whose import takes seconds, so paths, files, flags and errors stay quick to import."""
+    light = sorted(p.stem for p in (ROOT / "utils").glob("*.py") if p.stem not in ("__init__", "machine", "vocab"))
+    code = f"import sys\nfor m in {light!r}: __import__('utils.' + m)\nprint('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False", f"one of {light} imports torch"

@@ -5,8 +5,8 @@ import pytest
 import torch
 from helpers import small_model
 
+from model.run import atomic_torch_save, to_cpu
 from model.training import load_training_state, make_optimizer, save_training_state
-from utils.files import atomic_torch_save, to_cpu
 
 
 def test_a_gpu_runs_state_resumes_on_the_cpu_with_a_warning(tmp_path, caplog):
