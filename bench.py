@@ -53,6 +53,7 @@ from data.convert import read_release
 from data.fetch import SHARED, default_cache
 from data.loader import Example, bucketed_batches
 from experiments import speed_tables
+from experiments.presets import preset
 from model import speed
 from model.inference import BATCH_SIZE as DECODE_BATCH_SIZE
 from model.inference import extract
@@ -70,7 +71,7 @@ from utils.cli import ArgumentParser, add_machine_arguments, non_negative_int, p
 from utils.errors import InputError, Terminated, one_line_errors
 from utils.files import check_file_path, write_json
 from utils.machine import configure_threads, cpu_model, pick_device, usable_cores
-from utils.project import DATASETS_DIR, code_commit, preset, project_relative
+from utils.project import DATASETS_DIR, code_commit, project_relative
 from utils.vocab import Labels
 
 # what limits the instruction sets PyTorch, oneDNN, MKL, OpenBLAS and the pair kernels use (the AVX2 stand-in of

@@ -23,7 +23,7 @@ from pathlib import Path
 from data.loader import load_split, position
 from model import load_run, speed
 from model.inference import BATCH_SIZE, THRESHOLD, extract, run_tools
-from model.run import check_output, check_run_folder, recorded_data_dir
+from model.run import check_output, check_run_folder, recorded_data_dir, recorded_sha256
 from utils.analysis import breakdown, breakdown_markdown
 from utils.cli import ArgumentParser, add_machine_arguments, open_probability, positive_int, setup_logging
 from utils.errors import InputError, one_line_errors
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> dict:
                          "name a file")
     for suffix in SIBLINGS.values():
         check_output(out.with_name(out.stem + suffix), flag, model_dir)
-    recorded = config.get("data_sha256", {}).get(path.name) if not args.data else None
+    recorded = recorded_sha256(config, path.name) if not args.data else None
     if recorded and file_sha256(path) != recorded:
         log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "
                     "its scores will differ from results.json", path, path.name)

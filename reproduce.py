@@ -62,19 +62,28 @@ from experiments.launch import (
     wait_for_array,
 )
 from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
+from experiments.presets import PRESETS_DIR, preset
 from experiments.report import other_hyperparameters, run_settings, write_report
-from experiments.settings import RESUME_FREE, check_data_files, given_flags, lacks_pos_tags, resolve_settings
+from experiments.settings import (
+    HYPERPARAMETERS,
+    RESUME_FREE,
+    RUN_DEFINING,
+    check_data_files,
+    given_flags,
+    lacks_pos_tags,
+    resolve_settings,
+)
 from experiments.settings import log as settings_log
 from experiments.settings import parse_args as train_parse_args  # train.py's flags and their checks, in one place
 from experiments.studies import compare_test_files, finished_checkpoints, mention_study
 from model.run import epoch_records, epochs_done
-from model.training import HYPERPARAMETERS, RUN_DEFINING, TrainConfig
+from model.training import TrainConfig
 from utils.cli import ArgumentParser, non_negative_int, positive_float, positive_int, seed_value, setup_logging
 from utils.errors import InputError, one_line_errors
 from utils.files import check_folder_path, read_json
 from utils.locks import holder_alive, process_identity
 from utils.machine import affinity, usable_cores
-from utils.project import DATASETS_DIR, PRESETS_DIR, PROJECT_ROOT, data_fingerprint, preset, resolve_project_path
+from utils.project import DATASETS_DIR, PROJECT_ROOT, data_fingerprint, resolve_project_path
 
 log = logging.getLogger("reproduce")
 

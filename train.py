@@ -38,7 +38,6 @@ from experiments.settings import (
     RESUME_FREE,
     check_data_files,
     check_resumable,
-    has_checkpoint,
     parse_args,
     prepare_vocab_command,
     resolve_settings,
@@ -46,7 +45,7 @@ from experiments.settings import (
 )
 from model import RIN, RUN_FORMAT, RINConfig, speed
 from model.inference import evaluate
-from model.run import RunError, load_weights, save_weights
+from model.run import CHECKPOINTS, RunError, has_checkpoint, load_weights, save_weights
 from model.training import (
     TRAIN_VALUES,
     activation_bytes,
@@ -183,7 +182,7 @@ def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, gene
                scaler: torch.amp.GradScaler, run: dict) -> tuple[dict, str]:
     """The progress in last.pt, or in the previous epoch's last_prev.pt when last.pt is missing or unreadable (a
     crash while writing it), and the name of the file read."""
-    for name in ("last.pt", "last_prev.pt"):
+    for name in CHECKPOINTS:
         if not (run_dir / name).exists():
             if name == "last.pt":
                 log.warning("%s is missing: trying the previous checkpoint", run_dir / name)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from experiments.presets import preset
 from model.rin import RINConfig
-from utils.project import preset
 
 POS_DIM = RINConfig.pos_dim  # a run without --pos_dim has the network's default
 

@@ -33,13 +33,15 @@ from experiments.plan import (
     run_name,
     table1_rows,
 )
+from experiments.presets import preset, preset_file
+from experiments.settings import HYPERPARAMETERS
 from model.rin import RINConfig
-from model.run import epoch_records, epochs_done
-from model.training import HYPERPARAMETERS, TrainConfig
+from model.run import epoch_records, epochs_done, recorded_sha256
+from model.training import TrainConfig
 from utils.errors import InputError
 from utils.files import read_json
 from utils.markdown import Block, refresh
-from utils.project import PROJECT_ROOT, field_defaults, preset, preset_file
+from utils.project import PROJECT_ROOT, field_defaults
 
 log = logging.getLogger("report")
 OWNER = "`python reproduce.py --report`"  # of README.md's generated results table (utils/markdown.py)
@@ -240,8 +242,7 @@ def trained_on(folder: Path) -> tuple[str | None, str | None]:
     if settings.get("run_id", folder.name) != folder.name:
         raise InputError(f"{config_file}: the summary of run {settings['run_id']!r}, not of {folder.name!r} (copied "
                          f"under another name?); {DAMAGED}")
-    digests = read_json(config_file).get("data_sha256")
-    train_digest = digests.get("train.json") if isinstance(digests, dict) else None
+    train_digest = recorded_sha256(read_json(config_file), "train.json")
     return train_digest, json.dumps(other_hyperparameters(settings), sort_keys=True) if settings else None
 
 
@@ -437,7 +438,7 @@ def annotation_lines(results_dir: Path, names: list[str]) -> list[str]:
         folder = results_dir / "runs" / name
         config = read_json(folder / "config.json") if (folder / "config.json").exists() else {}
         for file, counts in versions.items():
-            counts[config.get("data_sha256", {}).get(file, "not recorded")[:12]] += 1
+            counts[(recorded_sha256(config, file) or "not recorded")[:12]] += 1
         if (folder / "prepare_report.json").exists():
             agreement = read_json(folder / "prepare_report.json").get("rebuilt_test_vs_official") or agreement
     if not names:

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from data.convert import prepare_hint
 from experiments.plan import run_name
+from experiments.presets import PRESET_SETTINGS, preset, preset_file
 from model import RUN_FORMAT, RINConfig, speed
+from model.run import has_checkpoint
 from model.training import TrainConfig
 from utils.cli import (
     ArgumentParser,
@@ -33,12 +35,9 @@ from utils.errors import InputError
 from utils.files import read_json
 from utils.project import (
     DATASETS_DIR,
-    PRESET_SETTINGS,
     PROJECT_ROOT,
     RUN_DATA_FILES,
     field_defaults,
-    preset,
-    preset_file,
     project_relative,
     resolve_project_path,
 )
@@ -47,6 +46,13 @@ from utils.vocab import Labels
 
 log = logging.getLogger(__name__)
 SELECT_ON = ("dev", "test")  # the splits that may pick best.pt (test: as the official code)
+# A run's settings that change what it computes beyond what its name says (dataset, match, K, seed, ablations,
+# selection split): a table's runs keep Table 3's and the defaults, and the report lists any other
+HYPERPARAMETERS = ("lr", "num_epoch", "batch_size", "max_grad_norm", "emb_dim", "rnn_hidden", "pair_hidden",
+                   "input_dropout", "word_dropout")
+# everything that defines what a run computes (early_stop only ends it sooner; the rest is how it runs)
+RUN_DEFINING = ("dataset", "data_dir", "match", "rounds", "pos_dim", "seed", "select_on", "no_er_feedback",
+                "no_rc_feedback", *HYPERPARAMETERS)
 MODEL_KEYS = ("rounds", "pos_dim", "rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")  # RINConfig's
 # how, not what, a run computes (the same model up to float rounding): free to change on resume
 RESUME_FREE = ("device", "threads", "pair_kernel", "thread_policy", "eval_batch_size", "compile", "deterministic")
@@ -172,10 +178,6 @@ def resolve_settings(args: argparse.Namespace) -> dict:
                                       no_rc_feedback=settings["no_rc_feedback"], pos_dim=settings["pos_dim"],
                                       select_on=settings["select_on"])
     return settings
-
-
-def has_checkpoint(run_dir: Path) -> bool:
-    return any((run_dir / name).exists() for name in ("last.pt", "last_prev.pt"))
 
 
 def check_resumable(run_dir: Path) -> None:

@@ -11,7 +11,7 @@ from data.loader import MENTION_READING, load_split, read_json_records
 from experiments.plan import run_dataset
 from model import load_run
 from model.inference import extract
-from model.run import recorded_data_dir
+from model.run import recorded_data_dir, recorded_sha256
 from utils.errors import InputError
 from utils.files import file_sha256, read_json, write_json
 from utils.machine import pick_device
@@ -60,8 +60,7 @@ def recorded_test_file(run_dir: Path, config: dict, planned_dir: Path) -> Path:
     SHA-256 is the one the run recorded. A recorded file changed since (another SHA-256) is refused: its scores
     would not be the run's."""
     recorded = recorded_data_dir(run_dir, config) / "test.json"
-    digests = config.get("data_sha256")
-    digest = digests.get("test.json") if isinstance(digests, dict) else None
+    digest = recorded_sha256(config, "test.json")
     if recorded.is_file():
         if digest and file_sha256(recorded) != digest:
             raise InputError(f"{recorded} changed since {run_dir} trained beside it (SHA-256 in its config.json "

@@ -24,14 +24,24 @@ RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
 # What train.py (and the runner's log) keeps in a run folder: evaluate.py and predict.py never write over them
 RUN_FILES = ("config.json", "vocab.json", "labels.json", "prepare_report.json", "metrics.jsonl", "results.json",
              "best.pt", "last.pt", "last_prev.pt", "last.pt.unreadable", "train.log", "train.lock", "stdout.log")
-
-
+CHECKPOINTS = ("last.pt", "last_prev.pt")  # the training state after the last epoch, and after the one before
 # a data folder's files (prepare_data.py's, prepare_vocab.py's): never written over either
 DATA_FOLDER_FILES = (*RUN_DATA_FILES, "prepare_report.json", "vocab_report.json")
 
 
 class RunError(InputError):
     """A run folder that cannot be used: the message names the file and the reason."""
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether a run folder holds a training state to continue from (train.py --resume)."""
+    return any((Path(run_dir) / name).is_file() for name in CHECKPOINTS)
+
+
+def recorded_sha256(config: dict, name: str) -> str | None:
+    """The SHA-256 a run's config.json records of its data file ``name`` ('data_sha256'; None where none is)."""
+    digests = config.get("data_sha256")
+    return digests.get(name) if isinstance(digests, dict) else None
 
 
 def to_cpu(value: object) -> object:
@@ -68,8 +78,7 @@ def check_output(out: Path, flag: str, model_dir: Path, source: tuple[str, Path]
         data_dir = recorded_data_dir(model_dir, config)
     except (OSError, InputError):  # load_run says what is wrong with the run folder
         config, data_dir = {}, None
-    digests = config.get("data_sha256") if isinstance(config, dict) else None
-    digest = digests.get(target.name) if isinstance(digests, dict) else None
+    digest = recorded_sha256(config, target.name) if isinstance(config, dict) else None
     if target.name in DATA_FOLDER_FILES and (
             data_dir and target.parent == Path(os.path.realpath(data_dir))
             or target.is_file() and digest and file_sha256(target) == digest):  # the data, moved or copied
@@ -151,11 +160,11 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple
                     "scores of it will not be those of the finished run", model_dir)
     elif not results:
         settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
-        resumable = any((model_dir / name).is_file() for name in ("last.pt", "last_prev.pt"))
         log.warning("%s has no results.json: %s", model_dir,
                     f"its training has not finished ({epochs_done(model_dir)} of its {settings.get('num_epoch', '?')} "
                     f"epochs done), and best.pt is the best epoch so far; continue it with python train.py --resume "
-                    f"{model_dir}" if resumable else "not known to be a finished run (a copy of part of its folder?)")
+                    f"{model_dir}" if has_checkpoint(model_dir)
+                    else "not known to be a finished run (a copy of part of its folder?)")
     model.to(device).eval()
     return model, vocab, labels, config
 

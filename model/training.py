@@ -63,15 +63,6 @@ class TrainConfig:
     deterministic: bool = False
 
 
-# A run's settings that change what it computes beyond what its name says (dataset, match, K, seed, ablations,
-# selection split): a table's runs keep Table 3's and the defaults, and the report lists any other
-HYPERPARAMETERS = ("lr", "num_epoch", "batch_size", "max_grad_norm", "emb_dim", "rnn_hidden", "pair_hidden",
-                   "input_dropout", "word_dropout")
-# everything that defines what a run computes (early_stop only ends it sooner; the rest is how it runs)
-RUN_DEFINING = ("dataset", "data_dir", "match", "rounds", "pos_dim", "seed", "select_on", "no_er_feedback",
-                "no_rc_feedback", *HYPERPARAMETERS)
-
-
 def make_optimizer(model: RIN, lr: float) -> torch.optim.Adam:
     """Adam; the fused kernel (same update, fewer passes over the word vectors) where torch has it."""
     try:

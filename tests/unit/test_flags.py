@@ -1,12 +1,13 @@
-"""What every script shares from utils/: the argparse number types (cli), presets (project), whole-file writes
-(files), the lock of a folder (locks)."""
+"""What every script shares: the argparse number types (utils/cli.py), presets (experiments/presets.py), whole-file
+writes (utils/files.py), the lock of a folder (utils/locks.py)."""
 import argparse
 import re
 from pathlib import Path
 
 import pytest
 
-from utils import cli, errors, files, locks, project
+from experiments import presets
+from utils import cli, errors, files, locks
 
 
 def test_number_flags_refuse_inf_and_nan_and_take_long_integers():
@@ -35,13 +36,13 @@ def test_the_settings_a_preset_gives_are_said(caplog, tmp_path):
 def test_a_preset_without_the_match_mode_is_one_line(monkeypatch, tmp_path):
     """presets/NAME.json of one's own data lacking the match mode asked for: an InputError naming the file and
     the form expected (was a KeyError); a dataset without a preset gives no settings."""
-    monkeypatch.setattr(project, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(presets, "PRESETS_DIR", tmp_path)
     (tmp_path / "mine.json").write_text('{"partial": {"rounds": 2, "lr": 0.001, "num_epoch": 3}}')
-    assert project.preset("mine", "partial") == {"rounds": 2, "lr": 0.001, "num_epoch": 3}
+    assert presets.preset("mine", "partial") == {"rounds": 2, "lr": 0.001, "num_epoch": 3}
     with pytest.raises(errors.InputError, match=r"mine.json: no settings for exact match \(an object such as "
                                                  r'\{"exact": \{"rounds": 2, .*150\}\}\)$'):
-        project.preset("mine", "exact")
-    assert project.preset("other", "exact") == {}
+        presets.preset("mine", "exact")
+    assert presets.preset("other", "exact") == {}
 
 
 @pytest.mark.parametrize(("content", "said"), [
@@ -63,10 +64,10 @@ def test_a_preset_without_the_match_mode_is_one_line(monkeypatch, tmp_path):
 def test_a_hand_written_preset_is_checked_as_the_flags_are(monkeypatch, tmp_path, content, said):
     """Every mode of the file, whichever is asked for: a mistake is one line naming the file and the setting,
     never a traceback mid-run or a key silently ignored."""
-    monkeypatch.setattr(project, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(presets, "PRESETS_DIR", tmp_path)
     (tmp_path / "mine.json").write_text(content)
     with pytest.raises(errors.InputError, match=re.escape(f"mine.json: {said}")):
-        project.preset("mine", "partial")
+        presets.preset("mine", "partial")
 
 
 def test_train_says_which_built_in_defaults_it_takes(monkeypatch, tmp_path, caplog):
@@ -74,7 +75,7 @@ def test_train_says_which_built_in_defaults_it_takes(monkeypatch, tmp_path, capl
 
     from experiments.settings import parse_args, resolve_settings
 
-    monkeypatch.setattr(project, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(presets, "PRESETS_DIR", tmp_path)
     (tmp_path / "mine.json").write_text('{"_source": "mine", "partial": {"_why": "a test", "rounds": 1, "lr": 1}}')
     with caplog.at_level(logging.INFO):
         settings = resolve_settings(parse_args(["--dataset", "mine", "--data_dir", str(tmp_path)]))
