@@ -39,7 +39,6 @@ import queue
 import re
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +47,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from data.loader import read_json_records
+from experiments.budget import Budget
 from experiments.launch import (
     TRAIN_ERROR,
     Slot,
@@ -61,8 +61,8 @@ from experiments.launch import (
     visible_gpus,
     wait_for_array,
 )
-from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs, run_dataset
-from experiments.presets import PRESETS_DIR, preset
+from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs
+from experiments.presets import preset_datasets
 from experiments.report import other_hyperparameters, run_settings, write_report
 from experiments.settings import (
     HYPERPARAMETERS,
@@ -76,7 +76,7 @@ from experiments.settings import (
 from experiments.settings import log as settings_log
 from experiments.settings import parse_args as train_parse_args  # train.py's flags and their checks, in one place
 from experiments.studies import compare_test_files, finished_checkpoints, mention_study
-from model.run import epoch_records, epochs_done
+from model.run import epochs_done
 from model.training import TrainConfig
 from utils.cli import ArgumentParser, non_negative_int, positive_float, positive_int, seed_value, setup_logging
 from utils.errors import InputError, one_line_errors
@@ -88,99 +88,10 @@ from utils.project import DATASETS_DIR, PROJECT_ROOT, data_fingerprint, resolve_
 log = logging.getLogger("reproduce")
 
 
-def known_datasets() -> list[str]:
-    """Datasets the runner can plan: those with a presets/<name>.json (the paper's settings per match mode)."""
-    return sorted(path.stem for path in PRESETS_DIR.glob("*.json"))
-
-
-def epoch_medians(dataset: str, results_dir: Path) -> dict[int, float]:
-    """Seconds one epoch (training + evaluation) of a ``dataset`` run takes, per K = rounds: the median over the
-    epochs of the dataset's runs with that K in ``results_dir``/runs (unfinished ones too); empty before any
-    epoch has been timed."""
-    seconds: dict[int, list[float]] = {}
-    for folder in (results_dir / "runs").glob(f"{dataset}_*"):
-        files = [folder / name for name in ("config.json", "metrics.jsonl")]
-        if run_dataset(folder.name) in (dataset, None) and all(f.exists() for f in files):
-            rounds = run_settings(files[0]).get("rounds")
-            if type(rounds) is not int:
-                continue  # no K recorded: its epochs time no K
-            for epoch in epoch_records(files[1]):
-                seconds.setdefault(rounds, []).append(epoch["train_seconds"] + epoch.get("eval_seconds", 0))
-    return {rounds: statistics.median(values) for rounds, values in seconds.items()}
-
-
-def epoch_seconds(rounds: int, medians: dict[int, float]) -> float | None:
-    """Seconds one epoch with K = ``rounds`` takes: its median, else a straight line in K through the ``medians``
-    of the other K; None with fewer than two to draw it through (an epoch's time grows with K, so one K's
-    time says little of another's)."""
-    if rounds in medians:
-        return medians[rounds]
-    if len(medians) < 2:
-        return None
-    slope, intercept = statistics.linear_regression(list(medians), list(medians.values()))
-    return intercept + slope * rounds
-
-
-def remaining_seconds(run: Run, save_dir: Path, medians: dict[int, float], num_epoch: int | None = None
-                      ) -> float | None:
-    """Seconds ``run`` still needs at worst: every epoch (``num_epoch``, from --train_args, else the preset's) not
-    yet in its metrics.jsonl (early stopping ends many sooner); None when its epoch time cannot be estimated
-    (see epoch_seconds)."""
-    epochs = num_epoch or preset(run.dataset, run.match)["num_epoch"]
-    left = max(0, epochs - epochs_done(save_dir / run.name))
-    per_epoch = epoch_seconds(run.rounds, medians) if left else 0.0
-    return None if per_epoch is None else left * per_epoch
-
-
-def estimated_core_hours(todo: list[Run], dataset: str, save_dir: Path, results_dir: Path,
-                         num_epoch: int | None = None) -> tuple[float, int]:
-    """Core-hours the runs ``todo`` whose epochs can be timed take at worst (see remaining_seconds), and how many
-    of them cannot be timed yet."""
-    medians = epoch_medians(dataset, results_dir)
-    needed = [remaining_seconds(run, save_dir, medians, num_epoch) for run in todo]
-    return sum(seconds for seconds in needed if seconds is not None) / 3600, needed.count(None)
-
-
-def untimed(run: Run, medians: dict[int, float], results_dir: Path) -> str:
-    """Why the time ``run`` needs cannot be estimated, for a line of the log."""
-    if not medians:
-        return f"no epoch of a {run.dataset} run timed in {results_dir / 'runs'} yet"
-    return f"{run.dataset} epochs timed only at K={next(iter(medians))}, none at K={run.rounds}"
-
-
-def train_args_epochs(args: argparse.Namespace) -> int | None:
-    """--num_epoch given in --train_args (it overrides the preset's for every run), else None."""
-    return train_parse_args(shlex.split(args.train_args)).num_epoch
-
-
-def over_time(run: Run, args: argparse.Namespace, now: float | None = None) -> str | None:
-    """Why ``run``, started at ``now`` (default: now), must not start under --hours, else None: it could, at
-    worst, run past the runner's deadline, or its time cannot be estimated (no epochs timed to go by), so it
-    cannot be vouched for."""
-    if args.deadline is None:
-        return None
-    medians = epoch_medians(args.dataset, Path(args.results_dir))
-    needed = remaining_seconds(run, Path(args.save_dir), medians, train_args_epochs(args))
-    if needed is None:
-        return f"cannot be timed: {untimed(run, medians, Path(args.results_dir))}"
-    left = args.deadline - (time.time() if now is None else now)
-    return f"needs up to {needed / 3600:.1f} h, {left / 3600:.1f} h left of --hours" if needed > left else None
-
-
-def dry_run_verdicts(todo: list[Run], args: argparse.Namespace) -> dict[Run, str | None]:
-    """over_time for each run to do as a real start would meet it: the runs taken in order by --jobs slots, each
-    starting when a slot frees at worst (after every preset epoch of the run before), so a dry run under --hours
-    skips what the runner, at worst, would."""
-    free = [time.time()] * args.jobs  # when each slot is free
-    medians = epoch_medians(args.dataset, Path(args.results_dir))
-    verdicts = {}
-    for run in todo:
-        start = min(free)
-        verdicts[run] = over_time(run, args, now=start)
-        if verdicts[run] is None and args.deadline is not None:
-            free[free.index(start)] = start + (remaining_seconds(run, Path(args.save_dir), medians,
-                                                                 train_args_epochs(args)) or 0.0)
-    return verdicts
+def budget_of(args: argparse.Namespace) -> Budget:
+    """The time accounting of the runner's arguments: --num_epoch in --train_args overrides every preset's."""
+    return Budget(args.dataset, Path(args.save_dir), Path(args.results_dir),
+                  train_parse_args(shlex.split(args.train_args)).num_epoch, args.deadline)
 
 
 def claim(run_dir: Path) -> bool:
@@ -287,7 +198,7 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
 
 def execute(run: Run, args: argparse.Namespace, slot: Slot) -> str:
     """Train (or resume) one run on this machine, on ``slot``'s GPU and cores; returns what happened."""
-    if reason := over_time(run, args):
+    if reason := budget_of(args).over_time(run):
         log.info("%s: not started, it %s", run.name, reason)
         return f"skipped: {reason}"
     run_dir = Path(args.save_dir) / run.name
@@ -581,9 +492,9 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
         parser.error(f"--data_dir {args.data_dir}: results/ and saved_models/ hold the paper tables' runs, trained on "
                      f"dataset/{args.dataset}; runs on other data go into a --results_dir and a --save_dir of your "
                      "own")
-    if args.dataset not in known_datasets():
+    if args.dataset not in preset_datasets():
         raise InputError(f"unknown dataset {args.dataset!r} (no presets/{args.dataset}.json); known: "
-                         f"{', '.join(known_datasets())}")
+                         f"{', '.join(preset_datasets())}")
 
 
 # train.py settings the plan and the runner give each run: --train_args may not change them
@@ -628,13 +539,11 @@ def check_train_args(train_args: str, parser: ArgumentParser, results_dir: str, 
 def warn_untimed(todo: list[Run], args: argparse.Namespace) -> None:
     """One warning line when --hours cannot vouch for some runs to do, so that a runner which starts none of
     them says why at the top of its log, not only run by run."""
-    medians = epoch_medians(args.dataset, Path(args.results_dir))
-    blind = [run for run in todo if remaining_seconds(run, Path(args.save_dir), medians, train_args_epochs(args))
-             is None]
+    blind, why = budget_of(args).untimed_runs(todo)
     if blind:
         log.warning("--hours %g: %d of the %d runs to do are not started, their time cannot be estimated: %s; "
                     "start some without --hours to time epochs (runs of two K give a line for the other K)",
-                    args.hours, len(blind), len(todo), untimed(blind[0], medians, Path(args.results_dir)))
+                    args.hours, len(blind), len(todo), why)
 
 
 def buildable_test(test_file: Path, flag: str) -> Path:
@@ -726,7 +635,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
             if not args.dry_run:
                 raise
             log.warning("the runs to do cannot start yet: %s", error)
-    hours, untimed_runs = estimated_core_hours(todo, args.dataset, save_dir, results_dir, train_args_epochs(args))
+    hours, untimed_runs = budget_of(args).core_hours(todo)
     if len(todo) > untimed_runs:
         log.info("at most about %.1f core-hours if no run stops early (epoch times of earlier runs)%s", hours,
                  f", and {untimed_runs} of the runs to do not yet timed" if untimed_runs else "")
@@ -741,7 +650,7 @@ def main(argv: list[str] | None = None) -> Plan | None:
         if outcomes is None:
             return plan
     elif args.dry_run:  # what a real start would do with each run
-        verdicts = dry_run_verdicts(todo, args)
+        verdicts = budget_of(args).dry_run_verdicts(todo, args.jobs)
         for run in plan.runs:
             reason = verdicts.get(run)
             word = ("done" if run not in unfinished else "later" if run not in todo else "skip" if reason

@@ -14,6 +14,11 @@ from utils.scorer import MODES
 PRESETS_DIR = PROJECT_ROOT / "presets"
 
 
+def preset_datasets() -> list[str]:
+    """The datasets with a preset: those the runner (reproduce.py) can plan."""
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.json"))
+
+
 def preset_file(dataset: str) -> Path:
     """presets/<dataset>.json: what Table 3 of the paper varies per match mode (rounds, lr, num_epoch)."""
     return PRESETS_DIR / f"{dataset}.json"

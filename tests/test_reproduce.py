@@ -1,5 +1,6 @@
 """The experiment runner: plans, skips, resumes, claims runs and commits their summaries."""
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from data.loader import MENTION_READING
 from data.synthetic import write_synthetic_dataset
 from experiments import launch, report, studies
 from experiments import plan as experiments
+from experiments.budget import Budget
 from utils.errors import InputError
 from utils.files import file_sha256
 from utils.locks import process_identity
@@ -386,8 +388,9 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
 
 def test_time_estimates_by_hand(tmp_path):
     saved = tmp_path / "saved"
+    budget = Budget("webnlg", saved, tmp_path)
     k0_exact = experiments.Run("webnlg", "exact", 0, 1)
-    assert reproduce.estimated_core_hours([k0_exact], "webnlg", saved, tmp_path) == (0.0, 1)
+    assert budget.core_hours([k0_exact]) == (0.0, 1)
     for name, rounds, epochs in (("webnlg_a", 0, [(8, 2), (18, 2), (25, 5)]), ("webnlg_b", 2, [(35, 5)]),
                                  ("nyt_c", 2, [(900, 100)])):  # another dataset's runs do not count
         folder = tmp_path / "runs" / name
@@ -399,31 +402,33 @@ def test_time_estimates_by_hand(tmp_path):
             json.dumps({"train_seconds": train, "eval_seconds": evaluation}) + "\n" for train, evaluation in epochs))
     # medians 20 s (K=0) and 40 s (K=2): K=4 lies on their line at 60 s; WebNLG presets run 150 epochs
     k4_partial = experiments.Run("webnlg", "partial", 4, 1)
-    assert reproduce.estimated_core_hours([k4_partial, k0_exact], "webnlg", saved, tmp_path) == \
-        (pytest.approx(150 * (60 + 20) / 3600), 0)
+    assert budget.core_hours([k4_partial, k0_exact]) == (pytest.approx(150 * (60 + 20) / 3600), 0)
     # an interrupted run needs only the epochs it has not run yet
     (saved / k0_exact.name).mkdir(parents=True)
     (saved / k0_exact.name / "metrics.jsonl").write_text("{}\n" * 100)
-    assert reproduce.estimated_core_hours([k0_exact], "webnlg", saved, tmp_path) == (pytest.approx(50 * 20 / 3600), 0)
+    assert budget.core_hours([k0_exact]) == (pytest.approx(50 * 20 / 3600), 0)
 
     # --hours: a run that could, at worst, end after the deadline does not start
-    args = argparse.Namespace(dataset="webnlg", save_dir=str(saved), results_dir=str(tmp_path),
-                              deadline=time.time() + 2 * 3600, train_args="")
-    assert reproduce.over_time(k4_partial, args) == "needs up to 2.5 h, 2.0 h left of --hours"
-    assert reproduce.over_time(k0_exact, args) is None  # 0.3 h left to run
-    args.train_args = "--num_epoch 100"  # every run trains 100 epochs, not the preset's 150
-    assert reproduce.over_time(k4_partial, args) is None  # 1.7 h
-    args.train_args, args.deadline = "", None
-    assert reproduce.over_time(k4_partial, args) is None
+    hours = dataclasses.replace(budget, deadline=time.time() + 2 * 3600)
+    assert hours.over_time(k4_partial) == "needs up to 2.5 h, 2.0 h left of --hours"
+    assert hours.over_time(k0_exact) is None  # 0.3 h left to run
+    assert dataclasses.replace(hours, num_epoch=100).over_time(k4_partial) is None  # 100 epochs, not 150: 1.7 h
+    assert budget.over_time(k4_partial) is None  # no --hours
 
     # a dry run meets each run when a --jobs slot frees, at worst: K=0 (50 epochs left, 0.3 h), then K=4 (2.5 h)
     fresh_k0 = experiments.Run("webnlg", "exact", 0, 2)  # 150 epochs: 0.8 h
-    args.deadline = time.time() + 3 * 3600
-    args.jobs = 1
-    verdicts = reproduce.dry_run_verdicts([fresh_k0, k4_partial], args)
+    hours = dataclasses.replace(budget, deadline=time.time() + 3 * 3600)
+    verdicts = hours.dry_run_verdicts([fresh_k0, k4_partial], jobs=1)
     assert verdicts[fresh_k0] is None and verdicts[k4_partial] == "needs up to 2.5 h, 2.2 h left of --hours"
-    args.jobs = 2
-    assert reproduce.dry_run_verdicts([fresh_k0, k4_partial], args) == {fresh_k0: None, k4_partial: None}
+    assert hours.dry_run_verdicts([fresh_k0, k4_partial], jobs=2) == {fresh_k0: None, k4_partial: None}
+
+
+def test_train_args_epochs_reach_the_budget(tmp_path):
+    """--num_epoch in --train_args overrides every preset's: the runner's time accounting counts with it."""
+    args = reproduce.parse_args(["--table", "1", "--dry_run", "--save_dir", str(tmp_path / "runs"), "--results_dir",
+                                 str(tmp_path / "results"), "--train_args=--num_epoch 7"])
+    args.deadline = None
+    assert reproduce.budget_of(args) == Budget("webnlg", tmp_path / "runs", tmp_path / "results", 7, None)
 
 
 def test_hours_start_no_run_whose_time_cannot_be_estimated(tmp_path, capsys):
@@ -444,13 +449,12 @@ def test_hours_start_no_run_whose_time_cannot_be_estimated(tmp_path, capsys):
     folder.mkdir(parents=True)
     folder.joinpath("config.json").write_text(json.dumps({"settings": {"rounds": 0}}))
     folder.joinpath("metrics.jsonl").write_text(json.dumps({"train_seconds": 1, "eval_seconds": 1}) + "\n")
-    args = argparse.Namespace(dataset="webnlg", save_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
-                              deadline=time.time() + 3600, train_args="")
-    assert reproduce.over_time(experiments.Run("webnlg", "exact", 0, 1), args) is None  # 150 epochs of 2 s
-    assert reproduce.over_time(experiments.Run("webnlg", "partial", 2, 1), args) == \
+    budget = Budget("webnlg", tmp_path / "runs", tmp_path / "results", deadline=time.time() + 3600)
+    assert budget.over_time(experiments.Run("webnlg", "exact", 0, 1)) is None  # 150 epochs of 2 s
+    assert budget.over_time(experiments.Run("webnlg", "partial", 2, 1)) == \
         "cannot be timed: webnlg epochs timed only at K=0, none at K=2"
-    assert reproduce.estimated_core_hours([experiments.Run("webnlg", "partial", 2, 1), experiments.Run(
-        "webnlg", "exact", 0, 1)], "webnlg", tmp_path / "runs", tmp_path / "results") == (150 * 2 / 3600, 1)
+    assert budget.core_hours([experiments.Run("webnlg", "partial", 2, 1), experiments.Run("webnlg", "exact", 0, 1)]
+                             ) == (150 * 2 / 3600, 1)
 
 
 @pytest.mark.parametrize("hours", ["0", "-1", "nan"])

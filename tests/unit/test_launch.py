@@ -8,6 +8,7 @@ import pytest
 
 import reproduce
 from experiments import plan as experiments
+from experiments.budget import Budget
 from experiments.launch import Slot, SlurmResources, TrainJob, assign_slots, visible_gpus
 from utils.errors import InputError
 from utils.project import PROJECT_ROOT, RUN_DATA_FILES
@@ -59,7 +60,7 @@ def recorded(monkeypatch, tmp_path):
 
 def test_dry_run_says_what_a_real_start_would_do(recorded, capsys, monkeypatch):
     calls, common = recorded
-    monkeypatch.setattr(reproduce, "over_time", lambda run, args, now=None: "too long" if "noRC" in run.name else None)
+    monkeypatch.setattr(Budget, "over_time", lambda self, run, now=None: "too long" if "noRC" in run.name else None)
     reproduce.main([*common, "--max_runs", "3", "--dry_run"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["todo", "todo", "skip", "later", "later"] and not calls
