@@ -60,6 +60,9 @@ from model.inference import extract
 from model.reference import reference_loss
 from model.rin import RIN, RINConfig
 from model.training import (
+    BACKWARD_PHASE,
+    FORWARD_PHASE,
+    UPDATE_PHASE,
     TrainConfig,
     batch_parts,
     make_optimizer,
@@ -277,7 +280,7 @@ def step_flops(config: RINConfig, lengths: list[int], training: bool = True) -> 
     return 2.0 * (passes * dense * tokens + (k + passes) * pairs * r * p)
 
 
-def load() -> list[float]:
+def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
@@ -293,12 +296,14 @@ def build(setting: Setting, args: argparse.Namespace, device: torch.device
     return examples, origin, model, make_optimizer(model, setting.lr)
 
 
+COLLATE_PHASE = "phase: collate"  # a profiler label, as model/training.py's phases
+
 def training_step(model: RIN, optimizer: torch.optim.Optimizer, examples: list[Example], indices: list[int],
                   device: torch.device, precision: str = "fp32", kernel: str = "auto") -> None:
     """One production step, as train.py takes it (model/training.py: whole, or in parts where its pair tensors
     would exceed the memory budget); each phase is labelled for the profiler."""
     speed.configure(kernel=kernel, precision=precision)
-    with torch.profiler.record_function("phase: collate"):
+    with torch.profiler.record_function(COLLATE_PHASE):
         parts = batch_parts([examples[i] for i in indices], pair_values_per_cell(model.config), device)
     train_step(model, optimizer, parts, MAX_GRAD_NORM)
 
@@ -382,7 +387,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
     def sampled(batches, count) -> tuple[list[list[int]], list[float]]:  # the batches timed, their weights
         return stratified_sample(batches, examples, count, model.config)
 
-    load_before = load()
+    load_before = load_average()
     timings, compile_seconds = {}, {}
     for label, batches in (("oracle (paper-literal, random batches)", random_batches),
                            ("oracle + length buckets", bucketed)):
@@ -399,7 +404,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace, device: t
     if args.bf16_problem:  # a GPU without bfloat16 arithmetic would time emulated bfloat16: not a real choice
         del levers[BF16]
     timings |= interleaved(levers, *sampled(bucketed, args.batches), timer, compile_seconds, warm_every=(COMPILED,))
-    load_after = load()
+    load_after = load_average()
 
     longest = sorted(range(len(examples)), key=lambda i: len(examples[i].word_ids))[-batch_size:]
     production_memory = peak_memory_mb(lambda: production_step(longest), device)
@@ -477,7 +482,7 @@ def inference(model: RIN, compiled: RIN, setting: Setting, args: argparse.Namesp
     return out
 
 
-PHASES = ("phase: collate", "phase: forward and loss", "phase: backward", "phase: gradient clipping and Adam")
+PHASES = (COLLATE_PHASE, FORWARD_PHASE, BACKWARD_PHASE, UPDATE_PHASE)
 
 
 def profile_setting(setting: Setting, args: argparse.Namespace, device: torch.device) -> dict:
@@ -728,7 +733,7 @@ def bench(args: argparse.Namespace) -> dict:
               "isa_environment": {name: os.environ[name] for name in ISA_VARIABLES if name in os.environ},
               "pair_scorer": speed.describe(device), "contention_processes": args.contention,
               "peak_matmul_gflops": args.peak_gflops, "matmul_gflops_all_threads": all_threads,
-              "matmul_gflops_one_thread": one_thread, "loadavg_start": load(),
+              "matmul_gflops_one_thread": one_thread, "loadavg_start": load_average(),
               "epoch_estimate": "stratified by FLOPs",  # earlier JSONs: evenly spaced batches, equal shares
               "bf16_not_timed": args.bf16_problem}
     print(f"== {report['cpu_model']}, {report['cores']} cores, {threads} threads; pair scorer: "
@@ -739,7 +744,7 @@ def bench(args: argparse.Namespace) -> dict:
         print(f"   bf16 is not timed: {args.bf16_problem}", flush=True)
     with contention(args.contention):
         run_all(args, device, report)
-    report["loadavg_end"] = load()
+    report["loadavg_end"] = load_average()
     report["targets"] = check_targets(report)
     for check in report["targets"]:
         verdict = ("met" if check["met"] else "MISSED") if speed_tables.judged(check, report) else \

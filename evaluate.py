@@ -15,7 +15,6 @@ import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwh
 
 # isort: split
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
@@ -27,7 +26,7 @@ from model.run import check_output, check_run_folder, recorded_data_dir, recorde
 from utils.analysis import breakdown, breakdown_markdown
 from utils.cli import ArgumentParser, add_machine_arguments, open_probability, positive_int, setup_logging
 from utils.errors import InputError, one_line_errors
-from utils.files import atomic_write_bytes, file_sha256, read_json, write_json
+from utils.files import atomic_write_bytes, file_sha256, read_json, write_json, write_jsonl
 from utils.machine import configure_threads, pick_device
 from utils.scorer import CONVENTIONS, SCORERS, keep_first_mentions, repeated_mention_count, score_all, triple_record
 
@@ -162,15 +161,14 @@ def run(args: argparse.Namespace) -> dict:
             print(f"{name} {mode:7s} ({scorer}): P {result['precision']:.4f}  R {result['recall']:.4f}  "
                   f"F1 {result['f1']:.4f}  ({result['correct']} correct / {result['predicted']} predicted / "
                   f"{result['gold']} gold)")
-    lines = [json.dumps({
+    write_jsonl(out, ({
         **position(sentence.where),
         "tokens": sentence.tokens,
         "triples": [triple_record(sentence.tokens, t, p)
                     for t, p in zip(extraction.triples, extraction.probabilities, strict=True)],
         "entities": [[s, e] for s, e in extraction.entities],
         "gold": [triple_record(sentence.tokens, t) for t in sentence.triples],
-    }, ensure_ascii=False) + "\n" for sentence, extraction in zip(split.sentences, extractions, strict=True)]
-    atomic_write_bytes(out, "".join(lines).encode("utf-8"))
+    } for sentence, extraction in zip(split.sentences, extractions, strict=True)))
     scored = {"model_dir": str(model_dir.absolute()), "best_pt_sha256": file_sha256(model_dir / "best.pt"),
               "data": str(path.absolute()), "threshold": args.threshold, "first_mentions": args.first_mentions,
               "pos_tagged_here_with": tagged_here[0] if tagged_here else None}

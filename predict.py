@@ -35,8 +35,8 @@ from model.inference import (
 )
 from model.run import check_output, check_run_folder
 from utils.cli import ArgumentParser, add_machine_arguments, open_probability, positive_int, setup_logging
-from utils.errors import InputError, one_line_errors
-from utils.files import atomic_write_bytes, json_problem
+from utils.errors import InputError, lines_named, one_line_errors
+from utils.files import json_problem, write_jsonl
 from utils.machine import configure_threads, pick_device
 
 log = logging.getLogger("predict")
@@ -184,15 +184,13 @@ def run(args: argparse.Namespace) -> list[dict]:
     results = extractor.extract(sentences, progress=len(sentences) > 1000, pos=pos)
     skipped = [i + 1 for i, r in enumerate(results) if "skipped" in r]
     if skipped:
-        log.warning("%d empty sentences (lines %s): output records say 'skipped'", len(skipped),
-                    ", ".join(map(str, skipped[:20])) + (" ..." if len(skipped) > 20 else ""))
-    lines = [json.dumps({"line": i + 1, **fields, "text": s if isinstance(s, str) else " ".join(s)} | r,
-                        ensure_ascii=False)
-             for i, (s, fields, r) in enumerate(zip(sentences, kept, results, strict=True))]
+        log.warning("%d empty sentences (lines %s): output records say 'skipped'", len(skipped), lines_named(skipped))
+    records = [{"line": i + 1, **fields, "text": s if isinstance(s, str) else " ".join(s)} | r
+               for i, (s, fields, r) in enumerate(zip(sentences, kept, results, strict=True))]
     if args.output:
-        atomic_write_bytes(Path(args.output), "".join(line + "\n" for line in lines).encode("utf-8"))
-    elif lines:  # no input sentences: no output lines, not an empty one
-        print("\n".join(lines))
+        write_jsonl(Path(args.output), records)
+    elif records:  # no input sentences: no output lines, not an empty one
+        print("\n".join(json.dumps(record, ensure_ascii=False) for record in records))
     log.info("%d sentences, %d triples, %.0f sentences/s (tokenizer: %s)", len(results),
              sum(len(r["triples"]) for r in results), extractor.last_rate, extractor.tokenizer)
     return results

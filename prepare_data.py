@@ -27,7 +27,6 @@ import contextlib
 import functools
 import hashlib
 import itertools
-import json
 import logging
 import os
 import shutil
@@ -53,7 +52,7 @@ from data.loader import DataError, LoadReport, parse_record, read_json_records
 from data.spacy_tools import DEFAULT_MODEL, SpacyTools, load_tools
 from utils.cli import ArgumentParser, positive_int, setup_logging
 from utils.errors import InputError, one_line_errors
-from utils.files import check_folder_path, write_json
+from utils.files import check_folder_path, write_json, write_jsonl
 from utils.locks import hold_lock, process_alive
 from utils.project import DATASETS_DIR
 from utils.scorer import MODES, rates, score
@@ -87,9 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="last-word releases: skip the noun-compound span (nouns, adjectives and numbers "
                         "ending at the word, by spaCy's POS tags) tried after named entities, as annotation v2 "
                         "did (results/annotation_v2)")
-    parser.add_argument("--dev_size", type=positive_int,
-                        help="webnlg_official, nyt_official: sentences held out of the authors' train as dev "
-                        "(default 500 and 5000, the published dev sizes)")
+    published = ", ".join(f"{name} {spec['dev_size']}" for name, spec in DATASETS.items() if "dev_size" in spec)
+    parser.add_argument("--dev_size", type=positive_int, help="sentences held out of the authors' train as dev "
+                        f"(default: the published dev size, {published})")
     parser.add_argument("--cache", default=str(default_cache()),
                         help="download cache, in the release layout (default: $RIN_CACHE, else "
                         "$XDG_CACHE_HOME/rin, else ~/.cache/rin)")
@@ -225,13 +224,6 @@ def agreement(ours: list[dict], official: list[dict]) -> dict:
             "sentences_with_identical_entities": same_sets / max(1, len(same_tokens)),
             "pos_tag_agreement": pos_same / pos_total if pos_total else None,
             **{f"{mode}_triples": rates(score(triples_ours, triples_official, mode)) for mode in MODES}}
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    """RIN format: one JSON object per line, UTF-8 as it is (no escapes)."""
-    with open(path, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -311,7 +311,7 @@ def load_data(data_dir: Path, settings: dict) -> tuple[Vocab, Labels, np.ndarray
         rows = np.flatnonzero(~np.isfinite(embedding).all(axis=tuple(range(1, embedding.ndim))))
         word = vocab.words[rows[0]] if rows[0] < len(vocab) else "beyond vocab.json"
         raise InputError(f"{data_dir / 'embedding.npy'}: {len(rows)} rows hold NaN or inf (the first: row "
-                         f"{rows[0]}, word {word!r}); run python prepare_vocab.py again")
+                         f"{rows[0]}, word {word!r}); run {prepare_vocab_command(settings['dataset'], data_dir)} again")
     splits = {name: load_split(data_dir / f"{name}.json", vocab, labels, scored=name != "train")
               for name in ("train", "dev", "test")}
     for name, split in splits.items():

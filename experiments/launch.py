@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import logging
 import os
 import shlex
 import signal
@@ -25,6 +26,7 @@ from utils.errors import InputError
 from utils.files import read_json, write_json
 from utils.project import PROJECT_ROOT
 
+log = logging.getLogger(__name__)
 SUMMARY_FILES = ("config.json", "metrics.jsonl", "results.json", "prepare_report.json")
 INTERRUPTED = (130, 143, -2, -15)  # train.py's exit on Ctrl-C or SIGTERM (one_line_errors), or the signal's
 TRAIN_ERROR = "train.py: error: "  # how train.py's one-line errors begin (utils.errors.one_line_errors)
@@ -258,9 +260,7 @@ def commit_summary(folder: Path, name: str) -> None:
         if added.returncode == 0 and done.returncode in (0, 1):
             return
         time.sleep(2)
-    import logging
-
-    logging.getLogger("reproduce").warning("could not commit %s: %s", folder, done.stderr.decode().strip())
+    log.warning("could not commit %s: %s", folder, done.stderr.decode().strip())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -117,7 +117,8 @@ class PairMax(torch.autograd.Function):
     """``max over real j`` of the pair logits, per token i and relation r."""
 
     @staticmethod
-    def forward(ctx, left, right, weight, bias, mask, fused_bf16):  # noqa: D102
+    def forward(ctx, left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # noqa: D102
+                mask: torch.Tensor, fused_bf16: bool) -> torch.Tensor:
         if pair_kernels.fused_applies(left):
             values, winner = pair_kernels.pair_max(left, right, weight, bias, mask.sum(dim=1), fused_bf16)
             ctx.fused = True
@@ -136,7 +137,7 @@ class PairMax(torch.autograd.Function):
         return values
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: D102
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
         left, right, weight, winner = ctx.saved_tensors
         if ctx.fused:
             grad_left, grad_right, grad_weight = pair_kernels.pair_max_backward(grad, winner, left, right, weight)
@@ -171,7 +172,8 @@ class PairBCE(torch.autograd.Function):
     (sentence, i, j, r), each once; ``mask`` (B, n) marks real tokens."""
 
     @staticmethod
-    def forward(ctx, left, right, weight, bias, cells, mask, fused_bf16):  # noqa: D102
+    def forward(ctx, left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # noqa: D102
+                cells: torch.Tensor, mask: torch.Tensor, fused_bf16: bool) -> torch.Tensor:
         ctx.fused = pair_kernels.fused_applies(left)
         if ctx.fused:
             total, grad_logits, grad_bias = _fused_bce(left, right, weight, bias, cells, mask, fused_bf16)
@@ -193,7 +195,7 @@ class PairBCE(torch.autograd.Function):
         return total
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: D102
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
         if ctx.fused:
             left, right, weight, grad_logits, lengths, grad_bias = ctx.saved_tensors
             grad_left, grad_right, grad_weight = pair_kernels.pair_backward(grad_logits, left, right, weight, lengths)
@@ -214,7 +216,8 @@ class PairBCE(torch.autograd.Function):
         return grad_left * grad, grad_right * grad, grad_weight * grad, grad_bias * grad, None, None, None
 
 
-def _fused_bce(left, right, weight, bias, cells, mask, bf16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _fused_bce(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, cells: torch.Tensor,
+               mask: torch.Tensor, bf16: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The loss, d(loss)/d(logits) in the fused kernels' (B, n, R, np) layout (zero outside real cells) and
     d(loss)/d(bias).
 

@@ -63,6 +63,11 @@ class TrainConfig:
     deterministic: bool = False
 
 
+# a training step's phases as torch.profiler labels them (bench.py --profile sums each)
+FORWARD_PHASE = "phase: forward and loss"
+BACKWARD_PHASE = "phase: backward"
+UPDATE_PHASE = "phase: gradient clipping and Adam"
+
 def make_optimizer(model: RIN, lr: float) -> torch.optim.Adam:
     """Adam; the fused kernel (same update, fewer passes over the word vectors) where torch has it."""
     try:
@@ -81,18 +86,18 @@ def train_step(model: RIN, optimizer: torch.optim.Optimizer, batch: Batch | Sequ
     optimizer.zero_grad(set_to_none=True)
     losses = []
     for part in parts:
-        with torch.profiler.record_function("phase: forward and loss"), speed.autocast(part.word_ids.device):
+        with torch.profiler.record_function(FORWARD_PHASE), speed.autocast(part.word_ids.device):
             er_loss, rc_loss = model.loss(part)
             if len(parts) > 1:  # the loss is per sentence of the part: weighted to be per sentence of the batch
                 share = part.word_ids.shape[0] / sentences
                 er_loss, rc_loss = er_loss * share, rc_loss * share
-        with torch.profiler.record_function("phase: backward"):
+        with torch.profiler.record_function(BACKWARD_PHASE):
             if scaler is not None:
                 scaler.scale(er_loss + rc_loss).backward()
             else:
                 (er_loss + rc_loss).backward()
         losses.append(torch.stack([er_loss.detach(), rc_loss.detach()]))
-    with torch.profiler.record_function("phase: gradient clipping and Adam"):
+    with torch.profiler.record_function(UPDATE_PHASE):
         if scaler is not None:
             scaler.unscale_(optimizer)
         if max_grad_norm > 0:

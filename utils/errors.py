@@ -17,6 +17,11 @@ class InputError(ValueError):
     """Input a user can fix (a file, a flag, a run folder): the message names it and says why."""
 
 
+def lines_named(numbers: list[int]) -> str:
+    """The first ten line numbers, and '...' for more, for a message about the lines of a file."""
+    return ", ".join(map(str, numbers[:10])) + (" ..." if len(numbers) > 10 else "")
+
+
 class ErrorExit(SystemExit):
     """Exit status 1 after the error lines were printed; ``str()`` is the message, for callers that catch it."""
 

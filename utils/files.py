@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from utils.errors import InputError
@@ -111,6 +112,12 @@ def atomic_write_bytes(path: Path, data: bytes, keep_previous: Path | None = Non
 
 def write_json(path: Path, data: object) -> None:
     atomic_write_bytes(Path(path), (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def write_jsonl(path: Path, records: Iterable[object]) -> None:
+    """One JSON value per line (RIN's data format, predictions), UTF-8 as it is, written whole or not at all."""
+    atomic_write_bytes(Path(path), "".join(json.dumps(record, ensure_ascii=False) + "\n"
+                                           for record in records).encode("utf-8"))
 
 
 def json_problem(error: json.JSONDecodeError) -> str:

@@ -115,7 +115,8 @@ def usable_cores() -> int:
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Use ``threads`` intra-op threads (default: every core this process may use; more is warned about)."""
+    """Use ``threads`` intra-op threads (default: every core this process may use); more than the cores is warned
+    about, more than 4 a core refused (InputError)."""
     cores = usable_cores()
     if not threads:
         threads = cores

@@ -23,7 +23,7 @@ from typing import NoReturn
 import numpy as np
 from tqdm import tqdm
 
-from utils.errors import InputError
+from utils.errors import InputError, lines_named
 from utils.files import atomic_write_bytes, read_json
 from utils.machine import X86_64, cpu_flags
 from utils.project import PROJECT_ROOT
@@ -246,11 +246,6 @@ def read_word_vectors(path: str | Path, wanted: set[str] | None = None) -> tuple
                     "cut short?" if read < count else "a wrong header?")
     warn_repeated_vectors(path, repeats, "line", "" if wanted is None else " of the data")
     return vectors, dim
-
-
-def lines_named(numbers: list[int]) -> str:
-    """The first ten line numbers, and '...' for more."""
-    return ", ".join(map(str, numbers[:10])) + (" ..." if len(numbers) > 10 else "")
 
 
 class _PlainUnpickler(pickle.Unpickler):
