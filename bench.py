@@ -298,6 +298,7 @@ def build(setting: Setting, args: argparse.Namespace, device: torch.device
 
 COLLATE_PHASE = "phase: collate"  # a profiler label, as model/training.py's phases
 
+
 def training_step(model: RIN, optimizer: torch.optim.Optimizer, examples: list[Example], indices: list[int],
                   device: torch.device, precision: str = "fp32", kernel: str = "auto") -> None:
     """One production step, as train.py takes it (model/training.py: whole, or in parts where its pair tensors

@@ -63,6 +63,7 @@ SPLITS = ("train", "dev", "test")
 PRODUCED = ("train.json", "dev.json", "test.json", "prepare_report.json")
 DEV_SEED = "rin-official-dev-1"  # fixes which sentences of the authors' train are held out as dev
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="prepare_data.py", description=__doc__)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS),

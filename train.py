@@ -66,6 +66,8 @@ from utils.scorer import CONVENTIONS, rates, score_all
 from utils.vocab import Labels, Vocab
 
 log = logging.getLogger("train")
+
+
 def check_same_data(recorded: dict | None, current: dict, data_dir: Path) -> None:
     """Refuse to resume on data prepared differently from the data the run started on."""
     if recorded is None:
@@ -183,7 +185,7 @@ def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, gene
     """The progress in last.pt, or in the previous epoch's last_prev.pt when last.pt is missing or unreadable (a
     crash while writing it), and the name of the file read."""
     for name in CHECKPOINTS:
-        if not (run_dir / name).exists():
+        if not (run_dir / name).is_file():
             if name == "last.pt":
                 log.warning("%s is missing: trying the previous checkpoint", run_dir / name)
             continue
@@ -427,10 +429,11 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
                  settings["select_on"], progress["best_score"], progress["best_epoch"])
         save_best_again(run_dir, model, progress)
     elif not args.resume:
-        for name in ("vocab.json", "labels.json"):  # before config.json: a folder with one is a complete run
-            shutil.copy(data_dir / name, run_dir / name)
-        if (data_dir / "prepare_report.json").exists():  # predict.py reads the run's spaCy model from its copy
-            shutil.copy(data_dir / "prepare_report.json", run_dir / "prepare_report.json")
+        # before config.json (a folder with one is a complete run); predict.py reads the run's spaCy model from
+        # its copy of prepare_report.json, where the data has one
+        for name in ("vocab.json", "labels.json", "prepare_report.json"):
+            if (data_dir / name).is_file():
+                shutil.copy(data_dir / name, run_dir / name)
         write_json(run_dir / "config.json", {
             "run_format": RUN_FORMAT, "settings": settings, "model": model_config, "pair_scorer": scorer,
             "precision_used": speed.precision_for(device),  # bf16 runs float32 on CPUs without bfloat16 arithmetic

@@ -1,4 +1,5 @@
-"""Loading a trained run from its folder alone, with every file checked against the others."""
+"""A run folder: its files, its checkpoints (written whole, on the CPU), and loading a trained run from the folder
+alone, with every file checked against the others."""
 from __future__ import annotations
 
 import io

@@ -68,6 +68,7 @@ FORWARD_PHASE = "phase: forward and loss"
 BACKWARD_PHASE = "phase: backward"
 UPDATE_PHASE = "phase: gradient clipping and Adam"
 
+
 def make_optimizer(model: RIN, lr: float) -> torch.optim.Adam:
     """Adam; the fused kernel (same update, fewer passes over the word vectors) where torch has it."""
     try:

@@ -41,12 +41,12 @@ def cpu_unless_marked_cuda(request, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def default_speed():
-    """Each test starts from the speed settings a fresh process has (scripts called in-process set them)."""
+    """Each test ends with the speed settings a fresh process has (scripts called in-process set them)."""
     from model import speed
 
-    start = speed.current()
     yield
-    speed.configure(kernel=start.kernel, precision=start.precision, thread_policy=start.thread_policy)
+    defaults = speed.DEFAULTS
+    speed.configure(kernel=defaults.kernel, precision=defaults.precision, thread_policy=defaults.thread_policy)
     torch.use_deterministic_algorithms(False)
 
 

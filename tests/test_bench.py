@@ -100,6 +100,7 @@ def test_bf16_is_not_timed_where_the_device_has_no_bfloat16_arithmetic(tmp_path,
 @pytest.mark.parametrize(("flags", "named"), [
     (["--batches", "0"], "--batches"), (["--oracle_batches", "-1"], "--oracle_batches"),
     (["--contention", "-1"], "--contention"), (["--threads", "0"], "--threads"), (["--device", "tpu"], "--device"),
+    (["--device", "cuda:01"], "--device"),
     (["--equivalence", "0"], "--equivalence"), (["--lr", "-1"], "--lr"), (["--seed", "-1"], "--seed"),
     (["--tables", "--profile"], "argument --profile: not allowed with argument --tables"),
     (["--tables", "--json", "x.json"], "--tables rewrites"), (["--tables", "--threads", "1"], "--tables rewrites"),

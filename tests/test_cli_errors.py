@@ -79,6 +79,7 @@ BAD_TRAIN_FLAGS = [
     (["--lr", "nan"], "--lr"), (["--lr", "inf"], "--lr"), (["--rounds", "-1"], "--rounds"),
     (["--threads", "-1"], "--threads"),
     (["--threads", "0"], "--threads"), (["--device", "foo"], "--device"), (["--device", "meta"], "--device"),
+    (["--device", "cuda:01"], "--device"), (["--device", "cuda:\u0663"], "--device"),
     (["--input_dropout", "1.5"], "--input_dropout"), (["--word_dropout", "-0.1"], "--word_dropout"),
     (["--max_grad_norm", "-1"], "--max_grad_norm"), (["--run_id", "../../x"], "--run_id"),
     (["--run_id", "/tmp/abs"], "--run_id"), (["--run_id", "."], "--run_id"), (["--run_id", ".."], "--run_id"),
@@ -194,8 +195,6 @@ def test_train_refuses_a_save_dir_under_a_file(workspace, capsys):
     fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir",
                                str(save / "afile" / "runs"), *FAST], capsys, "--save_dir",
                   "afile is a file, not a folder", watched=(data, save))
-
-
 
 
 @pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs Linux's /sys/kernel to stand for a read-only place")
@@ -361,6 +360,20 @@ def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
     train.main(["--resume", str(save / "r"), "--threads", "1", "--pair_kernel", "torch", "--lr", "0.005"])
     resumed = resume_settings(parse_args(["--resume", str(save / "r"), "--compile", "--deterministic"]), save / "r")
     assert resumed["compile"] and resumed["deterministic"]  # how it computes, not what: free as well
+
+
+def test_a_run_from_before_the_speed_settings_resumes_with_their_built_in_defaults(workspace, monkeypatch):
+    """A config.json without pair_kernel, precision or thread_policy ran with the built-in defaults, whatever
+    this shell's $RIN_PAIR_KERNEL or $RIN_THREAD_POLICY say now."""
+    data, save = workspace
+    train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r", *FAST])
+    config = json.loads((save / "r" / "config.json").read_text())
+    for key in ("pair_kernel", "precision", "thread_policy"):
+        del config["settings"][key]
+    (save / "r" / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(speed, "DEFAULTS", speed.Speed(kernel="torch", thread_policy="fixed"))  # the environment's
+    resumed = resume_settings(parse_args(["--resume", str(save / "r")]), save / "r")
+    assert (resumed["pair_kernel"], resumed["precision"], resumed["thread_policy"]) == ("auto", "fp32", "adaptive")
 
 
 def test_resume_takes_the_same_folders_written_another_way(workspace, capsys, monkeypatch):

@@ -35,7 +35,6 @@ def test_cpu_quick_mode_runs_every_step_it_can(tmp_path):
         assert (tmp_path / log).exists()
 
 
-
 def test_kill_and_resume_fails_with_a_reason_when_the_budget_ends_before_a_checkpoint(tmp_path, monkeypatch):
     """A training still short of its first checkpoint when the budget runs out is stopped and the step fails
     saying why, instead of reading the metrics.jsonl it never wrote."""

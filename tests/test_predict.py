@@ -59,6 +59,7 @@ def test_api_and_cli_agree_and_empty_lines_are_kept(run_dir, tmp_path, capsys):
     assert "id" not in written[0] and written[1]["id"] == "doc-7" and triples(written[1]) == EXPECTED
     assert "in.jsonl: 1 lines carry 'pos' tags for a text string, which are not read" in capsys.readouterr().err
 
+
 def test_the_api_refuses_odd_input_at_once(run_dir):
     for kwargs in ({"threshold": 1.5}, {"threshold": "0.5"}, {"threshold": None}, {"batch_size": 0},
                    {"batch_size": True}, {"max_tokens": 0}, {"first_mentions": "False"}, {"pretokenized": "no"},

@@ -380,6 +380,7 @@ def test_a_local_archive_is_a_source_too(release, tmp_path, capsys):
                            str(tmp_path / "cache"), *NO_TAGGER])
     [line] = error_lines(capsys)  # the file named in its archive (its unpacked copy is gone), and what to do
     assert f"{tmp_path / 'changed.TAR.GZ'} (hrl/NYT11/dev.json): " in line and "pass --no_verify" in line
+
     def unpacked() -> dict[str, set]:
         trees = {}
         for tree in (tmp_path / "cache" / "sources").iterdir():

@@ -56,7 +56,7 @@ seed_value = _bounded(int, 0, 2**32 - 1, False, False, "a seed in [0, 2**32 - 1]
 vector_size = _bounded(int, 0, 4096, True, False, "a vector size in 1..4096")  # word vectors: 50-1,000 in practice
 
 
-DEVICE = re.compile(r"cpu(:0)?|cuda(:\d+)?")  # what torch.device takes of the devices this project runs on
+DEVICE = re.compile(r"cpu(:0)?|cuda(:(0|[1-9][0-9]{0,8}))?", re.ASCII)  # as torch.device takes them
 
 
 def device_problem(device: str) -> str | None:

@@ -1,5 +1,6 @@
 """The machine a script runs on: its device, memory, CPU model and flags, the cores this process may use
-(affinity and cgroup quota) and the threads it takes; seeds. The one leaf that loads torch."""
+(affinity and cgroup quota) and the threads it takes; seeds. Of the leaves, it loads torch (and utils/vocab.py
+through it): tests/unit/test_layering.py keeps the others light."""
 from __future__ import annotations
 
 import functools
@@ -22,7 +23,10 @@ def pick_device(name: str | None = None) -> torch.device:
     device is not on this machine."""
     if not name:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name}: not a device (cpu, cuda or cuda:N)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InputError(f"--device {name}: CUDA is not available on this machine")
