@@ -575,7 +575,15 @@ def finish(outcomes: dict[str, str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> Plan | None:
-    args = parse_args(argv)
+    """The command line: an expected error (a flag, a file, a dataset) is one line on stderr and exit status 1
+    (:class:`ErrorExit`); --debug shows its traceback instead. The flags' own checks read files (presets, test
+    copies), so they run inside too."""
+    with one_line_errors("reproduce.py", debug="--debug" in (sys.argv[1:] if argv is None else argv)):
+        return reproduce(parse_args(argv))
+
+
+def reproduce(args: argparse.Namespace) -> Plan | None:
+    """Plan the table's runs, train what is missing (or only report, or study), and write the report."""
     args.deadline = None if args.hours is None else time.time() + args.hours * 3600
     setup_logging()
     results_dir = Path(args.results_dir)
@@ -673,12 +681,5 @@ def main(argv: list[str] | None = None) -> Plan | None:
     return plan
 
 
-def cli(argv: list[str] | None = None) -> None:
-    """main() for the command line: an expected error (a flag, a file, a dataset) is one line on stderr and exit
-    status 1; --debug shows its traceback instead."""
-    with one_line_errors("reproduce.py", debug="--debug" in (sys.argv[1:] if argv is None else argv)):
-        main(argv)
-
-
 if __name__ == "__main__":
-    cli()
+    main()

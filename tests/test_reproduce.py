@@ -19,7 +19,7 @@ from data.synthetic import write_synthetic_dataset
 from experiments import launch, report, studies
 from experiments import plan as experiments
 from experiments.budget import Budget
-from utils.errors import InputError
+from utils.errors import ErrorExit, InputError
 from utils.files import file_sha256
 from utils.locks import process_identity
 from utils.project import DATASETS_DIR
@@ -53,7 +53,7 @@ def test_only_narrows_the_plan(tmp_path, capsys):
     # test-selected runs are planned for seed 1 only, so continuing with later seeds adds none
     assert names(plan) == ["webnlg_partial_K2_seed2", "webnlg_partial_K0_seed2", "webnlg_exact_K0_seed2"]
     assert capsys.readouterr().out.count("todo ") == 3
-    with pytest.raises(InputError, match="no planned run"):
+    with pytest.raises(ErrorExit, match="no planned run"):
         reproduce.main([*common, "--only", "*_K9_*"])
 
 
@@ -70,15 +70,15 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
     reproduce.main(common)  # how a run was run (threads, device) is not what it computes: still the table's
     (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"num_epoch": 2}}))
     capsys.readouterr()
-    with pytest.raises(InputError, match="webnlg_partial_K2_seed1: num_epoch 2 \\(planned: 150\\)"):
+    with pytest.raises(ErrorExit, match="webnlg_partial_K2_seed1: num_epoch 2 \\(planned: 150\\)"):
         reproduce.main(common)
     # a dry run lists the plan first, the refused run among it, then refuses as a start would
     assert capsys.readouterr().out == "refused webnlg_partial_K2_seed1 (trained with other settings: see below)\n"
-    with pytest.raises(InputError, match="num_epoch 2"):  # a SLURM dry run refuses before printing the array
+    with pytest.raises(ErrorExit, match="num_epoch 2"):  # a SLURM dry run refuses before printing the array
         reproduce.main([*common, "--executor", "slurm"])
     # a run resumes in its own precision: one begun in bf16 is not the fp32 run this runner would start
     (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"precision": "bf16"}}))
-    with pytest.raises(InputError, match="webnlg_partial_K2_seed1: precision bf16 \\(planned: fp32\\)"):
+    with pytest.raises(ErrorExit, match="webnlg_partial_K2_seed1: precision bf16 \\(planned: fp32\\)"):
         reproduce.main(common)
     # a summary in --results_dir counts as finished: one of an earlier sweep with other settings is refused too
     summary = tmp_path / "results" / "runs" / "webnlg_partial_K2_seed1"
@@ -90,11 +90,11 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
     reproduce.main(common)  # an abandoned attempt beside a finished summary: nothing resumes it, nothing to refuse
     (run_dir / "config.json").unlink()
     (summary / "config.json").write_text(json.dumps({"settings": planned | {"lr": 0.01}}))
-    with pytest.raises(InputError, match="results/runs/webnlg_partial_K2_seed1: lr 0.01 \\(planned: 0.0005\\)"):
+    with pytest.raises(ErrorExit, match="results/runs/webnlg_partial_K2_seed1: lr 0.01 \\(planned: 0.0005\\)"):
         reproduce.main(common)
     # another seed of the same cell from an earlier sweep with other --train_args: averaged with it, so refused
     shutil.move(summary, summary.with_name("webnlg_partial_K2_seed7"))
-    with pytest.raises(InputError, match="webnlg_partial_K2_seed7, another seed of webnlg_partial_K2: lr 0.01 "
+    with pytest.raises(ErrorExit, match="webnlg_partial_K2_seed7, another seed of webnlg_partial_K2: lr 0.01 "
                                          "\\(planned: Table 3's settings\\)"):
         reproduce.main(common)
     reproduce.main([*common, "--train_args", "--lr 0.01"])  # the same hyperparameters: seeds of one setting
@@ -118,7 +118,7 @@ def test_a_summary_of_another_clone_counts_until_the_data_is_prepared_here(tmp_p
         (summary / "config.json").write_text(json.dumps({"settings": planned | {"data_dir": recorded}}))
         (summary / "results.json").write_text("{}")
         if refused:
-            with pytest.raises(InputError, match=f"data_dir {recorded} \\(planned: dataset/nyt\\)"):
+            with pytest.raises(ErrorExit, match=f"data_dir {recorded} \\(planned: dataset/nyt\\)"):
                 reproduce.main(common)
         else:
             reproduce.main(common)
@@ -174,14 +174,14 @@ def test_a_finished_run_on_data_moved_elsewhere_is_still_the_tables(data_dir, tm
     (summary / "results.json").write_text("{}")
     reproduce.main(common)
     (moved / "train.json").write_text((moved / "train.json").read_text()[:-200] + "\n")  # other data after all
-    with pytest.raises(InputError, match=f"data_dir {re.escape(str(data_dir))} \\(planned: "):
+    with pytest.raises(ErrorExit, match=f"data_dir {re.escape(str(data_dir))} \\(planned: "):
         reproduce.main(common)
     shutil.rmtree(summary)
     shutil.copytree(data_dir, moved, dirs_exist_ok=True)
     run_dir = tmp_path / "s" / "webnlg_partial_K0_seed1"  # unfinished: it would resume on the old folder
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(InputError, match="webnlg_partial_K0_seed1: data_dir"):
+    with pytest.raises(ErrorExit, match="webnlg_partial_K0_seed1: data_dir"):
         reproduce.main(common)
 
 
@@ -266,7 +266,7 @@ def test_a_failed_run_says_train_pys_reason(tmp_path):
 
 @pytest.mark.parametrize("flag", ["--report", "--compare_test", "--mention_study"])
 def test_reports_need_run_summaries_before_any_work(flag, tmp_path):
-    with pytest.raises(InputError, match=f"{flag}: .*runs does not exist: no run summaries"):
+    with pytest.raises(ErrorExit, match=f"{flag}: .*runs does not exist: no run summaries"):
         reproduce.main([flag, "--results_dir", str(tmp_path / "none")]
                        + ["--save_dir", str(tmp_path / "runs")] * (flag != "--report"))  # --report reads none
 
@@ -274,7 +274,7 @@ def test_reports_need_run_summaries_before_any_work(flag, tmp_path):
 def test_runs_on_data_that_is_not_there_are_refused_before_any_starts(tmp_path):
     flags = ["--table", "1", "--seeds", "1", "--save_dir", str(tmp_path / "runs"), "--results_dir",
              str(tmp_path / "results"), "--data_dir", str(tmp_path / "absent")]
-    with pytest.raises(InputError, match="absent does not exist: put train.json, dev.json and test.json in RIN "
+    with pytest.raises(ErrorExit, match="absent does not exist: put train.json, dev.json and test.json in RIN "
                                          "format into .*absent"):  # prepare_data.py would fill dataset/webnlg
         reproduce.main(flags)
     assert not (tmp_path / "runs").exists()
@@ -557,13 +557,13 @@ def test_a_missing_test_copy_is_built_only_where_it_is_named(tmp_path, capsys):
     runs.mkdir(parents=True)
     common = ["--compare_test", "--results_dir", str(tmp_path / "results"), "--save_dir", str(tmp_path / "saved")]
     for path in (tmp_path / "mine" / "test.json", reproduce.PROJECT_ROOT / "dataset" / "webnlg" / "test2.json"):
-        with pytest.raises(InputError, match=re.escape(f"--retagged_test {path}: no such file; to have it built, "
+        with pytest.raises(ErrorExit, match=re.escape(f"--retagged_test {path}: no such file; to have it built, "
                                                        "name a path OUT/webnlg/test.json")):
             reproduce.main([*common, "--retagged_test", str(path)])
     assert reproduce.buildable_test(tmp_path / "webnlg" / "test.json", "--retag_test") == tmp_path
     with pytest.raises(InputError, match="would replace the prepared dataset/webnlg"):
         reproduce.buildable_test(reproduce.PROJECT_ROOT / "dataset" / "webnlg" / "test.json", "--retag_test")
-    with pytest.raises(InputError, match="--compare_test --dataset nyt: the retagged and rebuilt tests exist for"):
+    with pytest.raises(ErrorExit, match="--compare_test --dataset nyt: the retagged and rebuilt tests exist for"):
         reproduce.main([*common, "--dataset", "nyt"])
     missing = tmp_path / "copies" / "webnlg" / "test.json"  # buildable, but no finished run to score on it
     reproduce.main([*common, "--retagged_test", str(missing), "--rebuilt_test", str(missing)])
@@ -596,7 +596,7 @@ def test_folders_and_seeds_are_checked_before_any_run(tmp_path, capsys):
     afile.write_text("x\n")
     for flags, named in ((["--results_dir", str(afile)], f"--results_dir {afile}: {afile} is a file"),
                          (["--save_dir", str(afile / "runs")], f"--save_dir {afile / 'runs'}: {afile} is a file")):
-        with pytest.raises(InputError, match=re.escape(named)):
+        with pytest.raises(ErrorExit, match=re.escape(named)):
             reproduce.main(["--table", "1", "--seeds", "1", *flags])
     with pytest.raises(SystemExit):
         reproduce.main(["--table", "1", "--seeds", str(2**32), "--dry_run"])
@@ -610,7 +610,7 @@ def test_table_runs_with_pos_on_data_without_pos_tags_are_refused_once(data_dir,
     (data / "labels.json").write_text(json.dumps({**labels, "pos": labels["pos"][:2]}))
     flags = ["--table", "1", "--seeds", "1", "--data_dir", str(data), "--save_dir", str(tmp_path / "runs"),
              "--results_dir", str(tmp_path / "results")]
-    with pytest.raises(InputError, match="has no POS tags .*, which 8 of the runs to do use"):
+    with pytest.raises(ErrorExit, match="has no POS tags .*, which 8 of the runs to do use"):
         reproduce.main(flags)
     assert not (tmp_path / "runs").exists()
 

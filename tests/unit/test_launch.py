@@ -10,7 +10,7 @@ import reproduce
 from experiments import plan as experiments
 from experiments.budget import Budget
 from experiments.launch import Slot, SlurmResources, TrainJob, assign_slots, visible_gpus
-from utils.errors import InputError
+from utils.errors import ErrorExit, InputError
 from utils.project import PROJECT_ROOT, RUN_DATA_FILES
 
 
@@ -77,7 +77,7 @@ def test_runs_get_their_own_gpu_and_cores(recorded):
     calls.clear()  # one run left: it gets every core
     reproduce.main([*common, "--jobs", "2", "--device", "cpu", "--only", "*_noER_*"])
     assert calls == [("webnlg_exact_K3_noER_seed1", Slot("", (0, 1)))]
-    with pytest.raises(InputError, match="needs 3 GPUs"):
+    with pytest.raises(ErrorExit, match="needs 3 GPUs"):
         reproduce.main([*common, "--jobs", "3"])
 
 
@@ -139,7 +139,7 @@ def test_compare_test_refuses_its_test_files_before_building_any(tmp_path, monke
     flags = ["--compare_test", "--results_dir", str(tmp_path / "results"), "--save_dir", str(tmp_path / "runs")]
     for given, message in ((["--retagged_test", str(empty)], "--retagged_test .*empty.json: no sentences"),
                            (["--rebuilt_test", str(tmp_path)], "is a folder, not a RIN-format file")):
-        with pytest.raises(InputError, match=message):
+        with pytest.raises(ErrorExit, match=message):
             reproduce.main([*flags, *given])
 
 
@@ -167,7 +167,7 @@ def test_cuda_runs_need_a_gpu(monkeypatch, capsys):
 
 def test_an_unknown_dataset_is_one_line_naming_the_known_ones(capsys):
     with pytest.raises(SystemExit) as refused:
-        reproduce.cli(["--table", "1", "--dataset", "webnlg_typo"])
+        reproduce.main(["--table", "1", "--dataset", "webnlg_typo"])
     message = str(refused.value)
     assert message.startswith("reproduce.py: error: unknown dataset 'webnlg_typo'") and "\n" not in message
     assert "webnlg, webnlg_exact" in message
@@ -241,7 +241,7 @@ def test_the_child_runs_on_its_slot(tmp_path):
 
 def test_debug_shows_the_traceback():
     with pytest.raises(InputError, match="unknown dataset"):
-        reproduce.cli(["--table", "1", "--dataset", "webnlg_typo", "--debug"])
+        reproduce.main(["--table", "1", "--dataset", "webnlg_typo", "--debug"])
 
 
 def test_a_run_held_by_another_train_py_is_left_alone(tmp_path):
