@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     check_run_folder(Path(args.model_dir))  # a wrong folder and a missing one are told before the kernels build
+    if args.out == "-":
+        raise InputError("--out -: evaluate.py writes files (the predictions, <out>_scores.json beside them); name "
+                         "a file")
     if args.out:  # (--out is checked again below, against the data)
         check_output(Path(args.out), "--out", Path(args.model_dir))
     device = pick_device(args.device)
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"--out {out}: not a regular file (evaluate.py writes {out.stem}_scores.json beside it); "
                          "name a file")
     for suffix in SIBLINGS.values():
-        check_output(out.with_name(out.stem + suffix), flag, model_dir)
+        check_output(out.with_name(out.stem + suffix), flag, model_dir, (f"the data file {path}", path))
     recorded = recorded_sha256(config, path.name) if not args.data else None
     if recorded and file_sha256(path) != recorded:
         log.warning("%s differs from the %s this run was trained and scored with (config.json 'data_sha256'): "

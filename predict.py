@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "or a 'sentText' field (a string, or a list of tokens, whose 'pos' tags are used if "
                         "given), and whose other fields (an id) are written out with its triples; auto "
                         "(default): lines that start with '{' are JSON, the others raw")
-    parser.add_argument("--output", help="JSON-lines output file (default: standard output)")
+    parser.add_argument("--output", help="JSON-lines output file (default, or '-': standard output)")
     parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
                         help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--pretokenized", action="store_true", help="split raw text on whitespace only")
@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 def run(args: argparse.Namespace) -> list[dict]:
     device = pick_device(args.device)
     check_run_folder(Path(args.model_dir))  # the run, the output and the input are checked before the kernels build
+    if args.output == "-":  # as --input - reads standard input
+        args.output = None
     if args.output:
         check_output(Path(args.output), "--output", Path(args.model_dir),
                      None if args.input in (None, "-") else ("the --input file", Path(args.input)))

@@ -337,13 +337,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--table", choices=("1", "5", "fig3", "all"), help="which table's runs to do")
     parser.add_argument("--dataset", default=TrainConfig.dataset,
                         help=f"dataset (default {TrainConfig.dataset}): one with a presets/<name>.json")
-    parser.add_argument("--seeds", type=seed_value, nargs="+",
+    parser.add_argument("--seeds", type=seed_value, nargs="+", action="extend",
                         help="seeds to run (default 1 2 3 4 5); the report always covers seeds 1-5 and every seed "
                         "with a finished run")
     parser.add_argument("--jobs", type=positive_int,
                         help="runs at once (default 1 here; no limit on SLURM): here each gets its own cores and, "
                         "on a GPU machine, its own GPU (see --runs_per_gpu); on SLURM the array's task limit")
-    parser.add_argument("--only", nargs="+", metavar="PATTERN",
+    parser.add_argument("--only", nargs="+", action="extend", metavar="PATTERN",
                         help="do only the planned runs whose name matches one of these shell patterns, e.g. "
                         "'*_K0_*' (short runs first, to finish before a machine is handed back)")
     parser.add_argument("--max_runs", type=positive_int, help="start at most this many runs (piecewise progress)")
@@ -621,9 +621,10 @@ def reproduce(args: argparse.Namespace) -> Plan | None:
         return None
     plan = plan_runs(args.table, args.dataset, args.seeds)
     if args.only:
+        if unmatched := [p for p in args.only if not any(fnmatchcase(run.name, p) for run in plan.runs)]:
+            raise InputError(f"--only {' '.join(unmatched)}: no planned run of table {args.table} matches (they "
+                             f"are named like {plan.runs[0].name})")
         plan.runs = [run for run in plan.runs if any(fnmatchcase(run.name, pattern) for pattern in args.only)]
-        if not plan.runs:
-            raise InputError(f"--only {' '.join(args.only)}: no planned run of table {args.table} matches")
     save_dir = Path(args.save_dir)
     foreign = foreign_runs(plan.runs, args)
     refusal = InputError(f"{len(foreign)} run folder(s) hold runs trained with other settings than the table's; "

@@ -11,6 +11,7 @@ from experiments.plan import Run, run_dataset
 from experiments.presets import preset
 from experiments.report import run_settings
 from model.run import epoch_records, epochs_done
+from model.training import TrainConfig
 
 
 def epoch_medians(dataset: str, results_dir: Path) -> dict[int, float]:
@@ -56,7 +57,7 @@ class Budget:
     def remaining_seconds(self, run: Run, medians: dict[int, float]) -> float | None:
         """Seconds ``run`` still needs at worst: every epoch not yet in its metrics.jsonl (early stopping ends
         many sooner); None when its epoch time cannot be estimated (see epoch_seconds)."""
-        epochs = self.num_epoch or preset(run.dataset, run.match)["num_epoch"]
+        epochs = self.num_epoch or preset(run.dataset, run.match).get("num_epoch", TrainConfig.num_epoch)
         left = max(0, epochs - epochs_done(self.save_dir / run.name))
         per_epoch = epoch_seconds(run.rounds, medians) if left else 0.0
         return None if per_epoch is None else left * per_epoch

@@ -121,7 +121,8 @@ class Plan:
 
 
 def preset_rounds(dataset: str, match: str) -> int:
-    return preset(dataset, match)["rounds"]
+    """K for ``match`` on ``dataset``: its preset's, else the network's default (as train.py takes it)."""
+    return preset(dataset, match).get("rounds", RINConfig.rounds)
 
 
 def ablations(dataset: str, seed: int) -> dict[str, Run]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from utils.errors import InputError
@@ -34,6 +35,8 @@ def preset(dataset: str, match: str) -> dict:
     checked as train.py checks its flags (a preset of one's own may be hand-written): InputError naming the file,
     the match mode and the setting otherwise; keys starting with '_' are comments."""
     path = preset_file(dataset)
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{path}: a link to {os.readlink(path)}, which does not exist")
     if not path.exists():
         return {}
     content = read_json(path)

@@ -62,7 +62,7 @@ def _from_environment() -> Speed:
     chosen = {}
     for variable, field, choices in (("RIN_PAIR_KERNEL", "kernel", KERNELS),
                                      ("RIN_THREAD_POLICY", "thread_policy", THREAD_POLICIES)):
-        value = os.environ.get(variable)
+        value = os.environ.get(variable) or None  # VAR= (empty) is unset, as a shell user means it
         if value in choices:
             chosen[field] = value
         elif value is not None:

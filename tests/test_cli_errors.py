@@ -842,7 +842,8 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys, mon
                          (["--split", "valid"], "valid.json does not exist: the run's data has the splits dev, test, "
                                                 "train"),
                          (["--data", str(tmp_path)], "is a folder"),
-                         (["--split", "dev", "--data", str(tmp_path / "x.json")], "--split dev and --data")):
+                         (["--split", "dev", "--data", str(tmp_path / "x.json")], "--split dev and --data"),
+                         (["--out", "-"], "--out -: evaluate.py writes files")):
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), *flags], capsys, named, watched=watched)
     fails_cleanly(evaluate.main, ["--model_dir", str(tmp_path / "nosuch")], capsys, "nosuch", watched=watched)
     empty, unlocatable = tmp_path / "empty.json", tmp_path / "unlocatable.json"
@@ -1110,3 +1111,16 @@ def test_utf8_files_under_a_c_locale(workspace):
                            "--save_dir", str(save), "--run_id", "c", *FAST], cwd=ROOT, env=env, capture_output=True,
                           text=True, encoding="utf-8", errors="replace", timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_evaluate_never_writes_over_its_data_and_predict_writes_dash_to_stdout(trained_run, tmp_path, capsys):
+    """evaluate.py's <out>_scores.json beside --out is checked against --data as --out is; predict.py --output -
+    means standard output, as --input - means standard input."""
+    run_dir = spoiled_run(trained_run, tmp_path, lambda d: None)
+    data = tmp_path / "q_scores.json"
+    data.write_text(json.dumps({"sentText": "Anna Smith was born in Oslo .", "relationMentions": []}) + "\n")
+    fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--data", str(data), "--out", str(tmp_path / "q.jsonl")],
+                  capsys, "is the data file", watched=(run_dir, tmp_path))
+    predict.main(["--model_dir", str(run_dir), "--text", "Anna Smith was born in Oslo .", "--output", "-"])
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["line"] == 1
+    assert not (Path.cwd() / "-").exists()

@@ -55,6 +55,11 @@ def test_only_narrows_the_plan(tmp_path, capsys):
     assert capsys.readouterr().out.count("todo ") == 3
     with pytest.raises(ErrorExit, match="no planned run"):
         reproduce.main([*common, "--only", "*_K9_*"])
+    with pytest.raises(ErrorExit, match=r"--only \*_K9_\*: no planned run of table 1 matches"):  # one of several
+        reproduce.main([*common, "--only", "*_K0_*", "*_K9_*"])
+    plan = reproduce.main([*common, "--only", "*_K0_*", "--only", "webnlg_partial_K2_seed2", "--seeds", "3"])
+    assert sorted(names(plan)) == sorted(["webnlg_partial_K2_seed2", *(f"webnlg_{cell}_K0_seed{seed}" for seed in (2, 3)
+                                                                       for cell in ("partial", "exact"))])  # both
 
 
 def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, capsys):
@@ -98,7 +103,7 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
                                          "\\(planned: Table 3's settings\\)"):
         reproduce.main(common)
     reproduce.main([*common, "--train_args", "--lr 0.01"])  # the same hyperparameters: seeds of one setting
-    reproduce.main([*common, "--only", "webnlg_partial_K0_seed1"])  # another cell: not averaged with it
+    reproduce.main([*common[:-2], "--only", "webnlg_partial_K0_seed1"])  # another cell: not averaged with it
 
 
 def test_a_summary_of_another_clone_counts_until_the_data_is_prepared_here(tmp_path, monkeypatch):

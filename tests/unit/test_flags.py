@@ -45,6 +45,24 @@ def test_a_preset_without_the_match_mode_is_one_line(monkeypatch, tmp_path):
     assert presets.preset("other", "exact") == {}
 
 
+def test_a_preset_may_leave_settings_to_the_defaults(monkeypatch, tmp_path):
+    """A preset of one's own without rounds or num_epoch: the runner plans and times with the defaults train.py
+    takes (was a KeyError); a preset that is a broken link is named."""
+    from experiments.budget import Budget
+    from experiments.plan import Run, preset_rounds
+    from model.rin import RINConfig
+    from model.training import TrainConfig
+
+    monkeypatch.setattr(presets, "PRESETS_DIR", tmp_path)
+    (tmp_path / "mine.json").write_text('{"partial": {"lr": 0.001}, "exact": {}}')
+    assert preset_rounds("mine", "exact") == RINConfig.rounds
+    budget = Budget("mine", tmp_path / "runs", tmp_path)
+    assert budget.remaining_seconds(Run("mine", "partial", 1, 1), {1: 2.0}) == 2.0 * TrainConfig.num_epoch
+    (tmp_path / "gone.json").symlink_to(tmp_path / "nowhere.json")
+    with pytest.raises(errors.InputError, match="gone.json: a link to .*nowhere.json, which does not exist"):
+        presets.preset("gone", "partial")
+
+
 @pytest.mark.parametrize(("content", "said"), [
     ('[1]', "a JSON list, not an object of match modes"),
     ('{"parital": {}}', "'parital' is no match mode (partial or exact)"),

@@ -155,7 +155,8 @@ def test_environment_defaults_that_are_no_choice_are_ignored_with_a_warning(monk
     caplog.clear()
     monkeypatch.setenv("RIN_THREAD_POLICY", "fixed")
     monkeypatch.setenv("RIN_THREADS", "fixed")  # the variable's name before 2026-12-07
-    assert speed._from_environment() == speed.Speed(kernel="torch", thread_policy="fixed")
+    monkeypatch.setenv("RIN_PAIR_KERNEL", "")  # set empty: unset, as a shell user means it
+    assert speed._from_environment() == speed.Speed(kernel="auto", thread_policy="fixed")
     assert caplog.messages == ["$RIN_THREADS is ignored: the thread policy's variable is $RIN_THREAD_POLICY "
                                "(adaptive or fixed); a thread count is --threads"]
 
