@@ -47,7 +47,7 @@ def test_a_preset_without_the_match_mode_is_one_line(monkeypatch, tmp_path):
 
 def test_a_preset_may_leave_settings_to_the_defaults(monkeypatch, tmp_path):
     """A preset of one's own without rounds or num_epoch: the runner plans and times with the defaults train.py
-    takes (was a KeyError); a preset that is a broken link is named."""
+    takes (was a KeyError); a key given twice (JSON keeps the last) and a preset that is a broken link are named."""
     from experiments.budget import Budget
     from experiments.plan import Run, preset_rounds
     from model.rin import RINConfig
@@ -58,6 +58,9 @@ def test_a_preset_may_leave_settings_to_the_defaults(monkeypatch, tmp_path):
     assert preset_rounds("mine", "exact") == RINConfig.rounds
     budget = Budget("mine", tmp_path / "runs", tmp_path)
     assert budget.remaining_seconds(Run("mine", "partial", 1, 1), {1: 2.0}) == 2.0 * TrainConfig.num_epoch
+    (tmp_path / "twice.json").write_text('{"partial": {"lr": 0.001, "lr": 0.01}}')
+    with pytest.raises(errors.InputError, match="twice.json: 'lr' given twice \\(JSON would keep the last\\)"):
+        presets.preset("twice", "partial")
     (tmp_path / "gone.json").symlink_to(tmp_path / "nowhere.json")
     with pytest.raises(errors.InputError, match="gone.json: a link to .*nowhere.json, which does not exist"):
         presets.preset("gone", "partial")
