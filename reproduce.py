@@ -364,7 +364,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "with a --results_dir and a --save_dir of your own")
     parser.add_argument("--save_dir", help=f"run folders (checkpoints; default {TrainConfig.save_dir}/); not read by "
                         "--report")
-    parser.add_argument("--results_dir", default=str(PROJECT_ROOT / "results"), help="summaries, report and figure")
+    parser.add_argument("--results_dir", default=str(PROJECT_ROOT / "results"),
+                        help="summaries (runs/), report and figures (default: results/)")
     parser.add_argument("--commit", action="store_true", help="git-commit each run's summary when it ends")
     parser.add_argument("--dry_run", action="store_true",
                         help="print each planned run as done, todo, later (beyond --max_runs) or skip (past "
