@@ -589,9 +589,13 @@ def reproduce(args: argparse.Namespace) -> Plan | None:
     setup_logging()
     results_dir = Path(args.results_dir)
     reporting = args.report or args.compare_test or args.mention_study
-    if not args.dry_run:  # where runs and summaries will be written: before any run trains, not at its end
-        for flag in ("results_dir",) if reporting else ("save_dir", "results_dir"):
+    for flag in ("results_dir",) if reporting else ("save_dir", "results_dir"):  # where runs and summaries will
+        try:  # be written: before any run trains, not at its end
             check_folder_path(getattr(args, flag), f"--{flag}")
+        except InputError as error:
+            if not args.dry_run:
+                raise
+            log.warning("a real start would stop here: %s", error)  # a dry run still lists what it would do
     for flag in ("report", "compare_test", "mention_study"):
         if getattr(args, flag) and not (results_dir / "runs").is_dir():
             raise InputError(f"--{flag}: {results_dir / 'runs'} does not exist: no run summaries to report on")

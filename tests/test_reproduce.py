@@ -62,6 +62,18 @@ def test_only_narrows_the_plan(tmp_path, capsys):
                                                                        for cell in ("partial", "exact"))])  # both
 
 
+def test_a_dry_run_says_when_a_real_start_would_refuse_its_folders(tmp_path, capsys):
+    taken = tmp_path / "a_file"
+    taken.write_text("")
+    common = ["--table", "1", "--seeds", "2", "--save_dir", str(taken), "--results_dir", str(tmp_path / "results")]
+    reproduce.main([*common, "--dry_run"])
+    captured = capsys.readouterr()
+    assert captured.out.count("todo ") == 4  # seed 2: no test-selected runs
+    assert f"a real start would stop here: --save_dir {taken}: {taken} is a file, not a folder" in captured.err
+    with pytest.raises(ErrorExit, match="is a file, not a folder"):
+        reproduce.main(common)
+
+
 def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, capsys):
     """A quick train.py run under a planned run's name (here 2 epochs instead of the preset's 150) is refused,
     naming what differs, instead of being counted as finished or resumed as the table's run."""
