@@ -179,7 +179,7 @@ class Extractor:
             raise InputError(f"spacy_model must name a spaCy model (or 'none'), not {spacy_model!r}")
         if device is not None and (problem := device_problem(str(device))):
             raise InputError(f"device: {problem}")
-        self.device = pick_device(device)
+        self.device = pick_device(device, flag="device")
         self.model, self.vocab, self.labels, self.config = load_run(model_dir, self.device)
         self.threshold, self.batch_size, self.max_tokens = threshold, int(batch_size), int(max_tokens)
         self.first_mentions = first_mentions  # each (subject text, relation, object text) once

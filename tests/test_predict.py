@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import predict
 from model import load_extractor
@@ -66,6 +67,9 @@ def test_the_api_refuses_odd_input_at_once(run_dir):
                    {"spacy_model": 3}, {"spacy_model": ""}, {"device": "gpu"}, {"device": "meta"}):
         with pytest.raises(ValueError, match=next(iter(kwargs))):  # InputError: one line from the scripts
             load_extractor(run_dir, **kwargs)
+    if not torch.cuda.is_available():  # the keyword is named, not a flag the caller never gave
+        with pytest.raises(ValueError, match="^device cuda: CUDA is not available on this machine$"):
+            load_extractor(run_dir, device="cuda")
     assert load_extractor(run_dir, batch_size=np.int64(3)).batch_size == 3  # a NumPy integer is an integer
     extractor = load_extractor(run_dir, pretokenized=True)
     for sentences, message in (("one string", "not one string"), ([123], "sentence 1"),

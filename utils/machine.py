@@ -18,20 +18,20 @@ from utils.errors import InputError
 X86_64 = ("x86_64", "amd64")  # platform.machine() of the x86-64 CPUs (Linux, Windows)
 
 
-def pick_device(name: str | None = None) -> torch.device:
-    """``name`` if given (``cpu``, ``cuda``, ``cuda:1``), else CUDA when available; raises InputError when the
-    device is not on this machine."""
+def pick_device(name: str | None = None, flag: str = "--device") -> torch.device:
+    """``name`` if given (``cpu``, ``cuda``, ``cuda:1``), else CUDA when available; raises InputError, naming
+    ``flag`` (what the caller calls the setting), when the device is not on this machine."""
     if not name:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise InputError(f"--device {name}: not a device (cpu, cuda or cuda:N)") from None
+        raise InputError(f"{flag} {name}: not a device (cpu, cuda or cuda:N)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"--device {name}: CUDA is not available on this machine")
+            raise InputError(f"{flag} {name}: CUDA is not available on this machine")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            raise InputError(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
                              f"numbered from 0")
     return device
 
