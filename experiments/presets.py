@@ -30,13 +30,6 @@ def preset_file(dataset: str) -> Path:
 PRESET_SETTINGS = {"rounds": 0, "lr": 0.0, "num_epoch": 1}
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    keys = [key for key, _ in pairs]
-    if repeated := next((key for key in keys if keys.count(key) > 1), None):
-        raise ValueError(repr(repeated))
-    return dict(pairs)
-
-
 def preset(dataset: str, match: str) -> dict:
     """The settings presets/<dataset>.json gives ``match`` ({} where the dataset has no preset). The whole file is
     checked as train.py checks its flags (a preset of one's own may be hand-written): InputError naming the file,
@@ -46,11 +39,7 @@ def preset(dataset: str, match: str) -> dict:
         raise InputError(f"{path}: a link to {os.readlink(path)}, which does not exist")
     if not path.exists():
         return {}
-    content = read_json(path)
-    try:  # JSON keeps the last of a repeated key: a hand-written file saying two things is refused
-        json.loads(path.read_text(encoding="utf-8").removeprefix("\ufeff"), object_pairs_hook=_unique_keys)
-    except ValueError as error:
-        raise InputError(f"{path}: {error} given twice (JSON would keep the last); remove one") from None
+    content = read_json(path, unique_keys=True)
     example = '{"partial": {"rounds": 2, "lr": 0.0005, "num_epoch": 150}, "exact": {...}}'
     if not isinstance(content, dict):
         raise InputError(f"{path}: a JSON {type(content).__name__}, not an object of match modes such as {example}")

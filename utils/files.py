@@ -125,11 +125,26 @@ def json_problem(error: json.JSONDecodeError) -> str:
     return f"{error.msg} column {error.colno}" if error.msg.endswith(" at") else f"{error.msg} at column {error.colno}"
 
 
-def read_json(path: Path) -> dict:
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    if repeated := next((key for key in keys if keys.count(key) > 1), None):
+        raise _RepeatedKey(repeated)
+    return dict(pairs)
+
+
+def read_json(path: Path, unique_keys: bool = False) -> dict:
     """A JSON file; a missing file, a folder, malformed JSON or bytes that are not UTF-8 are an InputError naming
-    the file (and line)."""
+    the file (and line); with ``unique_keys``, so is an object that gives a key twice (JSON keeps the last: in a
+    hand-written file, a slip)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8").removeprefix("\ufeff"))
+        return json.loads(Path(path).read_text(encoding="utf-8").removeprefix("\ufeff"),
+                          object_pairs_hook=_unique_keys if unique_keys else None)
+    except _RepeatedKey as error:
+        raise InputError(f"{path}: {error.args[0]!r} given twice (JSON would keep the last); remove one") from None
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
