@@ -55,6 +55,7 @@ from experiments.launch import (
     TrainJob,
     assign_slots,
     copy_summary,
+    has_results,
     is_finished,
     stop_running,
     submit_array,
@@ -656,7 +657,7 @@ def reproduce(args: argparse.Namespace) -> Plan | None:
     if todo and args.deadline is not None:
         warn_untimed(todo[: args.max_runs] if args.max_runs else todo, args)
     for run in plan.runs:  # finished here: its summary (not an unfinished attempt's over a committed summary)
-        if run not in todo and (save_dir / run.name / "results.json").exists() and not args.dry_run:
+        if run not in todo and has_results(save_dir / run.name) and not args.dry_run:
             copy_summary(save_dir / run.name, results_dir)
     unfinished, todo = todo, todo[: args.max_runs] if args.max_runs else todo
     if args.executor == "slurm":

@@ -36,7 +36,7 @@ from experiments.plan import (
 from experiments.presets import preset, preset_file
 from experiments.settings import HYPERPARAMETERS
 from model.rin import RINConfig
-from model.run import epoch_records, epochs_done, recorded_sha256
+from model.run import epoch_records, epochs_done, read_results, recorded_sha256
 from model.training import TrainConfig
 from utils.errors import InputError
 from utils.files import read_json
@@ -207,7 +207,7 @@ def load_results(results_dir: Path) -> dict[str, dict]:
     found = {}
     for folder in sorted((results_dir / "runs").glob("*")):
         if (folder / "results.json").exists():
-            found[folder.name] = checked_results(folder / "results.json")
+            found[folder.name] = read_results(folder / "results.json", advice=DAMAGED)
             found[folder.name]["trained_on"] = trained_on(folder)
             found[folder.name]["scored_with_reading"] = mention_reading(folder)
             # wall time of every epoch (training + dev/test evaluation), summed over all sessions; runner.json
@@ -251,25 +251,6 @@ def mixed(results: dict, runs: list[Run]) -> bool:
     recorded counts as neither): then they are no seeds of one setting."""
     known = [results[run.name]["trained_on"] for run in runs if run.name in results]
     return any(len({values[i] for values in known} - {None}) > 1 for i in range(2))
-
-
-def checked_results(path: Path) -> dict:
-    """A run's results.json, with every score the report reads a number in [0, 1]: InputError naming the file
-    and the field otherwise (a damaged summary, not a traceback in the middle of the report)."""
-    result = read_json(path)
-    if not isinstance(result, dict):
-        raise InputError(f"{path}: a JSON {type(result).__name__}, not a run summary; {DAMAGED}")
-    if type(result.get("best_epoch")) is not int:
-        raise InputError(f"{path}: best_epoch is {result.get('best_epoch')!r}, not an epoch; {DAMAGED}")
-    for split in ("dev", "test"):
-        for mode in ("partial", "exact"):
-            scores = result.get(split, {}).get(mode) if isinstance(result.get(split), dict) else None
-            for key in ("precision", "recall", "f1"):
-                value = scores.get(key) if isinstance(scores, dict) else None
-                if not (type(value) in (int, float) and 0 <= value <= 1):
-                    raise InputError(f"{path}: {split}.{mode}.{key} is {value!r}, not a score in [0, 1]; "
-                                     f"{DAMAGED}")
-    return result
 
 
 def run_settings(config_file: Path) -> dict:

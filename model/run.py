@@ -45,6 +45,28 @@ def recorded_sha256(config: dict, name: str) -> str | None:
     return digests.get(name) if isinstance(digests, dict) else None
 
 
+def read_results(path: Path, advice: str = "") -> dict:
+    """A run's results.json, with every score a report reads a number in [0, 1]: a RunError naming the file and
+    the field otherwise (a damaged summary), ending in ``advice`` where one is given."""
+    tail = f"; {advice}" if advice else ""
+    try:
+        result = _read(Path(path), read_json)
+    except RunError as error:
+        raise RunError(f"{error}{tail}") from None
+    if not isinstance(result, dict):
+        raise RunError(f"{path}: a JSON {type(result).__name__}, not a run summary{tail}")
+    if type(result.get("best_epoch")) is not int:
+        raise RunError(f"{path}: best_epoch is {result.get('best_epoch')!r}, not an epoch{tail}")
+    for split in ("dev", "test"):
+        for mode in ("partial", "exact"):
+            scores = result.get(split, {}).get(mode) if isinstance(result.get(split), dict) else None
+            for key in ("precision", "recall", "f1"):
+                value = scores.get(key) if isinstance(scores, dict) else None
+                if not (type(value) in (int, float) and 0 <= value <= 1):
+                    raise RunError(f"{path}: {split}.{mode}.{key} is {value!r}, not a score in [0, 1]{tail}")
+    return result
+
+
 def to_cpu(value: object) -> object:
     """``value`` with every tensor in it (nested in dicts, lists and tuples) copied to the CPU."""
     if isinstance(value, torch.Tensor):

@@ -1,6 +1,7 @@
 """Shared test fixtures: random examples, small models, a place nothing can be written to."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,12 @@ from model import speed
 from model.rin import RIN, RINConfig
 
 UNWRITABLE = Path("/sys/kernel")  # a folder that takes no new files or folders, even for root (as CI runs)
+
+
+def run_summary(f1: float = 0.5) -> str:
+    """The smallest results.json that reads as a finished run's (model/run.py read_results): every score ``f1``."""
+    scores = {mode: {"precision": f1, "recall": f1, "f1": f1} for mode in ("partial", "exact")}
+    return json.dumps({"dev": scores, "test": scores, "best_epoch": 1})
 
 
 def random_examples(count: int, relations: int, seed: int, max_len: int = 12, vocab: int = 30,

@@ -19,6 +19,7 @@ from data.synthetic import write_synthetic_dataset
 from experiments import launch, report, studies
 from experiments import plan as experiments
 from experiments.budget import Budget
+from tests.helpers import run_summary
 from utils.errors import ErrorExit, InputError
 from utils.files import file_sha256
 from utils.locks import process_identity
@@ -101,7 +102,7 @@ def test_a_run_folder_trained_otherwise_is_not_counted_as_the_tables(tmp_path, c
     summary = tmp_path / "results" / "runs" / "webnlg_partial_K2_seed1"
     summary.mkdir(parents=True)
     shutil.move(run_dir / "config.json", summary / "config.json")
-    (summary / "results.json").write_text("{}")
+    (summary / "results.json").write_text(run_summary())
     reproduce.main(common)  # finished in bf16: how it ran, as --train_args '--precision bf16' may ask
     (run_dir / "config.json").write_text(json.dumps({"settings": planned | {"precision": "bf16"}}))
     reproduce.main(common)  # an abandoned attempt beside a finished summary: nothing resumes it, nothing to refuse
@@ -133,7 +134,7 @@ def test_a_summary_of_another_clone_counts_until_the_data_is_prepared_here(tmp_p
     planned = reproduce.resolve_settings_of(run, reproduce.parse_args(common))
     for recorded, refused in (("/elsewhere/clone/dataset/nyt", False), ("/elsewhere/clone/dataset/nyt10", True)):
         (summary / "config.json").write_text(json.dumps({"settings": planned | {"data_dir": recorded}}))
-        (summary / "results.json").write_text("{}")
+        (summary / "results.json").write_text(run_summary())
         if refused:
             with pytest.raises(ErrorExit, match=f"data_dir {recorded} \\(planned: dataset/nyt\\)"):
                 reproduce.main(common)
@@ -188,7 +189,7 @@ def test_a_finished_run_on_data_moved_elsewhere_is_still_the_tables(data_dir, tm
     summary.mkdir(parents=True)
     config = {"settings": planned | {"data_dir": str(data_dir)}, "data_sha256": reproduce.data_fingerprint(data_dir)}
     (summary / "config.json").write_text(json.dumps(config))
-    (summary / "results.json").write_text("{}")
+    (summary / "results.json").write_text(run_summary())
     reproduce.main(common)
     (moved / "train.json").write_text((moved / "train.json").read_text()[:-200] + "\n")  # other data after all
     with pytest.raises(ErrorExit, match=f"data_dir {re.escape(str(data_dir))} \\(planned: "):
@@ -413,7 +414,7 @@ def test_time_estimates_by_hand(tmp_path):
         folder = tmp_path / "runs" / name
         folder.mkdir(parents=True)
         if name != "webnlg_b":  # an unfinished run's epochs count too
-            folder.joinpath("results.json").write_text("{}")
+            folder.joinpath("results.json").write_text(run_summary())
         folder.joinpath("config.json").write_text(json.dumps({"settings": {"rounds": rounds}}))
         folder.joinpath("metrics.jsonl").write_text("".join(
             json.dumps({"train_seconds": train, "eval_seconds": evaluation}) + "\n" for train, evaluation in epochs))
@@ -532,7 +533,7 @@ def test_commit_summary_commits_in_the_results_repository(tmp_path, monkeypatch)
     folder.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "start"], check=True)
-    (folder / "results.json").write_text("{}")
+    (folder / "results.json").write_text(run_summary())
     (repo / "unrelated.txt").write_text("not a run summary")
     launch.commit_summary(folder, folder.name)
     log = subprocess.run(["git", "-C", str(repo), "log", "-1", "--name-only", "--format=%s"],
@@ -599,6 +600,26 @@ def test_an_unfinished_attempt_never_replaces_a_committed_summary(tmp_path):
     reproduce.main(["--table", "1", "--seeds", "1", "--only", name, "--save_dir", str(tmp_path / "saved"),
                     "--results_dir", str(tmp_path / "results")])
     assert (summary / "metrics.jsonl").read_bytes() == (committed / "metrics.jsonl").read_bytes()
+
+
+def test_a_damaged_summary_counts_as_unfinished(tmp_path, capsys):
+    """A results.json cut short is no finished run (resuming writes it again), and never replaces a good copy."""
+    name = "webnlg_partial_K0_seed1"
+    committed = reproduce.PROJECT_ROOT / "results" / "runs" / name
+    saved, summary = tmp_path / "saved" / name, tmp_path / "results" / "runs" / name
+    shutil.copytree(committed, saved)
+    (saved / "results.json").write_text('{"best_epoch": 3, "dev"')
+    common = ["--table", "1", "--seeds", "1", "--only", name, "--save_dir", str(tmp_path / "saved"),
+              "--results_dir", str(tmp_path / "results")]
+    reproduce.main([*common, "--dry_run"])
+    epochs = len((committed / "metrics.jsonl").read_text().splitlines())
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"todo {name} (resumed after {epochs} epochs)"
+    assert f"{saved / 'results.json'}:1: malformed JSON" in err and "counts as unfinished" in err
+    shutil.copytree(committed, summary)  # a good committed summary: finished, and kept as it is
+    reproduce.main(common)
+    assert (summary / "results.json").read_bytes() == (committed / "results.json").read_bytes()
+    assert "table 1 on webnlg: 1 runs planned, 0 still to do" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content", ["", "0", "-1", "garbage", "99999999999"])

@@ -10,6 +10,7 @@ import reproduce
 from experiments import plan as experiments
 from experiments.budget import Budget
 from experiments.launch import Slot, SlurmResources, TrainJob, assign_slots, visible_gpus
+from tests.helpers import run_summary
 from utils.errors import ErrorExit, InputError
 from utils.project import PROJECT_ROOT, RUN_DATA_FILES
 
@@ -255,7 +256,7 @@ def test_a_run_held_by_another_train_py_is_left_alone(tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert job.run() == "skipped: another train.py is training it"
     assert job.run() == "finished"  # the lock is free again
-    (tmp_path / "runs" / job.name / "results.json").write_text("{}")
+    (tmp_path / "runs" / job.name / "results.json").write_text(run_summary())
     assert job.run() == "skipped: finished"
 
 
