@@ -59,8 +59,9 @@ OUTPUTS = ("vocab.json", "embedding.npy", "labels.json", "vocab_report.json")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="prepare_vocab.py", description=__doc__)
-    parser.add_argument("--dataset", type=folder_name, default=DEFAULT_DATASET,
-                        help=f"dataset name (default: {DEFAULT_DATASET})")
+    parser.add_argument("--dataset", type=folder_name,
+                        help="dataset name: its folder dataset/<name>, its default --wv_dim and its authors' vectors "
+                        f"(default: the --data_dir folder's name, else {DEFAULT_DATASET})")
     parser.add_argument("--data_dir", help="folder with train/dev/test.json (default: dataset/<dataset>)")
     parser.add_argument("--wv_file", help="GloVe or word2vec text file in UTF-8 (values separated by spaces or "
                         "tabs; at most 1%% of lines of another width or not UTF-8, skipped; unpacked, or through a "
@@ -85,9 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if wv_file != "official" and (ignored := [f"--{flag}" for flag in ("source", "cache", "base_url", "manifest")
                                               if getattr(args, flag) is not None]):
         parser.error(f"{', '.join(ignored)}: only for --wv_file official (where the authors' vectors come from)")
-    if wv_file == "official" and args.dataset not in OFFICIAL_VECTORS:
+    if wv_file == "official" and dataset_of(args) not in OFFICIAL_VECTORS:
         parser.error(f"--wv_file official: the authors' vectors cover {', '.join(sorted(OFFICIAL_VECTORS))}, "
-                     f"not {args.dataset!r}")
+                     f"not {dataset_of(args)!r}" + ("" if args.dataset else " (the --data_dir folder's name; give "
+                                                     "--dataset)"))
     vectors_file = Path(args.wv_file) if args.wv_file and wv_file not in ("official", "none") else None
     if vectors_file and (vectors_file.is_dir() or not vectors_file.exists()):
         parser.error(f"--wv_file {args.wv_file}: " + ("a folder, not a file" if vectors_file.is_dir()
@@ -105,21 +107,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def missing_split_message(path: Path, dataset: str) -> str:
+def dataset_of(args: argparse.Namespace) -> str:
+    """The dataset the vocabulary is built for: --dataset, else the --data_dir folder's name (a copy of
+    dataset/nyt10 elsewhere is nyt10, with its 300-d vectors), else the default dataset."""
+    return args.dataset or (Path(args.data_dir).resolve().name if args.data_dir else DEFAULT_DATASET)
+
+
+def missing_split_message(path: Path, dataset: str, named: bool = True) -> str:
     """Where to get a split that is not there. A folder prepare_data.py built without train was built from a
     source that lacks it (NYT, NYT10 and NYT11 train are not on the project's machines), so running
-    prepare_data.py the same way again would not help; an --out root names the dataset's own folder."""
+    prepare_data.py the same way again would not help; an --out root names the dataset's own folder (without
+    --dataset: the folder of any dataset prepare_data.py builds)."""
     if path.is_dir():
         return f"{path}: a folder, not a RIN-format file"
-    if (path.parent / dataset / path.name).is_file():  # an --out root given for the dataset's own folder
-        return f"{path} is missing; {path.parent / dataset} holds one: pass --data_dir {path.parent / dataset}"
+    for folder in [path.parent / dataset] if named else [path.parent / name for name in sorted(DATASETS)]:
+        if (folder / path.name).is_file():  # an --out root given for the dataset's own folder
+            return f"{path} is missing; {folder} holds one: pass --data_dir {folder}"
     prepared = (path.parent / "prepare_report.json").is_file()  # by prepare_data.py, not a folder of one's own
     if prepared and path.name == "train.json" and dataset in DATASETS:
         return (f"{path} is missing: {path.parent} was prepared from a source without its training split; see "
                 f"dataset/README.md (\"Missing training splits\") for where to get it"
                 + (", or use the authors' NYT: python prepare_data.py --dataset nyt_official" if dataset == "nyt"
                    else ""))
-    return f"{path} is missing: {prepare_hint(dataset, path.parent)}"
+    return f"{path} is missing: {prepare_hint(dataset, path.parent, named)}"
 
 
 def check_kept_triples(path: Path, sentences: list[Sentence], report: LoadReport) -> None:
@@ -135,7 +145,7 @@ def check_kept_triples(path: Path, sentences: list[Sentence], report: LoadReport
 
 
 def official_vectors(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], int, str]:
-    folder = OFFICIAL_VECTORS[args.dataset]
+    folder = OFFICIAL_VECTORS[dataset_of(args)]
     files = [f"{folder}/embedding.npy", f"{folder}/vocab.pkl"]
     inputs = Inputs(Manifest.load(args.manifest or MANIFEST), args.source, Path(args.cache or default_cache()),
                     args.base_url or os.environ.get(BASE_URL_ENV),
@@ -177,11 +187,12 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def build(args: argparse.Namespace) -> dict:
-    data_dir = Path(args.data_dir or DATASETS_DIR / args.dataset)
-    dim = args.wv_dim or DEFAULT_DIM.get(args.dataset, RINConfig.emb_dim)
+    data_dir = Path(args.data_dir or DATASETS_DIR / dataset_of(args))
+    dim = args.wv_dim or DEFAULT_DIM.get(dataset_of(args), RINConfig.emb_dim)
     for name in ("train", "dev", "test"):
         if not (data_dir / f"{name}.json").is_file():
-            raise InputError(missing_split_message(data_dir / f"{name}.json", args.dataset))
+            raise InputError(missing_split_message(data_dir / f"{name}.json", dataset_of(args),
+                                                   named=args.dataset is not None))
     setup_logging()
     splits, reports = {}, {}
     for name in ("train", "dev", "test"):  # dev and test as train.py reads them: every gold triple scorable

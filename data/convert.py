@@ -38,14 +38,15 @@ DATASETS: dict[str, dict] = {
 }
 
 
-def prepare_hint(dataset: str, folder: Path) -> str:
+def prepare_hint(dataset: str, folder: Path, named: bool = True) -> str:
     """How to build a dataset's ``folder``: prepare_data.py for a release (into the folder of its name), the
-    user's own files otherwise (a folder named otherwise is theirs, whatever --dataset says)."""
+    user's own files otherwise (a folder named otherwise is theirs, whatever --dataset says). ``named``: the user
+    gave the dataset's name (not taken from the folder's), which a remark then says is no release."""
     if dataset in DATASETS and folder.name == dataset:
         out = "" if folder.parent.resolve() == DATASETS_DIR.resolve() else f" --out {folder.parent}"
         return f"run python prepare_data.py --dataset {dataset}{out}"
-    release = "" if dataset in DATASETS else (f"{dataset!r} is no release prepare_data.py builds "
-                                              f"({', '.join(sorted(DATASETS))}): ")
+    release = "" if dataset in DATASETS or not named else (f"{dataset!r} is no release prepare_data.py builds "
+                                                           f"({', '.join(sorted(DATASETS))}): ")
     return (f"{release}put train.json, dev.json and test.json in RIN format into {folder} (dataset/README.md, "
             '"Your own data")')
 

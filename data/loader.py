@@ -44,6 +44,8 @@ DUPLICATE_TRIPLE = "duplicate triple removed"  # a LoadReport reason, here and i
 # there, and 'Steve Bright' given whole
 MERGED_TRIPLE = "two relation mentions located on one triple (kept once)"
 NOT_FOUND = "relation argument not found"  # a LoadReport reason: its triple is dropped
+# a LoadReport reason: 'capital ' is another relation type than 'capital' to the model and the scorers
+SPACED_LABEL = "relation label with spaces around it (a type apart from the label without them)"
 # how relation arguments are located (locate_mention), recorded in each run's config.json: 2 since 2026-12-07,
 # when a word that en_list names by itself stopped being widened to a longer entity ending on it (1: earlier)
 MENTION_READING = 2
@@ -385,6 +387,8 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
             raise DataError(f"{where}: relation mention without em1Text/em2Text/label: {mention}") from None
         if not isinstance(label, str) or not label.strip():
             raise DataError(f"{where}: a relation label must be a non-blank string, not {_describe(label)}")
+        if label != label.strip():
+            report.add(SPACED_LABEL, where, repr(label))
         spans, words, problems = [], [], []
         for name, argument in (("em1Text", first), ("em2Text", second)):
             argument = _token_list(argument, where, name)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from mirror import closed_port_url, make_release, plain_pickle, serve, snapshot
 
+from data.loader import SPACED_LABEL
 from utils.errors import InputError
 from utils.vocab import PAD, UNK, Labels, Vocab, blas_pin, build_embedding, read_word_vectors, train_word2vec
 
@@ -197,12 +198,17 @@ def official_release(tmp_path, words, vocab_pickle=None):
     return make_release(tmp_path / "release", files)
 
 
+def official_vectors(data_dir: Path) -> list[str]:
+    """prepare_vocab.py flags for the authors' WebNLG vectors on ``data_dir`` (a folder not named webnlg)."""
+    return ["--dataset", "webnlg", "--data_dir", str(data_dir), "--wv_file", "official"]
+
+
 def test_official_vectors_from_a_folder_and_from_the_mirror(small_data, tmp_path, monkeypatch):
     import prepare_vocab
 
     words = ["<PAD>", "<UNK>", *sorted(set(read_tokens(small_data)))[:5], "unseen"]
     release = official_release(tmp_path, words)
-    stats = prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "official", "--source", str(release.source),
+    stats = prepare_vocab.main([*official_vectors(small_data), "--source", str(release.source),
                                 "--manifest", str(release.manifest)])
     assert stats["pretrained_rows"] == 5 and "the authors' vectors" in stats["vectors"]
     vocab, embedding = Vocab.load(small_data / "vocab.json"), np.load(small_data / "embedding.npy")
@@ -211,7 +217,7 @@ def test_official_vectors_from_a_folder_and_from_the_mirror(small_data, tmp_path
         np.testing.assert_array_equal(embedding[vocab.index[word]], np.full(4, row + 0.5))
     monkeypatch.setattr("data.fetch.SHARED", tmp_path / "no_shared")
     with serve(release.mirror) as server:  # no --source, no ../shared: downloaded and verified
-        again = prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "official", "--manifest",
+        again = prepare_vocab.main([*official_vectors(small_data), "--manifest",
                                     str(release.manifest), "--base_url", server.base_url, "--cache",
                                     str(tmp_path / "cache")])
     assert again == stats and (tmp_path / "cache" / "rin/webnlg/vocab.pkl").exists()
@@ -224,7 +230,7 @@ def test_a_malicious_vocab_pickle_is_refused_and_nothing_written(small_data, tmp
     release = official_release(tmp_path, ["a"], b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
     before = snapshot(small_data)
     with pytest.raises(SystemExit) as stop:
-        prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "official", "--source", str(release.source),
+        prepare_vocab.main([*official_vectors(small_data), "--source", str(release.source),
                             "--manifest", str(release.manifest)])
     assert stop.value.code == 1
     [line] = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]
@@ -387,7 +393,7 @@ def test_official_vectors_offline_give_one_line_per_file(small_data, tmp_path, m
     monkeypatch.setattr("data.fetch.SHARED", tmp_path / "no_shared")
     before = snapshot(small_data)
     with pytest.raises(SystemExit) as stop:
-        prepare_vocab.main(["--data_dir", str(small_data), "--wv_file", "official", "--manifest", str(release.manifest),
+        prepare_vocab.main([*official_vectors(small_data), "--manifest", str(release.manifest),
                             "--base_url", closed_port_url(), "--cache", str(tmp_path / "cache")])
     assert stop.value.code == 1
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("prepare_vocab.py: error:")]
@@ -429,6 +435,27 @@ def test_a_split_missing_from_a_folder_of_ones_own_is_not_sent_to_prepare_data(t
     assert "prepare_data.py" not in error
 
 
+def test_a_data_folder_alone_names_its_dataset(tmp_path, capsys, monkeypatch):
+    """--data_dir without --dataset: dataset/nyt10's copy elsewhere gets nyt10's 300-d vectors, one's own folder
+    the model's size; the authors' vectors are refused for a folder name they do not cover, saying why."""
+    import prepare_vocab
+    from data.synthetic import write_synthetic_dataset
+    from model.rin import RINConfig
+
+    for name, dim in (("nyt10", 300), ("mine", RINConfig.emb_dim)):
+        data = write_synthetic_dataset(tmp_path / name, sizes=(30, 5, 5))
+        prepare_vocab.main(["--data_dir", str(data), "--wv_file", "none"])
+        assert np.load(data / "embedding.npy").shape[1] == dim
+    with pytest.raises(SystemExit):
+        prepare_vocab.main(["--data_dir", str(tmp_path / "mine"), "--wv_file", "official"])
+    assert "not 'mine' (the --data_dir folder's name; give --dataset)" in capsys.readouterr().err
+    monkeypatch.setattr(prepare_vocab, "DATASETS_DIR", tmp_path / "datasets")  # neither flag: the default dataset
+    with pytest.raises(SystemExit):
+        prepare_vocab.main(["--wv_file", "none"])
+    assert (f"{tmp_path / 'datasets' / prepare_vocab.DEFAULT_DATASET / 'train.json'} is missing: run python "
+            f"prepare_data.py --dataset {prepare_vocab.DEFAULT_DATASET} --out") in capsys.readouterr().err
+
+
 def test_relation_labels_that_print_alike_are_said(tmp_path, capsys):
     """'situé_à' in NFC and in NFD, 'born_in' and 'born_in ': two types each to the model, which no table shows."""
     import prepare_vocab
@@ -440,10 +467,16 @@ def test_relation_labels_that_print_alike_are_said(tmp_path, capsys):
     for number, record in enumerate(r for r in records if r["relationMentions"]):
         record["relationMentions"][0]["label"] = labels[number % 4]
     (data / "train.json").write_text("".join(json.dumps(r) + "\n" for r in records))
+    dev = [json.loads(line) for line in (data / "dev.json").read_text().splitlines()]
+    spaced = next(number for number, record in enumerate(dev, 1) if record["relationMentions"])
+    dev[spaced - 1]["relationMentions"][0]["label"] = " works_for"  # alone: no look-alike, still its own type
+    (data / "dev.json").write_text("".join(json.dumps(r) + "\n" for r in dev))
     prepare_vocab.main(["--data_dir", str(data), "--wv_file", "none"])
     err = capsys.readouterr().err
     assert "the relation labels 'born_in', 'born_in ' differ only in Unicode form or spaces" in err
     assert err.count("differ only in Unicode form or spaces") == 2
+    assert re.search(rf"train.json: \d+ x {re.escape(SPACED_LABEL)}, e.g. \S+train.json:\d+: 'born_in '", err)
+    assert f"dev.json: 1 x {SPACED_LABEL}, e.g. {data / 'dev.json'}:{spaced}: ' works_for'" in err
 
 
 def test_tab_separated_vectors_a_byte_order_mark_and_compressed_files(tmp_path):
