@@ -598,8 +598,10 @@ def reproduce(args: argparse.Namespace) -> Plan | None:
                 raise
             log.warning("a real start would stop here: %s", error)  # a dry run still lists what it would do
     for flag in ("report", "compare_test", "mention_study"):
-        if getattr(args, flag) and not (results_dir / "runs").is_dir():
-            raise InputError(f"--{flag}: {results_dir / 'runs'} does not exist: no run summaries to report on")
+        if getattr(args, flag) and not any((results_dir / "runs").glob("*/results.json")):
+            raise InputError(f"--{flag}: {results_dir / 'runs'} " + ("holds " if (results_dir / "runs").is_dir()
+                                                                     else "does not exist: ")
+                             + "no run summaries (<run>/results.json) to report on; train some with --table first")
     if args.compare_test:
         if args.dataset != "webnlg":
             raise InputError(f"--compare_test --dataset {args.dataset}: the retagged and rebuilt tests exist for "

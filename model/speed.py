@@ -116,7 +116,9 @@ def configure_for(device: torch.device, kernel: str, precision: str, thread_poli
     try:
         pair_kernels.fused_applies(torch.zeros(0, device=device))
     except RuntimeError as error:
-        raise InputError(f"--pair_kernel fused: {str(error).splitlines()[0][:300]}") from None
+        given = (f"$RIN_PAIR_KERNEL={kernel} (the --pair_kernel default here)"
+                 if kernel == DEFAULTS.kernel == os.environ.get("RIN_PAIR_KERNEL") else f"--pair_kernel {kernel}")
+        raise InputError(f"{given}: {str(error).splitlines()[0][:300]}") from None
 
 
 def describe(device: torch.device | str = "cpu") -> str:

@@ -284,9 +284,14 @@ def test_a_failed_run_says_train_pys_reason(tmp_path):
 
 @pytest.mark.parametrize("flag", ["--report", "--compare_test", "--mention_study"])
 def test_reports_need_run_summaries_before_any_work(flag, tmp_path):
+    flags = [flag, "--results_dir", str(tmp_path / "none")] + ["--save_dir", str(tmp_path / "runs")] * (
+        flag != "--report")  # --report reads none
     with pytest.raises(ErrorExit, match=f"{flag}: .*runs does not exist: no run summaries"):
-        reproduce.main([flag, "--results_dir", str(tmp_path / "none")]
-                       + ["--save_dir", str(tmp_path / "runs")] * (flag != "--report"))  # --report reads none
+        reproduce.main(flags)
+    (tmp_path / "none" / "runs" / "webnlg_partial_K2_seed1").mkdir(parents=True)  # an attempt, not finished
+    with pytest.raises(ErrorExit, match=f"{flag}: .*runs holds no run summaries .* train some with --table first"):
+        reproduce.main(flags)
+    assert not (tmp_path / "none" / "README.md").exists()
 
 
 def test_runs_on_data_that_is_not_there_are_refused_before_any_starts(tmp_path):

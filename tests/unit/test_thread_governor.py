@@ -161,6 +161,17 @@ def test_environment_defaults_that_are_no_choice_are_ignored_with_a_warning(monk
                                "(adaptive or fixed); a thread count is --threads"]
 
 
+def test_a_kernel_that_cannot_run_names_where_it_was_chosen(monkeypatch):
+    """--pair_kernel fused on a device the kernels do not take is refused naming the flag, or the variable
+    when that chose it (the user never typed --pair_kernel)."""
+    with pytest.raises(errors.InputError, match=r"^--pair_kernel fused: the fused pair kernels take float32 CPU"):
+        speed.configure_for(torch.device("meta"), "fused", "fp32", "fixed")
+    monkeypatch.setenv("RIN_PAIR_KERNEL", "fused")
+    monkeypatch.setattr(speed, "DEFAULTS", speed._from_environment())
+    with pytest.raises(errors.InputError, match=r"^\$RIN_PAIR_KERNEL=fused \(the --pair_kernel default here\): "):
+        speed.configure_for(torch.device("meta"), speed.DEFAULTS.kernel, "fp32", "fixed")
+
+
 def test_a_script_run_in_process_leaves_the_next_ones_defaults_alone(threads):
     """One process may run several scripts' main() (a notebook, reproduce.py's steps): what one configured is not
     the next one's default, for evaluate.py's and predict.py's flags as for train.py's settings."""
