@@ -576,8 +576,9 @@ def test_more_jobs_than_cores_share_them_with_a_warning(caplog, monkeypatch):
 def test_a_missing_test_copy_is_built_only_where_it_is_named(tmp_path, capsys):
     """prepare_data.py writes OUT/webnlg whole: a path of another shape, or one whose OUT is the project's dataset
     folder, would replace the prepared dataset/webnlg."""
-    runs = tmp_path / "results" / "runs"
-    runs.mkdir(parents=True)
+    summary = tmp_path / "results" / "runs" / "webnlg_partial_K2_seed1"  # its checkpoints are not here
+    summary.mkdir(parents=True)
+    (summary / "results.json").write_text(run_summary())
     common = ["--compare_test", "--results_dir", str(tmp_path / "results"), "--save_dir", str(tmp_path / "saved")]
     for path in (tmp_path / "mine" / "test.json", reproduce.PROJECT_ROOT / "dataset" / "webnlg" / "test2.json"):
         with pytest.raises(ErrorExit, match=re.escape(f"--retagged_test {path}: no such file; to have it built, "

@@ -133,7 +133,8 @@ def test_flags_that_would_be_ignored_or_fail_late_are_refused(tmp_path, monkeypa
 
 
 def test_compare_test_refuses_its_test_files_before_building_any(tmp_path, monkeypatch):
-    (tmp_path / "results" / "runs").mkdir(parents=True)
+    (tmp_path / "results" / "runs" / "webnlg_partial_K2_seed1").mkdir(parents=True)
+    (tmp_path / "results" / "runs" / "webnlg_partial_K2_seed1" / "results.json").write_text(run_summary())
     empty = tmp_path / "empty.json"
     empty.write_text("")
     monkeypatch.setattr(reproduce, "buildable_test", lambda *args: pytest.fail("a test copy was to be built first"))
