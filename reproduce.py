@@ -15,14 +15,14 @@ Which runs each table needs and how they are named is data in experiments/plan.p
 the report (results/README.md, and README.md's results table) is rendered by
 experiments/report.py, the studies of finished checkpoints (--compare_test,
 --mention_study) by experiments/studies.py; how a run is placed (this machine's
-GPUs and cores, or a SLURM job array) is experiments/launch.py. A run whose
-results.json exists (in saved_models/<run_id>/ or in its committed summary
+GPUs and cores, or a SLURM job array) is experiments/launch.py. A run with a readable
+results.json (in saved_models/<run_id>/ or in its committed summary
 results/runs/<run_id>/, so a fresh clone does not redo finished work) is skipped, an
-unfinished one is resumed (train.py --resume), so the runner can be stopped and
-started again at any time. After each run its small summary (config.json,
-metrics.jsonl, results.json, prepare_report.json) is copied to results/runs/<run_id>/,
-beside runner.json (where and how long each invocation ran); checkpoints stay in
-saved_models/. Exits non-zero when any run failed.
+unfinished one (or one whose results.json is damaged) is resumed (train.py --resume),
+so the runner can be stopped and started again at any time. After each run its small
+summary (config.json, metrics.jsonl, results.json, prepare_report.json) is copied to
+results/runs/<run_id>/, beside runner.json (where and how long each invocation ran);
+checkpoints stay in saved_models/. Exits non-zero when any run failed.
 """
 from __future__ import annotations
 
