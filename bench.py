@@ -51,12 +51,13 @@ import torch
 
 from data.convert import read_release
 from data.fetch import SHARED, default_cache
-from data.loader import Example, bucketed_batches
+from data.loader import Example, bucketed_batches, load_split
 from experiments import speed_tables
 from experiments.presets import preset
+from experiments.settings import check_data_files
 from model import speed
 from model.inference import BATCH_SIZE as DECODE_BATCH_SIZE
-from model.inference import extract
+from model.inference import evaluate, extract
 from model.reference import reference_loss
 from model.rin import RIN, RINConfig
 from model.training import (
@@ -75,7 +76,7 @@ from utils.errors import InputError, Terminated, one_line_errors
 from utils.files import check_file_path, write_json
 from utils.machine import configure_threads, cpu_model, pick_device, usable_cores
 from utils.project import DATASETS_DIR, code_commit, project_relative
-from utils.vocab import Labels
+from utils.vocab import Labels, Vocab
 
 # what limits the instruction sets PyTorch, oneDNN, MKL, OpenBLAS and the pair kernels use (the AVX2 stand-in of
 # docs/speed.md sets some), recorded with the figures
@@ -539,14 +540,8 @@ def equivalence(epochs: int, lr: float, seed: int, device: torch.device, paths: 
     """Train WebNLG once per path from one initialisation, on the same batches with the same random draws:
     the production loss (fused pair kernels where they apply), the same with --precision bf16, the production
     loss with the PyTorch pair scorer, and the oracle's loss. Dev F1 per epoch should agree within noise."""
-    from data.loader import load_split
-    from model.inference import evaluate
-    from utils.vocab import Vocab
-
     data = DATASETS_DIR / "webnlg"
-    if not (data / "vocab.json").exists():
-        raise InputError(f"{data} is not prepared: run python prepare_data.py --dataset webnlg and python "
-                         "prepare_vocab.py --dataset webnlg first")
+    check_data_files(data, "webnlg")
     vocab, labels = Vocab.load(data / "vocab.json"), Labels.load(data / "labels.json")
     train, dev = (load_split(data / f"{name}.json", vocab, labels) for name in ("train", "dev"))
     embedding = np.load(data / "embedding.npy")

@@ -383,9 +383,10 @@ def run(args: argparse.Namespace) -> list[Step]:
 
         if not torch.cuda.is_available():
             raise InputError("no CUDA GPU here; use --device cpu --quick to try the steps")
-    if not args.quick and not (Path(args.data_dir) / "vocab.json").exists():
-        raise InputError(f"{args.data_dir} holds no prepared dataset: python prepare_data.py --dataset webnlg && "
-                         "python prepare_vocab.py --dataset webnlg, or pass --data_dir")
+    if not args.quick:
+        from experiments.settings import check_data_files  # here: the model modules load only when a check trains
+
+        check_data_files(Path(args.data_dir), "webnlg")
     for name in RUNS:  # an earlier check's runs (train.py would refuse to start them again); nothing else in --out
         shutil.rmtree(out / "runs" / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)

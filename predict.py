@@ -22,7 +22,6 @@ import logging
 import sys
 from pathlib import Path
 
-from data.loader import DuplicateKeyError, unique_keys
 from data.spacy_tools import DEFAULT_MODEL
 from model import load_extractor, speed
 from model.inference import (
@@ -36,7 +35,7 @@ from model.inference import (
 from model.run import check_output, check_run_folder
 from utils.cli import ArgumentParser, add_machine_arguments, open_probability, positive_int, setup_logging
 from utils.errors import InputError, lines_named, one_line_errors
-from utils.files import json_problem, write_jsonl
+from utils.files import DuplicateKeyError, json_problem, unique_keys, write_jsonl
 from utils.machine import configure_threads, pick_device
 
 log = logging.getLogger("predict")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from utils.errors import InputError
-from utils.files import json_problem
+from utils.files import DuplicateKeyError, json_problem, unique_keys
 from utils.scorer import Triple
 from utils.tagging import Span, select_non_overlapping, spans_to_tags
 from utils.vocab import Labels, Vocab, canonical
@@ -103,19 +103,6 @@ class Sentence:
     entities: list[Span]
     triples: list[Triple]
     where: str = ""
-
-
-class DuplicateKeyError(ValueError):
-    """A JSON object that gives one key twice (raised by :func:`unique_keys`)."""
-
-
-def unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    """json object_pairs_hook: a key given twice is an error (json keeps the last one silently)."""
-    result = dict(pairs)
-    if len(result) < len(pairs):
-        key, count = Counter(key for key, _ in pairs).most_common(1)[0]
-        raise DuplicateKeyError(f"the key {key!r} appears {count} times in one object")
-    return result
 
 
 def _array_items(text: str, path: Path) -> Iterator[tuple[int, object]]:

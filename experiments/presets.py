@@ -39,7 +39,7 @@ def preset(dataset: str, match: str) -> dict:
         raise InputError(f"{path}: a link to {os.readlink(path)}, which does not exist")
     if not path.exists():
         return {}
-    content = read_json(path, unique_keys=True)
+    content = read_json(path, keys_once=True)
     example = '{"partial": {"rounds": 2, "lr": 0.0005, "num_epoch": 150}, "exact": {...}}'
     if not isinstance(content, dict):
         raise InputError(f"{path}: a JSON {type(content).__name__}, not an object of match modes such as {example}")

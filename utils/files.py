@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -125,26 +126,28 @@ def json_problem(error: json.JSONDecodeError) -> str:
     return f"{error.msg} column {error.colno}" if error.msg.endswith(" at") else f"{error.msg} at column {error.colno}"
 
 
-class _RepeatedKey(ValueError):
-    pass
+class DuplicateKeyError(ValueError):
+    """A JSON object that gives one key twice (raised by :func:`unique_keys`)."""
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    keys = [key for key, _ in pairs]
-    if repeated := next((key for key in keys if keys.count(key) > 1), None):
-        raise _RepeatedKey(repeated)
-    return dict(pairs)
+def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json object_pairs_hook: a key given twice is an error (json keeps the last one silently)."""
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        key, count = Counter(key for key, _ in pairs).most_common(1)[0]
+        raise DuplicateKeyError(f"the key {key!r} appears {count} times in one object")
+    return result
 
 
-def read_json(path: Path, unique_keys: bool = False) -> dict:
+def read_json(path: Path, keys_once: bool = False) -> dict:
     """A JSON file; a missing file, a folder, malformed JSON or bytes that are not UTF-8 are an InputError naming
-    the file (and line); with ``unique_keys``, so is an object that gives a key twice (JSON keeps the last: in a
+    the file (and line); with ``keys_once``, so is an object that gives a key twice (JSON keeps the last: in a
     hand-written file, a slip)."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8").removeprefix("\ufeff"),
-                          object_pairs_hook=_unique_keys if unique_keys else None)
-    except _RepeatedKey as error:
-        raise InputError(f"{path}: {error.args[0]!r} given twice (JSON would keep the last); remove one") from None
+                          object_pairs_hook=unique_keys if keys_once else None)
+    except DuplicateKeyError as error:
+        raise InputError(f"{path}: {error} (JSON would keep the last); remove one") from None
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -59,7 +59,8 @@ def test_a_preset_may_leave_settings_to_the_defaults(monkeypatch, tmp_path):
     budget = Budget("mine", tmp_path / "runs", tmp_path)
     assert budget.remaining_seconds(Run("mine", "partial", 1, 1), {1: 2.0}) == 2.0 * TrainConfig.num_epoch
     (tmp_path / "twice.json").write_text('{"partial": {"lr": 0.001, "lr": 0.01}}')
-    with pytest.raises(errors.InputError, match="twice.json: 'lr' given twice \\(JSON would keep the last\\)"):
+    with pytest.raises(errors.InputError, match="twice.json: the key 'lr' appears 2 times in one object \\(JSON "
+                                                "would keep the last\\)"):
         presets.preset("twice", "partial")
     (tmp_path / "gone.json").symlink_to(tmp_path / "nowhere.json")
     with pytest.raises(errors.InputError, match="gone.json: a link to .*nowhere.json, which does not exist"):
