@@ -72,9 +72,10 @@ from model.training import (
     train_step,
 )
 from utils.cli import ArgumentParser, add_machine_arguments, non_negative_int, positive_float, positive_int, seed_value
+from utils.cpu import cpu_model, usable_cores
 from utils.errors import InputError, Terminated, one_line_errors
 from utils.files import check_file_path, write_json
-from utils.machine import configure_threads, cpu_model, pick_device, usable_cores
+from utils.machine import configure_threads, pick_device
 from utils.project import DATASETS_DIR, code_commit, project_relative
 from utils.vocab import Labels, Vocab
 

@@ -43,9 +43,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from utils.cli import ArgumentParser, non_negative_float, positive_int
+from utils.cpu import usable_cores
 from utils.errors import InputError, one_line_errors
 from utils.files import check_folder_path, write_json
-from utils.machine import usable_cores
 from utils.project import DATASETS_DIR, PROJECT_ROOT, code_commit
 
 PYTHON = sys.executable

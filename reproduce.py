@@ -80,10 +80,10 @@ from experiments.studies import compare_test_files, finished_checkpoints, mentio
 from model.run import epochs_done
 from model.training import TrainConfig
 from utils.cli import ArgumentParser, non_negative_int, positive_float, positive_int, seed_value, setup_logging
+from utils.cpu import affinity, usable_cores
 from utils.errors import InputError, one_line_errors
 from utils.files import check_folder_path, read_json
 from utils.locks import holder_alive, process_identity
-from utils.machine import affinity, usable_cores
 from utils.project import DATASETS_DIR, PROJECT_ROOT, data_fingerprint, resolve_project_path
 
 log = logging.getLogger("reproduce")

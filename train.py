@@ -57,10 +57,11 @@ from model.training import (
     train_epoch,
 )
 from utils.cli import setup_logging
+from utils.cpu import available_memory
 from utils.errors import InputError, Terminated, interruption, one_line_errors
 from utils.files import atomic_write_bytes, check_folder_path, file_sha256, read_json, write_json
 from utils.locks import hold_lock
-from utils.machine import available_memory, configure_threads, pick_device, set_seed
+from utils.machine import configure_threads, pick_device, set_seed
 from utils.project import data_fingerprint, resolve_project_path
 from utils.scorer import CONVENTIONS, rates, score_all
 from utils.vocab import Labels, Vocab

@@ -7,7 +7,7 @@ import functools
 import torch
 from torch import nn
 
-from model import pair_kernels
+from model import pair_kernels, speed
 
 
 def gather_positions(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -113,7 +113,7 @@ class GRUCell(nn.GRUCell):
         if (not self.bias or input.dim() != 2 or input.device.type != "cpu" or hx.dtype != torch.float32
                 or torch.is_autocast_enabled("cpu")):
             return False
-        return pair_kernels.fused_applies(input)
+        return speed.fused_applies(input)
 
 
 def split_bidirectional_lstm(state: dict, prefix: str, *args) -> None:

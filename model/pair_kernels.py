@@ -16,7 +16,7 @@ CPUs without AVX2 (plain x86-64, aarch64...) and machines where the build fails
 use the PyTorch pair scorer, with one warning. ``RIN_PAIR_ISA=<variant>`` picks a
 lower level than the best (to compare them), ``RIN_PAIR_ISA=none`` none.
 
-Which path runs is chosen by :func:`model.speed.configure` (``kernel``).
+Which path runs is chosen in model/speed.py (``kernel``; :func:`model.speed.fused_applies`).
 """
 from __future__ import annotations
 
@@ -31,8 +31,7 @@ from types import ModuleType
 import torch
 import torch.nn.functional as F
 
-from model import speed
-from utils.machine import X86_64, cpu_flags
+from utils.cpu import X86_64, cpu_flags
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parent / "csrc" / "pair_kernels.cpp"
@@ -64,7 +63,6 @@ BY_NAME = {v.name: v for v in VARIANTS}
 
 _modules: dict[str, ModuleType] = {}
 _errors: dict[str, str] = {}
-_warned = False
 
 
 def cpu() -> tuple[str, frozenset[str]]:
@@ -137,42 +135,6 @@ def build(variant: Variant | None = None) -> ModuleType:
                                  f"{str(error)[-2000:]})")
         raise RuntimeError(_errors[variant.name]) from None
     return _modules[variant.name]
-
-
-def fused_applies(tensor: torch.Tensor) -> bool:
-    """Whether the pair scorer and the GRU cells should use the fused kernels for ``tensor`` under the current
-    choice."""
-    choice = speed.current().kernel
-    if choice == "torch":
-        return False
-    if tensor.device.type != "cpu" or tensor.dtype != torch.float32:
-        if choice == "fused":
-            raise RuntimeError(f"the fused pair kernels take float32 CPU tensors, not {tensor.dtype} on "
-                               f"{tensor.device}; use --pair_kernel auto or torch")
-        return False
-    return _built(choice)
-
-
-@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
-def _built(choice: str) -> bool:
-    """Whether the chosen build loads; warns once (``auto``) or raises (``fused``) when it does not."""
-    global _warned
-    try:
-        build()
-    except RuntimeError as error:
-        if choice == "fused":
-            raise
-        if not _warned:  # a compiler's output (--pair_kernel fused shows it) cut to the line that says why
-            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-            said = lines[0][:300]
-            if len(lines) > 1:
-                why = next((line for line in lines[1:] if "error" in line.lower() or "not found" in line), lines[-1])
-                said = (f"the fused pair kernels could not be built ({why[:300]}; --pair_kernel fused shows the "
-                        "compiler's output)")
-            log.warning("%s; using the PyTorch pair scorer", said)
-            _warned = True
-        return False
-    return True
 
 
 @torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced

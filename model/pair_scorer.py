@@ -63,7 +63,7 @@ def _operands(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bia
         return tensors, False
     if left.device.type == "cpu" and speed.current().kernel != "torch":
         floats = tuple(t.float() for t in tensors)
-        if pair_kernels.fused_applies(floats[0]):
+        if speed.fused_applies(floats[0]):
             return floats, precision == "bf16" and pair_kernels.has_bf16()
     dtype = speed.AUTOCAST_DTYPES[precision]
     return (left.to(dtype), right.to(dtype), weight, bias), False
@@ -94,7 +94,7 @@ def pair_logits(left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, b
     """All pair logits (B, n, n, R) in float32, -inf outside real cells; used for decoding (no gradient)."""
     (left, right, weight, bias), fused_bf16 = _operands(left, right, weight, bias)
     batch, length, _ = left.shape
-    if pair_kernels.fused_applies(left):
+    if speed.fused_applies(left):
         logits = pair_kernels.pair_logits(left, right, weight, bias, mask.sum(dim=1), fused_bf16)
         return logits[..., :length].transpose(2, 3)
     logits = left.new_empty(batch, length, length, weight.shape[0])
@@ -119,7 +119,7 @@ class PairMax(torch.autograd.Function):
     @staticmethod
     def forward(ctx, left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # noqa: D102
                 mask: torch.Tensor, fused_bf16: bool) -> torch.Tensor:
-        if pair_kernels.fused_applies(left):
+        if speed.fused_applies(left):
             values, winner = pair_kernels.pair_max(left, right, weight, bias, mask.sum(dim=1), fused_bf16)
             ctx.fused = True
             ctx.save_for_backward(left, right, weight, winner)
@@ -174,7 +174,7 @@ class PairBCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # noqa: D102
                 cells: torch.Tensor, mask: torch.Tensor, fused_bf16: bool) -> torch.Tensor:
-        ctx.fused = pair_kernels.fused_applies(left)
+        ctx.fused = speed.fused_applies(left)
         if ctx.fused:
             total, grad_logits, grad_bias = _fused_bce(left, right, weight, bias, cells, mask, fused_bf16)
             ctx.save_for_backward(left, right, weight, grad_logits, mask.sum(dim=1), grad_bias)

@@ -5,9 +5,10 @@ One switch for all, :func:`configure` (a script calls it through
 :func:`configure_for`, which first checks that the choice can run on its device),
 one set of flags, :func:`add_arguments`, and :func:`describe` for logs. The caller wraps
 forward and loss in :func:`autocast`; the layers ask :func:`current` which
-implementation and precision to use (model/layers.py: the pair scorer and the GRU
-cells pick kernels through model/pair_kernels.py, the BiLSTM leaves autocast where
-the CPU has no bfloat16 LSTM).
+implementation and precision to use (the pair scorer, model/pair_scorer.py, and the
+GRU cells, model/layers.py, ask :func:`fused_applies` whether the kernels of
+model/pair_kernels.py run; the BiLSTM leaves autocast where the CPU has no bfloat16
+LSTM).
 
 * kernel ``auto`` (default): the fused C++ kernels (model/pair_kernels.py: the
   pair scorer and the GRU cells) where they apply and build, else PyTorch with
@@ -15,16 +16,16 @@ the CPU has no bfloat16 LSTM).
 * precision ``fp32`` (default); ``bf16``: mixed precision, matrix products in
   bfloat16 under autocast (CPU, or a GPU with bfloat16); on a CPU without
   bfloat16 arithmetic (neither AVX512-BF16 nor AMX-BF16) it runs float32, with
-  one warning: emulated bfloat16 took 2.1x as long per WebNLG epoch on an
-  AVX2-only CPU (docs/speed.md); ``fp16``: float16
+  one warning: emulated bfloat16 is slower than float32 (docs/speed.md,
+  "--precision bf16, per CPU class"); ``fp16``: float16
   autocast with loss scaling (:func:`grad_scaler`), for CUDA GPUs without
   bfloat16. Parameters, losses and Adam stay float32.
 * thread policy ``adaptive`` (default): on the CPU, :func:`autocast` also fits the
   intra-op thread count, at most once a second, to the cores other processes
   leave free (:class:`ThreadGovernor`): a parallel region runs as slowly as its
   slowest thread, and a thread that shares its core with a busy process stalls
-  every region (5x slower epochs measured, docs/speed.md). ``fixed``: keep the
-  count set with torch.set_num_threads (repeatable runs, timing).
+  every region (docs/speed.md, "Threads when other processes share the cores").
+  ``fixed``: keep the count set with torch.set_num_threads (repeatable runs, timing).
 """
 from __future__ import annotations
 
@@ -38,12 +39,14 @@ from pathlib import Path
 
 import torch
 
+from model import pair_kernels
+from utils.cpu import affinity, cpu_flags
 from utils.errors import InputError
-from utils.machine import affinity, cpu_flags
 
 KERNELS = ("auto", "fused", "torch")
 PRECISIONS = ("fp32", "bf16", "fp16")
 THREAD_POLICIES = ("adaptive", "fixed")
+KERNEL_ENV, THREAD_POLICY_ENV = "RIN_PAIR_KERNEL", "RIN_THREAD_POLICY"  # the environment's defaults for both flags
 log = logging.getLogger(__name__)
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -60,8 +63,8 @@ def _from_environment() -> Speed:
     that is none of the choices is ignored with a warning, as is $RIN_THREADS (this variable's name before
     2026-12-07, ignored: it read like a thread count)."""
     chosen = {}
-    for variable, field, choices in (("RIN_PAIR_KERNEL", "kernel", KERNELS),
-                                     ("RIN_THREAD_POLICY", "thread_policy", THREAD_POLICIES)):
+    for variable, field, choices in ((KERNEL_ENV, "kernel", KERNELS),
+                                     (THREAD_POLICY_ENV, "thread_policy", THREAD_POLICIES)):
         value = os.environ.get(variable) or None  # VAR= (empty) is unset, as a shell user means it
         if value in choices:
             chosen[field] = value
@@ -69,8 +72,8 @@ def _from_environment() -> Speed:
             log.warning("$%s=%r is none of %s: ignored (the default, %s, applies)", variable, value,
                         ", ".join(choices), getattr(Speed, field))
     if "RIN_THREADS" in os.environ:
-        log.warning("$RIN_THREADS is ignored: the thread policy's variable is $RIN_THREAD_POLICY (adaptive or "
-                    "fixed); a thread count is --threads")
+        log.warning("$RIN_THREADS is ignored: the thread policy's variable is $%s (%s); a thread count is "
+                    "--threads", THREAD_POLICY_ENV, " or ".join(THREAD_POLICIES))
     return Speed(**chosen)
 
 
@@ -104,8 +107,6 @@ def configure(kernel: str | None = None, precision: str | None = None, thread_po
 def configure_for(device: torch.device, kernel: str, precision: str, thread_policy: str) -> None:
     """:func:`configure` for a script, after checking that ``precision`` and ``kernel`` can run on ``device``;
     InputError with the reason (before any work starts) where one cannot."""
-    from model import pair_kernels  # it reads this module's choice: imported when used, not at the top
-
     if problem := precision_problem(precision, device):
         raise InputError(problem)
     governor.reset()  # before configure: a stale ceiling must not override this script's --threads
@@ -114,19 +115,56 @@ def configure_for(device: torch.device, kernel: str, precision: str, thread_poli
         # The flag of every torch we support; the newer per-operator one, set alone, breaks reads of this one
         torch.backends.cudnn.allow_tf32 = False
     try:
-        pair_kernels.fused_applies(torch.zeros(0, device=device))
+        fused_applies(torch.zeros(0, device=device))
     except RuntimeError as error:
-        given = (f"$RIN_PAIR_KERNEL={kernel} (the --pair_kernel default here)"
-                 if kernel == DEFAULTS.kernel == os.environ.get("RIN_PAIR_KERNEL") else f"--pair_kernel {kernel}")
+        given = (f"${KERNEL_ENV}={kernel} (the --pair_kernel default here)"
+                 if kernel == DEFAULTS.kernel == os.environ.get(KERNEL_ENV) else f"--pair_kernel {kernel}")
         raise InputError(f"{given}: {str(error).splitlines()[0][:300]}") from None
+
+
+_warned_kernels = False  # the fused kernels' build failure was warned about (kernel auto)
+
+
+def fused_applies(tensor: torch.Tensor) -> bool:
+    """Whether the pair scorer and the GRU cells should use the fused kernels for ``tensor`` under the current
+    choice."""
+    choice = _current.kernel
+    if choice == "torch":
+        return False
+    if tensor.device.type != "cpu" or tensor.dtype != torch.float32:
+        if choice == "fused":
+            raise RuntimeError(f"the fused pair kernels take float32 CPU tensors, not {tensor.dtype} on "
+                               f"{tensor.device}; use --pair_kernel auto or torch")
+        return False
+    return _built(choice)
+
+
+@torch.compiler.disable  # opaque to torch.compile: a clean graph break, not traced
+def _built(choice: str) -> bool:
+    """Whether the chosen build loads; warns once (``auto``) or raises (``fused``) when it does not."""
+    global _warned_kernels
+    try:
+        pair_kernels.build()
+    except RuntimeError as error:
+        if choice == "fused":
+            raise
+        if not _warned_kernels:  # a compiler's output (--pair_kernel fused shows it) cut to the line that says why
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            said = lines[0][:300]
+            if len(lines) > 1:
+                why = next((line for line in lines[1:] if "error" in line.lower() or "not found" in line), lines[-1])
+                said = (f"the fused pair kernels could not be built ({why[:300]}; --pair_kernel fused shows the "
+                        "compiler's output)")
+            log.warning("%s; using the PyTorch pair scorer", said)
+            _warned_kernels = True
+        return False
+    return True
 
 
 def describe(device: torch.device | str = "cpu") -> str:
     """Which pair scorer runs on ``device`` under the current choice, in words (for logs and benchmark records)."""
-    from model import pair_kernels
-
     precision = _current.precision
-    if not pair_kernels.fused_applies(torch.zeros(0, device=device)):
+    if not fused_applies(torch.zeros(0, device=device)):
         return "PyTorch" + ("" if precision == "fp32" else f", {precision}")
     bf16 = ("" if precision == "fp32" else
             ", bf16 dot products" if pair_kernels.has_bf16() else ", float32 (no AVX512-BF16)")
@@ -143,17 +181,18 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, def
     parser.add_argument("--pair_kernel", choices=KERNELS, default=default(DEFAULTS.kernel),
                         help="pair scorer and GRU cell implementation: fused C++ kernels (CPU; "
                         "built on first use), PyTorch, or auto = fused where they apply and build, else PyTorch "
-                        "(default: $RIN_PAIR_KERNEL or auto)")
+                        f"(default: ${KERNEL_ENV} or {Speed.kernel})")
     parser.add_argument("--precision", choices=PRECISIONS, default=default(Speed.precision),
                         help="fp32 = float32 throughout; bf16 = mixed precision, matrix products in bfloat16 (CPU, "
                         "or a GPU with bfloat16); fp16 = float16 mixed precision with loss scaling, for CUDA GPUs "
                         "without bfloat16. Parameters, losses and Adam stay float32 (default: "
                         f"{Speed.precision})")
     parser.add_argument("--thread_policy", choices=THREAD_POLICIES, default=default(DEFAULTS.thread_policy),
-                        help="adaptive (default): use only the CPU cores other processes leave free, checked "
+                        help="adaptive: use only the CPU cores other processes leave free, checked "
                         "every second (threads that share a core with a busy process stall every parallel "
                         "step); fixed: always the --threads count, for repeatable runs and timing "
-                        "(default: $RIN_THREAD_POLICY or adaptive; fixed with train.py --deterministic)")
+                        f"(default: ${THREAD_POLICY_ENV} or {Speed.thread_policy}; fixed with train.py "
+                        "--deterministic)")
 
 
 def precision_problem(precision: str, device: torch.device) -> str | None:

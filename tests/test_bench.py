@@ -18,7 +18,7 @@ from helpers import UNWRITABLE
 import bench
 from experiments import speed_tables
 from utils import files, markdown
-from utils.machine import cpu_model
+from utils.cpu import cpu_model
 from utils.project import PROJECT_ROOT
 
 

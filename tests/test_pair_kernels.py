@@ -70,7 +70,7 @@ def fresh_kernels(monkeypatch):
     """No build loaded, failed or warned about yet in this process (restored afterwards)."""
     monkeypatch.setattr(pair_kernels, "_modules", {})
     monkeypatch.setattr(pair_kernels, "_errors", {})
-    monkeypatch.setattr(pair_kernels, "_warned", False)
+    monkeypatch.setattr(speed, "_warned_kernels", False)
 
 
 def test_kernels_build_where_a_compiler_is_present():
@@ -254,20 +254,20 @@ def test_choice_is_checked_and_respected():
     with pytest.raises(ValueError):
         speed.configure(kernel="fast")
     speed.configure(kernel="torch")
-    assert not pair_kernels.fused_applies(torch.zeros(1))
+    assert not speed.fused_applies(torch.zeros(1))
     speed.configure(kernel="auto")
-    assert not pair_kernels.fused_applies(torch.zeros(1, dtype=torch.float64))  # float64: PyTorch path
+    assert not speed.fused_applies(torch.zeros(1, dtype=torch.float64))  # float64: PyTorch path
     speed.configure(kernel="fused")
     with pytest.raises(RuntimeError, match="float32 CPU"):
-        pair_kernels.fused_applies(torch.zeros(1, dtype=torch.float64))
+        speed.fused_applies(torch.zeros(1, dtype=torch.float64))
 
 
 def losses_and_warnings(caplog, calls: int = 2) -> tuple[list[float], list[str]]:
     model = small_model(6, 2).eval()
     batch = collate(random_examples(4, 6, seed=2), torch.device("cpu"))
-    with caplog.at_level(logging.WARNING, logger=pair_kernels.log.name):
+    with caplog.at_level(logging.WARNING, logger=speed.log.name):
         losses = [sum(model.loss(batch)).item() for _ in range(calls)]
-    return losses, [r.getMessage() for r in caplog.records if r.name == pair_kernels.log.name]
+    return losses, [r.getMessage() for r in caplog.records if r.name == speed.log.name]
 
 
 @pytest.mark.parametrize("machine, flags, reason", [

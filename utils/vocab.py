@@ -23,9 +23,9 @@ from typing import NoReturn
 import numpy as np
 from tqdm import tqdm
 
+from utils.cpu import X86_64, cpu_flags
 from utils.errors import InputError, lines_named
 from utils.files import atomic_write_bytes, read_json
-from utils.machine import X86_64, cpu_flags
 from utils.project import PROJECT_ROOT
 from utils.tagging import TAGS
 

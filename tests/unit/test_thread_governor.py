@@ -1,11 +1,11 @@
 """The thread governor (model/speed.py): reads /proc/stat's tick counters and gives up one thread per core that other
 processes keep busy, never below one, never above what was asked for; the default thread count heeds a cgroup's CPU
-quota (utils/machine.py)."""
+quota (utils/cpu.py)."""
 import pytest
 import torch
 
 from model import speed
-from utils import errors, machine
+from utils import cpu, errors, machine
 
 
 @pytest.fixture
@@ -129,14 +129,14 @@ def write_files(root, files: dict) -> None:
 ])
 def test_cgroup_cpu_quota_is_read_from_v1_and_v2(files, expected, tmp_path):
     write_files(tmp_path, files)
-    assert machine.cpu_quota(tmp_path) == expected
+    assert cpu.cpu_quota(tmp_path) == expected
 
 
 @pytest.mark.parametrize(("quota", "expected"), [(None, 2), (0.5, 1), (1.5, 1), (8.0, 2)])
 def test_a_cpu_quota_caps_the_default_threads(quota, expected, monkeypatch):
-    monkeypatch.setattr(machine.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(machine, "cpu_quota", lambda: quota)
-    assert machine.usable_cores() == expected
+    monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cpu, "cpu_quota", lambda: quota)
+    assert cpu.usable_cores() == expected
     threads = torch.get_num_threads()
     try:
         assert machine.configure_threads() == expected
