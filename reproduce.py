@@ -64,7 +64,7 @@ from experiments.launch import (
 )
 from experiments.plan import PAPER_SEEDS, Plan, Run, plan_runs
 from experiments.presets import preset_datasets
-from experiments.report import other_hyperparameters, run_settings, write_report
+from experiments.report import other_hyperparameters, write_report
 from experiments.settings import (
     HYPERPARAMETERS,
     RESUME_FREE,
@@ -77,7 +77,7 @@ from experiments.settings import (
 from experiments.settings import log as settings_log
 from experiments.settings import parse_args as train_parse_args  # train.py's flags and their checks, in one place
 from experiments.studies import compare_test_files, finished_checkpoints, mention_study
-from model.run import epochs_done
+from model.run import epochs_done, run_settings
 from model.training import TrainConfig
 from utils.cli import ArgumentParser, non_negative_int, positive_float, positive_int, seed_value, setup_logging
 from utils.cpu import affinity, usable_cores

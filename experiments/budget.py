@@ -9,8 +9,7 @@ from pathlib import Path
 
 from experiments.plan import Run, run_dataset
 from experiments.presets import preset
-from experiments.report import run_settings
-from model.run import epoch_records, epochs_done
+from model.run import epoch_records, epochs_done, run_settings
 from model.training import TrainConfig
 
 

@@ -36,7 +36,7 @@ from experiments.plan import (
 from experiments.presets import preset, preset_file
 from experiments.settings import HYPERPARAMETERS
 from model.rin import RINConfig
-from model.run import epoch_records, epochs_done, read_results, recorded_sha256
+from model.run import epoch_records, epochs_done, read_results, recorded_sha256, run_settings
 from model.training import TrainConfig
 from utils.errors import InputError
 from utils.files import read_json
@@ -238,7 +238,7 @@ def trained_on(folder: Path) -> tuple[str | None, str | None]:
     config_file = folder / "config.json"
     if not config_file.exists():
         return None, None
-    settings = run_settings(config_file)
+    settings = run_settings(config_file, advice=DAMAGED)
     if settings.get("run_id", folder.name) != folder.name:
         raise InputError(f"{config_file}: the summary of run {settings['run_id']!r}, not of {folder.name!r} (copied "
                          f"under another name?); {DAMAGED}")
@@ -251,14 +251,6 @@ def mixed(results: dict, runs: list[Run]) -> bool:
     recorded counts as neither): then they are no seeds of one setting."""
     known = [results[run.name]["trained_on"] for run in runs if run.name in results]
     return any(len({values[i] for values in known} - {None}) > 1 for i in range(2))
-
-
-def run_settings(config_file: Path) -> dict:
-    """A run's config.json settings (none recorded: empty); InputError naming the file when it is no object."""
-    config = read_json(config_file)
-    if not isinstance(config, dict) or not isinstance(config.get("settings", {}), dict):
-        raise InputError(f"{config_file}: not a run's config.json (its settings are no object); {DAMAGED}")
-    return config.get("settings", {})
 
 
 def aggregate(values: list[float]) -> tuple[float | None, float | None, int]:
@@ -483,7 +475,7 @@ def protocol_lines(results_dir: Path, names: list[str]) -> list[str]:
             for what in counts.keys() - {reading}:
                 counts[what]["not recorded"] += 1
             continue
-        settings = run_settings(path)
+        settings = run_settings(path, advice=DAMAGED)
         counts["best epoch chosen on"][settings.get("select_on", "not recorded")] += 1
         counts["early-stopping patience (epochs; 0 = none)"][str(settings.get("early_stop", "not recorded"))] += 1
         counts["data"][data_folder(settings.get("data_dir", "not recorded"))] += 1

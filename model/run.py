@@ -22,9 +22,11 @@ from utils.vocab import Labels, Vocab
 log = logging.getLogger(__name__)
 
 RUN_FORMAT = 1  # bumped when a run folder's layout changes incompatibly
-# What train.py (and the runner's log) keeps in a run folder: evaluate.py and predict.py never write over them
+# What train.py (and the runner: its log and lock) keeps in a run folder: evaluate.py and predict.py never write
+# over them
 RUN_FILES = ("config.json", "vocab.json", "labels.json", "prepare_report.json", "metrics.jsonl", "results.json",
-             "best.pt", "last.pt", "last_prev.pt", "last.pt.unreadable", "train.log", "train.lock", "stdout.log")
+             "best.pt", "last.pt", "last_prev.pt", "last.pt.unreadable", "train.log", "train.lock", "stdout.log",
+             "runner.lock")
 CHECKPOINTS = ("last.pt", "last_prev.pt")  # the training state after the last epoch, and after the one before
 # a data folder's files (prepare_data.py's, prepare_vocab.py's): never written over either
 DATA_FOLDER_FILES = (*RUN_DATA_FILES, "prepare_report.json", "vocab_report.json")
@@ -65,6 +67,16 @@ def read_results(path: Path, advice: str = "") -> dict:
                 if not (type(value) in (int, float) and 0 <= value <= 1):
                     raise RunError(f"{path}: {split}.{mode}.{key} is {value!r}, not a score in [0, 1]{tail}")
     return result
+
+
+def run_settings(config_file: Path, advice: str = "") -> dict:
+    """A run's config.json settings (none recorded: empty); a RunError naming the file when they are no object,
+    ending in ``advice`` where one is given."""
+    config = read_json(config_file)
+    if not isinstance(config, dict) or not isinstance(config.get("settings", {}), dict):
+        raise RunError(f"{config_file}: not a run's config.json (its settings are no object)"
+                       + (f"; {advice}" if advice else ""))
+    return config.get("settings", {})
 
 
 def to_cpu(value: object) -> object:

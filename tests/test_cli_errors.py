@@ -864,7 +864,7 @@ def test_evaluate_refuses_bad_flags_and_paths(trained_run, tmp_path, capsys, mon
     same.write_text(json.dumps(record | {"relationMentions": []}) + "\n")
     fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--data", str(same), "--out", str(same)], capsys,
                   "is the data file", watched=watched)
-    for name in ("config.json", "best.pt", "vocab.json"):  # the run's own files, directly or through a link
+    for name in ("config.json", "best.pt", "vocab.json", "runner.lock"):  # the run's own, directly or linked
         fails_cleanly(evaluate.main, ["--model_dir", str(run_dir), "--out", str(run_dir / name)], capsys,
                       f"is the run's own {name}", watched=watched)
     (tmp_path / "link.json").symlink_to(run_dir / "labels.json")
