@@ -21,10 +21,10 @@ from pathlib import Path
 
 from data.loader import load_split, position
 from model import load_run, speed
-from model.inference import BATCH_SIZE, THRESHOLD, extract, run_tools
+from model.inference import add_decoding_arguments, extract, run_tools
 from model.run import check_output, check_run_folder, recorded_data_dir, recorded_sha256
 from utils.analysis import breakdown, breakdown_markdown
-from utils.cli import ArgumentParser, add_machine_arguments, open_probability, positive_int, setup_logging
+from utils.cli import ArgumentParser, add_machine_arguments, setup_logging
 from utils.errors import InputError, one_line_errors
 from utils.files import atomic_write_bytes, file_sha256, read_json, write_json, write_jsonl
 from utils.machine import configure_threads, pick_device
@@ -40,7 +40,7 @@ SIBLINGS = {"scores": "_scores.json", "breakdown": "_breakdown.json", "breakdown
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="evaluate.py", description=__doc__)
-    parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
+    add_decoding_arguments(parser)
     parser.add_argument("--split", help=f"split of the run's dataset (default {DEFAULT_SPLIT})")
     parser.add_argument("--data", help="a RIN-format file to score instead of a split of the run's dataset")
     parser.add_argument("--out", help="predictions file (default: <model_dir>/predictions_<split>.jsonl; with --data "
@@ -53,17 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--first_mentions", action="store_true",
                         help="keep each (subject text, relation, object text) once, at its first position (the "
                         "releases' convention); off by default, so scores are the paper's decoder's")
-    parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
-                        help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--breakdown", action="store_true", help="also F1 by overlap pattern, triples per "
                         "sentence and relation, and ER scores: <out>_breakdown.json and .md, the triples counted as "
                         "--scorer counts them (strings: as CasRel, TPLinker and PRGC report these tables)")
     parser.add_argument("--spacy_model", help="spaCy model that POS-tags the sentences of the data that come "
                         "without tags, for a model that reads tags (default: the one the run's data was tagged with, "
                         "as predict.py)")
-    parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,
-                        help=f"sentences per batch (default {BATCH_SIZE}; fewer where long sentences would need much "
-                        "memory)")
     add_machine_arguments(parser)
     speed.add_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")

@@ -25,15 +25,14 @@ from pathlib import Path
 from data.spacy_tools import DEFAULT_MODEL
 from model import load_extractor, speed
 from model.inference import (
-    BATCH_SIZE,
     CHARACTERS_PER_TOKEN,
     FIRST_MENTIONS,
     MAX_TOKENS,
     RESULT_FIELDS,
-    THRESHOLD,
+    add_decoding_arguments,
 )
 from model.run import check_output, check_run_folder
-from utils.cli import ArgumentParser, add_machine_arguments, open_probability, positive_int, setup_logging
+from utils.cli import ArgumentParser, add_machine_arguments, positive_int, setup_logging
 from utils.errors import InputError, lines_named, one_line_errors
 from utils.files import DuplicateKeyError, json_problem, unique_keys, write_jsonl
 from utils.machine import configure_threads, pick_device
@@ -44,7 +43,7 @@ OUTPUT_FIELDS = {"line", "text", *RESULT_FIELDS}  # of each output line; a JSON 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="predict.py", description=__doc__)
-    parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
+    add_decoding_arguments(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", nargs="+", action="extend", help="one or more sentences (the flag may repeat)")
     source.add_argument("--input", help="file of sentences, one per line; '-' = standard input (see --input_format)")
@@ -54,8 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "given), and whose other fields (an id) are written out with its triples; auto "
                         "(default): lines that start with '{' are JSON, the others raw")
     parser.add_argument("--output", help="JSON-lines output file (default, or '-': standard output)")
-    parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
-                        help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
     parser.add_argument("--pretokenized", action="store_true", help="split raw text on whitespace only")
     parser.add_argument("--spacy_model", help="spaCy model that tokenises and POS-tags raw text (default: the one "
                         "the run's training data was tagged with, recorded in its prepare_report.json; for runs "
@@ -70,8 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"raw text longer than {CHARACTERS_PER_TOKEN} characters a token is cut before tokenising")
     parser.add_argument("--encoding_errors", choices=("strict", "replace"), default="strict",
                         help="non-UTF-8 input: stop with the line number (strict) or replace bad bytes")
-    parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,
-                        help=f"sentences per batch (default {BATCH_SIZE})")
     add_machine_arguments(parser)
     speed.add_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")

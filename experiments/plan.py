@@ -12,9 +12,6 @@ from experiments.presets import preset
 from model.rin import RINConfig
 from model.training import TrainConfig
 
-POS_DIM = RINConfig.pos_dim  # a run without --pos_dim has the network's default
-SELECT_ON = TrainConfig.select_on  # and without --select_on, training's
-
 FIGURE_ROUNDS = range(0, 9)
 TEST_SELECTION_SEED = 1  # the one seed per Table 1 setting also trained with --select_on test
 PAPER_SEEDS = (1, 2, 3, 4, 5)  # the paper's tables are means over five seeds
@@ -80,7 +77,8 @@ def run_match(name: str) -> str:
 
 
 def run_name(dataset: str, match: str, rounds: int, seed: int, no_er_feedback: bool = False,
-             no_rc_feedback: bool = False, pos_dim: int = POS_DIM, select_on: str = SELECT_ON) -> str:
+             no_rc_feedback: bool = False, pos_dim: int = RINConfig.pos_dim,
+             select_on: str = TrainConfig.select_on) -> str:
     """A run folder name that spells out its settings, e.g. ``webnlg_exact_K3_noER_seed2``."""
     ablations = "".join(tag for on, tag in ((no_er_feedback, "_noER"), (no_rc_feedback, "_noRC"),
                                             (pos_dim == 0, "_noPOS"), (select_on == "test", "_testsel")) if on)
@@ -97,8 +95,8 @@ class Run:
     seed: int
     no_er_feedback: bool = False
     no_rc_feedback: bool = False
-    pos_dim: int = POS_DIM
-    select_on: str = SELECT_ON
+    pos_dim: int = RINConfig.pos_dim  # a run without --pos_dim has the network's default
+    select_on: str = TrainConfig.select_on  # and without --select_on, training's
 
     @property
     def name(self) -> str:

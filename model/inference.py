@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import time
@@ -22,7 +23,7 @@ from data.spacy_tools import DEFAULT_MODEL, SpacyTools, install_advice
 from model import speed
 from model.rin import RIN
 from model.run import load_run
-from utils.cli import device_problem
+from utils.cli import device_problem, open_probability, positive_int
 from utils.errors import InputError
 from utils.files import read_json
 from utils.machine import pick_device
@@ -43,6 +44,16 @@ RESULT_FIELDS = ("tokens", "entities", "triples", "skipped", "truncated_from", "
 # Extractor warns on sentences with more than this share of words unknown to the model, and on input whose POS
 # tags are more than this share outside the training data's tag set
 UNFAMILIAR_SHARE = 0.5
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model_dir``, ``--threshold`` and ``--batch_size``, defined once for evaluate.py and predict.py."""
+    parser.add_argument("--model_dir", required=True, help="run folder written by train.py")
+    parser.add_argument("--threshold", type=open_probability, default=THRESHOLD,
+                        help=f"relation probability threshold, strictly between 0 and 1 (default {THRESHOLD})")
+    parser.add_argument("--batch_size", type=positive_int, default=BATCH_SIZE,
+                        help=f"sentences per batch (default {BATCH_SIZE}; fewer where long sentences would need much "
+                        "memory)")
 
 
 def decode_batches(lengths: Sequence[int], batch_size: int, relations: int) -> list[list[int]]:
