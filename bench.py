@@ -652,16 +652,16 @@ def main(argv: list[str] | None = None) -> dict:
                         "real sentence lengths (default: ../shared/datasets when present, else the download cache; "
                         "where neither has them, generated lengths, said so in the output and JSON)")
     parser.add_argument("--batches", type=positive_int, default=20,
-                        help="production batches timed per variant (default 20)")
+                        help="production batches timed per variant (default %(default)s)")
     parser.add_argument("--oracle_batches", type=positive_int, default=3,
-                        help="oracle batches timed per variant (default 3)")
+                        help="oracle batches timed per variant (default %(default)s)")
     add_machine_arguments(parser)
     parser.add_argument("--contention", type=non_negative_int, default=0, metavar="N",
                         help="time with N busy processes of the bench's own (one core each), ended afterwards "
-                        "(default 0)")
+                        "(default %(default)s)")
     parser.add_argument("--seed", type=seed_value, default=0,
                         help="seed of the generated sentences, the networks' weights, the batches timed and "
-                        "--equivalence's training (default 0)")
+                        "--equivalence's training (default %(default)s)")
     parser.add_argument("--json", help="write the figures to this file")
     mode = parser.add_mutually_exclusive_group()  # what to do instead of timing, at most one
     mode.add_argument("--equivalence", type=positive_int, metavar="EPOCHS",
@@ -672,7 +672,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="instead of timing: run --batches production steps under torch.profiler and print "
                         "where the time goes, by phase and by operator")
     parser.add_argument("--lr", type=positive_float, default=2e-3,
-                        help="learning rate for --equivalence, only with it (default 2e-3)")
+                        help="learning rate for --equivalence, only with it (default %(default)s)")
     parser.add_argument("--paths", nargs="+", choices=list(EQUIVALENCE_PATHS), default=list(EQUIVALENCE_PATHS),
                         help="what --equivalence trains, only with it (default: all)")
     mode.add_argument("--tables", action="store_true",

@@ -344,17 +344,19 @@ def table(steps: list[Step], header: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="gpu_check.py", description=__doc__)
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cuda (default) or cpu")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cuda or cpu (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="train on generated data (for tests, and for CPUs)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "results" / "gpu_check"),
                         help="folder for the logs, runs and summary (default results/gpu_check/)")
     parser.add_argument("--data_dir", help="the prepared WebNLG (default dataset/webnlg; not with --quick, which "
                         "trains on generated data)")
-    parser.add_argument("--epochs", type=positive_int, default=3, help="epochs of each training (default 3)")
+    parser.add_argument("--epochs", type=positive_int, default=3,
+                        help="epochs of each training (default %(default)s)")
     parser.add_argument("--f1_tolerance", type=non_negative_float, default=0.05,
-                        help="most dev F1 the bf16 (or fp16) training may lose against the fp32 one (default 0.05)")
+                        help="most dev F1 the bf16 (or fp16) training may lose against the fp32 one (default "
+                        "%(default)s)")
     parser.add_argument("--budget", type=positive_int, default=470,
-                        help="seconds for all steps together (default 470: the check ends within 8 minutes)")
+                        help="seconds for all steps together (default %(default)s: the check ends within 8 minutes)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
     args = parser.parse_args(argv)
     try:  # before any step, not an OS error naming no flag once the first one writes

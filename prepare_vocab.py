@@ -71,7 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sizes = ", ".join(f"{dim} for {name}" for name, dim in DEFAULT_DIM.items())
     parser.add_argument("--wv_dim", type=vector_size, help=f"vector size (default: {sizes}, else {RINConfig.emb_dim})")
     parser.add_argument("--lower", action="store_true", help="lower-case all words")
-    parser.add_argument("--seed", type=seed_value, default=1, help="seed for word2vec and random rows (default 1)")
+    parser.add_argument("--seed", type=seed_value, default=1,
+                        help="seed for word2vec and random rows (default %(default)s)")
     parser.add_argument("--source", help="--wv_file official: folder with the release layout, or a .zip/.tar.gz "
                         "of it (default: "
                         "../shared/datasets when present, then the download cache, then a download)")

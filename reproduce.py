@@ -315,6 +315,7 @@ TRAINING_ONLY = ("seeds", "only", "jobs", "max_runs", "early_stop", "train_args"
                  *LOCAL_ONLY)
 TEST_COPIES = {"retagged_test": ("retagged", "--retag_test"), "rebuilt_test": ("rebuilt", "--rebuild_test")}
 EARLY_STOP = 30  # the runner's patience for new runs (train.py's own default is none)
+RUNS_PER_GPU, DEVICE = 1, "auto"  # local placement: one run per GPU, on the GPUs when there are any
 
 
 def joined_train_args(argv: list[str]) -> list[str]:
@@ -339,8 +340,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", default=TrainConfig.dataset,
                         help=f"dataset (default {TrainConfig.dataset}): one with a presets/<name>.json")
     parser.add_argument("--seeds", type=seed_value, nargs="+", action="extend",
-                        help="seeds to run (default 1 2 3 4 5); the report always covers seeds 1-5 and every seed "
-                        "with a finished run")
+                        help=f"seeds to run (default {' '.join(map(str, PAPER_SEEDS))}); the report always covers "
+                        "those and every seed with a finished run")
     parser.add_argument("--jobs", type=positive_int,
                         help="runs at once (default 1 here; no limit on SLURM): here each gets its own cores and, "
                         "on a GPU machine, its own GPU (see --runs_per_gpu); on SLURM the array's task limit")
@@ -393,8 +394,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        "(submitit); a preempted or timed-out task is requeued and resumes from its last.pt")
     where.add_argument("--device", choices=("auto", "cpu", "cuda"),
                        help="local: cuda gives each run a GPU through CUDA_VISIBLE_DEVICES; cpu hides the GPUs; "
-                       "auto (default) uses the GPUs when there are any")
-    where.add_argument("--runs_per_gpu", type=positive_int, help="local: runs sharing one GPU (default 1)")
+                       f"auto uses the GPUs when there are any (default {DEVICE})")
+    where.add_argument("--runs_per_gpu", type=positive_int,
+                       help=f"local: runs sharing one GPU (default {RUNS_PER_GPU})")
     where.add_argument("--partition", help="slurm: partition (default: the cluster's default)")
     where.add_argument("--gpus_per_run", type=non_negative_int,
                        help=f"slurm: GPUs per task (default {SLURM_DEFAULTS.gpus_per_run})")
@@ -462,7 +464,7 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
     if args.commit and not committable(Path(args.results_dir)):
         parser.error(f"--commit: {args.results_dir} is in no git work tree, or git ignores it (or git is missing): "
                      "no summary could be committed")
-    defaults = {"device": "auto", "runs_per_gpu": 1, "gpus_per_run": SLURM_DEFAULTS.gpus_per_run,
+    defaults = {"device": DEVICE, "runs_per_gpu": RUNS_PER_GPU, "gpus_per_run": SLURM_DEFAULTS.gpus_per_run,
                 "save_dir": str(PROJECT_ROOT / TrainConfig.save_dir),
                 **{name: str(DATASETS_DIR / kind / "webnlg" / "test.json") for name, (kind, _) in TEST_COPIES.items()},
                 "cpus_per_run": SLURM_DEFAULTS.cpus_per_run, "time": SLURM_DEFAULTS.time,
