@@ -42,6 +42,7 @@ from data.convert import (
     check_record,
     convert_sentence,
     first_span,
+    ner_span,
     noun_compound_span,
     read_release,
     sentence_key,
@@ -56,7 +57,6 @@ from utils.files import check_folder_path, write_json, write_jsonl
 from utils.locks import hold_lock, process_alive
 from utils.project import DATASETS_DIR
 from utils.scorer import MODES, rates, score
-from utils.tagging import Span
 
 log = logging.getLogger("prepare_data")
 SPLITS = ("train", "dev", "test")
@@ -128,14 +128,6 @@ def required_files(spec: dict) -> list[str]:
     if spec.get("official_test"):
         files.append(spec["official_test"])
     return files
-
-
-def ner_span(entity_spans: list[Span], tokens: Sequence[str], end: int) -> tuple[Span | None, str]:
-    """A named-entity span ending at token ``end`` (a span source)."""
-    for span in entity_spans:
-        if span[1] == end:
-            return span, "named-entity span"
-    return None, "word alone"
 
 
 Tagged = list[tuple[list[str] | None, list[tuple[int, int]]]]

@@ -201,6 +201,14 @@ NOUN_COMPOUND_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS", "JJ", "CD"})
 NOUN_COMPOUND_MAX_TOKENS = 8
 
 
+def ner_span(entity_spans: list[Span], tokens: Sequence[str], end: int) -> tuple[Span | None, str]:
+    """A named-entity span ending at token ``end`` (a span source)."""
+    for span in entity_spans:
+        if span[1] == end:
+            return span, "named-entity span"
+    return None, "word alone"
+
+
 def noun_compound_span(tags: Sequence[str], tokens: Sequence[str], end: int) -> tuple[Span | None, str]:
     """The run of nouns, adjectives and numbers that ends at a noun ("gram flour", "Colombian cuisine").
 

@@ -40,9 +40,10 @@ def preset(dataset: str, match: str) -> dict:
     if not path.exists():
         return {}
     content = read_json(path, keys_once=True)
-    example = '{"partial": {"rounds": 2, "lr": 0.0005, "num_epoch": 150}, "exact": {...}}'
+    settings = '{"rounds": 2, "lr": 0.0005, "num_epoch": 150}'  # an example of one mode's settings
     if not isinstance(content, dict):
-        raise InputError(f"{path}: a JSON {type(content).__name__}, not an object of match modes such as {example}")
+        raise InputError(f"{path}: a JSON {type(content).__name__}, not an object of match modes such as "
+                         f'{{"partial": {settings}, "exact": {{...}}}}')
     for mode, values in content.items():
         if mode.startswith("_"):
             continue
@@ -50,8 +51,7 @@ def preset(dataset: str, match: str) -> dict:
             raise InputError(f"{path}: {mode!r} is no match mode ({' or '.join(MODES)}); comments go under keys "
                              "starting with '_'")
         if not isinstance(values, dict):
-            raise InputError(f"{path}: {mode} is {json.dumps(values)[:40]}, not an object such as {{\"rounds\": 2, "
-                             "\"lr\": 0.0005, \"num_epoch\": 150}")
+            raise InputError(f"{path}: {mode} is {json.dumps(values)[:40]}, not an object such as {settings}")
         for key, value in values.items():
             if key.startswith("_"):
                 continue
@@ -67,6 +67,5 @@ def preset(dataset: str, match: str) -> dict:
                 raise InputError(f"{path}: {mode}.{key} is {json.dumps(value)[:40]}, not {wanted}")
     values = content.get(match)
     if values is None:
-        raise InputError(f"{path}: no settings for {match} match (an object such as {{\"{match}\": {{\"rounds\": 2, "
-                         "\"lr\": 0.0005, \"num_epoch\": 150}})")
+        raise InputError(f'{path}: no settings for {match} match (an object such as {{"{match}": {settings}}})')
     return values

@@ -74,6 +74,10 @@ class Outputs:
 
 
 class RIN(nn.Module):
+    """Shared BiLSTM features, then K interaction rounds in which entity tags and relation evidence each feed a
+    GRU that refines the shared features (section 4); ``embedding`` starts the word vectors (vocab_size,
+    emb_dim)."""
+
     def __init__(self, config: RINConfig, embedding: np.ndarray | None = None) -> None:
         super().__init__()
         self.config = config
@@ -113,6 +117,7 @@ class RIN(nn.Module):
 
     def forward(self, word_ids: torch.Tensor, pos_ids: torch.Tensor, mask: torch.Tensor,
                 lengths: torch.Tensor) -> Outputs:
+        """The K interaction rounds; the tag logits and relation features of the last one."""
         shared = self.encode(word_ids, pos_ids, lengths)
         entity_state = relation_state = shared
         for _ in range(self.config.rounds):

@@ -57,13 +57,17 @@ def decode(tags: Sequence[str], cells: Iterable[tuple[int, int, int, float]], re
     return Extraction(entities=entities, triples=triples, probabilities=probabilities)
 
 
+def unknown_mode(mode: str) -> ValueError:
+    return ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
+
+
 def triple_key(triple: Triple, mode: str) -> tuple:
     subject, relation, obj = triple
     if mode == "partial":
         return subject[1] - 1, relation, obj[1] - 1
     if mode == "exact":
         return subject, relation, obj
-    raise ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
+    raise unknown_mode(mode)
 
 
 def prf(correct: int, predicted: int, gold: int) -> dict[str, float | int]:
@@ -78,7 +82,7 @@ def score(predicted: Sequence[Iterable[Triple]], gold: Sequence[Iterable[Triple]
           ) -> dict[str, float | int]:
     """Micro P/R/F1 over unique triples per sentence."""
     if mode not in MODES:
-        raise ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
+        raise unknown_mode(mode)
     return micro_prf(({triple_key(t, mode) for t in pred_triples}, {triple_key(t, mode) for t in gold_triples})
                      for pred_triples, gold_triples in zip(predicted, gold, strict=True))
 
@@ -107,7 +111,7 @@ def official_score(predicted: Sequence[Extraction], gold: Sequence[Iterable[Trip
     among the predicted entities.
     """
     if mode not in MODES:
-        raise ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
+        raise unknown_mode(mode)
     correct = n_predicted = n_gold = 0
     for extraction, gold_triples in zip(predicted, gold, strict=True):
         gold_triples = list(gold_triples)
@@ -130,7 +134,7 @@ def text_key(tokens: Sequence[str], triple: Triple, mode: str) -> tuple[str, str
         return tokens[s_end - 1], relation, tokens[o_end - 1]
     if mode == "exact":
         return " ".join(tokens[s_start:s_end]), relation, " ".join(tokens[o_start:o_end])
-    raise ValueError(f"unknown match mode {mode!r}; use one of {MODES}")
+    raise unknown_mode(mode)
 
 
 def string_score(predicted: Sequence[Iterable[Triple]], gold: Sequence[Iterable[Triple]],
