@@ -1012,7 +1012,18 @@ def test_predict_writes_through_links_and_into_devices(trained_run, tmp_path, ca
     assert json.loads(piped.stdout)["text"] == "Oslo ."  # /dev/stdout a pipe: no folder to probe, written in place
 
 
-@pytest.mark.parametrize("script", sorted(path.name for path in ROOT.glob("*.py")))
+TORCH_FREE_HELP = ("gpu_check.py",)  # scripts whose --help loads no torch (the model loads when a check trains)
+
+
+def test_a_light_scripts_help_loads_no_torch():
+    for script in TORCH_FREE_HELP:
+        done = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / script), "--help"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "usage:" in done.stdout
+        assert not re.search(r"\|\s+torch$", done.stderr, re.M), f"{script} --help imports torch"
+
+
+@pytest.mark.parametrize("script", sorted(path.name for path in ROOT.glob("*.py") if path.name not in TORCH_FREE_HELP))
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="waits for torch to load by reading Linux /proc")
 def test_ctrl_c_while_the_libraries_load_ends_in_one_line(script):
     """Torch takes a second or more to import: a Ctrl-C then (a user who ran the wrong command) is one line, not
