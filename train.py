@@ -58,7 +58,7 @@ from model.training import (
 )
 from utils.cli import setup_logging
 from utils.cpu import available_memory
-from utils.errors import InputError, Terminated, interruption, one_line_errors
+from utils.errors import InputError, one_line_errors
 from utils.files import atomic_write_bytes, check_folder_path, file_sha256, read_json, write_json
 from utils.locks import hold_lock
 from utils.machine import configure_threads, pick_device, set_seed
@@ -292,8 +292,8 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
             what = f"before its first epoch was saved: start it again with python train.py --resume {run_dir}"
         else:
             what = "before its first epoch was saved; nothing kept: run the same command again"
-        print(f"train.py: {interruption(stop)}; {what}", file=sys.stderr)
-        raise SystemExit(143 if isinstance(stop, Terminated) else 130) from None
+        stop.add_note(what)  # one_line_errors prints it after how the run was stopped
+        raise
 
 
 def load_data(data_dir: Path, settings: dict) -> tuple[Vocab, Labels, np.ndarray, dict]:

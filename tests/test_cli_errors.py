@@ -1048,6 +1048,27 @@ def test_ctrl_c_while_the_libraries_load_ends_in_one_line(script):
     assert process.returncode == -signal.SIGINT  # as Python ends on Ctrl-C: status 130 in a shell
 
 
+def test_ctrl_c_pressed_again_and_again_is_still_one_line(workspace):
+    """Several Ctrl-C in a row (a user who means it) end the training with its one line: the presses that land
+    while the program cleans up at exit are ignored, not tracebacks from threads and libraries shutting down."""
+    data, save = workspace
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--dataset", "synthetic", "--data_dir",
+                                str(data), "--save_dir", str(save), "--run_id", "r", "--num_epoch", "200",
+                                "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               cwd=ROOT)
+    log, deadline = save / "r" / "train.log", time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:  # into the second epoch
+        if log.exists() and "epoch 1:" in log.read_text():
+            break
+        time.sleep(0.05)
+    for _ in range(5):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "train.py: interrupted (Ctrl-C)" in err and "Traceback" not in err and "Exception ignored" not in err
+
+
 def test_ctrl_c_ends_in_one_line(trained_run, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

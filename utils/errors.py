@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-from utils.interrupt import raise_from_now_on
+from utils.interrupt import ignore_from_now_on, raise_from_now_on
 
 
 class InputError(ValueError):
@@ -89,6 +89,7 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
         if debug:
             raise
         print(f"{program}: {interruption(stop)}", file=sys.stderr)
+        ignore_from_now_on()
         raise SystemExit(143 if isinstance(stop, Terminated) else 130) from None
     finally:
         if catch_sigterm and signal.getsignal(signal.SIGTERM) is _raise_terminated:  # not one set since
@@ -103,5 +104,7 @@ def out_of_memory(error: BaseException) -> bool:
 
 
 def interruption(stop: KeyboardInterrupt) -> str:
-    """How the user stopped the program, for its last line."""
-    return "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)"
+    """How the user stopped the program, for its last line, with what the work added to it (its notes: what was
+    kept, how to continue)."""
+    how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)"
+    return "; ".join([how, *getattr(stop, "__notes__", ())])

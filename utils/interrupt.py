@@ -2,8 +2,9 @@
 it at once with one line, not a traceback through the import machinery (a KeyboardInterrupt raised there can
 even be swallowed, in an import lock's callback, and the script go on). From :func:`raise_from_now_on`, which
 utils.errors.one_line_errors calls, Ctrl-C raises KeyboardInterrupt again, so that the work can clean up
-before its own one line. Only where one of the scripts is the program (not in a notebook or a test session
-that imports one), and not with ``--debug``, which keeps Python's traceback."""
+before its own one line, after which (:func:`ignore_from_now_on`) Ctrl-C is ignored while the program ends.
+Only where one of the scripts is the program (not in a notebook or a test session that imports one), and not
+with ``--debug``, which keeps Python's traceback."""
 import os
 import signal
 import sys
@@ -24,7 +25,15 @@ def raise_from_now_on() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-if (sys.argv and sys.argv[0].endswith(".py") and Path(sys.argv[0]).resolve().parent == SCRIPTS_FOLDER
-        and "--debug" not in sys.argv
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler):  # not where Ctrl-C is ignored (nohup &)
+def ignore_from_now_on() -> None:
+    """The program is ending after its one line: a Ctrl-C pressed again (several in a row are common) is ignored,
+    not a traceback from the cleanup at exit (threads, tqdm's monitor, torch's libraries)."""
+    if TAKEN_OVER and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+TAKEN_OVER = bool(sys.argv and sys.argv[0].endswith(".py") and Path(sys.argv[0]).resolve().parent == SCRIPTS_FOLDER
+                  and "--debug" not in sys.argv
+                  and signal.getsignal(signal.SIGINT) is signal.default_int_handler)  # not ignored (nohup &)
+if TAKEN_OVER:
     signal.signal(signal.SIGINT, _stop_at_once)
