@@ -35,7 +35,7 @@ from model.rin import RINConfig
 from model.training import TrainConfig
 from utils.cli import ArgumentParser, folder_name, seed_value, setup_logging, vector_size
 from utils.errors import InputError, one_line_errors
-from utils.files import file_sha256, write_json
+from utils.files import file_sha256, write_json, write_problem
 from utils.project import DATASETS_DIR
 from utils.vocab import (
     UNK_ID,
@@ -194,6 +194,9 @@ def build(args: argparse.Namespace) -> dict:
         if not (data_dir / f"{name}.json").is_file():
             raise InputError(missing_split_message(data_dir / f"{name}.json", dataset_of(args),
                                                    named=args.dataset is not None))
+    if problem := write_problem(data_dir):  # before word2vec trains (minutes on NYT), not at the end
+        raise InputError(f"{data_dir}: cannot write {', '.join(OUTPUTS)} there ({problem}); copy the folder to a "
+                         "place you can write and pass it as --data_dir")
     setup_logging()
     splits, reports = {}, {}
     for name in ("train", "dev", "test"):  # dev and test as train.py reads them: every gold triple scorable

@@ -456,6 +456,19 @@ def test_a_data_folder_alone_names_its_dataset(tmp_path, capsys, monkeypatch):
             f"prepare_data.py --dataset {prepare_vocab.DEFAULT_DATASET} --out") in capsys.readouterr().err
 
 
+def test_a_data_folder_that_takes_no_files_is_refused_before_the_work(small_data, monkeypatch, capsys):
+    """A read-only --data_dir stops at once, naming it (root writes anywhere: the write probe is stood in for)."""
+    import prepare_vocab
+
+    monkeypatch.setattr(prepare_vocab, "write_problem", lambda folder: "Read-only file system")
+    monkeypatch.setattr(prepare_vocab, "train_word2vec", lambda *args: pytest.fail("word2vec trained first"))
+    with pytest.raises(SystemExit):
+        prepare_vocab.main(["--data_dir", str(small_data)])
+    assert capsys.readouterr().err == (f"prepare_vocab.py: error: {small_data}: cannot write vocab.json, "
+                                       "embedding.npy, labels.json, vocab_report.json there (Read-only file system); "
+                                       "copy the folder to a place you can write and pass it as --data_dir\n")
+
+
 def test_relation_labels_that_print_alike_are_said(tmp_path, capsys):
     """'situé_à' in NFC and in NFD, 'born_in' and 'born_in ': two types each to the model, which no table shows."""
     import prepare_vocab
