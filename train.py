@@ -370,9 +370,10 @@ def check_splits(splits: dict, labels: Labels, data_dir: Path, select_on: str, u
         raise InputError(f"{data_dir / (select_on + '.json')}: no triple of a relation type train.json "
                          "has: its F1 would be 0 at every epoch, and the best epoch always the first; give it "
                          "sentences with such triples")
-    if not splits["test"].examples:
-        log.warning("%s: no sentences: test scores will be 0", data_dir / "test.json")
-    elif not any(relation in known for gold in splits["test"].gold for _, relation, _ in gold):
+    if not splits["test"].examples:  # results.json would say the run scored 0 on it
+        raise InputError(f"{data_dir / 'test.json'}: no sentences to score the chosen epoch on; give it sentences "
+                         "(results.json reports dev and test)")
+    if not any(relation in known for gold in splits["test"].gold for _, relation, _ in gold):
         log.warning("%s: no triple of a relation type train.json has: test scores will be 0", data_dir / "test.json")
 
 

@@ -351,6 +351,14 @@ def test_train_refuses_an_empty_selection_split(workspace, capsys, select_on):
                   watched=(data, save))
 
 
+def test_train_refuses_an_empty_test_split(workspace, capsys):
+    """results.json would give it scores of 0, which a script reading the file takes for a run that scored 0."""
+    data, save = workspace
+    (data / "test.json").write_bytes(b"")
+    fails_cleanly(train.main, ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), *FAST],
+                  capsys, "test.json: no sentences to score the chosen epoch on", watched=(data, save))
+
+
 def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
     data, save = workspace
     train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r", *FAST])
