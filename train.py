@@ -198,14 +198,14 @@ def load_state(run_dir: Path, model: RIN, optimizer: torch.optim.Optimizer, gene
     raise InputError(f"{run_dir}: no readable last.pt or last_prev.pt to resume from")
 
 
-def save_best_again(run_dir: Path, model: RIN, progress: dict) -> None:
+def save_best_again(run_dir: Path, model: RIN, progress: dict, fingerprint: dict[str, str]) -> None:
     """best.pt is written after last.pt: a run killed between the two resumes from a last.pt whose epoch was
     the best, and best.pt still holds an earlier one. Those weights are the ones just loaded: write them. A
     best.pt of an earlier epoch that is gone or unreadable cannot be rebuilt: refused before any epoch is
     trained."""
     best = run_dir / "best.pt"
     if progress["epoch"] and progress["best_epoch"] == progress["epoch"]:
-        save_weights(model, best)
+        save_weights(model, best, fingerprint)
     elif progress["epoch"]:
         lost = f"the weights of the run's best epoch ({progress['best_epoch']}) are lost, so it cannot finish " \
                "as it should; start a new run"
@@ -213,7 +213,7 @@ def save_best_again(run_dir: Path, model: RIN, progress: dict) -> None:
             raise InputError(f"{best} is missing: {lost}")
         try:
             with torch.random.fork_rng(devices=[]):  # a copy (the model holds last.pt's weights), built without
-                load_weights(RIN(model.config), best)  # drawing from the run's random stream
+                load_weights(RIN(model.config), best, fingerprint)  # drawing from the run's random stream
         except RunError as error:
             raise InputError(f"{error}: {lost}") from None
 
@@ -429,7 +429,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
                         "counted the other way (results/NOTES-2026-12-07.md)", began, MENTION_READING)
         log.info("resuming after epoch %d (best %s F1 %.4f at epoch %d)", progress["epoch"],
                  settings["select_on"], progress["best_score"], progress["best_epoch"])
-        save_best_again(run_dir, model, progress)
+        save_best_again(run_dir, model, progress, fingerprint)
     elif not args.resume:
         # before config.json (a folder with one is a complete run); predict.py reads the run's spaCy model from
         # its copy of prepare_report.json, where the data has one
@@ -486,7 +486,7 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         with metrics_file.open("a", encoding="utf-8") as handle:  # after last.pt, which holds it too: a run stopped
             handle.write(json.dumps(record) + "\n")              # between the two resumes, never the reverse
         if progress["best_epoch"] == epoch:  # after last.pt, whose weights these are: see save_best_again
-            save_weights(model, run_dir / "best.pt")
+            save_weights(model, run_dir / "best.pt", fingerprint)
         log.info("epoch %d: loss ER %.4f RC %.4f | dev partial F1 %.4f exact F1 %.4f | %.1fs train%s",
                  epoch, losses["er_loss"], losses["rc_loss"], record["dev"]["partial"]["f1"],
                  record["dev"]["exact"]["f1"], losses["train_seconds"],

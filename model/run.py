@@ -184,7 +184,7 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple
             raise RunError(f"{model_dir / 'config.json'}: the model has {field}={getattr(model_config, field)} but "
                            f"the folder's vocab.json and labels.json give {size}")
     model = RIN(model_config)
-    load_weights(model, model_dir / "best.pt")
+    load_weights(model, model_dir / "best.pt", recorded)
     results = _read(model_dir / "results.json", read_json) if (model_dir / "results.json").is_file() else {}
     selected = results.get("best_pt_sha256") if isinstance(results, dict) else None
     if selected and file_sha256(model_dir / "best.pt") != selected:
@@ -216,19 +216,34 @@ def in_training(model_dir: Path) -> bool:
     return bool(holder) and holder_alive(holder)
 
 
-def save_weights(model: RIN, path: Path) -> None:
+WEIGHTS_DATA = ("vocab.json", "labels.json")  # what a model's ids mean: their checksums travel with its weights
+
+
+def save_weights(model: RIN, path: Path, data_sha256: dict[str, str] | None = None) -> None:
     """Write ``model``'s weights with the settings that built it, so a config.json edited afterwards (``rounds``,
-    ``er_feedback``: sizes that every K fits) is caught by :func:`load_weights` rather than scored silently."""
-    atomic_torch_save({"model": model.state_dict(), "model_config": model.config.to_dict()}, path)
+    ``er_feedback``: sizes that every K fits) is caught by :func:`load_weights` rather than scored silently, and
+    with the checksums of the vocabulary and labels its ids index (``data_sha256``, a run's fingerprint), so a
+    best.pt of another run of the same sizes is too."""
+    state = {"model": model.state_dict(), "model_config": model.config.to_dict()}
+    if data_sha256:
+        state["data_sha256"] = {name: data_sha256[name] for name in WEIGHTS_DATA if name in data_sha256}
+    atomic_torch_save(state, path)
 
 
-def load_weights(model: RIN, path: Path) -> None:
+def load_weights(model: RIN, path: Path, data_sha256: dict | None = None) -> None:
     """Load the weights in ``path`` into ``model``; RunError naming the file when it is unreadable, does not fit,
-    or was trained with other model settings than ``model``'s. A bare state dict (runs saved before the
-    settings were recorded) is loaded as it is."""
+    was trained with other model settings than ``model``'s, or on another vocabulary or labels than
+    ``data_sha256`` (a run's recorded checksums) name. A bare state dict (runs saved before the settings were
+    recorded) is loaded as it is, and weights saved without checksums (before 2026-12-07) unchecked."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and set(state) == {"model", "model_config"}:
+        if isinstance(state, dict) and {"model", "model_config"} <= set(state) <= {"model", "model_config",
+                                                                                  "data_sha256"}:
+            saved = state.get("data_sha256") if isinstance(state.get("data_sha256"), dict) else {}
+            if differ := [name for name in WEIGHTS_DATA if data_sha256 and name in saved and name in data_sha256
+                          and saved[name] != data_sha256[name]]:
+                raise RunError(f"{path} was trained on another {' and '.join(differ)} than this run's (SHA-256 in "
+                               "config.json 'data_sha256'): a best.pt of another run? Copy the run's own back")
             trained, state, built = state["model_config"], state["model"], model.config.to_dict()
             if not isinstance(trained, dict):
                 raise RunError(f"{path}: unreadable or not this run's checkpoint (its model_config is a "

@@ -748,6 +748,15 @@ def rewrite_weights(run_dir: Path, name: str, edit) -> None:
     torch.save(state, run_dir / "best.pt")
 
 
+def best_of_a_run_on_other_words(run_dir: Path) -> None:
+    """best.pt of a run of the same sizes on another vocabulary, in a folder without results.json (whose
+    checksum of best.pt would refuse it first)."""
+    state = torch.load(run_dir / "best.pt", weights_only=True)
+    state["data_sha256"]["vocab.json"] = "0" * 64
+    torch.save(state, run_dir / "best.pt")
+    (run_dir / "results.json").unlink()
+
+
 def test_damaged_records_beside_the_weights_are_one_line(trained_run, tmp_path, capsys):
     """evaluate.py reads the data folder from config.json's settings; predict.py the spaCy model from
     prepare_report.json: a damaged one is named, not a KeyError or AttributeError traceback."""
@@ -810,6 +819,8 @@ BAD_RUNS = {
     "best.pt holding a list": (lambda d: torch.save([1, 2], d / "best.pt"), "it holds a list, not weights"),
     "best.pt of another seed": (lambda d: rewrite_weights(d, "word_embedding.weight", lambda w: w + 0.01),
                                 "best.pt is not the checkpoint this run selected"),  # same sizes and settings
+    "best.pt of a run on other words": (best_of_a_run_on_other_words,
+                                         "best.pt was trained on another vocab.json than this run's"),
     "best.pt of another vocabulary": (lambda d: rewrite_weights(d, "word_embedding.weight", lambda w: w[:-1]),
                                       "size mismatch for word_embedding.weight"),  # torch's second line
     "config.json of another format": (

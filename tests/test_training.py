@@ -227,10 +227,10 @@ def test_a_kill_between_last_and_best_checkpoint_resumes_to_the_same_run(data_di
     assert straight["best_epoch"] > 1  # so an earlier epoch's best.pt is there when the kill comes
     save = train.save_weights
 
-    def killed_before_best(model, path):
+    def killed_before_best(model, path, fingerprint):
         if len((path.parent / "metrics.jsonl").read_text().splitlines()) == straight["best_epoch"]:
             raise KeyboardInterrupt
-        return save(model, path)
+        return save(model, path, fingerprint)
 
     monkeypatch.setattr(train, "save_weights", killed_before_best)
     with pytest.raises(SystemExit) as stopped:
