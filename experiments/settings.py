@@ -235,15 +235,20 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
     check_settings(settings, run_dir / "config.json")
     given = given_flags(args)
 
-    def differs(key: str, value: object) -> bool:  # folders by where they are, however written or linked
+    def run_value(key: str) -> object:  # a size left to the data (emb_dim: None) is the model's, as built
         recorded = settings.get(key, NET.get(key))
+        model = config.get("model") if isinstance(config.get("model"), dict) else {}
+        return model.get(key) if recorded is None and key in model else recorded
+
+    def differs(key: str, value: object) -> bool:  # folders by where they are, however written or linked
+        recorded = run_value(key)
         if key in ("data_dir", "save_dir") and isinstance(recorded, str):
             same = {os.path.realpath(resolve_project_path(recorded))}
             same |= {os.path.realpath(run_dir.parent)} if key == "save_dir" else set()  # a run folder moved
             return os.path.realpath(str(value)) not in same
         return recorded != value
 
-    changed = [f"--{key} {value} (the run has {settings.get(key)})" for key, value in given.items()
+    changed = [f"--{key} {value} (the run has {run_value(key)})" for key, value in given.items()
                if key not in RESUME_FREE and differs(key, value)]
     if changed:
         raise InputError(f"--resume {run_dir} continues the run with its own settings; these flags differ: "

@@ -368,6 +368,11 @@ def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
     train.main(["--resume", str(save / "r"), "--threads", "1", "--pair_kernel", "torch", "--lr", "0.005"])
     resumed = resume_settings(parse_args(["--resume", str(save / "r"), "--compile", "--deterministic"]), save / "r")
     assert resumed["compile"] and resumed["deterministic"]  # how it computes, not what: free as well
+    # a size the data gave (emb_dim: embedding.npy's) is the one the model was built with
+    built = json.loads((save / "r" / "config.json").read_text())["model"]["emb_dim"]
+    resume_settings(parse_args(["--resume", str(save / "r"), "--emb_dim", str(built)]), save / "r")
+    with pytest.raises(InputError, match=f"--emb_dim {built + 1} \\(the run has {built}\\)"):
+        resume_settings(parse_args(["--resume", str(save / "r"), "--emb_dim", str(built + 1)]), save / "r")
 
 
 def test_a_run_from_before_the_speed_settings_resumes_with_their_built_in_defaults(workspace, monkeypatch):
