@@ -82,11 +82,12 @@ def check_same_data(recorded: dict | None, current: dict, data_dir: Path) -> Non
 
 
 @contextmanager
-def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
+def locked_run_folder(run_dir: Path, fresh: bool, settings: dict | None = None) -> Iterator[None]:
     """Hold an exclusive lock on ``run_dir`` (flock on run_dir/train.lock) while training, so two train.py never
-    write one run. With ``fresh`` the folder must not hold a run yet, and is removed again if the run fails
-    before its first epoch is saved (nothing to resume: the same command can run again), with the folders above
-    it that it made and that stayed empty."""
+    write one run. With ``fresh`` the folder must not hold a run yet (one with other ``settings`` than this
+    start's is named so: --resume would not take them), and is removed again if the run fails before its first
+    epoch is saved (nothing to resume: the same command can run again), with the folders above it that it made
+    and that stayed empty."""
     made = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
     created = bool(made)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,9 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
     handle = hold_lock(run_dir / "train.lock", lambda holder: f"{run_dir} is in use by another train.py (pid {holder})")
     try:
         if fresh and (run_dir / "config.json").exists():
+            if differ := other_settings(run_dir, settings or {}):
+                raise InputError(f"{run_dir} exists, a run with other settings ({differ}); a run's name gives only "
+                                 "its dataset, match mode, K and seed: pick another --run_id")
             raise InputError(f"{run_dir} exists: continue it with --resume {run_dir} or pick another --run_id")
         try:
             yield
@@ -110,6 +114,19 @@ def locked_run_folder(run_dir: Path, fresh: bool) -> Iterator[None]:
             handle.seek(0)
             handle.truncate()
         handle.close()
+
+
+def other_settings(run_dir: Path, settings: dict) -> str:
+    """How the run in ``run_dir`` was set up otherwise than ``settings`` (``lr 0.001 there, 0.005 here``; folders
+    and how it computes aside, see run_identity); empty where alike, or where its config.json cannot say."""
+    try:
+        config = read_json(run_dir / "config.json")
+    except InputError:
+        return ""
+    there = config.get("settings") if isinstance(config, dict) and isinstance(config.get("settings"), dict) else {}
+    here = run_identity(settings)
+    return ", ".join(f"{key} {there[key]} there, {value} here" for key, value in here.items()
+                     if key in there and there[key] != value)
 
 
 def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray, device: torch.device,
@@ -283,7 +300,7 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         check_memory(least, device, step_tokens=0)  # the data is not read yet
     speed.configure_for(device, settings["pair_kernel"], settings["precision"], settings["thread_policy"])
     try:
-        with locked_run_folder(run_dir, fresh=not args.resume):
+        with locked_run_folder(run_dir, fresh=not args.resume, settings=settings):
             return train_in(run_dir, settings, device, data_dir, args, argv)
     except KeyboardInterrupt as stop:
         if has_checkpoint(run_dir):
@@ -479,7 +496,6 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
         progress["train_seconds"] += losses["train_seconds"]
         if settings["early_stop"] and progress["bad_epochs"] >= settings["early_stop"]:
             progress["finished"] = True
-            log.info("early stop: %d epochs without a better %s F1", progress["bad_epochs"], select_on)
         progress["records"].append(record)
         save_training_state(run_dir / "last.pt", model, optimizer, generator, progress, scaler,
                             run_identity(settings))
@@ -491,6 +507,9 @@ def train_in(run_dir: Path, settings: dict, device: torch.device, data_dir: Path
                  epoch, losses["er_loss"], losses["rc_loss"], record["dev"]["partial"]["f1"],
                  record["dev"]["exact"]["f1"], losses["train_seconds"],
                  " | best" if progress["best_epoch"] == epoch else "")
+        if progress["finished"]:
+            log.info("early stop: %d epoch%s without a better %s F1", progress["bad_epochs"],
+                     "s" * (progress["bad_epochs"] != 1), select_on)
 
     return final_results(model, run_dir, splits, labels, device, settings, progress, reading)
 

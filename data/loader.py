@@ -356,6 +356,9 @@ def parse_record(record: dict, where: str, report: LoadReport, scored: bool = Fa
     entity_spans: list[Span] = []
     for entity in record["en_list"]:
         entity = _token_list(entity, where, "an en_list entity")
+        if not entity:  # [] names no words: nothing to tag, said as what it is
+            report.add("empty en_list entity (skipped)", where)
+            continue
         found = find_occurrences(tokens, entity)
         if not found:
             report.add("en_list entity not in sentence", where, " ".join(entity) + _not_found_hint(entity, tokens))

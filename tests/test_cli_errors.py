@@ -362,6 +362,11 @@ def test_train_refuses_an_empty_test_split(workspace, capsys):
 def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
     data, save = workspace
     train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r", *FAST])
+    again = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r", *FAST]
+    fails_cleanly(train.main, again, capsys, "r exists: continue it with --resume", watched=(data,))
+    line = fails_cleanly(train.main, [*again, "--lr", "0.01"], capsys, "r exists, a run with other settings (lr "
+                         "0.005 there, 0.01 here)", "pick another --run_id", watched=(data,))
+    assert "--resume" not in line  # which would not take the new settings
     line = fails_cleanly(train.main, ["--resume", str(save / "r"), "--lr", "0.1", "--seed", "7"], capsys,
                          "--lr 0.1", "--seed 7", watched=(data, save))
     assert "the run has 0.005" in line
@@ -696,7 +701,7 @@ def test_two_trainings_on_one_run_folder(workspace):
     winner = next(seed for seed, (code, _) in zip((1, 2), outcomes, strict=True) if code == 0)
     loser_err = next(err for code, err in outcomes if code != 0)
     assert "Traceback" not in loser_err
-    assert "in use by another train.py" in loser_err or "exists: continue it with --resume" in loser_err
+    assert "in use by another train.py" in loser_err or "exists, a run with other settings (seed" in loser_err
     run_dir = save / "same"
     assert json.loads((run_dir / "config.json").read_text())["settings"]["seed"] == winner
     epochs = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -285,3 +285,15 @@ def test_run_configs_keep_project_paths_relative(tmp_path):
     assert project_relative(PROJECT_ROOT / "dataset" / "webnlg") == "dataset/webnlg"
     assert resolve_project_path("dataset/webnlg") == PROJECT_ROOT / "dataset" / "webnlg"
     assert project_relative(tmp_path) == str(tmp_path) and resolve_project_path(str(tmp_path)) == tmp_path
+
+
+def test_early_stop_ends_the_run_after_its_patience(data_dir, tmp_path):
+    """--early_stop N: the run ends after N epochs without a better dev F1, said after that epoch's own line;
+    results.json holds the best epoch's scores and how many epochs ran."""
+    results = train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(tmp_path),
+                          "--run_id", "r", "--num_epoch", "40", "--early_stop", "1", "--thread_policy", "fixed",
+                          *FAST])
+    assert results["epochs_run"] < 40 and results["best_epoch"] == results["epochs_run"] - 1
+    log = (tmp_path / "r" / "train.log").read_text().splitlines()
+    stop = next(number for number, line in enumerate(log) if "early stop: 1 epoch without a better dev F1" in line)
+    assert f"epoch {results['epochs_run']}: loss" in log[stop - 1]

@@ -101,11 +101,12 @@ def test_empty_sentence_is_skipped_and_counted(tmp_path):
 
 
 def test_entity_not_in_sentence_and_argument_not_found(tmp_path):
-    record = dict(OFFICIAL_LINE, en_list=OFFICIAL_LINE["en_list"] + [["Gotham"]],
+    record = dict(OFFICIAL_LINE, en_list=OFFICIAL_LINE["en_list"] + [["Gotham"], []],
                   relationMentions=OFFICIAL_LINE["relationMentions"]
                   + [{"em1Text": ["Nowhere"], "em2Text": ["Bright"], "label": "creator"}])
     sentences, report = load_sentences(write_lines(tmp_path / "a.json", [record]))
     assert report.counts["en_list entity not in sentence"] == 1
+    assert report.examples["empty en_list entity (skipped)"] == [f"{tmp_path / 'a.json'}:1"]
     assert report.counts["relation argument not found"] == 1
     assert len(sentences[0].triples) == 2  # the unfindable triple is dropped, and counted
 
