@@ -18,7 +18,7 @@ experiments/report.py, the studies of finished checkpoints (--compare_test,
 GPUs and cores, or a SLURM job array) is experiments/launch.py. A run with a readable
 results.json (in saved_models/<run_id>/ or in its committed summary
 results/runs/<run_id>/, so a fresh clone does not redo finished work) is skipped, an
-unfinished one (or one whose results.json is damaged) is resumed (train.py --resume),
+unfinished one (or one with no readable results.json) is resumed (train.py --resume),
 so the runner can be stopped and started again at any time. After each run its small
 summary (config.json, metrics.jsonl, results.json, prepare_report.json) is copied to
 results/runs/<run_id>/, beside runner.json (where and how long each invocation ran);
@@ -55,7 +55,6 @@ from experiments.launch import (
     TrainJob,
     assign_slots,
     copy_summary,
-    has_results,
     is_finished,
     stop_running,
     submit_array,
@@ -77,7 +76,7 @@ from experiments.settings import (
 from experiments.settings import log as settings_log
 from experiments.settings import parse_args as train_parse_args  # train.py's flags and their checks, in one place
 from experiments.studies import compare_test_files, finished_checkpoints, mention_study
-from model.run import epochs_done, run_settings
+from model.run import epochs_done, has_results, run_settings
 from model.training import TrainConfig
 from utils.cli import ArgumentParser, non_negative_int, positive_float, positive_int, seed_value, setup_logging
 from utils.cpu import affinity, usable_cores

@@ -40,6 +40,7 @@ from experiments.settings import (
     check_resumable,
     parse_args,
     prepare_vocab_command,
+    recorded_setting,
     resolve_settings,
     resume_settings,
 )
@@ -60,6 +61,7 @@ from utils.cli import setup_logging
 from utils.cpu import available_memory
 from utils.errors import InputError, one_line_errors
 from utils.files import atomic_write_bytes, check_folder_path, file_sha256, read_json, write_json
+from utils.interrupt import ignore_from_now_on
 from utils.locks import hold_lock
 from utils.machine import configure_threads, pick_device, set_seed
 from utils.project import data_fingerprint, resolve_project_path
@@ -96,8 +98,8 @@ def locked_run_folder(run_dir: Path, fresh: bool, settings: dict | None = None) 
     try:
         if fresh and (run_dir / "config.json").exists():
             if differ := other_settings(run_dir, settings or {}):
-                raise InputError(f"{run_dir} exists, a run with other settings ({differ}); a run's name gives only "
-                                 "its dataset, match mode, K and seed: pick another --run_id")
+                raise InputError(f"{run_dir} exists, a run with other settings ({differ}): pick another --run_id "
+                                 f"(or continue that run as it was: --resume {run_dir})")
             raise InputError(f"{run_dir} exists: continue it with --resume {run_dir} or pick another --run_id")
         try:
             yield
@@ -123,10 +125,12 @@ def other_settings(run_dir: Path, settings: dict) -> str:
         config = read_json(run_dir / "config.json")
     except InputError:
         return ""
-    there = config.get("settings") if isinstance(config, dict) and isinstance(config.get("settings"), dict) else {}
-    here = run_identity(settings)
-    return ", ".join(f"{key} {there[key]} there, {value} here" for key, value in here.items()
-                     if key in there and there[key] != value)
+    if not (isinstance(config, dict) and isinstance(config.get("settings"), dict)):
+        return ""
+    there = config["settings"]  # as recorded, or as the model was built (emb_dim None: embedding.npy's size)
+    return ", ".join(f"{key} {recorded_setting(config, key)} there, {value} here"
+                     for key, value in run_identity(settings).items()
+                     if key in there and value not in (there[key], recorded_setting(config, key)))
 
 
 def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndarray, device: torch.device,
@@ -303,13 +307,14 @@ def train(args: argparse.Namespace, argv: list[str] | None) -> dict:
         with locked_run_folder(run_dir, fresh=not args.resume, settings=settings):
             return train_in(run_dir, settings, device, data_dir, args, argv)
     except KeyboardInterrupt as stop:
+        ignore_from_now_on()  # the run is ending: a second press would lose the advice below
         if has_checkpoint(run_dir):
             what = f"its finished epochs are saved: continue with python train.py --resume {run_dir}"
         elif (run_dir / "config.json").exists():
             what = f"before its first epoch was saved: start it again with python train.py --resume {run_dir}"
         else:
             what = "before its first epoch was saved; nothing kept: run the same command again"
-        stop.add_note(what)  # one_line_errors prints it after how the run was stopped
+        stop.__notes__ = [*getattr(stop, "__notes__", []), what]  # one_line_errors prints it (add_note: 3.11+)
         raise
 
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from model.run import read_results
+from model.run import results_problem
 from utils.errors import InputError
 from utils.files import read_json, write_json
 from utils.project import PROJECT_ROOT
@@ -110,27 +110,27 @@ def stop_running(grace_seconds: float = 5.0) -> None:
 
 def is_finished(name: str, save_dir: Path, results_dir: Path) -> bool:
     """A run is finished once it has a readable results.json, in its run folder or in its committed summary; a
-    damaged one is warned about (once) and does not count: the run is resumed, which writes it again."""
-    return any(has_results(folder / name) for folder in (save_dir, results_dir / "runs"))
+    damaged one is warned about (once), saying what follows: the other copy counts, or the run is resumed, which
+    writes the file again."""
+    run_file, summary_file = save_dir / name / "results.json", results_dir / "runs" / name / "results.json"
+    problems = {path: results_problem(path) for path in (run_file, summary_file) if path.exists()}
+    finished = any(problem is None for problem in problems.values())
+    for path, problem in problems.items():
+        if problem is not None and path not in _WARNED:
+            _WARNED.add(path)
+            if not finished:
+                then = ("the run counts as unfinished: the runner resumes it, which writes the file again (or "
+                        "trains it anew where no run folder is left)")
+            elif path == run_file:
+                then = (f"the run counts as finished by its summary {summary_file}; python train.py --resume "
+                        f"{run_file.parent} writes this file again")
+            else:
+                then = f"the run counts as finished by {run_file}, which the runner copies over it"
+            log.warning("%s; %s", problem, then)
+    return finished
 
 
 _WARNED: set[Path] = set()
-
-
-def has_results(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a results.json that reads as a run summary (model/run.py read_results)."""
-    path = run_dir / "results.json"
-    if not path.exists():
-        return False
-    try:
-        read_results(path)
-    except InputError as error:
-        if path not in _WARNED:
-            _WARNED.add(path)
-            log.warning("%s; the run counts as unfinished: the runner resumes it, which writes the file again (or "
-                        "trains it anew where no run folder is left)", error)
-        return False
-    return True
 
 
 def _ignore_preemption_signal() -> None:

@@ -215,6 +215,16 @@ def check_settings(settings: dict, where: Path) -> None:
                              f"{', '.join(choices)}; restore the file, or start a new run")
 
 
+def recorded_setting(config: dict, key: str, settings: dict | None = None) -> object:
+    """A run's setting ``key`` as it trained: its config.json's (or ``settings``, those with defaults filled in),
+    the network's default where none is recorded, the size the model was built with where the data chose it
+    (``emb_dim`` None: embedding.npy's)."""
+    settings = config.get("settings", {}) if settings is None else settings
+    recorded = settings.get(key, NET.get(key))
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    return model.get(key) if recorded is None and key in model else recorded
+
+
 def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
     """A run's own settings; flags that would change what it computes are refused, listed."""
     if not (run_dir / "config.json").is_file():
@@ -235,20 +245,16 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
     check_settings(settings, run_dir / "config.json")
     given = given_flags(args)
 
-    def run_value(key: str) -> object:  # a size left to the data (emb_dim: None) is the model's, as built
-        recorded = settings.get(key, NET.get(key))
-        model = config.get("model") if isinstance(config.get("model"), dict) else {}
-        return model.get(key) if recorded is None and key in model else recorded
-
     def differs(key: str, value: object) -> bool:  # folders by where they are, however written or linked
-        recorded = run_value(key)
+        recorded = recorded_setting(config, key, settings)
         if key in ("data_dir", "save_dir") and isinstance(recorded, str):
             same = {os.path.realpath(resolve_project_path(recorded))}
             same |= {os.path.realpath(run_dir.parent)} if key == "save_dir" else set()  # a run folder moved
             return os.path.realpath(str(value)) not in same
         return recorded != value
 
-    changed = [f"--{key} {value} (the run has {run_value(key)})" for key, value in given.items()
+    changed = [f"--{key} {value} (the run has {recorded_setting(config, key, settings)})"
+               for key, value in given.items()
                if key not in RESUME_FREE and differs(key, value)]
     if changed:
         raise InputError(f"--resume {run_dir} continues the run with its own settings; these flags differ: "

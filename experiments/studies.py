@@ -11,7 +11,7 @@ from data.loader import MENTION_READING, load_split, read_json_records
 from experiments.plan import run_dataset
 from model import load_run
 from model.inference import extract
-from model.run import recorded_data_dir, recorded_sha256
+from model.run import has_results, recorded_data_dir, recorded_sha256
 from utils.errors import InputError
 from utils.files import file_sha256, read_json, write_json
 from utils.machine import pick_device
@@ -35,8 +35,7 @@ def finished_checkpoints(dataset: str, save_dir: Path, results_dir: Path) -> lis
     run trained otherwise under a planned run's name (train.py --num_epoch 2), left out with a warning."""
     found = []
     for run_dir in sorted(save_dir.glob(f"{dataset}_*")):
-        if not (run_dataset(run_dir.name) == dataset and (run_dir / "results.json").exists()
-                and (run_dir / "best.pt").exists()):
+        if not (run_dataset(run_dir.name) == dataset and has_results(run_dir) and (run_dir / "best.pt").exists()):
             continue
         summary = results_dir / "runs" / run_dir.name / "results.json"
         if not summary.exists():

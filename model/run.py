@@ -69,6 +69,20 @@ def read_results(path: Path, advice: str = "") -> dict:
     return result
 
 
+def results_problem(path: Path) -> str | None:
+    """Why the results.json at ``path`` is no run summary (model/run.py read_results), or None when it is one."""
+    try:
+        read_results(path)
+    except InputError as error:
+        return str(error)
+    return None
+
+
+def has_results(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a results.json that reads as a run summary."""
+    return (run_dir / "results.json").exists() and results_problem(run_dir / "results.json") is None
+
+
 def run_settings(config_file: Path, advice: str = "") -> dict:
     """A run's config.json settings (none recorded: empty); a RunError naming the file when they are no object,
     ending in ``advice`` where one is given."""

@@ -117,8 +117,8 @@ def configure_for(device: torch.device, kernel: str, precision: str, thread_poli
     try:
         fused_applies(torch.zeros(0, device=device))
     except RuntimeError as error:
-        given = (f"${KERNEL_ENV}={kernel} (the --pair_kernel default here)"
-                 if kernel == DEFAULTS.kernel == os.environ.get(KERNEL_ENV) else f"--pair_kernel {kernel}")
+        given = f"--pair_kernel {kernel}" + (f" (${KERNEL_ENV}={kernel} here)"  # the default where not given
+                                             if os.environ.get(KERNEL_ENV) == kernel else "")
         raise InputError(f"{given}: {str(error).splitlines()[0][:300]}") from None
 
 

@@ -364,9 +364,12 @@ def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
     train.main(["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r", *FAST])
     again = ["--dataset", "synthetic", "--data_dir", str(data), "--save_dir", str(save), "--run_id", "r", *FAST]
     fails_cleanly(train.main, again, capsys, "r exists: continue it with --resume", watched=(data,))
-    line = fails_cleanly(train.main, [*again, "--lr", "0.01"], capsys, "r exists, a run with other settings (lr "
-                         "0.005 there, 0.01 here)", "pick another --run_id", watched=(data,))
-    assert "--resume" not in line  # which would not take the new settings
+    fails_cleanly(train.main, [*again, "--lr", "0.01"], capsys, "r exists, a run with other settings (lr 0.005 "
+                  "there, 0.01 here): pick another --run_id (or continue that run as it was: --resume",
+                  watched=(data,))
+    built = json.loads((save / "r" / "config.json").read_text())["model"]["emb_dim"]  # embedding.npy's size
+    fails_cleanly(train.main, [*again, "--emb_dim", str(built)], capsys, "r exists: continue it with --resume",
+                  watched=(data,))
     line = fails_cleanly(train.main, ["--resume", str(save / "r"), "--lr", "0.1", "--seed", "7"], capsys,
                          "--lr 0.1", "--seed 7", watched=(data, save))
     assert "the run has 0.005" in line
@@ -374,7 +377,6 @@ def test_resume_refuses_changed_flags_and_accepts_free_ones(workspace, capsys):
     resumed = resume_settings(parse_args(["--resume", str(save / "r"), "--compile", "--deterministic"]), save / "r")
     assert resumed["compile"] and resumed["deterministic"]  # how it computes, not what: free as well
     # a size the data gave (emb_dim: embedding.npy's) is the one the model was built with
-    built = json.loads((save / "r" / "config.json").read_text())["model"]["emb_dim"]
     resume_settings(parse_args(["--resume", str(save / "r"), "--emb_dim", str(built)]), save / "r")
     with pytest.raises(InputError, match=f"--emb_dim {built + 1} \\(the run has {built}\\)"):
         resume_settings(parse_args(["--resume", str(save / "r"), "--emb_dim", str(built + 1)]), save / "r")
@@ -512,17 +514,20 @@ def test_a_last_checkpoint_from_before_the_records_were_kept_resumes(workspace, 
 def test_a_lost_best_checkpoint_is_refused_before_training(tmp_path):
     """best.pt holds an epoch before last.pt's and is gone: the run cannot finish as it should."""
     model = small_model(30, 2, pair_hidden=20)
+    data = {"vocab.json": "a" * 64, "labels.json": "b" * 64}  # the run's fingerprint: best.pt carries it
     with pytest.raises(InputError, match=r"best.pt is missing: the weights of the run's best epoch \(1\) are lost"):
-        train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 1})
+        train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 1}, data)
     (tmp_path / "best.pt").write_bytes(b"PK\x03\x04 cut short")
     with pytest.raises(InputError, match=r"best.pt: unreadable .*: the weights of the run's best epoch \(1\) are lost"):
-        train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 1})
-    train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 2})  # last.pt's own weights: written again
+        train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 1}, data)
+    train.save_best_again(tmp_path, model, {"epoch": 2, "best_epoch": 2}, data)  # last.pt's own weights: written again
     assert (tmp_path / "best.pt").is_file()
     kept, rng = (tmp_path / "best.pt").read_bytes(), torch.get_rng_state()
-    train.save_best_again(tmp_path, model, {"epoch": 3, "best_epoch": 2})  # readable: kept, and checked with
+    train.save_best_again(tmp_path, model, {"epoch": 3, "best_epoch": 2}, data)  # readable: kept, and checked with
     assert (tmp_path / "best.pt").read_bytes() == kept  # no draw from the run's random stream
     assert torch.equal(torch.get_rng_state(), rng)
+    with pytest.raises(InputError, match=r"best.pt was trained on another labels.json than this run's"):
+        train.save_best_again(tmp_path, model, {"epoch": 3, "best_epoch": 2}, data | {"labels.json": "c" * 64})
 
 
 def test_a_dataset_name_cannot_leave_the_run_folders(workspace, capsys):
@@ -759,8 +764,8 @@ def rewrite_weights(run_dir: Path, name: str, edit) -> None:
 
 
 def best_of_a_run_on_other_words(run_dir: Path) -> None:
-    """best.pt of a run of the same sizes on another vocabulary, in a folder without results.json (whose
-    checksum of best.pt would refuse it first)."""
+    """best.pt of a run of the same sizes on another vocabulary, in a folder without results.json (its checksum
+    of best.pt is the other guard)."""
     state = torch.load(run_dir / "best.pt", weights_only=True)
     state["data_sha256"]["vocab.json"] = "0" * 64
     torch.save(state, run_dir / "best.pt")

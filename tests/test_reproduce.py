@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import run_summary
 
 import prepare_vocab
 import reproduce
@@ -19,7 +20,6 @@ from data.synthetic import write_synthetic_dataset
 from experiments import launch, report, studies
 from experiments import plan as experiments
 from experiments.budget import Budget
-from tests.helpers import run_summary
 from utils.errors import ErrorExit, InputError
 from utils.files import file_sha256
 from utils.locks import process_identity
@@ -207,8 +207,9 @@ def test_only_the_reported_runs_checkpoints_are_rescored(tmp_path, caplog):
     """--compare_test and --mention_study rewrite committed results from checkpoints: a run trained otherwise under
     a planned run's name (train.py --num_epoch 2), or one the report does not hold, is left out, said."""
     save_dir, results_dir = tmp_path / "s", tmp_path / "r"
-    for name, ours, summary in (("webnlg_exact_K3_seed1", "a", "a"), ("webnlg_exact_K3_seed2", "short", "a"),
-                                ("webnlg_exact_K3_seed3", "a", None), ("webnlg_exact_exact_K3_seed1", "a", "a")):
+    a, short = run_summary(0.5), run_summary(0.4)  # the same run, and one trained otherwise under its name
+    for name, ours, summary in (("webnlg_exact_K3_seed1", a, a), ("webnlg_exact_K3_seed2", short, a),
+                                ("webnlg_exact_K3_seed3", a, None), ("webnlg_exact_exact_K3_seed1", a, a)):
         (save_dir / name).mkdir(parents=True)
         (save_dir / name / "results.json").write_text(ours)
         (save_dir / name / "best.pt").write_text("")

@@ -112,7 +112,7 @@ def test_breakdown_counts_as_the_chosen_scorer(trained, tmp_path):
 
 def test_existing_run_is_not_overwritten(trained, data_dir):
     run_dir, _ = trained
-    with pytest.raises(SystemExit, match="--resume"):
+    with pytest.raises(SystemExit, match="run exists, a run with other settings \\(num_epoch 15 there, 1 here"):
         train.main(["--dataset", "synthetic", "--data_dir", str(data_dir), "--save_dir", str(run_dir.parent),
                     "--run_id", "run", "--num_epoch", "1", *FAST])
 

@@ -88,8 +88,8 @@ def one_line_errors(program: str, debug: bool = False) -> Iterator[None]:
     except KeyboardInterrupt as stop:
         if debug:
             raise
+        ignore_from_now_on()  # first: a press during the line below would be a traceback
         print(f"{program}: {interruption(stop)}", file=sys.stderr)
-        ignore_from_now_on()
         raise SystemExit(143 if isinstance(stop, Terminated) else 130) from None
     finally:
         if catch_sigterm and signal.getsignal(signal.SIGTERM) is _raise_terminated:  # not one set since

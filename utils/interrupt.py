@@ -8,6 +8,7 @@ with ``--debug``, which keeps Python's traceback."""
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 SCRIPTS_FOLDER = Path(__file__).resolve().parent.parent
@@ -28,7 +29,8 @@ def raise_from_now_on() -> None:
 def ignore_from_now_on() -> None:
     """The program is ending after its one line: a Ctrl-C pressed again (several in a row are common) is ignored,
     not a traceback from the cleanup at exit (threads, tqdm's monitor, torch's libraries)."""
-    if TAKEN_OVER and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    if (TAKEN_OVER and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -5,12 +5,12 @@ import os
 import sys
 
 import pytest
+from helpers import run_summary
 
 import reproduce
 from experiments import plan as experiments
 from experiments.budget import Budget
-from experiments.launch import Slot, SlurmResources, TrainJob, assign_slots, visible_gpus
-from tests.helpers import run_summary
+from experiments.launch import Slot, SlurmResources, TrainJob, assign_slots, is_finished, visible_gpus
 from utils.errors import ErrorExit, InputError
 from utils.project import PROJECT_ROOT, RUN_DATA_FILES
 
@@ -290,3 +290,25 @@ def test_a_resumed_run_takes_the_runners_flags_of_how_it_computes(tmp_path):
     resumed = job.command()
     assert resumed[2:4] == ["--resume", str(tmp_path / job.name)]
     assert resumed[4:] == ["--pair_kernel", "torch", "--eval_batch_size", "7", "--compile"]
+
+
+def test_a_damaged_results_file_says_which_copy_counts(tmp_path, caplog):
+    """A results.json cut short, beside a readable copy: the run is finished by the other, and the warning says
+    so (and how the damaged one is written again); with no readable copy it is resumed."""
+    save_dir, results_dir = tmp_path / "saved", tmp_path / "results"
+    for name, damaged, good in (("a", save_dir, results_dir / "runs"), ("b", results_dir / "runs", save_dir),
+                                ("c", save_dir, None)):
+        (damaged / name).mkdir(parents=True)
+        (damaged / name / "results.json").write_text('{"best_epoch": 1, "dev"')
+        if good is not None:
+            (good / name).mkdir(parents=True)
+            (good / name / "results.json").write_text(run_summary())
+    assert is_finished("a", save_dir, results_dir) and is_finished("b", save_dir, results_dir)
+    assert not is_finished("c", save_dir, results_dir)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert f"the run counts as finished by its summary {results_dir / 'runs' / 'a' / 'results.json'}; python " \
+           f"train.py --resume {save_dir / 'a'} writes this file again" in warnings[0]
+    assert f"the run counts as finished by {save_dir / 'b' / 'results.json'}, which the runner copies" in warnings[1]
+    assert "the run counts as unfinished: the runner resumes it" in warnings[2] and len(warnings) == 3
+    is_finished("c", save_dir, results_dir)
+    assert len(caplog.records) == 3  # once each
