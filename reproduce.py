@@ -31,6 +31,7 @@ import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwh
 # isort: split
 import argparse
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -76,12 +77,12 @@ from experiments.settings import (
 from experiments.settings import log as settings_log
 from experiments.settings import parse_args as train_parse_args  # train.py's flags and their checks, in one place
 from experiments.studies import compare_test_files, finished_checkpoints, mention_study
-from model.run import epochs_done, has_results, run_settings
+from model.run import epochs_done, has_results, recorded_sha256, run_settings
 from model.training import TrainConfig
 from utils.cli import ArgumentParser, non_negative_int, positive_float, positive_int, seed_value, setup_logging
 from utils.cpu import affinity, usable_cores
 from utils.errors import InputError, one_line_errors
-from utils.files import check_folder_path, read_json
+from utils.files import check_folder_path, file_sha256, read_json
 from utils.locks import holder_alive, process_identity
 from utils.project import DATASETS_DIR, PROJECT_ROOT, data_fingerprint, resolve_project_path
 
@@ -152,6 +153,24 @@ def same_data(config_file: Path, recorded: str, planned: str, resumed: bool) -> 
     return not resumed and bool(digests) and digests == data_fingerprint(resolve_project_path(planned))
 
 
+def changed_training_file(config_file: Path, data_dir: str) -> str | None:
+    """How the train.json in ``data_dir`` differs from the one the run of ``config_file`` trained on (its
+    recorded SHA-256), or None: alike, not recorded, or not there to compare (another clone's data)."""
+    recorded = recorded_sha256(read_json(config_file), "train.json")
+    train_file = resolve_project_path(data_dir) / "train.json"
+    if not (recorded and train_file.is_file()):
+        return None
+    now = cached_sha256(str(train_file), train_file.stat().st_mtime_ns, train_file.stat().st_size)
+    return None if now == recorded else (f"train.json {recorded[:12]} (planned: {now[:12]}, in {data_dir}: the data "
+                                         "was prepared otherwise since)")
+
+
+@functools.lru_cache(maxsize=16)
+def cached_sha256(path: str, mtime_ns: int, size: int) -> str:
+    """file_sha256 once per version of a file (many planned runs share one train.json)."""
+    return file_sha256(Path(path))
+
+
 def listed(hyperparameters: dict) -> str:
     """Hyperparameters other than Table 3's (report.other_hyperparameters), as a message names them."""
     return ", ".join(f"{key} {value}" for key, value in hyperparameters.items()) or "Table 3's settings"
@@ -177,6 +196,8 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
                       for key in (*RUN_DEFINING, *["precision"] * resumed)
                       if key in recorded and recorded[key] != planned.get(key)
                       and not (key == "data_dir" and same_data(config_file, recorded[key], planned[key], resumed))]
+            if not resumed and (changed := changed_training_file(config_file, planned["data_dir"])):
+                differ.append(changed)  # same folder, other data (prepared again since): not the table's either
             if differ:
                 found.append(f"{config_file.parent}: {', '.join(differ)}")
     planned_names = {run.name for run in runs}

@@ -203,6 +203,28 @@ def test_a_finished_run_on_data_moved_elsewhere_is_still_the_tables(data_dir, tm
         reproduce.main(common)
 
 
+def test_a_finished_run_on_data_prepared_again_otherwise_is_not_the_tables(data_dir, tmp_path):
+    """The same --data_dir, its train.json changed since a run finished on it: that run is no longer the table's
+    (the report would average it with runs on the new data), so it is refused, naming the change."""
+    mine = tmp_path / "mine"
+    shutil.copytree(data_dir, mine)
+    common = ["--table", "1", "--seeds", "1", "--dry_run", "--only", "webnlg_partial_K0_seed1", "--data_dir",
+              str(mine), "--save_dir", str(tmp_path / "s"), "--results_dir", str(tmp_path / "r")]
+    planned = reproduce.resolve_settings_of(reproduce.plan_runs("1", "webnlg", [1]).runs[1],
+                                            reproduce.parse_args(common))
+    summary = tmp_path / "r" / "runs" / "webnlg_partial_K0_seed1"
+    summary.mkdir(parents=True)
+    before = reproduce.data_fingerprint(mine)
+    (summary / "config.json").write_text(json.dumps({"settings": planned, "data_sha256": before}))
+    (summary / "results.json").write_text(run_summary())
+    reproduce.main(common)
+    (mine / "train.json").write_text((mine / "train.json").read_text()[:-200] + "\n")
+    after = reproduce.file_sha256(mine / "train.json")
+    with pytest.raises(ErrorExit, match=re.escape(f"train.json {before['train.json'][:12]} (planned: {after[:12]}, "
+                                                  f"in {mine}: the data was prepared otherwise since)")):
+        reproduce.main(common)
+
+
 def test_only_the_reported_runs_checkpoints_are_rescored(tmp_path, caplog):
     """--compare_test and --mention_study rewrite committed results from checkpoints: a run trained otherwise under
     a planned run's name (train.py --num_epoch 2), or one the report does not hold, is left out, said."""
