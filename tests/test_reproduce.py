@@ -468,6 +468,14 @@ def test_time_estimates_by_hand(tmp_path):
     assert verdicts[fresh_k0] is None and verdicts[k4_partial] == "needs up to 2.5 h, 2.2 h left of --hours"
     assert hours.dry_run_verdicts([fresh_k0, k4_partial], jobs=2) == {fresh_k0: None, k4_partial: None}
 
+    # what an invocation spends outside its epochs (start, data, final scores), from runner.json: one more each
+    (tmp_path / "runs" / "webnlg_a" / "runner.json").write_text(json.dumps({"invocations": [{"wall_seconds": 120}]}))
+    (tmp_path / "runs" / "webnlg_b" / "runner.json").write_text(  # cut off with a session: less than its epochs
+        json.dumps({"invocations": [{"wall_seconds": 10}]}))
+    assert budget.core_hours([k4_partial, k0_exact]) == (pytest.approx((150 * 60 + 50 * 20 + 2 * 60) / 3600), 0)
+    assert dataclasses.replace(budget, deadline=time.time() + 300).over_time(k0_exact) == (
+        "needs up to 0.3 h, 5.0 min left of --hours")  # 1060 s
+
 
 def test_train_args_epochs_reach_the_budget(tmp_path):
     """--num_epoch in --train_args overrides every preset's: the runner's time accounting counts with it."""
