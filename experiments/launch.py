@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from model.run import results_problem
+from model.run import has_results, results_problem
 from utils.errors import InputError
 from utils.files import read_json, write_json
 from utils.project import PROJECT_ROOT
@@ -239,6 +239,9 @@ class TrainJob:
             commit_summary(results_dir / "runs" / self.name, self.name)
         if code == 0:
             return "finished"
+        results = self.run_dir / "results.json"
+        if code in INTERRUPTED and has_results(self.run_dir) and results.stat().st_mtime >= start:
+            return f"finished (train.py was stopped as it ended, exit {code}, after writing {results})"
         if error := train_error(self.run_dir / "stdout.log", logged_from):
             return f"failed: {error} (see {self.run_dir / 'stdout.log'})"
         if code in INTERRUPTED:

@@ -312,3 +312,21 @@ def test_a_damaged_results_file_says_which_copy_counts(tmp_path, caplog):
     assert "the run counts as unfinished: the runner resumes it" in warnings[2] and len(warnings) == 3
     is_finished("c", save_dir, results_dir)
     assert len(caplog.records) == 3  # once each
+
+
+class EndingJob(TrainJob):
+    """A TrainJob whose child writes a finished run's results.json, then is stopped by Ctrl-C as it exits."""
+
+    def command(self) -> list[str]:
+        results = self.run_dir / "results.json"
+        return [sys.executable, "-c", f"import os, signal; open({str(results)!r}, 'w').write({run_summary()!r}); "
+                "os.kill(os.getpid(), signal.SIGINT)"]
+
+
+def test_a_run_stopped_as_it_ends_is_finished(tmp_path):
+    """Ctrl-C just after train.py wrote results.json (it exits -2): finished, not 'failed' and to be resumed."""
+    job = EndingJob("webnlg_exact_K0_seed1", (), str(tmp_path / "runs"), str(tmp_path / "results"))
+    outcome = job.run()
+    assert outcome.startswith("finished (train.py was stopped as it ended, exit -2, after writing"), outcome
+    runner = json.loads((tmp_path / "results" / "runs" / job.name / "runner.json").read_text())
+    assert runner["invocations"][-1]["exit_code"] == -2  # recorded as it happened
