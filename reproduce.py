@@ -505,8 +505,15 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
                      "and --dry_run")
     if args.jobs is None and args.executor == "local":
         args.jobs = 1
-    if args.mem is not None and not re.fullmatch(r"\d+[KMGT]?", args.mem):
-        parser.error(f"--mem {args.mem}: a size as sbatch --mem takes it, e.g. 8G or 16000 (megabytes)")
+    if args.mem is not None:  # sbatch's forms: 16G, 16g, 16GB; a bare number is megabytes
+        size = re.fullmatch(r"(\d+)(?:([KMGTkmgt])[Bb]?)?", args.mem)
+        if not size or not size[2] and int(size[1]) < 1024:
+            parser.error(f"--mem {args.mem}: a size as sbatch --mem takes it, e.g. 8G or 16000 (a bare number is "
+                         "megabytes: below 1024, a unit was most likely meant)")
+        args.mem = size[1] + (size[2] or "").upper()
+    if args.partition is not None and not re.fullmatch(r"[\w.,-]+", args.partition):
+        parser.error(f"--partition {args.partition!r}: a partition name (letters, digits, '_', '-', '.'; "
+                     "several separated by ',')")
     if args.executor == "local" and args.device == "cuda" and not cuda_device_count():
         parser.error("--device cuda: this machine has no GPU that PyTorch can use")
     if args.train_args:

@@ -100,7 +100,8 @@ def test_a_failed_run_fails_the_runner(recorded, monkeypatch):
 @pytest.mark.parametrize("flags", [["--max_runs", "0"], ["--jobs", "0"], ["--hours", "-1"], ["--seeds", "-2"],
                                    ["--time", "0"], ["--runs_per_gpu", "0"], ["--early_stop", "x"],
                                    ["--executor", "slurm", "--hours", "2"], ["--partition", "gpu"],
-                                   ["--executor", "slurm", "--mem", "lots"],
+                                   ["--executor", "slurm", "--mem", "lots"], ["--executor", "slurm", "--mem", "16"],
+                                   ["--executor", "slurm", "--partition", "gpu;rm -rf x"],
                                    ["--cpus_per_run", "4"], ["--time", "60"],  # SLURM's: a local run ignores them
                                    ["--device", "cpu", "--runs_per_gpu", "2"], ["--retagged_test", "t.json"],
                                    ["--rebuilt_test", "t.json"],  # only --compare_test reads them
@@ -330,3 +331,10 @@ def test_a_run_stopped_as_it_ends_is_finished(tmp_path):
     assert outcome.startswith("finished (train.py was stopped as it ended, exit -2, after writing"), outcome
     runner = json.loads((tmp_path / "results" / "runs" / job.name / "runner.json").read_text())
     assert runner["invocations"][-1]["exit_code"] == -2  # recorded as it happened
+
+
+@pytest.mark.parametrize(("given", "passed"), [("16gb", "16G"), ("16GB", "16G"), ("512m", "512M"), ("16000", "16000")])
+def test_slurm_memory_sizes_in_sbatch_forms(given, passed, tmp_path):
+    args = reproduce.parse_args(["--table", "1", "--executor", "slurm", "--dry_run", "--mem", given,
+                                 "--save_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")])
+    assert args.mem == passed
