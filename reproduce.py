@@ -505,6 +505,9 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
                      "and --dry_run")
     if args.jobs is None and args.executor == "local":
         args.jobs = 1
+    if args.time is not None and args.time < 3:  # submitit signals a task 90 s before its limit to requeue it
+        parser.error(f"--time {args.time}: at least 3 minutes (a task is told to stop 90 s before its limit, and "
+                     "resumes after a requeue)")
     if args.mem is not None:  # sbatch's forms: 16G, 16g, 16GB; a bare number is megabytes
         size = re.fullmatch(r"(\d+)(?:([KMGTkmgt])[Bb]?)?", args.mem)
         if not size or not size[2] and int(size[1]) < 1024:

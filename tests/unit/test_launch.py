@@ -102,6 +102,7 @@ def test_a_failed_run_fails_the_runner(recorded, monkeypatch):
                                    ["--executor", "slurm", "--hours", "2"], ["--partition", "gpu"],
                                    ["--executor", "slurm", "--mem", "lots"], ["--executor", "slurm", "--mem", "16"],
                                    ["--executor", "slurm", "--partition", "gpu;rm -rf x"],
+                                   ["--executor", "slurm", "--time", "2"],
                                    ["--cpus_per_run", "4"], ["--time", "60"],  # SLURM's: a local run ignores them
                                    ["--device", "cpu", "--runs_per_gpu", "2"], ["--retagged_test", "t.json"],
                                    ["--rebuilt_test", "t.json"],  # only --compare_test reads them
