@@ -31,7 +31,6 @@ import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwh
 # isort: split
 import argparse
 import contextlib
-import functools
 import io
 import json
 import logging
@@ -153,22 +152,19 @@ def same_data(config_file: Path, recorded: str, planned: str, resumed: bool) -> 
     return not resumed and bool(digests) and digests == data_fingerprint(resolve_project_path(planned))
 
 
-def changed_training_file(config_file: Path, data_dir: str) -> str | None:
+def changed_training_file(config_file: Path, data_dir: str, digests: dict[Path, str]) -> str | None:
     """How the train.json in ``data_dir`` differs from the one the run of ``config_file`` trained on (its
-    recorded SHA-256), or None: alike, not recorded, or not there to compare (another clone's data)."""
+    recorded SHA-256), or None: alike, not recorded, or not there to compare (another clone's data). ``digests``
+    keeps each train.json's SHA-256 for the other runs of the plan, which share it."""
     recorded = recorded_sha256(read_json(config_file), "train.json")
     train_file = resolve_project_path(data_dir) / "train.json"
     if not (recorded and train_file.is_file()):
         return None
-    now = cached_sha256(str(train_file), train_file.stat().st_mtime_ns, train_file.stat().st_size)
+    if train_file not in digests:
+        digests[train_file] = file_sha256(train_file)
+    now = digests[train_file]
     return None if now == recorded else (f"train.json {recorded[:12]} (planned: {now[:12]}, in {data_dir}: the data "
                                          "was prepared otherwise since)")
-
-
-@functools.lru_cache(maxsize=16)
-def cached_sha256(path: str, mtime_ns: int, size: int) -> str:
-    """file_sha256 once per version of a file (many planned runs share one train.json)."""
-    return file_sha256(Path(path))
 
 
 def listed(hyperparameters: dict) -> str:
@@ -182,7 +178,7 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
     earlier sweep with other --train_args), each with what differs: the runner would count such a run as
     finished, or resume it, as if it were the table's. An unfinished run is compared on its precision too: it
     would resume in its own, whatever --train_args asks for."""
-    found = []
+    found, digests = [], {}
     for run in runs:
         planned = None
         for folder in (Path(args.save_dir), Path(args.results_dir) / "runs"):
@@ -196,7 +192,7 @@ def foreign_runs(runs: list[Run], args: argparse.Namespace) -> list[str]:
                       for key in (*RUN_DEFINING, *["precision"] * resumed)
                       if key in recorded and recorded[key] != planned.get(key)
                       and not (key == "data_dir" and same_data(config_file, recorded[key], planned[key], resumed))]
-            if not resumed and (changed := changed_training_file(config_file, planned["data_dir"])):
+            if not resumed and (changed := changed_training_file(config_file, planned["data_dir"], digests)):
                 differ.append(changed)  # same folder, other data (prepared again since): not the table's either
             if differ:
                 found.append(f"{config_file.parent}: {', '.join(differ)}")

@@ -70,7 +70,7 @@ def read_results(path: Path, advice: str = "") -> dict:
 
 
 def results_problem(path: Path) -> str | None:
-    """Why the results.json at ``path`` is no run summary (model/run.py read_results), or None when it is one."""
+    """Why the results.json at ``path`` is no run summary (:func:`read_results`), or None when it is one."""
     try:
         read_results(path)
     except InputError as error:
