@@ -9,6 +9,7 @@ run's last.pt, and a finished run is never trained twice.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import fcntl
 import logging
@@ -19,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from model.run import has_results, results_problem
@@ -99,7 +100,7 @@ def stop_running(grace_seconds: float = 5.0) -> None:
     """SIGTERM for the train.py children still running ``grace_seconds`` after the runner was interrupted: a
     Ctrl-C at a terminal reaches them itself, a ``kill`` of the runner alone does not (they would train on, for
     hours, while it waits for them). SIGTERM, not SIGINT: children of a background runner (``nohup ... &``)
-    ignore SIGINT; train.py stops on either as it does on Ctrl-C."""
+    ignore SIGINT; train.py stops on either as it does on Ctrl-C. (A ``kill -9`` of the runner: _child_setup.)"""
     deadline = time.time() + grace_seconds
     for process in list(RUNNING):
         try:
@@ -133,10 +134,37 @@ def is_finished(name: str, save_dir: Path, results_dir: Path) -> bool:
 _WARNED: set[Path] = set()
 
 
-def _ignore_preemption_signal() -> None:
-    """In the train.py child of a SLURM job: SIGUSR2 (submitit's preemption and time-limit signal, sent to every
-    process of the job) is for the job's submitit process, which stops the child itself and requeues."""
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+def _libc_prctl() -> Callable | None:
+    """Linux's prctl, looked up once before any fork (a forked child of a threaded runner should call no more
+    than it must); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _libc_prctl()
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _child_setup(slurm: bool) -> Callable[[], None]:
+    """What a train.py child does before it starts: on Linux it gets SIGTERM when the runner dies, even by
+    ``kill -9`` (stop_running cannot run then), so no training goes on unwatched, unrecorded and holding its run
+    against the next runner; it stops as on Ctrl-C and the next runner resumes it. In a SLURM job it also
+    ignores SIGUSR2 (submitit's preemption and time-limit signal, sent to every process of the job): that is for
+    the job's submitit process, which stops the child itself and requeues."""
+    runner = os.getpid()
+
+    def setup() -> None:
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+            if os.getppid() != runner:  # the runner died before the line above
+                os._exit(128 + signal.SIGTERM)
+        if slurm:
+            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    return setup
 
 
 def stop_child(pid: int, grace_seconds: float = 60.0) -> None:
@@ -220,7 +248,7 @@ class TrainJob:
             logged_from = out.tell()
             self._process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env,
-                preexec_fn=_ignore_preemption_signal if self.executor == "slurm" else None)
+                preexec_fn=_child_setup(self.executor == "slurm"))
             RUNNING.add(self._process)
             try:
                 if slot is not None and hasattr(os, "sched_setaffinity"):

@@ -283,6 +283,39 @@ def test_an_interrupted_training_is_said_to_be_so(tmp_path, monkeypatch):
     assert job.run().startswith("failed: train.py was interrupted (exit -15); it resumes from its last epoch")
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a child told of its parent's death is Linux's prctl")
+def test_a_runner_killed_outright_takes_its_training_with_it(tmp_path):
+    """kill -9 of the runner (no handler runs): its train.py gets SIGTERM from the kernel and stops as on Ctrl-C,
+    instead of training on unwatched, holding the run against the next runner and never recorded."""
+    fake_project = tmp_path / "project"
+    fake_project.mkdir()
+    child_pid = tmp_path / "child.pid"
+    (fake_project / "train.py").write_text(
+        f"import os, time\nopen({str(child_pid)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n")
+    runner_code = (f"from pathlib import Path\nfrom experiments import launch\n"
+                   f"launch.PROJECT_ROOT = Path({str(fake_project)!r})\n"
+                   f"launch.TrainJob('webnlg_partial_K0_seed1', (), {str(tmp_path / 's')!r}, "
+                   f"{str(tmp_path / 'r')!r}).run()\n")
+    runner = subprocess.Popen([sys.executable, "-c", runner_code], cwd=Path(reproduce.__file__).parent)
+    deadline = time.time() + 30
+    while not (child_pid.exists() and child_pid.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    assert child_pid.exists(), "the runner never started its train.py"
+    pid = int(child_pid.read_text())
+    runner.kill()
+    runner.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break  # ended (and reaped by init, its new parent)
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("train.py trained on after its runner was killed")
+
+
 def test_a_failed_run_says_train_pys_reason(tmp_path):
     """A run that train.py refused (data, flags) cannot succeed by running again as it is: the runner's last
     lines give train.py's reason, run by run, and say to fix it first."""
