@@ -12,7 +12,7 @@ import math
 import re
 import statistics
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Mapping
 from pathlib import Path
 
 from scipy import stats
@@ -53,9 +53,10 @@ def mean_difference(differences: list[float], what: str) -> str:
             f"{statistics.fmean(differences):+.2f} F1, standard deviation {spread:.2f}.")
 
 
-def study_runs(path: Path, flag: str, dataset: str, summarised: Collection[str]) -> tuple[dict, dict]:
-    """A study file's object and its entries of ``dataset``'s runs that ``runs/`` still summarises: the file
-    merges entries over invocations, so a run moved out of the report since would count on in its tables."""
+def study_runs(path: Path, flag: str, dataset: str, summarised: Mapping[str, dict]) -> tuple[dict, dict]:
+    """A study file's object and its entries of ``dataset``'s runs that ``runs/`` still summarises, each from
+    the checkpoint its summary selected: the file merges entries over invocations, so a run moved out of the
+    report since, or trained again (another best.pt), would count on in its tables with old figures."""
     found = read_json(path)
     if not (isinstance(found, dict) and isinstance(found.get("runs"), dict)
             and all(isinstance(entry, dict) for entry in found["runs"].values())):
@@ -63,10 +64,18 @@ def study_runs(path: Path, flag: str, dataset: str, summarised: Collection[str])
     runs = {name: entry for name, entry in found["runs"].items() if run_dataset(name) == dataset}
     if gone := sorted(set(runs) - set(summarised)):
         log.info("%s: %d runs no longer in runs/ left out (%s)", path, len(gone), ", ".join(gone))
-    return found, {name: entry for name, entry in runs.items() if name in summarised}
+    runs = {name: entry for name, entry in runs.items() if name in summarised}
+    if retrained := sorted(name for name, entry in runs.items() if None not in (
+            decoded := entry.get("best_pt_sha256"), selected := summarised[name].get("best_pt_sha256"))
+            and decoded != selected):
+        many = len(retrained) != 1
+        log.warning("%s: %d run%s trained again since %s decoded left out (%s): python reproduce.py %s --dataset %s "
+                    "decodes %s best.pt again", path, len(retrained), "s" * many, "they were" if many else "it was",
+                    ", ".join(retrained), flag, dataset, "their" if many else "its")
+    return found, {name: entry for name, entry in runs.items() if name not in retrained}
 
 
-def comparison_lines(dataset: str, seeds: list[int], results_dir: Path, summarised: Collection[str]) -> list[str]:
+def comparison_lines(dataset: str, seeds: list[int], results_dir: Path, summarised: Mapping[str, dict]) -> list[str]:
     path = results_dir / "test_comparison.json"
     if not path.exists():
         log.info("no %s (python reproduce.py --compare_test): the report leaves out the test comparisons", path)
@@ -158,7 +167,7 @@ def published_lines(dataset: str, seeds: list[int], results: dict) -> list[str]:
     return [*lines, ""]
 
 
-def mention_lines(dataset: str, results_dir: Path, summarised: Collection[str]) -> list[str]:
+def mention_lines(dataset: str, results_dir: Path, summarised: Mapping[str, dict]) -> list[str]:
     """What keeping each (subject text, relation, object text) once, at its first position, changes: per
     setting, the share of predicted triples at a repeated mention under each decoder and the test F1 of the
     run's match mode counted by positions, mean ± std over its seeds, from results/mention_study.json."""

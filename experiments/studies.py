@@ -48,6 +48,13 @@ def finished_checkpoints(dataset: str, save_dir: Path, results_dir: Path) -> lis
     return found
 
 
+def study_entry(run_dir: Path) -> dict:
+    """What a study's entry for ``run_dir`` starts with: how the gold was read (data/loader.py) and which
+    checkpoint was decoded (results.json's), so the report can tell an entry of a run trained again since."""
+    selected = read_json(run_dir / "results.json").get("best_pt_sha256")
+    return {"mention_reading": MENTION_READING, **({"best_pt_sha256": selected} if selected else {})}
+
+
 def earlier_entries(path: Path) -> dict:
     """A study file's entries so far, which a new study adds to: runs whose checkpoints are gone keep theirs."""
     return read_json(path) if path.exists() else {"runs": {}}
@@ -91,7 +98,7 @@ def compare_test_files(dataset: str, save_dir: Path, results_dir: Path, retagged
         model, vocab, labels, config = load_run(run_dir, device)
         if config["model"]["pos_dim"] == 0:
             continue
-        entry = {"mention_reading": MENTION_READING}  # how the gold was read (data/loader.py)
+        entry = study_entry(run_dir)
         official = recorded_test_file(run_dir, config, DATASETS_DIR / dataset)
         for name, test_file in (("official", official), ("retagged", retagged), ("rebuilt", rebuilt)):
             split = load_split(test_file, vocab, labels, scored=True)
@@ -121,7 +128,7 @@ def mention_study(dataset: str, save_dir: Path, results_dir: Path) -> dict:
         tokens = [sentence.tokens for sentence in split.sentences]
         paper = extract(model, split.examples, labels, device)
         first = [keep_first_mentions(extraction, t) for extraction, t in zip(paper, tokens, strict=True)]
-        entry = {"mention_reading": MENTION_READING}  # how the gold was read (data/loader.py)
+        entry = study_entry(run_dir)
         for decoder, extractions in (("paper", paper), ("first_mentions", first)):
             scores = {scorer: score_all(extractions, split.gold, scorer, tokens) for scorer in ("ours", "strings")}
             entry[decoder] = {

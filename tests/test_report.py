@@ -169,7 +169,8 @@ def test_interaction_gain_on_both_span_conventions(tmp_path):
     # gains: authors' spans +2 and +4, ours +1 and +6
     assert ("(RIN minus w/o interaction, same seed, 2 seeds): +3.00 F1 on the authors' spans, +3.50 on ours "
             "(the paper: +2.8)") in lines
-    lines = "\n".join(comparison_lines("webnlg", [1, 2, 3], tmp_path, set(runs) - {"webnlg_exact_K0_seed2"}))
+    lines = "\n".join(comparison_lines("webnlg", [1, 2, 3], tmp_path,
+                                     {name: {} for name in runs if name != "webnlg_exact_K0_seed2"}))
     assert "webnlg_exact_K0_seed2 |" not in lines and "same seed, 1 seed): +2.00 F1 on the authors' spans" in lines
 
 
@@ -256,7 +257,7 @@ def mention_entry(predicted, repeated, positions_f1, strings_f1, kept, first_f1,
             "first_mentions": decoder(kept, kept // 20, first_f1, first_strings_f1 or strings_f1)}
 
 
-def test_the_repeated_mention_study_by_hand(tmp_path):
+def test_the_repeated_mention_study_by_hand(tmp_path, caplog):
     runs = {"webnlg_exact_exact_K3_seed1": mention_entry(100, 10, 0.80, 0.84, 90, 0.83),
             "webnlg_exact_exact_K3_seed2": mention_entry(200, 10, 0.78, 0.82, 190, 0.79, 0.5),
             "webnlg_exact_partial_K2_seed1": mention_entry(100, 20, 0.9, 0.6, 80, 0.95),  # scored in partial
@@ -276,8 +277,19 @@ def test_the_repeated_mention_study_by_hand(tmp_path):
     assert "webnlg_exact_K3 |" not in lines
     assert mention_lines("nyt", tmp_path, runs) == []
     # the file merges entries over invocations: a run moved out of runs/ since is left out of its tables
-    lines = "\n".join(mention_lines("webnlg_exact", tmp_path, set(runs) - {"webnlg_exact_exact_K3_seed2"}))
+    lines = "\n".join(mention_lines("webnlg_exact", tmp_path,
+                                   {name: {} for name in runs if name != "webnlg_exact_exact_K3_seed2"}))
     assert "| webnlg_exact_exact_K3 | 1 | 100 | 10.0 (1 seed) |" in lines
+    # and so is a run trained again since it was decoded (its summary selected another best.pt)
+    runs["webnlg_exact_exact_K3_seed1"]["best_pt_sha256"] = "1a2b"
+    (tmp_path / "mention_study.json").write_text(json.dumps({"runs": runs}))
+    summaries = {name: {"best_pt_sha256": "1a2b"} for name in runs}
+    assert "| webnlg_exact_exact_K3 | 2 | 150 |" in "\n".join(mention_lines("webnlg_exact", tmp_path, summaries))
+    summaries["webnlg_exact_exact_K3_seed1"]["best_pt_sha256"] = "3c4d"
+    lines = "\n".join(mention_lines("webnlg_exact", tmp_path, summaries))
+    assert "| webnlg_exact_exact_K3 | 1 | 200 |" in lines, lines
+    assert ("1 run trained again since it was decoded left out (webnlg_exact_exact_K3_seed1): python "
+            "reproduce.py --mention_study --dataset webnlg_exact decodes its best.pt again") in caplog.text
     for damaged in ({"runs": 5}, [], {"runs": {"webnlg_exact_exact_K3_seed1": []}}):
         (tmp_path / "mention_study.json").write_text(json.dumps(damaged))
         with pytest.raises(InputError, match="mention_study.json: not the object reproduce.py --mention_study "

@@ -428,6 +428,7 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
     assert sorted(comparison["runs"]) == finished
     for entry in comparison["runs"].values():
         assert entry.pop("mention_reading") == MENTION_READING
+        assert len(entry.pop("best_pt_sha256")) == 64  # the checkpoint scored, told from a run trained again
         assert set(entry) == {"official", "retagged", "rebuilt"} and 0 <= entry["retagged"]["partial"] <= 1
         assert entry["rebuilt"]["partial"] == entry["retagged"]["partial"]  # same last words, same input
         assert entry["rebuilt"]["exact"] != entry["retagged"]["exact"]
@@ -448,6 +449,7 @@ def test_runs_skips_and_resumes(data_dir, tmp_path, capsys):
         assert first["scores"]["ours"]["exact"]["gold"] == paper["scores"]["ours"]["exact"]["gold"]
     for name, entry in study["runs"].items():  # the paper decoder's scores are the run's own test scores
         run_results = json.loads((tmp_path / "runs" / name / "results.json").read_text())
+        assert entry["best_pt_sha256"] == run_results["best_pt_sha256"]
         for mode in ("partial", "exact"):
             assert entry["paper"]["scores"]["ours"][mode]["f1"] == pytest.approx(run_results["test"][mode]["f1"],
                                                                                   abs=1e-6)
