@@ -66,6 +66,7 @@ from experiments.presets import preset_datasets
 from experiments.report import other_hyperparameters, write_report
 from experiments.settings import (
     HYPERPARAMETERS,
+    NAMED,
     RESUME_FREE,
     RUN_DEFINING,
     check_data_files,
@@ -528,8 +529,7 @@ def check_args(args: argparse.Namespace, parser: ArgumentParser) -> None:
 
 
 # train.py settings the plan and the runner give each run: --train_args may not change them
-RUNNER_SETS = ("dataset", "match", "rounds", "seed", "pos_dim", "select_on", "no_er_feedback", "no_rc_feedback",
-               "run_id", "save_dir", "early_stop", "data_dir", "threads", "resume", "device")
+RUNNER_SETS = (*NAMED, "run_id", "save_dir", "early_stop", "data_dir", "threads", "resume", "device")
 
 
 def into_project_folders(results_dir: str, save_dir: str) -> bool:

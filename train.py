@@ -36,6 +36,7 @@ from data.loader import EARLIER_READING, MENTION_READING, UNKNOWN_RELATION, Exam
 from experiments.settings import (
     MODEL_KEYS,
     RESUME_FREE,
+    SWITCHES,
     check_data_files,
     check_resumable,
     parse_args,
@@ -150,8 +151,7 @@ def build_model(settings: dict, vocab: Vocab, labels: Labels, embedding: np.ndar
     try:
         config = RINConfig(vocab_size=len(vocab), num_pos=len(labels.pos), num_tags=len(labels.tags),
                            num_relations=len(labels.relations), emb_dim=embedding.shape[1],
-                           er_feedback=not settings["no_er_feedback"], rc_feedback=not settings["no_rc_feedback"],
-                           **sizes)
+                           **{field: not settings[flag] for field, flag in SWITCHES.items()}, **sizes)
     except ValueError as error:  # flags are checked by argparse: a hand-edited config.json of a resumed run
         raise InputError(f"the run's settings (config.json): {error}") from None
     check_memory(config, device, largest_step(train_examples, settings["batch_size"], config))

@@ -46,14 +46,20 @@ from utils.vocab import Labels
 
 log = logging.getLogger(__name__)
 SELECT_ON = ("dev", "test")  # the splits that may pick best.pt (test: as the official code)
-# A run's settings that change what it computes beyond what its name says (dataset, match, K, seed, ablations,
-# selection split): a table's runs keep Table 3's and the defaults, and the report lists any other
-HYPERPARAMETERS = ("lr", "num_epoch", "batch_size", "max_grad_norm", "emb_dim", "rnn_hidden", "pair_hidden",
-                   "input_dropout", "word_dropout")
+# RINConfig's fields that are not settings: the data's sizes (emb_dim: train.py's --emb_dim, else embedding.npy's)
+# and the ablation switches, set by train.py's negated flags (EXTRA_SETTINGS)
+DATA_SIZES = ("vocab_size", "num_pos", "num_tags", "num_relations", "emb_dim")
+SWITCHES = {"er_feedback": "no_er_feedback", "rc_feedback": "no_rc_feedback"}
+# every other field of RINConfig is a setting with a train.py flag of its name (a test checks the flags), so a
+# field added to the network is recorded, resumed, named in the report and guarded by the runner like these
+MODEL_KEYS = tuple(field.name for field in dataclasses.fields(RINConfig) if field.name not in (*DATA_SIZES, *SWITCHES))
+NAMED = ("dataset", "match", "rounds", "pos_dim", "seed", "select_on", *SWITCHES.values())  # in a run's name
+# A run's settings that change what it computes beyond what its name says: a table's runs keep Table 3's and the
+# defaults, and the report lists any other
+HYPERPARAMETERS = ("lr", "num_epoch", "batch_size", "max_grad_norm", "emb_dim",
+                   *(key for key in MODEL_KEYS if key not in NAMED))
 # everything that defines what a run computes (early_stop only ends it sooner; the rest is how it runs)
-RUN_DEFINING = ("dataset", "data_dir", "match", "rounds", "pos_dim", "seed", "select_on", "no_er_feedback",
-                "no_rc_feedback", *HYPERPARAMETERS)
-MODEL_KEYS = ("rounds", "pos_dim", "rnn_hidden", "pair_hidden", "input_dropout", "word_dropout")  # RINConfig's
+RUN_DEFINING = ("dataset", "data_dir", *NAMED[1:], *HYPERPARAMETERS)
 # how, not what, a run computes (the same model up to float rounding): free to change on resume
 RESUME_FREE = ("device", "threads", "pair_kernel", "thread_policy", "eval_batch_size", "compile", "deterministic")
 # settings of train.py's own beside TrainConfig's and RINConfig's: their types and defaults
@@ -141,12 +147,21 @@ def lacks_pos_tags(data_dir: Path) -> bool:
         return False
 
 
-def resolve_settings(args: argparse.Namespace) -> dict:
-    """Defaults (TrainConfig, RINConfig), then presets/<dataset>.json for the match mode, then the flags."""
-    settings = dataclasses.asdict(TRAIN) | {key: NET[key] for key in MODEL_KEYS} | {
+def default_settings() -> dict:
+    """Every setting of a run, at its default: TrainConfig's, RINConfig's, train.py's own and model/speed.py's
+    (or the environment's)."""
+    return dataclasses.asdict(TRAIN) | {key: NET[key] for key in MODEL_KEYS} | {
         key: default for key, (_, default) in EXTRA_SETTINGS.items()} | {
         "pair_kernel": speed.DEFAULTS.kernel, "precision": speed.DEFAULTS.precision,
-        "thread_policy": speed.DEFAULTS.thread_policy}  # model/speed.py's, or the environment's
+        "thread_policy": speed.DEFAULTS.thread_policy}
+
+
+RETIRED_SETTINGS = ("resume",)  # recorded by runs before 2026-12-05, read by nothing
+
+
+def resolve_settings(args: argparse.Namespace) -> dict:
+    """Defaults (TrainConfig, RINConfig), then presets/<dataset>.json for the match mode, then the flags."""
+    settings = default_settings()
     given = given_flags(args)
     if "data_dir" in given and "dataset" not in given:
         raise InputError(f"--data_dir {args.data_dir}: give --dataset NAME too; it names the run and picks "
@@ -238,11 +253,25 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
     if config.get("run_format") != RUN_FORMAT or not isinstance(config.get("settings"), dict):
         raise InputError(f"{run_dir / 'config.json'}: not a run of this code's format {RUN_FORMAT} (run_format "
                          f"{config.get('run_format')!r}); retrain or use the matching version of the code")
+    known = set(default_settings()) | set(RETIRED_SETTINGS)
+    if unknown := sorted(set(config["settings"]) - known):  # a setting dropped here would train another run
+        raise InputError(f"{run_dir / 'config.json'}: settings this code does not have: {', '.join(unknown)} "
+                         "(written by other code: another branch or version?); resume it with the code that "
+                         "trained it")
     built_in = speed.Speed()  # runs from before a speed setting existed ran with its built-in default
     settings = {"pair_kernel": built_in.kernel, "precision": built_in.precision,
                 "thread_policy": built_in.thread_policy, "deterministic": TRAIN.deterministic,
                 "compile": TRAIN.compile} | config["settings"]
     check_settings(settings, run_dir / "config.json")
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    try:
+        RINConfig.check_known(model)
+    except ValueError as error:
+        raise InputError(f"{run_dir / 'config.json'}: {error}") from None
+    if missing := [key for key in MODEL_KEYS if key not in settings and key not in model]:
+        raise InputError(f"{run_dir / 'config.json'}: records no {', '.join(missing)} (the run is older than "
+                         "these settings, and the defaults need not be what it trained with); start a new run")
+    settings |= {key: model[key] for key in MODEL_KEYS if key not in settings}  # older runs: as the model was built
     given = given_flags(args)
 
     def differs(key: str, value: object) -> bool:  # folders by where they are, however written or linked

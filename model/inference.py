@@ -88,9 +88,10 @@ def long_sentence_hits(model: RIN, batch: Batch, cutoff: float) -> tuple[torch.T
     return out.tag_logits.argmax(dim=-1), hits
 
 
-def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: torch.device,
+def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: torch.device | str,
             batch_size: int = BATCH_SIZE, threshold: float = THRESHOLD, progress: bool = False) -> list[Extraction]:
     """Run the model on ``examples`` (in length buckets) and decode, returned in input order."""
+    device = torch.device(device)
     model.eval()
     check_threshold(threshold)
     cutoff = math.log(threshold) - math.log1p(-threshold)  # sigmoid(z) >= t  <=>  z >= cutoff
@@ -116,7 +117,7 @@ def extract(model: RIN, examples: Sequence[Example], labels: Labels, device: tor
     return results  # type: ignore[return-value]
 
 
-def evaluate(model: RIN, split: Split, labels: Labels, device: torch.device, batch_size: int = BATCH_SIZE
+def evaluate(model: RIN, split: Split, labels: Labels, device: torch.device | str, batch_size: int = BATCH_SIZE
              ) -> tuple[dict, list[Extraction]]:
     """P/R/F1 of our scorer in both match modes on ``split``, and the extractions behind them (which the other
     scorers count too)."""

@@ -12,6 +12,7 @@ is set in model/speed.py; the caller holds autocast (model/training.py).
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -48,18 +49,35 @@ class RINConfig:
 
     def __post_init__(self) -> None:
         """Refuse a value of the wrong type or range (a hand-edited config.json) before torch fails on it
-        obscurely."""
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.type == "bool":
+        obscurely: booleans, rates in [0, 1), sizes >= 1 (>= 0 where 0 switches a part off), any other type
+        (a field added by an extension) by its annotation."""
+        for name, kind in typing.get_type_hints(type(self)).items():
+            value = getattr(self, name)
+            if kind is bool:
                 valid, wanted = isinstance(value, bool), "true or false"
-            elif field.type == "float":
+            elif kind is float:
                 valid, wanted = type(value) in (int, float) and 0 <= value < 1, "a rate in [0, 1)"
-            else:
-                least = 0 if field.name in ("pos_dim", "rounds", "num_relations") else 1
+            elif kind is int:
+                least = 0 if name in ("pos_dim", "rounds", "num_relations") else 1
                 valid, wanted = type(value) is int and value >= least, f"an integer >= {least}"
+            else:
+                valid, wanted = isinstance(value, kind), f"a {getattr(kind, '__name__', kind)}"
             if not valid:
-                raise ValueError(f"{field.name} = {value!r}: not {wanted}")
+                raise ValueError(f"{name} = {value!r}: not {wanted}")
+
+    @classmethod
+    def check_known(cls, recorded: dict) -> None:
+        """A run's recorded model settings (its config.json's ``model``) must all be fields here: one this code
+        lacks would be dropped, and another network built, resumed or scored under the run's name (a run of
+        other code: another branch or version). Fields added since take their defaults."""
+        if unknown := sorted(set(recorded) - {field.name for field in fields(cls)}):
+            raise ValueError(f"model settings this code does not have: {', '.join(unknown)} (written by other code: "
+                             "another branch or version?); use the code that trained the run")
+
+    @classmethod
+    def from_dict(cls, recorded: dict) -> RINConfig:
+        cls.check_known(recorded)
+        return cls(**recorded)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -180,7 +180,13 @@ def load_run(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple
     if config.get("run_format") != RUN_FORMAT:
         raise RunError(f"{model_dir / 'config.json'}: run format {config.get('run_format')!r}, this code reads "
                        f"{RUN_FORMAT}; retrain or use the matching version of the code")
-    model_config = _read(model_dir / "config.json", lambda _: RINConfig(**config["model"]))
+    if not isinstance(config.get("model"), dict):
+        raise RunError(f"{model_dir / 'config.json'}: no 'model' object (the network's settings); restore the run's "
+                       "own config.json")
+    try:
+        model_config = RINConfig.from_dict(config["model"])
+    except (ValueError, TypeError) as error:
+        raise RunError(f"{model_dir / 'config.json'}: {error}") from None
     vocab = _read(model_dir / "vocab.json", Vocab.load)
     labels = _read(model_dir / "labels.json", Labels.load)
     recorded = config.get("data_sha256") or {}

@@ -440,9 +440,13 @@ def test_resume_refuses_a_foreign_checkpoint_and_a_damaged_config_or_log(workspa
 
     deleted = object()
 
-    def settings_edit(**changes):
-        edited = {key: value for key, value in dict(config["settings"], **changes).items() if value is not deleted}
-        return lambda: (run / "config.json").write_text(json.dumps(config | {"settings": edited}))
+    def settings_edit(part="settings", **changes):
+        edited = {key: value for key, value in dict(config[part], **changes).items() if value is not deleted}
+        return lambda: (run / "config.json").write_text(json.dumps(config | {part: edited}))
+
+    def both_edit(key):  # a model setting recorded in neither place (a run older than the setting)
+        return lambda: (run / "config.json").write_text(json.dumps(config | {
+            part: {k: v for k, v in config[part].items() if k != key} for part in ("settings", "model")}))
 
     for spoil, named in (
             (lambda: shutil.copy(save / "other" / "last.pt", run / "last.pt"),
@@ -456,6 +460,13 @@ def test_resume_refuses_a_foreign_checkpoint_and_a_damaged_config_or_log(workspa
             (settings_edit(compile=1), "settings 'compile' is 1, not of type bool"),
             (settings_edit(rnn_hidden=0), "the run's settings (config.json): rnn_hidden = 0: not an integer >= 1"),
             (settings_edit(lr=deleted), "the settings lack 'lr'"),
+            # recorded by other code (a branch with another setting): refused, never dropped from the network
+            (settings_edit(relation_pool="mean"), "config.json: settings this code does not have: relation_pool "
+                                                  "(written by other code: another branch or version?)"),
+            (settings_edit("model", relation_pool="mean"), "config.json: model settings this code does not have: "
+                                                           "relation_pool (written by other code"),
+            (both_edit("word_dropout"), "config.json: records no word_dropout (the run is older than these "
+                                        "settings, and the defaults need not be what it trained with)"),
             (lambda: write_metrics_without_records(run, "garbage\n"), "metrics.jsonl:1: not the record of epoch 1"),
             (lambda: write_metrics_without_records(run, ""), "0 epoch records for the 1 epochs in last.pt")):
         spoil()
@@ -465,6 +476,11 @@ def test_resume_refuses_a_foreign_checkpoint_and_a_damaged_config_or_log(workspa
         for name, content in original.items():
             (run / name).write_bytes(content)
     train.main(["--resume", str(run)])  # the same run, undamaged, resumes (and ends at once: it is finished)
+    # a model setting missing from the settings (a run older than it) is the one its network was built with
+    older = {key: value for key, value in config["settings"].items() if key != "word_dropout"}
+    (run / "config.json").write_text(json.dumps(config | {"settings": older,
+                                                           "model": config["model"] | {"word_dropout": 0.07}}))
+    assert resume_settings(parse_args(["--resume", str(run)]), run)["word_dropout"] == 0.07
 
 
 def write_metrics_without_records(run: Path, metrics: str) -> None:
@@ -825,6 +841,13 @@ BAD_RUNS = {
                                       "best.pt was trained with rounds=2 (config.json: 3): config.json was edited"),
     "config.json without ER feedback": (edit_model_settings(er_feedback=False),
                                         "er_feedback=True (config.json: False)"),
+    "config.json of other code": (edit_model_settings(relation_pool="mean"),  # never dropped unread
+                                  "config.json: model settings this code does not have: relation_pool (written by "
+                                  "other code: another branch or version?); use the code that trained the run"),
+    "config.json without the model": (
+        lambda d: (d / "config.json").write_text(json.dumps(
+            {k: v for k, v in json.loads((d / "config.json").read_text()).items() if k != "model"})),
+        "config.json: no 'model' object"),
     "best.pt with settings that are no object": (lambda d: rewrite_model_config(d, lambda settings: [1]),
                                                  "best.pt: unreadable or not this run's checkpoint (its model_config "
                                                  "is a list"),

@@ -80,7 +80,7 @@ def test_evaluate_round_trip_and_reload(trained, data_dir, tmp_path):
     split = load_split(data_dir / "test.json", vocab, labels)
     again, _, _, _ = load_run(run_dir)
     first = extract(model, split.examples, labels, torch.device("cpu"))
-    second = extract(again, split.examples, labels, torch.device("cpu"))
+    second = extract(again, split.examples, labels, "cpu")  # a device's name, as load_run takes
     assert [e.triples for e in first] == [e.triples for e in second]
     assert [[(t["subject_span"], t["relation"], t["object_span"]) for t in r["triples"]] for r in records] == [
         [([s[0], s[1]], rel, [o[0], o[1]]) for s, rel, o in e.triples] for e in first]

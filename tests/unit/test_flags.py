@@ -148,3 +148,50 @@ def test_hold_lock_refuses_a_held_lock_and_retakes_one_its_holder_removed(tmp_pa
                                                                                              "available")))
     with pytest.raises(errors.InputError, match="cannot be locked \\(No locks available\\)"):
         locks.hold_lock(path, str)
+
+
+def test_every_setting_of_the_network_has_a_flag_that_builds_it(tmp_path):
+    """MODEL_KEYS are RINConfig's fields less the data's sizes and the ablation switches: each must have a train.py
+    flag of its name, and the flags (a non-default value for each, and each switch) must reach the network built,
+    so a field added to RINConfig without a flag, or a switch mapped the wrong way, fails here."""
+    import numpy as np
+    import torch
+
+    import train
+    from experiments.settings import DATA_SIZES, MODEL_KEYS, NET, SWITCHES, parse_args, resolve_settings
+    from model.rin import RINConfig
+    from utils.vocab import PAD, UNK, Labels, Vocab
+
+    assert set(MODEL_KEYS) | set(DATA_SIZES) | set(SWITCHES) == set(NET) | {"vocab_size", "num_pos", "num_tags",
+                                                                            "num_relations"}
+    other = {key: NET[key] + 1 if isinstance(NET[key], int) else NET[key] / 2 for key in MODEL_KEYS}
+    vocab, embedding = Vocab([PAD, UNK, "word"]), np.zeros((3, 6), dtype=np.float32)
+    labels = Labels(relations=["r1", "r2"], pos=["<PAD>", "<UNK>", "NN"], tags=["O", "S"])
+    for flags, expected in (
+            ([f"--{key}={value}" for key, value in other.items()], other | {"er_feedback": True, "rc_feedback": True}),
+            *(([f"--{flag}"], {field: False, **{f: True for f in SWITCHES if f != field}})
+              for field, flag in SWITCHES.items())):
+        settings = resolve_settings(parse_args(["--data_dir", str(tmp_path), "--dataset", "own", *flags]))
+        _, built = train.build_model(settings, vocab, labels, embedding, torch.device("cpu"), [])
+        assert {key: built[key] for key in expected} == expected, flags
+        assert RINConfig.from_dict(built).to_dict() == built
+
+
+def test_a_field_added_to_the_network_is_checked_by_its_type():
+    """RINConfig checks each value by its field's annotation, so a field of another type (an extension's str)
+    gets its own message, not an integer's; a recorded field this code lacks is refused by name."""
+    import dataclasses
+
+    from model.rin import RINConfig
+
+    @dataclasses.dataclass
+    class Extended(RINConfig):
+        relation_pool: str = "max"
+
+    sizes = {"vocab_size": 3, "num_pos": 3, "num_tags": 2, "num_relations": 2}
+    assert Extended(**sizes, relation_pool="mean").relation_pool == "mean"
+    with pytest.raises(ValueError, match=r"relation_pool = 3: not a str"):
+        Extended(**sizes, relation_pool=3)
+    with pytest.raises(ValueError, match="model settings this code does not have: relation_pool .written by other "
+                                         "code: another branch or version.."):
+        RINConfig.from_dict({**sizes, "relation_pool": "mean"})
