@@ -149,18 +149,22 @@ _PRCTL = _libc_prctl()
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _child_setup(slurm: bool) -> Callable[[], None]:
+def _child_setup(slurm: bool) -> Callable[[], None] | None:
     """What a train.py child does before it starts: on Linux it gets SIGTERM when the runner dies, even by
     ``kill -9`` (stop_running cannot run then), so no training goes on unwatched, unrecorded and holding its run
     against the next runner; it stops as on Ctrl-C and the next runner resumes it. In a SLURM job it also
     ignores SIGUSR2 (submitit's preemption and time-limit signal, sent to every process of the job): that is for
     the job's submitit process, which stops the child itself and requeues."""
+    if _PRCTL is None and not slurm:
+        return None  # nothing to do: the child runs no Python code of ours before train.py
     runner = os.getpid()
 
     def setup() -> None:
         if _PRCTL is not None:
-            _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
-            if os.getppid() != runner:  # the runner died before the line above
+            if _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM)) != 0:
+                os.write(2, b"reproduce.py: prctl(PR_SET_PDEATHSIG) refused: this train.py outlives a kill -9 of "
+                            b"the runner\n")
+            elif os.getppid() != runner:  # the runner died before the line above
                 os._exit(128 + signal.SIGTERM)
         if slurm:
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)

@@ -65,9 +65,11 @@ def study_runs(path: Path, flag: str, dataset: str, summarised: Mapping[str, dic
     if gone := sorted(set(runs) - set(summarised)):
         log.info("%s: %d runs no longer in runs/ left out (%s)", path, len(gone), ", ".join(gone))
     runs = {name: entry for name, entry in runs.items() if name in summarised}
-    if retrained := sorted(name for name, entry in runs.items() if None not in (
-            decoded := entry.get("best_pt_sha256"), selected := summarised[name].get("best_pt_sha256"))
-            and decoded != selected):
+    # an entry written before entries recorded their checkpoint, beside a summary that records one, is of an
+    # earlier training too (summaries record best.pt's SHA-256 since before the studies did)
+    if retrained := sorted(name for name, entry in runs.items()
+                           if (selected := summarised[name].get("best_pt_sha256"))
+                           and entry.get("best_pt_sha256") != selected):
         many = len(retrained) != 1
         log.warning("%s: %d run%s trained again since %s decoded left out (%s): python reproduce.py %s --dataset %s "
                     "decodes %s best.pt again", path, len(retrained), "s" * many, "they were" if many else "it was",

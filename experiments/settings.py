@@ -37,7 +37,9 @@ from utils.project import (
     DATASETS_DIR,
     PROJECT_ROOT,
     RUN_DATA_FILES,
+    expected_type,
     field_defaults,
+    fits_type,
     project_relative,
     resolve_project_path,
 )
@@ -218,11 +220,9 @@ def check_settings(settings: dict, where: Path) -> None:
             if key in MODEL_KEYS:
                 continue
             raise InputError(f"{where}: the settings lack {key!r}; restore the file, or start a new run")
-        value = settings[key]
-        allowed = (int, float) if kind is float else kind  # an int where a float goes: a hand-edited 1 for 1.0
-        if not isinstance(value, allowed) or isinstance(value, bool) and kind in (int, float, int | None):
-            raise InputError(f"{where}: settings {key!r} is {json.dumps(value)}, not of type "
-                             f"{getattr(kind, '__name__', kind)}; restore the file, or start a new run")
+        if not fits_type(settings[key], kind):
+            raise InputError(f"{where}: settings {key!r} is {json.dumps(settings[key])}, not "
+                             f"{expected_type(kind)}; restore the file, or start a new run")
     for key, choices in (("precision", speed.PRECISIONS), ("pair_kernel", speed.KERNELS),
                          ("thread_policy", speed.THREAD_POLICIES), ("match", MODES), ("select_on", SELECT_ON)):
         if settings[key] not in choices:
@@ -268,10 +268,13 @@ def resume_settings(args: argparse.Namespace, run_dir: Path) -> dict:
         RINConfig.check_known(model)
     except ValueError as error:
         raise InputError(f"{run_dir / 'config.json'}: {error}") from None
+    # a model setting the run's settings lack: as its network was built, else (added since) the default, which
+    # a setting added to the network keeps meaning "as before" (as load_run reads such runs too)
     if missing := [key for key in MODEL_KEYS if key not in settings and key not in model]:
-        raise InputError(f"{run_dir / 'config.json'}: records no {', '.join(missing)} (the run is older than "
-                         "these settings, and the defaults need not be what it trained with); start a new run")
-    settings |= {key: model[key] for key in MODEL_KEYS if key not in settings}  # older runs: as the model was built
+        log.warning("%s records no %s (the run is older than %s): resuming with the default%s %s",
+                    run_dir / "config.json", ", ".join(missing), "these settings" if len(missing) > 1 else "it",
+                    "s" * (len(missing) > 1), ", ".join(f"{key}={NET[key]}" for key in missing))
+    settings |= {key: model.get(key, NET[key]) for key in MODEL_KEYS if key not in settings}
     given = given_flags(args)
 
     def differs(key: str, value: object) -> bool:  # folders by where they are, however written or linked

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from model.layers import BiLSTM, GRUCell, split_bidirectional_lstm
 from model.pair_scorer import pair_bce, pair_logits, pair_max
+from utils.project import expected_type, fits_type
 from utils.vocab import PAD_ID, UNK_ID
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class RINConfig:
                 least = 0 if name in ("pos_dim", "rounds", "num_relations") else 1
                 valid, wanted = type(value) is int and value >= least, f"an integer >= {least}"
             else:
-                valid, wanted = isinstance(value, kind), f"a {getattr(kind, '__name__', kind)}"
+                valid, wanted = fits_type(value, kind), expected_type(kind)
             if not valid:
                 raise ValueError(f"{name} = {value!r}: not {wanted}")
 

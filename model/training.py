@@ -185,8 +185,9 @@ def load_training_state(path: Path, model: RIN, optimizer: torch.optim.Optimizer
     another ``run`` is an InputError (checkpoints from before the identity was saved are taken as they are).
     The training GPU's RNG state goes to the GPU the run resumes on (``cuda:1`` may resume as ``cuda:0``)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if run and state.get("run") and state["run"] != run:
-        saved = settings_differences(state["run"], run, state["run"].keys() | run.keys())
+    # a setting added since the checkpoint was saved is not in its identity (the run takes it as recorded or at
+    # its default: experiments/settings.py resume_settings)
+    if run and state.get("run") and (saved := settings_differences(state["run"], run, state["run"].keys())):
         raise InputError(f"{path} was saved with {saved}: it comes from another run, or config.json was edited; "
                          "restore the run's own files, or start a new run")
     model.load_state_dict(state["model"])

@@ -283,13 +283,17 @@ def test_the_repeated_mention_study_by_hand(tmp_path, caplog):
     # and so is a run trained again since it was decoded (its summary selected another best.pt)
     runs["webnlg_exact_exact_K3_seed1"]["best_pt_sha256"] = "1a2b"
     (tmp_path / "mention_study.json").write_text(json.dumps({"runs": runs}))
-    summaries = {name: {"best_pt_sha256": "1a2b"} for name in runs}
+    summaries = {name: {} for name in runs} | {"webnlg_exact_exact_K3_seed1": {"best_pt_sha256": "1a2b"}}
     assert "| webnlg_exact_exact_K3 | 2 | 150 |" in "\n".join(mention_lines("webnlg_exact", tmp_path, summaries))
     summaries["webnlg_exact_exact_K3_seed1"]["best_pt_sha256"] = "3c4d"
     lines = "\n".join(mention_lines("webnlg_exact", tmp_path, summaries))
     assert "| webnlg_exact_exact_K3 | 1 | 200 |" in lines, lines
     assert ("1 run trained again since it was decoded left out (webnlg_exact_exact_K3_seed1): python "
             "reproduce.py --mention_study --dataset webnlg_exact decodes its best.pt again") in caplog.text
+    # an entry from before entries recorded their checkpoint, beside a summary that records one: of an earlier
+    # training too (summaries recorded it first)
+    summaries["webnlg_exact_exact_K3_seed2"]["best_pt_sha256"] = "5e6f"
+    assert "| webnlg_exact_exact_K3 |" not in "\n".join(mention_lines("webnlg_exact", tmp_path, summaries))
     for damaged in ({"runs": 5}, [], {"runs": {"webnlg_exact_exact_K3_seed1": []}}):
         (tmp_path / "mention_study.json").write_text(json.dumps(damaged))
         with pytest.raises(InputError, match="mention_study.json: not the object reproduce.py --mention_study "

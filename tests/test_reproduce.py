@@ -289,13 +289,17 @@ def test_a_runner_killed_outright_takes_its_training_with_it(tmp_path):
     instead of training on unwatched, holding the run against the next runner and never recorded."""
     fake_project = tmp_path / "project"
     fake_project.mkdir()
-    child_pid = tmp_path / "child.pid"
-    (fake_project / "train.py").write_text(
-        f"import os, time\nopen({str(child_pid)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n")
-    runner_code = (f"from pathlib import Path\nfrom experiments import launch\n"
-                   f"launch.PROJECT_ROOT = Path({str(fake_project)!r})\n"
-                   f"launch.TrainJob('webnlg_partial_K0_seed1', (), {str(tmp_path / 's')!r}, "
-                   f"{str(tmp_path / 'r')!r}).run()\n")
+    child_pid, stopped = tmp_path / "child.pid", tmp_path / "stopped"
+    (fake_project / "train.py").write_text(  # says that SIGTERM stopped it
+        f"import os, signal, sys, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *_: (open({str(stopped)!r}, 'w').write('SIGTERM'), sys.exit(143)))\n"
+        f"open({str(child_pid)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n")
+    # the runner as reproduce.py runs it: each job from a worker thread of a pool, the main thread waiting
+    runner_code = (f"from concurrent.futures import ThreadPoolExecutor\nfrom pathlib import Path\n"
+                   f"from experiments import launch\nlaunch.PROJECT_ROOT = Path({str(fake_project)!r})\n"
+                   f"job = launch.TrainJob('webnlg_partial_K0_seed1', (), {str(tmp_path / 's')!r}, "
+                   f"{str(tmp_path / 'r')!r})\n"
+                   f"with ThreadPoolExecutor(2) as pool:\n    pool.submit(job.run).result()\n")
     runner = subprocess.Popen([sys.executable, "-c", runner_code], cwd=Path(reproduce.__file__).parent)
     deadline = time.time() + 30
     while not (child_pid.exists() and child_pid.read_text()) and time.time() < deadline:
@@ -305,13 +309,9 @@ def test_a_runner_killed_outright_takes_its_training_with_it(tmp_path):
     runner.kill()
     runner.wait()
     deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break  # ended (and reaped by init, its new parent)
+    while not stopped.exists() and time.time() < deadline:
         time.sleep(0.1)
-    else:
+    if not stopped.exists():
         os.kill(pid, 9)
         pytest.fail("train.py trained on after its runner was killed")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import types
+import typing
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,6 +44,30 @@ def data_fingerprint(data_dir: Path) -> dict[str, str]:
 def field_defaults(settings_class: type) -> dict[str, object]:
     """The defaults a settings dataclass declares (fields without one left out): where every default lives."""
     return {f.name: f.default for f in dataclasses.fields(settings_class) if f.default is not dataclasses.MISSING}
+
+
+def fits_type(value: object, kind: object) -> bool:
+    """Whether a recorded setting ``value`` (read from JSON) is of a settings field's annotated ``kind``: an int
+    where a float goes (a hand-edited 1 for 1.0), never a bool for a number; unions and Literal choices by their
+    members (an extension's ``Literal["max", "mean"]``)."""
+    origin = typing.get_origin(kind)
+    if origin is typing.Literal:
+        return any(value == choice and type(value) is type(choice) for choice in typing.get_args(kind))
+    if origin in (typing.Union, types.UnionType):
+        return any(fits_type(value, member) for member in typing.get_args(kind))
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, int | float)
+    return value is None if kind is type(None) else isinstance(value, origin or kind)
+
+
+def expected_type(kind: object) -> str:
+    """What a settings field of annotated ``kind`` wants, as a message says it: "of type int", "of type int |
+    None", "one of 'max', 'mean'"."""
+    if typing.get_origin(kind) is typing.Literal:
+        return "one of " + ", ".join(repr(choice) for choice in typing.get_args(kind))
+    return "of type " + getattr(kind, "__name__", str(kind).replace("typing.", "").replace("NoneType", "None"))
 
 
 def settings_differences(saved: dict, current: dict, keys: Iterable[str]) -> str:

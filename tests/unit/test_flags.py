@@ -181,17 +181,22 @@ def test_a_field_added_to_the_network_is_checked_by_its_type():
     """RINConfig checks each value by its field's annotation, so a field of another type (an extension's str)
     gets its own message, not an integer's; a recorded field this code lacks is refused by name."""
     import dataclasses
+    import typing
 
     from model.rin import RINConfig
 
     @dataclasses.dataclass
     class Extended(RINConfig):
-        relation_pool: str = "max"
+        relation_pool: typing.Literal["max", "mean"] = "max"
+        label: str = "x"
+        cap: int | None = None
 
     sizes = {"vocab_size": 3, "num_pos": 3, "num_tags": 2, "num_relations": 2}
-    assert Extended(**sizes, relation_pool="mean").relation_pool == "mean"
-    with pytest.raises(ValueError, match=r"relation_pool = 3: not a str"):
-        Extended(**sizes, relation_pool=3)
+    assert Extended(**sizes, relation_pool="mean", cap=3).relation_pool == "mean"
+    for field, value, wanted in (("relation_pool", "sum", "one of 'max', 'mean'"), ("label", 3, "of type str"),
+                                 ("cap", True, "of type int | None")):
+        with pytest.raises(ValueError, match=re.escape(f"{field} = {value!r}: not {wanted}")):
+            Extended(**sizes, **{field: value})
     with pytest.raises(ValueError, match="model settings this code does not have: relation_pool .written by other "
                                          "code: another branch or version.."):
         RINConfig.from_dict({**sizes, "relation_pool": "mean"})
