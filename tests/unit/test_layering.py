@@ -68,3 +68,25 @@ def test_leaves_load_without_torch():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False", f"one of {light} imports torch"
+
+
+def test_a_module_of_ones_own_named_like_a_package_here_is_named(tmp_path):
+    """A utils.py or data.py beside one's script is found before this project's packages (the script's folder
+    comes first on sys.path): `from model import load_extractor` says which file is in the way."""
+    import os
+
+    for name in ("utils", "data"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / f"{name}.py").write_text("x = 1\n")
+        (folder / "mine.py").write_text("from model import load_extractor\n")
+        done = subprocess.run([sys.executable, "mine.py"], cwd=folder, capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines()[-1] == (
+            f"ImportError: {folder / name}.py is found as '{name}' before this project's {ROOT / name}/, which its "
+            "model/ imports: rename that module, or run your script from another folder")
+    (tmp_path / "utils" / "utils.py").unlink()
+    done = subprocess.run([sys.executable, "mine.py"], cwd=tmp_path / "utils", capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
