@@ -158,7 +158,7 @@ def default_settings() -> dict:
         "thread_policy": speed.DEFAULTS.thread_policy}
 
 
-RETIRED_SETTINGS = ("resume",)  # recorded by runs before 2026-12-05, read by nothing
+RETIRED_SETTINGS = ("resume",)  # recorded by runs started before 2026-12-03, read by nothing
 
 
 def resolve_settings(args: argparse.Namespace) -> dict:
