@@ -562,7 +562,10 @@ def render_report(dataset: str, seeds: list[int], results_dir: Path) -> str:
         if scorer == "strings":
             scored = sum("string_sets" in results[name] for name in own)
             lines += [f"{scored} of {len(own)} finished runs carry string-set scores (runs trained before "
-                      "train.py wrote them have none; 'not run yet' below means no such run).", ""]
+                      "train.py wrote them have none; 'not run yet' below means no such run). The paper counts by "
+                      "positions, so 'F1 diff' and its * set two countings side by side: strings score about 2 F1 "
+                      "higher on the same predictions ([NOTES-2026-12-07-strings.md](NOTES-2026-12-07-strings.md)).",
+                      ""]
         lines += [
                   "| match | model | seeds | P | R | F1 | paper P / R / F1 | F1 diff | ours - RIN | paper - RIN |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
