@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import evaluate
+import score
 import train
 from data.loader import MENTION_READING, collate, load_split
 from model import load_run, speed
@@ -68,6 +69,10 @@ def test_evaluate_round_trip_and_reload(trained, data_dir, tmp_path):
     test_lines = (data_dir / "test.json").read_text().splitlines()
     assert len(records) == len(test_lines)
     assert [r["tokens"] for r in records] == [json.loads(line)["sentText"] for line in test_lines]
+    # score.py counts another system's triples as evaluate.py's strings count ours: on evaluate.py's own output
+    # it gives the same figures
+    assert score.main(["--predictions", str(out), "--gold", str(data_dir / "test.json")])["strings"] == (
+        scores["strings"])
     assert [r["line"] for r in records] == list(range(1, len(test_lines) + 1))
     triple = records[0]["gold"][0] if records[0]["gold"] else next(r["gold"][0] for r in records if r["gold"])
     assert set(triple) == {"subject", "subject_span", "relation", "object", "object_span"}

@@ -137,6 +137,17 @@ def text_key(tokens: Sequence[str], triple: Triple, mode: str) -> tuple[str, str
     raise unknown_mode(mode)
 
 
+def text_triple_key(triple: tuple[str, str, str], mode: str) -> tuple[str, str, str]:
+    """text_key for a triple given as texts (another system's output): the last words in partial match, the whole
+    texts in exact; words separated by single spaces, as text_key joins tokens."""
+    subject, relation, obj = triple
+    if mode == "partial":
+        return subject.split()[-1], relation, obj.split()[-1]
+    if mode == "exact":
+        return " ".join(subject.split()), relation, " ".join(obj.split())
+    raise unknown_mode(mode)
+
+
 def string_score(predicted: Sequence[Iterable[Triple]], gold: Sequence[Iterable[Triple]],
                  token_lists: Sequence[Sequence[str]], mode: str) -> dict[str, float | int]:
     """Micro P/R/F1 over sets of (subject text, relation, object text) per sentence."""

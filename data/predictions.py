@@ -1,0 +1,66 @@
+"""Predicted triples of any system, read for score.py: one item per gold sentence, in the gold file's order.
+
+An item is a JSON object with the sentence ("text", "sentText" or "tokens": a string, split on whitespace, or
+its list of words) and its predicted triples under the first of these keys it has: "triple_list_pred" (CasRel's
+test output), "triple_list" (CasRel's data layout), "triples" (evaluate.py's predictions). A triple is [subject,
+relation, object] or {"subject", "relation", "object"}, texts with their words separated by spaces.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.loader import DataError, read_json_records
+
+TEXT_KEYS = ("text", "sentText", "tokens")
+TRIPLE_KEYS = ("triple_list_pred", "triple_list", "triples")
+
+
+@dataclass
+class Predicted:
+    """One sentence's predicted (subject text, relation, object text) triples; ``where`` is its file:line."""
+
+    where: str
+    tokens: list[str]
+    triples: list[tuple[str, str, str]]
+
+
+def read_predictions(path: str | Path) -> list[Predicted]:
+    """Every item of ``path``; a malformed one is a DataError naming its file:line and what is wrong."""
+    return [parse_item(item, f"{path}:{number}") for number, item in read_json_records(path)]
+
+
+def parse_item(item: object, where: str) -> Predicted:
+    if not isinstance(item, dict):
+        raise DataError(f"{where}: a JSON {type(item).__name__}, not an object with the sentence and its triples")
+    text_key = next((key for key in TEXT_KEYS if key in item), None)
+    triples_key = next((key for key in TRIPLE_KEYS if key in item), None)
+    if text_key is None or triples_key is None:
+        lacking = " or ".join(TEXT_KEYS if text_key is None else TRIPLE_KEYS)
+        raise DataError(f"{where}: no {lacking} (keys here: {', '.join(map(str, item)) or 'none'})")
+    text = item[text_key]
+    if isinstance(text, str):
+        tokens = text.split()
+    elif isinstance(text, list) and all(isinstance(token, str) and token.strip() for token in text):
+        tokens = list(text)
+    else:
+        raise DataError(f"{where}: {text_key} is neither a string nor a list of words")
+    listed = item[triples_key]
+    if not isinstance(listed, list):
+        raise DataError(f"{where}: {triples_key} is a {type(listed).__name__}, not a list of triples")
+    return Predicted(where, tokens, [parse_triple(triple, f"{where}: {triples_key} item {index}")
+                                     for index, triple in enumerate(listed, start=1)])
+
+
+def parse_triple(triple: object, where: str) -> tuple[str, str, str]:
+    if isinstance(triple, dict):
+        missing = [key for key in ("subject", "relation", "object") if key not in triple]
+        if missing:
+            raise DataError(f"{where}: no {', '.join(missing)}")
+        triple = [triple["subject"], triple["relation"], triple["object"]]
+    if not (isinstance(triple, list) and len(triple) == 3 and all(isinstance(part, str) for part in triple)):
+        raise DataError(f"{where}: {str(triple)[:80]} is not [subject, relation, object], three strings")
+    subject, relation, obj = (" ".join(part.split()) for part in triple)
+    if not (subject and relation and obj):
+        raise DataError(f"{where}: an empty subject, relation or object ({triple})")
+    return subject, relation, obj

@@ -1,0 +1,74 @@
+"""Score another system's predicted triples against a RIN-format gold file, counted by strings.
+
+    python score.py --predictions casrel_test_result.json --gold dataset/webnlg/test.json
+    python score.py --predictions my_system.jsonl --gold dataset/webnlg_exact/test.json --out my_scores.json
+
+CasRel, TPLinker and PRGC count sets of (subject text, relation, object text) per sentence; this counts any
+system's output so on the gold our runs are scored on, as evaluate.py's strings figures count ours: partial
+match by the last words, exact match by the whole texts. The predictions file holds one item per gold sentence,
+in the gold file's order (JSON lines or one JSON array): the sentence ("text", "sentText" or "tokens") and its
+triples ("triple_list_pred" as CasRel's test output writes them, "triple_list", or "triples" as evaluate.py
+writes them), a triple [subject, relation, object] or an object with those keys. Each item's words must be the
+gold sentence's: a file out of order or of another test set stops with the first line that differs.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from data.loader import load_sentences
+from data.predictions import read_predictions
+from utils.cli import ArgumentParser, setup_logging
+from utils.errors import InputError, one_line_errors
+from utils.files import check_file_path, write_json
+from utils.scorer import CONVENTIONS, MODES, micro_prf, text_key, text_triple_key
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = ArgumentParser(prog="score.py", description=__doc__)
+    parser.add_argument("--predictions", required=True, help="the system's predicted triples, one item per gold "
+                        "sentence in the gold file's order (layouts above)")
+    parser.add_argument("--gold", required=True, help="RIN-format gold file, e.g. dataset/webnlg/test.json")
+    parser.add_argument("--out", help="also write the scores, with both files' paths, to this JSON file")
+    parser.add_argument("--debug", action="store_true", help="show a full traceback on errors")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    setup_logging()
+    with one_line_errors("score.py", args.debug):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.out:
+        check_file_path(args.out, "--out")
+        if Path(args.out).resolve() in {Path(args.predictions).resolve(), Path(args.gold).resolve()}:
+            raise InputError(f"--out {args.out}: one of the files scored; name another")
+    gold, report = load_sentences(args.gold, scored=True)
+    report.log(args.gold)  # what was repaired or skipped in the gold, as evaluate.py says it
+    predicted = read_predictions(args.predictions)
+    if len(predicted) != len(gold):
+        raise InputError(f"{args.predictions}: {len(predicted)} items for the {len(gold)} sentences of {args.gold} "
+                         "(any record it skipped is in the warnings above); one item per gold sentence, in its order")
+    for item, sentence in zip(predicted, gold, strict=True):
+        if item.tokens != sentence.tokens:
+            raise InputError(f"{item.where}: its words differ from the gold sentence at {sentence.where} "
+                             f"({' '.join(item.tokens)[:60]!r} against {' '.join(sentence.tokens)[:60]!r}): "
+                             "another test set, or another order?")
+    scores = {mode: micro_prf(({text_triple_key(triple, mode) for triple in item.triples},
+                               {text_key(sentence.tokens, triple, mode) for triple in sentence.triples})
+                              for item, sentence in zip(predicted, gold, strict=True)) for mode in MODES}
+    for mode, result in scores.items():
+        print(f"{mode:7s} (strings): P {result['precision']:.4f}  R {result['recall']:.4f}  F1 {result['f1']:.4f}  "
+              f"({result['correct']} correct / {result['predicted']} predicted / {result['gold']} gold)")
+    if args.out:
+        write_json(Path(args.out), {"predictions": str(Path(args.predictions).absolute()),
+                                    "gold": str(Path(args.gold).absolute()), "scores": {"strings": scores},
+                                    "conventions": {"strings": CONVENTIONS["strings"]}})
+    return {"strings": scores}
+
+
+if __name__ == "__main__":
+    main()
