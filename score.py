@@ -6,10 +6,11 @@
 CasRel, TPLinker and PRGC count sets of (subject text, relation, object text) per sentence; this counts any
 system's output so on the gold our runs are scored on, as evaluate.py's strings figures count ours: partial
 match by the last words, exact match by the whole texts. The predictions file holds one item per gold sentence,
-in the gold file's order (JSON lines or one JSON array): the sentence ("text", "sentText" or "tokens") and its
-triples ("triple_list_pred" as CasRel's test output writes them, "triple_list", or "triples" as evaluate.py
-writes them), a triple [subject, relation, object] or an object with those keys. Each item's words must be the
-gold sentence's: a file out of order or of another test set stops with the first line that differs.
+in the gold file's order (one JSON array, or objects one after another: JSON lines, or CasRel's indented test
+output): the sentence ("text", "sentText" or "tokens") and its triples ("triple_list_pred" as CasRel's test output
+writes them, "triple_list", or "triples" as evaluate.py writes them), a triple [subject, relation, object] or an
+object with those keys. Each item must hold the gold sentence's characters (its tokens may differ, WordPiece's
+included): a file out of order or of another test set stops with the first item that differs.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from data.loader import load_sentences
-from data.predictions import read_predictions
+from data.predictions import read_predictions, same_sentence
 from utils.cli import ArgumentParser, setup_logging
 from utils.errors import InputError, one_line_errors
 from utils.files import check_file_path, write_json
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"{args.predictions}: {len(predicted)} items for the {len(gold)} sentences of {args.gold} "
                          "(any record it skipped is in the warnings above); one item per gold sentence, in its order")
     for item, sentence in zip(predicted, gold, strict=True):
-        if item.tokens != sentence.tokens:
+        if not same_sentence(item.tokens, sentence.tokens):
             raise InputError(f"{item.where}: its words differ from the gold sentence at {sentence.where} "
                              f"({' '.join(item.tokens)[:60]!r} against {' '.join(sentence.tokens)[:60]!r}): "
                              "another test set, or another order?")

@@ -1,4 +1,5 @@
-"""Predicted triples of any system, read for score.py: one item per gold sentence, in the gold file's order.
+"""Predicted triples of any system, read for score.py: one item per gold sentence, in the gold file's order, in
+one JSON array or as JSON objects one after another (JSON lines, or CasRel's indented test output).
 
 An item is a JSON object with the sentence ("text", "sentText" or "tokens": a string, split on whitespace, or
 its list of words) and its predicted triples under the first of these keys it has: "triple_list_pred" (CasRel's
@@ -7,10 +8,13 @@ relation, object] or {"subject", "relation", "object"}, texts with their words s
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from data.loader import DataError, read_json_records
+from utils.files import DuplicateKeyError, json_problem, unique_keys
 
 TEXT_KEYS = ("text", "sentText", "tokens")
 TRIPLE_KEYS = ("triple_list_pred", "triple_list", "triples")
@@ -26,8 +30,40 @@ class Predicted:
 
 
 def read_predictions(path: str | Path) -> list[Predicted]:
-    """Every item of ``path``; a malformed one is a DataError naming its file:line and what is wrong."""
-    return [parse_item(item, f"{path}:{number}") for number, item in read_json_records(path)]
+    """Every item of ``path``: one JSON array, or JSON objects one after another (JSON lines, or indented
+    objects as CasRel's test output writes them); a malformed one is a DataError naming its file:line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: unreadable ({error})") from None
+    records = read_json_records(path) if text.lstrip().startswith("[") else _objects(text, path)
+    return [parse_item(item, f"{path}:{number}") for number, item in records]
+
+
+def _objects(text: str, path: Path) -> Iterator[tuple[str, object]]:
+    """``(line where it starts, value)`` for JSON values one after another, separated by white space."""
+    decoder, position = json.JSONDecoder(object_pairs_hook=unique_keys), 0
+    while True:
+        while position < len(text) and text[position] in " \t\n\r":
+            position += 1
+        if position == len(text):
+            return
+        line = text.count("\n", 0, position) + 1
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{text.count(chr(10), 0, error.pos) + 1}: malformed JSON: "
+                            f"{json_problem(error)}") from None
+        except DuplicateKeyError as error:
+            raise DataError(f"{path}:{line}: {error}") from None
+        yield str(line), value
+
+
+def same_sentence(words: list[str], other: list[str]) -> bool:
+    """Whether two tokenisations are of one sentence: the same characters, spaces and WordPiece's '##' aside
+    (CasRel writes the BERT tokens it read); strings are scored, so tokens need not agree."""
+    return "".join(words).replace("##", "") == "".join(other).replace("##", "")
 
 
 def parse_item(item: object, where: str) -> Predicted:

@@ -53,6 +53,26 @@ def test_casrel_and_evaluate_layouts_count_as_strings(tmp_path, gold):
     assert all(scores["f1"] == 1.0 for scores in scored(tmp_path, gold, own).values())
 
 
+def test_casrels_own_test_output_is_read_as_written(tmp_path, gold, capsys):
+    """CasRel writes indented JSON objects one after another, its text as BERT's WordPiece tokens and its triples
+    as objects: the sentences are the gold's, token boundaries aside."""
+    output = [{"text": "Banana ##man was created by Steve Bright .",
+               "triple_list_gold": [], "triple_list_pred": [
+                   {"subject": "Bananaman", "relation": "creator", "object": "Steve Bright"}], "new": [], "lack": []},
+              {"text": "Anna Smith lives in Os ##lo .", "triple_list_gold": [],
+               "triple_list_pred": [{"subject": "Anna Smith", "relation": "residence", "object": "Oslo"}]}]
+    path = tmp_path / "test_results.json"
+    path.write_text("".join(json.dumps(item, indent=4) + "\n" for item in output))
+    result = score.main(["--predictions", str(path), "--gold", str(gold)])["strings"]
+    assert result["partial"]["f1"] == result["exact"]["f1"] == 1.0
+    broken = path.read_text().replace('"relation": "residence",', '"relation": "residence"')
+    path.write_text(broken)
+    with pytest.raises(ErrorExit):
+        score.main(["--predictions", str(path), "--gold", str(gold)])
+    line = broken.splitlines().index('            "relation": "residence"') + 2  # the error is at the next key
+    assert f"test_results.json:{line}: malformed JSON" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("items, named", [
     ([{"text": "Bananaman was created by Steve Bright .", "triple_list": []}],
      "1 items for the 2 sentences of"),
