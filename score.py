@@ -9,20 +9,25 @@ match by the last words, exact match by the whole texts. The predictions file ho
 in the gold file's order (one JSON array, or objects one after another: JSON lines, or CasRel's indented test
 output): the sentence ("text", "sentText" or "tokens") and its triples ("triple_list_pred" as CasRel's test output
 writes them, "triple_list", or "triples" as evaluate.py writes them), a triple [subject, relation, object] or an
-object with those keys. Each item must hold the gold sentence's characters (its tokens may differ, WordPiece's
-included): a file out of order or of another test set stops with the first item that differs.
+object with those keys. Each item must hold the gold sentence's characters (tokenised otherwise, as CasRel's
+WordPiece text is, it is still found): a file out of order or of another test set stops with the first item that
+differs. Triple texts are compared with the gold's words joined by spaces, so a triple that can never count (an
+argument that is no run of the gold sentence's words, a relation the gold never names) is counted in a warning.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
-from data.loader import load_sentences
-from data.predictions import read_predictions, same_sentence
+from data.loader import Sentence, load_sentences
+from data.predictions import Predicted, read_predictions, same_sentence
 from utils.cli import ArgumentParser, setup_logging
 from utils.errors import InputError, one_line_errors
 from utils.files import check_file_path, write_json
 from utils.scorer import CONVENTIONS, MODES, micro_prf, text_key, text_triple_key
+
+log = logging.getLogger("score")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,17 +52,24 @@ def run(args: argparse.Namespace) -> dict:
         check_file_path(args.out, "--out")
         if Path(args.out).resolve() in {Path(args.predictions).resolve(), Path(args.gold).resolve()}:
             raise InputError(f"--out {args.out}: one of the files scored; name another")
+    for flag, path in (("--predictions", args.predictions), ("--gold", args.gold)):
+        if not Path(path).is_file():
+            raise InputError(f"{flag} {path}: {'a folder, not a file' if Path(path).is_dir() else 'no such file'}")
     gold, report = load_sentences(args.gold, scored=True)
     report.log(args.gold)  # what was repaired or skipped in the gold, as evaluate.py says it
+    if not gold:
+        raise InputError(f"{args.gold}: no sentences to score")
     predicted = read_predictions(args.predictions)
-    if len(predicted) != len(gold):
-        raise InputError(f"{args.predictions}: {len(predicted)} items for the {len(gold)} sentences of {args.gold} "
-                         "(any record it skipped is in the warnings above); one item per gold sentence, in its order")
-    for item, sentence in zip(predicted, gold, strict=True):
+    for item, sentence in zip(predicted, gold, strict=False):  # the first item out of place, before any count
         if not same_sentence(item.tokens, sentence.tokens):
             raise InputError(f"{item.where}: its words differ from the gold sentence at {sentence.where} "
                              f"({' '.join(item.tokens)[:60]!r} against {' '.join(sentence.tokens)[:60]!r}): "
-                             "another test set, or another order?")
+                             "another test set, another order, a sentence missing, or cased or normalised otherwise?")
+    if len(predicted) != len(gold):
+        raise InputError(f"{args.predictions}: {len(predicted)} items for the {len(gold)} sentences of {args.gold}, "
+                         f"the first {min(len(predicted), len(gold))} alike; one item per gold sentence, in its order "
+                         "(the gold's load report above lists any record it skipped)")
+    warn_unmatchable(predicted, gold)
     scores = {mode: micro_prf(({text_triple_key(triple, mode) for triple in item.triples},
                                {text_key(sentence.tokens, triple, mode) for triple in sentence.triples})
                               for item, sentence in zip(predicted, gold, strict=True)) for mode in MODES}
@@ -69,6 +81,27 @@ def run(args: argparse.Namespace) -> dict:
                                     "gold": str(Path(args.gold).absolute()), "scores": {"strings": scores},
                                     "conventions": {"strings": CONVENTIONS["strings"]}})
     return {"strings": scores}
+
+
+def warn_unmatchable(predicted: list[Predicted], gold: list[Sentence]) -> None:
+    """Say what can never count as correct, counted, rather than let it lower the scores unexplained: predicted
+    subjects or objects that are no run of their gold sentence's words (tokenised, cased or normalised otherwise
+    than the gold), and relations the gold never names."""
+    outside, unknown = [], []
+    relations = {relation for sentence in gold for _, relation, _ in sentence.triples}
+    for item, sentence in zip(predicted, gold, strict=True):
+        words = sentence.tokens
+        runs = {" ".join(words[start:end]) for start in range(len(words)) for end in range(start + 1, len(words) + 1)}
+        outside += [f"{item.where}: {text!r}" for subject, _, obj in item.triples for text in (subject, obj)
+                    if text not in runs]
+        unknown += [f"{item.where}: {relation!r}" for _, relation, _ in item.triples if relation not in relations]
+    if outside:
+        log.warning("%d predicted subjects and objects are no run of their gold sentence's words, so never correct "
+                    "(tokenised, cased or normalised otherwise than the gold?), e.g. %s", len(outside),
+                    "; ".join(outside[:3]))
+    if unknown:
+        log.warning("%d predicted triples name relations the gold never uses (named otherwise, or absent from this "
+                    "test set?), e.g. %s", len(unknown), "; ".join(unknown[:3]))
 
 
 if __name__ == "__main__":

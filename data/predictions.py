@@ -35,25 +35,28 @@ def read_predictions(path: str | Path) -> list[Predicted]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: unreadable ({error})") from None
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 ({error.reason})") from None
+    except OSError as error:
+        raise DataError(f"{path}: unreadable ({error.strerror or error})") from None
     records = read_json_records(path) if text.lstrip().startswith("[") else _objects(text, path)
     return [parse_item(item, f"{path}:{number}") for number, item in records]
 
 
 def _objects(text: str, path: Path) -> Iterator[tuple[str, object]]:
     """``(line where it starts, value)`` for JSON values one after another, separated by white space."""
-    decoder, position = json.JSONDecoder(object_pairs_hook=unique_keys), 0
+    decoder, position, line, counted = json.JSONDecoder(object_pairs_hook=unique_keys), 0, 1, 0
     while True:
         while position < len(text) and text[position] in " \t\n\r":
             position += 1
         if position == len(text):
             return
-        line = text.count("\n", 0, position) + 1
+        line, counted = line + text.count("\n", counted, position), position  # counted once: files are long
         try:
             value, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
-            raise DataError(f"{path}:{text.count(chr(10), 0, error.pos) + 1}: malformed JSON: "
+            raise DataError(f"{path}:{line + text.count(chr(10), counted, error.pos)}: malformed JSON: "
                             f"{json_problem(error)}") from None
         except DuplicateKeyError as error:
             raise DataError(f"{path}:{line}: {error}") from None
@@ -96,7 +99,7 @@ def parse_triple(triple: object, where: str) -> tuple[str, str, str]:
         triple = [triple["subject"], triple["relation"], triple["object"]]
     if not (isinstance(triple, list) and len(triple) == 3 and all(isinstance(part, str) for part in triple)):
         raise DataError(f"{where}: {str(triple)[:80]} is not [subject, relation, object], three strings")
-    subject, relation, obj = (" ".join(part.split()) for part in triple)
-    if not (subject and relation and obj):
+    subject, relation, obj = " ".join(triple[0].split()), triple[1], " ".join(triple[2].split())
+    if not (subject and relation.strip() and obj):
         raise DataError(f"{where}: an empty subject, relation or object ({triple})")
     return subject, relation, obj

@@ -75,10 +75,10 @@ def test_casrels_own_test_output_is_read_as_written(tmp_path, gold, capsys):
 
 @pytest.mark.parametrize("items, named", [
     ([{"text": "Bananaman was created by Steve Bright .", "triple_list": []}],
-     "1 items for the 2 sentences of"),
+     "1 items for the 2 sentences of"),  # the first alike, the second missing
     ([{"text": "Anna Smith lives in Oslo .", "triple_list": []}, {"text": "Bananaman was created by Steve Bright .",
                                                                  "triple_list": []}],
-     "predictions.json:1: its words differ from the gold sentence at"),  # another order
+     "predictions.json:1: its words differ from the gold sentence at"),  # another order, or one missing
     ([{"text": "Bananaman was created by Steve Bright .", "triple_list": [["Bananaman", "creator"]]},
       {"text": "Anna Smith lives in Oslo .", "triple_list": []}],
      "predictions.json:1: triple_list item 1: ['Bananaman', 'creator'] is not [subject, relation, object]"),
@@ -102,3 +102,24 @@ def test_the_scores_file_never_replaces_an_input(tmp_path, gold, capsys):
         scored(tmp_path, gold, [], "--out", str(gold))
     assert "one of the files scored; name another" in capsys.readouterr().err
     assert json.loads(gold.read_text().splitlines()[0]) == GOLD[0]
+
+
+def test_what_can_never_count_is_said(tmp_path, gold, capsys):
+    """Texts tokenised, cased or spelled otherwise than the gold's words, and relations the gold never names,
+    would lower the scores unexplained: counted in warnings, the scores as they are."""
+    items = [{"text": "Bananaman was created by Steve Bright .",
+              "triple_list": [["bananaman", "creator", "Bright"], ["Bananaman", "created_by", "Bright"]]},
+             {"text": "Anna Smith lives in Oslo .", "triple_list": [["Anna Smith", "residence", "Oslo ."]]}]
+    result = scored(tmp_path, gold, items)
+    said = capsys.readouterr().err
+    assert result["partial"]["correct"] == 0  # (Smith, residence, .) is no gold triple, though 'Oslo .' is words
+    assert ("1 predicted subjects and objects are no run of their gold sentence's words, so never correct "
+            "(tokenised, cased or normalised otherwise than the gold?), e.g.") in said
+    assert "predictions.json:1: 'bananaman'" in said and "'Oslo .'" not in said
+    assert "1 predicted triples name relations the gold never uses" in said and "'created_by'" in said
+
+
+def test_missing_files_name_their_flag(tmp_path, gold, capsys):
+    with pytest.raises(ErrorExit):
+        score.main(["--predictions", str(gold), "--gold", str(tmp_path / "nowhere.json")])
+    assert f"--gold {tmp_path / 'nowhere.json'}: no such file" in capsys.readouterr().err
