@@ -11,8 +11,8 @@ output): the sentence ("text", "sentText" or "tokens") and its triples ("triple_
 writes them, "triple_list", or "triples" as evaluate.py writes them), a triple [subject, relation, object] or an
 object with those keys. Each item must hold the gold sentence's characters (tokenised otherwise, as CasRel's
 WordPiece text is, it is still found): a file out of order or of another test set stops with the first item that
-differs. Triple texts are compared with the gold's words joined by spaces, so a triple that can never count (an
-argument that is no run of the gold sentence's words, a relation the gold never names) is counted in a warning.
+differs. Triple texts are compared with the gold's words joined by spaces; arguments that are no run of the gold
+sentence's words, and relations the gold never names, are counted in a warning.
 """
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> dict:
 def warn_unmatchable(predicted: list[Predicted], gold: list[Sentence]) -> None:
     """Say what can never count as correct, counted, rather than let it lower the scores unexplained: predicted
     subjects or objects that are no run of their gold sentence's words (tokenised, cased or normalised otherwise
-    than the gold), and relations the gold never names."""
+    than the gold; partial match, by last words, may still take some), and relations the gold never names."""
     outside, unknown = [], []
     relations = {relation for sentence in gold for _, relation, _ in sentence.triples}
     for item, sentence in zip(predicted, gold, strict=True):
@@ -96,8 +96,8 @@ def warn_unmatchable(predicted: list[Predicted], gold: list[Sentence]) -> None:
                     if text not in runs]
         unknown += [f"{item.where}: {relation!r}" for _, relation, _ in item.triples if relation not in relations]
     if outside:
-        log.warning("%d predicted subjects and objects are no run of their gold sentence's words, so never correct "
-                    "(tokenised, cased or normalised otherwise than the gold?), e.g. %s", len(outside),
+        log.warning("%d predicted subjects and objects are no run of their gold sentence's words, never correct in "
+                    "exact match (tokenised, cased or normalised otherwise than the gold?), e.g. %s", len(outside),
                     "; ".join(outside[:3]))
     if unknown:
         log.warning("%d predicted triples name relations the gold never uses (named otherwise, or absent from this "

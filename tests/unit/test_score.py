@@ -113,8 +113,8 @@ def test_what_can_never_count_is_said(tmp_path, gold, capsys):
     result = scored(tmp_path, gold, items)
     said = capsys.readouterr().err
     assert result["partial"]["correct"] == 0  # (Smith, residence, .) is no gold triple, though 'Oslo .' is words
-    assert ("1 predicted subjects and objects are no run of their gold sentence's words, so never correct "
-            "(tokenised, cased or normalised otherwise than the gold?), e.g.") in said
+    assert ("1 predicted subjects and objects are no run of their gold sentence's words, never correct in exact "
+            "match (tokenised, cased or normalised otherwise than the gold?), e.g.") in said
     assert "predictions.json:1: 'bananaman'" in said and "'Oslo .'" not in said
     assert "1 predicted triples name relations the gold never uses" in said and "'created_by'" in said
 
