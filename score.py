@@ -16,6 +16,9 @@ sentence's words, and relations the gold never names, are counted in a warning.
 """
 from __future__ import annotations
 
+import utils.interrupt  # noqa: F401  first, before torch loads: a Ctrl-C meanwhile is one line
+
+# isort: split
 import argparse
 import logging
 from pathlib import Path
