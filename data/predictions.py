@@ -65,7 +65,8 @@ def _objects(text: str, path: Path) -> Iterator[tuple[str, object]]:
 
 def same_sentence(words: list[str], other: list[str]) -> bool:
     """Whether two tokenisations are of one sentence: the same characters, spaces and WordPiece's '##' aside
-    (CasRel writes the BERT tokens it read); strings are scored, so tokens need not agree."""
+    (CasRel writes the BERT tokens it read). Only the sentence is found so: its triples' texts are compared with
+    the gold's words (score.py warns of those that are no run of them)."""
     return "".join(words).replace("##", "") == "".join(other).replace("##", "")
 
 
