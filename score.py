@@ -93,10 +93,8 @@ def warn_unmatchable(predicted: list[Predicted], gold: list[Sentence]) -> None:
     outside, unknown = [], []
     relations = {relation for sentence in gold for _, relation, _ in sentence.triples}
     for item, sentence in zip(predicted, gold, strict=True):
-        words = sentence.tokens
-        runs = {" ".join(words[start:end]) for start in range(len(words)) for end in range(start + 1, len(words) + 1)}
         outside += [f"{item.where}: {text!r}" for subject, _, obj in item.triples for text in (subject, obj)
-                    if text not in runs]
+                    if not is_run(sentence.tokens, text.split())]
         unknown += [f"{item.where}: {relation!r}" for _, relation, _ in item.triples if relation not in relations]
     if outside:
         log.warning("%d predicted subjects and objects are no run of their gold sentence's words, never correct in "
@@ -105,6 +103,12 @@ def warn_unmatchable(predicted: list[Predicted], gold: list[Sentence]) -> None:
     if unknown:
         log.warning("%d predicted triples name relations the gold never uses (named otherwise, or absent from this "
                     "test set?), e.g. %s", len(unknown), "; ".join(unknown[:3]))
+
+
+def is_run(words: list[str], parts: list[str]) -> bool:
+    """Whether ``parts`` occur as consecutive words of ``words`` (linear in the sentence per argument, not every
+    span of it built: long sentences of one's own data stay cheap)."""
+    return any(words[start:start + len(parts)] == parts for start in range(len(words) - len(parts) + 1))
 
 
 if __name__ == "__main__":
